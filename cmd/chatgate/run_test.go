@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/redistest"
+)
+
+const brokenConfig = `
+listen: ":8080"
+auth: { jwt_secret: "short" }
+pause_reasons: [{ id: lunch, label: Lunch }]
+queues:
+  - { id: sales, channels: [whatsapp], strategy: fastest }
+agents:
+  - { id: ana, queues: [nowhere], channels: { whatsapp: { capacity: 0 } } }
+`
+
+func TestConfigCheckListsEveryProblemAndExits2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(path, []byte(brokenConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"config", "check", path}, &stdout, &stderr); code != exitInvalid {
+		t.Fatalf("config check on a broken file: exit %d, want %d", code, exitInvalid)
+	}
+	for _, want := range []string{"auth.jwt_secret", "queues[0].strategy", "agents[0].queues[0]", "agents[0].channels[whatsapp].capacity"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("config check output lacks %q:\n%s", want, stderr.String())
+		}
+	}
+
+	// serve reports the same list and exits before binding its port.
+	var serveErr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if code := run(ctx, []string{"serve", "--config", path, "--listen", "127.0.0.1:0"}, &bytes.Buffer{}, &serveErr); code != exitInvalid {
+		t.Fatalf("serve with a broken file: exit %d, want %d", code, exitInvalid)
+	}
+	if serveErr.String() != stderr.String() {
+		t.Errorf("serve's problems differ from config check's:\n%s\nvs\n%s", serveErr.String(), stderr.String())
+	}
+	if strings.Contains(serveErr.String(), "listening") {
+		t.Error("serve listened despite an invalid configuration")
+	}
+}
+
+func TestConfigCheckAcceptsTheExample(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"config", "check", "../../configs/chatgate.yaml"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("config check on the example: exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestTokenMintsAVerifiableToken(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"token", "--agent", "ana", "--role", "supervisor", "--ttl", "1h", "--config", "../../configs/chatgate.yaml"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("token: exit %d: %s", code, stderr.String())
+	}
+	cfg, _ := configs.Parse(configs.Example, func(string) (string, bool) { return "", false })
+	p, err := auth.NewVerifier(cfg.Auth.JWTSecret, "", cfg.Auth.Issuer).Verify(strings.TrimSpace(stdout.String()))
+	if err != nil {
+		t.Fatalf("minted token does not verify: %v", err)
+	}
+	if p.Agent != "ana" || p.Role != auth.RoleSupervisor {
+		t.Fatalf("got %+v, want ana/supervisor", p)
+	}
+	for _, args := range [][]string{{"token"}, {"token", "--agent", "ana", "--role", "root"}} {
+		if code := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); code != exitInvalid {
+			t.Errorf("%v: exit %d, want %d", args, code, exitInvalid)
+		}
+	}
+}
+
+func TestUnknownCommandExits2(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, &bytes.Buffer{}, &stderr); code != exitInvalid {
+		t.Fatalf("exit %d, want %d", code, exitInvalid)
+	}
+	if !strings.Contains(stderr.String(), "Usage") {
+		t.Error("no usage printed for an unknown command")
+	}
+}
+
+func TestFakeWhatsAppCommandServesTheConfiguredNumbers(t *testing.T) {
+	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out syncBuffer
+	go func() {
+		done <- run(ctx, []string{"fake-whatsapp", "--listen", addr, "--config", "../../configs/chatgate.yaml"}, &out, io.Discard)
+	}()
+	body := `{"messaging_product":"whatsapp","to":"5511999990001","type":"text","text":{"body":"hi"}}`
+	var resp *http.Response
+	var err error
+	for i := 0; i < 100; i++ {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v21.0/100200300/messages", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer dev-only-token")
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "wamid.") {
+		t.Fatalf("send to the fake: %d %s", resp.StatusCode, b)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("fake-whatsapp exit %d", code)
+	}
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/redisx"
+	"github.com/chatgate/chatgate/internal/tasks"
+)
+
+type mode int
+
+const (
+	modeServe  mode = iota // HTTP API and workers
+	modeWorker             // workers, with only the operations endpoints on HTTP
+)
+
+// component is a background part with a lifecycle: started after wiring, shut down in reverse order.
+type component interface {
+	Start() error
+	Shutdown()
+}
+
+// gateway is the composition root: config → slog → one Redis client → stores → asynq → fiber.
+type gateway struct {
+	cfg        configs.Config
+	mode       mode
+	logger     *slog.Logger
+	clock      clock.Clock
+	store      *redisx.Store
+	health     *redisx.Health
+	registry   *prometheus.Registry
+	keys       keyspace.Space
+	verifier   *auth.Verifier
+	app        *fiber.App
+	tasks      *tasks.Server
+	components []component
+	// beforeDrain runs when shutdown begins, before HTTP drains: long-lived streams end here so
+	// that draining does not wait for them.
+	beforeDrain []func()
+	closing     atomic.Bool
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mode) int {
+	fs := newFlagSet("serve", stderr)
+	configFile := fs.String("config", "", "configuration file")
+	listen := fs.String("listen", "", "address to listen on (overrides listen and CHATGATE_LISTEN)")
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	cfg, path, ok := loadConfig(*configFile, stderr)
+	if !ok {
+		return exitInvalid
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	logger := newLogger(cfg.Log, stderr)
+	logger.Info("configuration loaded", "source", path, "env", cfg.Env, "tenant", cfg.Tenant)
+
+	g, err := newGateway(ctx, cfg, m, logger)
+	if err != nil {
+		logger.Error("start failed", "err", err)
+		return exitFailure
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		logger.Error("listen failed", "addr", cfg.Listen, "err", err)
+		g.close()
+		return exitFailure
+	}
+	if err := g.run(ctx, ln); err != nil {
+		logger.Error("stopped with an error", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// newGateway opens Redis and wires every package; nothing listens yet.
+func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Logger) (*gateway, error) {
+	g := &gateway{cfg: cfg, mode: m, logger: logger, clock: clock.Real{}, keys: keyspace.New(cfg.Tenant)}
+	store, err := redisx.Open(ctx, cfg.Redis, logger.With("component", "redis"))
+	if err != nil {
+		return nil, err
+	}
+	g.store = store
+	g.health = redisx.NewHealth(store.Client, logger.With("component", "redis"), 500*time.Millisecond)
+
+	g.registry = prometheus.NewRegistry()
+	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.verifier = auth.NewVerifier(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.Auth.Issuer)
+
+	g.app = httpx.NewApp(httpx.Options{
+		Logger:         logger.With("component", "http"),
+		Registerer:     g.registry,
+		Unavailable:    redisx.IsUnavailable,
+		BodyLimit:      cfg.HTTP.BodyLimit,
+		HeaderLimit:    cfg.HTTP.HeaderLimit,
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		WriteTimeout:   cfg.HTTP.WriteTimeout,
+		IdleTimeout:    cfg.HTTP.IdleTimeout,
+		MaxConnections: cfg.HTTP.MaxConnections,
+		Ready:          g.ready,
+	})
+	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
+	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: cfg.ShutdownGrace})
+	if err := g.wire(); err != nil {
+		g.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// ready fails while shutting down or while Redis cannot be reached.
+func (g *gateway) ready(context.Context) error {
+	if g.closing.Load() {
+		return errors.New("shutting down")
+	}
+	return g.health.Err()
+}
+
+// run serves until ctx ends, then shuts down gracefully within the configured grace.
+func (g *gateway) run(ctx context.Context, ln net.Listener) error {
+	g.health.Start()
+	started := 0
+	for _, c := range g.components {
+		if err := c.Start(); err != nil {
+			g.shutdownComponents(started)
+			g.health.Shutdown()
+			g.close()
+			_ = ln.Close()
+			return fmt.Errorf("start: %w", err)
+		}
+		started++
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- g.app.Listener(ln) }()
+	g.logger.Info("chatgate is listening", "addr", ln.Addr().String(), "mode", g.modeName())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	g.shutdown()
+	return err
+}
+
+// shutdown: readiness fails → HTTP drains → workers stop → Redis closes, each step logged.
+func (g *gateway) shutdown() {
+	g.logger.Info("shutting down", "grace", g.cfg.ShutdownGrace)
+	g.closing.Store(true)
+	for _, f := range g.beforeDrain {
+		f()
+	}
+	if err := g.app.ShutdownWithTimeout(g.cfg.ShutdownGrace); err != nil {
+		g.logger.Warn("http did not drain in time", "err", err)
+	} else {
+		g.logger.Info("http drained")
+	}
+	g.shutdownComponents(len(g.components))
+	g.health.Shutdown()
+	g.close()
+	g.logger.Info("stopped")
+}
+
+func (g *gateway) shutdownComponents(n int) {
+	for i := n - 1; i >= 0; i-- {
+		g.components[i].Shutdown()
+	}
+	if n > 0 {
+		g.logger.Info("background components stopped")
+	}
+}
+
+func (g *gateway) close() {
+	if err := g.store.Close(); err != nil {
+		g.logger.Warn("redis close", "err", err)
+	} else {
+		g.logger.Info("redis closed")
+	}
+}
+
+func (g *gateway) modeName() string {
+	if g.mode == modeWorker {
+		return "worker"
+	}
+	return "serve"
+}

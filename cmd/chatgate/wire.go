@@ -1,0 +1,49 @@
+package main
+
+import (
+	"time"
+
+	"github.com/chatgate/chatgate/presence"
+	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/webhooks"
+	"github.com/chatgate/chatgate/webhooks/whatsapp"
+)
+
+// wire builds the domain packages on the shared Redis client and mounts their routes. In worker mode
+// only the workers and the operations endpoints are wired.
+func (g *gateway) wire() error {
+	cfg := &g.cfg
+	logger := g.logger
+	presenceStore := presence.NewStore(g.store.Client, g.keys, cfg, presence.Options{
+		Clock: g.clock, Logger: logger, Registerer: g.registry, HistoryRetention: cfg.Presence.HistoryRetention,
+	})
+	events := routing.NewStreamLog(g.store.Client, g.keys, cfg.Events.MaxLen)
+	router := routing.NewRouter(g.store.Client, g.keys, cfg, routing.Options{
+		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: events, Pauser: presenceStore,
+	})
+	presenceStore.AddListener(router)
+	presenceStore.AddListener(routing.PresenceEvents{Publisher: events})
+	// Components shut down in reverse order: sweepers, then workers, then the router they use.
+	g.components = append(g.components, router, g.tasks)
+	if g.mode == modeWorker {
+		return nil
+	}
+	streams := routing.NewStreams(events, routing.StreamsOptions{Logger: logger, KeepAlive: cfg.Events.KeepAlive,
+		Heartbeat: presenceStore, Known: presenceStore.Known})
+	g.beforeDrain = append(g.beforeDrain, streams.Shutdown)
+	g.components = append(g.components,
+		streams,
+		presence.NewReaper(presenceStore, cfg.Presence.ReaperInterval, cfg.Presence.DisconnectGrace),
+		routing.NewSweeper(router, time.Second, 30*time.Second),
+	)
+
+	hooks := webhooks.NewMetrics(g.registry)
+	webhooks.NewHandler("whatsapp", whatsapp.New(cfg.WhatsApp.AppSecret, cfg.WhatsApp.PreviousAppSecret, cfg.WhatsApp.VerifyToken),
+		router, logger, hooks).Register(g.app)
+
+	v1 := g.app.Group("/v1", g.verifier.Middleware())
+	presence.NewHandler(presenceStore, cfg).Register(v1)
+	routing.NewHandler(router, cfg).Register(v1)
+	v1.Get("/agents/:id/events", streams.Handler())
+	return nil
+}

@@ -1,0 +1,184 @@
+// Package configs holds chatgate's configuration: its shape, the strict loader, environment overrides
+// and validation. The annotated example is chatgate.yaml beside this file.
+package configs
+
+import (
+	"time"
+)
+
+// Config is the whole configuration file. Keys may grow; the ones in design.md §7 keep their names.
+type Config struct {
+	Listen        string        `yaml:"listen" validate:"required,hostname_port"`
+	Env           string        `yaml:"env" validate:"omitempty,oneof=development production"`
+	Tenant        string        `yaml:"tenant" validate:"required,max=64,safeid"`
+	ShutdownGrace time.Duration `yaml:"shutdown_grace" validate:"gte=0"`
+	Log           Log           `yaml:"log"`
+	Redis         Redis         `yaml:"redis"`
+	HTTP          HTTP          `yaml:"http"`
+	Auth          Auth          `yaml:"auth"`
+	Presence      Presence      `yaml:"presence"`
+	Events        Events        `yaml:"events"`
+	Outbound      Outbound      `yaml:"outbound"`
+	PauseReasons  []PauseReason `yaml:"pause_reasons" validate:"required,min=1,dive"`
+	Queues        []Queue       `yaml:"queues" validate:"required,min=1,dive"`
+	Agents        []Agent       `yaml:"agents" validate:"dive"`
+	WhatsApp      WhatsApp      `yaml:"whatsapp"`
+	WebChat       WebChat       `yaml:"webchat"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level" validate:"omitempty,oneof=debug info warn error"`
+	Format string `yaml:"format" validate:"omitempty,oneof=text json"`
+}
+
+// Redis selects the store. An empty URL and no addresses mean the embedded in-memory store.
+type Redis struct {
+	// URL is redis://, rediss:// or unix:// for one server.
+	URL string `yaml:"url" validate:"omitempty,url"`
+	// Addrs lists cluster nodes, or sentinels when MasterName is set.
+	Addrs      []string `yaml:"addrs" validate:"dive,hostname_port"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"`
+	PoolSize   int      `yaml:"pool_size" validate:"gte=0"`
+}
+
+// Embedded reports whether no external Redis is configured.
+func (r Redis) Embedded() bool { return r.URL == "" && len(r.Addrs) == 0 }
+
+// HTTP bounds what one request may cost.
+type HTTP struct {
+	BodyLimit      int           `yaml:"body_limit" validate:"gte=0"`
+	HeaderLimit    int           `yaml:"header_limit" validate:"gte=0"`
+	ReadTimeout    time.Duration `yaml:"read_timeout" validate:"gte=0"`
+	WriteTimeout   time.Duration `yaml:"write_timeout" validate:"gte=0"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout" validate:"gte=0"`
+	MaxConnections int           `yaml:"max_connections" validate:"gte=0"`
+}
+
+// Auth configures the agents' Bearer JWTs (HS256).
+type Auth struct {
+	JWTSecret string `yaml:"jwt_secret" validate:"required,min=8"`
+	// PreviousJWTSecret is still accepted for verification while secrets rotate.
+	PreviousJWTSecret string        `yaml:"previous_jwt_secret"`
+	Issuer            string        `yaml:"issuer"`
+	DefaultTTL        time.Duration `yaml:"default_ttl" validate:"gte=0"`
+}
+
+// Presence tunes liveness and history.
+type Presence struct {
+	// DisconnectGrace is how long an agent's event stream may be gone before it is logged out.
+	DisconnectGrace  time.Duration `yaml:"disconnect_grace" validate:"gte=0"`
+	ReaperInterval   time.Duration `yaml:"reaper_interval" validate:"gte=0"`
+	HistoryRetention time.Duration `yaml:"history_retention" validate:"gte=0"`
+}
+
+// Events tunes the agents' event streams.
+type Events struct {
+	// Retention bounds how far back a reconnecting stream can resume with Last-Event-ID.
+	Retention time.Duration `yaml:"retention" validate:"gte=0"`
+	MaxLen    int64         `yaml:"max_len" validate:"gte=0"`
+	KeepAlive time.Duration `yaml:"keep_alive" validate:"gte=0"`
+}
+
+// Outbound tunes the asynq workers.
+type Outbound struct {
+	Concurrency int `yaml:"concurrency" validate:"gte=0"`
+	MaxRetry    int `yaml:"max_retry" validate:"gte=0"`
+	// RecipientInterval is the minimum gap between two sends to the same customer.
+	RecipientInterval time.Duration `yaml:"recipient_interval" validate:"gte=0"`
+	SendTimeout       time.Duration `yaml:"send_timeout" validate:"gte=0"`
+}
+
+// PauseReason is one entry of the pause catalogue.
+type PauseReason struct {
+	ID    string `yaml:"id" validate:"required,max=64,safeid"`
+	Label string `yaml:"label" validate:"required,max=200"`
+}
+
+// Queue is an attendance queue and the channels attached to it.
+type Queue struct {
+	ID           string        `yaml:"id" validate:"required,max=64,safeid"`
+	Name         string        `yaml:"name"`
+	Channels     []string      `yaml:"channels" validate:"required,min=1,dive,channel"`
+	Strategy     string        `yaml:"strategy" validate:"omitempty,oneof=longest_idle least_busy round_robin"`
+	OfferTimeout time.Duration `yaml:"offer_timeout" validate:"gte=0"`
+	// NoAnswerLimit offers in a row left to time out pause the agent with reason no_answer (0: never).
+	NoAnswerLimit int `yaml:"no_answer_limit" validate:"gte=0"`
+	// MaxWait, when set, ends a wait with MaxWaitAction: keep (only reported) or close (with MaxWaitMessage).
+	MaxWait        time.Duration `yaml:"max_wait" validate:"gte=0"`
+	MaxWaitAction  string        `yaml:"max_wait_action" validate:"omitempty,oneof=keep close"`
+	MaxWaitMessage string        `yaml:"max_wait_message" validate:"max=4096"`
+	// NoAgentsMessage is sent to a customer who writes while nobody is logged in on the channel.
+	NoAgentsMessage string `yaml:"no_agents_message" validate:"max=4096"`
+}
+
+// Agent is a configured agent and the channels enabled for it.
+type Agent struct {
+	ID       string                  `yaml:"id" validate:"required,max=64,safeid"`
+	Name     string                  `yaml:"name" validate:"max=200"`
+	Queues   []string                `yaml:"queues" validate:"required,min=1,dive,safeid"`
+	Channels map[string]AgentChannel `yaml:"channels" validate:"required,min=1,dive,keys,channel,endkeys"`
+}
+
+// AgentChannel is an agent's setting on one channel.
+type AgentChannel struct {
+	Capacity int `yaml:"capacity" validate:"gte=1,lte=1000"`
+}
+
+// WhatsApp configures the Cloud API webhooks and sending numbers.
+type WhatsApp struct {
+	AppSecret string `yaml:"app_secret"`
+	// PreviousAppSecret is accepted on incoming signatures while the app secret rotates.
+	PreviousAppSecret string     `yaml:"previous_app_secret"`
+	VerifyToken       string     `yaml:"verify_token"`
+	APIBaseURL        string     `yaml:"api_base_url" validate:"omitempty,url"`
+	APIVersion        string     `yaml:"api_version" validate:"omitempty,startswith=v"`
+	BusinessAccountID string     `yaml:"business_account_id"`
+	Numbers           []Number   `yaml:"numbers" validate:"dive"`
+	Templates         []Template `yaml:"templates" validate:"dive"`
+}
+
+// Number is a WhatsApp sending number (an entry point of a queue).
+type Number struct {
+	PhoneNumberID string `yaml:"phone_number_id" validate:"required,numeric,max=32"`
+	Queue         string `yaml:"queue" validate:"required,safeid"`
+	AccessToken   string `yaml:"access_token"`
+	RatePerSecond int    `yaml:"rate_per_second" validate:"gte=0,lte=1000"`
+}
+
+// Template is an approved message template and the parameters it takes.
+type Template struct {
+	Name         string `yaml:"name" validate:"required,max=512"`
+	Language     string `yaml:"language" validate:"required,max=16"`
+	Category     string `yaml:"category" validate:"omitempty,oneof=MARKETING UTILITY AUTHENTICATION marketing utility authentication"`
+	Text         string `yaml:"text"`
+	HeaderParams int    `yaml:"header_params" validate:"gte=0,lte=1"`
+	BodyParams   int    `yaml:"body_params" validate:"gte=0,lte=100"`
+	ButtonParams int    `yaml:"button_params" validate:"gte=0,lte=10"`
+}
+
+// WebChat configures the sites that talk to the gateway.
+type WebChat struct {
+	TimestampTolerance time.Duration `yaml:"timestamp_tolerance" validate:"gte=0"`
+	VisitorTokenTTL    time.Duration `yaml:"visitor_token_ttl" validate:"gte=0"`
+	MaxMessageLength   int           `yaml:"max_message_length" validate:"gte=0"`
+	VisitorRate        int           `yaml:"visitor_rate_per_minute" validate:"gte=0"`
+	IPRate             int           `yaml:"ip_rate_per_minute" validate:"gte=0"`
+	Sites              []Site        `yaml:"sites" validate:"dive"`
+}
+
+// Site is a website whose visitors chat through the gateway.
+type Site struct {
+	ID             string   `yaml:"id" validate:"required,max=64,safeid"`
+	Queue          string   `yaml:"queue" validate:"required,safeid"`
+	Secret         string   `yaml:"secret" validate:"required,min=8"`
+	PreviousSecret string   `yaml:"previous_secret"`
+	AllowedOrigins []string `yaml:"allowed_origins" validate:"dive,url"`
+	// CallbackURL receives agents' replies, signed like the webhook, for sites with their own front end.
+	CallbackURL string `yaml:"callback_url" validate:"omitempty,url"`
+}
+
+// Development secrets shipped in the example file; serve refuses them in production.
+const devSecretMarker = "dev-only"

@@ -1,0 +1,133 @@
+package configs
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestExampleIsValidAndRunnable(t *testing.T) {
+	cfg, err := Parse(Example, noEnv)
+	if err != nil {
+		t.Fatalf("the example configuration is invalid: %v", err)
+	}
+	if !cfg.Redis.Embedded() {
+		t.Error("the example must run on the embedded store")
+	}
+	if q, _ := cfg.Queue("sales"); q.Strategy != "longest_idle" || q.OfferTimeout != 30*time.Second {
+		t.Errorf("queue sales: got strategy %q timeout %v, want longest_idle 30s", q.Strategy, q.OfferTimeout)
+	}
+	if a, ok := cfg.Agent("ana"); !ok || a.Channels["whatsapp"].Capacity != 3 {
+		t.Errorf("agent ana: got %+v, want whatsapp capacity 3", a)
+	}
+}
+
+func TestUnknownKeyIsAnError(t *testing.T) {
+	raw := strings.Replace(string(Example), "listen:", "lisen: \":1\"\nlisten:", 1)
+	_, err := Parse([]byte(raw), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "lisen") {
+		t.Fatalf("got %v, want an error naming the unknown key lisen", err)
+	}
+}
+
+func TestEveryMistakeIsReportedWithItsPath(t *testing.T) {
+	raw := `
+listen: "not an address"
+pause_reasons: []
+queues:
+  - id: sales
+    channels: [whatsapp, WebChat]
+    strategy: fastest
+  - id: sales
+    channels: [webchat]
+agents:
+  - id: "ana smith"
+    queues: [nowhere]
+    channels: { whatsapp: { capacity: 0 } }
+whatsapp:
+  numbers:
+    - { phone_number_id: "abc", queue: missing }
+webchat:
+  sites:
+    - { id: shop, queue: sales, secret: short }
+`
+	_, err := Parse([]byte(raw), noEnv)
+	ps, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("got %T %v, want Problems", err, err)
+	}
+	text := ps.Error()
+	for _, want := range []string{
+		"listen:", "pause_reasons:", "queues[0].channels[1]:", "queues[0].strategy:", "queues[1]:",
+		"agents[0].id:", "agents[0].channels[whatsapp].capacity:", "agents[0].queues[0]:",
+		"whatsapp.numbers[0].phone_number_id:", "whatsapp.numbers[0].queue:", "webchat.sites[0].secret:",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("problems do not mention %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestEnvironmentOverridesSecrets(t *testing.T) {
+	env := map[string]string{
+		"CHATGATE_AUTH_JWT_SECRET":                         "from-env-secret",
+		"CHATGATE_WHATSAPP_APP_SECRET":                     "app-from-env",
+		"CHATGATE_WHATSAPP_NUMBERS_100200300_ACCESS_TOKEN": "token-from-env",
+		"CHATGATE_WEBCHAT_SITES_SHOP_SECRET":               "shop-from-env",
+		"CHATGATE_LISTEN":                                  "127.0.0.1:9999",
+		"CHATGATE_REDIS_URL":                               "redis://127.0.0.1:6390/2",
+	}
+	cfg, err := Parse(Example, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := cfg.Number("100200300")
+	s, _ := cfg.Site("shop")
+	for _, c := range []struct{ name, got, want string }{
+		{"jwt secret", cfg.Auth.JWTSecret, "from-env-secret"},
+		{"app secret", cfg.WhatsApp.AppSecret, "app-from-env"},
+		{"number token", n.AccessToken, "token-from-env"},
+		{"site secret", s.Secret, "shop-from-env"},
+		{"listen", cfg.Listen, "127.0.0.1:9999"},
+		{"redis url", cfg.Redis.URL, "redis://127.0.0.1:6390/2"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestProductionRefusesDevelopmentSecrets(t *testing.T) {
+	_, err := Parse(Example, func(k string) (string, bool) {
+		if k == "CHATGATE_ENV" {
+			return "production", true
+		}
+		return "", false
+	})
+	if err == nil {
+		t.Fatal("production with the example's secrets was accepted")
+	}
+	for _, want := range []string{"auth.jwt_secret", "whatsapp.app_secret", "whatsapp.verify_token", "webchat.sites[0].secret", "redis.url"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("production problems do not mention %s:\n%v", want, err)
+		}
+	}
+	env := map[string]string{
+		"CHATGATE_ENV": "production", "CHATGATE_AUTH_JWT_SECRET": "a-real-secret-1", "CHATGATE_WHATSAPP_APP_SECRET": "real-app",
+		"CHATGATE_WHATSAPP_VERIFY_TOKEN": "real-verify", "CHATGATE_WEBCHAT_SITES_SHOP_SECRET": "real-shop-secret",
+		"CHATGATE_REDIS_URL": "redis://127.0.0.1:6379/0",
+	}
+	if _, err := Parse(Example, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatalf("production with real secrets: %v", err)
+	}
+}
+
+func TestAgentChannelMustBeServedByItsQueues(t *testing.T) {
+	raw := strings.Replace(string(Example), "channels: { webchat: { capacity: 6 } }", "channels: { webchat: { capacity: 6 }, whatsapp: { capacity: 1 } }", 1)
+	_, err := Parse([]byte(raw), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "agents[2].channels.whatsapp") {
+		t.Fatalf("got %v, want a problem at agents[2].channels.whatsapp", err)
+	}
+}

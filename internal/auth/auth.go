@@ -1,0 +1,181 @@
+// Package auth verifies the agents' Bearer JWTs (HS256) and decides who may act on whom.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/chatgate/chatgate/internal/httpx"
+)
+
+// Role is what a token holder may do. Each role includes the ones below it: admin ⊃ supervisor ⊃ agent.
+type Role string
+
+const (
+	RoleAgent      Role = "agent"
+	RoleSupervisor Role = "supervisor"
+	RoleAdmin      Role = "admin"
+)
+
+func (r Role) rank() int {
+	switch r {
+	case RoleAgent:
+		return 1
+	case RoleSupervisor:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// ParseRole accepts agent, supervisor or admin.
+func ParseRole(s string) (Role, error) {
+	r := Role(s)
+	if r.rank() == 0 {
+		return "", fmt.Errorf("unknown role %q: use agent, supervisor or admin", s)
+	}
+	return r, nil
+}
+
+// AtLeast reports whether r includes the rights of min.
+func (r Role) AtLeast(min Role) bool { return r.rank() >= min.rank() }
+
+// Claims are what a chatgate token carries: sub is the agent id.
+type Claims struct {
+	Role Role `json:"role"`
+	jwt.RegisteredClaims
+}
+
+// Principal is the verified caller of a request.
+type Principal struct {
+	Agent string
+	Role  Role
+}
+
+var (
+	ErrInvalidToken  = httpx.NewError(http.StatusUnauthorized, "invalid_token", "the Bearer token is missing, expired or not signed by this gateway")
+	ErrNotPermitted  = httpx.NewError(http.StatusForbidden, "forbidden", "you may act only on yourself")
+	ErrRoleRequired  = httpx.NewError(http.StatusForbidden, "role_required", "this needs a higher role")
+	errWrongAlg      = errors.New("unexpected signing method")
+	errNoSubject     = errors.New("token has no subject")
+	errUnknownRole   = errors.New("token has an unknown role")
+	principalLocal   = "chatgate.principal"
+	signingAlgorithm = jwt.SigningMethodHS256
+)
+
+// Verifier checks tokens against the current secret and, during rotation, the previous one.
+type Verifier struct {
+	secrets [][]byte
+	issuer  string
+	parser  *jwt.Parser
+}
+
+// NewVerifier builds a Verifier; previous may be empty.
+func NewVerifier(secret, previous, issuer string) *Verifier {
+	v := &Verifier{issuer: issuer, secrets: [][]byte{[]byte(secret)}}
+	if previous != "" {
+		v.secrets = append(v.secrets, []byte(previous))
+	}
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{signingAlgorithm.Alg()}), jwt.WithExpirationRequired(), jwt.WithLeeway(5 * time.Second)}
+	if issuer != "" {
+		opts = append(opts, jwt.WithIssuer(issuer))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v
+}
+
+// Verify returns the principal of a valid token.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	var lastErr error
+	for _, secret := range v.secrets {
+		var claims Claims
+		_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+			if t.Method != signingAlgorithm {
+				return nil, errWrongAlg
+			}
+			return secret, nil
+		})
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if claims.Subject == "" {
+			return Principal{}, errNoSubject
+		}
+		if claims.Role.rank() == 0 {
+			return Principal{}, errUnknownRole
+		}
+		return Principal{Agent: claims.Subject, Role: claims.Role}, nil
+	}
+	return Principal{}, lastErr
+}
+
+// Mint signs a token for an agent; used by `chatgate token`, scripts and tests.
+func Mint(secret, issuer, agent string, role Role, ttl time.Duration, now time.Time) (string, error) {
+	if agent == "" {
+		return "", errNoSubject
+	}
+	if role.rank() == 0 {
+		return "", errUnknownRole
+	}
+	claims := Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
+		Subject:   agent,
+		Issuer:    issuer,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(signingAlgorithm, claims).SignedString([]byte(secret))
+}
+
+// Middleware rejects requests without a valid Bearer token (401) and stores the principal.
+func (v *Verifier) Middleware() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		h := c.Get(fiber.HeaderAuthorization)
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || token == "" {
+			return ErrInvalidToken
+		}
+		p, err := v.Verify(token)
+		if err != nil {
+			return ErrInvalidToken.Wrap(err)
+		}
+		c.Locals(principalLocal, p)
+		return c.Next()
+	}
+}
+
+// Require lets through principals holding at least min (use after Middleware).
+func Require(min Role) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !Caller(c).Role.AtLeast(min) {
+			return ErrRoleRequired
+		}
+		return c.Next()
+	}
+}
+
+// Caller returns the verified principal of the request (zero when Middleware did not run).
+func Caller(c *fiber.Ctx) Principal {
+	p, _ := c.Locals(principalLocal).(Principal)
+	return p
+}
+
+// Subject resolves an agent id from a path: "me" is the caller. Callers act on themselves; acting on
+// another agent needs the supervisor role.
+func Subject(c *fiber.Ctx, id string) (string, error) {
+	p := Caller(c)
+	if id == "me" || id == p.Agent {
+		return p.Agent, nil
+	}
+	if p.Role.AtLeast(RoleSupervisor) {
+		return strings.Clone(id), nil
+	}
+	return "", ErrNotPermitted
+}

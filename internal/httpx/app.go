@@ -1,0 +1,143 @@
+package httpx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configures the fiber application every chatgate process serves.
+type Options struct {
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	Unavailable  UnavailableFunc
+	BodyLimit    int
+	HeaderLimit  int
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// MaxConnections bounds concurrent connections, so slow clients cannot exhaust the process.
+	MaxConnections int
+	// Ready reports why the process should not receive traffic, or nil.
+	Ready func(ctx context.Context) error
+}
+
+const requestIDLocal = "requestid"
+
+// NewApp builds the fiber application with request ids, panic recovery, request logs, HTTP metrics,
+// the JSON error handler, /healthz and /readyz. Routes of the domain packages are added by the caller.
+func NewApp(o Options) *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:               "chatgate",
+		DisableStartupMessage: true,
+		BodyLimit:             o.BodyLimit,
+		ReadBufferSize:        o.HeaderLimit,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		IdleTimeout:           o.IdleTimeout,
+		Concurrency:           o.MaxConnections,
+		ErrorHandler:          ErrorHandler(o.Logger, o.Unavailable),
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+	})
+	app.Use(requestid.New(requestid.Config{ContextKey: requestIDLocal}))
+	// observe wraps recover so that a panic is measured and logged as the 500 it becomes.
+	app.Use(observe(o.Logger, newHTTPMetrics(o.Registerer)))
+	app.Use(recover.New(recover.Config{
+		EnableStackTrace: true,
+		StackTraceHandler: func(c *fiber.Ctx, e any) {
+			o.Logger.Error("handler panicked", "request_id", RequestID(c), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
+		},
+	}))
+
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		if o.Ready != nil {
+			if err := o.Ready(c.UserContext()); err != nil {
+				return c.Status(fiber.StatusServiceUnavailable).JSON(errorBody{Error: errorDetail{
+					Code: "not_ready", Message: err.Error(), RequestID: RequestID(c)}})
+			}
+		}
+		return c.JSON(fiber.Map{"status": "ready"})
+	})
+	return app
+}
+
+// MetricsHandler serves the Prometheus registry.
+func MetricsHandler(g prometheus.Gatherer) fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}
+
+// RequestID returns the id given to this request (also sent back as X-Request-ID).
+func RequestID(c *fiber.Ctx) string {
+	if v, ok := c.Locals(requestIDLocal).(string); ok {
+		return v
+	}
+	return ""
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatgate_http_requests_total", Help: "HTTP requests by method, route and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chatgate_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"method", "route"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration)
+	}
+	return m
+}
+
+// observe logs and measures each request. Event streams are long-lived; their duration is not a latency.
+func observe(logger *slog.Logger, m *httpMetrics) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		if err != nil {
+			// Render now so the status below is the one the client gets.
+			if herr := c.App().ErrorHandler(c, err); herr != nil {
+				_ = c.SendStatus(fiber.StatusInternalServerError)
+			}
+		}
+		status := c.Response().StatusCode()
+		route := c.Route().Path
+		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
+			route = "unmatched"
+		}
+		method := c.Method()
+		elapsed := time.Since(start)
+		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		if logger.Enabled(c.UserContext(), level) {
+			logger.Log(c.UserContext(), level, "request", "request_id", RequestID(c), "method", method,
+				"route", route, "status", status, "duration", elapsed)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,64 @@
+package httpx
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type pauseRequest struct {
+	State  string `json:"state" validate:"required,oneof=online offline paused"`
+	Reason string `json:"reason" validate:"max=8"`
+}
+
+func TestBindJSONAnswersEachBadBody(t *testing.T) {
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
+	app.Put("/toggle", func(c *fiber.Ctx) error {
+		var req pauseRequest
+		if err := BindJSON(c, &req); err != nil {
+			return err
+		}
+		return c.JSON(req)
+	})
+	for _, tc := range []struct {
+		name, ctype, body string
+		status            int
+		code, field       string
+	}{
+		{"valid", "application/json", `{"state":"online"}`, 200, "", ""},
+		{"wrong content type", "text/plain", `{"state":"online"}`, 415, "unsupported_media_type", ""},
+		{"malformed", "application/json", `{"state":`, 400, "invalid_json", ""},
+		{"trailing data", "application/json", `{"state":"online"} {}`, 400, "invalid_json", ""},
+		{"wrong type", "application/json", `{"state":5}`, 400, "invalid_json", "state"},
+		{"missing field", "application/json", `{}`, 422, "validation_failed", "state"},
+		{"bad enum", "application/json", `{"state":"asleep"}`, 422, "validation_failed", "state"},
+		{"too long", "application/json", `{"state":"paused","reason":"aaaaaaaaaa"}`, 422, "validation_failed", "reason"},
+	} {
+		req := httptest.NewRequest("PUT", "/toggle", strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", tc.ctype)
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Error struct {
+				Code   string       `json:"code"`
+				Fields []FieldError `json:"fields"`
+			} `json:"error"`
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &got)
+		if resp.StatusCode != tc.status || got.Error.Code != tc.code {
+			t.Errorf("%s: got %d %q, want %d %q (%s)", tc.name, resp.StatusCode, got.Error.Code, tc.status, tc.code, b)
+		}
+		if tc.field != "" && (len(got.Error.Fields) == 0 || got.Error.Fields[0].Field != tc.field) {
+			t.Errorf("%s: fields %+v, want %q first", tc.name, got.Error.Fields, tc.field)
+		}
+	}
+}

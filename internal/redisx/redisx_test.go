@@ -1,0 +1,160 @@
+package redisx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/redistest"
+)
+
+func TestEmbeddedStoreExpiresKeysInRealTime(t *testing.T) {
+	s, err := Open(context.Background(), configs.Redis{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Embedded {
+		t.Fatal("got an external store, want the embedded one when no URL is configured")
+	}
+	ctx := context.Background()
+	if err := s.Client.Set(ctx, "k", "v", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Client.Exists(ctx, "k").Val(); got != 1 {
+		t.Fatalf("key right after SET: got exists=%d, want 1", got)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for s.Client.Exists(ctx, "k").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("key with a 300ms TTL still exists after 3s: the embedded clock is not driven")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestExternalStoreUsesURL(t *testing.T) {
+	srv := redistest.StartServer(t)
+	s, err := Open(context.Background(), configs.Redis{URL: srv.URL()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Embedded {
+		t.Fatal("got the embedded store, want the configured Redis")
+	}
+	if err := s.Client.Set(context.Background(), "probe", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer direct.Close()
+	if got := direct.Get(context.Background(), "probe").Val(); got != "1" {
+		t.Fatalf("value seen directly on the server: got %q, want 1", got)
+	}
+}
+
+func TestHealthFollowsRedisAndLogsOutageOnce(t *testing.T) {
+	srv := redistest.StartServer(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer client.Close()
+	var logs lockedBuffer
+	h := NewHealth(client, slog.New(slog.NewTextHandler(&logs, nil)), 100*time.Millisecond)
+	h.Start()
+	defer h.Shutdown()
+	if err := h.Err(); err != nil {
+		t.Fatalf("health with Redis up: got %v, want nil", err)
+	}
+	srv.Stop(t)
+	waitFor(t, 2*time.Second, func() bool { return h.Err() != nil })
+	time.Sleep(500 * time.Millisecond) // several failed pings
+	srv.Start(t)
+	waitFor(t, 2*time.Second, func() bool { return h.Err() == nil })
+	if got := strings.Count(logs.String(), "redis became unreachable"); got != 1 {
+		t.Fatalf("outage logged %d times, want once:\n%s", got, logs.String())
+	}
+	if got := strings.Count(logs.String(), "redis is reachable again"); got != 1 {
+		t.Fatalf("recovery logged %d times, want once", got)
+	}
+}
+
+func TestIsUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{redis.Nil, false},
+		{errors.New("ERR wrong number of arguments"), false},
+		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{redis.ErrPoolTimeout, true},
+		{io.EOF, true},
+		{errors.New("LOADING Redis is loading the dataset in memory"), true},
+		{errors.New("CLUSTERDOWN The cluster is down"), true},
+	} {
+		if got := IsUnavailable(tc.err); got != tc.want {
+			t.Errorf("IsUnavailable(%v): got %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a log sink the health goroutine writes while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestClusterAddressesGiveAClusterClient(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	s, err := Open(context.Background(), configs.Redis{Addrs: cluster.Addrs}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, ok := s.Client.(*redis.ClusterClient); !ok {
+		t.Fatalf("got %T, want *redis.ClusterClient for several addresses", s.Client)
+	}
+	ctx := context.Background()
+	// Keys of one tenant share a hash tag, so a script may touch several of them on a cluster.
+	script := redis.NewScript(`redis.call("SET", KEYS[1], ARGV[1]); redis.call("SET", KEYS[2], ARGV[1]); return redis.call("GET", KEYS[1])`)
+	got, err := script.Run(ctx, s.Client, []string{"cg:{t1}:a", "cg:{t1}:b"}, "v").Text()
+	if err != nil || got != "v" {
+		t.Fatalf("two-key script under one hash tag: got %q, %v", got, err)
+	}
+	if err := script.Run(ctx, s.Client, []string{"cg:{t1}:a", "cg:{t2}:b"}, "v").Err(); err == nil {
+		t.Fatal("a script across two hash tags succeeded; the cluster is not enforcing slots")
+	}
+}

@@ -1,0 +1,91 @@
+// Package tasks is the asynq plumbing shared by the packages that enqueue or handle tasks: one
+// server per process on the shared Redis client, its queue layout, and asynq logging through slog.
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Queue names and their weights: replies to customers are never stuck behind a campaign of templates.
+const (
+	QueueReplies   = "replies"
+	QueueTemplates = "templates"
+	QueueDefault   = "default"
+)
+
+// Weights gives each queue its share of the workers.
+var Weights = map[string]int{QueueReplies: 6, QueueTemplates: 3, QueueDefault: 1}
+
+// Server is the process's asynq server: Start after wiring, Shutdown after HTTP drained.
+type Server struct {
+	srv    *asynq.Server
+	mux    *asynq.ServeMux
+	logger *slog.Logger
+}
+
+// Options tune the server.
+type Options struct {
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	RetryDelay      asynq.RetryDelayFunc
+	IsFailure       func(error) bool
+}
+
+// NewServer builds an asynq server sharing the process's Redis client.
+func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Server {
+	logger = logger.With("component", "asynq")
+	cfg := asynq.Config{
+		Concurrency:     o.Concurrency,
+		Queues:          Weights,
+		ShutdownTimeout: o.ShutdownTimeout,
+		Logger:          slogAdapter{logger},
+		LogLevel:        asynq.InfoLevel,
+		RetryDelayFunc:  o.RetryDelay,
+		IsFailure:       o.IsFailure,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
+			id, _ := asynq.GetTaskID(ctx)
+			retried, _ := asynq.GetRetryCount(ctx)
+			logger.Warn("task failed", "type", task.Type(), "task_id", id, "retried", retried, "err", err)
+		}),
+	}
+	return &Server{srv: asynq.NewServerFromRedisClient(client, cfg), mux: asynq.NewServeMux(), logger: logger}
+}
+
+// Handle registers the handler of a task type.
+func (s *Server) Handle(taskType string, h asynq.Handler) { s.mux.Handle(taskType, h) }
+
+// Start begins processing (never Run: the gateway owns signal handling).
+func (s *Server) Start() error {
+	if err := s.srv.Start(s.mux); err != nil {
+		return fmt.Errorf("start asynq: %w", err)
+	}
+	s.logger.Info("workers started")
+	return nil
+}
+
+// Shutdown lets in-flight tasks finish within the timeout and hands the rest back to the queue.
+func (s *Server) Shutdown() {
+	s.srv.Shutdown()
+	s.logger.Info("workers stopped")
+}
+
+// slogAdapter lets asynq log through slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+// Fatal follows asynq's contract: the process cannot go on.
+func (a slogAdapter) Fatal(args ...any) {
+	a.l.Error("fatal: " + fmt.Sprint(args...))
+	os.Exit(1)
+}

@@ -1,0 +1,252 @@
+// Package whatsapp sends messages through the WhatsApp Cloud API
+// (POST /{version}/{phone-number-id}/messages) and classifies its failures so
+// a worker knows whether to retry, wait or give up.
+package whatsapp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults for Config fields left empty.
+const (
+	DefaultBaseURL    = "https://graph.facebook.com"
+	DefaultAPIVersion = "v23.0"
+	DefaultTimeout    = 30 * time.Second
+	maxResponseBody   = 1 << 20
+)
+
+// Config configures a Client. Tests point BaseURL at a fake.
+type Config struct {
+	BaseURL    string       // default DefaultBaseURL
+	APIVersion string       // "v23.0"; default DefaultAPIVersion
+	HTTPClient *http.Client // default: DefaultTimeout, pooled connections
+	Logger     *slog.Logger // default: discard
+}
+
+// Client sends messages for any number of business phone numbers; the access
+// token is passed per call since each number may have its own. It is safe for
+// concurrent use.
+type Client struct {
+	base    *url.URL
+	version string
+	http    *http.Client
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// SendResult is the accepted send (components/schemas/MessageResponsePayload).
+type SendResult struct {
+	MessageID     string // wamid, the id status webhooks refer to
+	MessageStatus string // "accepted", "held_for_quality_assessment", "paused"; often absent
+	ContactInput  string // the recipient as sent
+	ContactWaID   string // WhatsApp id when sent to a phone number; may differ from the input
+	ContactUserID string // business-scoped user id when sent to one
+}
+
+var (
+	apiVersionPattern    = regexp.MustCompile(`^v[0-9]{1,3}\.[0-9]{1,2}$`)
+	phoneNumberIDPattern = regexp.MustCompile(`^[0-9]{1,32}$`)
+)
+
+// New returns a Client or an error naming the bad field.
+func New(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("whatsapp: base URL %q: want an absolute http(s) URL", cfg.BaseURL)
+	}
+	if base.RawQuery != "" || base.Fragment != "" || base.User != nil {
+		return nil, fmt.Errorf("whatsapp: base URL %q: no query, fragment or credentials allowed", cfg.BaseURL)
+	}
+	if cfg.APIVersion == "" {
+		cfg.APIVersion = DefaultAPIVersion
+	}
+	if !apiVersionPattern.MatchString(cfg.APIVersion) {
+		return nil, fmt.Errorf("whatsapp: API version %q: want a version like %q", cfg.APIVersion, DefaultAPIVersion)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64 // workers send concurrently to one host
+		hc = &http.Client{Timeout: DefaultTimeout, Transport: t}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		base:    base,
+		version: cfg.APIVersion,
+		http:    hc,
+		log:     log.With("component", "whatsapp.client"),
+		now:     time.Now,
+	}, nil
+}
+
+// Send posts msg from the business number phoneNumberID with its access
+// token. A failure is an *Error (see Class, IsPermanent, RetryAfter) or, for a
+// message rejected before sending, an error wrapping ErrInvalidMessage.
+func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Message) (SendResult, error) {
+	if !phoneNumberIDPattern.MatchString(phoneNumberID) {
+		return SendResult{}, invalid("phone number id: want digits")
+	}
+	if !validToken(token) {
+		return SendResult{}, invalid("access token: empty or not a bearer token")
+	}
+	body, err := Encode(msg)
+	if err != nil {
+		return SendResult{}, err
+	}
+	endpoint := c.base.JoinPath(c.version, phoneNumberID, "messages").String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return SendResult{}, invalid("request: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+
+	to := maskedRecipient(msg)
+	start := c.now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		e := &Error{Class: Transient, Message: transportMessage(err), cause: err}
+		e.redact(token)
+		c.log.WarnContext(ctx, "send failed", "phone_number_id", phoneNumberID, "to", to,
+			"class", e.Class.String(), "error", e.Message, "elapsed", c.now().Sub(start))
+		return SendResult{}, e
+	}
+	defer resp.Body.Close()
+	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := responseError(resp.StatusCode, resp.Header, raw, c.now())
+		e.redact(token)
+		c.log.WarnContext(ctx, "send rejected", "phone_number_id", phoneNumberID, "to", to,
+			"status", e.HTTPStatus, "code", e.Code, "subcode", e.Subcode, "class", e.Class.String(),
+			"retry_after", e.RetryAfter, "fbtrace_id", e.FBTraceID)
+		return SendResult{}, e
+	}
+	res, perr := parseSendResponse(raw)
+	if readErr != nil || perr != nil {
+		// Meta accepted the request; resending could deliver it twice, so
+		// the caller should not retry. The message id is lost.
+		cause := errors.Join(readErr, perr)
+		e := &Error{HTTPStatus: resp.StatusCode, Class: Permanent, FBTraceID: resp.Header.Get("X-Fb-Trace-Id"),
+			Message: "accepted, but the response is unreadable: " + cause.Error(), cause: cause}
+		c.log.ErrorContext(ctx, "send accepted without a message id", "phone_number_id", phoneNumberID,
+			"to", to, "status", resp.StatusCode, "fbtrace_id", e.FBTraceID)
+		return SendResult{}, e
+	}
+	c.log.DebugContext(ctx, "sent", "phone_number_id", phoneNumberID, "to", to,
+		"message_id", res.MessageID, "elapsed", c.now().Sub(start))
+	return res, nil
+}
+
+type sendResponse struct {
+	MessagingProduct string `json:"messaging_product"`
+	Contacts         []struct {
+		Input  string `json:"input"`
+		WaID   string `json:"wa_id"`
+		UserID string `json:"user_id"`
+	} `json:"contacts"`
+	Messages []struct {
+		ID            string `json:"id"`
+		MessageStatus string `json:"message_status"`
+	} `json:"messages"`
+}
+
+func parseSendResponse(raw []byte) (SendResult, error) {
+	var r sendResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return SendResult{}, fmt.Errorf("decode: %w", err)
+	}
+	if len(r.Messages) == 0 || strings.TrimSpace(r.Messages[0].ID) == "" {
+		return SendResult{}, errors.New("no message id")
+	}
+	res := SendResult{
+		MessageID:     strings.TrimSpace(r.Messages[0].ID),
+		MessageStatus: r.Messages[0].MessageStatus,
+	}
+	if len(r.Contacts) > 0 {
+		// Meta's own example pads wa_id with a space.
+		res.ContactInput = strings.TrimSpace(r.Contacts[0].Input)
+		res.ContactWaID = strings.TrimSpace(r.Contacts[0].WaID)
+		res.ContactUserID = strings.TrimSpace(r.Contacts[0].UserID)
+	}
+	return res, nil
+}
+
+// validToken accepts what can follow "Bearer " in a header: visible ASCII.
+func validToken(t string) bool {
+	if t == "" || len(t) > 4096 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// transportMessage describes a transport failure. url.Error holds only the
+// method and URL (no headers), so the token cannot appear in it.
+func transportMessage(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout: " + err.Error()
+	case errors.Is(err, context.Canceled):
+		return "canceled: " + err.Error()
+	}
+	return err.Error()
+}
+
+func maskedRecipient(msg Message) string {
+	var to string
+	switch m := msg.(type) {
+	case TextMessage:
+		to = m.To
+	case TemplateMessage:
+		to = m.To
+	case MediaMessage:
+		to = m.To
+	case *TextMessage:
+		to = m.To
+	case *TemplateMessage:
+		to = m.To
+	case *MediaMessage:
+		to = m.To
+	}
+	return Mask(to)
+}
+
+// Mask hides all but the first and last two characters of a phone number or
+// user id for logs: "+5511999990001" → "+55*********01".
+func Mask(s string) string {
+	r := []rune(s)
+	if len(r) <= 4 {
+		return strings.Repeat("*", len(r))
+	}
+	keepHead := 2
+	if r[0] == '+' {
+		keepHead = 3
+	}
+	for i := keepHead; i < len(r)-2; i++ {
+		r[i] = '*'
+	}
+	return string(r)
+}

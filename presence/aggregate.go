@@ -1,0 +1,154 @@
+package presence
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ChannelPresence is one channel's state for a UI: since is when the state began (a running clock).
+type ChannelPresence struct {
+	Channel     string     `json:"channel"`
+	State       State      `json:"state"`
+	Since       *time.Time `json:"since,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	ReasonLabel string     `json:"reason_label,omitempty"`
+	// Group lists the channels that pause and resume with this one (shared-queue rule).
+	Group []string `json:"group"`
+}
+
+// AgentPresence is an agent's presence on every enabled channel and the aggregate chat status:
+// offline when no channel is logged in, paused when every logged-in channel is paused, else online.
+type AgentPresence struct {
+	Agent                string            `json:"agent"`
+	Name                 string            `json:"name,omitempty"`
+	Status               State             `json:"status"`
+	Logged               int               `json:"logged"`
+	Enabled              int               `json:"enabled"`
+	CanStartConversation bool              `json:"can_start_conversation"`
+	Channels             []ChannelPresence `json:"channels"`
+}
+
+func (s *Store) build(agent string, t *agentTopology, h map[string]string, now time.Time) AgentPresence {
+	p := AgentPresence{Agent: agent, Name: t.name, Enabled: len(t.channels), Channels: make([]ChannelPresence, 0, len(t.channels))}
+	paused := 0
+	for _, ch := range t.channels {
+		st := State(h[ch])
+		if st == "" {
+			st = Offline
+		}
+		cp := ChannelPresence{Channel: ch, State: st, Reason: h[ch+":reason"], Group: t.groups[ch]}
+		if ms, err := strconv.ParseInt(h[ch+":since"], 10, 64); err == nil {
+			since := time.UnixMilli(ms).UTC()
+			cp.Since = &since
+		}
+		if cp.Reason != "" {
+			cp.ReasonLabel = s.reasons[cp.Reason]
+		}
+		if st != Offline {
+			p.Logged++
+			if ch == "whatsapp" {
+				p.CanStartConversation = true
+			}
+		}
+		if st == Paused {
+			paused++
+		}
+		p.Channels = append(p.Channels, cp)
+	}
+	switch {
+	case p.Logged == 0:
+		p.Status = Offline
+	case paused == p.Logged:
+		p.Status = Paused
+	default:
+		p.Status = Online
+	}
+	return p
+}
+
+// Totals are the time an agent spent online and paused (per reason) on each channel during one UTC day.
+type Totals struct {
+	Agent    string                   `json:"agent"`
+	Day      string                   `json:"day"`
+	Channels map[string]ChannelTotals `json:"channels"`
+}
+
+// ChannelTotals is one channel's share of a day, in seconds.
+type ChannelTotals struct {
+	OnlineSeconds float64            `json:"online_seconds"`
+	PausedSeconds map[string]float64 `json:"paused_seconds"`
+}
+
+// Totals returns the day's totals, including the part of the current state not yet closed by a change.
+func (s *Store) Totals(ctx context.Context, agent string, day time.Time) (Totals, error) {
+	t, ok := s.agents[agent]
+	if !ok {
+		return Totals{}, ErrUnknownAgent
+	}
+	dayStart := time.Unix(unixDay(day)*86400, 0).UTC()
+	dayEnd := dayStart.Add(24 * time.Hour)
+	pipe := s.client.Pipeline()
+	stored := pipe.HGetAll(ctx, s.keys.totals(agent, dayStart))
+	state := pipe.HGetAll(ctx, s.keys.state(agent))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Totals{}, err
+	}
+	out := Totals{Agent: agent, Day: dayStart.Format("2006-01-02"), Channels: map[string]ChannelTotals{}}
+	for _, ch := range t.channels {
+		out.Channels[ch] = ChannelTotals{PausedSeconds: map[string]float64{}}
+	}
+	add := func(ch, field string, ms int64) {
+		ct, ok := out.Channels[ch]
+		if !ok {
+			return
+		}
+		if field == "online" {
+			ct.OnlineSeconds += float64(ms) / 1000
+		} else if reason, ok := strings.CutPrefix(field, "paused:"); ok {
+			ct.PausedSeconds[reason] += float64(ms) / 1000
+		}
+		out.Channels[ch] = ct
+	}
+	for field, v := range stored.Val() {
+		ch, rest, ok := strings.Cut(field, ":")
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if ok && err == nil {
+			add(ch, rest, ms)
+		}
+	}
+	now := s.clock.Now()
+	h := state.Val()
+	for _, ch := range t.channels {
+		st := State(h[ch])
+		since, err := strconv.ParseInt(h[ch+":since"], 10, 64)
+		if err != nil || (st != Online && st != Paused) {
+			continue
+		}
+		from := maxTime(time.UnixMilli(since), dayStart)
+		to := minTime(now, dayEnd)
+		if to.After(from) {
+			field := "online"
+			if st == Paused {
+				field = "paused:" + h[ch+":reason"]
+			}
+			add(ch, field, to.Sub(from).Milliseconds())
+		}
+	}
+	return out, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,364 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/keyspace"
+)
+
+// Errors of the state machine; the HTTP layer maps each to its status and code.
+var (
+	ErrUnknownAgent      = errors.New("unknown agent")
+	ErrChannelNotEnabled = errors.New("channel not enabled for the agent")
+	ErrInvalidState      = errors.New("unknown state")
+	ErrReasonRequired    = errors.New("a pause needs a reason")
+	ErrUnknownReason     = errors.New("unknown pause reason")
+	ErrChannelOffline    = errors.New("the channel is offline")
+	ErrLoginDenied       = errors.New("only the agent itself may log in")
+)
+
+// Cause values recorded in the history.
+const (
+	CauseToggle       = "toggle"
+	CauseDisconnected = "disconnected"
+	CauseNoAnswer     = "no_answer"
+	BySystem          = "system"
+)
+
+// DefaultHistoryRetention keeps history and totals when neither Options nor the configuration say.
+const DefaultHistoryRetention = 90 * 24 * time.Hour
+
+// Options are the store's collaborators.
+type Options struct {
+	Clock            clock.Clock
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+	HistoryRetention time.Duration
+}
+
+// agentTopology is what the configuration says about one agent's channels.
+type agentTopology struct {
+	name     string
+	channels []string            // enabled channels, sorted
+	groups   map[string][]string // channel → its group (connected component of the channel–queue graph)
+}
+
+// Store keeps every agent's per-channel presence in Redis.
+type Store struct {
+	client     redis.UniversalClient
+	keys       keys
+	clock      clock.Clock
+	logger     *slog.Logger
+	retention  time.Duration
+	agents     map[string]*agentTopology
+	order      []string // agent ids in configuration order
+	reasons    map[string]string
+	mu         sync.RWMutex
+	listeners  []Listener
+	transition *prometheus.CounterVec
+}
+
+// NewStore builds the store and computes each agent's channel groups from the configuration.
+func NewStore(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Config, opts Options) *Store {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HistoryRetention <= 0 {
+		opts.HistoryRetention = cfg.Presence.HistoryRetention
+	}
+	if opts.HistoryRetention < time.Second {
+		// A zero retention would make the script EXPIRE the totals at once and trim the whole history.
+		opts.HistoryRetention = DefaultHistoryRetention
+	}
+	s := &Store{
+		client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "presence"),
+		retention: opts.HistoryRetention, agents: map[string]*agentTopology{}, reasons: map[string]string{},
+		transition: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatgate_presence_transitions_total", Help: "Presence transitions by channel and new state.",
+		}, []string{"channel", "to"}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.transition)
+	}
+	for _, r := range cfg.PauseReasons {
+		s.reasons[r.ID] = r.Label
+	}
+	for _, a := range cfg.Agents {
+		s.agents[a.ID] = topology(cfg, a)
+		s.order = append(s.order, a.ID)
+	}
+	return s
+}
+
+// topology computes the connected components of the agent's channel–queue graph: two enabled
+// channels are in one group when a queue the agent serves is attached to both.
+func topology(cfg *configs.Config, a configs.Agent) *agentTopology {
+	t := &agentTopology{name: a.Name, groups: map[string][]string{}}
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(x string) string {
+		if parent[x] != x {
+			parent[x] = find(parent[x])
+		}
+		return parent[x]
+	}
+	for ch := range a.Channels {
+		parent[ch] = ch
+		t.channels = append(t.channels, ch)
+	}
+	sort.Strings(t.channels)
+	for _, qid := range a.Queues {
+		q, _ := cfg.Queue(qid)
+		var first string
+		for _, ch := range q.Channels {
+			if _, enabled := a.Channels[ch]; !enabled {
+				continue
+			}
+			if first == "" {
+				first = ch
+				continue
+			}
+			parent[find(ch)] = find(first)
+		}
+	}
+	for _, ch := range t.channels {
+		root := find(ch)
+		for _, other := range t.channels {
+			if find(other) == root {
+				t.groups[ch] = append(t.groups[ch], other)
+			}
+		}
+	}
+	return t
+}
+
+// AddListener registers a party to be told of every stored change.
+func (s *Store) AddListener(l Listener) {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+}
+
+// Group returns the channels that pause and resume together with channel (channel included).
+func (s *Store) Group(agent, channel string) []string {
+	if t, ok := s.agents[agent]; ok {
+		return append([]string(nil), t.groups[channel]...)
+	}
+	return nil
+}
+
+// Known reports whether agent is configured.
+func (s *Store) Known(agent string) bool { _, ok := s.agents[agent]; return ok }
+
+// ReasonLabel returns a pause reason's label, and whether it is in the catalogue.
+func (s *Store) ReasonLabel(id string) (string, bool) { l, ok := s.reasons[id]; return l, ok }
+
+// Result is what a toggle did: the stored changes (none when it was a no-op) and the presence after it.
+type Result struct {
+	Changes  []Change      `json:"changes"`
+	Presence AgentPresence `json:"presence"`
+}
+
+// Set is the toggle. want is online (login, or resume of a paused channel), offline (logout) or paused
+// (with a reason from the catalogue). by is who asks: the agent itself, a supervisor's id, or "system";
+// only the agent itself may log in. Setting the current state again changes nothing.
+func (s *Store) Set(ctx context.Context, agent, channel string, want State, reason, by, cause string) (Result, error) {
+	t, ok := s.agents[agent]
+	if !ok {
+		return Result{}, ErrUnknownAgent
+	}
+	if _, enabled := t.groups[channel]; !enabled {
+		return Result{}, ErrChannelNotEnabled
+	}
+	switch want {
+	case Online, Offline:
+		reason = ""
+	case Paused:
+		if reason == "" {
+			return Result{}, ErrReasonRequired
+		}
+		if _, known := s.reasons[reason]; !known {
+			return Result{}, ErrUnknownReason
+		}
+	default:
+		return Result{}, ErrInvalidState
+	}
+	allowLogin := by == agent
+	return s.run(ctx, agent, t, channel, string(want), reason, by, cause, allowLogin, "")
+}
+
+// LogoutAll logs the agent out of every channel (the reaper, a supervisor, an administrator).
+func (s *Store) LogoutAll(ctx context.Context, agent, by, cause string) (Result, error) {
+	t, ok := s.agents[agent]
+	if !ok {
+		return Result{}, ErrUnknownAgent
+	}
+	return s.run(ctx, agent, t, "", "logout_all", "", by, cause, false, "")
+}
+
+func (s *Store) run(ctx context.Context, agent string, t *agentTopology, channel, want, reason, by, cause string, allowLogin bool, cutoff string) (Result, error) {
+	now := s.clock.Now()
+	group := t.groups[channel]
+	args := make([]any, 0, 16+len(group)+len(t.channels))
+	allow := "0"
+	if allowLogin {
+		allow = "1"
+	}
+	args = append(args, now.UnixMilli(), agent, channel, want, reason, by, cause, s.keys.totalsPrefix(agent),
+		int64(s.retention/time.Second), now.Add(-s.retention).UnixMilli(), allow, cutoff, len(group))
+	for _, g := range group {
+		args = append(args, g)
+	}
+	args = append(args, len(t.channels))
+	for _, c := range t.channels {
+		args = append(args, c)
+	}
+	res, err := transitionScript.Run(ctx, s.client, []string{s.keys.state(agent), s.keys.history(agent), s.keys.seen()}, args...).Slice()
+	if err != nil {
+		return Result{}, fmt.Errorf("presence transition: %w", err)
+	}
+	if len(res) == 0 {
+		return Result{}, errReply
+	}
+	switch res[0] {
+	case "ok":
+	case "channel_offline":
+		return Result{}, ErrChannelOffline
+	case "login_denied":
+		return Result{}, ErrLoginDenied
+	case "skipped":
+		return Result{}, nil
+	default:
+		return Result{}, fmt.Errorf("%w: %v", errReply, res[0])
+	}
+	changes, state, err := parseTransition(res, agent, by, cause, time.UnixMilli(now.UnixMilli()).UTC())
+	if err != nil {
+		return Result{}, err
+	}
+	result := Result{Changes: changes, Presence: s.build(agent, t, state, now)}
+	if len(changes) > 0 {
+		for _, c := range changes {
+			s.transition.WithLabelValues(c.Channel, string(c.To)).Inc()
+		}
+		s.notify(ctx, changes)
+	}
+	return result, nil
+}
+
+func (s *Store) notify(ctx context.Context, changes []Change) {
+	s.mu.RLock()
+	listeners := s.listeners
+	s.mu.RUnlock()
+	for _, l := range listeners {
+		l.PresenceChanged(ctx, changes)
+	}
+}
+
+// errReply is a script reply of an unexpected shape (never from our script on a real Redis).
+var errReply = errors.New("presence transition: unexpected script reply")
+
+// parseTransition reads {"ok", {{channel, from, to, reason}, …}, HGETALL} without trusting its shape.
+func parseTransition(res []any, agent, by, cause string, at time.Time) ([]Change, map[string]string, error) {
+	if len(res) != 3 {
+		return nil, nil, errReply
+	}
+	raw, ok1 := res[1].([]any)
+	flat, ok2 := res[2].([]any)
+	if !ok1 || !ok2 {
+		return nil, nil, errReply
+	}
+	changes := make([]Change, 0, len(raw))
+	for _, r := range raw {
+		c, ok := r.([]any)
+		if !ok || len(c) != 4 {
+			return nil, nil, errReply
+		}
+		changes = append(changes, Change{Agent: agent, Channel: str(c[0]), From: State(str(c[1])), To: State(str(c[2])),
+			Reason: str(c[3]), By: by, Cause: cause, At: at})
+	}
+	state := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		state[str(flat[i])] = str(flat[i+1])
+	}
+	return changes, state, nil
+}
+
+// Heartbeat records that the agent's client is alive; it never logs anyone in.
+func (s *Store) Heartbeat(ctx context.Context, agent string) error {
+	if _, ok := s.agents[agent]; !ok {
+		return ErrUnknownAgent
+	}
+	return heartbeatScript.Run(ctx, s.client, []string{s.keys.seen()}, agent, s.clock.Now().UnixMilli()).Err()
+}
+
+// Get returns an agent's presence on every enabled channel and the aggregate.
+func (s *Store) Get(ctx context.Context, agent string) (AgentPresence, error) {
+	t, ok := s.agents[agent]
+	if !ok {
+		return AgentPresence{}, ErrUnknownAgent
+	}
+	h, err := s.client.HGetAll(ctx, s.keys.state(agent)).Result()
+	if err != nil {
+		return AgentPresence{}, err
+	}
+	return s.build(agent, t, h, s.clock.Now()), nil
+}
+
+// List returns every configured agent's presence (the supervisor's view), pipelined.
+func (s *Store) List(ctx context.Context) ([]AgentPresence, error) {
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(s.order))
+	for i, id := range s.order {
+		cmds[i] = pipe.HGetAll(ctx, s.keys.state(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	out := make([]AgentPresence, len(s.order))
+	for i, id := range s.order {
+		out[i] = s.build(id, s.agents[id], cmds[i].Val(), now)
+	}
+	return out, nil
+}
+
+// History returns the agent's stored changes between from and to, oldest first.
+func (s *Store) History(ctx context.Context, agent string, from, to time.Time) ([]Change, error) {
+	if _, ok := s.agents[agent]; !ok {
+		return nil, ErrUnknownAgent
+	}
+	// Entry ids are Redis's clock; "at" is the gateway's (injectable) clock, so filter on "at". The
+	// stream is bounded by the retention, so reading it whole stays cheap.
+	entries, err := s.client.XRange(ctx, s.keys.history(agent), "-", "+").Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Change, 0, len(entries))
+	for _, e := range entries {
+		at, _ := strconv.ParseInt(str(e.Values["at"]), 10, 64)
+		if at < from.UnixMilli() || at > to.UnixMilli() {
+			continue
+		}
+		out = append(out, Change{Agent: agent, Channel: str(e.Values["channel"]), From: State(str(e.Values["from"])),
+			To: State(str(e.Values["to"])), Reason: str(e.Values["reason"]), By: str(e.Values["by"]),
+			Cause: str(e.Values["cause"]), At: time.UnixMilli(at).UTC()})
+	}
+	return out, nil
+}
+
+func str(v any) string { s, _ := v.(string); return s }

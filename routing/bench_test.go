@@ -1,0 +1,61 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/presence"
+)
+
+// BenchmarkRoutingDecision measures one routing decision — a new conversation recorded and offered
+// to the best eligible agent, each in one Lua script — with 10 and with 10,000 agents online in the
+// queue. The cost must not grow with the number of agents.
+func BenchmarkRoutingDecision(b *testing.B) {
+	for _, agents := range []int{10, 10000} {
+		b.Run(fmt.Sprintf("agents=%d", agents), func(b *testing.B) {
+			cfg := &configs.Config{
+				PauseReasons: []configs.PauseReason{{ID: "lunch", Label: "Lunch"}},
+				Queues:       []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
+				WhatsApp:     configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
+				Presence:     configs.Presence{HistoryRetention: time.Hour},
+			}
+			for i := 0; i < agents; i++ {
+				cfg.Agents = append(cfg.Agents, configs.Agent{ID: fmt.Sprintf("a%05d", i), Queues: []string{"q"},
+					Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 1000000}}})
+			}
+			client := redistest.Client(b)
+			ks := keyspace.New("t")
+			ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clock.Real{}})
+			r := NewRouter(client, ks, cfg, Options{Clock: clock.Real{}, Publisher: &recorder{}})
+			defer r.Shutdown()
+			ps.AddListener(r)
+			ctx := context.Background()
+			if err := r.SyncCapacity(ctx); err != nil {
+				b.Fatal(err)
+			}
+			for _, a := range cfg.Agents {
+				if _, err := ps.Set(ctx, a.ID, "whatsapp", presence.Online, "", a.ID, presence.CauseToggle); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", ContactID: fmt.Sprintf("c%d", i),
+					ProviderMessageID: fmt.Sprintf("m%d", i), Kind: "text", Text: "hi"}})
+				if err != nil || res.Recorded != 1 {
+					b.Fatal(err, res)
+				}
+			}
+			b.StopTimer()
+			if waiting := client.ZCard(ctx, r.keys.waiting("q", "whatsapp")).Val(); waiting != 0 {
+				b.Fatalf("%d cards were not offered", waiting)
+			}
+		})
+	}
+}

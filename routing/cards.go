@@ -1,0 +1,289 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/presence"
+)
+
+func scriptError(code string) error {
+	switch code {
+	case "not_found":
+		return ErrNotFound
+	case "not_yours":
+		return ErrNotYours
+	case "state":
+		return ErrWrongState
+	}
+	return fmt.Errorf("unexpected script answer %q", code)
+}
+
+// Accept: the agent takes the card offered to it.
+func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error) {
+	out, err := acceptScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers(), r.keys.noAnswer(agent)},
+		cardID, agent, r.clock.Now().UnixMilli()).StringSlice()
+	if err != nil {
+		return Card{}, err
+	}
+	if out[0] != "ok" {
+		return Card{}, scriptError(out[0])
+	}
+	return r.Card(ctx, cardID)
+}
+
+// Decline: the agent refuses the offer; the card goes to another eligible agent, never this one again.
+func (r *Router) Decline(ctx context.Context, cardID, agent string) (Card, error) {
+	if err := r.release(ctx, cardID, agent, "decline"); err != nil {
+		return Card{}, err
+	}
+	return r.Card(ctx, cardID)
+}
+
+func (r *Router) release(ctx context.Context, cardID, agent, mode string) error {
+	out, err := releaseScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers()},
+		cardID, agent, r.clock.Now().UnixMilli(), r.keys.prefix(), mode).Slice()
+	if err != nil {
+		return err
+	}
+	code := out[0].(string)
+	if code == "not_due" {
+		return nil
+	}
+	if code != "ok" {
+		return scriptError(code)
+	}
+	holder, queue, channel := out[1].(string), out[2].(string), out[3].(string)
+	noAnswer := out[4].(int64)
+	if mode == "timeout" {
+		r.metrics.timeouts.Inc()
+		card, _ := r.Card(ctx, cardID)
+		r.publish(ctx, holder, Event{Type: EventCardRevoked, Card: card})
+		if limit := r.queues[queue].NoAnswerLimit; limit > 0 && noAnswer >= int64(limit) && r.pauser != nil {
+			r.client.Del(ctx, r.keys.noAnswer(holder))
+			if _, err := r.pauser.Set(ctx, holder, channel, presence.Paused, presence.CauseNoAnswer, presence.BySystem, presence.CauseNoAnswer); err != nil {
+				r.logger.Warn("pause after unanswered offers failed", "agent", holder, "err", err)
+			}
+		}
+	}
+	r.refreshAgent(ctx, holder, channel)
+	return r.Dispatch(ctx, queue, channel)
+}
+
+// Close ends the conversation of a card held by the agent (a supervisor may close any card).
+func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (Card, error) {
+	f := "0"
+	if force {
+		f = "1"
+	}
+	out, err := closeScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers()},
+		cardID, agent, r.clock.Now().UnixMilli(), r.keys.prefix(), f).StringSlice()
+	if err != nil {
+		return Card{}, err
+	}
+	if out[0] != "ok" {
+		return Card{}, scriptError(out[0])
+	}
+	holder, queue, channel, convID := out[1], out[2], out[3], out[4]
+	card, err := r.Card(ctx, cardID)
+	if err != nil {
+		return Card{}, err
+	}
+	if holder != "" {
+		conv, _ := r.Conversation(ctx, convID)
+		r.publish(ctx, holder, Event{Type: EventConversationClosed, Card: card, Conversation: conv})
+		r.refreshAgent(ctx, holder, channel)
+	}
+	return card, r.Dispatch(ctx, queue, channel)
+}
+
+// SweepTimeouts revokes every offer past its expiry and moves the card on; several replicas may sweep.
+func (r *Router) SweepTimeouts(ctx context.Context) (int, error) {
+	due, err := r.client.ZRangeByScore(ctx, r.keys.offers(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(r.clock.Now().UnixMilli(), 10)}).Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, card := range due {
+		if err := r.release(ctx, card, "", "timeout"); err != nil && err != ErrWrongState && err != ErrNotFound {
+			return 0, err
+		}
+	}
+	return len(due), nil
+}
+
+// PresenceChanged keeps the candidate sets in step with presence: a login or resume makes the agent
+// a candidate and offers waiting cards; a logout gives its cards on that channel back to their queues.
+func (r *Router) PresenceChanged(ctx context.Context, changes []presence.Change) {
+	for _, c := range changes {
+		switch c.To {
+		case presence.Online:
+			r.refreshAgent(ctx, c.Agent, c.Channel)
+			for _, q := range r.agentQueues(c.Agent, c.Channel) {
+				if err := r.Dispatch(ctx, q, c.Channel); err != nil {
+					r.logger.Warn("dispatch after login failed", "agent", c.Agent, "err", err)
+				}
+			}
+		case presence.Paused:
+			for _, q := range r.agentQueues(c.Agent, c.Channel) {
+				r.client.ZRem(ctx, r.keys.avail(q, c.Channel), c.Agent)
+			}
+		case presence.Offline:
+			for _, q := range r.agentQueues(c.Agent, c.Channel) {
+				r.client.ZRem(ctx, r.keys.avail(q, c.Channel), c.Agent)
+			}
+			if err := r.requeue(ctx, c.Agent, c.Channel); err != nil {
+				r.logger.Warn("requeue after logout failed", "agent", c.Agent, "err", err)
+			}
+		}
+	}
+}
+
+func (r *Router) agentQueues(agent, channel string) []string {
+	info, ok := r.agents[agent]
+	if !ok {
+		return nil
+	}
+	if _, enabled := info.channels[channel]; !enabled {
+		return nil
+	}
+	var out []string
+	for _, q := range info.queues {
+		for _, ch := range r.queues[q].Channels {
+			if ch == channel {
+				out = append(out, q)
+			}
+		}
+	}
+	return out
+}
+
+// refreshAgent makes the agent a candidate again in its queues of the channel when it is online and
+// below capacity; the offer script re-checks both, so a stale add is harmless.
+func (r *Router) refreshAgent(ctx context.Context, agent, channel string) {
+	queues := r.agentQueues(agent, channel)
+	if len(queues) == 0 {
+		return
+	}
+	state, _ := r.client.HGet(ctx, presence.StateKey(r.keys.ks, agent), channel).Result()
+	load, _ := r.client.HGet(ctx, r.keys.load(agent), channel).Int()
+	if state != string(presence.Online) || load >= r.agents[agent].channels[channel] {
+		return
+	}
+	now := r.clock.Now().UnixMilli()
+	for _, q := range queues {
+		key := r.keys.avail(q, channel)
+		switch r.queues[q].Strategy {
+		case "least_busy":
+			r.client.ZAdd(ctx, key, redis.Z{Score: float64(int64(load)*10000000000000 + now), Member: agent})
+		case "round_robin":
+			r.client.ZAddNX(ctx, key, redis.Z{Score: float64(now), Member: agent})
+		default:
+			r.client.ZAdd(ctx, key, redis.Z{Score: float64(now), Member: agent})
+		}
+	}
+	for _, q := range queues {
+		if err := r.Dispatch(ctx, q, channel); err != nil {
+			r.logger.Warn("dispatch failed", "queue", q, "err", err)
+		}
+	}
+}
+
+func (r *Router) requeue(ctx context.Context, agent, channel string) error {
+	out, err := requeueScript.Run(ctx, r.client, []string{r.keys.agentCards(agent), r.keys.offers(), r.keys.load(agent)},
+		agent, channel, r.keys.prefix()).Slice()
+	if err != nil {
+		return err
+	}
+	queues := map[string]bool{}
+	for _, raw := range out {
+		item := raw.([]any)
+		card, _ := r.Card(ctx, item[0].(string))
+		r.publish(ctx, agent, Event{Type: EventCardRevoked, Card: card})
+		queues[item[2].(string)] = true
+	}
+	for q := range queues {
+		if err := r.Dispatch(ctx, q, channel); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reconcile rebuilds the candidate sets from presence and offers what waits: it covers a crash
+// between a presence change and this router hearing of it.
+func (r *Router) Reconcile(ctx context.Context) error {
+	for agent, info := range r.agents {
+		for ch := range info.channels {
+			r.refreshAgent(ctx, agent, ch)
+		}
+	}
+	for id, q := range r.queues {
+		for _, ch := range q.Channels {
+			if err := r.Dispatch(ctx, id, ch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Sweeper drives offer timeouts and periodic reconciliation; it survives restarts because the
+// offers live in a Redis sorted set.
+type Sweeper struct {
+	router    *Router
+	interval  time.Duration
+	reconcile time.Duration
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// NewSweeper builds a sweeper that checks offers every interval and reconciles every reconcile.
+func NewSweeper(r *Router, interval, reconcile time.Duration) *Sweeper {
+	return &Sweeper{router: r, interval: interval, reconcile: reconcile, stop: make(chan struct{})}
+}
+
+// Start begins sweeping.
+func (s *Sweeper) Start() error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		last := time.Now()
+		synced := false
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), 10*s.interval)
+				if !synced {
+					// Capacities come from configuration; retried until Redis answers.
+					synced = s.router.SyncCapacity(ctx) == nil
+				}
+				if _, err := s.router.SweepTimeouts(ctx); err != nil {
+					s.router.logger.Warn("offer sweep failed", "err", err)
+				}
+				if time.Since(last) >= s.reconcile {
+					last = time.Now()
+					if err := s.router.Reconcile(ctx); err != nil {
+						s.router.logger.Warn("reconcile failed", "err", err)
+					}
+				}
+				cancel()
+			}
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops sweeping.
+func (s *Sweeper) Shutdown() {
+	close(s.stop)
+	s.wg.Wait()
+}

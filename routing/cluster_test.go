@@ -1,0 +1,60 @@
+package routing
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/presence"
+)
+
+// TestScriptsRunOnRedisCluster runs presence and routing end to end on a three-master cluster: every
+// script's keys, declared or built inside Lua, carry the tenant's hash tag and so live in one slot.
+func TestScriptsRunOnRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	cluster := redistest.StartCluster(t)
+	client := cluster.Client(t)
+	ctx := context.Background()
+	cfg := testConfig("least_busy")
+	ks := keyspace.New("acme")
+	ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clock.Real{}})
+	log := NewStreamLog(client, ks, 100)
+	r := NewRouter(client, ks, cfg, Options{Clock: clock.Real{}, Publisher: log, Pauser: ps, Audit: true})
+	defer r.Shutdown()
+	ps.AddListener(r)
+	if err := r.SyncCapacity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.Set(ctx, "ana", "whatsapp", presence.Online, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", ContactID: "c1", ProviderMessageID: "m1", Kind: "text", Text: "hi", At: time.Now()}})
+	if err != nil || res.Recorded != 1 {
+		t.Fatalf("deliver on the cluster: %+v %v", res, err)
+	}
+	cards, err := r.Cards(ctx, "ana")
+	if err != nil || len(cards) != 1 {
+		t.Fatalf("cards on the cluster: %+v %v", cards, err)
+	}
+	if _, err := r.Accept(ctx, cards[0].ID, "ana"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.Set(ctx, "ana", "whatsapp", presence.Offline, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	if got := client.ZCard(ctx, r.keys.waiting("sales", "whatsapp")).Val(); got != 1 {
+		t.Errorf("requeue on the cluster: %d waiting, want 1", got)
+	}
+	if _, err := r.Close(ctx, cards[0].ID, "sue", true); err != nil {
+		t.Fatal(err)
+	}
+	events, err := log.Since(ctx, "ana", "0", 10)
+	if err != nil || len(events) < 2 {
+		t.Errorf("events on the cluster: %d %v", len(events), err)
+	}
+}

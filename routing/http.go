@@ -1,0 +1,214 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/httpx"
+)
+
+// HTTP errors of routing.
+var (
+	errCardNotFound  = httpx.NewError(http.StatusNotFound, "card_not_found", "no such card")
+	errConvNotFound  = httpx.NewError(http.StatusNotFound, "conversation_not_found", "no such conversation")
+	errNotYours      = httpx.NewError(http.StatusForbidden, "not_your_card", "the card is not offered to or held by you")
+	errNotYourConv   = httpx.NewError(http.StatusForbidden, "not_your_conversation", "the conversation is not assigned to you")
+	errCardState     = httpx.NewError(http.StatusConflict, "card_state", "the card is not in a state that allows this")
+	errBadID         = httpx.NewError(http.StatusBadRequest, "invalid_id", "ids are letters and digits")
+	errAgentNotFound = httpx.NewError(http.StatusNotFound, "agent_not_found", "no such agent")
+	errBadEventID    = httpx.NewError(http.StatusBadRequest, "invalid_last_event_id", "Last-Event-ID must be an id this stream sent")
+)
+
+func routingError(err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return errCardNotFound
+	case errors.Is(err, ErrNotYours):
+		return errNotYours
+	case errors.Is(err, ErrWrongState):
+		return errCardState
+	}
+	return err
+}
+
+// Handler serves the cards, conversations and queues API.
+type Handler struct {
+	router *Router
+	cfg    *configs.Config
+}
+
+// NewHandler builds the routing API.
+func NewHandler(r *Router, cfg *configs.Config) *Handler { return &Handler{router: r, cfg: cfg} }
+
+// Register mounts the routes on an authenticated /v1 router.
+func (h *Handler) Register(v1 fiber.Router) {
+	v1.Post("/cards/:id/accept", h.cardAction(h.router.Accept))
+	v1.Post("/cards/:id/decline", h.cardAction(h.router.Decline))
+	v1.Post("/cards/:id/close", h.close)
+	v1.Get("/agents/:id/cards", h.cards)
+	v1.Get("/conversations/:id", h.conversation)
+	v1.Get("/conversations/:id/messages", h.messages)
+	v1.Get("/queues", h.queuesStatus)
+}
+
+// pathID copies a path id after checking it is an id (fiber reuses the buffer it points into).
+func pathID(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if !configs.SafeID(id) {
+		return "", errBadID
+	}
+	return strings.Clone(id), nil
+}
+
+func (h *Handler) cardAction(action func(ctx context.Context, cardID, agent string) (Card, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathID(c)
+		if err != nil {
+			return err
+		}
+		card, err := action(c.UserContext(), id, auth.Caller(c).Agent)
+		if err != nil {
+			return routingError(err)
+		}
+		return c.JSON(card)
+	}
+}
+
+func (h *Handler) close(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	caller := auth.Caller(c)
+	card, err := h.router.Close(c.UserContext(), id, caller.Agent, caller.Role.AtLeast(auth.RoleSupervisor))
+	if err != nil {
+		return routingError(err)
+	}
+	return c.JSON(card)
+}
+
+func (h *Handler) cards(c *fiber.Ctx) error {
+	agent, err := auth.Subject(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	cards, err := h.router.Cards(c.UserContext(), agent)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"cards": cards})
+}
+
+// visibleConversation lets its agent (or a supervisor) read a conversation.
+func (h *Handler) visibleConversation(c *fiber.Ctx) (Conversation, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return Conversation{}, err
+	}
+	conv, err := h.router.Conversation(c.UserContext(), id)
+	if errors.Is(err, ErrNotFound) {
+		return Conversation{}, errConvNotFound
+	}
+	if err != nil {
+		return Conversation{}, err
+	}
+	caller := auth.Caller(c)
+	if conv.Agent != caller.Agent && !caller.Role.AtLeast(auth.RoleSupervisor) {
+		return Conversation{}, errNotYourConv
+	}
+	return conv, nil
+}
+
+func (h *Handler) conversation(c *fiber.Ctx) error {
+	conv, err := h.visibleConversation(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(conv)
+}
+
+func (h *Handler) messages(c *fiber.Ctx) error {
+	conv, err := h.visibleConversation(c)
+	if err != nil {
+		return err
+	}
+	limit := int64(c.QueryInt("limit", 100))
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	msgs, err := h.router.Messages(c.UserContext(), conv.ID, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"conversation": conv, "messages": msgs})
+}
+
+// QueueStatus is a queue's waiting count, oldest wait and candidates per channel.
+type QueueStatus struct {
+	ID       string          `json:"id"`
+	Name     string          `json:"name,omitempty"`
+	Strategy string          `json:"strategy"`
+	Channels []ChannelStatus `json:"channels"`
+}
+
+// ChannelStatus is one channel of a queue.
+type ChannelStatus struct {
+	Channel           string  `json:"channel"`
+	Waiting           int64   `json:"waiting"`
+	OldestWaitSeconds float64 `json:"oldest_wait_seconds"`
+	AgentsAvailable   int64   `json:"agents_available"`
+}
+
+// QueuesStatus reports every queue's waiting cards and available agents.
+func (r *Router) QueuesStatus(ctx context.Context) ([]QueueStatus, error) {
+	now := r.clock.Now()
+	out := make([]QueueStatus, 0, len(r.queues))
+	for _, q := range r.orderedQueues() {
+		qs := QueueStatus{ID: q.ID, Name: q.Name, Strategy: q.Strategy}
+		for _, ch := range q.Channels {
+			cs := ChannelStatus{Channel: ch}
+			n, err := r.client.ZCard(ctx, r.keys.waiting(q.ID, ch)).Result()
+			if err != nil {
+				return nil, err
+			}
+			cs.Waiting = n
+			if n > 0 {
+				first, err := r.client.ZRangeWithScores(ctx, r.keys.waiting(q.ID, ch), 0, 0).Result()
+				if err == nil && len(first) == 1 {
+					if card, err := r.Card(ctx, first[0].Member.(string)); err == nil {
+						cs.OldestWaitSeconds = now.Sub(card.CreatedAt).Round(time.Millisecond).Seconds()
+					}
+				}
+			}
+			cs.AgentsAvailable, _ = r.client.ZCard(ctx, r.keys.avail(q.ID, ch)).Result()
+			qs.Channels = append(qs.Channels, cs)
+		}
+		out = append(out, qs)
+	}
+	return out, nil
+}
+
+func (r *Router) orderedQueues() []configs.Queue {
+	out := make([]configs.Queue, 0, len(r.queues))
+	for _, q := range r.queues {
+		out = append(out, q)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (h *Handler) queuesStatus(c *fiber.Ctx) error {
+	qs, err := h.router.QueuesStatus(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"queues": qs})
+}

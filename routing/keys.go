@@ -1,0 +1,50 @@
+package routing
+
+import "github.com/chatgate/chatgate/internal/keyspace"
+
+// Keys of routing, all under the tenant's hash tag. Scripts that reach keys they cannot know
+// beforehand (a conversation found by lookup, candidates' presence) build them from Prefix() inside
+// Lua; they carry the same tag, so every script still touches one slot.
+//
+//	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → message id (dedup of redeliveries; status lookup)
+//	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id
+//	cg:{t}:conv:<id>                              HASH    conversation fields
+//	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
+//	cg:{t}:msg:<id>                               HASH    message fields
+//	cg:{t}:card:<id>                              HASH    card fields
+//	cg:{t}:tried:<card>                           SET     agents that declined or let the offer time out
+//	cg:{t}:waiting:<queue>:<channel>              ZSET    card → position (enqueue ms; requeued cards go first)
+//	cg:{t}:avail:<queue>:<channel>                ZSET    agent → strategy score (lowest is picked first)
+//	cg:{t}:offers                                 ZSET    card → offer expiry ms (swept for timeouts)
+//	cg:{t}:load:<agent>                           HASH    channel → cards offered or accepted
+//	cg:{t}:cap:<agent>                            HASH    channel → capacity (from configuration)
+//	cg:{t}:agentcards:<agent>                     SET     cards offered to or accepted by the agent
+//	cg:{t}:noanswer:<agent>                       STRING  offers in a row left to time out
+//	cg:{t}:audit                                  LIST    offer audit records (only when auditing, for tests)
+//	cg:{t}:events:<agent>                         STREAM  the agent's events (type, event JSON), trimmed
+//	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON" to every replica
+type keys struct {
+	ks keyspace.Space
+}
+
+func (k keys) prefix() string                  { return k.ks.Prefix() }
+func (k keys) pmsg(channel, id string) string  { return k.ks.Key("pmsg", channel, id) }
+func (k keys) conv(id string) string           { return k.ks.Key("conv", id) }
+func (k keys) convMsgs(id string) string       { return k.ks.Key("convmsgs", id) }
+func (k keys) msg(id string) string            { return k.ks.Key("msg", id) }
+func (k keys) card(id string) string           { return k.ks.Key("card", id) }
+func (k keys) tried(card string) string        { return k.ks.Key("tried", card) }
+func (k keys) waiting(queue, ch string) string { return k.ks.Key("waiting", queue, ch) }
+func (k keys) avail(queue, ch string) string   { return k.ks.Key("avail", queue, ch) }
+func (k keys) offers() string                  { return k.ks.Key("offers") }
+func (k keys) load(agent string) string        { return k.ks.Key("load", agent) }
+func (k keys) capacity(agent string) string    { return k.ks.Key("cap", agent) }
+func (k keys) agentCards(agent string) string  { return k.ks.Key("agentcards", agent) }
+func (k keys) noAnswer(agent string) string    { return k.ks.Key("noanswer", agent) }
+func (k keys) audit() string                   { return k.ks.Key("audit") }
+func (k keys) events(agent string) string      { return k.ks.Key("events", agent) }
+func (k keys) eventsChannel() string           { return k.ks.Key("events") }
+
+func (k keys) convOpen(channel, entry, contact string) string {
+	return k.ks.Key("convopen", channel, entry, contact)
+}

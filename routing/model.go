@@ -1,0 +1,124 @@
+package routing
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Card states.
+const (
+	CardWaiting  = "waiting"
+	CardOffered  = "offered"
+	CardAccepted = "accepted"
+	CardClosed   = "closed"
+)
+
+// Contact is the customer of a conversation.
+type Contact struct {
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// Conversation is (channel, entry point, contact) while open; every message of it goes to its agent.
+type Conversation struct {
+	ID                    string     `json:"id"`
+	Channel               string     `json:"channel"`
+	EntryPoint            string     `json:"entry_point"`
+	Queue                 string     `json:"queue"`
+	Contact               Contact    `json:"contact"`
+	State                 string     `json:"state"`
+	Agent                 string     `json:"agent,omitempty"`
+	CardID                string     `json:"card_id,omitempty"`
+	OpenedAt              time.Time  `json:"opened_at"`
+	ClosedAt              *time.Time `json:"closed_at,omitempty"`
+	LastCustomerMessageAt *time.Time `json:"last_customer_message_at,omitempty"`
+	WindowExpiresAt       *time.Time `json:"window_expires_at,omitempty"`
+}
+
+// Card is a conversation offered to agents: waiting → offered → accepted → closed.
+type Card struct {
+	ID              string     `json:"id"`
+	ConversationID  string     `json:"conversation_id"`
+	Queue           string     `json:"queue"`
+	Channel         string     `json:"channel"`
+	State           string     `json:"state"`
+	Agent           string     `json:"agent,omitempty"`
+	Preview         string     `json:"preview,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	OfferedAt       *time.Time `json:"offered_at,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	AcceptedAt      *time.Time `json:"accepted_at,omitempty"`
+	Contact         *Contact   `json:"contact,omitempty"`
+	WindowExpiresAt *time.Time `json:"window_expires_at,omitempty"`
+}
+
+// Message is one message of a conversation, from the customer (in) or from the agent (out).
+type Message struct {
+	ID                string          `json:"id"`
+	ConversationID    string          `json:"conversation_id"`
+	Direction         string          `json:"direction"`
+	Channel           string          `json:"channel"`
+	ProviderMessageID string          `json:"provider_message_id,omitempty"`
+	Kind              string          `json:"kind"`
+	Text              string          `json:"text,omitempty"`
+	Payload           json.RawMessage `json:"payload,omitempty"`
+	At                time.Time       `json:"at"`
+	Agent             string          `json:"agent,omitempty"`
+	Status            string          `json:"status,omitempty"`
+	StatusAt          *time.Time      `json:"status_at,omitempty"`
+	Error             *MessageError   `json:"error,omitempty"`
+}
+
+// MessageError is the provider's reason for a failed message.
+type MessageError struct {
+	Code    int    `json:"code"`
+	Title   string `json:"title,omitempty"`
+	Details string `json:"details,omitempty"`
+}
+
+func msTime(s string) time.Time {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func msTimePtr(s string) *time.Time {
+	if s == "" {
+		return nil
+	}
+	t := msTime(s)
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func cardFrom(h map[string]string) Card {
+	return Card{ID: h["id"], ConversationID: h["conversation_id"], Queue: h["queue"], Channel: h["channel"], State: h["state"],
+		Agent: h["agent"], Preview: h["preview"], CreatedAt: msTime(h["created_at"]), OfferedAt: msTimePtr(h["offered_at"]),
+		ExpiresAt: msTimePtr(h["expires_at"]), AcceptedAt: msTimePtr(h["accepted_at"])}
+}
+
+func conversationFrom(h map[string]string) Conversation {
+	return Conversation{ID: h["id"], Channel: h["channel"], EntryPoint: h["entry_point"], Queue: h["queue"],
+		Contact: Contact{ID: h["contact_id"], Name: h["contact_name"], Phone: h["contact_phone"]}, State: h["state"],
+		Agent: h["agent"], CardID: h["card"], OpenedAt: msTime(h["opened_at"]), ClosedAt: msTimePtr(h["closed_at"]),
+		LastCustomerMessageAt: msTimePtr(h["last_customer_message_at"]), WindowExpiresAt: msTimePtr(h["window_expires_at"])}
+}
+
+func messageFrom(h map[string]string) Message {
+	m := Message{ID: h["id"], ConversationID: h["conversation_id"], Direction: h["direction"], Channel: h["channel"],
+		ProviderMessageID: h["provider_message_id"], Kind: h["kind"], Text: h["text"], At: msTime(h["at"]), Agent: h["agent"],
+		Status: h["status"], StatusAt: msTimePtr(h["status_at"])}
+	if p := h["payload"]; p != "" && json.Valid([]byte(p)) {
+		m.Payload = json.RawMessage(p)
+	}
+	if c, err := strconv.Atoi(h["error_code"]); err == nil {
+		m.Error = &MessageError{Code: c, Title: h["error_title"], Details: h["error_details"]}
+	}
+	return m
+}

@@ -1,0 +1,385 @@
+package routing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/presence"
+)
+
+// Errors of routing; the HTTP layer maps each to its status and code.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrNotYours       = errors.New("the card is not offered to or held by this agent")
+	ErrWrongState     = errors.New("the card is not in a state that allows this")
+	ErrUnknownQueue   = errors.New("unknown queue")
+	ErrUnknownChannel = errors.New("unknown channel")
+)
+
+// Tunables that are not configuration.
+const (
+	dedupTTL      = 7 * 24 * time.Hour // Meta retries a notification for up to seven days
+	cardsToScan   = 16
+	agentsToScan  = 32
+	whatsappWin   = 24 * time.Hour
+	previewLength = 140
+)
+
+// Pauser pauses an agent who lets offers time out (presence.Store satisfies it).
+type Pauser interface {
+	Set(ctx context.Context, agent, channel string, want presence.State, reason, by, cause string) (presence.Result, error)
+}
+
+// Options are the router's collaborators.
+type Options struct {
+	Clock      clock.Clock
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Publisher  Publisher
+	Pauser     Pauser
+	// Audit records every offer with the agent's state at that moment (tests check invariants with it).
+	Audit bool
+}
+
+type agentInfo struct {
+	queues   []string
+	channels map[string]int // channel → capacity
+}
+
+// Router routes conversations to agents.
+type Router struct {
+	client  redis.UniversalClient
+	keys    keys
+	clock   clock.Clock
+	logger  *slog.Logger
+	pub     Publisher
+	pauser  Pauser
+	audit   bool
+	queues  map[string]configs.Queue
+	agents  map[string]agentInfo
+	entries map[string]string // "channel:entry point" → queue
+	metrics routerMetrics
+	intake  *batcher
+}
+
+type routerMetrics struct {
+	delivered  *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+	offers     *prometheus.CounterVec
+	timeouts   prometheus.Counter
+}
+
+// NewRouter builds a router from the configuration's queues, agents and entry points.
+func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Config, opts Options) *Router {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Publisher == nil {
+		opts.Publisher = NewStreamLog(client, ks, cfg.Events.MaxLen)
+	}
+	r := &Router{client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "routing"),
+		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit,
+		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{},
+		metrics: routerMetrics{
+			delivered:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_messages_total", Help: "Inbound messages recorded, by channel."}, []string{"channel"}),
+			duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_duplicates_total", Help: "Redelivered inbound messages recognised, by channel."}, []string{"channel"}),
+			offers:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_offers_total", Help: "Cards offered, by queue."}, []string{"queue"}),
+			timeouts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "chatgate_routing_offer_timeouts_total", Help: "Offers that timed out."}),
+		}}
+	r.intake = newBatcher(client, deliverScript)
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts)
+	}
+	for _, q := range cfg.Queues {
+		r.queues[q.ID] = q
+	}
+	for _, a := range cfg.Agents {
+		info := agentInfo{queues: a.Queues, channels: map[string]int{}}
+		for ch, c := range a.Channels {
+			info.channels[ch] = c.Capacity
+		}
+		r.agents[a.ID] = info
+	}
+	for _, n := range cfg.WhatsApp.Numbers {
+		r.entries["whatsapp:"+n.PhoneNumberID] = n.Queue
+	}
+	for _, s := range cfg.WebChat.Sites {
+		r.entries["webchat:"+s.ID] = s.Queue
+	}
+	return r
+}
+
+// Start is part of the component lifecycle; the router's workers start with it.
+func (r *Router) Start() error { return nil }
+
+// Shutdown stops the intake workers; call it after HTTP has drained.
+func (r *Router) Shutdown() { r.intake.close() }
+
+func stringSlice(v any) []string {
+	items, _ := v.([]any)
+	out := make([]string, len(items))
+	for i, it := range items {
+		switch x := it.(type) {
+		case string:
+			out[i] = x
+		case int64:
+			out[i] = strconv.FormatInt(x, 10)
+		}
+	}
+	return out
+}
+
+// QueueFor returns the queue an entry point (a WhatsApp phone number id, a WebChat site) feeds.
+func (r *Router) QueueFor(channel, entryPoint string) (string, bool) {
+	q, ok := r.entries[channel+":"+entryPoint]
+	return q, ok
+}
+
+// SyncCapacity writes every agent's configured capacities to Redis, where the offer script reads
+// them, and raises waiting cards to agents whose capacity grew. Call it at start-up.
+func (r *Router) SyncCapacity(ctx context.Context) error {
+	pipe := r.client.Pipeline()
+	for id, a := range r.agents {
+		fields := make([]any, 0, 2*len(a.channels))
+		for ch, c := range a.channels {
+			fields = append(fields, ch, c)
+		}
+		pipe.Del(ctx, r.keys.capacity(id))
+		pipe.HSet(ctx, r.keys.capacity(id), fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("sync capacity: %w", err)
+	}
+	return r.Reconcile(ctx)
+}
+
+var (
+	idMu      sync.Mutex
+	idEntropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// newID returns a ULID; ids made in one millisecond by this process increase, so cards that arrive
+// in the same millisecond keep their order in the queue (ties in a ZSET sort by member).
+func newID() string {
+	idMu.Lock()
+	defer idMu.Unlock()
+	return ulid.MustNew(ulid.Now(), idEntropy).String()
+}
+
+// Inbound is a customer's message as providers hand it to routing.
+type Inbound struct {
+	Channel           string
+	EntryPoint        string
+	ContactID         string
+	ContactName       string
+	ContactPhone      string
+	ProviderMessageID string
+	At                time.Time
+	Kind              string
+	Text              string
+	Payload           json.RawMessage
+}
+
+// DeliverResult says what Deliver recorded.
+type DeliverResult struct {
+	Recorded   int      `json:"recorded"`
+	Duplicates int      `json:"duplicates"`
+	Unrouted   int      `json:"unrouted"`
+	Messages   []string `json:"messages"`
+}
+
+// Deliver records each message durably and routes it: a redelivered provider message id produces
+// nothing new; a message of an open conversation goes to its agent (sticky, even when paused); a new
+// conversation becomes a card waiting in its entry point's queue and is offered at once if an agent
+// is eligible. A nil error means every message is recorded (the provider may be answered 2xx).
+func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, error) {
+	var res DeliverResult
+	dispatch := map[[2]string]bool{}
+	for _, m := range msgs {
+		queue, ok := r.QueueFor(m.Channel, m.EntryPoint)
+		if !ok {
+			res.Unrouted++
+			continue
+		}
+		now := r.clock.Now()
+		at := m.At
+		if at.IsZero() {
+			at = now
+		}
+		window := ""
+		if m.Channel == "whatsapp" {
+			window = strconv.FormatInt(at.Add(whatsappWin).UnixMilli(), 10)
+		}
+		msgID, convID, cardID := newID(), newID(), newID()
+		val, err := r.intake.run(ctx, []string{r.keys.pmsg(m.Channel, m.ProviderMessageID)},
+			r.keys.prefix(), m.Channel, m.EntryPoint, m.ContactID, queue, msgID, convID, cardID, now.UnixMilli(),
+			m.Kind, m.Text, string(m.Payload), m.ContactName, m.ContactPhone, window, int64(dedupTTL/time.Second),
+			m.ProviderMessageID, at.UnixMilli())
+		if err != nil {
+			return res, fmt.Errorf("deliver: %w", err)
+		}
+		out := stringSlice(val)
+		if out[0] == "dup" {
+			res.Duplicates++
+			r.metrics.duplicates.WithLabelValues(m.Channel).Inc()
+			continue
+		}
+		res.Recorded++
+		res.Messages = append(res.Messages, out[1])
+		r.metrics.delivered.WithLabelValues(m.Channel).Inc()
+		convID, cardID, newCard, agent, cardState := out[2], out[3], out[4], out[5], out[6]
+		// A new card is offered at once when the queue has candidates; a card already waiting was tried
+		// when it arrived and moves on the next login, resume or close.
+		if newCard != "" && out[7] != "0" {
+			dispatch[[2]string{queue, m.Channel}] = true
+		}
+		if agent != "" && (cardState == CardOffered || cardState == CardAccepted) {
+			msg := Message{ID: out[1], ConversationID: convID, Direction: "in", Channel: m.Channel, ProviderMessageID: m.ProviderMessageID,
+				Kind: m.Kind, Text: m.Text, Payload: m.Payload, At: at.UTC()}
+			r.publish(ctx, agent, Event{Type: EventMessageReceived, Message: msg, Conversation: map[string]string{"id": convID, "card_id": cardID}})
+		}
+	}
+	for qc := range dispatch {
+		if err := r.Dispatch(ctx, qc[0], qc[1]); err != nil {
+			// The cards are recorded and waiting; the next trigger or the sweeper offers them.
+			r.logger.Warn("dispatch after delivery failed", "queue", qc[0], "channel", qc[1], "err", err)
+		}
+	}
+	return res, nil
+}
+
+// Dispatch offers waiting cards of (queue, channel) to eligible agents until one side runs out.
+func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
+	q, ok := r.queues[queue]
+	if !ok {
+		return ErrUnknownQueue
+	}
+	audit := "0"
+	if r.audit {
+		audit = "1"
+	}
+	for i := 0; i < 1000; i++ {
+		now := r.clock.Now()
+		out, err := offerScript.Run(ctx, r.client, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
+			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, agentsToScan).StringSlice()
+		if err != nil {
+			return fmt.Errorf("offer: %w", err)
+		}
+		if out[0] != "offered" {
+			return nil
+		}
+		r.metrics.offers.WithLabelValues(queue).Inc()
+		card, err := r.Card(ctx, out[1])
+		if err != nil {
+			return err
+		}
+		r.publish(ctx, out[2], Event{Type: EventCardOffered, Card: card})
+		if out[3] == "0" {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *Router) publish(ctx context.Context, agent string, ev Event) {
+	if ev.At.IsZero() {
+		ev.At = r.clock.Now().UTC()
+	}
+	if _, err := r.pub.Publish(ctx, agent, ev); err != nil {
+		r.logger.Warn("publish event failed", "agent", agent, "type", ev.Type, "err", err)
+	}
+}
+
+// Card returns a card with its conversation's contact and window.
+func (r *Router) Card(ctx context.Context, id string) (Card, error) {
+	h, err := r.client.HGetAll(ctx, r.keys.card(id)).Result()
+	if err != nil {
+		return Card{}, err
+	}
+	if len(h) == 0 {
+		return Card{}, ErrNotFound
+	}
+	c := cardFrom(h)
+	if conv, err := r.client.HGetAll(ctx, r.keys.conv(c.ConversationID)).Result(); err == nil && len(conv) > 0 {
+		cv := conversationFrom(conv)
+		c.Contact = &cv.Contact
+		c.WindowExpiresAt = cv.WindowExpiresAt
+	}
+	if len(c.Preview) > previewLength {
+		c.Preview = c.Preview[:previewLength]
+	}
+	return c, nil
+}
+
+// Cards returns the cards offered to or held by an agent, oldest first.
+func (r *Router) Cards(ctx context.Context, agent string) ([]Card, error) {
+	ids, err := r.client.SMembers(ctx, r.keys.agentCards(agent)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Card, 0, len(ids))
+	for _, id := range ids {
+		c, err := r.Card(ctx, id)
+		if err != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+// Conversation returns one conversation.
+func (r *Router) Conversation(ctx context.Context, id string) (Conversation, error) {
+	h, err := r.client.HGetAll(ctx, r.keys.conv(id)).Result()
+	if err != nil {
+		return Conversation{}, err
+	}
+	if len(h) == 0 {
+		return Conversation{}, ErrNotFound
+	}
+	return conversationFrom(h), nil
+}
+
+// Messages returns a conversation's messages, oldest first (at most limit, the latest ones).
+func (r *Router) Messages(ctx context.Context, conversationID string, limit int64) ([]Message, error) {
+	ids, err := r.client.LRange(ctx, r.keys.convMsgs(conversationID), -limit, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, r.keys.msg(id))
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Message, 0, len(ids))
+	for _, c := range cmds {
+		if len(c.Val()) > 0 {
+			out = append(out, messageFrom(c.Val()))
+		}
+	}
+	return out, nil
+}

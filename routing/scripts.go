@@ -1,0 +1,259 @@
+package routing
+
+import "github.com/redis/go-redis/v9"
+
+// deliverScript records one inbound message and hands it to routing in one atomic step: dedup by
+// provider message id, find or open the conversation, create its card (waiting in the queue) when
+// the conversation is new, append the message.
+//
+// KEYS[1] pmsg key of the provider message id
+// ARGV: 1 prefix, 2 channel, 3 entry point, 4 contact id, 5 queue, 6 new message id, 7 new conversation id,
+// 8 new card id, 9 now ms, 10 kind, 11 text, 12 payload JSON, 13 contact name, 14 contact phone,
+// 15 window expiry ms ("" when the channel has none), 16 dedup TTL s, 17 provider message id, 18 message time ms
+// Returns {"dup", message id} or {"ok", message id, conversation id, card id, new card id or "", agent,
+// card state, number of candidate agents in the queue (0: no point trying to offer now)}.
+var deliverScript = redis.NewScript(`
+local existing = redis.call('GET', KEYS[1])
+if existing then return {'dup', existing} end
+local P = ARGV[1]
+local openKey = P .. 'convopen:' .. ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4]
+local conv = redis.call('GET', openKey)
+local newCard = ''
+if not conv then
+  conv = ARGV[7]
+  redis.call('HSET', P .. 'conv:' .. conv, 'id', conv, 'channel', ARGV[2], 'entry_point', ARGV[3], 'queue', ARGV[5],
+    'contact_id', ARGV[4], 'contact_name', ARGV[13], 'contact_phone', ARGV[14], 'state', 'open', 'agent', '',
+    'card', ARGV[8], 'opened_at', ARGV[9])
+  redis.call('SET', openKey, conv)
+  redis.call('HSET', P .. 'card:' .. ARGV[8], 'id', ARGV[8], 'conversation_id', conv, 'queue', ARGV[5],
+    'channel', ARGV[2], 'state', 'waiting', 'agent', '', 'created_at', ARGV[9], 'preview', ARGV[11])
+  redis.call('ZADD', P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2], ARGV[9], ARGV[8])
+  newCard = ARGV[8]
+end
+local convKey = P .. 'conv:' .. conv
+if ARGV[15] ~= '' then
+  redis.call('HSET', convKey, 'last_customer_message_at', ARGV[18], 'window_expires_at', ARGV[15])
+else
+  redis.call('HSET', convKey, 'last_customer_message_at', ARGV[18])
+end
+redis.call('HSET', P .. 'msg:' .. ARGV[6], 'id', ARGV[6], 'conversation_id', conv, 'direction', 'in',
+  'channel', ARGV[2], 'provider_message_id', ARGV[17], 'kind', ARGV[10], 'text', ARGV[11], 'payload', ARGV[12], 'at', ARGV[18])
+redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[6])
+redis.call('SET', KEYS[1], ARGV[6], 'EX', ARGV[16])
+local card, agent, cardState, candidates = ARGV[8], '', 'waiting', 0
+if newCard ~= '' then
+  candidates = redis.call('ZCARD', P .. 'avail:' .. ARGV[5] .. ':' .. ARGV[2])
+else
+  local c = redis.call('HMGET', convKey, 'card', 'agent')
+  card, agent = c[1], c[2] or ''
+  cardState = redis.call('HGET', P .. 'card:' .. card, 'state') or ''
+end
+return {'ok', ARGV[6], conv, card, newCard, agent, cardState, tostring(candidates)}
+`)
+
+// offerScript makes one routing decision for a (queue, channel): the first waiting card that some
+// eligible agent has not already refused goes to the best such agent by the queue's strategy.
+// Eligibility is checked here, atomically with the offer: the agent's presence on the channel is
+// online (read from presence's HASH) and its load on the channel is below its capacity. Candidates
+// that fail are dropped from the candidate set (they are re-added when they become eligible).
+//
+// KEYS[1] waiting ZSET, KEYS[2] avail ZSET, KEYS[3] offers ZSET
+// ARGV: 1 prefix, 2 channel, 3 now ms, 4 offer timeout ms, 5 strategy, 6 audit 1|0, 7 cards to scan, 8 agents to scan
+// Returns {"empty"} (no waiting card), {"none"} (no eligible agent) or {"offered", card, agent, cards
+// still waiting}.
+var offerScript = redis.NewScript(`
+local P, ch, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local cards = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[7]) - 1)
+if #cards == 0 then return {'empty'} end
+local maxScan = tonumber(ARGV[8])
+-- Candidates are checked one by one in strategy order and only as far as needed: the cost of a
+-- decision does not depend on how many agents are online. Ineligible ones are dropped from the set.
+local checked, eligible, scanned, exhausted = {}, {}, 0, false
+local function candidate(i)
+  while #eligible < i and not exhausted do
+    local page = redis.call('ZRANGE', KEYS[2], scanned, scanned + 7)
+    if #page == 0 then exhausted = true break end
+    for _, a in ipairs(page) do
+      scanned = scanned + 1
+      if not checked[a] then
+        checked[a] = true
+        local st = redis.call('HGET', P .. 'presence:' .. a, ch)
+        local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
+        local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
+        if st ~= 'online' or load >= cap then
+          redis.call('ZREM', KEYS[2], a)
+          scanned = scanned - 1
+        else
+          table.insert(eligible, {a, load, cap, st})
+        end
+      end
+    end
+    if scanned >= maxScan then exhausted = true end
+  end
+  return eligible[i]
+end
+for _, card in ipairs(cards) do
+  local tried = P .. 'tried:' .. card
+  local i = 1
+  while true do
+    local e = candidate(i)
+    if not e then break end
+    local a = e[1]
+    if redis.call('SISMEMBER', tried, a) == 0 then
+      local cardKey = P .. 'card:' .. card
+      local expires = now + tonumber(ARGV[4])
+      redis.call('HSET', cardKey, 'state', 'offered', 'agent', a, 'offered_at', ARGV[3], 'expires_at', string.format('%d', expires))
+      redis.call('ZREM', KEYS[1], card)
+      redis.call('ZADD', KEYS[3], string.format('%d', expires), card)
+      local load = redis.call('HINCRBY', P .. 'load:' .. a, ch, 1)
+      redis.call('SADD', P .. 'agentcards:' .. a, card)
+      redis.call('HSET', P .. 'conv:' .. redis.call('HGET', cardKey, 'conversation_id'), 'agent', a)
+      if load >= e[3] then
+        redis.call('ZREM', KEYS[2], a)
+      elseif ARGV[5] == 'least_busy' then
+        redis.call('ZADD', KEYS[2], string.format('%d', load * 10000000000000 + now), a)
+      else
+        redis.call('ZADD', KEYS[2], ARGV[3], a)
+      end
+      if ARGV[6] == '1' then
+        redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
+      end
+      return {'offered', card, a, tostring(redis.call('ZCARD', KEYS[1]))}
+    end
+    i = i + 1
+  end
+end
+return {'none'}
+`)
+
+// acceptScript: an offered card becomes accepted by the agent it was offered to.
+//
+// KEYS[1] card HASH, KEYS[2] offers ZSET, KEYS[3] the agent's no-answer counter
+// ARGV: 1 card id, 2 agent, 3 now ms. Returns {"ok"}, {"not_found"}, {"not_yours"} or {"state", state}.
+var acceptScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'not_found'} end
+if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then return {'not_yours'} end
+if st ~= 'offered' then return {'state', st} end
+redis.call('HSET', KEYS[1], 'state', 'accepted', 'accepted_at', ARGV[3], 'expires_at', '')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+return {'ok'}
+`)
+
+// releaseScript puts an offered card back in line (its old place) after a decline or a timeout; the
+// agent is remembered so the card is not offered to it again.
+//
+// KEYS[1] card HASH, KEYS[2] offers ZSET
+// ARGV: 1 card id, 2 agent (decline: the caller), 3 now ms, 4 prefix, 5 mode decline|timeout
+// Returns {"ok", agent, queue, channel, no-answer count} or {"not_found"} / {"not_yours"} / {"state", s} / {"not_due"}.
+var releaseScript = redis.NewScript(`
+local P = ARGV[4]
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'not_found'} end
+local a = redis.call('HGET', KEYS[1], 'agent')
+if ARGV[5] == 'decline' and a ~= ARGV[2] then return {'not_yours'} end
+if st ~= 'offered' then return {'state', st} end
+if ARGV[5] == 'timeout' and tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '0') > tonumber(ARGV[3]) then
+  return {'not_due'}
+end
+local queue = redis.call('HGET', KEYS[1], 'queue')
+local ch = redis.call('HGET', KEYS[1], 'channel')
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'agent', '', 'offered_at', '', 'expires_at', '')
+redis.call('SADD', P .. 'tried:' .. ARGV[1], a)
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, redis.call('HGET', KEYS[1], 'created_at'), ARGV[1])
+if tonumber(redis.call('HINCRBY', P .. 'load:' .. a, ch, -1)) < 0 then redis.call('HSET', P .. 'load:' .. a, ch, 0) end
+redis.call('SREM', P .. 'agentcards:' .. a, ARGV[1])
+redis.call('HSET', P .. 'conv:' .. redis.call('HGET', KEYS[1], 'conversation_id'), 'agent', '')
+local n = 0
+if ARGV[5] == 'timeout' then n = redis.call('INCR', P .. 'noanswer:' .. a) end
+return {'ok', a, queue, ch, n}
+`)
+
+// closeScript closes a card and its conversation and frees the agent's slot.
+//
+// KEYS[1] card HASH, KEYS[2] offers ZSET
+// ARGV: 1 card id, 2 agent, 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card)
+// Returns {"ok", agent, queue, channel, conversation id} or {"not_found"} / {"not_yours"} / {"state", s}.
+var closeScript = redis.NewScript(`
+local P = ARGV[4]
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'not_found'} end
+local a = redis.call('HGET', KEYS[1], 'agent')
+if ARGV[5] ~= '1' and a ~= ARGV[2] then return {'not_yours'} end
+if st == 'closed' then return {'state', st} end
+if ARGV[5] ~= '1' and st ~= 'accepted' then return {'state', st} end
+local queue = redis.call('HGET', KEYS[1], 'queue')
+local ch = redis.call('HGET', KEYS[1], 'channel')
+local conv = redis.call('HGET', KEYS[1], 'conversation_id')
+local convKey = P .. 'conv:' .. conv
+redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[3], 'expires_at', '')
+redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[3])
+local c = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
+local openKey = P .. 'convopen:' .. c[1] .. ':' .. c[2] .. ':' .. c[3]
+if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', P .. 'waiting:' .. queue .. ':' .. ch, ARGV[1])
+if a and a ~= '' then
+  if tonumber(redis.call('HINCRBY', P .. 'load:' .. a, ch, -1)) < 0 then redis.call('HSET', P .. 'load:' .. a, ch, 0) end
+  redis.call('SREM', P .. 'agentcards:' .. a, ARGV[1])
+end
+return {'ok', a or '', queue, ch, conv}
+`)
+
+// requeueScript gives back an agent's cards on one channel (the agent logged out): each goes to the
+// front of its queue, keeping their relative order, and the agent's load on the channel is zero.
+//
+// KEYS[1] the agent's cards SET, KEYS[2] offers ZSET, KEYS[3] the agent's load HASH
+// ARGV: 1 agent, 2 channel, 3 prefix. Returns {{card, previous state, queue}, …}.
+var requeueScript = redis.NewScript(`
+local P, ch = ARGV[3], ARGV[2]
+local out = {}
+for _, card in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local cardKey = P .. 'card:' .. card
+  if redis.call('HGET', cardKey, 'channel') == ch then
+    local st = redis.call('HGET', cardKey, 'state')
+    local queue = redis.call('HGET', cardKey, 'queue')
+    if st == 'offered' or st == 'accepted' then
+      redis.call('HSET', cardKey, 'state', 'waiting', 'agent', '', 'offered_at', '', 'expires_at', '')
+      redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch,
+        string.format('%d', tonumber(redis.call('HGET', cardKey, 'created_at')) - 10000000000000), card)
+      redis.call('HSET', P .. 'conv:' .. redis.call('HGET', cardKey, 'conversation_id'), 'agent', '')
+      table.insert(out, {card, st, queue})
+    end
+    redis.call('ZREM', KEYS[2], card)
+    redis.call('SREM', KEYS[1], card)
+  end
+end
+redis.call('HSET', KEYS[3], ch, 0)
+return out
+`)
+
+// statusScript applies a delivery status to a stored message as a state machine that tolerates the
+// provider's out-of-order delivery: queued < sent < delivered < read; failed is final; a late
+// delivered never overwrites read, and a failed after read is ignored (read proves delivery).
+//
+// KEYS[1] message HASH, KEYS[2] pmsg key of the provider message id (written when ARGV[7] is 1)
+// ARGV: 1 new status, 2 at ms, 3 provider message id ("" to keep), 4 error code, 5 error title,
+// 6 error details, 7 index the provider id 1|0, 8 index TTL s
+// Returns {"ok", previous, conversation id} / {"stale", current} / {"not_found"}.
+var statusScript = redis.NewScript(`
+local rank = {queued = 1, sent = 2, delivered = 3, read = 4, failed = 5}
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+  cur = 'queued'
+end
+local new = ARGV[1]
+if cur == 'failed' or (cur == 'read' and new == 'failed') or (new ~= 'failed' and rank[new] <= rank[cur]) then
+  return {'stale', cur}
+end
+redis.call('HSET', KEYS[1], 'status', new, 'status_at', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'provider_message_id', ARGV[3]) end
+if ARGV[7] == '1' then redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'id'), 'EX', ARGV[8]) end
+if new == 'failed' then
+  redis.call('HSET', KEYS[1], 'error_code', ARGV[4], 'error_title', ARGV[5], 'error_details', ARGV[6])
+end
+return {'ok', cur, redis.call('HGET', KEYS[1], 'conversation_id')}
+`)

@@ -1,0 +1,102 @@
+package routing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// StatusUpdate is news about an outbound message: sent (with the provider's id), delivered, read,
+// or failed with the provider's reason.
+type StatusUpdate struct {
+	State             string
+	At                time.Time
+	ProviderMessageID string
+	Error             *MessageError
+}
+
+// RecordOutbound stores a message the agent sends in its conversation, status queued.
+func (r *Router) RecordOutbound(ctx context.Context, conversationID, agent, kind, text string, payload json.RawMessage) (Message, error) {
+	conv, err := r.Conversation(ctx, conversationID)
+	if err != nil {
+		return Message{}, err
+	}
+	now := r.clock.Now()
+	m := Message{ID: newID(), ConversationID: conv.ID, Direction: "out", Channel: conv.Channel, Kind: kind, Text: text,
+		Payload: payload, At: now.UTC(), Agent: agent, Status: "queued"}
+	pipe := r.client.TxPipeline()
+	pipe.HSet(ctx, r.keys.msg(m.ID), "id", m.ID, "conversation_id", m.ConversationID, "direction", "out", "channel", m.Channel,
+		"kind", kind, "text", text, "payload", string(payload), "at", now.UnixMilli(), "agent", agent, "status", "queued")
+	pipe.RPush(ctx, r.keys.convMsgs(conv.ID), m.ID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// UpdateStatus applies a status to a stored message (see statusScript for the order rules) and tells
+// the message's agent. It reports whether the status changed anything.
+func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpdate) (Message, bool, error) {
+	return r.applyStatus(ctx, messageID, "", u)
+}
+
+// ApplyProviderStatus applies a provider's status webhook, finding the message by the provider's id.
+// An id the gateway never sent reports (Message{}, false, nil).
+func (r *Router) ApplyProviderStatus(ctx context.Context, channel, providerMessageID string, u StatusUpdate) (Message, bool, error) {
+	id, err := r.client.Get(ctx, r.keys.pmsg(channel, providerMessageID)).Result()
+	if err != nil {
+		if errors.Is(err, redis.Nil) {
+			return Message{}, false, nil
+		}
+		return Message{}, false, err
+	}
+	return r.applyStatus(ctx, id, channel, u)
+}
+
+func (r *Router) applyStatus(ctx context.Context, messageID, channel string, u StatusUpdate) (Message, bool, error) {
+	at := u.At
+	if at.IsZero() {
+		at = r.clock.Now()
+	}
+	code, title, details := "", "", ""
+	if u.Error != nil {
+		code, title, details = strconv.Itoa(u.Error.Code), u.Error.Title, u.Error.Details
+	}
+	index, pmsgKey := "0", r.keys.pmsg("none", messageID)
+	if u.ProviderMessageID != "" {
+		if channel == "" {
+			h, err := r.client.HGet(ctx, r.keys.msg(messageID), "channel").Result()
+			if err == nil {
+				channel = h
+			}
+		}
+		index, pmsgKey = "1", r.keys.pmsg(channel, u.ProviderMessageID)
+	}
+	out, err := statusScript.Run(ctx, r.client, []string{r.keys.msg(messageID), pmsgKey}, u.State, at.UnixMilli(),
+		u.ProviderMessageID, code, title, details, index, int64(dedupTTL/time.Second)).StringSlice()
+	if err != nil {
+		return Message{}, false, fmt.Errorf("status: %w", err)
+	}
+	if out[0] == "not_found" {
+		return Message{}, false, ErrNotFound
+	}
+	h, err := r.client.HGetAll(ctx, r.keys.msg(messageID)).Result()
+	if err != nil {
+		return Message{}, false, err
+	}
+	m := messageFrom(h)
+	if out[0] != "ok" {
+		return m, false, nil
+	}
+	if conv, err := r.Conversation(ctx, m.ConversationID); err == nil && conv.Agent != "" {
+		r.publish(ctx, conv.Agent, Event{Type: EventMessageStatus, Message: m})
+	} else if m.Agent != "" {
+		r.publish(ctx, m.Agent, Event{Type: EventMessageStatus, Message: m})
+	}
+	return m, true, nil
+}

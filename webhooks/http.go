@@ -1,0 +1,183 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/routing"
+)
+
+// HTTP errors of the webhooks.
+var (
+	errSignature   = httpx.NewError(http.StatusUnauthorized, "invalid_signature", "the request is not signed by the provider")
+	errInvalidJSON = httpx.NewError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
+	errHandshake   = httpx.NewError(http.StatusForbidden, "verification_failed", "the verification token does not match")
+)
+
+// Router is what the webhooks need of routing: durable intake and status updates.
+type Router interface {
+	Deliver(ctx context.Context, msgs []routing.Inbound) (routing.DeliverResult, error)
+	ApplyProviderStatus(ctx context.Context, channel, providerMessageID string, u routing.StatusUpdate) (routing.Message, bool, error)
+	QueueFor(channel, entryPoint string) (string, bool)
+}
+
+var _ Router = (*routing.Router)(nil)
+
+// Handler serves one provider's webhook endpoints.
+type Handler struct {
+	name     string
+	provider Provider
+	router   Router
+	logger   *slog.Logger
+	metrics  *metrics
+}
+
+type metrics struct {
+	notifications *prometheus.CounterVec
+	messages      *prometheus.CounterVec
+	duplicates    *prometheus.CounterVec
+	badSignatures *prometheus.CounterVec
+	unrouted      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+}
+
+// Metrics are the webhook counters, shared by every provider's handler (labelled by provider).
+type Metrics = metrics
+
+// NewMetrics registers the webhook metrics once per registry.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &metrics{
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_notifications_total", Help: "Webhook requests by provider and outcome."}, []string{"provider", "outcome"}),
+		messages:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_messages_total", Help: "Inbound messages by provider and kind."}, []string{"provider", "kind"}),
+		duplicates:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_duplicates_total", Help: "Redelivered messages recognised."}, []string{"provider"}),
+		badSignatures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_signature_failures_total", Help: "Requests refused for their signature."}, []string{"provider"}),
+		unrouted:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_unrouted_total", Help: "Messages for entry points not in the configuration."}, []string{"provider"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chatgate_webhook_intake_seconds", Help: "Time from request to durable record.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"provider"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.notifications, m.messages, m.duplicates, m.badSignatures, m.unrouted, m.latency)
+	}
+	return m
+}
+
+// NewHandler serves provider name (the path segment) with its provider on the router.
+func NewHandler(name string, p Provider, r Router, logger *slog.Logger, m *Metrics) *Handler {
+	return &Handler{name: name, provider: p, router: r, logger: logger.With("component", "webhooks", "provider", name), metrics: m}
+}
+
+// Register mounts GET (handshake, when the provider has one) and POST /webhooks/<name>.
+func (h *Handler) Register(app fiber.Router) {
+	if hs, ok := h.provider.(Handshaker); ok {
+		app.Get("/webhooks/"+h.name, func(c *fiber.Ctx) error {
+			challenge, ok := hs.Handshake(func(k string) string { return c.Query(k) })
+			if !ok {
+				return errHandshake
+			}
+			c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+			return c.SendString(challenge)
+		})
+	}
+	app.Post("/webhooks/"+h.name, h.receive)
+}
+
+// receive verifies the signature on the raw body, parses, and answers 200 only once every message is
+// durably recorded by routing. A store outage is a 503 so the provider retries.
+func (h *Handler) receive(c *fiber.Ctx) error {
+	start := time.Now()
+	body := c.Body()
+	if err := h.provider.Verify(func(k string) string { return c.Get(k) }, body); err != nil {
+		h.metrics.badSignatures.WithLabelValues(h.name).Inc()
+		h.metrics.notifications.WithLabelValues(h.name, "bad_signature").Inc()
+		return errSignature.Wrap(err)
+	}
+	n, err := h.provider.Parse(body)
+	switch {
+	case errors.Is(err, ErrInvalidJSON):
+		h.metrics.notifications.WithLabelValues(h.name, "invalid_json").Inc()
+		h.logger.Warn("signed request with invalid JSON", "body", truncate(body))
+		return errInvalidJSON
+	case errors.Is(err, ErrForeignObject):
+		h.metrics.notifications.WithLabelValues(h.name, "ignored").Inc()
+		return c.JSON(fiber.Map{"status": "ignored"})
+	case err != nil:
+		h.metrics.notifications.WithLabelValues(h.name, "not_understood").Inc()
+		h.logger.Warn("signed payload not understood; acknowledged so it is not retried", "err", err, "body", truncate(body))
+		return c.JSON(fiber.Map{"status": "ignored"})
+	}
+	ctx := c.UserContext()
+	inbound := make([]routing.Inbound, 0, len(n.Messages))
+	for _, m := range n.Messages {
+		if _, ok := h.router.QueueFor(m.Channel, m.EntryPoint); !ok {
+			h.metrics.unrouted.WithLabelValues(h.name).Inc()
+			h.logger.Warn("message for an entry point not in the configuration; not routed", "entry_point", m.EntryPoint, "message_id", m.ID)
+			continue
+		}
+		h.metrics.messages.WithLabelValues(h.name, m.Kind).Inc()
+		inbound = append(inbound, toInbound(m))
+	}
+	res, err := h.router.Deliver(ctx, inbound)
+	if err != nil {
+		h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
+		return err
+	}
+	h.metrics.duplicates.WithLabelValues(h.name).Add(float64(res.Duplicates))
+	statuses := 0
+	for _, s := range n.Statuses {
+		u := routing.StatusUpdate{State: s.State, At: s.At}
+		if len(s.Errors) > 0 {
+			u.Error = &routing.MessageError{Code: s.Errors[0].Code, Title: s.Errors[0].Title, Details: s.Errors[0].Details}
+		}
+		_, changed, err := h.router.ApplyProviderStatus(ctx, s.Channel, s.MessageID, u)
+		if err != nil {
+			h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
+			return err
+		}
+		if changed {
+			statuses++
+		}
+	}
+	for _, s := range n.Skipped {
+		h.logger.Debug("notification part skipped", "field", s.Field, "reason", s.Reason)
+	}
+	h.metrics.notifications.WithLabelValues(h.name, "ok").Inc()
+	h.metrics.latency.WithLabelValues(h.name).Observe(time.Since(start).Seconds())
+	return c.JSON(receipt{Status: "ok", Recorded: res.Recorded, Duplicates: res.Duplicates, Statuses: statuses})
+}
+
+// receipt is the answer to an accepted notification.
+type receipt struct {
+	Status     string `json:"status"`
+	Recorded   int    `json:"recorded"`
+	Duplicates int    `json:"duplicates"`
+	Statuses   int    `json:"statuses"`
+}
+
+// toInbound keeps the normalized message whole as the stored payload, so agents see every field.
+func toInbound(m Message) routing.Inbound {
+	payload, _ := json.Marshal(m)
+	name := m.Contact.Name
+	return routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: name,
+		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
+}
+
+var longDigits = regexp.MustCompile(`\d{6,}`)
+
+// truncate bounds what a log line quotes of a body and masks long digit runs (phone numbers).
+func truncate(b []byte) string {
+	const max = 2048
+	if len(b) > max {
+		b = b[:max]
+	}
+	return string(longDigits.ReplaceAll(bytes.Clone(b), []byte("******")))
+}

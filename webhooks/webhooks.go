@@ -1,0 +1,156 @@
+// Package webhooks receives providers' notifications. Each provider (a sub-package) verifies the raw
+// request and parses its payload into the normalized messages and statuses defined here; the HTTP
+// handler hands them to routing, which records them durably before the provider gets its 2xx.
+package webhooks
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors a provider returns; the handler maps them to HTTP answers.
+var (
+	// ErrUnsigned: no signature, or a signature header that cannot be read (401).
+	ErrUnsigned = errors.New("request is not signed")
+	// ErrBadSignature: the signature does not match the body under any configured secret (401).
+	ErrBadSignature = errors.New("signature does not match")
+	// ErrInvalidJSON: the body is not JSON at all (400).
+	ErrInvalidJSON = errors.New("body is not valid JSON")
+	// ErrNotUnderstood: valid JSON the provider cannot read; acknowledged so it is not retried forever.
+	ErrNotUnderstood = errors.New("payload not understood")
+	// ErrForeignObject: a notification about something other than messaging (acknowledged, ignored).
+	ErrForeignObject = errors.New("notification object is not handled")
+)
+
+// Provider verifies and parses one provider's webhook requests. It knows nothing of HTTP frameworks.
+type Provider interface {
+	// Verify checks the request's signature over the raw body before anything parses it.
+	Verify(header func(name string) string, body []byte) error
+	// Parse turns a verified body into normalized messages and statuses.
+	Parse(body []byte) (Notification, error)
+}
+
+// Handshaker is implemented by providers that verify the endpoint with a GET (Meta's hub.challenge).
+type Handshaker interface {
+	Handshake(query func(name string) string) (challenge string, ok bool)
+}
+
+// Notification is what one webhook request carried.
+type Notification struct {
+	Messages []Message `json:"messages"`
+	Statuses []Status  `json:"statuses"`
+	Skipped  []Skipped `json:"skipped,omitempty"`
+}
+
+// Message is a customer's message in normalized form.
+type Message struct {
+	Channel           string          `json:"channel"`
+	EntryPoint        string          `json:"entry_point"`
+	EntryPointDisplay string          `json:"entry_point_display,omitempty"`
+	Contact           Contact         `json:"contact"`
+	ID                string          `json:"id"`
+	At                time.Time       `json:"at"`
+	Kind              string          `json:"kind"`
+	Text              string          `json:"text,omitempty"`
+	Media             *Media          `json:"media,omitempty"`
+	Location          *Location       `json:"location,omitempty"`
+	Contacts          json.RawMessage `json:"contacts,omitempty"`
+	Reaction          *Reaction       `json:"reaction,omitempty"`
+	Reply             *Reply          `json:"reply,omitempty"`
+	ReplyTo           string          `json:"reply_to,omitempty"`
+	Forwarded         bool            `json:"forwarded,omitempty"`
+	Referral          *Referral       `json:"referral,omitempty"`
+	Errors            []ProviderError `json:"errors,omitempty"`
+	Raw               json.RawMessage `json:"raw,omitempty"`
+}
+
+// Contact identifies the customer. ID is the stable key: the business-scoped user id when the
+// provider sends one, else the phone-based id.
+type Contact struct {
+	ID       string `json:"id"`
+	WaID     string `json:"wa_id,omitempty"`
+	UserID   string `json:"user_id,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Username string `json:"username,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+	Email    string `json:"email,omitempty"`
+}
+
+// Media references an attachment held by the provider (by id) or on the web (by URL).
+type Media struct {
+	ID       string `json:"id,omitempty"`
+	URL      string `json:"url,omitempty"`
+	MimeType string `json:"mime_type,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	Caption  string `json:"caption,omitempty"`
+	Filename string `json:"filename,omitempty"`
+	Voice    bool   `json:"voice,omitempty"`
+	Animated bool   `json:"animated,omitempty"`
+}
+
+// Location is a shared place.
+type Location struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+	Name      string  `json:"name,omitempty"`
+	Address   string  `json:"address,omitempty"`
+	URL       string  `json:"url,omitempty"`
+}
+
+// Reaction is an emoji on an earlier message (empty emoji: removed).
+type Reaction struct {
+	MessageID string `json:"message_id"`
+	Emoji     string `json:"emoji"`
+}
+
+// Reply is the customer's choice of a button, list row or template quick reply.
+type Reply struct {
+	Type        string `json:"type"`
+	ID          string `json:"id,omitempty"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	Payload     string `json:"payload,omitempty"`
+}
+
+// Referral is the ad or post a click-to-chat conversation started from.
+type Referral struct {
+	SourceURL    string `json:"source_url,omitempty"`
+	SourceID     string `json:"source_id,omitempty"`
+	SourceType   string `json:"source_type,omitempty"`
+	Headline     string `json:"headline,omitempty"`
+	Body         string `json:"body,omitempty"`
+	MediaType    string `json:"media_type,omitempty"`
+	ImageURL     string `json:"image_url,omitempty"`
+	VideoURL     string `json:"video_url,omitempty"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	ClickID      string `json:"click_id,omitempty"`
+}
+
+// ProviderError is an error the provider reports on a message or status.
+type ProviderError struct {
+	Code    int    `json:"code"`
+	Title   string `json:"title,omitempty"`
+	Message string `json:"message,omitempty"`
+	Details string `json:"details,omitempty"`
+}
+
+// Status is the provider's news about a message the gateway sent.
+type Status struct {
+	Channel         string          `json:"channel"`
+	EntryPoint      string          `json:"entry_point"`
+	MessageID       string          `json:"message_id"`
+	RecipientID     string          `json:"recipient_id,omitempty"`
+	State           string          `json:"state"`
+	At              time.Time       `json:"at"`
+	Errors          []ProviderError `json:"errors,omitempty"`
+	ConversationID  string          `json:"conversation_id,omitempty"`
+	PricingCategory string          `json:"pricing_category,omitempty"`
+}
+
+// Skipped is a part of a notification that carries nothing to route (another webhook field, a group
+// event, an item without an id), kept for the log.
+type Skipped struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}

@@ -1,0 +1,403 @@
+package whatsapp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/chatgate/chatgate/webhooks"
+)
+
+// Meta's notification shapes (WebhookPayload, IncomingMessage, Statuses in Meta's OpenAPI file).
+type notification struct {
+	Object string `json:"object"`
+	Entry  []struct {
+		ID      string `json:"id"`
+		Changes []struct {
+			Field string          `json:"field"`
+			Value json.RawMessage `json:"value"`
+		} `json:"changes"`
+	} `json:"entry"`
+}
+
+type changeValue struct {
+	MessagingProduct string `json:"messaging_product"`
+	Metadata         struct {
+		DisplayPhoneNumber string `json:"display_phone_number"`
+		PhoneNumberID      string `json:"phone_number_id"`
+	} `json:"metadata"`
+	Contacts []contact         `json:"contacts"`
+	Messages []json.RawMessage `json:"messages"`
+	Statuses []status          `json:"statuses"`
+	Errors   []apiError        `json:"errors"`
+}
+
+type contact struct {
+	Profile struct {
+		Name     string `json:"name"`
+		Username string `json:"username"`
+	} `json:"profile"`
+	WaID   string `json:"wa_id"`
+	UserID string `json:"user_id"`
+}
+
+type apiError struct {
+	Code      int    `json:"code"`
+	Title     string `json:"title"`
+	Message   string `json:"message"`
+	ErrorData struct {
+		Details string `json:"details"`
+	} `json:"error_data"`
+}
+
+type media struct {
+	ID       string `json:"id"`
+	Link     string `json:"link"`
+	URL      string `json:"url"`
+	MimeType string `json:"mime_type"`
+	SHA256   string `json:"sha256"`
+	Caption  string `json:"caption"`
+	Filename string `json:"filename"`
+	Voice    bool   `json:"voice"`
+	Animated bool   `json:"animated"`
+}
+
+// flexFloat reads a coordinate Meta may send as a number or as a string.
+type flexFloat float64
+
+func (f *flexFloat) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return err
+	}
+	*f = flexFloat(v)
+	return nil
+}
+
+type message struct {
+	From       string `json:"from"`
+	FromUserID string `json:"from_user_id"`
+	ID         string `json:"id"`
+	Timestamp  string `json:"timestamp"`
+	Type       string `json:"type"`
+	Text       *struct {
+		Body string `json:"body"`
+	} `json:"text"`
+	Image    *media `json:"image"`
+	Audio    *media `json:"audio"`
+	Video    *media `json:"video"`
+	Document *media `json:"document"`
+	Sticker  *media `json:"sticker"`
+	Location *struct {
+		Latitude  flexFloat `json:"latitude"`
+		Longitude flexFloat `json:"longitude"`
+		Name      string    `json:"name"`
+		Address   string    `json:"address"`
+		URL       string    `json:"url"`
+	} `json:"location"`
+	Contacts    json.RawMessage `json:"contacts"`
+	Interactive *struct {
+		Type        string `json:"type"`
+		ButtonReply *struct {
+			ID    string `json:"id"`
+			Title string `json:"title"`
+		} `json:"button_reply"`
+		ListReply *struct {
+			ID          string `json:"id"`
+			Title       string `json:"title"`
+			Description string `json:"description"`
+		} `json:"list_reply"`
+		NFMReply *struct {
+			Name         string `json:"name"`
+			Body         string `json:"body"`
+			ResponseJSON string `json:"response_json"`
+		} `json:"nfm_reply"`
+	} `json:"interactive"`
+	Button *struct {
+		Payload string `json:"payload"`
+		Text    string `json:"text"`
+	} `json:"button"`
+	Reaction *struct {
+		MessageID string `json:"message_id"`
+		Emoji     string `json:"emoji"`
+	} `json:"reaction"`
+	Order *struct {
+		CatalogID string `json:"catalog_id"`
+		Text      string `json:"text"`
+	} `json:"order"`
+	System *struct {
+		Body string `json:"body"`
+		Type string `json:"type"`
+	} `json:"system"`
+	Context *struct {
+		From                string `json:"from"`
+		ID                  string `json:"id"`
+		Forwarded           bool   `json:"forwarded"`
+		FrequentlyForwarded bool   `json:"frequently_forwarded"`
+	} `json:"context"`
+	Referral *struct {
+		SourceURL    string `json:"source_url"`
+		SourceID     string `json:"source_id"`
+		SourceType   string `json:"source_type"`
+		Body         string `json:"body"`
+		Headline     string `json:"headline"`
+		MediaType    string `json:"media_type"`
+		ImageURL     string `json:"image_url"`
+		VideoURL     string `json:"video_url"`
+		ThumbnailURL string `json:"thumbnail_url"`
+		CTWAClid     string `json:"ctwa_clid"`
+	} `json:"referral"`
+	Errors []apiError `json:"errors"`
+}
+
+type status struct {
+	ID           string     `json:"id"`
+	Status       string     `json:"status"`
+	Timestamp    string     `json:"timestamp"`
+	RecipientID  string     `json:"recipient_id"`
+	Errors       []apiError `json:"errors"`
+	Conversation *struct {
+		ID string `json:"id"`
+	} `json:"conversation"`
+	Pricing *struct {
+		Category string `json:"category"`
+	} `json:"pricing"`
+}
+
+// Parse reads a whole notification: every entry and change, the contacts, every message kind
+// (unknown kinds kept with their raw JSON) and every status. Fields other than "messages" (and
+// group events) are skipped, not errors: Meta must not retry them forever.
+func (p *Provider) Parse(body []byte) (webhooks.Notification, error) {
+	var out webhooks.Notification
+	var n notification
+	if err := json.Unmarshal(body, &n); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || len(bytes.TrimSpace(body)) == 0 {
+			return out, webhooks.ErrInvalidJSON
+		}
+		return out, fmt.Errorf("%w: %v", webhooks.ErrNotUnderstood, err)
+	}
+	if n.Object != "whatsapp_business_account" {
+		return out, webhooks.ErrForeignObject
+	}
+	for _, e := range n.Entry {
+		for _, ch := range e.Changes {
+			if ch.Field != "messages" {
+				out.Skipped = append(out.Skipped, webhooks.Skipped{Field: ch.Field, Reason: "field not handled"})
+				continue
+			}
+			var v changeValue
+			if err := json.Unmarshal(ch.Value, &v); err != nil {
+				out.Skipped = append(out.Skipped, webhooks.Skipped{Field: ch.Field, Reason: "value not understood: " + err.Error()})
+				continue
+			}
+			parseValue(&v, &out)
+		}
+	}
+	return out, nil
+}
+
+func parseValue(v *changeValue, out *webhooks.Notification) {
+	entry := v.Metadata.PhoneNumberID
+	for _, raw := range v.Messages {
+		var m message
+		if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
+			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "messages", Reason: "message without an id or not understood"})
+			continue
+		}
+		msg := normalize(&m, compact(raw))
+		msg.Channel, msg.EntryPoint, msg.EntryPointDisplay = Channel, entry, v.Metadata.DisplayPhoneNumber
+		msg.Contact = contactFor(&m, v.Contacts)
+		out.Messages = append(out.Messages, msg)
+	}
+	for _, s := range v.Statuses {
+		if s.ID == "" || s.Status == "" {
+			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "statuses", Reason: "status without an id"})
+			continue
+		}
+		st := webhooks.Status{Channel: Channel, EntryPoint: entry, MessageID: s.ID, RecipientID: s.RecipientID,
+			State: s.Status, At: unixTime(s.Timestamp), Errors: providerErrors(s.Errors)}
+		if s.Conversation != nil {
+			st.ConversationID = s.Conversation.ID
+		}
+		if s.Pricing != nil {
+			st.PricingCategory = s.Pricing.Category
+		}
+		out.Statuses = append(out.Statuses, st)
+	}
+	if len(v.Messages) == 0 && len(v.Statuses) == 0 && len(v.Errors) > 0 {
+		out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "messages", Reason: fmt.Sprintf("account error %d", v.Errors[0].Code)})
+	}
+}
+
+// contactFor finds the message's sender among the change's contacts: by wa_id, by user_id, or the
+// only contact there is. The contact is keyed by the business-scoped user id when Meta sends one.
+func contactFor(m *message, contacts []contact) webhooks.Contact {
+	var found *contact
+	for i := range contacts {
+		c := &contacts[i]
+		if (m.From != "" && c.WaID == m.From) || (m.FromUserID != "" && c.UserID == m.FromUserID) {
+			found = c
+			break
+		}
+	}
+	if found == nil && len(contacts) == 1 {
+		found = &contacts[0]
+	}
+	out := webhooks.Contact{WaID: m.From, UserID: m.FromUserID}
+	if found != nil {
+		out.Name, out.Username = found.Profile.Name, found.Profile.Username
+		if found.WaID != "" {
+			out.WaID = found.WaID
+		}
+		if found.UserID != "" {
+			out.UserID = found.UserID
+		}
+	}
+	if out.WaID != "" {
+		out.Phone = "+" + strings.TrimPrefix(out.WaID, "+")
+	}
+	out.ID = out.UserID
+	if out.ID == "" {
+		out.ID = out.WaID
+	}
+	return out
+}
+
+func normalize(m *message, raw json.RawMessage) webhooks.Message {
+	msg := webhooks.Message{ID: m.ID, At: unixTime(m.Timestamp), Kind: m.Type, Errors: providerErrors(m.Errors)}
+	switch m.Type {
+	case "text":
+		if m.Text != nil {
+			msg.Text = m.Text.Body
+		}
+	case "image", "audio", "video", "document", "sticker":
+		if md := mediaOf(m); md != nil {
+			msg.Media = &webhooks.Media{ID: md.ID, URL: firstNonEmpty(md.URL, md.Link), MimeType: md.MimeType, SHA256: md.SHA256,
+				Caption: md.Caption, Filename: md.Filename, Voice: md.Voice, Animated: md.Animated}
+			msg.Text = md.Caption
+		}
+	case "location":
+		if l := m.Location; l != nil {
+			msg.Location = &webhooks.Location{Latitude: float64(l.Latitude), Longitude: float64(l.Longitude), Name: l.Name, Address: l.Address, URL: l.URL}
+			msg.Text = firstNonEmpty(l.Name, l.Address)
+		}
+	case "contacts":
+		msg.Contacts = compact(m.Contacts)
+	case "interactive":
+		if it := m.Interactive; it != nil {
+			switch {
+			case it.ButtonReply != nil:
+				msg.Reply = &webhooks.Reply{Type: "button_reply", ID: it.ButtonReply.ID, Title: it.ButtonReply.Title}
+			case it.ListReply != nil:
+				msg.Reply = &webhooks.Reply{Type: "list_reply", ID: it.ListReply.ID, Title: it.ListReply.Title, Description: it.ListReply.Description}
+			case it.NFMReply != nil:
+				msg.Reply = &webhooks.Reply{Type: "nfm_reply", ID: it.NFMReply.Name, Title: it.NFMReply.Body, Payload: it.NFMReply.ResponseJSON}
+			default:
+				msg.Reply = &webhooks.Reply{Type: it.Type}
+			}
+			msg.Text = msg.Reply.Title
+		}
+	case "button":
+		if b := m.Button; b != nil {
+			msg.Reply = &webhooks.Reply{Type: "quick_reply", Title: b.Text, Payload: b.Payload}
+			msg.Text = b.Text
+		}
+	case "reaction":
+		if r := m.Reaction; r != nil {
+			msg.Reaction = &webhooks.Reaction{MessageID: r.MessageID, Emoji: r.Emoji}
+			msg.Text = r.Emoji
+		}
+	case "order":
+		if o := m.Order; o != nil {
+			msg.Text = o.Text
+		}
+	case "system":
+		if s := m.System; s != nil {
+			msg.Text = s.Body
+		}
+	}
+	if m.Context != nil {
+		msg.ReplyTo = m.Context.ID
+		msg.Forwarded = m.Context.Forwarded || m.Context.FrequentlyForwarded
+	}
+	if r := m.Referral; r != nil {
+		msg.Referral = &webhooks.Referral{SourceURL: r.SourceURL, SourceID: r.SourceID, SourceType: r.SourceType, Headline: r.Headline,
+			Body: r.Body, MediaType: r.MediaType, ImageURL: r.ImageURL, VideoURL: r.VideoURL, ThumbnailURL: r.ThumbnailURL, ClickID: r.CTWAClid}
+	}
+	if msg.Kind == "" {
+		msg.Kind = "unknown"
+	}
+	// Kinds without a normalized form keep Meta's JSON, so nothing a customer sent is dropped.
+	switch msg.Kind {
+	case "text", "image", "audio", "video", "document", "sticker", "location", "interactive", "button", "reaction":
+	default:
+		msg.Raw = raw
+	}
+	return msg
+}
+
+func mediaOf(m *message) *media {
+	switch m.Type {
+	case "image":
+		return m.Image
+	case "audio":
+		return m.Audio
+	case "video":
+		return m.Video
+	case "document":
+		return m.Document
+	case "sticker":
+		return m.Sticker
+	}
+	return nil
+}
+
+func providerErrors(in []apiError) []webhooks.ProviderError {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]webhooks.ProviderError, len(in))
+	for i, e := range in {
+		out[i] = webhooks.ProviderError{Code: e.Code, Title: e.Title, Message: e.Message, Details: e.ErrorData.Details}
+	}
+	return out
+}
+
+func unixTime(s string) time.Time {
+	sec, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || sec <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func compact(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil
+	}
+	return b.Bytes()
+}

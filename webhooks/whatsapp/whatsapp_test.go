@@ -1,0 +1,284 @@
+package whatsapp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/webhooks"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func header(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestVerify(t *testing.T) {
+	body := []byte(`{"object":"whatsapp_business_account","entry":[]}`)
+	p := New("current-secret", "previous-secret", "tok")
+	good := simulate.SignWhatsApp(body, "current-secret")
+	for _, tc := range []struct {
+		name string
+		sig  string
+		body []byte
+		p    *Provider
+		want error
+	}{
+		{"current secret", good, body, p, nil},
+		{"previous secret during rotation", simulate.SignWhatsApp(body, "previous-secret"), body, p, nil},
+		{"previous secret after rotation ended", simulate.SignWhatsApp(body, "previous-secret"), body, New("current-secret", "", "tok"), webhooks.ErrBadSignature},
+		{"no signature", "", body, p, webhooks.ErrUnsigned},
+		{"no sha256= prefix", strings.TrimPrefix(good, "sha256="), body, p, webhooks.ErrUnsigned},
+		{"sha1 header style", "sha1=" + strings.TrimPrefix(good, "sha256="), body, p, webhooks.ErrUnsigned},
+		{"not hex", "sha256=" + strings.Repeat("zz", 32), body, p, webhooks.ErrUnsigned},
+		{"short", good[:20], body, p, webhooks.ErrUnsigned},
+		{"wrong secret", simulate.SignWhatsApp(body, "someone-else"), body, p, webhooks.ErrBadSignature},
+		{"body changed after signing", good, append(bytes.Clone(body), ' '), p, webhooks.ErrBadSignature},
+		{"upper-case hex still the same digest", "sha256=" + strings.ToUpper(strings.TrimPrefix(good, "sha256=")), body, p, nil},
+		{"no secret configured", good, body, New("", "", "tok"), webhooks.ErrBadSignature},
+	} {
+		err := tc.p.Verify(header(map[string]string{"X-Hub-Signature-256": tc.sig}), tc.body)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestHandshake(t *testing.T) {
+	p := New("s", "", "verify-me")
+	for _, tc := range []struct {
+		name  string
+		query map[string]string
+		ok    bool
+	}{
+		{"valid", map[string]string{"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"}, true},
+		{"wrong token", map[string]string{"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}, false},
+		{"wrong mode", map[string]string{"hub.mode": "unsubscribe", "hub.verify_token": "verify-me", "hub.challenge": "1"}, false},
+		{"nothing", map[string]string{}, false},
+	} {
+		got, ok := p.Handshake(header(tc.query))
+		if ok != tc.ok || (ok && got != tc.query["hub.challenge"]) {
+			t.Errorf("%s: got %q %v, want ok=%v", tc.name, got, ok, tc.ok)
+		}
+	}
+	if _, ok := New("s", "", "").Handshake(header(map[string]string{"hub.mode": "subscribe", "hub.verify_token": ""})); ok {
+		t.Error("an empty configured token verified the endpoint")
+	}
+}
+
+// TestGolden parses every payload under testdata/ and compares the normalized form with its golden file.
+func TestGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	var inputs []string
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".golden.json") {
+			inputs = append(inputs, f)
+		}
+	}
+	if len(inputs) < 15 {
+		t.Fatalf("found %d payloads under testdata, want every kind", len(inputs))
+	}
+	p := New("s", "", "t")
+	for _, in := range inputs {
+		raw, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := p.Parse(raw)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		got, _ := json.MarshalIndent(n, "", "  ")
+		golden := strings.TrimSuffix(in, ".json") + ".golden.json"
+		if *update {
+			if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%s: %v (run go test -update once)", golden, err)
+		}
+		if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+			t.Errorf("%s: normalized form differs from %s:\n%s", in, golden, got)
+		}
+	}
+}
+
+func TestParseFacts(t *testing.T) {
+	p := New("s", "", "t")
+	parse := func(name string) webhooks.Notification {
+		raw, err := os.ReadFile("testdata/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := p.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if m := parse("user_id_only").Messages[0]; m.Contact.ID != "BR.1502576394655843" || m.Contact.Phone != "" || m.Contact.Name != "Bia" {
+		t.Errorf("user_id-only contact: got %+v, want keyed by user_id without a phone", m.Contact)
+	}
+	if m := parse("user_id_and_phone").Messages[0]; m.Contact.ID != "BR.99887766554433" || m.Contact.Phone != "+5511977776666" {
+		t.Errorf("contact with both: got %+v, want keyed by user_id with the phone kept", m.Contact)
+	}
+	n := parse("multi_entry")
+	if len(n.Messages) != 2 || len(n.Statuses) != 1 || len(n.Skipped) != 1 {
+		t.Fatalf("multi entry: got %d messages %d statuses %d skipped, want 2 1 1", len(n.Messages), len(n.Statuses), len(n.Skipped))
+	}
+	if n.Messages[1].Contact.Name != "Rui" || n.Statuses[0].EntryPoint != "999000111" {
+		t.Errorf("multi entry: contacts or entry points mixed up: %+v %+v", n.Messages[1].Contact, n.Statuses[0])
+	}
+	if m := parse("future_kind").Messages[0]; m.Kind != "poll_vote" || !bytes.Contains(m.Raw, []byte(`"poll_id":"p1"`)) {
+		t.Errorf("unknown kind: got kind %q raw %s, want it kept with its JSON", m.Kind, m.Raw)
+	}
+	st := parse("statuses").Statuses
+	if len(st) != 4 || st[3].State != "failed" || st[3].Errors[0].Code != 131047 || st[0].PricingCategory != "utility" {
+		t.Errorf("statuses: got %+v", st)
+	}
+	if m := parse("location").Messages[0]; m.Location.Latitude != -23.565 {
+		t.Errorf("location: got %+v", m.Location)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	p := New("s", "", "t")
+	for _, tc := range []struct {
+		name string
+		body string
+		want error
+	}{
+		{"not JSON", `{"object":`, webhooks.ErrInvalidJSON},
+		{"another object", `{"object":"page","entry":[]}`, webhooks.ErrForeignObject},
+		{"entry of the wrong type", `{"object":"whatsapp_business_account","entry":"x"}`, webhooks.ErrNotUnderstood},
+	} {
+		if _, err := p.Parse([]byte(tc.body)); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	n, err := p.Parse([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[{"type":"text"}]}}]}]}`))
+	if err != nil || len(n.Messages) != 0 || len(n.Skipped) != 1 {
+		t.Errorf("message without an id: got %+v %v, want skipped", n, err)
+	}
+}
+
+// TestMetaExamplesParse reads every example notification of Meta's OpenAPI description.
+func TestMetaExamplesParse(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "shared", "meta", "business-messaging-api_v23.0.yaml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("Meta's OpenAPI file is expected beside the repository at %s: %v", path, err)
+	}
+	var doc struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var post struct {
+		RequestBody struct {
+			Content map[string]struct {
+				Examples map[string]struct {
+					Value any `yaml:"value"`
+				} `yaml:"examples"`
+			} `yaml:"content"`
+		} `yaml:"requestBody"`
+	}
+	node := doc.Paths["/whatsapp/webhooks"]["post"]
+	if err := node.Decode(&post); err != nil {
+		t.Fatal(err)
+	}
+	examples := post.RequestBody.Content["application/json"].Examples
+	if len(examples) < 16 {
+		t.Fatalf("found %d examples, want 16", len(examples))
+	}
+	p := New("s", "", "t")
+	for name, ex := range examples {
+		body, err := json.Marshal(ex.Value)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n, err := p.Parse(body)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(n.Messages)+len(n.Statuses)+len(n.Skipped) == 0 {
+			t.Errorf("%s: parsed into nothing", name)
+		}
+		if strings.HasPrefix(name, "Group") {
+			if len(n.Messages) != 0 || len(n.Skipped) == 0 {
+				t.Errorf("%s: group events should be skipped, got %+v", name, n)
+			}
+			continue
+		}
+		if len(n.Messages) != 1 || n.Messages[0].ID == "" || n.Messages[0].EntryPoint == "" {
+			t.Errorf("%s: got %+v, want one message with id and entry point", name, n.Messages)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	body := []byte(`{"object":"whatsapp_business_account"}`)
+	f.Add(simulate.SignWhatsApp(body, "k"), body)
+	f.Add("sha256=", []byte{})
+	f.Add("sha256=zz", []byte("x"))
+	p := New("k", "old", "t")
+	f.Fuzz(func(t *testing.T, sig string, body []byte) {
+		err := p.Verify(header(map[string]string{"X-Hub-Signature-256": sig}), body)
+		if err == nil && sig != simulate.SignWhatsApp(body, "k") && sig != simulate.SignWhatsApp(body, "old") &&
+			!strings.EqualFold(sig, simulate.SignWhatsApp(body, "k")) && !strings.EqualFold(sig, simulate.SignWhatsApp(body, "old")) {
+			t.Fatalf("accepted a signature that is not the body's: %q", sig)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, file := range files {
+		if raw, err := os.ReadFile(file); err == nil && !strings.HasSuffix(file, ".golden.json") {
+			f.Add(raw)
+		}
+	}
+	p := New("k", "", "t")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, err := p.Parse(body)
+		if err != nil {
+			return
+		}
+		if _, err := json.Marshal(n); err != nil {
+			t.Fatalf("parsed notification does not marshal: %v", err)
+		}
+		for _, m := range n.Messages {
+			if m.ID == "" || m.Channel != Channel {
+				t.Fatalf("message without id or channel: %+v", m)
+			}
+		}
+	})
+}
+
+func BenchmarkVerifyAndParse(b *testing.B) {
+	body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi, meu pedido chegou?"})
+	h := header(map[string]string{"X-Hub-Signature-256": simulate.SignWhatsApp(body, "k")})
+	p := New("k", "", "t")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := p.Verify(h, body); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Parse(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
