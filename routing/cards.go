@@ -94,10 +94,13 @@ func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (C
 	if err != nil {
 		return Card{}, err
 	}
+	conv, convErr := r.Conversation(ctx, convID)
 	if holder != "" {
-		conv, _ := r.Conversation(ctx, convID)
 		r.publish(ctx, holder, Event{Type: EventConversationClosed, Card: card, Conversation: conv})
 		r.refreshAgent(ctx, holder, channel)
+	}
+	if convErr == nil {
+		r.conversationClosed(ctx, conv)
 	}
 	return card, r.Dispatch(ctx, queue, channel)
 }

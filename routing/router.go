@@ -75,6 +75,30 @@ type Router struct {
 	entries map[string]string // "channel:entry point" → queue
 	metrics routerMetrics
 	intake  *batcher
+
+	listenersMu sync.RWMutex
+	listeners   []ConversationListener
+}
+
+// ConversationListener hears of conversations that end (a channel tells its customer, for example).
+type ConversationListener interface {
+	ConversationClosed(ctx context.Context, conv Conversation)
+}
+
+// AddConversationListener registers a party to be told of every conversation that closes.
+func (r *Router) AddConversationListener(l ConversationListener) {
+	r.listenersMu.Lock()
+	defer r.listenersMu.Unlock()
+	r.listeners = append(r.listeners, l)
+}
+
+func (r *Router) conversationClosed(ctx context.Context, conv Conversation) {
+	r.listenersMu.RLock()
+	ls := r.listeners
+	r.listenersMu.RUnlock()
+	for _, l := range ls {
+		l.ConversationClosed(ctx, conv)
+	}
 }
 
 type routerMetrics struct {

@@ -454,3 +454,40 @@ func TestStatusStateMachine(t *testing.T) {
 		t.Errorf("ana got %d message.status events, want 4 (sent, read; sent, failed)", e.pub.count("ana", EventMessageStatus))
 	}
 }
+
+type closedRecorder struct {
+	mu    sync.Mutex
+	convs []Conversation
+}
+
+func (c *closedRecorder) ConversationClosed(_ context.Context, conv Conversation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.convs = append(c.convs, conv)
+}
+
+func TestConversationListenersHearOfCloses(t *testing.T) {
+	e := newEnv(t, "longest_idle")
+	heard := &closedRecorder{}
+	e.router.AddConversationListener(heard)
+	e.set(t, "cat", "webchat", presence.Online, "")
+	e.customer(t, "webchat", "shop", "v-1", "hello")
+	card := e.cards(t, "cat")[0]
+	ctx := context.Background()
+	if _, err := e.router.Accept(ctx, card.ID, "cat"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.router.Close(ctx, card.ID, "bob", false); err == nil {
+		t.Fatal("a stranger closed the card")
+	}
+	if len(heard.convs) != 0 {
+		t.Fatalf("a refused close was announced: %+v", heard.convs)
+	}
+	if _, err := e.router.Close(ctx, card.ID, "cat", false); err != nil {
+		t.Fatal(err)
+	}
+	if len(heard.convs) != 1 || heard.convs[0].ID != card.ConversationID || heard.convs[0].State != "closed" ||
+		heard.convs[0].Contact.ID != "v-1" || heard.convs[0].EntryPoint != "shop" {
+		t.Fatalf("listener heard %+v", heard.convs)
+	}
+}
