@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -38,17 +39,19 @@ type component interface {
 
 // gateway is the composition root: config → slog → one Redis client → stores → asynq → fiber.
 type gateway struct {
-	cfg        configs.Config
-	mode       mode
-	logger     *slog.Logger
-	clock      clock.Clock
-	store      *redisx.Store
-	health     *redisx.Health
-	registry   *prometheus.Registry
-	keys       keyspace.Space
-	verifier   *auth.Verifier
-	app        *fiber.App
-	tasks      *tasks.Server
+	cfg      configs.Config
+	mode     mode
+	logger   *slog.Logger
+	clock    clock.Clock
+	store    *redisx.Store
+	health   *redisx.Health
+	registry *prometheus.Registry
+	keys     keyspace.Space
+	verifier *auth.Verifier
+	app      *fiber.App
+	tasks    *tasks.Server
+	// enqueuer puts tasks on the shared Redis; it owns no connection, so it is never closed.
+	enqueuer   *asynq.Client
 	components []component
 	// beforeDrain runs when shutdown begins, before HTTP drains: long-lived streams end here so
 	// that draining does not wait for them.
@@ -119,6 +122,7 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 	})
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
 	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: cfg.ShutdownGrace})
+	g.enqueuer = asynq.NewClientFromRedisClient(store.Client)
 	if err := g.wire(); err != nil {
 		g.close()
 		return nil, err
