@@ -167,6 +167,7 @@ type WebChat struct {
 	TimestampTolerance time.Duration `yaml:"timestamp_tolerance" validate:"gte=0"`
 	VisitorTokenTTL    time.Duration `yaml:"visitor_token_ttl" validate:"gte=0"`
 	MaxMessageLength   int           `yaml:"max_message_length" validate:"gte=0"`
+	MaxAttachments     int           `yaml:"max_attachments" validate:"gte=0,lte=20"`
 	VisitorRate        int           `yaml:"visitor_rate_per_minute" validate:"gte=0"`
 	IPRate             int           `yaml:"ip_rate_per_minute" validate:"gte=0"`
 	Sites              []Site        `yaml:"sites" validate:"dive"`

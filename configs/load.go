@@ -180,6 +180,7 @@ func (c *Config) applyDefaults() {
 	def(&c.WebChat.TimestampTolerance, 5*time.Minute)
 	def(&c.WebChat.VisitorTokenTTL, 2*time.Hour)
 	defInt(&c.WebChat.MaxMessageLength, 4096)
+	defInt(&c.WebChat.MaxAttachments, 5)
 	defInt(&c.WebChat.VisitorRate, 30)
 	defInt(&c.WebChat.IPRate, 120)
 }

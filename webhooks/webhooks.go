@@ -21,7 +21,20 @@ var (
 	ErrNotUnderstood = errors.New("payload not understood")
 	// ErrForeignObject: a notification about something other than messaging (acknowledged, ignored).
 	ErrForeignObject = errors.New("notification object is not handled")
+	// ErrUnknownSource: the request names an account or site that is not configured (404). Providers
+	// whose secret depends on the sender (WebChat sites) return it from Verify.
+	ErrUnknownSource = errors.New("sender is not configured")
 )
+
+// Rejection is a provider's own refusal of a verified request (an oversized or incomplete message):
+// the handler answers it as it is, with its status and code, and records nothing.
+type Rejection struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (r *Rejection) Error() string { return r.Code + ": " + r.Message }
 
 // Provider verifies and parses one provider's webhook requests. It knows nothing of HTTP frameworks.
 type Provider interface {
@@ -63,6 +76,10 @@ type Message struct {
 	Referral          *Referral       `json:"referral,omitempty"`
 	Errors            []ProviderError `json:"errors,omitempty"`
 	Raw               json.RawMessage `json:"raw,omitempty"`
+	// Attachments are further files of one message (WebChat sends several by URL).
+	Attachments []Media `json:"attachments,omitempty"`
+	// PageURL is the web page the customer wrote from (WebChat).
+	PageURL string `json:"page_url,omitempty"`
 }
 
 // Contact identifies the customer. ID is the stable key: the business-scoped user id when the

@@ -22,6 +22,8 @@ import (
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/webchat"
+	"github.com/chatgate/chatgate/webhooks"
 )
 
 type mode int
@@ -57,6 +59,10 @@ type gateway struct {
 	// that draining does not wait for them.
 	beforeDrain []func()
 	closing     atomic.Bool
+
+	// WebChat (wire.go): the visitors' event log and the shared webhook metrics.
+	webchatEvents  *webchat.EventLog
+	webhookMetrics *webhooks.Metrics
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mode) int {

@@ -8,7 +8,9 @@ import (
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/webchat"
 	"github.com/chatgate/chatgate/webhooks"
+	webchathook "github.com/chatgate/chatgate/webhooks/webchat"
 	"github.com/chatgate/chatgate/webhooks/whatsapp"
 )
 
@@ -29,6 +31,7 @@ func (g *gateway) wire() error {
 	if err := g.wireOutboundWorker(router); err != nil {
 		return err
 	}
+	webchatSender := g.wireWebChatWorker(router)
 	// Components shut down in reverse order: sweepers, then workers, then the router they use.
 	g.components = append(g.components, router, g.tasks)
 	if g.mode == modeWorker {
@@ -44,6 +47,7 @@ func (g *gateway) wire() error {
 	)
 
 	hooks := webhooks.NewMetrics(g.registry)
+	g.webhookMetrics = hooks
 	webhooks.NewHandler("whatsapp", whatsapp.New(cfg.WhatsApp.AppSecret, cfg.WhatsApp.PreviousAppSecret, cfg.WhatsApp.VerifyToken),
 		router, logger, hooks).Register(g.app)
 
@@ -53,6 +57,7 @@ func (g *gateway) wire() error {
 	outboundSvc := outbound.NewService(router, g.enqueuer, cfg, logger)
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
 	router.SetAutoReplier(outboundSvc)
+	g.wireWebChat(router, outboundSvc, webchatSender)
 	v1.Get("/agents/:id/events", streams.Handler())
 	return nil
 }
@@ -79,4 +84,35 @@ func (g *gateway) wireOutboundWorker(router *routing.Router) error {
 	limits := outbound.NewLimits(g.store.Client, g.keys, rates, cfg.Outbound.RecipientInterval)
 	outbound.NewWorker(router, client, limits, outbound.WorkerOptions{Tokens: tokens, Logger: g.logger, Registerer: g.registry}).Register(g.tasks)
 	return nil
+}
+
+// ---- WebChat ------------------------------------------------------------------------------------
+
+// wireWebChatWorker builds the WebChat reply sender, registers its callback worker (every process
+// runs workers) and tells visitors when their conversation closes.
+func (g *gateway) wireWebChatWorker(router *routing.Router) *webchat.Sender {
+	cfg := &g.cfg
+	events := webchat.NewEventLog(g.store.Client, g.keys, cfg.Events.MaxLen, cfg.WebChat.VisitorTokenTTL+24*time.Hour)
+	sender := webchat.NewSender(events, router, g.enqueuer, cfg, webchat.SenderOptions{Logger: g.logger,
+		MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout})
+	sender.Register(g.tasks)
+	router.AddConversationListener(sender)
+	g.webchatEvents = events
+	return sender
+}
+
+// wireWebChat mounts the signed webhook, the widget and its visitor endpoints, and plugs the sender
+// into replies.
+func (g *gateway) wireWebChat(router *routing.Router, replies *outbound.Service, sender *webchat.Sender) {
+	cfg := &g.cfg
+	provider := webchathook.New(cfg.WebChat.Sites, webchathook.Options{Tolerance: cfg.WebChat.TimestampTolerance,
+		MaxMessageLength: cfg.WebChat.MaxMessageLength, MaxAttachments: cfg.WebChat.MaxAttachments, Clock: g.clock})
+	webhooks.NewHandler("webchat", provider, router, g.logger, g.webhookMetrics).Register(g.app)
+	widget := webchat.NewHandler(g.store.Client, g.keys, cfg, webchat.Options{Intake: router, Statuses: router,
+		Events: g.webchatEvents, Messages: provider, Logger: g.logger, KeepAlive: cfg.Events.KeepAlive,
+		Tokens: webchat.NewTokens(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.WebChat.VisitorTokenTTL, g.clock.Now)})
+	widget.Register(g.app)
+	g.beforeDrain = append(g.beforeDrain, widget.Shutdown)
+	g.components = append(g.components, widget)
+	replies.SetSender(webchathook.Channel, sender)
 }

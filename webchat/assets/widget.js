@@ -1,0 +1,133 @@
+// chatgate WebChat widget. One tag on the page:
+//   <script src="https://GATEWAY/webchat/widget.js" data-site="shop" async></script>
+// Every string from the visitor or an agent is rendered with textContent, never as HTML.
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script) return;
+  var site = script.getAttribute("data-site") || "";
+  var base = script.getAttribute("data-gateway") || new URL(script.src, location.href).origin;
+  var storeKey = "chatgate.webchat." + site;
+  var session = null, stream = null, lastId = "", seen = {};
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  }
+
+  var style = el("style");
+  style.textContent =
+    ".cgw{position:fixed;right:16px;bottom:16px;width:320px;font:14px system-ui,sans-serif;z-index:2147483000}" +
+    ".cgw-box{display:none;flex-direction:column;height:420px;background:#fff;border:1px solid #ccc;border-radius:8px;box-shadow:0 4px 16px #0003}" +
+    ".cgw.open .cgw-box{display:flex}.cgw-head{padding:8px 12px;background:#1f6feb;color:#fff;border-radius:8px 8px 0 0}" +
+    ".cgw-log{flex:1;overflow:auto;padding:8px}.cgw-msg{margin:4px 0;padding:6px 8px;border-radius:6px;white-space:pre-wrap;word-wrap:break-word;max-width:85%}" +
+    ".cgw-visitor{background:#e7f0ff;margin-left:auto}.cgw-agent{background:#f1f1f1}.cgw-note{color:#666;font-style:italic;text-align:center}" +
+    ".cgw-form{display:flex;border-top:1px solid #ddd}.cgw-form input{flex:1;border:0;padding:8px}.cgw-form button{border:0;background:#1f6feb;color:#fff;padding:0 12px}" +
+    ".cgw-toggle{float:right;margin-top:8px;border:0;border-radius:20px;background:#1f6feb;color:#fff;padding:10px 16px;cursor:pointer}";
+  document.head.appendChild(style);
+
+  var root = el("div", "cgw");
+  var box = el("div", "cgw-box");
+  var head = el("div", "cgw-head", "Chat with us");
+  var log = el("div", "cgw-log");
+  log.setAttribute("aria-live", "polite");
+  var form = el("form", "cgw-form");
+  var input = el("input");
+  input.placeholder = "Type a message…";
+  input.setAttribute("aria-label", "Message");
+  var sendBtn = el("button", "", "Send");
+  sendBtn.type = "submit";
+  var toggle = el("button", "cgw-toggle", "Chat");
+  toggle.type = "button";
+  form.appendChild(input); form.appendChild(sendBtn);
+  box.appendChild(head); box.appendChild(log); box.appendChild(form);
+  root.appendChild(box); root.appendChild(toggle);
+  (document.body || document.documentElement).appendChild(root);
+
+  function note(text) {
+    log.appendChild(el("div", "cgw-msg cgw-note", text));
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function show(m) {
+    if (!m || seen[m.id]) return;
+    seen[m.id] = true;
+    var who = m.from === "agent" ? "agent" : "visitor";
+    var line = el("div", "cgw-msg cgw-" + who, m.text || "");
+    line.setAttribute("data-from", who);
+    (m.attachments || (m.media ? [m.media] : [])).forEach(function (a) {
+      if (a && /^https?:\/\//.test(a.url || "")) {
+        var link = el("a", "", a.filename || a.caption || a.url);
+        link.href = a.url; link.target = "_blank"; link.rel = "noopener noreferrer";
+        line.appendChild(el("br")); line.appendChild(link);
+      }
+    });
+    log.appendChild(line);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function api(path, body) {
+    return fetch(base + "/webchat/v1/" + path, {
+      method: "POST",
+      headers: Object.assign({ "Content-Type": "application/json" },
+        session ? { Authorization: "Bearer " + session.token } : {}),
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (j) { return { status: r.status, body: j }; });
+    });
+  }
+
+  function start() {
+    try { session = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { session = null; }
+    if (session && new Date(session.expires_at) > new Date(Date.now() + 60000)) return Promise.resolve(session);
+    session = null;
+    return api("sessions", { site: site }).then(function (r) {
+      if (r.status !== 201) throw new Error((r.body.error && r.body.error.message) || "the chat is not available");
+      session = r.body;
+      try { localStorage.setItem(storeKey, JSON.stringify(session)); } catch (e) { /* private mode */ }
+      return session;
+    });
+  }
+
+  function connect() {
+    if (stream) stream.close();
+    var url = base + "/webchat/v1/events?token=" + encodeURIComponent(session.token) +
+      (lastId ? "&last_event_id=" + encodeURIComponent(lastId) : "");
+    stream = new EventSource(url);
+    stream.addEventListener("message", function (e) {
+      lastId = e.lastEventId || lastId;
+      try { show(JSON.parse(e.data).message); } catch (err) { /* ignore a malformed event */ }
+    });
+    stream.addEventListener("typing", function () { head.textContent = "Agent is typing…"; setTimeout(function () { head.textContent = "Chat with us"; }, 3000); });
+    stream.addEventListener("conversation.closed", function (e) { lastId = e.lastEventId || lastId; note("The conversation was closed. Write again to start a new one."); });
+    stream.onerror = function () {
+      // EventSource reconnects by itself with Last-Event-ID; an expired token needs a new session.
+      if (session && new Date(session.expires_at) <= new Date()) {
+        stream.close(); localStorage.removeItem(storeKey);
+        start().then(connect, function (err) { note(err.message); });
+      }
+    };
+  }
+
+  var ready = null;
+  toggle.addEventListener("click", function () {
+    root.classList.toggle("open");
+    if (!ready) ready = start().then(connect, function (err) { note(err.message); ready = null; });
+  });
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value;
+    if (!text.trim()) return;
+    (ready || (ready = start().then(connect))).then(function () {
+      return api("messages", { text: text, page_url: location.href });
+    }).then(function (r) {
+      if (r.status === 202 || r.status === 200) { input.value = ""; return; }
+      note((r.body.error && r.body.error.message) || "The message could not be sent.");
+    }, function (err) { note(err.message || "The message could not be sent."); });
+  });
+
+  window.chatgateWebChat = { open: function () { if (!root.classList.contains("open")) toggle.click(); } };
+})();

@@ -1,0 +1,423 @@
+// Package webchat is the built-in widget for sites without their own chat front end: the embedded
+// script, the visitor endpoints under /webchat/v1/ (sessions, messages, a resumable event stream),
+// and the WebChat reply sender that writes agents' replies to the visitor's stream and, for sites
+// with a callback URL, POSTs them there through asynq.
+package webchat
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/webhooks"
+	hook "github.com/chatgate/chatgate/webhooks/webchat"
+)
+
+//go:embed assets/widget.js
+var widgetJS []byte
+
+//go:embed assets/demo.html
+var demoHTML []byte
+
+// HTTP errors of the visitor endpoints.
+var (
+	errUnknownSite      = httpx.NewError(http.StatusNotFound, "unknown_site", "the site is not configured")
+	errOriginNotAllowed = httpx.NewError(http.StatusForbidden, "origin_not_allowed", "this origin may not use the chat of this site")
+	errInvalidToken     = httpx.NewError(http.StatusUnauthorized, "invalid_visitor_token", "the visitor token is missing, expired or not issued by this gateway")
+	errRateLimited      = httpx.NewError(http.StatusTooManyRequests, "rate_limited", "too many requests; retry later")
+	errBadEventID       = httpx.NewError(http.StatusBadRequest, "invalid_event_id", "Last-Event-ID is not an event id")
+)
+
+// Intake is what the widget needs of routing.
+type Intake interface {
+	Deliver(ctx context.Context, msgs []routing.Inbound) (routing.DeliverResult, error)
+}
+
+// StatusUpdater records message statuses (routing.Router satisfies it).
+type StatusUpdater interface {
+	UpdateStatus(ctx context.Context, messageID string, u routing.StatusUpdate) (routing.Message, bool, error)
+}
+
+// Options are the widget's collaborators and limits.
+type Options struct {
+	Intake    Intake
+	Statuses  StatusUpdater
+	Events    *EventLog
+	Tokens    *Tokens
+	Messages  *hook.Provider // the same message limits and normal form as the signed webhook
+	Logger    *slog.Logger
+	KeepAlive time.Duration
+}
+
+// Handler serves the widget and the visitor endpoints.
+type Handler struct {
+	cfg     *configs.Config
+	opts    Options
+	keys    keys
+	sites   map[string]configs.Site
+	origins map[string]bool // every site's allowed origins
+	limiter *redis_rate.Limiter
+	hub     *hub
+}
+
+// NewHandler builds the widget on the shared Redis client.
+func NewHandler(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Config, o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("component", "webchat")
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 15 * time.Second
+	}
+	h := &Handler{cfg: cfg, opts: o, keys: keys{ks}, sites: map[string]configs.Site{}, origins: map[string]bool{},
+		limiter: redis_rate.NewLimiter(client), hub: newHub(o.Events, o.Logger)}
+	for _, s := range cfg.WebChat.Sites {
+		h.sites[s.ID] = s
+		for _, origin := range s.AllowedOrigins {
+			h.origins[strings.TrimRight(origin, "/")] = true
+		}
+	}
+	return h
+}
+
+// Start subscribes the process to the visitors' announcements.
+func (h *Handler) Start() error {
+	h.hub.start()
+	return nil
+}
+
+// Shutdown ends every open visitor stream (widgets resume elsewhere with Last-Event-ID).
+func (h *Handler) Shutdown() { h.hub.shutdown() }
+
+// OpenStreams reports how many visitor streams this process holds.
+func (h *Handler) OpenStreams() int { return h.hub.open() }
+
+// Register mounts the widget's routes. The demo page is not served in production.
+func (h *Handler) Register(app fiber.Router) {
+	app.Get("/webchat/widget.js", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+		c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+		return c.Send(widgetJS)
+	})
+	if h.cfg.Env != "production" {
+		app.Get("/webchat/demo", func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+			return c.Send(demoHTML)
+		})
+	}
+	v1 := app.Group("/webchat/v1", h.originGate, cors.New(cors.Config{
+		AllowOriginsFunc: func(origin string) bool { return h.origins[origin] },
+		AllowMethods:     "GET,POST,OPTIONS",
+		AllowHeaders:     "Authorization, Content-Type, Last-Event-ID",
+		MaxAge:           600,
+	}))
+	v1.Post("/sessions", h.startSession)
+	v1.Post("/messages", h.sendMessage)
+	v1.Get("/events", h.events)
+}
+
+// originGate refuses a browser origin no site allows, preflight included, before anything runs.
+// A request without Origin is not a cross-origin browser request and goes on to the token checks.
+func (h *Handler) originGate(c *fiber.Ctx) error {
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !h.origins[origin] {
+		return errOriginNotAllowed
+	}
+	return c.Next()
+}
+
+// siteOrigin checks the request's origin against the one site it acts for.
+func (h *Handler) siteOrigin(c *fiber.Ctx, site configs.Site) error {
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" {
+		return nil
+	}
+	for _, o := range site.AllowedOrigins {
+		if strings.TrimRight(o, "/") == origin {
+			return nil
+		}
+	}
+	return errOriginNotAllowed
+}
+
+// allow spends one request of who's budget of kind; over it is a 429 with Retry-After.
+func (h *Handler) allow(ctx context.Context, kind, who string, perMinute int) error {
+	if perMinute <= 0 {
+		return nil
+	}
+	res, err := h.limiter.Allow(ctx, h.keys.rate(kind, who), redis_rate.PerMinute(perMinute))
+	if err != nil {
+		return err
+	}
+	if res.Allowed > 0 {
+		return nil
+	}
+	e := *errRateLimited
+	e.RetryAfter = int(math.Ceil(res.RetryAfter.Seconds()))
+	if e.RetryAfter < 1 {
+		e.RetryAfter = 1
+	}
+	return &e
+}
+
+type sessionRequest struct {
+	Site  string `json:"site" validate:"required,max=64"`
+	Name  string `json:"name" validate:"max=200"`
+	Email string `json:"email" validate:"omitempty,max=254,email"`
+}
+
+type sessionResponse struct {
+	Token     string    `json:"token"`
+	Site      string    `json:"site"`
+	VisitorID string    `json:"visitor_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// startSession is POST /webchat/v1/sessions: a new visitor of the site and its token. Nothing is
+// stored until the visitor writes.
+func (h *Handler) startSession(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	if err := h.allow(ctx, "ip", c.IP(), h.cfg.WebChat.IPRate); err != nil {
+		return err
+	}
+	var req sessionRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return err
+	}
+	site, ok := h.sites[req.Site]
+	if !ok {
+		return errUnknownSite
+	}
+	if err := h.siteOrigin(c, site); err != nil {
+		return err
+	}
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	visitor := "w-" + hex.EncodeToString(b)
+	token, exp, err := h.opts.Tokens.Mint(site.ID, visitor, req.Name, req.Email)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(sessionResponse{Token: token, Site: site.ID, VisitorID: visitor, ExpiresAt: exp.UTC()})
+}
+
+// visitorOf verifies the visitor token (Authorization: Bearer, or ?token= for EventSource, which
+// cannot set headers) and the origin against its site.
+func (h *Handler) visitorOf(c *fiber.Ctx) (configs.Site, VisitorClaims, error) {
+	token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	if !ok {
+		token = c.Query("token")
+	}
+	if token == "" {
+		return configs.Site{}, VisitorClaims{}, errInvalidToken
+	}
+	claims, err := h.opts.Tokens.Verify(token)
+	if err != nil {
+		return configs.Site{}, VisitorClaims{}, errInvalidToken.Wrap(err)
+	}
+	site, ok := h.sites[claims.Site]
+	if !ok {
+		return configs.Site{}, VisitorClaims{}, errInvalidToken.Wrap(errors.New("the token's site is no longer configured"))
+	}
+	return site, claims, h.siteOrigin(c, site)
+}
+
+type messageRequest struct {
+	ID          string            `json:"id"`
+	Text        string            `json:"text"`
+	PageURL     string            `json:"page_url"`
+	Attachments []hook.Attachment `json:"attachments"`
+}
+
+type messageResponse struct {
+	MessageID string `json:"message_id"`
+	Status    string `json:"status"` // recorded | duplicate
+}
+
+// sendMessage is POST /webchat/v1/messages: the visitor's message, recorded and routed like a
+// signed webhook's before the 202; a retried id is recognised and records nothing new.
+func (h *Handler) sendMessage(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	site, visitor, err := h.visitorOf(c)
+	if err != nil {
+		return err
+	}
+	if err := h.allow(ctx, "ip", c.IP(), h.cfg.WebChat.IPRate); err != nil {
+		return err
+	}
+	if err := h.allow(ctx, "visitor", site.ID+":"+visitor.Subject, h.cfg.WebChat.VisitorRate); err != nil {
+		return err
+	}
+	var req messageRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.ID == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		req.ID = "wm-" + hex.EncodeToString(b)
+	}
+	m, err := h.opts.Messages.Normalize(hook.Body{Site: site.ID,
+		Visitor: hook.Visitor{ID: visitor.Subject, Name: visitor.Name, Email: visitor.Email},
+		Message: hook.Content{ID: req.ID, Text: req.Text, PageURL: req.PageURL, Attachments: req.Attachments}})
+	var rejection *webhooks.Rejection
+	if errors.As(err, &rejection) {
+		return httpx.NewError(rejection.Status, rejection.Code, rejection.Message)
+	} else if err != nil {
+		return err
+	}
+	res, err := h.opts.Intake.Deliver(ctx, []routing.Inbound{ToInbound(m)})
+	if err != nil {
+		return err
+	}
+	if res.Recorded == 0 {
+		return c.Status(http.StatusOK).JSON(messageResponse{MessageID: req.ID, Status: "duplicate"})
+	}
+	var attachments json.RawMessage
+	if len(m.Attachments) > 0 {
+		attachments, _ = json.Marshal(m.Attachments)
+	}
+	// The visitor's own message goes to its stream too, so every open tab and a reloaded page show
+	// the whole conversation from the stream alone.
+	if _, err := h.opts.Events.Publish(ctx, site.ID, visitor.Subject, Event{Type: EventMessage, At: m.At, Message: &VisitorMessage{
+		ID: req.ID, From: "visitor", Kind: m.Kind, Text: m.Text, Attachments: attachments, At: m.At}}); err != nil {
+		h.opts.Logger.Warn("visitor message recorded but not echoed to its stream", "site", site.ID, "err", err)
+	}
+	return c.Status(http.StatusAccepted).JSON(messageResponse{MessageID: req.ID, Status: "recorded"})
+}
+
+// ToInbound turns a normalized WebChat message into routing's intake form, keeping the whole
+// normalized message as the payload agents see.
+func ToInbound(m webhooks.Message) routing.Inbound {
+	payload, _ := json.Marshal(m)
+	return routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: m.Contact.Name,
+		ProviderMessageID: m.ID, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
+}
+
+// events is GET /webchat/v1/events: the visitor's Server-Sent Events. A new stream starts with the
+// events kept so far (the conversation so far); Last-Event-ID (or ?last_event_id=) resumes after
+// that event, on any replica.
+func (h *Handler) events(c *fiber.Ctx) error {
+	site, visitor, err := h.visitorOf(c)
+	if err != nil {
+		return err
+	}
+	last := strings.Clone(c.Get("Last-Event-ID"))
+	if last == "" {
+		last = strings.Clone(c.Query("last_event_id"))
+	}
+	if last != "" && !validStreamID(last) {
+		return errBadEventID
+	}
+	origin := strings.Clone(c.Get(fiber.HeaderOrigin))
+	who := site.ID + ":" + visitor.Subject
+	// Subscribe before reading the backlog, so nothing published in between is lost.
+	sub := h.hub.subscribe(who)
+	backlog, err := h.opts.Events.since(c.UserContext(), site.ID, visitor.Subject, last)
+	if err != nil {
+		h.hub.unsubscribe(who, sub)
+		return err
+	}
+	// The connection is taken over from fasthttp, as the agents' streams do: no write timeout cuts a
+	// long stream, and the response ends when the connection closes.
+	c.Context().HijackSetNoResponse(true)
+	c.Context().Hijack(func(conn net.Conn) {
+		defer conn.Close()
+		defer h.hub.unsubscribe(who, sub)
+		h.serve(conn, origin, sub, backlog, last)
+	})
+	return nil
+}
+
+func streamHeader(origin string) string {
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n")
+	if origin != "" {
+		// originGate and siteOrigin admitted it: it is one of the site's allowed origins.
+		b.WriteString("Access-Control-Allow-Origin: " + origin + "\r\nVary: Origin\r\n")
+	}
+	b.WriteString("\r\nretry: 2000\n\n")
+	return b.String()
+}
+
+func (h *Handler) serve(conn net.Conn, origin string, sub *subscriber, backlog []liveEvent, last string) {
+	w := bufio.NewWriterSize(conn, 2048)
+	sent := last
+	write := func(f func()) bool {
+		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		f()
+		return w.Flush() == nil
+	}
+	send := func(ev liveEvent) bool {
+		if !write(func() { writeEvent(w, ev) }) {
+			return false
+		}
+		sent = ev.id
+		h.delivered(ev)
+		return true
+	}
+	if !write(func() { w.WriteString(streamHeader(origin)) }) {
+		return
+	}
+	for _, ev := range backlog {
+		if !send(ev) {
+			return
+		}
+	}
+	ticker := time.NewTicker(h.opts.KeepAlive)
+	defer ticker.Stop()
+	for {
+		select {
+		case ev := <-sub.events:
+			if sent != "" && !streamIDLess(sent, ev.id) {
+				continue // already sent from the backlog
+			}
+			if !send(ev) {
+				return
+			}
+		case <-ticker.C:
+			if !write(func() { w.WriteString(": keep-alive\n\n") }) {
+				return
+			}
+		case <-sub.gone:
+			return
+		case <-h.hub.stop:
+			return
+		}
+	}
+}
+
+// delivered marks an agent's reply delivered once it has been written to an open widget stream.
+// Repeats (another tab, a resumed stream) change nothing: routing's status order ignores them.
+func (h *Handler) delivered(ev liveEvent) {
+	if h.opts.Statuses == nil || !strings.Contains(ev.json, `"from":"agent"`) {
+		return
+	}
+	var e Event
+	if json.Unmarshal([]byte(ev.json), &e) != nil || e.Type != EventMessage || e.Message == nil || e.Message.From != "agent" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, _, err := h.opts.Statuses.UpdateStatus(ctx, e.Message.ID, routing.StatusUpdate{State: "delivered"}); err != nil && !errors.Is(err, routing.ErrNotFound) {
+		h.opts.Logger.Warn("could not mark a reply delivered", "message_id", e.Message.ID, "err", err)
+	}
+}
