@@ -155,6 +155,8 @@ func (h *Handler) siteOrigin(c *fiber.Ctx, site configs.Site) error {
 			return nil
 		}
 	}
+	// The CORS middleware admitted the origin for some site; not for this one.
+	c.Response().Header.Del(fiber.HeaderAccessControlAllowOrigin)
 	return errOriginNotAllowed
 }
 

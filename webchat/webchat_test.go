@@ -1,0 +1,387 @@
+package webchat_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/presence"
+	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/webchat"
+	hook "github.com/chatgate/chatgate/webhooks/webchat"
+)
+
+func TestWebhookMessageWaitsThenBecomesACard(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// Nobody online on WebChat: the card waits in the site's queue.
+	if r := e.webhook(simulate.WebChatMessage{Site: "shop", VisitorID: "v-1", VisitorName: "Maria", ID: "m-1", Text: "Oi", PageURL: "https://shop.example/cart"}, shopSecret, time.Now()); r.status != 200 {
+		t.Fatalf("webhook: got %d %v", r.status, r.body)
+	}
+	if got := e.waiting("support"); got != 1 {
+		t.Fatalf("waiting with nobody online: got %d, want 1", got)
+	}
+	// Paused is not eligible either.
+	e.set("cat", presence.Online, "")
+	card := e.offered("cat")
+	if card.Channel != "webchat" || card.Contact == nil || card.Contact.ID != "v-1" || card.Contact.Name != "Maria" {
+		t.Fatalf("card: got %+v", card)
+	}
+	e.set("cat", presence.Paused, "lunch")
+	if r := e.webhook(simulate.WebChatMessage{Site: "shop", VisitorID: "v-2", ID: "m-2", Text: "Hello"}, shopSecret, time.Now()); r.status != 200 {
+		t.Fatalf("webhook: got %d %v", r.status, r.body)
+	}
+	if got := e.waiting("support"); got != 1 {
+		t.Fatalf("waiting while the only agent is paused: got %d, want 1", got)
+	}
+	// The redelivered webhook is recognised; the visitor id is the contact and the page URL is kept.
+	r := e.webhook(simulate.WebChatMessage{Site: "shop", VisitorID: "v-2", ID: "m-2", Text: "Hello"}, shopSecret, time.Now())
+	if r.status != 200 || r.body["duplicates"] != float64(1) {
+		t.Fatalf("redelivery: got %d %v", r.status, r.body)
+	}
+	e.set("cat", presence.Online, "")
+	waitFor(t, "the second card offered", func() bool { return e.waiting("support") == 0 })
+	msgs, err := e.router.Messages(context.Background(), card.ConversationID, 10)
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "Oi" || !strings.Contains(string(msgs[0].Payload), `"page_url":"https://shop.example/cart"`) {
+		t.Fatalf("stored message: got %+v %v", msgs, err)
+	}
+}
+
+func TestSharedQueuePauseHoldsWebChat(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	// ana serves sales on WhatsApp and WebChat: pausing WhatsApp pauses WebChat too.
+	e.set("ana", presence.Online, "")
+	if _, err := e.presence.Set(ctx, "ana", "whatsapp", presence.Online, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.presence.Set(ctx, "ana", "whatsapp", presence.Paused, "lunch", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := e.session("blog", blogOrigin)
+	if r := e.send(tok, blogOrigin, `{"text":"anyone?"}`); r.status != http.StatusAccepted {
+		t.Fatalf("send: got %d %v", r.status, r.body)
+	}
+	if got := e.waiting("sales"); got != 1 {
+		t.Fatalf("waiting while WhatsApp is paused in the shared queue: got %d, want 1", got)
+	}
+	if _, err := e.presence.Set(ctx, "ana", "whatsapp", presence.Online, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.offered("ana"); c.Channel != "webchat" {
+		t.Fatalf("card after resuming: got %+v", c)
+	}
+}
+
+func TestWidgetConversationEndToEnd(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.set("cat", presence.Online, "")
+	tok, visitor := e.session("shop", shopOrigin)
+	s := e.stream(tok, "")
+
+	r := e.send(tok, shopOrigin, `{"id":"c-1","text":"<script>alert(1)</script>","page_url":"https://shop.example/p/1"}`)
+	if r.status != http.StatusAccepted || r.body["status"] != "recorded" {
+		t.Fatalf("send: got %d %v", r.status, r.body)
+	}
+	echo := s.next()
+	if echo.typ != "message" || echo.data.Message.From != "visitor" || echo.data.Message.Text != "<script>alert(1)</script>" {
+		t.Fatalf("echo: got %+v", echo)
+	}
+	// A retried send with the same id records nothing new.
+	if r := e.send(tok, shopOrigin, `{"id":"c-1","text":"<script>alert(1)</script>"}`); r.status != http.StatusOK || r.body["status"] != "duplicate" {
+		t.Fatalf("retry: got %d %v", r.status, r.body)
+	}
+	card := e.offered("cat")
+	if card.Contact == nil || card.Contact.ID != visitor || card.Contact.Name != "Maria" {
+		t.Fatalf("card contact: got %+v", card.Contact)
+	}
+	agent := map[string]string{"Authorization": "Bearer " + agentToken(t, "cat")}
+	if r := e.do(http.MethodPost, "/v1/cards/"+card.ID+"/accept", nil, agent); r.status != 200 {
+		t.Fatalf("accept: got %d %v", r.status, r.body)
+	}
+	r = e.do(http.MethodPost, "/v1/conversations/"+card.ConversationID+"/messages", []byte(`{"text":"Olá! <b>Como</b> posso ajudar?"}`), agent)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("reply: got %d %v", r.status, r.body)
+	}
+	replyID := r.body["message_id"].(string)
+	reply := s.next()
+	if reply.typ != "message" || reply.data.Message.From != "agent" || reply.data.Message.ID != replyID || reply.data.Message.Text != "Olá! <b>Como</b> posso ajudar?" {
+		t.Fatalf("reply on the stream: got %+v", reply)
+	}
+	// Written to the open widget stream: delivered.
+	waitFor(t, "the reply delivered", func() bool {
+		m, err := e.router.Message(context.Background(), replyID)
+		return err == nil && m.Status == "delivered"
+	})
+	// A second connection resuming after the echo gets the reply and nothing before it.
+	s2 := e.stream(tok, echo.id)
+	if got := s2.next(); got.id != reply.id {
+		t.Fatalf("resumed stream: got %s %+v, want the reply %s", got.id, got.data, reply.id)
+	}
+	// The agent closes: the visitor is told, on both streams.
+	if r := e.do(http.MethodPost, "/v1/cards/"+card.ID+"/close", nil, agent); r.status != 200 {
+		t.Fatalf("close: got %d %v", r.status, r.body)
+	}
+	for _, st := range []*sse{s, s2} {
+		if ev := st.next(); ev.typ != "conversation.closed" || ev.data.Conversation == nil || ev.data.Conversation.ID != card.ConversationID {
+			t.Fatalf("closed notice: got %+v", ev)
+		}
+	}
+	s.none(200 * time.Millisecond)
+}
+
+// callbackSite records the signed callbacks a site receives and answers with status.
+type callbackSite struct {
+	mu     sync.Mutex
+	bodies [][]byte
+	status int
+	bad    int // callbacks whose signature did not verify
+}
+
+func (c *callbackSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	ts := r.Header.Get(hook.HeaderTimestamp)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)) > time.Minute || !hmac.Equal([]byte(r.Header.Get(hook.HeaderSignature)), []byte(hook.Sign([]byte(hookSecret), ts, body))) {
+		c.bad++
+	}
+	c.bodies = append(c.bodies, body)
+	w.WriteHeader(c.status)
+}
+
+func (c *callbackSite) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.bodies)
+}
+
+func TestReplyToWebhookSiteGoesToCallback(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		status     int
+		wantStatus string
+		wantCalls  int
+	}{
+		{"2xx delivers", http.StatusNoContent, "delivered", 1},
+		{"permanent 4xx fails at once", http.StatusGone, "failed", 1},
+		{"5xx is retried, then fails", http.StatusBadGateway, "failed", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			site := &callbackSite{status: tc.status}
+			srv := httptest.NewServer(site)
+			defer srv.Close()
+			e := newEnv(t, envOptions{callbackURL: srv.URL, workers: true})
+			e.set("cat", presence.Online, "")
+			if r := e.webhook(simulate.WebChatMessage{Site: "hooked", VisitorID: "v-9", ID: "m-1", Text: "Oi"}, hookSecret, time.Now()); r.status != 200 {
+				t.Fatalf("webhook: got %d %v", r.status, r.body)
+			}
+			card := e.offered("cat")
+			agent := map[string]string{"Authorization": "Bearer " + agentToken(t, "cat")}
+			e.do(http.MethodPost, "/v1/cards/"+card.ID+"/accept", nil, agent)
+			r := e.do(http.MethodPost, "/v1/conversations/"+card.ConversationID+"/messages", []byte(`{"text":"Tudo bem?"}`), agent)
+			if r.status != http.StatusAccepted {
+				t.Fatalf("reply: got %d %v", r.status, r.body)
+			}
+			id := r.body["message_id"].(string)
+			var msg routing.Message
+			waitFor(t, "the reply's final status", func() bool {
+				m, err := e.router.Message(context.Background(), id)
+				msg = m
+				return err == nil && (m.Status == "delivered" || m.Status == "failed")
+			})
+			if msg.Status != tc.wantStatus {
+				t.Fatalf("status: got %s, want %s (%+v)", msg.Status, tc.wantStatus, msg.Error)
+			}
+			if tc.wantStatus == "failed" && (msg.Error == nil || msg.Error.Code != tc.status) {
+				t.Fatalf("failure reason: got %+v, want code %d", msg.Error, tc.status)
+			}
+			if got := site.count(); got != tc.wantCalls {
+				t.Fatalf("callbacks: got %d, want %d", got, tc.wantCalls)
+			}
+			site.mu.Lock()
+			defer site.mu.Unlock()
+			if site.bad != 0 {
+				t.Fatalf("%d callbacks were not signed with the site's secret", site.bad)
+			}
+			body := string(site.bodies[0])
+			for _, want := range []string{`"site":"hooked"`, `"id":"v-9"`, `"text":"Tudo bem?"`, `"id":"` + id + `"`, `"conversation_id":"` + card.ConversationID + `"`} {
+				if !strings.Contains(body, want) {
+					t.Fatalf("callback body %s lacks %s", body, want)
+				}
+			}
+		})
+	}
+}
+
+func TestBadInputRecordsNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.set("cat", presence.Online, "")
+	ctx := context.Background()
+	tok, _ := e.session("shop", shopOrigin)
+	blogTok, _ := e.session("blog", blogOrigin)
+	expired, _, err := webchat.NewTokens(jwtSecret, "", time.Minute, func() time.Time { return time.Now().Add(-time.Hour) }).Mint("shop", "v-old", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _, _ := webchat.NewTokens("another-gateway-secret", "", time.Hour, nil).Mint("shop", "v-x", "", "")
+	msg := simulate.WebChatMessage{Site: "shop", VisitorID: "v-1", ID: "m-1", Text: "Oi"}
+	signed := func(m simulate.WebChatMessage, secret string, at time.Time) func() response {
+		return func() response { return e.webhook(m, secret, at) }
+	}
+	raw := func(method, path, body string, h map[string]string) func() response {
+		return func() response {
+			var b []byte
+			if body != "" {
+				b = []byte(body)
+			}
+			return e.do(method, path, b, h)
+		}
+	}
+	bearer := func(tok, origin string) map[string]string {
+		h := map[string]string{"Authorization": "Bearer " + tok}
+		if origin != "" {
+			h["Origin"] = origin
+		}
+		return h
+	}
+	body := string(simulate.WebChatBody(msg))
+	long := simulate.WebChatMessage{Site: "shop", VisitorID: "v-1", ID: "m-2", Text: strings.Repeat("a", 51)}
+	cases := []struct {
+		name   string
+		do     func() response
+		status int
+		code   string
+	}{
+		{"webhook unsigned", raw(http.MethodPost, "/webhooks/webchat", body, nil), 401, "invalid_signature"},
+		{"webhook wrong secret", signed(msg, "not-the-secret", time.Now()), 401, "invalid_signature"},
+		{"webhook replay outside the window", signed(msg, shopSecret, time.Now().Add(-10*time.Minute)), 401, "invalid_signature"},
+		{"webhook unknown site", signed(simulate.WebChatMessage{Site: "nowhere", VisitorID: "v", ID: "m", Text: "t"}, shopSecret, time.Now()), 404, "unknown_site"},
+		{"webhook oversized text", signed(long, shopSecret, time.Now()), 413, "message_too_long"},
+		{"webhook without visitor", signed(simulate.WebChatMessage{Site: "shop", ID: "m-3", Text: "t"}, shopSecret, time.Now()), 422, "validation_failed"},
+		{"session unknown site", raw(http.MethodPost, "/webchat/v1/sessions", `{"site":"nowhere"}`, map[string]string{"Origin": shopOrigin}), 404, "unknown_site"},
+		{"session from an origin no site allows", raw(http.MethodPost, "/webchat/v1/sessions", `{"site":"shop"}`, map[string]string{"Origin": "https://evil.example"}), 403, "origin_not_allowed"},
+		{"session from another site's origin", raw(http.MethodPost, "/webchat/v1/sessions", `{"site":"shop"}`, map[string]string{"Origin": blogOrigin}), 403, "origin_not_allowed"},
+		{"message with another site's origin", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"hi"}`, bearer(tok, blogOrigin)), 403, "origin_not_allowed"},
+		{"message from a foreign origin", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"hi"}`, bearer(blogTok, "https://evil.example")), 403, "origin_not_allowed"},
+		{"message without token", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"hi"}`, map[string]string{"Origin": shopOrigin}), 401, "invalid_visitor_token"},
+		{"message with an expired token", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"hi"}`, bearer(expired, shopOrigin)), 401, "invalid_visitor_token"},
+		{"message with a foreign token", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"hi"}`, bearer(foreign, shopOrigin)), 401, "invalid_visitor_token"},
+		{"message with an agent token", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"hi"}`, bearer(agentToken(t, "cat"), shopOrigin)), 401, "invalid_visitor_token"},
+		{"message too long", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"`+strings.Repeat("a", 51)+`"}`, bearer(tok, shopOrigin)), 413, "message_too_long"},
+		{"too many attachments", raw(http.MethodPost, "/webchat/v1/messages",
+			`{"attachments":[{"url":"https://a.example/1"},{"url":"https://a.example/2"},{"url":"https://a.example/3"}]}`, bearer(tok, shopOrigin)), 413, "too_many_attachments"},
+		{"attachment that is not a web URL", raw(http.MethodPost, "/webchat/v1/messages", `{"attachments":[{"url":"javascript:alert(1)"}]}`, bearer(tok, shopOrigin)), 422, "validation_failed"},
+		{"empty message", raw(http.MethodPost, "/webchat/v1/messages", `{"text":"   "}`, bearer(tok, shopOrigin)), 422, "validation_failed"},
+		{"malformed JSON", raw(http.MethodPost, "/webchat/v1/messages", `{"text":`, bearer(tok, shopOrigin)), 400, "invalid_json"},
+		{"events with an expired token", raw(http.MethodGet, "/webchat/v1/events?token="+expired, "", nil), 401, "invalid_visitor_token"},
+		{"events with a bad Last-Event-ID", raw(http.MethodGet, "/webchat/v1/events?token="+tok, "", map[string]string{"Last-Event-ID": "yesterday"}), 400, "invalid_event_id"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := tenantState(t, e.client)
+			r := c.do()
+			if r.status != c.status || r.code() != c.code {
+				t.Fatalf("got %d %q %v, want %d %q", r.status, r.code(), r.body, c.status, c.code)
+			}
+			if c.code == "origin_not_allowed" && r.header.Get("Access-Control-Allow-Origin") != "" {
+				t.Fatalf("a refused request carries Access-Control-Allow-Origin %q", r.header.Get("Access-Control-Allow-Origin"))
+			}
+			if after := tenantState(t, e.client); after != before {
+				t.Fatalf("the refused request changed Redis:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	if cards, _ := e.router.Cards(ctx, "cat"); len(cards) != 0 {
+		t.Fatalf("cards after bad input only: got %d, want 0", len(cards))
+	}
+}
+
+func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok, _ := e.session("shop", shopOrigin)
+	for i := 0; i < e.cfg.WebChat.VisitorRate; i++ {
+		if r := e.send(tok, shopOrigin, `{"text":"msg `+strconv.Itoa(i)+`"}`); r.status != http.StatusAccepted {
+			t.Fatalf("message %d within the limit: got %d %v", i, r.status, r.body)
+		}
+	}
+	before := tenantState(t, e.client)
+	r := e.send(tok, shopOrigin, `{"text":"one too many"}`)
+	if r.status != http.StatusTooManyRequests || r.code() != "rate_limited" {
+		t.Fatalf("over the visitor limit: got %d %v", r.status, r.body)
+	}
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Fatalf("Retry-After: got %q", r.header.Get("Retry-After"))
+	}
+	if after := tenantState(t, e.client); after != before {
+		t.Fatal("the limited message changed Redis")
+	}
+	// Another visitor is not limited by the first one's budget.
+	tok2, _ := e.session("shop", shopOrigin)
+	if r := e.send(tok2, shopOrigin, `{"text":"hi"}`); r.status != http.StatusAccepted {
+		t.Fatalf("another visitor: got %d %v", r.status, r.body)
+	}
+}
+
+func TestRateLimitPerIP(t *testing.T) {
+	e := newEnv(t, envOptions{ipRate: 3})
+	for i := 0; i < 3; i++ {
+		e.session("shop", shopOrigin)
+	}
+	r := e.do(http.MethodPost, "/webchat/v1/sessions", []byte(`{"site":"shop"}`), map[string]string{"Origin": shopOrigin})
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("over the IP limit: got %d %v %v", r.status, r.body, r.header)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	pre := func(origin string) response {
+		return e.do(http.MethodOptions, "/webchat/v1/messages", nil, map[string]string{"Origin": origin,
+			"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"})
+	}
+	if r := pre(shopOrigin); r.status != http.StatusNoContent || r.header.Get("Access-Control-Allow-Origin") != shopOrigin {
+		t.Fatalf("preflight from an allowed origin: got %d %v", r.status, r.header)
+	}
+	if r := pre("https://evil.example"); r.status != http.StatusForbidden || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin: got %d %v", r.status, r.header)
+	}
+	r := e.do(http.MethodPost, "/webchat/v1/sessions", []byte(`{"site":"shop"}`), map[string]string{"Origin": shopOrigin})
+	if r.status != http.StatusCreated || r.header.Get("Access-Control-Allow-Origin") != shopOrigin {
+		t.Fatalf("session from the site's origin: got %d %v", r.status, r.header)
+	}
+}
+
+func TestWidgetAssets(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	resp, err := http.Get(e.url + "/webchat/widget.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || !strings.Contains(string(js), "/webchat/v1/events") {
+		t.Fatalf("widget.js: got %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Visitor and agent strings are set with textContent; no HTML sink appears in the script.
+	for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
+		if strings.Contains(string(js), sink) {
+			t.Fatalf("widget.js uses %s", sink)
+		}
+	}
+	if r := e.do(http.MethodGet, "/webchat/demo", nil, nil); r.status != 200 {
+		t.Fatalf("demo in development: got %d", r.status)
+	}
+	prod := newEnv(t, envOptions{env: "production"})
+	if r := prod.do(http.MethodGet, "/webchat/demo", nil, nil); r.status != http.StatusNotFound {
+		t.Fatalf("demo in production: got %d, want 404", r.status)
+	}
+}
