@@ -135,6 +135,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	v1 := app.Group("/v1", auth.NewVerifier(jwtSecret, "", "").Middleware())
 	routing.NewHandler(router, cfg).Register(v1)
 	outbound.NewHandler(svc, client, ks).Register(v1)
+	webchat.NewTypingHandler(router, events).Register(v1)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -327,7 +328,7 @@ func (e *env) stream(token, lastID string) *sse {
 				cur.typ = line[7:]
 			case strings.HasPrefix(line, "data: "):
 				_ = json.Unmarshal([]byte(line[6:]), &cur.data)
-			case line == "" && cur.id != "":
+			case line == "" && cur.typ != "":
 				s.events <- cur
 				cur = sseEvent{}
 			}

@@ -107,6 +107,17 @@ func (l *EventLog) Publish(ctx context.Context, site, visitor string, ev Event) 
 		l.keys.channel(), site+":"+visitor, int64(l.ttl/time.Second)).Text()
 }
 
+// Announce tells the visitor's open streams of a passing event (typing) without keeping it: it has
+// no id and is not replayed on resume.
+func (l *EventLog) Announce(ctx context.Context, site, visitor string, ev Event) error {
+	ev.ID = ""
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return l.client.Publish(ctx, l.keys.channel(), site+":"+visitor+"\n\n"+string(body)).Err()
+}
+
 // Since returns the visitor's events after id ("0" for every kept one), oldest first.
 func (l *EventLog) Since(ctx context.Context, site, visitor, id string) ([]Event, error) {
 	raw, err := l.since(ctx, site, visitor, id)
@@ -289,13 +300,17 @@ func writeEvent(w *bufio.Writer, ev liveEvent) {
 			typ = rest[:j]
 		}
 	}
-	w.WriteString("id: ")
-	w.WriteString(ev.id)
-	if typ != "" {
-		w.WriteString("\nevent: ")
-		w.WriteString(typ)
+	if ev.id != "" {
+		w.WriteString("id: ")
+		w.WriteString(ev.id)
+		w.WriteString("\n")
 	}
-	w.WriteString("\ndata: ")
+	if typ != "" {
+		w.WriteString("event: ")
+		w.WriteString(typ)
+		w.WriteString("\n")
+	}
+	w.WriteString("data: ")
 	w.WriteString(ev.json)
 	w.WriteString("\n\n")
 }

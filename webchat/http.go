@@ -372,6 +372,9 @@ func (h *Handler) serve(conn net.Conn, origin string, sub *subscriber, backlog [
 		if !write(func() { writeEvent(w, ev) }) {
 			return false
 		}
+		if ev.id == "" {
+			return true // a passing notice: it moves no resume point
+		}
 		sent = ev.id
 		h.delivered(ev)
 		return true
@@ -389,7 +392,7 @@ func (h *Handler) serve(conn net.Conn, origin string, sub *subscriber, backlog [
 	for {
 		select {
 		case ev := <-sub.events:
-			if sent != "" && !streamIDLess(sent, ev.id) {
+			if ev.id != "" && sent != "" && !streamIDLess(sent, ev.id) {
 				continue // already sent from the backlog
 			}
 			if !send(ev) {

@@ -106,6 +106,17 @@ func TestWidgetConversationEndToEnd(t *testing.T) {
 	if r := e.do(http.MethodPost, "/v1/cards/"+card.ID+"/accept", nil, agent); r.status != 200 {
 		t.Fatalf("accept: got %d %v", r.status, r.body)
 	}
+	// The agent is writing: the visitor sees a passing notice, with no id to resume from.
+	if r := e.do(http.MethodPost, "/v1/conversations/"+card.ConversationID+"/typing", nil, agent); r.status != http.StatusNoContent {
+		t.Fatalf("typing: got %d %v", r.status, r.body)
+	}
+	if ev := s.next(); ev.typ != "typing" || ev.id != "" || ev.data.Conversation == nil || ev.data.Conversation.ID != card.ConversationID {
+		t.Fatalf("typing notice: got %+v", ev)
+	}
+	other := map[string]string{"Authorization": "Bearer " + agentToken(t, "ana")}
+	if r := e.do(http.MethodPost, "/v1/conversations/"+card.ConversationID+"/typing", nil, other); r.status != http.StatusForbidden || r.code() != "not_your_conversation" {
+		t.Fatalf("typing by another agent: got %d %v", r.status, r.body)
+	}
 	r = e.do(http.MethodPost, "/v1/conversations/"+card.ConversationID+"/messages", []byte(`{"text":"Olá! <b>Como</b> posso ajudar?"}`), agent)
 	if r.status != http.StatusAccepted {
 		t.Fatalf("reply: got %d %v", r.status, r.body)
@@ -133,6 +144,9 @@ func TestWidgetConversationEndToEnd(t *testing.T) {
 		if ev := st.next(); ev.typ != "conversation.closed" || ev.data.Conversation == nil || ev.data.Conversation.ID != card.ConversationID {
 			t.Fatalf("closed notice: got %+v", ev)
 		}
+	}
+	if r := e.do(http.MethodPost, "/v1/conversations/"+card.ConversationID+"/typing", nil, agent); r.status != http.StatusConflict || r.code() != "conversation_closed" {
+		t.Fatalf("typing after close: got %d %v", r.status, r.body)
 	}
 	s.none(200 * time.Millisecond)
 }

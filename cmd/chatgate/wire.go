@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+
+	"github.com/gofiber/fiber/v2"
 	"time"
 
 	"github.com/chatgate/chatgate/outbound"
@@ -57,7 +59,7 @@ func (g *gateway) wire() error {
 	outboundSvc := outbound.NewService(router, g.enqueuer, cfg, logger)
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
 	router.SetAutoReplier(outboundSvc)
-	g.wireWebChat(router, outboundSvc, webchatSender)
+	g.wireWebChat(v1, router, outboundSvc, webchatSender)
 	v1.Get("/agents/:id/events", streams.Handler())
 	return nil
 }
@@ -101,9 +103,9 @@ func (g *gateway) wireWebChatWorker(router *routing.Router) *webchat.Sender {
 	return sender
 }
 
-// wireWebChat mounts the signed webhook, the widget and its visitor endpoints, and plugs the sender
-// into replies.
-func (g *gateway) wireWebChat(router *routing.Router, replies *outbound.Service, sender *webchat.Sender) {
+// wireWebChat mounts the signed webhook, the widget and its visitor endpoints and the agents' typing
+// notice, and plugs the sender into replies.
+func (g *gateway) wireWebChat(v1 fiber.Router, router *routing.Router, replies *outbound.Service, sender *webchat.Sender) {
 	cfg := &g.cfg
 	provider := webchathook.New(cfg.WebChat.Sites, webchathook.Options{Tolerance: cfg.WebChat.TimestampTolerance,
 		MaxMessageLength: cfg.WebChat.MaxMessageLength, MaxAttachments: cfg.WebChat.MaxAttachments, Clock: g.clock})
@@ -114,5 +116,6 @@ func (g *gateway) wireWebChat(router *routing.Router, replies *outbound.Service,
 	widget.Register(g.app)
 	g.beforeDrain = append(g.beforeDrain, widget.Shutdown)
 	g.components = append(g.components, widget)
+	webchat.NewTypingHandler(router, g.webchatEvents).Register(v1)
 	replies.SetSender(webchathook.Channel, sender)
 }

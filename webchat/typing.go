@@ -1,0 +1,75 @@
+package webchat
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/routing"
+	hook "github.com/chatgate/chatgate/webhooks/webchat"
+)
+
+// HTTP errors of the agents' typing notice.
+var (
+	errBadID          = httpx.NewError(http.StatusBadRequest, "invalid_id", "ids are letters and digits")
+	errConvNotFound   = httpx.NewError(http.StatusNotFound, "conversation_not_found", "no such conversation")
+	errNotYourConv    = httpx.NewError(http.StatusForbidden, "not_your_conversation", "the conversation is not assigned to you")
+	errConvClosed     = httpx.NewError(http.StatusConflict, "conversation_closed", "the conversation is closed")
+	errNotWebChatConv = httpx.NewError(http.StatusUnprocessableEntity, "channel_not_supported", "typing notices are sent on WebChat only")
+)
+
+// Conversations finds a conversation (routing.Router satisfies it).
+type Conversations interface {
+	Conversation(ctx context.Context, id string) (routing.Conversation, error)
+}
+
+// TypingHandler serves POST /v1/conversations/{id}/typing: the agent is writing, and the visitor's
+// widget says so. The notice is live only: it is announced to open streams and not kept, so a
+// reloaded widget does not replay stale typing notices.
+type TypingHandler struct {
+	convs  Conversations
+	events *EventLog
+}
+
+// NewTypingHandler builds the typing endpoint.
+func NewTypingHandler(convs Conversations, events *EventLog) *TypingHandler {
+	return &TypingHandler{convs: convs, events: events}
+}
+
+// Register mounts the route on an authenticated /v1 router.
+func (h *TypingHandler) Register(v1 fiber.Router) {
+	v1.Post("/conversations/:id/typing", h.typing)
+}
+
+func (h *TypingHandler) typing(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if !configs.SafeID(id) {
+		return errBadID
+	}
+	id = strings.Clone(id)
+	conv, err := h.convs.Conversation(c.UserContext(), id)
+	switch {
+	case errors.Is(err, routing.ErrNotFound):
+		return errConvNotFound
+	case err != nil:
+		return err
+	case conv.Agent != auth.Caller(c).Agent:
+		return errNotYourConv
+	case conv.State != "open":
+		return errConvClosed
+	case conv.Channel != hook.Channel:
+		return errNotWebChatConv
+	}
+	if err := h.events.Announce(c.UserContext(), conv.EntryPoint, conv.Contact.ID, Event{Type: EventTyping, At: time.Now().UTC(),
+		Conversation: &EventConv{ID: conv.ID}}); err != nil {
+		return err
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
