@@ -67,7 +67,7 @@ func testConfig(callbackURL string) *configs.Config {
 }
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	url      string
 	cfg      *configs.Config
 	client   *redis.Client
@@ -81,18 +81,22 @@ type envOptions struct {
 	workers     bool // run the asynq workers (callbacks)
 	env         string
 	ipRate      int
+	visitorRate int
 }
 
 // newEnv runs the gateway's WebChat parts on a real listener and a real Redis: the signed webhook,
 // the widget, routing and presence, the agents' reply endpoint with the WebChat sender, and when
 // asked the asynq workers that POST callbacks.
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	client := redistest.Client(t)
 	cfg := testConfig(o.callbackURL)
 	cfg.Env = o.env
 	if o.ipRate > 0 {
 		cfg.WebChat.IPRate = o.ipRate
+	}
+	if o.visitorRate > 0 {
+		cfg.WebChat.VisitorRate = o.visitorRate
 	}
 	ks := keyspace.New("t")
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -216,7 +220,7 @@ func (e *env) send(token, origin, body string) response {
 	return e.do(http.MethodPost, "/webchat/v1/messages", []byte(body), map[string]string{"Authorization": "Bearer " + token, "Origin": origin})
 }
 
-func agentToken(t *testing.T, agent string) string {
+func agentToken(t testing.TB, agent string) string {
 	t.Helper()
 	tok, err := auth.Mint(jwtSecret, "", agent, auth.RoleAgent, time.Hour, time.Now())
 	if err != nil {
@@ -226,7 +230,7 @@ func agentToken(t *testing.T, agent string) string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
@@ -278,7 +282,7 @@ func (e *env) waiting(queue string) int64 {
 
 // tenantState renders the tenant's keys (routing, presence, visitor streams). Rate-limiter and asynq
 // bookkeeping live outside the tenant prefix and are left out.
-func tenantState(t *testing.T, c *redis.Client) string {
+func tenantState(t testing.TB, c *redis.Client) string {
 	t.Helper()
 	var keep []string
 	for _, line := range strings.Split(redistest.Snapshot(t, c), "\n") {
@@ -291,7 +295,7 @@ func tenantState(t *testing.T, c *redis.Client) string {
 
 // sse is a visitor's open event stream.
 type sse struct {
-	t      *testing.T
+	t      testing.TB
 	resp   *http.Response
 	events chan sseEvent
 }
