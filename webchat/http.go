@@ -181,7 +181,10 @@ func (h *Handler) allow(ctx context.Context, kind, who string, perMinute int) er
 }
 
 type sessionRequest struct {
-	Site  string `json:"site" validate:"required,max=64"`
+	Site string `json:"site" validate:"required,max=64"`
+	// Resume is the visitor's previous token (valid, or expired within ResumeWindow): the new
+	// session keeps its visitor id, so the conversation and its stream carry on.
+	Resume string `json:"resume" validate:"max=4096"`
 	Name  string `json:"name" validate:"max=200"`
 	Email string `json:"email" validate:"omitempty,max=254,email"`
 }
@@ -193,8 +196,8 @@ type sessionResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// startSession is POST /webchat/v1/sessions: a new visitor of the site and its token. Nothing is
-// stored until the visitor writes.
+// startSession is POST /webchat/v1/sessions: a new visitor of the site (or the resumed one) and its
+// token. Nothing is stored until the visitor writes.
 func (h *Handler) startSession(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	if err := h.allow(ctx, "ip", c.IP(), h.cfg.WebChat.IPRate); err != nil {
@@ -214,6 +217,19 @@ func (h *Handler) startSession(c *fiber.Ctx) error {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	visitor := "w-" + hex.EncodeToString(b)
+	if req.Resume != "" {
+		prev, err := h.opts.Tokens.Resume(req.Resume)
+		if err != nil || prev.Site != site.ID {
+			return errInvalidToken.Wrap(err)
+		}
+		visitor = prev.Subject
+		if req.Name == "" {
+			req.Name = prev.Name
+		}
+		if req.Email == "" {
+			req.Email = prev.Email
+		}
+	}
 	token, exp, err := h.opts.Tokens.Mint(site.ID, visitor, req.Name, req.Email)
 	if err != nil {
 		return err

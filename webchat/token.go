@@ -20,7 +20,13 @@ type Tokens struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
+	// resume checks signature and audience only; Resume bounds the age itself.
+	resume *jwt.Parser
 }
+
+// ResumeWindow is how long after its expiry a token may still renew its visitor's session, so a
+// visitor who comes back the next day keeps the conversation.
+const ResumeWindow = 7 * 24 * time.Hour
 
 // VisitorClaims are what a visitor token carries: sub is the visitor id.
 type VisitorClaims struct {
@@ -39,7 +45,8 @@ func NewTokens(secret, previous string, ttl time.Duration, now func() time.Time)
 		now = time.Now
 	}
 	t := &Tokens{ttl: ttl, now: now, parser: jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithAudience(visitorAudience), jwt.WithExpirationRequired(), jwt.WithTimeFunc(now))}
+		jwt.WithAudience(visitorAudience), jwt.WithExpirationRequired(), jwt.WithTimeFunc(now)),
+		resume: jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithoutClaimsValidation())}
 	for _, s := range []string{secret, previous} {
 		if s != "" {
 			mac := hmac.New(sha256.New, []byte(s))
@@ -60,7 +67,37 @@ func (t *Tokens) Mint(site, visitor, name, email string) (string, time.Time, err
 	return s, exp, err
 }
 
-var errTokenClaims = errors.New("visitor token lacks site or subject")
+var (
+	errTokenClaims   = errors.New("visitor token lacks site or subject")
+	errTokenTooOld   = errors.New("visitor token expired too long ago to resume")
+	errTokenAudience = errors.New("not a visitor token")
+)
+
+// Resume returns the claims of a token this gateway signed that is valid or expired less than
+// ResumeWindow ago: the visitor it names may have a new token for the same site.
+func (t *Tokens) Resume(token string) (VisitorClaims, error) {
+	var err error
+	for _, key := range t.keys {
+		var claims VisitorClaims
+		_, err = t.resume.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return key, nil })
+		if err != nil {
+			if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+				continue
+			}
+			return VisitorClaims{}, err
+		}
+		switch {
+		case len(claims.Audience) != 1 || claims.Audience[0] != visitorAudience:
+			return VisitorClaims{}, errTokenAudience
+		case claims.Site == "" || claims.Subject == "" || claims.ExpiresAt == nil:
+			return VisitorClaims{}, errTokenClaims
+		case t.now().Sub(claims.ExpiresAt.Time) > ResumeWindow:
+			return VisitorClaims{}, errTokenTooOld
+		}
+		return claims, nil
+	}
+	return VisitorClaims{}, err
+}
 
 // Verify returns the claims of a valid token: its site, and its visitor as Subject.
 func (t *Tokens) Verify(token string) (VisitorClaims, error) {

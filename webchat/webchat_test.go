@@ -399,3 +399,40 @@ func TestWidgetAssets(t *testing.T) {
 		t.Fatalf("demo in production: got %d, want 404", r.status)
 	}
 }
+
+func TestSessionResumeKeepsTheVisitor(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	past := func(d time.Duration) string {
+		tok, _, err := webchat.NewTokens(jwtSecret, "", time.Hour, func() time.Time { return time.Now().Add(-d) }).Mint("shop", "w-returning", "Maria", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	resume := func(site, token string) response {
+		return e.do(http.MethodPost, "/webchat/v1/sessions", []byte(`{"site":"`+site+`","resume":"`+token+`"}`), map[string]string{"Origin": map[string]string{"shop": shopOrigin, "blog": blogOrigin}[site]})
+	}
+	// Expired yesterday: renewed for the same visitor, name kept.
+	r := resume("shop", past(25*time.Hour))
+	if r.status != http.StatusCreated || r.body["visitor_id"] != "w-returning" {
+		t.Fatalf("resume: got %d %v", r.status, r.body)
+	}
+	if r := e.send(r.body["token"].(string), shopOrigin, `{"text":"back again"}`); r.status != http.StatusAccepted {
+		t.Fatalf("send with the renewed token: got %d %v", r.status, r.body)
+	}
+	foreign, _, _ := webchat.NewTokens("another-gateway-secret", "", time.Hour, nil).Mint("shop", "w-x", "", "")
+	for name, c := range map[string]struct{ site, token string }{
+		"expired beyond the window": {"shop", past(webchat.ResumeWindow + 2*time.Hour)},
+		"signed by another gateway": {"shop", foreign},
+		"another site's visitor":    {"blog", past(time.Hour)},
+		"an agent token":            {"shop", agentToken(t, "cat")},
+	} {
+		before := tenantState(t, e.client)
+		if r := resume(c.site, c.token); r.status != http.StatusUnauthorized || r.code() != "invalid_visitor_token" {
+			t.Fatalf("%s: got %d %v", name, r.status, r.body)
+		}
+		if tenantState(t, e.client) != before {
+			t.Fatalf("%s changed Redis", name)
+		}
+	}
+}

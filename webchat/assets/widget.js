@@ -82,8 +82,13 @@
   function start() {
     try { session = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { session = null; }
     if (session && new Date(session.expires_at) > new Date(Date.now() + 60000)) return Promise.resolve(session);
+    // An expired token renews the same visitor (and its conversation) within the resume window.
+    var previous = session && session.token;
     session = null;
-    return api("sessions", { site: site }).then(function (r) {
+    return api("sessions", previous ? { site: site, resume: previous } : { site: site }).then(function (r) {
+      if (r.status === 401 && previous) { previous = null; return api("sessions", { site: site }); }
+      return r;
+    }).then(function (r) {
       if (r.status !== 201) throw new Error((r.body.error && r.body.error.message) || "the chat is not available");
       session = r.body;
       try { localStorage.setItem(storeKey, JSON.stringify(session)); } catch (e) { /* private mode */ }
@@ -105,7 +110,7 @@
     stream.onerror = function () {
       // EventSource reconnects by itself with Last-Event-ID; an expired token needs a new session.
       if (session && new Date(session.expires_at) <= new Date()) {
-        stream.close(); localStorage.removeItem(storeKey);
+        stream.close();
         start().then(connect, function (err) { note(err.message); });
       }
     };
