@@ -185,8 +185,8 @@ type sessionRequest struct {
 	// Resume is the visitor's previous token (valid, or expired within ResumeWindow): the new
 	// session keeps its visitor id, so the conversation and its stream carry on.
 	Resume string `json:"resume" validate:"max=4096"`
-	Name  string `json:"name" validate:"max=200"`
-	Email string `json:"email" validate:"omitempty,max=254,email"`
+	Name   string `json:"name" validate:"max=200"`
+	Email  string `json:"email" validate:"omitempty,max=254,email"`
 }
 
 type sessionResponse struct {
