@@ -1,10 +1,14 @@
 package main
 
 import (
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/web"
 	"github.com/chatgate/chatgate/webhooks"
 	"github.com/chatgate/chatgate/webhooks/whatsapp"
 )
@@ -45,5 +49,8 @@ func (g *gateway) wire() error {
 	presence.NewHandler(presenceStore, cfg).Register(v1)
 	routing.NewHandler(router, cfg).Register(v1)
 	v1.Get("/agents/:id/events", streams.Handler())
+
+	// The embedded pages: the agent console, the operations view and their endpoints.
+	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
 	return nil
 }
