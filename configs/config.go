@@ -157,6 +157,9 @@ type Template struct {
 	HeaderParams int    `yaml:"header_params" validate:"gte=0,lte=1"`
 	BodyParams   int    `yaml:"body_params" validate:"gte=0,lte=100"`
 	ButtonParams int    `yaml:"button_params" validate:"gte=0,lte=10"`
+	// ButtonKind is how the template's parameterised buttons take their value: url (a suffix of the
+	// button's link, the default) or quick_reply (a payload returned with the customer's tap).
+	ButtonKind string `yaml:"button_kind" validate:"omitempty,oneof=url quick_reply"`
 }
 
 // WebChat configures the sites that talk to the gateway.

@@ -2,10 +2,13 @@ package main
 
 import (
 	"maps"
+	"net/http"
 	"slices"
 	"time"
 
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/outbound"
+	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/web"
@@ -27,6 +30,9 @@ func (g *gateway) wire() error {
 	})
 	presenceStore.AddListener(router)
 	presenceStore.AddListener(routing.PresenceEvents{Publisher: events})
+	if err := g.wireOutboundWorker(router); err != nil {
+		return err
+	}
 	// Components shut down in reverse order: sweepers, then workers, then the router they use.
 	g.components = append(g.components, router, g.tasks)
 	if g.mode == modeWorker {
@@ -48,9 +54,35 @@ func (g *gateway) wire() error {
 	v1 := g.app.Group("/v1", g.verifier.Middleware())
 	presence.NewHandler(presenceStore, cfg).Register(v1)
 	routing.NewHandler(router, cfg).Register(v1)
+	outboundSvc := outbound.NewService(router, g.enqueuer, cfg, logger)
+	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
 	v1.Get("/agents/:id/events", streams.Handler())
 
 	// The embedded pages: the agent console, the operations view and their endpoints.
 	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
+	return nil
+}
+
+// wireOutboundWorker mounts the WhatsApp send workers: every process runs them (serve and worker).
+func (g *gateway) wireOutboundWorker(router *routing.Router) error {
+	cfg := &g.cfg
+	timeout := cfg.Outbound.SendTimeout
+	if timeout <= 0 {
+		timeout = whatsappapi.DefaultTimeout
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = max(64, cfg.Outbound.Concurrency)
+	client, err := whatsappapi.New(whatsappapi.Config{BaseURL: cfg.WhatsApp.APIBaseURL, APIVersion: cfg.WhatsApp.APIVersion,
+		HTTPClient: &http.Client{Timeout: timeout, Transport: transport}, Logger: g.logger})
+	if err != nil {
+		return err
+	}
+	rates, tokens := map[string]int{}, map[string]string{}
+	for _, n := range cfg.WhatsApp.Numbers {
+		rates[n.PhoneNumberID] = n.RatePerSecond
+		tokens[n.PhoneNumberID] = n.AccessToken
+	}
+	limits := outbound.NewLimits(g.store.Client, g.keys, rates, cfg.Outbound.RecipientInterval)
+	outbound.NewWorker(router, client, limits, outbound.WorkerOptions{Tokens: tokens, Logger: g.logger, Registerer: g.registry}).Register(g.tasks)
 	return nil
 }

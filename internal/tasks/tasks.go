@@ -4,6 +4,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,21 +42,70 @@ type Options struct {
 // NewServer builds an asynq server sharing the process's Redis client.
 func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Server {
 	logger = logger.With("component", "asynq")
+	backoff := o.RetryDelay
+	if backoff == nil {
+		backoff = asynq.DefaultRetryDelayFunc
+	}
+	isFailure := o.IsFailure
+	if isFailure == nil {
+		isFailure = func(error) bool { return true }
+	}
 	cfg := asynq.Config{
 		Concurrency:     o.Concurrency,
 		Queues:          Weights,
 		ShutdownTimeout: o.ShutdownTimeout,
 		Logger:          slogAdapter{logger},
 		LogLevel:        asynq.InfoLevel,
-		RetryDelayFunc:  o.RetryDelay,
-		IsFailure:       o.IsFailure,
+		// An idle worker looks for new tasks this often: a reply is picked up within it.
+		TaskCheckInterval: 100 * time.Millisecond,
+		// Deferred and retried tasks become due this often: a rate-limit deferral is short.
+		DelayedTaskCheckInterval: time.Second,
+		RetryDelayFunc: func(n int, err error, task *asynq.Task) time.Duration {
+			var d *DelayError
+			if errors.As(err, &d) && (!d.Counted || d.Delay > 0) {
+				return d.Delay
+			}
+			return backoff(n, err, task)
+		},
+		IsFailure: func(err error) bool {
+			var d *DelayError
+			if errors.As(err, &d) && !d.Counted {
+				return false
+			}
+			return isFailure(err)
+		},
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
+			var d *DelayError
+			if errors.As(err, &d) && !d.Counted {
+				logger.Debug("task deferred", "type", task.Type(), "task_id", id, "delay", d.Delay, "reason", d.Err)
+				return
+			}
 			logger.Warn("task failed", "type", task.Type(), "task_id", id, "retried", retried, "err", err)
 		}),
 	}
 	return &Server{srv: asynq.NewServerFromRedisClient(client, cfg), mux: asynq.NewServeMux(), logger: logger}
+}
+
+// DelayError asks for a task to run again after Delay. A deferral (Counted false: a rate limit of
+// ours, not a fault) does not use up an attempt; a counted one is a failed attempt whose delay the
+// failure itself dictates (a provider's Retry-After), or the usual backoff when Delay is 0.
+type DelayError struct {
+	Err     error
+	Delay   time.Duration
+	Counted bool
+}
+
+func (e *DelayError) Error() string { return fmt.Sprintf("%v (again in %v)", e.Err, e.Delay) }
+func (e *DelayError) Unwrap() error { return e.Err }
+
+// Defer runs the task again after d without counting a failed attempt.
+func Defer(d time.Duration, reason error) error { return &DelayError{Err: reason, Delay: d} }
+
+// RetryAfter is a failed attempt to be retried after d (0: the usual backoff).
+func RetryAfter(err error, d time.Duration) error {
+	return &DelayError{Err: err, Delay: d, Counted: true}
 }
 
 // Handle registers the handler of a task type.

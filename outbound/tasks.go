@@ -1,0 +1,103 @@
+package outbound
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/chatgate/chatgate/internal/tasks"
+)
+
+// Task types. A template opens a conversation (queue "templates"); text and media answer inside an
+// open one (queue "replies", which gets twice the templates' share of workers).
+const (
+	TypeTemplate = "outbound:template"
+	TypeText     = "outbound:text"
+	TypeMedia    = "outbound:media"
+)
+
+// taskRetention keeps a finished task's id taken for a day, so a client retrying its HTTP call with
+// the same message id cannot enqueue a second send.
+const taskRetention = 24 * time.Hour
+
+// Send is the payload of every outbound task: which stored message to send, from which number, to
+// whom, and what.
+type Send struct {
+	MessageID      string        `json:"message_id"`
+	ConversationID string        `json:"conversation_id"`
+	PhoneNumberID  string        `json:"phone_number_id"`
+	To             string        `json:"to"`
+	Text           string        `json:"text,omitempty"`
+	Template       *TemplateSend `json:"template,omitempty"`
+	Media          *Media        `json:"media,omitempty"`
+}
+
+// TemplateSend is a validated template with its parameters.
+type TemplateSend struct {
+	Name         string   `json:"name"`
+	Language     string   `json:"language"`
+	HeaderParams []string `json:"header_params,omitempty"`
+	BodyParams   []string `json:"body_params,omitempty"`
+	ButtonParams []string `json:"button_params,omitempty"`
+	ButtonKind   string   `json:"button_kind,omitempty"`
+}
+
+// Media is an attachment sent by link or by an uploaded media id.
+type Media struct {
+	Kind     string `json:"kind"`
+	URL      string `json:"url,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Caption  string `json:"caption,omitempty"`
+	Filename string `json:"filename,omitempty"`
+}
+
+// TaskOptions are what every outbound task is enqueued with.
+type TaskOptions struct {
+	MaxRetry int
+	Timeout  time.Duration
+}
+
+func newTask(typ, queue string, s Send, o TaskOptions) (*asynq.Task, error) {
+	if s.MessageID == "" {
+		return nil, fmt.Errorf("outbound: a task needs a message id")
+	}
+	payload, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	opts := []asynq.Option{asynq.TaskID(TaskID(s.MessageID)), asynq.Queue(queue), asynq.MaxRetry(o.MaxRetry),
+		asynq.Retention(taskRetention)}
+	if o.Timeout > 0 {
+		opts = append(opts, asynq.Timeout(o.Timeout))
+	}
+	return asynq.NewTask(typ, payload, opts...), nil
+}
+
+// TaskID is the asynq task id of a message's send: one message, one task, whatever retries happen.
+func TaskID(messageID string) string { return "msg:" + messageID }
+
+// NewTemplateTask is the task that sends a template message.
+func NewTemplateTask(s Send, o TaskOptions) (*asynq.Task, error) {
+	if s.Template == nil {
+		return nil, fmt.Errorf("outbound: a template task needs a template")
+	}
+	return newTask(TypeTemplate, tasks.QueueTemplates, s, o)
+}
+
+// NewTextTask is the task that sends a free-text reply.
+func NewTextTask(s Send, o TaskOptions) (*asynq.Task, error) {
+	if s.Text == "" {
+		return nil, fmt.Errorf("outbound: a text task needs text")
+	}
+	return newTask(TypeText, tasks.QueueReplies, s, o)
+}
+
+// NewMediaTask is the task that sends an attachment.
+func NewMediaTask(s Send, o TaskOptions) (*asynq.Task, error) {
+	if s.Media == nil {
+		return nil, fmt.Errorf("outbound: a media task needs media")
+	}
+	return newTask(TypeMedia, tasks.QueueReplies, s, o)
+}

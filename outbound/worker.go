@@ -1,0 +1,227 @@
+package outbound
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/outbound/whatsapp"
+	"github.com/chatgate/chatgate/routing"
+)
+
+// Statuses is what the worker needs of routing: the stored message and its status changes.
+type Statuses interface {
+	Message(ctx context.Context, id string) (routing.Message, error)
+	UpdateStatus(ctx context.Context, messageID string, u routing.StatusUpdate) (routing.Message, bool, error)
+}
+
+// Sender is the provider client (outbound/whatsapp.Client).
+type Sender interface {
+	Send(ctx context.Context, phoneNumberID, token string, msg whatsapp.Message) (whatsapp.SendResult, error)
+}
+
+// Worker handles the outbound tasks: it waits for the number's rate and the customer's pace, sends
+// through the provider, and records what happened on the message, which tells the agent.
+type Worker struct {
+	statuses Statuses
+	sender   Sender
+	limits   *Limits
+	tokens   map[string]string // phone number id → access token
+	logger   *slog.Logger
+	metrics  workerMetrics
+	// inlineWait is the longest rate-limit wait spent holding the worker; longer ones defer the task.
+	inlineWait time.Duration
+}
+
+type workerMetrics struct {
+	sends    *prometheus.CounterVec
+	deferred prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+// WorkerOptions are the worker's collaborators.
+type WorkerOptions struct {
+	Tokens     map[string]string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// NewWorker builds the handler of the outbound task types.
+func NewWorker(statuses Statuses, sender Sender, limits *Limits, o WorkerOptions) *Worker {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	w := &Worker{statuses: statuses, sender: sender, limits: limits, tokens: o.Tokens,
+		logger: o.Logger.With("component", "outbound"), inlineWait: time.Second,
+		metrics: workerMetrics{
+			sends: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_outbound_sends_total",
+				Help: "Provider sends by outcome: sent, retry, failed."}, []string{"outcome"}),
+			deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatgate_outbound_deferred_total",
+				Help: "Sends put back for later by a rate limit or a customer's pace."}),
+			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatgate_outbound_provider_seconds",
+				Help: "Time the provider took to answer a send.", Buckets: prometheus.DefBuckets}),
+		}}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(w.metrics.sends, w.metrics.deferred, w.metrics.latency)
+	}
+	return w
+}
+
+// Register mounts the worker on the process's asynq server.
+func (w *Worker) Register(srv *tasks.Server) {
+	srv.Handle(TypeTemplate, w)
+	srv.Handle(TypeText, w)
+	srv.Handle(TypeMedia, w)
+}
+
+// ProcessTask sends one message. A message whose status moved past queued was sent by an earlier
+// attempt (the process died before acknowledging the task) and is not sent again.
+func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
+	var s Send
+	if err := json.Unmarshal(task.Payload(), &s); err != nil || s.MessageID == "" {
+		return fmt.Errorf("%w: unreadable payload", asynq.SkipRetry)
+	}
+	msg, err := w.statuses.Message(ctx, s.MessageID)
+	if errors.Is(err, routing.ErrNotFound) {
+		return fmt.Errorf("%w: message %s is not stored", asynq.SkipRetry, s.MessageID)
+	}
+	if err != nil {
+		return err
+	}
+	if msg.Status != "queued" {
+		return nil
+	}
+	out, err := w.message(task.Type(), s)
+	if err != nil {
+		w.fail(ctx, s.MessageID, 0, err.Error())
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	token, ok := w.tokens[s.PhoneNumberID]
+	if !ok {
+		w.fail(ctx, s.MessageID, 0, "the sending number is not configured")
+		return fmt.Errorf("%w: number %s is not configured", asynq.SkipRetry, s.PhoneNumberID)
+	}
+	if err := w.waitTurn(ctx, s); err != nil {
+		return err
+	}
+
+	start := time.Now()
+	res, err := w.sender.Send(ctx, s.PhoneNumberID, token, out)
+	w.metrics.latency.Observe(time.Since(start).Seconds())
+	if err == nil {
+		w.metrics.sends.WithLabelValues("sent").Inc()
+		w.record(ctx, s.MessageID, routing.StatusUpdate{State: "sent", ProviderMessageID: res.MessageID})
+		return nil
+	}
+	var perr *whatsapp.Error
+	errors.As(err, &perr)
+	if whatsapp.IsPermanent(err) {
+		w.metrics.sends.WithLabelValues("failed").Inc()
+		code, title := 0, err.Error()
+		if perr != nil {
+			code, title = perr.Code, perr.Title
+			if title == "" {
+				title = perr.Message
+			}
+		}
+		w.fail(ctx, s.MessageID, code, title)
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retried >= maxRetry {
+		w.metrics.sends.WithLabelValues("failed").Inc()
+		code := 0
+		if perr != nil {
+			code = perr.Code
+		}
+		w.fail(ctx, s.MessageID, code, fmt.Sprintf("gave up after %d attempts: %v", retried+1, err))
+		return err
+	}
+	w.metrics.sends.WithLabelValues("retry").Inc()
+	return tasks.RetryAfter(err, whatsapp.RetryAfter(err))
+}
+
+// waitTurn takes the number's rate and the customer's pace, waiting in place for short waits and
+// putting the task back for longer ones (without using up an attempt).
+func (w *Worker) waitTurn(ctx context.Context, s Send) error {
+	for {
+		wait, err := w.limits.Take(ctx, s.PhoneNumberID, s.To)
+		if err != nil {
+			return err
+		}
+		if wait == 0 {
+			return nil
+		}
+		if wait > w.inlineWait {
+			w.metrics.deferred.Inc()
+			return tasks.Defer(wait, errors.New("rate limit"))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) message(typ string, s Send) (whatsapp.Message, error) {
+	switch typ {
+	case TypeTemplate:
+		if s.Template == nil {
+			return nil, errors.New("template task without a template")
+		}
+		t := s.Template
+		buttons := make([]whatsapp.ButtonParam, len(t.ButtonParams))
+		kind := whatsapp.URLButton
+		if t.ButtonKind == "quick_reply" {
+			kind = whatsapp.QuickReplyButton
+		}
+		for i, v := range t.ButtonParams {
+			buttons[i] = whatsapp.ButtonParam{Kind: kind, Index: i, Value: v}
+		}
+		return whatsapp.TemplateMessage{To: s.To, Name: t.Name, Language: t.Language, HeaderParams: t.HeaderParams,
+			BodyParams: t.BodyParams, ButtonParams: buttons}, nil
+	case TypeText:
+		return whatsapp.TextMessage{To: s.To, Body: s.Text}, nil
+	case TypeMedia:
+		if s.Media == nil {
+			return nil, errors.New("media task without media")
+		}
+		return whatsapp.MediaMessage{To: s.To, Kind: whatsapp.MediaKind(s.Media.Kind), ID: s.Media.ID, Link: s.Media.URL,
+			Caption: s.Media.Caption, Filename: s.Media.Filename}, nil
+	}
+	return nil, fmt.Errorf("unknown task type %q", typ)
+}
+
+// record stores a status, insisting for a while when Redis hiccups: once the provider accepted the
+// message, failing the task would send it again.
+func (w *Worker) record(ctx context.Context, id string, u routing.StatusUpdate) {
+	u.At = time.Now()
+	delay := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, _, err := w.statuses.UpdateStatus(context.WithoutCancel(ctx), id, u)
+		if err == nil || errors.Is(err, routing.ErrNotFound) {
+			return
+		}
+		if attempt == 8 {
+			w.logger.Error("could not record a message status", "message_id", id, "status", u.State, "err", err)
+			return
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func (w *Worker) fail(ctx context.Context, id string, code int, title string) {
+	w.record(ctx, id, routing.StatusUpdate{State: "failed", Error: &routing.MessageError{Code: code, Title: title}})
+}
