@@ -104,7 +104,7 @@
     for (const r of reasons) {
       const id = "reason-" + r.id;
       box.append(el("div", {}, el("input", { type: "radio", name: "reason", id, value: r.id }), " ",
-        el("label", { for: id, class: "switch" }, r.label || r.id)));
+        el("label", { for: id, class: "switch" }, r.label)));
     }
     d.querySelector("[data-error]").textContent = reasons.length ? "" : "No pause reasons are configured.";
     d.querySelector("[data-submit]").disabled = true;
@@ -451,7 +451,9 @@
     $("inbox").hidden = false;
     $("sign-out").hidden = false;
     try {
-      reasons = (await api("GET", "/v1/pause-reasons")).pause_reasons || [];
+      // The catalogue's keys are read in either case (id or ID) so the console does not depend on it.
+      reasons = ((await api("GET", "/v1/pause-reasons")).pause_reasons || [])
+        .map((r) => ({ id: r.id || r.ID, label: r.label || r.Label || r.id || r.ID }));
       await loadCards();
     } catch (err) { fail(err); }
     setInterval(tick, 1000);

@@ -35,9 +35,8 @@
         api("GET", "/v1/ops/queues"), api("GET", "/v1/ops/servers"), api("GET", "/v1/queues"), api("GET", "/v1/agents")]);
 
       fillTable("task-queues", tq.queues.map((q) => el("tr", { dataset: { queue: q.queue } },
-        el("th", { scope: "row" }, q.queue), td(q.size, "num"), td(q.pending, "num"), td(q.active, "num"), td(q.scheduled, "num"),
-        td(q.retry, "num"), el("td", { class: "num", "data-archived": "" }, String(q.archived)),
-        td(q.processed_today, "num"), td(q.failed_today, "num"), td(seconds(q.latency_seconds)))));
+        el("th", { scope: "row" }, q.queue), ...["size", "pending", "active", "scheduled", "retry", "archived", "processed_today",
+          "failed_today"].map((k) => el("td", { class: "num", "data-col": k }, String(q[k]))), td(seconds(q.latency_seconds)))));
 
       const lists = [];
       for (const q of tq.queues) {
@@ -60,8 +59,8 @@
         td(new Date(s.started).toLocaleString()))));
 
       fillTable("routing-queues", rq.queues.flatMap((q) => q.channels.map((c) => el("tr", { dataset: { queue: q.id, channel: c.channel } },
-        el("th", { scope: "row" }, q.name || q.id), td(c.channel), td(c.waiting, "num"), td(seconds(c.oldest_wait_seconds)),
-        td(c.agents_available, "num")))));
+        el("th", { scope: "row" }, q.name || q.id), td(c.channel), el("td", { class: "num", "data-col": "waiting" }, String(c.waiting)),
+        td(seconds(c.oldest_wait_seconds)), el("td", { class: "num", "data-col": "agents_available" }, String(c.agents_available))))));
 
       const perChannel = new Map();
       for (const a of agents.agents) {
@@ -72,7 +71,7 @@
         }
       }
       fillTable("agents-online", [...perChannel.entries()].sort().map(([ch, r]) => el("tr", { dataset: { channel: ch } },
-        el("th", { scope: "row" }, ch), td(r.online, "num"), td(r.paused, "num"), td(r.offline, "num"))));
+        el("th", { scope: "row" }, ch), ...["online", "paused", "offline"].map((k) => el("td", { class: "num", "data-col": k }, String(r[k]))))));
 
       $("updated").textContent = "updated " + new Date().toLocaleTimeString();
       notify("");
