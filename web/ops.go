@@ -17,7 +17,7 @@ import (
 var (
 	errQueueNotFound = httpx.NewError(http.StatusNotFound, "queue_not_found", "no such task queue")
 	errTaskNotFound  = httpx.NewError(http.StatusNotFound, "task_not_found", "no such task in this queue")
-	errTaskState     = httpx.NewError(http.StatusConflict, "task_state", "only retry, archived or scheduled tasks can be run or deleted")
+	errTaskState     = httpx.NewError(http.StatusConflict, "task_state", "a running task cannot be run or deleted; a pending one is already due")
 	errBadTaskList   = httpx.NewError(http.StatusBadRequest, "invalid_state", `state must be "retry" or "archived"`)
 	errBadTaskID     = httpx.NewError(http.StatusBadRequest, "invalid_id", "task ids are letters, digits and . _ : -")
 	taskIDPattern    = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,200}$`)
@@ -194,7 +194,7 @@ func taskError(err error) error {
 	case errors.Is(err, asynq.ErrTaskNotFound):
 		return errTaskNotFound
 	}
-	// Any other refusal of a known task is its state (pending or active tasks cannot be run or deleted).
+	// Any other refusal of a known task is its state (a running task, or running a pending one).
 	return errTaskState.Wrap(err)
 }
 

@@ -289,7 +289,7 @@ func TestOpsListsQueuesAndActsOnArchivedTasks(t *testing.T) {
 	if got, err := inspector.GetTaskInfo("templates", info.ID); err != nil || got.State != asynq.TaskStatePending {
 		t.Fatalf("after run: %+v %v, want pending", got, err)
 	}
-	// A pending task can be neither run again nor deleted from here (a worker may be taking it).
+	// A pending task is already due: running it again is refused and changes nothing.
 	if a := call(t, app, "POST", taskPath+"/run", admin, ""); a.status != 409 || a.code(t) != "task_state" {
 		t.Errorf("run a pending task: got %d %s, want 409 task_state", a.status, a.body)
 	}
