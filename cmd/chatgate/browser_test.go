@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -395,4 +401,112 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 		t.Error("the deleted task is still in Redis")
 	}
 	b.shot("deleted")
+}
+
+// streamCutter sits between the browser and the gateway to cut the agents' event streams at will:
+// cut ends every open stream and holds new ones until release, and each stream request's
+// Last-Event-ID is recorded.
+type streamCutter struct {
+	proxy   *httputil.ReverseProxy
+	mu      sync.Mutex
+	cancels []context.CancelFunc
+	held    chan struct{} // closed when streams may pass; nil while they do
+	lastIDs []string
+}
+
+func newStreamCutter(t *testing.T, target string) (*streamCutter, string) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &streamCutter{proxy: httputil.NewSingleHostReverseProxy(u)}
+	sc.proxy.FlushInterval = -1
+	sc.proxy.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(sc)
+	t.Cleanup(func() {
+		sc.release()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return sc, srv.URL
+}
+
+func (sc *streamCutter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/agents/me/events" {
+		sc.mu.Lock()
+		held := sc.held
+		sc.mu.Unlock()
+		if held != nil {
+			select {
+			case <-held:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		sc.mu.Lock()
+		sc.cancels = append(sc.cancels, cancel)
+		sc.lastIDs = append(sc.lastIDs, r.Header.Get("Last-Event-ID"))
+		sc.mu.Unlock()
+		r = r.WithContext(ctx)
+	}
+	sc.proxy.ServeHTTP(w, r)
+}
+
+func (sc *streamCutter) cut() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.held = make(chan struct{})
+	for _, cancel := range sc.cancels {
+		cancel()
+	}
+	sc.cancels = nil
+}
+
+func (sc *streamCutter) release() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.held != nil {
+		close(sc.held)
+		sc.held = nil
+	}
+}
+
+func (sc *streamCutter) requests() []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return append([]string(nil), sc.lastIDs...)
+}
+
+// TestConsoleResumesItsStreamInTheBrowser cuts the console's event stream, lets a card be offered
+// while it is gone, and checks that the page comes back with Last-Event-ID and shows the card from
+// the replayed backlog.
+func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	cutter, base := newStreamCutter(t, tg.base)
+	b := newBrowser(t)
+
+	b.signIn(base, "/console/", "ana")
+	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
+	// The login's presence.changed event gives the page an event id to resume from.
+	b.until("an event seen", `!!document.querySelector('#stream-state').dataset.lastEventId`)
+	seen := b.eval("the last event id", `document.querySelector('#stream-state').dataset.lastEventId`)
+
+	cutter.cut()
+	b.until("the page sees the stream gone", `document.querySelector('#stream-state').textContent === '○ reconnecting…'`)
+	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990003", Name: "Joana", Text: "Alguém aí?"})
+	b.shot("disconnected")
+	cutter.release()
+
+	b.until("the card offered while away arrives", `(() => { const c = document.querySelector('.card[data-state="offered"]');
+		return c && c.querySelector('h3').textContent.startsWith('Joana'); })() && document.querySelector('#stream-state').textContent === '● live'`)
+	reqs := cutter.requests()
+	if len(reqs) != 2 || reqs[0] != "" || reqs[1] != seen {
+		t.Fatalf("stream requests' Last-Event-ID: %q; want none, then %q (the last id seen)", reqs, seen)
+	}
+	b.shot("resumed")
 }

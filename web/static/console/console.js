@@ -340,7 +340,10 @@
           while ((cut = buf.indexOf("\n\n")) >= 0) {
             const { id, data } = parseBlock(buf.slice(0, cut));
             buf = buf.slice(cut + 2);
-            if (id) lastEventId = id;
+            if (id) {
+              lastEventId = id;
+              $("stream-state").dataset.lastEventId = id; // what a reconnect resumes from
+            }
             if (!data) continue;
             try { handleEvent(JSON.parse(data)); } catch (err) { console.error("event", err); }
           }
