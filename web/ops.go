@@ -59,7 +59,18 @@ type queueJSON struct {
 	LatencySeconds float64 `json:"latency_seconds"`
 	Paused         bool    `json:"paused"`
 	MemoryBytes    int64   `json:"memory_bytes"`
+	// History is processed and failed per UTC day, today first.
+	History []dayJSON `json:"history"`
 }
+
+type dayJSON struct {
+	Date      string `json:"date"`
+	Processed int    `json:"processed"`
+	Failed    int    `json:"failed"`
+}
+
+// historyDays is how many days of processed/failed counts the queue list carries.
+const historyDays = 7
 
 // names lists the configured queues and any other queue asynq knows of, sorted.
 func (o *ops) names() ([]string, map[string]bool, error) {
@@ -95,14 +106,22 @@ func (o *ops) queues(c *fiber.Ctx) error {
 	for _, q := range names {
 		if !exists[q] {
 			// A configured queue that has never held a task: asynq does not know it yet.
-			out = append(out, queueJSON{Queue: q})
+			out = append(out, queueJSON{Queue: q, History: []dayJSON{}})
 			continue
 		}
 		info, err := o.inspector.GetQueueInfo(q)
 		if err != nil {
 			return err
 		}
-		out = append(out, queueJSON{Queue: q, Size: info.Size, Pending: info.Pending, Active: info.Active,
+		days, err := o.inspector.History(q, historyDays)
+		if err != nil {
+			return err
+		}
+		history := make([]dayJSON, 0, len(days))
+		for _, d := range days {
+			history = append(history, dayJSON{Date: d.Date.UTC().Format("2006-01-02"), Processed: d.Processed, Failed: d.Failed})
+		}
+		out = append(out, queueJSON{History: history, Queue: q, Size: info.Size, Pending: info.Pending, Active: info.Active,
 			Scheduled: info.Scheduled, Retry: info.Retry, Archived: info.Archived, Completed: info.Completed,
 			ProcessedToday: info.Processed, FailedToday: info.Failed, ProcessedTotal: info.ProcessedTotal,
 			FailedTotal: info.FailedTotal, LatencySeconds: info.Latency.Seconds(), Paused: info.Paused,

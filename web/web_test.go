@@ -246,7 +246,8 @@ func TestOpsListsQueuesAndActsOnArchivedTasks(t *testing.T) {
 	}
 	a = call(t, app, "GET", "/v1/ops/queues", admin, "")
 	_ = json.Unmarshal(a.body, &qs)
-	if q := qs.Queues[1]; q.Queue != "templates" || q.Archived != 1 || q.Size != 1 {
+	if q := qs.Queues[1]; q.Queue != "templates" || q.Archived != 1 || q.Size != 1 || len(q.History) != historyDays ||
+		q.History[0].Date != time.Now().UTC().Format("2006-01-02") {
 		t.Fatalf("templates after archiving: %+v", q)
 	}
 	a = call(t, app, "GET", "/v1/ops/queues/templates/tasks?state=archived", admin, "")

@@ -392,7 +392,8 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 
 	// Retry now: the task runs again on the gateway's workers (and, unhandled, fails again).
 	b.click("retry the task", fmt.Sprintf(`button[data-run=%q]`, info.ID))
-	b.until("it ran again", fmt.Sprintf(`%s === '2' && %s === '1'`, cell("failed_today"), cell("archived")))
+	b.until("it ran again", fmt.Sprintf(`%s === '2' && %s === '1'`, cell("failed_today"), cell("archived"))+
+		` && document.querySelector('#history tr[data-queue="templates"] td').textContent === '2 / 2'`)
 	b.shot("retried")
 
 	b.click("delete the task", fmt.Sprintf(`button[data-delete=%q]`, info.ID))

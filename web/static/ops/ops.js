@@ -38,6 +38,12 @@
         el("th", { scope: "row" }, q.queue), ...["size", "pending", "active", "scheduled", "retry", "archived", "processed_today",
           "failed_today"].map((k) => el("td", { class: "num", "data-col": k }, String(q[k]))), td(seconds(q.latency_seconds)))));
 
+      const days = tq.queues.find((q) => q.history.length)?.history.map((d) => d.date) || [];
+      $("history").querySelector("thead").replaceChildren(el("tr", {}, el("th", { scope: "col" }, "queue"),
+        ...days.map((d) => el("th", { scope: "col" }, d))));
+      fillTable("history", tq.queues.filter((q) => q.history.length).map((q) => el("tr", { dataset: { queue: q.queue } },
+        el("th", { scope: "row" }, q.queue), ...q.history.map((d) => el("td", { class: "num", "data-date": d.date }, d.processed + " / " + d.failed)))));
+
       const lists = [];
       for (const q of tq.queues) {
         if (q.retry) lists.push(api("GET", "/v1/ops/queues/" + encodeURIComponent(q.queue) + "/tasks?state=retry"));
