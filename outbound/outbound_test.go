@@ -309,9 +309,10 @@ func TestNewConversationSendsTheTemplateMetaExpects(t *testing.T) {
 	if m.ProviderMessageID != calls[0].MessageID || m.Text != "Olá Ana, seu pedido #123 foi atualizado." || m.Kind != "template" {
 		t.Fatalf("stored message: %+v", m)
 	}
-	if got := e.pub.statuses("ana", msgID); len(got) != 1 || got[0] != "sent" {
-		t.Fatalf("ana was told %v", got)
-	}
+	e.waitFor("ana to be told the message was sent", 5*time.Second, func() bool {
+		got := e.pub.statuses("ana", msgID)
+		return len(got) == 1 && got[0] == "sent"
+	})
 
 	// The conversation is ana's, its card accepted, and it counts against her capacity.
 	conv, err := e.router.Conversation(context.Background(), convID)
@@ -767,4 +768,22 @@ func changedKeys(before, after string) []string {
 		}
 	}
 	return out
+}
+
+func TestAutomaticMessagesGoThroughTheWorkers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	q := "We are closed now; we will answer from 8am."
+	e.cfg.Queues[0].NoAgentsMessage = q
+	// The router reads its queues at construction; a fresh one sees the message.
+	router := routing.NewRouter(e.client, keyspace.New("t"), e.cfg, routing.Options{Clock: e.clock, Publisher: e.pub, Pauser: e.presence})
+	t.Cleanup(router.Shutdown)
+	svc := outbound.NewService(router, asynq.NewClientFromRedisClient(e.client), e.cfg, slog.New(slog.DiscardHandler))
+	router.SetAutoReplier(svc)
+	if _, err := router.Deliver(context.Background(), []routing.Inbound{{Channel: "whatsapp", EntryPoint: number,
+		ContactID: "5511955554444", ContactPhone: "5511955554444", ProviderMessageID: "wamid.night", At: e.clock.Now(), Kind: "text", Text: "oi"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the automatic message", 15*time.Second, func() bool { return e.fake.Accepted() == 1 })
+	jsonEqual(t, e.fake.Calls()[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"5511955554444",
+	  "type":"text","text":{"body":"`+q+`","preview_url":false}}`)
 }

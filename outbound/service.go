@@ -198,6 +198,24 @@ func (s *Service) Reply(ctx context.Context, agent, conversationID string, body 
 	return Accepted{ConversationID: conv.ID, MessageID: msg.ID, Status: msg.Status}, nil
 }
 
+// AutoReply sends the gateway's own text to a conversation's customer (routing's no-agents and
+// max-wait messages), recorded in the conversation without an agent.
+func (s *Service) AutoReply(ctx context.Context, conv routing.Conversation, text string) error {
+	sender, ok := s.senders[conv.Channel]
+	if !ok {
+		return fmt.Errorf("outbound: no sender for channel %s", conv.Channel)
+	}
+	msg, err := s.router.RecordOutbound(ctx, conv.ID, "", "text", text, nil)
+	if err != nil {
+		return err
+	}
+	if err := sender.SendReply(ctx, conv, msg); err != nil {
+		s.router.FailMessage(context.WithoutCancel(ctx), msg.ID, 0, "could not be queued")
+		return err
+	}
+	return nil
+}
+
 func checkReply(body ReplyBody) (routing.Outbound, error) {
 	switch {
 	case body.Media == nil && strings.TrimSpace(body.Text) == "":

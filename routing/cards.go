@@ -272,6 +272,9 @@ func (s *Sweeper) Start() error {
 				if _, err := s.router.SweepTimeouts(ctx); err != nil {
 					s.router.logger.Warn("offer sweep failed", "err", err)
 				}
+				if _, err := s.router.SweepMaxWait(ctx); err != nil {
+					s.router.logger.Warn("max-wait sweep failed", "err", err)
+				}
 				if time.Since(last) >= s.reconcile {
 					last = time.Now()
 					if err := s.router.Reconcile(ctx); err != nil {

@@ -72,9 +72,12 @@ type Router struct {
 	audit   bool
 	queues  map[string]configs.Queue
 	agents  map[string]agentInfo
-	entries map[string]string // "channel:entry point" → queue
+	entries map[string]string   // "channel:entry point" → queue
+	members map[string][]string // queue → agents
 	metrics routerMetrics
-	intake  *batcher
+	// autoReplier is set once at wiring, before traffic.
+	autoReplier AutoReplier
+	intake      *batcher
 
 	listenersMu sync.RWMutex
 	listeners   []ConversationListener
@@ -102,10 +105,12 @@ func (r *Router) conversationClosed(ctx context.Context, conv Conversation) {
 }
 
 type routerMetrics struct {
-	delivered  *prometheus.CounterVec
-	duplicates *prometheus.CounterVec
-	offers     *prometheus.CounterVec
-	timeouts   prometheus.Counter
+	delivered   *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	offers      *prometheus.CounterVec
+	timeouts    prometheus.Counter
+	autoReplies *prometheus.CounterVec
+	maxWait     *prometheus.CounterVec
 }
 
 // NewRouter builds a router from the configuration's queues, agents and entry points.
@@ -121,16 +126,21 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 	}
 	r := &Router{client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "routing"),
 		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit,
-		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{},
+		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{}, members: map[string][]string{},
 		metrics: routerMetrics{
 			delivered:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_messages_total", Help: "Inbound messages recorded, by channel."}, []string{"channel"}),
 			duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_duplicates_total", Help: "Redelivered inbound messages recognised, by channel."}, []string{"channel"}),
 			offers:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_offers_total", Help: "Cards offered, by queue."}, []string{"queue"}),
 			timeouts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "chatgate_routing_offer_timeouts_total", Help: "Offers that timed out."}),
+			autoReplies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_auto_replies_total",
+				Help: "Automatic messages sent to customers, by reason (no_agents, max_wait)."}, []string{"reason"}),
+			maxWait: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_max_wait_total",
+				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
 		}}
 	r.intake = newBatcher(client, deliverScript)
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts)
+		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
+			r.metrics.autoReplies, r.metrics.maxWait)
 	}
 	for _, q := range cfg.Queues {
 		r.queues[q.ID] = q
@@ -141,6 +151,9 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 			info.channels[ch] = c.Capacity
 		}
 		r.agents[a.ID] = info
+		for _, q := range a.Queues {
+			r.members[q] = append(r.members[q], a.ID)
+		}
 	}
 	for _, n := range cfg.WhatsApp.Numbers {
 		r.entries["whatsapp:"+n.PhoneNumberID] = n.Queue
@@ -237,6 +250,7 @@ type DeliverResult struct {
 func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, error) {
 	var res DeliverResult
 	dispatch := map[[2]string]bool{}
+	var arrived [][3]string // queue, channel, conversation of each new card
 	for _, m := range msgs {
 		queue, ok := r.QueueFor(m.Channel, m.EntryPoint)
 		if !ok {
@@ -275,6 +289,9 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		if newCard != "" && out[7] != "0" {
 			dispatch[[2]string{queue, m.Channel}] = true
 		}
+		if newCard != "" {
+			arrived = append(arrived, [3]string{queue, m.Channel, convID})
+		}
 		if agent != "" && (cardState == CardOffered || cardState == CardAccepted) {
 			msg := Message{ID: out[1], ConversationID: convID, Direction: "in", Channel: m.Channel, ProviderMessageID: m.ProviderMessageID,
 				Kind: m.Kind, Text: m.Text, Payload: m.Payload, At: at.UTC()}
@@ -286,6 +303,9 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			// The cards are recorded and waiting; the next trigger or the sweeper offers them.
 			r.logger.Warn("dispatch after delivery failed", "queue", qc[0], "channel", qc[1], "err", err)
 		}
+	}
+	for _, a := range arrived {
+		r.greetIfNobody(ctx, a[0], a[1], a[2])
 	}
 	return res, nil
 }

@@ -491,3 +491,120 @@ func TestConversationListenersHearOfCloses(t *testing.T) {
 		t.Fatalf("listener heard %+v", heard.convs)
 	}
 }
+
+type autoReplies struct {
+	mu   sync.Mutex
+	sent []string // conversation id + ": " + text
+}
+
+func (a *autoReplies) AutoReply(_ context.Context, conv Conversation, text string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sent = append(a.sent, conv.ID+": "+text)
+	return nil
+}
+
+func (a *autoReplies) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.sent...)
+}
+
+func TestNoAgentsMessageWhenNobodyIsLoggedIn(t *testing.T) {
+	e := newEnv(t, "longest_idle")
+	q := e.router.queues["sales"]
+	q.NoAgentsMessage = "We are offline"
+	e.router.queues["sales"] = q
+	replies := &autoReplies{}
+	e.router.SetAutoReplier(replies)
+
+	res := e.customer(t, "whatsapp", "100", "5511000000001", "hello?")
+	conv := e.client.HGet(context.Background(), e.router.keys.msg(res.Messages[0]), "conversation_id").Val()
+	if got := replies.list(); len(got) != 1 || got[0] != conv+": We are offline" {
+		t.Fatalf("auto replies: %v", got)
+	}
+	if e.waiting(t, "sales", "whatsapp") != 1 {
+		t.Fatal("the card does not wait")
+	}
+	// A second message of the same conversation is not answered again.
+	e.customer(t, "whatsapp", "100", "5511000000001", "anyone?")
+	if got := replies.list(); len(got) != 1 {
+		t.Fatalf("auto replies: %v", got)
+	}
+	// A paused agent is logged in: a new customer gets no automatic message, and waits.
+	e.set(t, "ana", "whatsapp", presence.Online, "")
+	e.set(t, "ana", "whatsapp", presence.Paused, "lunch")
+	e.customer(t, "whatsapp", "100", "5511000000002", "hi")
+	if got := replies.list(); len(got) != 1 {
+		t.Fatalf("answered although ana is logged in: %v", got)
+	}
+	// Agents of another queue or channel do not count: cat is online on webchat only, in support.
+	e.set(t, "ana", "whatsapp", presence.Offline, "")
+	e.set(t, "cat", "webchat", presence.Online, "")
+	e.customer(t, "whatsapp", "100", "5511000000003", "hi")
+	if got := replies.list(); len(got) != 2 {
+		t.Fatalf("auto replies: %v", got)
+	}
+}
+
+func TestMaxWait(t *testing.T) {
+	for _, action := range []string{"keep", "close"} {
+		t.Run(action, func(t *testing.T) {
+			e := newEnv(t, "longest_idle")
+			q := e.router.queues["support"]
+			q.MaxWait, q.MaxWaitAction, q.MaxWaitMessage = 5*time.Minute, action, "Sorry, nobody could answer; write again later"
+			e.router.queues["support"] = q
+			replies := &autoReplies{}
+			e.router.SetAutoReplier(replies)
+			closed := &closedRecorder{}
+			e.router.AddConversationListener(closed)
+
+			e.customer(t, "webchat", "shop", "v-old", "hello")
+			e.clock.Advance(3 * time.Minute)
+			e.customer(t, "webchat", "shop", "v-new", "hello")
+			e.clock.Advance(2*time.Minute + time.Second) // v-old waited 5:01, v-new 2:01
+			ctx := context.Background()
+			n, err := e.router.SweepMaxWait(ctx)
+			if err != nil || n != 1 {
+				t.Fatalf("sweep: %d %v", n, err)
+			}
+			if n, _ := e.router.SweepMaxWait(ctx); n != 0 {
+				t.Fatalf("a second sweep handled %d cards again", n)
+			}
+			switch action {
+			case "keep":
+				if e.waiting(t, "support", "webchat") != 2 || len(replies.list()) != 0 || len(closed.convs) != 0 {
+					t.Fatalf("keep: waiting %d, replies %v, closed %d", e.waiting(t, "support", "webchat"), replies.list(), len(closed.convs))
+				}
+			case "close":
+				if e.waiting(t, "support", "webchat") != 1 || len(closed.convs) != 1 || closed.convs[0].Contact.ID != "v-old" {
+					t.Fatalf("close: waiting %d, closed %+v", e.waiting(t, "support", "webchat"), closed.convs)
+				}
+				if got := replies.list(); len(got) != 1 || got[0] != closed.convs[0].ID+": Sorry, nobody could answer; write again later" {
+					t.Fatalf("replies: %v", got)
+				}
+				// The customer writing again opens a new conversation.
+				res := e.customer(t, "webchat", "shop", "v-old", "back")
+				conv := e.client.HGet(ctx, e.router.keys.msg(res.Messages[0]), "conversation_id").Val()
+				if conv == closed.convs[0].ID {
+					t.Fatal("a closed conversation was reopened")
+				}
+			}
+			// Cards an agent took are never touched, however long ago they arrived.
+			e.set(t, "cat", "webchat", presence.Online, "")
+			offered := len(e.cards(t, "cat"))
+			if offered == 0 || e.waiting(t, "support", "webchat") != 0 {
+				t.Fatalf("cat was offered %d cards, %d still wait", offered, e.waiting(t, "support", "webchat"))
+			}
+			e.clock.Advance(time.Hour)
+			if n, err := e.router.SweepMaxWait(ctx); n != 0 || err != nil {
+				t.Fatalf("the sweep handled %d offered cards (%v)", n, err)
+			}
+			for _, c := range e.cards(t, "cat") {
+				if c.State != CardOffered {
+					t.Fatalf("an offered card was changed by the sweep: %+v", c)
+				}
+			}
+		})
+	}
+}

@@ -14,25 +14,17 @@ import (
 	"github.com/chatgate/chatgate/internal/simulate"
 )
 
-// TestWebhookToCardOnTheAgentsStream drives the whole gateway like Meta and an agent would: the agent
-// logs in and opens its event stream, a signed WhatsApp message arrives, the card is offered on the
-// stream, the agent accepts it and reads the conversation.
-func TestWebhookToCardOnTheAgentsStream(t *testing.T) {
-	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
-	tg := startTestGateway(t, cfg, nil)
-	ana, _ := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "ana", auth.RoleAgent, time.Hour, time.Now())
-	bruno, _ := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "bruno", auth.RoleAgent, time.Hour, time.Now())
-	if code, body := do(t, "PUT", tg.base+"/v1/agents/me/channels/whatsapp", ana, strings.NewReader(`{"state":"online"}`)); code != 200 {
-		t.Fatalf("login: %d %s", code, body)
-	}
-	req, _ := http.NewRequest("GET", tg.base+"/v1/agents/me/events", nil)
-	req.Header.Set("Authorization", "Bearer "+ana)
+// openStream opens an agent's event stream and hands over each event's data until it ends.
+func openStream(t *testing.T, base, token string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/v1/agents/me/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("open stream: %v %v", err, resp)
 	}
-	defer resp.Body.Close()
-	events := make(chan string, 16)
+	t.Cleanup(func() { resp.Body.Close() })
+	events := make(chan string, 64)
 	go func() {
 		r := bufio.NewReader(resp.Body)
 		for {
@@ -46,6 +38,21 @@ func TestWebhookToCardOnTheAgentsStream(t *testing.T) {
 			}
 		}
 	}()
+	return events
+}
+
+// TestWebhookToCardOnTheAgentsStream drives the whole gateway like Meta and an agent would: the agent
+// logs in and opens its event stream, a signed WhatsApp message arrives, the card is offered on the
+// stream, the agent accepts it and reads the conversation.
+func TestWebhookToCardOnTheAgentsStream(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	ana, _ := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "ana", auth.RoleAgent, time.Hour, time.Now())
+	bruno, _ := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "bruno", auth.RoleAgent, time.Hour, time.Now())
+	if code, body := do(t, "PUT", tg.base+"/v1/agents/me/channels/whatsapp", ana, strings.NewReader(`{"state":"online"}`)); code != 200 {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	events := openStream(t, tg.base, ana)
 
 	body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi, tudo bem?"})
 	hook, _ := http.NewRequest("POST", tg.base+"/webhooks/whatsapp", bytes.NewReader(body))

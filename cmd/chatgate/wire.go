@@ -56,6 +56,7 @@ func (g *gateway) wire() error {
 	routing.NewHandler(router, cfg).Register(v1)
 	outboundSvc := outbound.NewService(router, g.enqueuer, cfg, logger)
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
+	router.SetAutoReplier(outboundSvc)
 	v1.Get("/agents/:id/events", streams.Handler())
 
 	// The embedded pages: the agent console, the operations view and their endpoints.

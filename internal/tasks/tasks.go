@@ -62,8 +62,13 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		DelayedTaskCheckInterval: time.Second,
 		RetryDelayFunc: func(n int, err error, task *asynq.Task) time.Duration {
 			var d *DelayError
-			if errors.As(err, &d) && (!d.Counted || d.Delay > 0) {
-				return d.Delay
+			switch {
+			case errors.As(err, &d) && !d.Counted:
+				return d.Delay // our own limiter is asked again then; early is harmless
+			case errors.As(err, &d) && d.Delay > 0:
+				// asynq schedules in whole seconds, which could retry up to a second before the
+				// provider asked; the extra second keeps the retry at or after it.
+				return d.Delay + time.Second
 			}
 			return backoff(n, err, task)
 		},
