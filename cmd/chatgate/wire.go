@@ -1,13 +1,17 @@
 package main
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/outbound"
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/web"
 	"github.com/chatgate/chatgate/webhooks"
 	"github.com/chatgate/chatgate/webhooks/whatsapp"
 )
@@ -54,6 +58,9 @@ func (g *gateway) wire() error {
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
 	router.SetAutoReplier(outboundSvc)
 	v1.Get("/agents/:id/events", streams.Handler())
+
+	// The embedded pages: the agent console, the operations view and their endpoints.
+	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
 	return nil
 }
 
