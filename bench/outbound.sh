@@ -49,18 +49,17 @@ wait_http "http://127.0.0.1:$fake_port/_fake/rules"
 
 run_chatgate() {
   redis-cli -p "$redis_port" flushall >/dev/null
-  "$bin/chatgate" serve --config "$bin/bench.yaml" 2>>"$bin/gateway.log" & local pid=$!
+  "$bin/chatgate" serve --config "$bin/bench.yaml" 2>>"$bin/gateway.log" & local pid=$!; pids+=($pid)
   wait_http "http://127.0.0.1:$gw_port/readyz"
   "$bin/sendload" -url "http://127.0.0.1:$gw_port/v1/conversations" -fake "http://127.0.0.1:$fake_port" \
     -n "$n" -c "$conns" -secret bench-secret-of-enough-length -agents "$agents" -numbers 100200300,100200301 -offset "$1"
-  echo "  sent in Redis: $(redis-cli -p "$redis_port" --scan --pattern 'cg:{bench}:msg:*' | head -n "$n" | \
-    xargs -n 500 redis-cli -p "$redis_port" eval "local n=0 for _,k in ipairs(KEYS) do if redis.call('HGET',k,'status')=='sent' then n=n+1 end end return n" 2>/dev/null | paste -sd+ | bc)"
+  echo "  messages sent in Redis: $(redis-cli -p "$redis_port" eval "local n=0 for _,k in ipairs(redis.call('KEYS','cg:{bench}:msg:*')) do if redis.call('HGET',k,'status')=='sent' then n=n+1 end end return n" 0)"
   stop_pid "$pid"
 }
 run_bullmq() {
   redis-cli -p "$redis_port" flushall >/dev/null
   node bench/bullmq/server.mjs --listen "127.0.0.1:$node_port" --redis "127.0.0.1:$redis_port" \
-    --api "http://127.0.0.1:$fake_port" --token bench-token --concurrency 20 >>"$bin/bullmq.log" 2>&1 & local pid=$!
+    --api "http://127.0.0.1:$fake_port" --token bench-token --concurrency 20 >>"$bin/bullmq.log" 2>&1 & local pid=$!; pids+=($pid)
   wait_http "http://127.0.0.1:$node_port/send"
   "$bin/sendload" -url "http://127.0.0.1:$node_port/send" -fake "http://127.0.0.1:$fake_port" \
     -n "$n" -c "$conns" -numbers 100200300,100200301 -offset "$1"

@@ -27,6 +27,7 @@ func main() {
 	n := flag.Int("n", 5000, "requests to send (at most 100000)")
 	conc := flag.Int("c", 32, "concurrent requests")
 	secret := flag.String("secret", "", "JWT secret: sign in the agents and log them in on WhatsApp first (chatgate)")
+	issuer := flag.String("issuer", "chatgate", "JWT issuer the gateway expects")
 	agents := flag.String("agents", "", "comma-separated agent ids to send as, round robin")
 	numbers := flag.String("numbers", "100200300", "comma-separated phone number ids to send from, round robin")
 	offset := flag.Int("offset", 0, "first customer number, so rounds do not reuse customers")
@@ -46,7 +47,7 @@ func main() {
 	if *secret != "" {
 		base := strings.TrimSuffix(*target, "/v1/conversations")
 		for i, a := range agentIDs {
-			tok, err := auth.Mint(*secret, "", a, auth.RoleAgent, time.Hour, time.Now())
+			tok, err := auth.Mint(*secret, *issuer, a, auth.RoleAgent, time.Hour, time.Now())
 			if err != nil {
 				fail(err)
 			}
