@@ -159,4 +159,3 @@ func fail(err error) {
 	fmt.Fprintln(os.Stderr, "sendload:", err)
 	os.Exit(1)
 }
-
