@@ -93,8 +93,8 @@ type Outbound struct {
 
 // PauseReason is one entry of the pause catalogue.
 type PauseReason struct {
-	ID    string `yaml:"id" validate:"required,max=64,safeid"`
-	Label string `yaml:"label" validate:"required,max=200"`
+	ID    string `yaml:"id" json:"id" validate:"required,max=64,safeid"`
+	Label string `yaml:"label" json:"label" validate:"required,max=200"`
 }
 
 // Queue is an attendance queue and the channels attached to it.

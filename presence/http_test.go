@@ -94,6 +94,8 @@ func TestToggleOverHTTP(t *testing.T) {
 	status, body = call(t, app, "GET", "/v1/pause-reasons", ana, "", "")
 	if status != 200 || len(body["pause_reasons"].([]any)) != 3 {
 		t.Errorf("pause reasons: got %d %v", status, body)
+	} else if first := body["pause_reasons"].([]any)[0].(map[string]any); first["id"] == nil || first["label"] == nil {
+		t.Errorf("pause reasons are not {id, label}: %v", first)
 	}
 	sup := token(t, "sue", auth.RoleSupervisor, time.Hour)
 	if status, body = call(t, app, "GET", "/v1/agents", sup, "", ""); status != 200 || len(body["agents"].([]any)) != 3 {

@@ -164,8 +164,17 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 	return r
 }
 
-// Start is part of the component lifecycle; the router's workers start with it.
-func (r *Router) Start() error { return nil }
+// Start writes the configured capacities to Redis before traffic arrives, so that offers and new
+// conversations see them from the first request. When Redis cannot be reached yet, the sweeper
+// keeps trying.
+func (r *Router) Start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.SyncCapacity(ctx); err != nil {
+		r.logger.Warn("capacities not synced at start; retrying", "err", err)
+	}
+	return nil
+}
 
 // Shutdown stops the intake workers; call it after HTTP has drained.
 func (r *Router) Shutdown() { r.intake.close() }

@@ -608,3 +608,16 @@ func TestMaxWait(t *testing.T) {
 		})
 	}
 }
+
+func TestStartWritesCapacitiesBeforeTraffic(t *testing.T) {
+	client := redistest.Client(t)
+	cfg := testConfig("longest_idle")
+	r := NewRouter(client, keyspace.New("t"), cfg, Options{Clock: clock.NewFake(t0), Publisher: &recorder{}})
+	t.Cleanup(r.Shutdown)
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := client.HGet(context.Background(), r.keys.capacity("ana"), "whatsapp").Val(); got != "2" {
+		t.Fatalf("ana's WhatsApp capacity in Redis after Start: %q, want 2", got)
+	}
+}

@@ -236,8 +236,9 @@ return out
 //
 // KEYS[1] message HASH, KEYS[2] pmsg key of the provider message id (written when ARGV[7] is 1)
 // ARGV: 1 new status, 2 at ms, 3 provider message id ("" to keep), 4 error code, 5 error title,
-// 6 error details, 7 index the provider id 1|0, 8 index TTL s
-// Returns {"ok", previous, conversation id} / {"stale", current} / {"not_found"}.
+// 6 error details, 7 index the provider id 1|0, 8 index TTL s, 9 prefix
+// Returns {"ok", conversation's agent, message fields…} / {"stale", current, message fields…} / {"not_found"}:
+// the caller tells the agent without reading anything again.
 var statusScript = redis.NewScript(`
 local rank = {queued = 1, sent = 2, delivered = 3, read = 4, failed = 5}
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -247,7 +248,9 @@ if not cur then
 end
 local new = ARGV[1]
 if cur == 'failed' or (cur == 'read' and new == 'failed') or (new ~= 'failed' and rank[new] <= rank[cur]) then
-  return {'stale', cur}
+  local out = {'stale', cur}
+  for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(out, v) end
+  return out
 end
 redis.call('HSET', KEYS[1], 'status', new, 'status_at', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'provider_message_id', ARGV[3]) end
@@ -255,5 +258,8 @@ if ARGV[7] == '1' then redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'i
 if new == 'failed' then
   redis.call('HSET', KEYS[1], 'error_code', ARGV[4], 'error_title', ARGV[5], 'error_details', ARGV[6])
 end
-return {'ok', cur, redis.call('HGET', KEYS[1], 'conversation_id')}
+local agent = redis.call('HGET', ARGV[9] .. 'conv:' .. (redis.call('HGET', KEYS[1], 'conversation_id') or ''), 'agent') or ''
+local out = {'ok', agent}
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(out, v) end
+return out
 `)

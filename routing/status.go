@@ -78,25 +78,27 @@ func (r *Router) applyStatus(ctx context.Context, messageID, channel string, u S
 		index, pmsgKey = "1", r.keys.pmsg(channel, u.ProviderMessageID)
 	}
 	out, err := statusScript.Run(ctx, r.client, []string{r.keys.msg(messageID), pmsgKey}, u.State, at.UnixMilli(),
-		u.ProviderMessageID, code, title, details, index, int64(dedupTTL/time.Second)).StringSlice()
+		u.ProviderMessageID, code, title, details, index, int64(dedupTTL/time.Second), r.keys.prefix()).StringSlice()
 	if err != nil {
 		return Message{}, false, fmt.Errorf("status: %w", err)
 	}
 	if out[0] == "not_found" {
 		return Message{}, false, ErrNotFound
 	}
-	h, err := r.client.HGetAll(ctx, r.keys.msg(messageID)).Result()
-	if err != nil {
-		return Message{}, false, err
+	h := make(map[string]string, (len(out)-2)/2)
+	for i := 2; i+1 < len(out); i += 2 {
+		h[out[i]] = out[i+1]
 	}
 	m := messageFrom(h)
 	if out[0] != "ok" {
 		return m, false, nil
 	}
-	if conv, err := r.Conversation(ctx, m.ConversationID); err == nil && conv.Agent != "" {
-		r.publish(ctx, conv.Agent, Event{Type: EventMessageStatus, Message: m})
-	} else if m.Agent != "" {
-		r.publish(ctx, m.Agent, Event{Type: EventMessageStatus, Message: m})
+	agent := out[1]
+	if agent == "" {
+		agent = m.Agent
+	}
+	if agent != "" {
+		r.publish(ctx, agent, Event{Type: EventMessageStatus, Message: m})
 	}
 	return m, true, nil
 }

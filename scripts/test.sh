@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . "$(dirname "$0")/redis-for-tests.sh"
+. "$(dirname "$0")/chromium-for-tests.sh"
 
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)

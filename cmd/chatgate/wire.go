@@ -1,15 +1,19 @@
 package main
 
 import (
+	"maps"
 	"net/http"
-
-	"github.com/gofiber/fiber/v2"
+	"slices"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/outbound"
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/web"
 	"github.com/chatgate/chatgate/webchat"
 	"github.com/chatgate/chatgate/webhooks"
 	webchathook "github.com/chatgate/chatgate/webhooks/webchat"
@@ -61,6 +65,9 @@ func (g *gateway) wire() error {
 	router.SetAutoReplier(outboundSvc)
 	g.wireWebChat(v1, router, outboundSvc, webchatSender)
 	v1.Get("/agents/:id/events", streams.Handler())
+
+	// The embedded pages: the agent console, the operations view and their endpoints.
+	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
 	return nil
 }
 

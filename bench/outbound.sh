@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Outbound benchmark: sends per second through the whole path — HTTP 202 → queue → worker → the fake
+# Cloud API → "sent" — for chatgate (asynq) and for the same sends through BullMQ (bench/bullmq), on
+# the same throwaway Redis and the same fake provider, alternating rounds. Loopback only.
+# Usage: bench/outbound.sh [requests per round] [rounds] [concurrency]   e.g. bench/outbound.sh 5000 3 32
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-5000}; rounds=${2:-3}; conns=${3:-32}
+. scripts/redis-for-tests.sh
+bin=$(mktemp -d)
+pids=()
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop() { for p in "${pids[@]}"; do stop_pid "$p"; done; rm -rf "$bin"; }
+trap 'stop; cleanup' EXIT
+(cd bench/bullmq && [ -d node_modules ] || npm ci --no-audit --no-fund --silent)
+go build -o "$bin/chatgate" ./cmd/chatgate
+go build -o "$bin/sendload" ./bench/sendload
+redis_port=${CHATGATE_TEST_REDIS_ADDR##*:}
+fake_port=$(go run ./scripts/freeport); gw_port=$(go run ./scripts/freeport); node_port=$(go run ./scripts/freeport)
+agents=$(seq -s, -f 'a%g' 1 10)
+
+cat >"$bin/bench.yaml" <<YAML
+listen: "127.0.0.1:$gw_port"
+tenant: bench
+log: { level: warn }
+redis: { url: "redis://127.0.0.1:$redis_port/0" }
+auth: { jwt_secret: "bench-secret-of-enough-length" }
+presence: { disconnect_grace: 1h }
+outbound: { concurrency: 20, max_retry: 10, recipient_interval: 1ms, send_timeout: 15s }
+pause_reasons: [{ id: lunch, label: Lunch }, { id: no_answer, label: No answer }]
+queues: [{ id: sales, channels: [whatsapp] }]
+agents:
+$(for a in $(seq 1 10); do echo "  - { id: a$a, queues: [sales], channels: { whatsapp: { capacity: 1000 } } }"; done)
+whatsapp:
+  app_secret: bench-app-secret
+  verify_token: bench-verify
+  api_base_url: "http://127.0.0.1:$fake_port"
+  api_version: v21.0
+  numbers:
+    - { phone_number_id: "100200300", queue: sales, access_token: bench-token, rate_per_second: 1000 }
+    - { phone_number_id: "100200301", queue: sales, access_token: bench-token, rate_per_second: 1000 }
+  templates:
+    - { name: order_update, language: pt_BR, body_params: 2, text: "Olá {{1}}, seu pedido {{2}} foi atualizado." }
+YAML
+
+"$bin/chatgate" fake-whatsapp --listen "127.0.0.1:$fake_port" --config "$bin/bench.yaml" 2>"$bin/fake.log" & pids+=($!)
+wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
+wait_http "http://127.0.0.1:$fake_port/_fake/rules"
+
+run_chatgate() {
+  redis-cli -p "$redis_port" flushall >/dev/null
+  "$bin/chatgate" serve --config "$bin/bench.yaml" 2>>"$bin/gateway.log" & local pid=$!; pids+=($pid)
+  wait_http "http://127.0.0.1:$gw_port/readyz"
+  "$bin/sendload" -url "http://127.0.0.1:$gw_port/v1/conversations" -fake "http://127.0.0.1:$fake_port" \
+    -n "$n" -c "$conns" -secret bench-secret-of-enough-length -agents "$agents" -numbers 100200300,100200301 -offset "$1"
+  echo "  messages sent in Redis: $(redis-cli -p "$redis_port" eval "local n=0 for _,k in ipairs(redis.call('KEYS','cg:{bench}:msg:*')) do if redis.call('HGET',k,'status')=='sent' then n=n+1 end end return n" 0)"
+  stop_pid "$pid"
+}
+run_bullmq() {
+  redis-cli -p "$redis_port" flushall >/dev/null
+  node bench/bullmq/server.mjs --listen "127.0.0.1:$node_port" --redis "127.0.0.1:$redis_port" \
+    --api "http://127.0.0.1:$fake_port" --token bench-token --concurrency 20 >>"$bin/bullmq.log" 2>&1 & local pid=$!; pids+=($pid)
+  wait_http "http://127.0.0.1:$node_port/send"
+  "$bin/sendload" -url "http://127.0.0.1:$node_port/send" -fake "http://127.0.0.1:$fake_port" \
+    -n "$n" -c "$conns" -numbers 100200300,100200301 -offset "$1"
+  echo "  completed jobs: $(redis-cli -p "$redis_port" zcard bull:templates:completed)"
+  stop_pid "$pid"
+}
+for round in $(seq 1 "$rounds"); do
+  echo "round $round"
+  echo " chatgate:"; run_chatgate $((round * 2 * n))
+  echo " bullmq:";   run_bullmq $((round * 2 * n + n))
+done

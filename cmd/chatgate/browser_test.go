@@ -1,0 +1,513 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hibiken/asynq"
+
+	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
+)
+
+// browser drives headless Chromium against a gateway started in the test process. Every wait is on
+// a DOM condition with a deadline; a failed step leaves a screenshot next to the others.
+type browser struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+	n     int
+}
+
+// chromiumPath is the browser scripts/chromium-for-tests.sh found, else chromium on the PATH.
+func chromiumPath(t *testing.T) string {
+	if p := os.Getenv("CHATGATE_TEST_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("chromium is not installed (scripts/test.sh installs it with apt-get where it can)")
+	return ""
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path := chromiumPath(t)
+	profile := t.TempDir() // registered first, so it is removed after the browser has exited
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(profile),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // waits for the browser process to exit
+	})
+	shots := os.Getenv("CHATGATE_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join(os.TempDir(), "chatgate-screenshots")
+	}
+	shots = filepath.Join(shots, t.Name())
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{t: t, ctx: ctx, shots: shots}
+	// The first run starts the browser; it must not carry a timeout, which would stop the browser.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	t.Logf("screenshots in %s", shots)
+	return b
+}
+
+// stepTimeout bounds each step; waits inside a step have their own, shorter deadline.
+const stepTimeout = 15 * time.Second
+
+// run performs a step, failing the test (with a screenshot) when it does not complete.
+func (b *browser) run(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.shot("failed-" + step)
+		b.t.Fatalf("%s: %v", step, err)
+	}
+}
+
+// until waits for a JavaScript condition to hold.
+func (b *browser) until(step, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		b.shot("failed-" + step)
+		b.t.Fatalf("%s: %v\n(condition: %s)", step, err, expr)
+	}
+}
+
+// eval runs JavaScript and returns its result as a string.
+func (b *browser) eval(step, expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.shot("failed-" + step)
+		b.t.Fatalf("%s: %v", step, err)
+	}
+	return v
+}
+
+func (b *browser) click(step, sel string) {
+	b.t.Helper()
+	b.run(step, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+}
+
+func (b *browser) type_(step, sel, text string) {
+	b.t.Helper()
+	b.run(step, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+}
+
+// shot saves a numbered PNG of the page as it is now.
+func (b *browser) shot(name string) {
+	b.n++
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		b.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%02d-%s.png", b.n, name)), png, 0o644); err != nil {
+		b.t.Error(err)
+	}
+}
+
+// Presence colours of the stylesheet (design.md §1: grey, green, orange).
+const (
+	grey   = "rgb(107, 114, 128)"
+	green  = "rgb(21, 128, 61)"
+	orange = "rgb(194, 65, 12)"
+)
+
+// indicatorIs is a condition on the chat-channels indicator: its text and its computed colour.
+func indicatorIs(text, colour string) string {
+	return fmt.Sprintf(`(() => { const i = document.querySelector('#indicator');
+		return i.textContent === %q && getComputedStyle(i).backgroundColor === %q; })()`, text, colour)
+}
+
+func channelIs(channel, state string) string {
+	return fmt.Sprintf(`document.querySelector('li.channel[data-channel=%q]')?.dataset.state === %q`, channel, state)
+}
+
+func (b *browser) signIn(base, page, who string) {
+	b.t.Helper()
+	b.run("open "+page, chromedp.Navigate(base+page))
+	b.click("sign in as "+who, fmt.Sprintf(`#dev-picker button[data-agent=%q]`, who))
+}
+
+// serverState asks the API, not the page, for a channel's state.
+func serverState(t *testing.T, base, token, channel string) string {
+	t.Helper()
+	code, body := do(t, "GET", base+"/v1/agents/me/presence", token, nil)
+	if code != 200 {
+		t.Fatalf("presence: %d %s", code, body)
+	}
+	i := strings.Index(string(body), `"channel":"`+channel+`","state":"`)
+	if i < 0 {
+		t.Fatalf("presence has no %s: %s", channel, body)
+	}
+	rest := string(body)[i+len(`"channel":"`+channel+`","state":"`):]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+func TestConsolePresenceInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	b := newBrowser(t)
+	ana := mintFor(t, cfg, "ana")
+
+	b.signIn(tg.base, "/console/", "ana")
+	b.until("indicator grey Offline", indicatorIs("Offline", grey)+` && !document.querySelector('#presence').hidden`)
+	b.until("no new conversation while offline", `document.querySelector('#new-conversation').hidden`)
+	b.shot("offline")
+
+	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.until("Online 1/2 green", indicatorIs("Online 1/2", green)+" && "+channelIs("whatsapp", "online"))
+	b.until("new conversation offered on WhatsApp", `!document.querySelector('#new-conversation').hidden`)
+	first := b.eval("read the clock", `document.querySelector('li.channel[data-channel="whatsapp"] .clock').textContent`)
+	b.until("the clock ticks", fmt.Sprintf(`(() => { const c = document.querySelector('li.channel[data-channel="whatsapp"] .clock').textContent;
+		return /^\d\d:\d\d:\d\d$/.test(c) && c !== %q; })()`, first))
+	if got := serverState(t, tg.base, ana, "whatsapp"); got != "online" {
+		t.Errorf("server says whatsapp is %s, want online", got)
+	}
+	b.shot("online-whatsapp")
+
+	b.click("log in on WebChat", `input[data-toggle="webchat"]`)
+	b.until("Online 2/2", indicatorIs("Online 2/2", green)+" && "+channelIs("webchat", "online"))
+	b.shot("online-both")
+
+	b.click("open the pause pop-up", `button[data-pause="whatsapp"]`)
+	b.until("reasons listed", `document.querySelector('#pause-dialog').open && document.querySelectorAll('#pause-dialog input[name=reason]').length === 4`)
+	// A pause without a reason cannot be sent: the button is disabled, and forcing the form is refused.
+	b.until("pause disabled without a reason", `document.querySelector('#pause-dialog [data-submit]').disabled`)
+	b.eval("force the form without a reason", `document.querySelector('#pause-form').requestSubmit(); ''`)
+	b.until("told to choose a reason", `document.querySelector('#pause-dialog [data-error]').textContent === 'Choose a reason.' && document.querySelector('#pause-dialog').open`)
+	if got := serverState(t, tg.base, ana, "whatsapp"); got != "online" {
+		t.Fatalf("a pause without a reason reached the server: whatsapp is %s", got)
+	}
+	b.shot("pause-popup")
+
+	b.click("choose lunch", `#reason-lunch`)
+	b.until("pause enabled", `!document.querySelector('#pause-dialog [data-submit]').disabled`)
+	b.click("pause", `#pause-dialog [data-submit]`)
+	b.until("both channels orange", indicatorIs("Paused 2/2", orange)+" && "+channelIs("whatsapp", "paused")+" && "+channelIs("webchat", "paused")+
+		` && !document.querySelector('#pause-dialog').open && getComputedStyle(document.querySelector('li.channel[data-channel="webchat"] .dot')).backgroundColor === `+fmt.Sprintf("%q", orange))
+	webchatText := b.eval("read WebChat's state", `document.querySelector('li.channel[data-channel="webchat"] [data-state-text]').textContent`)
+	if webchatText != "paused — Lunch" {
+		t.Errorf("WebChat shows %q, want %q (it follows WhatsApp's reason)", webchatText, "paused — Lunch")
+	}
+	if got := serverState(t, tg.base, ana, "webchat"); got != "paused" {
+		t.Errorf("server says webchat is %s, want paused", got)
+	}
+	b.until("the clock counts pause time from zero", `/^00:00:0\d$/.test(document.querySelector('li.channel[data-channel="whatsapp"] .clock').textContent)`)
+	b.shot("paused")
+
+	b.click("resume WebChat", `button[data-resume="webchat"]`)
+	b.until("both back online", indicatorIs("Online 2/2", green)+" && "+channelIs("whatsapp", "online")+" && "+channelIs("webchat", "online"))
+	b.shot("resumed")
+
+	b.click("log out of WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.until("Online 1/2 without WhatsApp", indicatorIs("Online 1/2", green)+" && "+channelIs("whatsapp", "offline"))
+	b.until("no new conversation without WhatsApp", `document.querySelector('#new-conversation').hidden`)
+	b.shot("whatsapp-logged-out")
+}
+
+func TestConsoleCardsRepliesAndNewConversationsInTheBrowser(t *testing.T) {
+	fake := startFakeWhatsApp(t)
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
+	tg := startTestGateway(t, cfg, nil)
+	b := newBrowser(t)
+
+	b.signIn(tg.base, "/console/", "ana")
+	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.until("Online 1/2", indicatorIs("Online 1/2", green))
+	b.until("the event stream is open", `document.querySelector('#stream-state').textContent === '● live'`)
+
+	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi, tudo bem?"})
+	b.until("a card arrives", `(() => { const c = document.querySelector('.card[data-state="offered"]');
+		return c && c.querySelector('h3').textContent.startsWith('Maria') && c.textContent.includes('Oi, tudo bem?'); })()`)
+	b.shot("card-offered")
+
+	b.click("accept", `.card[data-state="offered"] button[data-action="accept"]`)
+	b.until("the conversation's messages", `(() => { const m = document.querySelector('.card[data-state="accepted"] .messages li.in');
+		return m && m.textContent === 'Oi, tudo bem?'; })()`)
+	b.shot("card-accepted")
+
+	b.click("send an empty reply", `.card[data-state="accepted"] form[data-reply] button[type=submit]`)
+	b.until("an empty reply is refused", `document.querySelector('[data-reply-error]').textContent === 'Write something first.'`)
+	b.type_("write a reply", `.card[data-state="accepted"] form[data-reply] input[name=text]`, "Olá Maria! <b>Como</b> posso ajudar?")
+	b.click("send it", `.card[data-state="accepted"] form[data-reply] button[type=submit]`)
+	// The worker sends it to the fake provider; the sent status comes back on the event stream.
+	b.until("the reply is sent", `(() => { const m = document.querySelector('.messages li.out');
+		return m && m.dataset.status === 'sent' && m.querySelector('[data-text]').textContent === 'Olá Maria! <b>Como</b> posso ajudar?'
+			&& m.querySelector('[data-status]').textContent === 'sent' && !m.querySelector('b'); })()`)
+	if n := fake.CountTo("5511999990001"); n != 1 {
+		t.Errorf("the fake provider got %d messages for the customer, want 1", n)
+	}
+	b.shot("reply-sent")
+
+	b.click("open new conversation", `#new-conversation`)
+	b.until("templates listed", `document.querySelector('#conversation-dialog').open && document.querySelectorAll('#nc-template option').length === 3`)
+	b.eval("choose order_update", `(() => { const s = document.querySelector('#nc-template');
+		s.value = [...s.options].find((o) => o.textContent.startsWith('order_update')).value;
+		s.dispatchEvent(new Event('change')); return s.value; })()`)
+	b.until("its two body parameters", `document.querySelectorAll('#nc-params input').length === 2`)
+	b.type_("fill a bad number", `#nc-to`, "12345")
+	b.type_("fill the name", `#nc-body_params-0`, "Ana")
+	b.type_("fill the order", `#nc-body_params-1`, "#123")
+	b.click("send", `#conversation-form button[type=submit]`)
+	b.until("the number's error is next to it", `document.querySelector('.field-error[data-field="to"]').textContent.includes('E.164')
+		&& document.querySelector('#conversation-dialog').open`)
+	if n := fake.CountTo("5511999990002"); n != 0 {
+		t.Fatalf("an invalid conversation reached the provider")
+	}
+	b.shot("new-conversation-error")
+
+	b.eval("clear the number", `(() => { const i = document.querySelector('#nc-to'); i.value = ''; return i.value; })()`)
+	b.type_("fix the number", `#nc-to`, "+5511999990002")
+	b.click("send again", `#conversation-form button[type=submit]`)
+	b.until("the conversation is started", `!document.querySelector('#conversation-dialog').open && document.querySelector('#notice').textContent.startsWith('Conversation started')`)
+	deadline := time.Now().Add(10 * time.Second)
+	for fake.CountTo("5511999990002") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the template never reached the fake provider")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.until("the new conversation's card shows the template sent", `[...document.querySelectorAll('.card[data-state="accepted"]')].some((c) =>
+		c.querySelector('h3').textContent.startsWith('5511999990002') && c.querySelector('.messages li.out')?.dataset.status === 'sent'
+		&& c.querySelector('.messages li.out [data-text]').textContent === 'Olá Ana, seu pedido #123 foi atualizado.')`)
+	b.shot("new-conversation-started")
+
+	b.click("close the first conversation", `.card[data-state="accepted"] button[data-action="close"]`)
+	b.until("closed", `document.querySelectorAll('.card[data-state="closed"]').length === 1`)
+}
+
+func postWhatsApp(t *testing.T, base string, cfg configs.Config, m simulate.WhatsAppMessage) {
+	t.Helper()
+	body := simulate.WhatsAppNotification(m)
+	req, _ := http.NewRequest("POST", base+"/webhooks/whatsapp", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Hub-Signature-256", simulate.SignWhatsApp(body, cfg.WhatsApp.AppSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
+
+func mintFor(t *testing.T, cfg configs.Config, agent string) string {
+	t.Helper()
+	tok, err := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, agent, auth.RoleAgent, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// startFakeWhatsApp serves the fake Cloud API with the example's numbers and templates on 127.0.0.1.
+func startFakeWhatsApp(t *testing.T) *fakeapi.Server {
+	t.Helper()
+	cfg := exampleConfig(t, nil)
+	opts := fakeapi.Options{Numbers: map[string]string{}}
+	for _, n := range cfg.WhatsApp.Numbers {
+		opts.Numbers[n.PhoneNumberID] = n.AccessToken
+	}
+	for _, tpl := range cfg.WhatsApp.Templates {
+		opts.Templates = append(opts.Templates, fakeapi.Template{Name: tpl.Name, Language: tpl.Language,
+			HeaderParams: tpl.HeaderParams, BodyParams: tpl.BodyParams, ButtonParams: tpl.ButtonParams})
+	}
+	srv := fakeapi.New(opts)
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+func TestOpsPageInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	// A task no worker can handle, with no retries: the gateway's own workers fail it and archive it,
+	// as they would a permanently failed send.
+	info, err := tg.g.enqueuer.Enqueue(asynq.NewTask("test:unhandled", []byte(`{}`)), asynq.Queue(tasks.QueueTemplates), asynq.MaxRetry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	b.signIn(tg.base, "/ops/", "ops")
+	row := `document.querySelector('#task-queues tr[data-queue="templates"]')`
+	cell := func(col string) string { return row + `?.querySelector('[data-col="` + col + `"]')?.textContent` }
+	b.until("the outbound queues are listed", `['default', 'replies', 'templates'].every((q) => document.querySelector('#task-queues tr[data-queue="' + q + '"]'))`)
+	b.until("the archived task is shown", fmt.Sprintf(`%s === '1' && %s === '1' && document.querySelector('#tasks tr[data-task-id=%q]')?.dataset.state === 'archived'`,
+		cell("archived"), cell("failed_today"), info.ID))
+	b.until("routing's queues and agents are shown", `document.querySelector('#routing-queues tr[data-queue="sales"][data-channel="whatsapp"]')
+		&& document.querySelector('#agents-online tr[data-channel="webchat"] [data-col="offline"]').textContent === '3'
+		&& document.querySelectorAll('#servers tbody tr').length === 1`)
+	b.shot("archived")
+
+	// Retry now: the task runs again on the gateway's workers (and, unhandled, fails again).
+	b.click("retry the task", fmt.Sprintf(`button[data-run=%q]`, info.ID))
+	b.until("it ran again", fmt.Sprintf(`%s === '2' && %s === '1'`, cell("failed_today"), cell("archived"))+
+		` && document.querySelector('#history tr[data-queue="templates"] td').textContent === '2 / 2'`)
+	b.shot("retried")
+
+	b.click("delete the task", fmt.Sprintf(`button[data-delete=%q]`, info.ID))
+	b.until("it is gone", fmt.Sprintf(`%s === '0' && !document.querySelector('#no-tasks').hidden`, cell("archived")))
+	if _, err := asynq.NewInspectorFromRedisClient(tg.g.store.Client).GetTaskInfo(tasks.QueueTemplates, info.ID); err == nil {
+		t.Error("the deleted task is still in Redis")
+	}
+	b.shot("deleted")
+}
+
+// streamCutter sits between the browser and the gateway to cut the agents' event streams at will:
+// cut ends every open stream and holds new ones until release, and each stream request's
+// Last-Event-ID is recorded.
+type streamCutter struct {
+	proxy   *httputil.ReverseProxy
+	mu      sync.Mutex
+	cancels []context.CancelFunc
+	held    chan struct{} // closed when streams may pass; nil while they do
+	lastIDs []string
+}
+
+func newStreamCutter(t *testing.T, target string) (*streamCutter, string) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &streamCutter{proxy: httputil.NewSingleHostReverseProxy(u)}
+	sc.proxy.FlushInterval = -1
+	sc.proxy.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(sc)
+	t.Cleanup(func() {
+		sc.release()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return sc, srv.URL
+}
+
+func (sc *streamCutter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/agents/me/events" {
+		sc.mu.Lock()
+		held := sc.held
+		sc.mu.Unlock()
+		if held != nil {
+			select {
+			case <-held:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		sc.mu.Lock()
+		sc.cancels = append(sc.cancels, cancel)
+		sc.lastIDs = append(sc.lastIDs, r.Header.Get("Last-Event-ID"))
+		sc.mu.Unlock()
+		r = r.WithContext(ctx)
+	}
+	sc.proxy.ServeHTTP(w, r)
+}
+
+func (sc *streamCutter) cut() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.held = make(chan struct{})
+	for _, cancel := range sc.cancels {
+		cancel()
+	}
+	sc.cancels = nil
+}
+
+func (sc *streamCutter) release() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.held != nil {
+		close(sc.held)
+		sc.held = nil
+	}
+}
+
+func (sc *streamCutter) requests() []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return append([]string(nil), sc.lastIDs...)
+}
+
+// TestConsoleResumesItsStreamInTheBrowser cuts the console's event stream, lets a card be offered
+// while it is gone, and checks that the page comes back with Last-Event-ID and shows the card from
+// the replayed backlog.
+func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	cutter, base := newStreamCutter(t, tg.base)
+	b := newBrowser(t)
+
+	b.signIn(base, "/console/", "ana")
+	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
+	// The login's presence.changed event gives the page an event id to resume from.
+	b.until("an event seen", `!!document.querySelector('#stream-state').dataset.lastEventId`)
+	seen := b.eval("the last event id", `document.querySelector('#stream-state').dataset.lastEventId`)
+
+	cutter.cut()
+	b.until("the page sees the stream gone", `document.querySelector('#stream-state').textContent === '○ reconnecting…'`)
+	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990003", Name: "Joana", Text: "Alguém aí?"})
+	b.shot("disconnected")
+	cutter.release()
+
+	b.until("the card offered while away arrives", `(() => { const c = document.querySelector('.card[data-state="offered"]');
+		return c && c.querySelector('h3').textContent.startsWith('Joana'); })() && document.querySelector('#stream-state').textContent === '● live'`)
+	reqs := cutter.requests()
+	if len(reqs) != 2 || reqs[0] != "" || reqs[1] != seen {
+		t.Fatalf("stream requests' Last-Event-ID: %q; want none, then %q (the last id seen)", reqs, seen)
+	}
+	b.shot("resumed")
+}

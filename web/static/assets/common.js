@@ -1,0 +1,116 @@
+// Shared by the console and the operations view: the API helper, sign-in and safe DOM building.
+// Every string that comes from the network is inserted with textContent, never as HTML.
+"use strict";
+
+const chatgate = (() => {
+  // The token lives for this tab only; it is sent in the Authorization header, never in a URL.
+  const storageKey = "chatgate.token";
+  let token = sessionStorage.getItem(storageKey) || "";
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const e = (body && body.error) || {};
+      super(e.message || "request failed with status " + status);
+      this.status = status;
+      this.code = e.code || "http_" + status;
+      this.fields = e.fields || [];
+    }
+  }
+
+  async function api(method, path, body, headers) {
+    const h = Object.assign({ Authorization: "Bearer " + token }, headers || {});
+    const init = { method, headers: h, cache: "no-store" };
+    if (body !== undefined) {
+      h["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
+    let data = null;
+    const text = await res.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch (_) { data = null; }
+    }
+    if (!res.ok) throw new ApiError(res.status, data);
+    return data;
+  }
+
+  // el("li", {class: "x", dataset: {id: "1"}}, "text", child…) builds elements; strings become text nodes.
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "dataset") Object.assign(node.dataset, v);
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) {
+      if (c === undefined || c === null || c === false) continue;
+      node.append(typeof c === "string" ? document.createTextNode(c) : c);
+    }
+    return node;
+  }
+
+  function setToken(t) {
+    token = t;
+    if (t) sessionStorage.setItem(storageKey, t); else sessionStorage.removeItem(storageKey);
+  }
+
+  // signIn wires the sign-in form and, in development, the picker of configured agents. onReady runs
+  // once a token is accepted (check is an API call that proves it).
+  function signIn({ form, picker, notice, role, check, onReady }) {
+    async function tryToken(t) {
+      setToken(t);
+      try {
+        await check();
+      } catch (err) {
+        setToken("");
+        notice.textContent = err.code === "invalid_token" ? "That token is not valid here." :
+          err.code === "role_required" ? "That token's role may not open this page." : err.message;
+        return;
+      }
+      notice.textContent = "";
+      onReady();
+    }
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const t = form.elements.token.value.trim();
+      if (t) tryToken(t);
+    });
+    // The picker exists only where the gateway runs in development (the endpoints are 404 otherwise).
+    fetch("/console/dev-agents", { cache: "no-store" }).then((r) => r.ok ? r.json() : null).then((data) => {
+      if (!data) return;
+      const list = picker.querySelector("[data-agents]");
+      const entries = role === "admin" ? [{ id: "ops", name: "Operator (admin)" }] : data.agents;
+      for (const a of entries) {
+        list.append(el("li", {}, el("button", {
+          type: "button", "data-agent": a.id,
+          onclick: async () => {
+            try {
+              const res = await fetch("/console/dev-token", { method: "POST", headers: { "Content-Type": "application/json" },
+                body: JSON.stringify({ agent: a.id, role: role }) });
+              const body = await res.json();
+              if (!res.ok) throw new ApiError(res.status, body);
+              tryToken(body.token);
+            } catch (err) { notice.textContent = err.message; }
+          },
+        }, a.name ? a.name + " (" + a.id + ")" : a.id)));
+      }
+      picker.hidden = false;
+    }).catch(() => {});
+    if (token) tryToken(token);
+  }
+
+  function signOut() {
+    setToken("");
+    location.reload();
+  }
+
+  function fmtDuration(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const pad = (n) => String(n).padStart(2, "0");
+    return pad(Math.floor(s / 3600)) + ":" + pad(Math.floor((s % 3600) / 60)) + ":" + pad(s % 60);
+  }
+
+  return { api, el, ApiError, signIn, signOut, fmtDuration, token: () => token };
+})();

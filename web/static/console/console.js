@@ -1,0 +1,469 @@
+// The agent console: presence toggles and clocks, pause reasons, cards from the event stream,
+// conversations, replies and new WhatsApp conversations — all through the public /v1 API.
+"use strict";
+
+(() => {
+  const { api, el, fmtDuration } = chatgate;
+  const $ = (id) => document.getElementById(id);
+  const channelNames = { whatsapp: "WhatsApp", webchat: "WebChat" };
+  const channelName = (ch) => channelNames[ch] || ch;
+
+  let presence = null;       // the last GET /v1/agents/me/presence
+  let reasons = [];          // the pause catalogue
+  const cards = new Map();   // card id → {card, node, messages (ol), loaded}
+  const messageNodes = new Map(); // message id → li (for message.status)
+  let lastEventId = "";
+
+  function notify(text, info) {
+    const n = $("notice");
+    n.classList.toggle("info", !!info);
+    n.textContent = text;
+  }
+  function fail(err) { notify(err.message + (err.code ? " (" + err.code + ")" : "")); }
+
+  // ---- presence ----
+
+  function renderPresence(p) {
+    presence = p;
+    const ind = $("indicator");
+    ind.className = "indicator " + p.status;
+    const label = p.status === "offline" ? "Offline" : (p.status === "paused" ? "Paused" : "Online") + " " + p.logged + "/" + p.enabled;
+    ind.textContent = label;
+    ind.dataset.status = p.status;
+    $("agent-name").textContent = p.name ? p.name + " (" + p.agent + ")" : p.agent;
+    $("new-conversation").hidden = !p.can_start_conversation;
+    if (!p.can_start_conversation && $("conversation-dialog").open) $("conversation-dialog").close();
+
+    const list = $("channels");
+    list.replaceChildren();
+    for (const ch of p.channels) {
+      const logged = ch.state !== "offline";
+      const toggle = el("input", { type: "checkbox", role: "switch", "aria-label": channelName(ch.channel) + " logged in",
+        "data-toggle": ch.channel });
+      toggle.checked = logged;
+      toggle.addEventListener("change", () => setState(ch.channel, toggle.checked ? "online" : "offline", "", toggle));
+      let action = null;
+      if (ch.state === "online") {
+        action = el("button", { type: "button", "data-pause": ch.channel, onclick: () => openPause(ch) }, "Pause");
+      } else if (ch.state === "paused") {
+        action = el("button", { type: "button", "data-resume": ch.channel, onclick: (e) => setState(ch.channel, "online", "", e.target) }, "Resume");
+      }
+      const stateText = ch.state === "paused" ? "paused — " + (ch.reason_label || ch.reason) : ch.state;
+      list.append(el("li", { class: "channel", dataset: { channel: ch.channel, state: ch.state } },
+        el("span", { class: "dot " + ch.state, "aria-hidden": "true" }),
+        el("span", { class: "name" }, channelName(ch.channel)),
+        el("span", {}, el("span", { "data-state-text": "" }, stateText), " ",
+          el("span", { class: "clock", "data-since": logged && ch.since ? ch.since : "" })),
+        el("label", { class: "switch" }, toggle, "Logged in"),
+        action || el("span")));
+    }
+    tick();
+  }
+
+  // tick refreshes every running clock from its channel's since (the time it entered its state).
+  function tick() {
+    for (const c of document.querySelectorAll(".clock[data-since]")) {
+      const since = c.dataset.since;
+      c.textContent = since ? fmtDuration(Date.now() - Date.parse(since)) : "";
+    }
+  }
+
+  async function loadPresence() {
+    renderPresence(await api("GET", "/v1/agents/me/presence"));
+  }
+
+  async function setState(channel, state, reason, control) {
+    if (control) control.disabled = true;
+    try {
+      const body = { state };
+      if (reason) body.reason = reason;
+      const res = await api("PUT", "/v1/agents/me/channels/" + encodeURIComponent(channel), body);
+      notify("");
+      renderPresence(res.presence);
+      return true;
+    } catch (err) {
+      fail(err);
+      await loadPresence().catch(() => {});
+      return false;
+    } finally {
+      if (control) control.disabled = false;
+    }
+  }
+
+  // ---- pause pop-up ----
+
+  let pausing = null;
+  function openPause(ch) {
+    pausing = ch.channel;
+    const d = $("pause-dialog");
+    d.querySelector("[data-channel]").textContent = channelName(ch.channel);
+    const others = (ch.group || []).filter((c) => c !== ch.channel).map(channelName);
+    d.querySelector("[data-group]").textContent = others.length ? "Shares a queue with " + others.join(", ") + ": they pause together." : "";
+    const box = d.querySelector("[data-reasons]");
+    box.replaceChildren();
+    for (const r of reasons) {
+      const id = "reason-" + r.id;
+      box.append(el("div", {}, el("input", { type: "radio", name: "reason", id, value: r.id }), " ",
+        el("label", { for: id, class: "switch" }, r.label)));
+    }
+    d.querySelector("[data-error]").textContent = reasons.length ? "" : "No pause reasons are configured.";
+    d.querySelector("[data-submit]").disabled = true;
+    d.showModal();
+  }
+  $("pause-form").addEventListener("change", () => {
+    $("pause-form").querySelector("[data-submit]").disabled = !$("pause-form").elements.reason ||
+      !$("pause-form").querySelector("input[name=reason]:checked");
+  });
+  $("pause-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const chosen = $("pause-form").querySelector("input[name=reason]:checked");
+    if (!chosen) {
+      $("pause-form").querySelector("[data-error]").textContent = "Choose a reason.";
+      return;
+    }
+    if (await setState(pausing, "paused", chosen.value, e.submitter)) $("pause-dialog").close();
+  });
+  $("pause-form").querySelector("[data-cancel]").addEventListener("click", () => $("pause-dialog").close());
+
+  // ---- cards and conversations ----
+
+  function statusText(m) {
+    if (m.status === "failed" && m.error) return "failed: " + (m.error.title || "error") + " (" + m.error.code + ")";
+    return m.status || "";
+  }
+
+  function renderMessage(m) {
+    let li = messageNodes.get(m.id);
+    if (!li) {
+      li = el("li", { class: m.direction === "out" ? "out" : "in", dataset: { messageId: m.id } },
+        el("span", { "data-text": "" }), el("span", { class: "status", "data-status": "" }));
+      messageNodes.set(m.id, li);
+    }
+    li.querySelector("[data-text]").textContent = m.text || "[" + (m.kind || "message") + "]";
+    const st = li.querySelector("[data-status]");
+    if (m.direction === "out" && m.status) {
+      st.textContent = statusText(m);
+      st.classList.toggle("failed", m.status === "failed");
+      li.dataset.status = m.status;
+    }
+    return li;
+  }
+
+  function cardTitle(card) {
+    const c = card.contact || {};
+    return (c.name || c.phone || "Customer") + " · " + channelName(card.channel);
+  }
+
+  function renderCard(card) {
+    let entry = cards.get(card.id);
+    if (!entry) {
+      entry = { card, node: el("article", { class: "card", dataset: { cardId: card.id } }), loaded: false };
+      cards.set(card.id, entry);
+      $("cards").prepend(entry.node);
+    }
+    // Events may carry less than the list does (no contact): keep what is known.
+    entry.card = Object.assign({}, entry.card, card, { contact: card.contact || entry.card.contact });
+    card = entry.card;
+    const node = entry.node;
+    node.dataset.state = card.state;
+    node.dataset.conversationId = card.conversation_id;
+    const buttons = el("div", { class: "row" });
+    const act = (label, path, cls) => el("button", { type: "button", class: cls, "data-action": path,
+      onclick: (e) => cardAction(card.id, path, e.target) }, label);
+    if (card.state === "offered") buttons.append(act("Accept", "accept", "primary"), act("Decline", "decline"));
+    if (card.state === "accepted") buttons.append(act("Close", "close", "danger"));
+    if (card.state === "closed" || card.state === "revoked") {
+      buttons.append(el("button", { type: "button", onclick: () => { node.remove(); cards.delete(card.id); emptyState(); } }, "Dismiss"));
+    }
+    const parts = [el("h3", {}, cardTitle(card)),
+      el("p", { class: "muted" }, el("span", { "data-card-state": "" }, card.state), card.preview ? " — " + card.preview : ""),
+      buttons];
+    if (card.state === "accepted" || (card.state === "closed" && entry.messages)) {
+      if (!entry.messages) entry.messages = el("ol", { class: "messages", "aria-label": "Messages" });
+      parts.push(entry.messages);
+      if (card.state === "accepted") parts.push(replyForm(card));
+      if (!entry.loaded) loadMessages(entry);
+    }
+    node.replaceChildren(...parts);
+    emptyState();
+  }
+
+  function emptyState() { $("no-cards").hidden = cards.size > 0; }
+
+  function replyForm(card) {
+    const input = el("input", { type: "text", name: "text", "aria-label": "Reply", placeholder: "Write a reply…", autocomplete: "off" });
+    const error = el("span", { class: "field-error", "data-reply-error": "" });
+    const form = el("form", { class: "row", "data-reply": card.conversation_id }, input,
+      el("button", { type: "submit", class: "primary" }, "Send"), error);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const text = input.value;
+      if (!text.trim()) { error.textContent = "Write something first."; return; }
+      const button = form.querySelector("button");
+      button.disabled = true;
+      try {
+        const res = await api("POST", "/v1/conversations/" + encodeURIComponent(card.conversation_id) + "/messages", { text });
+        error.textContent = "";
+        input.value = "";
+        // The status may already have arrived on the stream; then the node exists and is newer.
+        if (!messageNodes.has(res.message_id)) {
+          appendMessage(card.conversation_id, { id: res.message_id, conversation_id: card.conversation_id, direction: "out",
+            text, status: res.status || "queued" });
+        }
+      } catch (err) {
+        error.textContent = err.message + " (" + err.code + ")";
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  function entryForConversation(id) {
+    for (const entry of cards.values()) if (entry.card.conversation_id === id) return entry;
+    return null;
+  }
+
+  function appendMessage(conversationId, m) {
+    const entry = entryForConversation(conversationId);
+    if (!entry || !entry.messages) return;
+    const li = renderMessage(m);
+    if (li.parentNode !== entry.messages) entry.messages.append(li);
+    entry.messages.scrollTop = entry.messages.scrollHeight;
+  }
+
+  async function loadMessages(entry) {
+    entry.loaded = true;
+    try {
+      const res = await api("GET", "/v1/conversations/" + encodeURIComponent(entry.card.conversation_id) + "/messages");
+      if (res.conversation && res.conversation.contact && !entry.card.contact) {
+        entry.card.contact = res.conversation.contact;
+        entry.node.querySelector("h3").textContent = cardTitle(entry.card);
+      }
+      for (const m of res.messages || []) appendMessage(entry.card.conversation_id, m);
+    } catch (err) {
+      entry.loaded = false;
+      fail(err);
+    }
+  }
+
+  async function cardAction(id, action, button) {
+    button.disabled = true;
+    try {
+      const card = await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/" + action);
+      notify("");
+      if (action === "decline") {
+        cards.get(id).node.remove();
+        cards.delete(id);
+        emptyState();
+      } else {
+        renderCard(card);
+      }
+    } catch (err) {
+      fail(err);
+      button.disabled = false;
+    }
+  }
+
+  async function loadCards() {
+    const res = await api("GET", "/v1/agents/me/cards");
+    for (const card of res.cards || []) {
+      if (card.state === "offered" || card.state === "accepted" || cards.has(card.id)) renderCard(card);
+    }
+  }
+
+  // ---- the event stream ----
+
+  function handleEvent(ev) {
+    switch (ev.type) {
+      case "card.offered":
+        renderCard(ev.card);
+        break;
+      case "card.revoked":
+        if (cards.has(ev.card.id)) renderCard(Object.assign({}, ev.card, { state: "revoked" }));
+        break;
+      case "conversation.closed":
+        if (ev.card) renderCard(Object.assign({}, ev.card, { state: "closed" }));
+        break;
+      case "message.received":
+      case "message.status":
+        if (ev.message) {
+          if (messageNodes.has(ev.message.id)) renderMessage(ev.message);
+          else appendMessage(ev.message.conversation_id, ev.message);
+        }
+        break;
+      case "presence.changed":
+        loadPresence().catch(fail);
+        break;
+      case "stream.reset":
+        loadCards().catch(fail);
+        break;
+    }
+  }
+
+  // parseBlock turns one SSE block (lines up to a blank line) into {id, data}.
+  function parseBlock(block) {
+    let id = null;
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line === "" || line.startsWith(":")) continue;
+      const i = line.indexOf(":");
+      const field = i < 0 ? line : line.slice(0, i);
+      let value = i < 0 ? "" : line.slice(i + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "id") id = value;
+      else if (field === "data") data.push(value);
+    }
+    return { id, data: data.join("\n") };
+  }
+
+  // The stream is read with fetch so that the token travels in a header (EventSource cannot send
+  // one); after a drop it resumes from the last event id, so nothing is missed or seen twice.
+  async function streamLoop() {
+    let delay = 1000;
+    for (;;) {
+      const headers = { Authorization: "Bearer " + chatgate.token(), Accept: "text/event-stream" };
+      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      try {
+        const res = await fetch("/v1/agents/me/events", { headers, cache: "no-store" });
+        if (res.status === 401) { notify("Your session has expired: sign in again."); return; }
+        if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
+        $("stream-state").textContent = "● live";
+        delay = 1000;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value.replace(/\r\n?/g, "\n");
+          let cut;
+          while ((cut = buf.indexOf("\n\n")) >= 0) {
+            const { id, data } = parseBlock(buf.slice(0, cut));
+            buf = buf.slice(cut + 2);
+            if (id) {
+              lastEventId = id;
+              $("stream-state").dataset.lastEventId = id; // what a reconnect resumes from
+            }
+            if (!data) continue;
+            try { handleEvent(JSON.parse(data)); } catch (err) { console.error("event", err); }
+          }
+        }
+      } catch (err) {
+        console.warn("event stream", err);
+      }
+      $("stream-state").textContent = "○ reconnecting…";
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 15000);
+      // What happened while disconnected and was not replayed (presence) is fetched again.
+      loadPresence().catch(() => {});
+    }
+  }
+
+  // ---- new conversation ----
+
+  let templates = [];
+  let idempotencyKey = "";
+  const partLabels = { header_params: "Header", body_params: "Body", button_params: "Button" };
+
+  function renderParams() {
+    const box = $("nc-params");
+    box.replaceChildren();
+    const t = templates[$("nc-template").value];
+    $("nc-template-text").textContent = t ? t.text || "" : "";
+    if (!t) return;
+    for (const part of ["header_params", "body_params", "button_params"]) {
+      const n = t[part] || 0;
+      if (!n) continue;
+      const fs = el("fieldset", { "data-part": part }, el("legend", {}, partLabels[part] + " parameters"));
+      for (let i = 0; i < n; i++) {
+        const id = "nc-" + part + "-" + i;
+        fs.append(el("label", { for: id }, "{{" + (i + 1) + "}}"),
+          el("input", { type: "text", id, name: part + "." + i, autocomplete: "off" }));
+      }
+      fs.append(el("span", { class: "field-error", "data-field": "template." + part }));
+      box.append(fs);
+    }
+  }
+
+  async function openNewConversation() {
+    const d = $("conversation-dialog");
+    clearFieldErrors();
+    try {
+      templates = (await api("GET", "/v1/templates")).templates || [];
+    } catch (err) { fail(err); return; }
+    const sel = $("nc-template");
+    sel.replaceChildren(...templates.map((t, i) => el("option", { value: i }, t.name + " (" + t.language + ")")));
+    renderParams();
+    idempotencyKey = crypto.randomUUID();
+    d.showModal();
+  }
+
+  function clearFieldErrors() {
+    for (const s of $("conversation-form").querySelectorAll(".field-error")) s.textContent = "";
+  }
+
+  // showFieldErrors puts each error next to its field: the exact data-field, else the longest prefix
+  // (template.body_params[1] → template.body_params), else the form's general line.
+  function showFieldErrors(fields, fallback) {
+    const spans = [...$("conversation-form").querySelectorAll(".field-error[data-field]")];
+    const general = spans.find((s) => s.dataset.field === "");
+    for (const f of fields) {
+      let best = general;
+      for (const s of spans) {
+        const name = s.dataset.field;
+        if (name && (f.field === name || f.field.startsWith(name + "[") || f.field.startsWith(name + ".")) &&
+          (best === general || name.length > best.dataset.field.length)) best = s;
+      }
+      best.textContent = (best.textContent ? best.textContent + " " : "") + (best === general && f.field ? f.field + ": " : "") + f.message;
+    }
+    if (!fields.length) general.textContent = fallback;
+  }
+
+  $("new-conversation").addEventListener("click", openNewConversation);
+  $("nc-template").addEventListener("change", renderParams);
+  $("conversation-form").querySelector("[data-cancel]").addEventListener("click", () => $("conversation-dialog").close());
+  $("conversation-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clearFieldErrors();
+    const form = e.target;
+    const t = templates[$("nc-template").value];
+    if (!t) { showFieldErrors([{ field: "template.name", message: "choose a template" }]); return; }
+    const params = (part) => Array.from({ length: t[part] || 0 }, (_, i) => form.elements[part + "." + i].value);
+    const body = { channel: "whatsapp", to: form.elements.to.value.trim(), phone_number_id: form.elements.phone_number_id.value.trim(),
+      template: { name: t.name, language: t.language, header_params: params("header_params"), body_params: params("body_params"),
+        button_params: params("button_params") } };
+    const button = e.submitter;
+    if (button) button.disabled = true;
+    try {
+      const res = await api("POST", "/v1/conversations", body, { "Idempotency-Key": idempotencyKey });
+      $("conversation-dialog").close();
+      notify("Conversation started: message " + res.message_id + " is " + res.status + ".", true);
+      loadCards().catch(() => {});
+    } catch (err) {
+      showFieldErrors(err.fields || [], err.message + " (" + err.code + ")");
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+
+  // ---- start ----
+
+  async function start() {
+    $("signin").hidden = true;
+    $("presence").hidden = false;
+    $("inbox").hidden = false;
+    $("sign-out").hidden = false;
+    try {
+      // The catalogue's keys are read in either case (id or ID) so the console does not depend on it.
+      reasons = ((await api("GET", "/v1/pause-reasons")).pause_reasons || [])
+        .map((r) => ({ id: r.id || r.ID, label: r.label || r.Label || r.id || r.ID }));
+      await loadCards();
+    } catch (err) { fail(err); }
+    setInterval(tick, 1000);
+    streamLoop();
+  }
+
+  $("sign-out").addEventListener("click", chatgate.signOut);
+  chatgate.signIn({ form: $("signin-form"), picker: $("dev-picker"), notice: $("notice"), role: "agent",
+    check: loadPresence, onReady: start });
+})();
