@@ -237,9 +237,17 @@ func (h *hub) fanOut(who string, ev liveEvent) {
 	}
 }
 
+// maxStreamsPerVisitor bounds one visitor's open streams in a process (tabs, reconnect storms).
+const maxStreamsPerVisitor = 8
+
+// subscribe registers a stream of who; nil when who already holds maxStreamsPerVisitor here.
 func (h *hub) subscribe(who string) *subscriber {
 	sub := &subscriber{events: make(chan liveEvent, subscriberBuffer), gone: make(chan struct{})}
 	h.mu.Lock()
+	if len(h.subs[who]) >= maxStreamsPerVisitor {
+		h.mu.Unlock()
+		return nil
+	}
 	if h.subs[who] == nil {
 		h.subs[who] = map[*subscriber]struct{}{}
 	}

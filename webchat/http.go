@@ -45,6 +45,8 @@ var (
 	errInvalidToken     = httpx.NewError(http.StatusUnauthorized, "invalid_visitor_token", "the visitor token is missing, expired or not issued by this gateway")
 	errRateLimited      = httpx.NewError(http.StatusTooManyRequests, "rate_limited", "too many requests; retry later")
 	errBadEventID       = httpx.NewError(http.StatusBadRequest, "invalid_event_id", "Last-Event-ID is not an event id")
+	errTooManyStreams   = &httpx.Error{Status: http.StatusTooManyRequests, Code: "too_many_streams",
+		Message: "this visitor has too many open event streams; close one", RetryAfter: 5}
 )
 
 // Intake is what the widget needs of routing.
@@ -349,6 +351,9 @@ func (h *Handler) events(c *fiber.Ctx) error {
 	who := site.ID + ":" + visitor.Subject
 	// Subscribe before reading the backlog, so nothing published in between is lost.
 	sub := h.hub.subscribe(who)
+	if sub == nil {
+		return errTooManyStreams
+	}
 	backlog, err := h.opts.Events.since(c.UserContext(), site.ID, visitor.Subject, last)
 	if err != nil {
 		h.hub.unsubscribe(who, sub)

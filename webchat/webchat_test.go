@@ -436,3 +436,29 @@ func TestSessionResumeKeepsTheVisitor(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenStreamsPerVisitorAreBounded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok, _ := e.session("shop", shopOrigin)
+	var streams []*sse
+	for i := 0; i < 8; i++ {
+		streams = append(streams, e.stream(tok, ""))
+	}
+	r := e.do(http.MethodGet, "/webchat/v1/events?token="+tok, nil, nil)
+	if r.status != http.StatusTooManyRequests || r.code() != "too_many_streams" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("ninth stream: got %d %v", r.status, r.body)
+	}
+	// Another visitor is not affected, and a closed stream frees its place.
+	tok2, _ := e.session("shop", shopOrigin)
+	e.stream(tok2, "")
+	streams[0].close()
+	waitFor(t, "a freed stream place", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/webchat/v1/events?token="+tok, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
