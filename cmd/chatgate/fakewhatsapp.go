@@ -26,13 +26,15 @@ func runFakeWhatsApp(ctx context.Context, args []string, stdout, stderr io.Write
 	if !ok {
 		return exitInvalid
 	}
-	opts := fakeapi.Options{Numbers: map[string]string{}, AdminToken: *adminToken, Logger: newLogger(cfg.Log, stderr)}
+	opts := fakeapi.Options{Numbers: map[string]string{}, AdminToken: *adminToken, Logger: newLogger(cfg.Log, stderr),
+		BusinessAccountID: cfg.WhatsApp.BusinessAccountID}
 	for _, n := range cfg.WhatsApp.Numbers {
 		opts.Numbers[n.PhoneNumberID] = n.AccessToken
 	}
 	for _, t := range cfg.WhatsApp.Templates {
 		opts.Templates = append(opts.Templates, fakeapi.Template{Name: t.Name, Language: t.Language,
-			HeaderParams: t.HeaderParams, BodyParams: t.BodyParams, ButtonParams: t.ButtonParams})
+			HeaderParams: t.HeaderParams, BodyParams: t.BodyParams, ButtonParams: t.ButtonParams,
+			Category: t.Category, Text: t.Text, ButtonKind: t.ButtonKind})
 	}
 	srv := fakeapi.New(opts)
 	if err := srv.Start(*listen); err != nil {

@@ -24,6 +24,7 @@ Usage:
   chatgate token   --agent ID [--role agent|supervisor|admin] [--ttl 12h] [--config FILE]
   chatgate config check [FILE]                       validate a configuration (exit 2 when invalid)
   chatgate simulate whatsapp|webchat [flags]         post a signed provider notification to a gateway
+  chatgate templates sync [--check]                  list approved templates at the Graph API, diff the config
   chatgate fake-whatsapp [--listen ADDR]             a fake WhatsApp Cloud API for demos and tests
   chatgate healthcheck [--url URL]                   ask a running gateway's /healthz
   chatgate version

@@ -32,6 +32,9 @@ type Options struct {
 	Numbers map[string]string
 	// Templates, when not empty, is the approved catalogue (see Template).
 	Templates []Template
+	// BusinessAccountID, when set, serves the catalogue at
+	// GET /{version}/{BusinessAccountID}/message_templates to any number's token.
+	BusinessAccountID string
 	// Version, when set, is the only API version accepted; else any "vNN.N".
 	Version string
 	// AdminToken, when set, guards /_fake/ with "Authorization: Bearer <AdminToken>".
@@ -121,7 +124,13 @@ func New(opts Options) *Server {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.registerAdmin(mux)
-	mux.HandleFunc("/", s.serveAPI)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/message_templates") {
+			s.serveTemplates(w, r)
+			return
+		}
+		s.serveAPI(w, r)
+	})
 	return mux
 }
 

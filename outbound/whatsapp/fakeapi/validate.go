@@ -34,6 +34,11 @@ type Template struct {
 	HeaderParams int    `json:"header_params"`
 	BodyParams   int    `json:"body_params"`
 	ButtonParams int    `json:"button_params"`
+	// Listed by GET /{version}/{waba_id}/message_templates only.
+	Category   string `json:"category,omitempty"`
+	Text       string `json:"text,omitempty"`        // the body text; generated when empty
+	ButtonKind string `json:"button_kind,omitempty"` // url (default) or quick_reply
+	Status     string `json:"status,omitempty"`      // default APPROVED
 }
 
 // sendBody is what validation learned about an accepted body.
