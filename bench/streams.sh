@@ -8,7 +8,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 . scripts/redis-for-tests.sh
 bin=$(mktemp -d)
 gw_pid=""
-trap '[ -n "$gw_pid" ] && kill $gw_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$bin"; cleanup' EXIT
+trap '[ -n "$gw_pid" ] && { kill $gw_pid 2>/dev/null; wait $gw_pid 2>/dev/null; }; rm -rf "$bin"; cleanup' EXIT
 go build -o "$bin/chatgate" ./cmd/chatgate
 go build -o "$bin/streams" ./bench/streams
 port=$(go run ./scripts/freeport)
