@@ -74,8 +74,15 @@ func NewSender(events *EventLog, statuses StatusUpdater, enqueuer Enqueuer, cfg 
 	return s
 }
 
+// Callback types: an agent's reply, or the end of the conversation.
+const (
+	CallbackMessageType = "message"
+	CallbackClosedType  = "conversation.closed"
+)
+
 // callbackTask is the payload of a webchat:callback task.
 type callbackTask struct {
+	Type           string          `json:"type,omitempty"` // empty: a message (tasks enqueued before closes were told)
 	Site           string          `json:"site"`
 	Visitor        string          `json:"visitor"`
 	ConversationID string          `json:"conversation_id"`
@@ -89,11 +96,12 @@ type callbackTask struct {
 // CallbackBody is what a site's callback URL receives, signed like the webhook (X-Chatgate-Timestamp,
 // X-Chatgate-Signature over "<timestamp>.<raw body>" with the site's secret).
 type CallbackBody struct {
-	Type           string          `json:"type"` // message
-	Site           string          `json:"site"`
-	Visitor        hook.Visitor    `json:"visitor"`
-	ConversationID string          `json:"conversation_id"`
-	Message        CallbackMessage `json:"message"`
+	Type           string           `json:"type"` // message or conversation.closed
+	Site           string           `json:"site"`
+	Visitor        hook.Visitor     `json:"visitor"`
+	ConversationID string           `json:"conversation_id"`
+	Message        *CallbackMessage `json:"message,omitempty"`
+	ClosedAt       *time.Time       `json:"closed_at,omitempty"`
 }
 
 // CallbackMessage is the agent's reply as the site receives it.
@@ -145,15 +153,30 @@ func (s *Sender) SendReply(ctx context.Context, conv routing.Conversation, msg r
 	return nil
 }
 
-// ConversationClosed tells the visitor of a WebChat conversation that it ended.
+// ConversationClosed tells the visitor of a WebChat conversation that it ended: on the widget's
+// stream, and for a site with a callback URL by a conversation.closed callback.
 func (s *Sender) ConversationClosed(ctx context.Context, conv routing.Conversation) {
 	if conv.Channel != hook.Channel {
 		return
 	}
-	if _, ok := s.sites[conv.EntryPoint]; !ok {
+	site, ok := s.sites[conv.EntryPoint]
+	if !ok {
 		return
 	}
-	_, err := s.events.Publish(ctx, conv.EntryPoint, conv.Contact.ID, Event{Type: EventConversationClosed, At: s.opts.Clock().UTC(),
+	at := s.opts.Clock().UTC()
+	if site.CallbackURL != "" && s.enqueuer != nil {
+		payload, err := json.Marshal(callbackTask{Type: CallbackClosedType, Site: site.ID, Visitor: conv.Contact.ID,
+			ConversationID: conv.ID, At: at})
+		if err == nil {
+			// One close per conversation: a repeated close enqueues nothing new.
+			_, err = s.enqueuer.EnqueueContext(ctx, asynq.NewTask(TypeCallback, payload), asynq.Queue(tasks.QueueReplies),
+				asynq.MaxRetry(s.opts.MaxRetry), asynq.Timeout(s.opts.Timeout+5*time.Second), asynq.TaskID("webchat-close:"+conv.ID))
+		}
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			s.opts.Logger.Warn("could not enqueue the close callback", "conversation_id", conv.ID, "err", err)
+		}
+	}
+	_, err := s.events.Publish(ctx, conv.EntryPoint, conv.Contact.ID, Event{Type: EventConversationClosed, At: at,
 		Conversation: &EventConv{ID: conv.ID}})
 	if err != nil {
 		s.opts.Logger.Warn("could not tell the visitor the conversation closed", "conversation_id", conv.ID, "err", err)
@@ -182,8 +205,13 @@ func (s *Sender) processCallback(ctx context.Context, t *asynq.Task) error {
 		s.fail(ctx, p.MessageID, 0, "the site has no callback URL any more")
 		return fmt.Errorf("webchat callback: site %q has no callback URL: %w", p.Site, asynq.SkipRetry)
 	}
-	body, err := json.Marshal(CallbackBody{Type: "message", Site: p.Site, Visitor: hook.Visitor{ID: p.Visitor},
-		ConversationID: p.ConversationID, Message: CallbackMessage{ID: p.MessageID, Kind: p.Kind, Text: p.Text, Media: p.Media, At: p.At}})
+	cb := CallbackBody{Type: CallbackMessageType, Site: p.Site, Visitor: hook.Visitor{ID: p.Visitor}, ConversationID: p.ConversationID}
+	if p.Type == CallbackClosedType {
+		cb.Type, cb.ClosedAt = CallbackClosedType, &p.At
+	} else {
+		cb.Message = &CallbackMessage{ID: p.MessageID, Kind: p.Kind, Text: p.Text, Media: p.Media, At: p.At}
+	}
+	body, err := json.Marshal(cb)
 	if err != nil {
 		return fmt.Errorf("webchat callback: %v: %w", err, asynq.SkipRetry)
 	}
@@ -204,6 +232,8 @@ func (s *Sender) processCallback(ctx context.Context, t *asynq.Task) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300 && p.MessageID == "":
+		return nil
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		if _, _, err := s.statuses.UpdateStatus(ctx, p.MessageID, routing.StatusUpdate{State: "delivered"}); err != nil && !errors.Is(err, routing.ErrNotFound) {
 			return err // the site has it; a retry posts it again, which the site dedups by message id
@@ -228,6 +258,10 @@ func (s *Sender) retryOrFail(ctx context.Context, messageID string, code int, ti
 }
 
 func (s *Sender) fail(ctx context.Context, messageID string, code int, title string) {
+	if messageID == "" { // a close callback: no message to mark
+		s.opts.Logger.Warn("a close callback was given up", "code", code, "reason", title)
+		return
+	}
 	if _, _, err := s.statuses.UpdateStatus(ctx, messageID, routing.StatusUpdate{State: "failed",
 		Error: &routing.MessageError{Code: code, Title: title}}); err != nil && !errors.Is(err, routing.ErrNotFound) {
 		s.opts.Logger.Warn("could not mark a reply failed", "message_id", messageID, "err", err)

@@ -3,6 +3,7 @@ package webchat_test
 import (
 	"context"
 	"crypto/hmac"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -461,4 +462,40 @@ func TestOpenStreamsPerVisitorAreBounded(t *testing.T) {
 		defer resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+func TestCloseIsToldToACallbackSiteOnce(t *testing.T) {
+	site := &callbackSite{status: http.StatusNoContent}
+	srv := httptest.NewServer(site)
+	defer srv.Close()
+	e := newEnv(t, envOptions{callbackURL: srv.URL, workers: true})
+	e.set("cat", presence.Online, "")
+	if r := e.webhook(simulate.WebChatMessage{Site: "hooked", VisitorID: "v-7", ID: "m-1", Text: "Oi"}, hookSecret, time.Now()); r.status != 200 {
+		t.Fatalf("webhook: got %d %v", r.status, r.body)
+	}
+	card := e.offered("cat")
+	agent := map[string]string{"Authorization": "Bearer " + agentToken(t, "cat")}
+	e.do(http.MethodPost, "/v1/cards/"+card.ID+"/accept", nil, agent)
+	if r := e.do(http.MethodPost, "/v1/cards/"+card.ID+"/close", nil, agent); r.status != http.StatusOK {
+		t.Fatalf("close: got %d %v", r.status, r.body)
+	}
+	// A second close is refused and must not tell the site twice.
+	if r := e.do(http.MethodPost, "/v1/cards/"+card.ID+"/close", nil, agent); r.status == http.StatusOK {
+		t.Fatalf("second close: got %d %v", r.status, r.body)
+	}
+	waitFor(t, "the close callback", func() bool { return site.count() == 1 })
+	time.Sleep(300 * time.Millisecond) // room for a wrongly duplicated callback to arrive
+	site.mu.Lock()
+	defer site.mu.Unlock()
+	if len(site.bodies) != 1 || site.bad != 0 {
+		t.Fatalf("callbacks: %d (unsigned %d), want exactly one signed", len(site.bodies), site.bad)
+	}
+	var got webchat.CallbackBody
+	if err := json.Unmarshal(site.bodies[0], &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != webchat.CallbackClosedType || got.Site != "hooked" || got.Visitor.ID != "v-7" ||
+		got.ConversationID != card.ConversationID || got.ClosedAt == nil || got.Message != nil {
+		t.Fatalf("close callback body: %s", site.bodies[0])
+	}
 }
