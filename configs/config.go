@@ -55,6 +55,12 @@ type HTTP struct {
 	WriteTimeout   time.Duration `yaml:"write_timeout" validate:"gte=0"`
 	IdleTimeout    time.Duration `yaml:"idle_timeout" validate:"gte=0"`
 	MaxConnections int           `yaml:"max_connections" validate:"gte=0"`
+	// TrustedProxies are the addresses (IPs or CIDRs) of the load balancers in front of the gateway;
+	// only a request from one of them has its client address read from ProxyHeader.
+	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr|ip"`
+	// ProxyHeader names the header that carries the client's address, one the proxy overwrites
+	// (X-Real-IP) rather than appends to, since a client can start an X-Forwarded-For list itself.
+	ProxyHeader string `yaml:"proxy_header" validate:"required_with=TrustedProxies,excluded_without=TrustedProxies,omitempty,max=64"`
 }
 
 // Auth configures the agents' Bearer JWTs (HS256).

@@ -131,3 +131,26 @@ func TestAgentChannelMustBeServedByItsQueues(t *testing.T) {
 		t.Fatalf("got %v, want a problem at agents[2].channels.whatsapp", err)
 	}
 }
+
+func TestProxySettingsGoTogether(t *testing.T) {
+	withHTTP := func(lines string) error {
+		raw := strings.Replace(string(Example), "  idle_timeout: 60s\n", "  idle_timeout: 60s\n"+lines, 1)
+		_, err := Parse([]byte(raw), noEnv)
+		return err
+	}
+	for _, tc := range []struct {
+		name, lines, wantPath string
+	}{
+		{"header without trusted proxies would let any client choose its address", "  proxy_header: X-Real-IP\n", "http.proxy_header"},
+		{"trusted proxies without a header", "  trusted_proxies: [\"10.0.0.0/8\"]\n", "http.proxy_header"},
+		{"not an address", "  trusted_proxies: [\"10.0.0.0/33\", \"lb.internal\"]\n  proxy_header: X-Real-IP\n", "http.trusted_proxies[0]"},
+	} {
+		err := withHTTP(tc.lines)
+		if err == nil || !strings.Contains(err.Error(), tc.wantPath) {
+			t.Errorf("%s: got %v, want an error at %s", tc.name, err, tc.wantPath)
+		}
+	}
+	if err := withHTTP("  trusted_proxies: [\"10.0.0.0/8\", \"127.0.0.1\"]\n  proxy_header: X-Real-IP\n"); err != nil {
+		t.Fatalf("valid proxy settings refused: %v", err)
+	}
+}

@@ -124,6 +124,8 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		WriteTimeout:   cfg.HTTP.WriteTimeout,
 		IdleTimeout:    cfg.HTTP.IdleTimeout,
 		MaxConnections: cfg.HTTP.MaxConnections,
+		TrustedProxies: cfg.HTTP.TrustedProxies,
+		ProxyHeader:    cfg.HTTP.ProxyHeader,
 		Ready:          g.ready,
 	})
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))

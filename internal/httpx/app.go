@@ -29,6 +29,10 @@ type Options struct {
 	IdleTimeout  time.Duration
 	// MaxConnections bounds concurrent connections, so slow clients cannot exhaust the process.
 	MaxConnections int
+	// TrustedProxies and ProxyHeader: requests from these addresses carry the client's address in
+	// ProxyHeader (what c.IP() returns, e.g. for per-IP rate limits); from anyone else it is ignored.
+	TrustedProxies []string
+	ProxyHeader    string
 	// Ready reports why the process should not receive traffic, or nil.
 	Ready func(ctx context.Context) error
 }
@@ -39,17 +43,21 @@ const requestIDLocal = "requestid"
 // the JSON error handler, /healthz and /readyz. Routes of the domain packages are added by the caller.
 func NewApp(o Options) *fiber.App {
 	app := fiber.New(fiber.Config{
-		AppName:               "chatgate",
-		DisableStartupMessage: true,
-		BodyLimit:             o.BodyLimit,
-		ReadBufferSize:        o.HeaderLimit,
-		ReadTimeout:           o.ReadTimeout,
-		WriteTimeout:          o.WriteTimeout,
-		IdleTimeout:           o.IdleTimeout,
-		Concurrency:           o.MaxConnections,
-		ErrorHandler:          ErrorHandler(o.Logger, o.Unavailable),
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		AppName:                 "chatgate",
+		DisableStartupMessage:   true,
+		BodyLimit:               o.BodyLimit,
+		ReadBufferSize:          o.HeaderLimit,
+		ReadTimeout:             o.ReadTimeout,
+		WriteTimeout:            o.WriteTimeout,
+		IdleTimeout:             o.IdleTimeout,
+		Concurrency:             o.MaxConnections,
+		ProxyHeader:             o.ProxyHeader,
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          o.TrustedProxies,
+		EnableIPValidation:      true,
+		ErrorHandler:            ErrorHandler(o.Logger, o.Unavailable),
+		JSONEncoder:             json.Marshal,
+		JSONDecoder:             json.Unmarshal,
 	})
 	app.Use(requestid.New(requestid.Config{ContextKey: requestIDLocal}))
 	// observe wraps recover so that a panic is measured and logged as the 500 it becomes.

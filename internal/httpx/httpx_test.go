@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -60,5 +62,38 @@ func TestBindJSONAnswersEachBadBody(t *testing.T) {
 		if tc.field != "" && (len(got.Error.Fields) == 0 || got.Error.Fields[0].Field != tc.field) {
 			t.Errorf("%s: fields %+v, want %q first", tc.name, got.Error.Fields, tc.field)
 		}
+	}
+}
+
+func TestClientAddressComesFromTheProxyHeaderOnlyForTrustedProxies(t *testing.T) {
+	ip := func(trusted []string, header string) string {
+		t.Helper()
+		app := NewApp(Options{Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+			TrustedProxies: trusted, ProxyHeader: "X-Real-IP"})
+		app.Get("/ip", func(c *fiber.Ctx) error { return c.SendString(c.IP()) })
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go app.Listener(ln)
+		defer app.Shutdown()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/ip", nil)
+		req.Header.Set("X-Real-IP", header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := ip([]string{"127.0.0.1"}, "203.0.113.7"); got != "203.0.113.7" {
+		t.Errorf("from a trusted proxy: got %q, want the header's address", got)
+	}
+	if got := ip([]string{"10.0.0.0/8"}, "203.0.113.7"); got != "127.0.0.1" {
+		t.Errorf("from an untrusted peer: got %q, want the peer's own address", got)
+	}
+	if got := ip([]string{"127.0.0.0/8"}, "<script>"); got != "127.0.0.1" {
+		t.Errorf("a header that is no address: got %q, want the peer's own address", got)
 	}
 }
