@@ -48,6 +48,13 @@ func exampleConfig(t *testing.T, env map[string]string) configs.Config {
 // startTestGateway wires a gateway; before may add routes before it starts serving.
 func startTestGateway(t *testing.T, cfg configs.Config, before func(*gateway)) *testGateway {
 	t.Helper()
+	return startTestGatewayOn(t, cfg, nil, before)
+}
+
+// startTestGatewayOn serves on ln (nil: a new loopback port), for a test that must know its address
+// before the configuration is read, such as a site's allowed origin.
+func startTestGatewayOn(t *testing.T, cfg configs.Config, ln net.Listener, before func(*gateway)) *testGateway {
+	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := newGateway(context.Background(), cfg, modeServe, logger)
@@ -57,9 +64,10 @@ func startTestGateway(t *testing.T, cfg configs.Config, before func(*gateway)) *
 	if before != nil {
 		before(g)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tg := &testGateway{g: g, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: logs}

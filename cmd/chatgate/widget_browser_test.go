@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/redistest"
+)
+
+// TestWidgetOnTheDemoPageInTheBrowser: the demo page's widget sends a visitor message, an agent accepts
+// the card and replies over the API, and the reply appears in the page once. Markup typed by the visitor
+// or sent by the agent shows as text and never runs.
+func TestWidgetOnTheDemoPageInTheBrowser(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	for i := range cfg.WebChat.Sites {
+		if cfg.WebChat.Sites[i].ID == "shop" {
+			cfg.WebChat.Sites[i].AllowedOrigins = append(cfg.WebChat.Sites[i].AllowedOrigins, base)
+		}
+	}
+	tg := startTestGatewayOn(t, cfg, ln, nil)
+	carla, _ := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "carla", auth.RoleAgent, time.Hour, time.Now())
+	if code, body := do(t, "PUT", tg.base+"/v1/agents/me/channels/webchat", carla, strings.NewReader(`{"state":"online"}`)); code != 200 {
+		t.Fatalf("login: %d %s", code, body)
+	}
+
+	b := newBrowser(t)
+	b.run("open the demo page", chromedp.Navigate(tg.base+"/webchat/demo"))
+	b.click("open the chat", ".cgw-toggle")
+	b.until("the chat box is open", `document.querySelector('.cgw').classList.contains('open')`)
+	const visitorText = `<script>window.__injected = 1</script><img src=x onerror="window.__injected = 2">Oi, preciso de ajuda`
+	b.type_("type a message", ".cgw-form input", visitorText)
+	b.click("send it", ".cgw-form button")
+	b.until("the visitor's message is shown as text", fmt.Sprintf(
+		`[...document.querySelectorAll('.cgw-log [data-from="visitor"]')].some(e => e.textContent === %q)`, visitorText))
+	b.shot("visitor-message")
+
+	var card struct {
+		ID             string `json:"id"`
+		ConversationID string `json:"conversation_id"`
+		Channel        string `json:"channel"`
+		State          string `json:"state"`
+	}
+	for end := time.Now().Add(10 * time.Second); card.ID == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		_, body := do(t, "GET", tg.base+"/v1/agents/me/cards", carla, nil)
+		var list struct {
+			Cards []json.RawMessage `json:"cards"`
+		}
+		if json.Unmarshal(body, &list) == nil && len(list.Cards) > 0 {
+			json.Unmarshal(list.Cards[0], &card)
+		}
+	}
+	if card.ID == "" || card.Channel != "webchat" {
+		t.Fatalf("no WebChat card offered to carla: %+v", card)
+	}
+	if code, body := do(t, "POST", tg.base+"/v1/cards/"+card.ID+"/accept", carla, nil); code != 200 {
+		t.Fatalf("accept: %d %s", code, body)
+	}
+	const agentText = `<b>Olá!</b> Como posso ajudar?`
+	reply, _ := json.Marshal(map[string]string{"text": agentText})
+	if code, body := do(t, "POST", tg.base+"/v1/conversations/"+card.ConversationID+"/messages", carla, strings.NewReader(string(reply))); code != 202 {
+		t.Fatalf("reply: %d %s", code, body)
+	}
+	b.until("the agent's reply appears in the page as text", fmt.Sprintf(
+		`[...document.querySelectorAll('.cgw-log [data-from="agent"]')].some(e => e.textContent === %q)`, agentText))
+	b.shot("agent-reply")
+
+	time.Sleep(500 * time.Millisecond) // room for a duplicate to arrive
+	if n := b.eval("count replies", `String(document.querySelectorAll('.cgw-log [data-from="agent"]').length)`); n != "1" {
+		t.Errorf("the reply is shown %s times, want once", n)
+	}
+	if got := b.eval("look for injected markup", `String(window.__injected) + ' ' + document.querySelectorAll('.cgw-log script, .cgw-log img, .cgw-log b').length`); got != "undefined 0" {
+		t.Errorf("markup from a message became part of the page: %s", got)
+	}
+}
