@@ -95,6 +95,10 @@ type Outbound struct {
 	// RecipientInterval is the minimum gap between two sends to the same customer.
 	RecipientInterval time.Duration `yaml:"recipient_interval" validate:"gte=0"`
 	SendTimeout       time.Duration `yaml:"send_timeout" validate:"gte=0"`
+	// RetryBase and RetryMax bound the backoff of a failed send: about RetryBase·2ⁿ with jitter,
+	// at most RetryMax (a provider's Retry-After wins when it gives one).
+	RetryBase time.Duration `yaml:"retry_base" validate:"gte=0"`
+	RetryMax  time.Duration `yaml:"retry_max" validate:"gte=0"`
 }
 
 // PauseReason is one entry of the pause catalogue.

@@ -158,6 +158,8 @@ func (c *Config) applyDefaults() {
 	defInt(&c.Outbound.MaxRetry, 10)
 	def(&c.Outbound.RecipientInterval, time.Second)
 	def(&c.Outbound.SendTimeout, 15*time.Second)
+	def(&c.Outbound.RetryBase, 2*time.Second)
+	def(&c.Outbound.RetryMax, 5*time.Minute)
 	for i := range c.Queues {
 		q := &c.Queues[i]
 		if q.Strategy == "" {

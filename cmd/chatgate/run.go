@@ -19,7 +19,8 @@ var version = "dev"
 const usage = `chatgate — a gateway between WhatsApp/WebChat and contact-center agents
 
 Usage:
-  chatgate serve   [--config FILE] [--listen ADDR]   HTTP server and asynq workers (default)
+  chatgate serve   [--config FILE] [--listen ADDR] [--workers=false]
+                                                    HTTP server and asynq workers (default)
   chatgate worker  [--config FILE]                   asynq workers only
   chatgate token   --agent ID [--role agent|supervisor|admin] [--ttl 12h] [--config FILE]
   chatgate config check [FILE]                       validate a configuration (exit 2 when invalid)

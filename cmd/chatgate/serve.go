@@ -29,8 +29,9 @@ import (
 type mode int
 
 const (
-	modeServe  mode = iota // HTTP API and workers
-	modeWorker             // workers, with only the operations endpoints on HTTP
+	modeServe    mode = iota // HTTP API and workers
+	modeWorker               // workers, with only the operations endpoints on HTTP
+	modeHTTPOnly             // HTTP API without workers (serve --workers=false), workers scaled apart
 )
 
 // component is a background part with a lifecycle: started after wiring, shut down in reverse order.
@@ -69,8 +70,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mo
 	fs := newFlagSet("serve", stderr)
 	configFile := fs.String("config", "", "configuration file")
 	listen := fs.String("listen", "", "address to listen on (overrides listen and CHATGATE_LISTEN)")
+	workers := true
+	if m == modeServe {
+		fs.BoolVar(&workers, "workers", true, "run the asynq workers in this process (false: HTTP only; run `chatgate worker` apart)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
+	}
+	if !workers {
+		m = modeHTTPOnly
 	}
 	cfg, path, ok := loadConfig(*configFile, stderr)
 	if !ok {
@@ -129,7 +137,8 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		Ready:          g.ready,
 	})
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
-	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: cfg.ShutdownGrace})
+	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: cfg.ShutdownGrace,
+		RetryDelay: tasks.Backoff(cfg.Outbound.RetryBase, cfg.Outbound.RetryMax)})
 	g.enqueuer = asynq.NewClientFromRedisClient(store.Client)
 	if err := g.wire(); err != nil {
 		g.close()
@@ -209,8 +218,11 @@ func (g *gateway) close() {
 }
 
 func (g *gateway) modeName() string {
-	if g.mode == modeWorker {
+	switch g.mode {
+	case modeWorker:
 		return "worker"
+	case modeHTTPOnly:
+		return "serve (no workers)"
 	}
 	return "serve"
 }

@@ -39,7 +39,10 @@ func (g *gateway) wire() error {
 	}
 	webchatSender := g.wireWebChatWorker(router)
 	// Components shut down in reverse order: sweepers, then workers, then the router they use.
-	g.components = append(g.components, router, g.tasks)
+	g.components = append(g.components, router)
+	if g.mode != modeHTTPOnly {
+		g.components = append(g.components, g.tasks)
+	}
 	if g.mode == modeWorker {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -91,6 +92,19 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		}),
 	}
 	return &Server{srv: asynq.NewServerFromRedisClient(client, cfg), mux: asynq.NewServeMux(), logger: logger}
+}
+
+// Backoff is an exponential retry delay with jitter: the n-th retry (n from 0) waits a random
+// time in [½, 1]·base·2ⁿ, at most max. asynq's default (n⁴+15 s and more) is meant for batch jobs;
+// a customer waiting on a reply wants the first retries within seconds.
+func Backoff(base, max time.Duration) asynq.RetryDelayFunc {
+	return func(n int, _ error, _ *asynq.Task) time.Duration {
+		d := max
+		if n < 40 && base<<n > 0 && base<<n < max {
+			d = base << n
+		}
+		return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	}
 }
 
 // DelayError asks for a task to run again after Delay. A deferral (Counted false: a rate limit of
