@@ -14,7 +14,7 @@ func TestBackoffDoublesWithinJitterAndStopsAtTheMaximum(t *testing.T) {
 		{0, 500 * time.Millisecond, time.Second},
 		{1, time.Second, 2 * time.Second},
 		{3, 4 * time.Second, 8 * time.Second},
-		{5, 15 * time.Second, 30 * time.Second}, // 32 s capped at 30 s
+		{5, 15 * time.Second, 30 * time.Second},  // 32 s capped at 30 s
 		{64, 15 * time.Second, 30 * time.Second}, // no overflow on a huge retry count
 	} {
 		for range 200 {
