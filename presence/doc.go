@@ -12,11 +12,12 @@
 //     paused channel lands in paused with that channel's reason. Pausing never logs a channel in.
 //   - Pausing a paused group with another reason is a transition (the old reason's time is closed);
 //     the same state and reason again is a no-op: no history entry, no counter reset, no listener call.
-//   - Only the agent itself logs in (online on an offline channel). A supervisor may log out, pause
-//     (with a reason) and resume any agent; online on an offline channel asked by anyone else is
-//     ErrLoginDenied (403 login_self_only), so nobody is made to receive cards behind their back.
-//   - Pause of an offline channel is ErrChannelOffline (409). For the agent itself "online" on an offline
-//     channel is a login, so a resume there cannot fail; for anyone else it is ErrLoginDenied.
+//   - Only the agent itself logs in (online on an offline channel), so nobody is made to receive cards
+//     behind their back. A supervisor may log out, pause (with a reason) and resume any agent.
+//   - Pause or resume of an offline channel is 409 channel_offline, as the issue asks: a pause is
+//     ErrChannelOffline; "online" asked by anyone but the agent can only be a resume, so on an offline
+//     channel it is ErrLoginDenied, answered 409 channel_offline too. For the agent itself "online" on an
+//     offline channel is a login (200): the API has one verb for login and resume.
 //   - Totals are accrued when a state is left and split at midnight UTC, into one HASH per agent whose
 //     fields start with the Unix day (so the script needs no key it was not given); fields of days
 //     older than the retention are pruned once a day. Totals adds the still-open span up to now. Spans whose end precedes their start (replica clocks a few ms apart) count as 0.
