@@ -90,7 +90,8 @@ func (s *Store) Totals(ctx context.Context, agent string, day time.Time) (Totals
 	dayStart := time.Unix(unixDay(day)*86400, 0).UTC()
 	dayEnd := dayStart.Add(24 * time.Hour)
 	pipe := s.client.Pipeline()
-	stored := pipe.HGetAll(ctx, s.keys.totals(agent, dayStart))
+	// The HASH holds every kept day (a few fields per channel and day); the day's are picked by prefix.
+	stored := pipe.HGetAll(ctx, s.keys.totals(agent))
 	state := pipe.HGetAll(ctx, s.keys.state(agent))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Totals{}, err
@@ -111,7 +112,12 @@ func (s *Store) Totals(ctx context.Context, agent string, day time.Time) (Totals
 		}
 		out.Channels[ch] = ct
 	}
+	dayPrefix := totalsField(unixDay(dayStart), "")
 	for field, v := range stored.Val() {
+		field, ok := strings.CutPrefix(field, dayPrefix)
+		if !ok {
+			continue
+		}
 		ch, rest, ok := strings.Cut(field, ":")
 		ms, err := strconv.ParseInt(v, 10, 64)
 		if ok && err == nil {

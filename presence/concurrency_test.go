@@ -25,7 +25,10 @@ import (
 func TestConcurrentTogglesAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
 	client := redistest.Client(t)
-	stores := []*Store{newTestStore(t, client, clock.Real{}), newTestStore(t, client, clock.Real{})}
+	// Each replica has its own client (own connection pool) on the same database, as two processes would.
+	other := redis.NewClient(&redis.Options{Addr: client.Options().Addr, DB: client.Options().DB})
+	t.Cleanup(func() { _ = other.Close() })
+	stores := []*Store{newTestStore(t, client, clock.Real{}), newTestStore(t, other, clock.Real{})}
 	channels := map[string][]string{"ana": {"whatsapp", "webchat"}, "sam": {"whatsapp", "webchat"}, "cid": {"a", "b", "c"}}
 	ids := []string{"ana", "sam", "cid"}
 	wants := []State{Online, Online, Offline, Paused, Paused}
@@ -140,7 +143,11 @@ func replay(t *testing.T, agent string, channels []string, hist []Change) (map[s
 				s = end
 			}
 		}
-		*st = chanState{state: c.To, reason: c.Reason, since: at, known: true}
+		reason := c.Reason
+		if c.To != Paused {
+			reason = "" // a logout's reason (disconnected) is history only, not the channel's state
+		}
+		*st = chanState{state: c.To, reason: reason, since: at, known: true}
 	}
 	out := map[string]string{}
 	for ch, st := range cur {
@@ -152,30 +159,27 @@ func replay(t *testing.T, agent string, channels []string, hist []Change) (map[s
 	return out, totals
 }
 
-// storedTotals reads every totals HASH of the agent: Unix day → field → ms.
+// storedTotals reads the agent's totals HASH: Unix day → field → ms (the prune marker left out).
 func storedTotals(t *testing.T, client *redis.Client, s *Store, agent string) map[string]map[string]int64 {
 	t.Helper()
-	ctx := context.Background()
-	prefix := s.keys.totalsPrefix(agent)
-	found, err := client.Keys(ctx, prefix+"*").Result()
+	h, err := client.HGetAll(context.Background(), s.keys.totals(agent)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]map[string]int64{}
-	for _, key := range found {
-		h, err := client.HGetAll(ctx, key).Result()
-		if err != nil {
-			t.Fatal(err)
+	for f, v := range h {
+		if f == "pruned" {
+			continue
 		}
-		day := strings.TrimPrefix(key, prefix)
-		out[day] = map[string]int64{}
-		for f, v := range h {
-			ms, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatalf("%s %s = %q is not a number of ms", key, f, v)
-			}
-			out[day][f] = ms
+		day, field, ok := strings.Cut(f, ":")
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil {
+			t.Fatalf("totals field %s = %q is not <day>:<field> → ms", f, v)
 		}
+		if out[day] == nil {
+			out[day] = map[string]int64{}
+		}
+		out[day][field] = ms
 	}
 	return out
 }

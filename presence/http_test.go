@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -143,7 +144,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"token signed elsewhere", "PUT", "/v1/agents/me/channels/whatsapp", forged, json, `{"state":"offline"}`, 401, "invalid_token"},
 		{"another agent without the role", "PUT", "/v1/agents/ana/channels/whatsapp", sam, json, `{"state":"offline"}`, 403, "forbidden"},
 		{"another agent's presence", "GET", "/v1/agents/ana/presence", sam, "", "", 403, "forbidden"},
-		{"supervisor logging someone in", "PUT", "/v1/agents/ana/channels/webchat", sup, json, `{"state":"online"}`, 403, "login_self_only"},
+		{"supervisor resuming an offline channel", "PUT", "/v1/agents/ana/channels/webchat", sup, json, `{"state":"online"}`, 409, "channel_offline"},
 		{"agent list without the role", "GET", "/v1/agents", ana, "", "", 403, "role_required"},
 		{"bad totals day", "GET", "/v1/agents/me/presence/totals?day=yesterday", ana, "", "", 400, "invalid_day"},
 		{"empty body", "PUT", "/v1/agents/me/channels/whatsapp", ana, json, ``, 400, "invalid_json"},
@@ -224,5 +225,127 @@ func TestSupervisorOverHTTP(t *testing.T) {
 		if _, ok := channels["whatsapp"]; status != 200 || !ok {
 			t.Errorf("totals: got %d %v", status, body)
 		}
+	}
+}
+
+// sinceOf reads a channel's since from a presence body.
+func sinceOf(t *testing.T, presence any, channel string) string {
+	t.Helper()
+	p, _ := presence.(map[string]any)
+	chans, _ := p["channels"].([]any)
+	for _, c := range chans {
+		if m := c.(map[string]any); m["channel"] == channel {
+			s, _ := m["since"].(string)
+			return s
+		}
+	}
+	t.Fatalf("no channel %s in %v", channel, presence)
+	return ""
+}
+
+func historyLen(t *testing.T, app *fiber.App, tok string) int {
+	t.Helper()
+	status, body := call(t, app, "GET", "/v1/agents/ana/presence/history", tok, "", "")
+	changes, ok := body["changes"].([]any)
+	if status != 200 || !ok {
+		t.Fatalf("history: got %d %v", status, body)
+	}
+	return len(changes)
+}
+
+// TestSameStateTwiceOverHTTP: repeating a login or a pause (same reason) minutes later is a 200 with
+// no changes; since stays at the first transition and the history does not grow.
+func TestSameStateTwiceOverHTTP(t *testing.T) {
+	clk := clock.NewFake(t0)
+	s := newTestStore(t, redistest.Client(t), clk)
+	app := newTestAPI(t, s)
+	ana := token(t, "ana", auth.RoleAgent, time.Hour)
+	const json = "application/json"
+	for _, step := range []struct{ name, body, since string }{
+		{"login", `{"state":"online"}`, t0.Format(time.RFC3339)},
+		{"pause", `{"state":"paused","reason":"lunch"}`, t0.Add(10 * time.Minute).Format(time.RFC3339)},
+	} {
+		status, body := call(t, app, "PUT", "/v1/agents/me/channels/whatsapp", ana, json, step.body)
+		if status != 200 || len(body["changes"].([]any)) == 0 || sinceOf(t, body["presence"], "whatsapp") != step.since {
+			t.Fatalf("%s: got %d %v, want a change since %s", step.name, status, body, step.since)
+		}
+		hist := historyLen(t, app, ana)
+		clk.Advance(5 * time.Minute)
+		status, body = call(t, app, "PUT", "/v1/agents/me/channels/whatsapp", ana, json, step.body)
+		if status != 200 || len(body["changes"].([]any)) != 0 {
+			t.Errorf("%s again: got %d %v, want 200 with no changes", step.name, status, body["changes"])
+		}
+		if got := sinceOf(t, body["presence"], "whatsapp"); got != step.since {
+			t.Errorf("%s again: since %s, want unchanged %s", step.name, got, step.since)
+		}
+		_, body = call(t, app, "GET", "/v1/agents/me/presence", ana, "", "")
+		if got := sinceOf(t, body, "whatsapp"); got != step.since {
+			t.Errorf("%s again: GET presence since %s, want unchanged %s", step.name, got, step.since)
+		}
+		if got := historyLen(t, app, ana); got != hist {
+			t.Errorf("%s again: history has %d entries, want %d (no second transition)", step.name, got, hist)
+		}
+		clk.Advance(5 * time.Minute)
+	}
+}
+
+// TestHeartbeatOverHTTPKeepsTheReaperAway: with a one-minute grace, an agent whose client posts a
+// heartbeat is not logged out 70 s after login; once it stays silent past the grace, it is.
+func TestHeartbeatOverHTTPKeepsTheReaperAway(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(t0)
+	s := newTestStore(t, redistest.Client(t), clk)
+	app := newTestAPI(t, s)
+	reaper := NewReaper(s, time.Second, time.Minute)
+	ana := token(t, "ana", auth.RoleAgent, time.Hour)
+	if status, body := call(t, app, "PUT", "/v1/agents/me/channels/whatsapp", ana, "application/json", `{"state":"online"}`); status != 200 {
+		t.Fatalf("login: got %d %v", status, body)
+	}
+	clk.Advance(50 * time.Second)
+	if status, _ := call(t, app, "POST", "/v1/agents/me/heartbeat", ana, "", ""); status != 204 {
+		t.Fatalf("heartbeat: got %d, want 204", status)
+	}
+	clk.Advance(20 * time.Second) // 70 s after login, 20 s after the heartbeat
+	if n, err := reaper.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep after a heartbeat: got %d, %v; want nobody logged out", n, err)
+	}
+	if _, body := call(t, app, "GET", "/v1/agents/me/presence", ana, "", ""); body["status"] != "online" {
+		t.Errorf("after the sweep: status %v, want online", body["status"])
+	}
+	clk.Advance(41 * time.Second) // 61 s since the heartbeat
+	if n, err := reaper.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep after 61 s of silence: got %d, %v; want ana logged out", n, err)
+	}
+	if _, body := call(t, app, "GET", "/v1/agents/me/presence", ana, "", ""); body["status"] != "offline" {
+		t.Errorf("after the silence: status %v, want offline", body["status"])
+	}
+}
+
+// TestResumeOfAnOfflineChannel: a supervisor's resume (online) of an offline channel is 409
+// channel_offline and stores nothing; the same on a paused channel resumes it; the agent's own
+// online on an offline channel is its login.
+func TestResumeOfAnOfflineChannel(t *testing.T) {
+	client := redistest.Client(t)
+	s := newTestStore(t, client, clock.NewFake(t0))
+	app := newTestAPI(t, s)
+	sam := token(t, "sam", auth.RoleAgent, time.Hour)
+	sup := token(t, "sue", auth.RoleSupervisor, time.Hour)
+	const json = "application/json"
+	before := redistest.Snapshot(t, client)
+	if status, body := call(t, app, "PUT", "/v1/agents/sam/channels/whatsapp", sup, json, `{"state":"online"}`); status != 409 || code(body) != "channel_offline" {
+		t.Errorf("supervisor resume of an offline channel: got %d %v, want 409 channel_offline", status, body)
+	}
+	if redistest.Snapshot(t, client) != before {
+		t.Errorf("the refused resume changed the store")
+	}
+	call(t, app, "PUT", "/v1/agents/me/channels/whatsapp", sam, json, `{"state":"online"}`)
+	call(t, app, "PUT", "/v1/agents/sam/channels/whatsapp", sup, json, `{"state":"paused","reason":"training"}`)
+	status, body := call(t, app, "PUT", "/v1/agents/sam/channels/whatsapp", sup, json, `{"state":"online"}`)
+	if status != 200 || body["presence"].(map[string]any)["status"] != "online" {
+		t.Errorf("supervisor resume of a paused channel: got %d %v, want 200 online", status, body)
+	}
+	status, body = call(t, app, "PUT", "/v1/agents/me/channels/webchat", sam, json, `{"state":"online"}`)
+	if status != 200 || len(body["changes"].([]any)) != 1 {
+		t.Errorf("the agent's own online on an offline channel: got %d %v, want its login", status, body)
 	}
 }

@@ -88,7 +88,8 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 			s.client.ZRem(ctx, s.keys.seen(), agent)
 			continue
 		}
-		res, err := s.run(ctx, agent, t, "", "logout_all", "", BySystem, CauseDisconnected, false, strconv.FormatInt(cutoff, 10))
+		// The history's reason says why the agent left, as a pause's says why it paused.
+		res, err := s.run(ctx, agent, t, "", "logout_all", ReasonDisconnected, BySystem, CauseDisconnected, false, strconv.FormatInt(cutoff, 10))
 		if err != nil {
 			return n, err
 		}

@@ -6,13 +6,17 @@ import "github.com/redis/go-redis/v9"
 // rest of its channel group, atomically: two replicas toggling the same agent cannot leave a group
 // half paused or lose a counter.
 //
-// KEYS[1] state HASH, KEYS[2] history STREAM, KEYS[3] seen ZSET
+// KEYS[1] state HASH, KEYS[2] history STREAM, KEYS[3] seen ZSET, KEYS[4] totals HASH
 // ARGV[1] now (Unix ms)      ARGV[2] agent        ARGV[3] channel   ARGV[4] want: online|offline|paused|logout_all
-// ARGV[5] reason             ARGV[6] by           ARGV[7] cause     ARGV[8] totals key prefix (same hash tag)
+// ARGV[5] reason (of a pause; of a logout_all, recorded in the history only)
+// ARGV[6] by                 ARGV[7] cause        ARGV[8] first Unix day the totals keep (older fields are pruned)
 // ARGV[9] totals TTL (s)     ARGV[10] history MINID (ms)            ARGV[11] allow login: 1|0
 // ARGV[12] reaper cutoff (ms, or "" when not reaping)
 // ARGV[13] n = size of the channel's group, ARGV[14..13+n] the group (the channel included),
 // then m = number of the agent's enabled channels, and those channels.
+//
+// Totals fields are <Unix day>:<channel>:online and <Unix day>:<channel>:paused:<reason> (ms), plus
+// "pruned" → the last day a prune ran, so old days are swept once a day, not at every transition.
 //
 // Returns {"ok", changes, state} where changes = {{channel, from, to, reason}, …} and state is the
 // HGETALL of the state HASH after the change; or {"channel_offline"} (pause of an offline channel),
@@ -20,7 +24,7 @@ import "github.com/redis/go-redis/v9"
 var transitionScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local agent, ch, want, reason, by, cause = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local prefix, ttl, minid = ARGV[8], ARGV[9], ARGV[10]
+local keepDay, ttl, minid = tonumber(ARGV[8]), ARGV[9], ARGV[10]
 local n = tonumber(ARGV[13])
 local group = {}
 for i = 1, n do group[i] = ARGV[13 + i] end
@@ -31,6 +35,7 @@ for i = 1, m do all[i] = ARGV[14 + n + i] end
 local function state(c) return redis.call('HGET', KEYS[1], c) or 'offline' end
 
 -- accrue adds the time spent in a state to per-day totals, split at UTC midnight.
+local accrued = false
 local function accrue(c, st, why, since)
   if st == 'offline' or not since then return end
   local field = c .. ':online'
@@ -39,22 +44,37 @@ local function accrue(c, st, why, since)
   while s < now do
     local day = math.floor(s / 86400000)
     local e = math.min((day + 1) * 86400000, now)
-    local key = prefix .. string.format('%d', day)
-    redis.call('HINCRBY', key, field, string.format('%d', e - s))
-    redis.call('EXPIRE', key, ttl)
+    redis.call('HINCRBY', KEYS[4], string.format('%d', day) .. ':' .. field, string.format('%d', e - s))
+    accrued = true
     s = e
   end
 end
 
+-- prune drops days older than the retention, at most once per day of the gateway's clock.
+local function prune()
+  local today = math.floor(now / 86400000)
+  if tonumber(redis.call('HGET', KEYS[4], 'pruned') or '-1') >= today then return end
+  local old = {}
+  for _, f in ipairs(redis.call('HKEYS', KEYS[4])) do
+    local day = tonumber(string.match(f, '^(%d+):'))
+    if day and day < keepDay then table.insert(old, f) end
+  end
+  for i = 1, #old, 1000 do redis.call('HDEL', KEYS[4], unpack(old, i, math.min(i + 999, #old))) end
+  redis.call('HSET', KEYS[4], 'pruned', string.format('%d', today))
+end
+
 local changes = {}
-local function set(c, to, why)
+-- set moves c to (to, why); logged is the reason the history and the change carry (why, or for a
+-- logout the reason of the logout, which is not a state of the channel).
+local function set(c, to, why, logged)
+  logged = logged or why
   local from = state(c)
   local oldWhy = redis.call('HGET', KEYS[1], c .. ':reason') or ''
   if from == to and oldWhy == why then return end
   accrue(c, from, oldWhy, tonumber(redis.call('HGET', KEYS[1], c .. ':since') or ''))
   redis.call('HSET', KEYS[1], c, to, c .. ':since', ARGV[1], c .. ':reason', why)
-  redis.call('XADD', KEYS[2], '*', 'channel', c, 'from', from, 'to', to, 'reason', why, 'by', by, 'cause', cause, 'at', ARGV[1])
-  table.insert(changes, {c, from, to, why})
+  redis.call('XADD', KEYS[2], '*', 'channel', c, 'from', from, 'to', to, 'reason', logged, 'by', by, 'cause', cause, 'at', ARGV[1])
+  table.insert(changes, {c, from, to, logged})
 end
 
 local cur = state(ch)
@@ -87,7 +107,7 @@ elseif want == 'logout_all' then
     local seen = redis.call('ZSCORE', KEYS[3], agent)
     if seen and tonumber(seen) > tonumber(ARGV[12]) then return {'skipped'} end
   end
-  for _, c in ipairs(all) do set(c, 'offline', '') end
+  for _, c in ipairs(all) do set(c, 'offline', '', reason) end
 end
 
 local logged = false
@@ -96,6 +116,10 @@ for _, c in ipairs(all) do
 end
 if not logged then redis.call('ZREM', KEYS[3], agent) end
 if #changes > 0 then redis.call('XTRIM', KEYS[2], 'MINID', '~', minid) end
+if accrued then
+  prune()
+  redis.call('EXPIRE', KEYS[4], ttl)
+end
 return {'ok', changes, redis.call('HGETALL', KEYS[1])}
 `)
 

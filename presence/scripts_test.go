@@ -27,7 +27,7 @@ func TestTransitionScriptRawState(t *testing.T) {
 		stateKey  = "cg:{t}:presence:sam"
 		histKey   = "cg:{t}:presence:history:sam"
 		seenKey   = "cg:{t}:presence:seen"
-		totalsKey = "cg:{t}:presence:totals:sam:20782" // 2026-11-25 is Unix day 20782
+		totalsKey = "cg:{t}:presence:totals:sam"
 	)
 	ms := func(d time.Duration) string { return strconv.FormatInt(t0.Add(d).UnixMilli(), 10) }
 
@@ -46,11 +46,17 @@ func TestTransitionScriptRawState(t *testing.T) {
 		t.Errorf("state HASH: got %s, want %s", got, want)
 	}
 	if got, want := fmt.Sprint(client.HGetAll(ctx, totalsKey).Val()),
-		fmt.Sprint(map[string]string{"whatsapp:online": "660000", "whatsapp:paused:lunch": "300000"}); got != want {
+		// 2026-11-25 is Unix day 20782; "pruned" records that the day's prune of old days ran.
+		fmt.Sprint(map[string]string{"20782:whatsapp:online": "660000", "20782:whatsapp:paused:lunch": "300000", "pruned": "20782"}); got != want {
 		t.Errorf("totals HASH: got %s, want %s", got, want)
 	}
 	if ttl := client.TTL(ctx, totalsKey).Val(); ttl <= 29*24*time.Hour || ttl > 30*24*time.Hour {
 		t.Errorf("totals TTL: got %v, want the history retention (30 days)", ttl)
+	}
+	// Every key the script wrote is one of the KEYS it was given (the seen ZSET is gone: nobody is logged in).
+	if got := fmt.Sprint(client.Keys(ctx, "*").Val()); len(client.Keys(ctx, "*").Val()) != 3 ||
+		client.Exists(ctx, stateKey, histKey, totalsKey).Val() != 3 {
+		t.Errorf("keys after the transitions: got %s, want exactly the state, history and totals keys", got)
 	}
 	if n := client.Exists(ctx, seenKey).Val(); n != 0 {
 		t.Errorf("last-seen set still exists after the only channel logged out")
@@ -69,6 +75,47 @@ func TestTransitionScriptRawState(t *testing.T) {
 		if got := fmt.Sprint(e.Values); got != fmt.Sprint(want[i]) {
 			t.Errorf("history entry %d: got %s, want %s", i, got, fmt.Sprint(want[i]))
 		}
+	}
+}
+
+// TestTotalsPrunedByRetention: the days a transition accrues go into the one totals HASH passed in
+// KEYS; fields of days older than the retention (30 days) are dropped once the day changes, and a
+// day inside the retention stays.
+func TestTotalsPrunedByRetention(t *testing.T) {
+	ctx := context.Background()
+	client := redistest.Client(t)
+	clk := clock.NewFake(t0)
+	s := newTestStore(t, client, clk)
+	const totalsKey = "cg:{t}:presence:totals:sam"
+	day0 := unixDay(t0)
+	mustSet(t, s, "sam", "whatsapp", Online, "")
+	clk.Advance(time.Hour)
+	mustSet(t, s, "sam", "whatsapp", Offline, "")
+	clk.Advance(10 * 24 * time.Hour) // day0+10: inside the retention
+	mustSet(t, s, "sam", "webchat", Online, "")
+	clk.Advance(time.Minute)
+	mustSet(t, s, "sam", "webchat", Offline, "")
+	want := map[string]string{totalsField(day0, "whatsapp:online"): "3600000", totalsField(day0+10, "webchat:online"): "60000",
+		"pruned": strconv.FormatInt(day0+10, 10)}
+	if got := client.HGetAll(ctx, totalsKey).Val(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("totals after 10 days: got %v, want %v", got, want)
+	}
+	clk.Advance(25 * 24 * time.Hour) // day0+35: day0 is older than 30 days, day0+10 is not
+	mustSet(t, s, "sam", "webchat", Online, "")
+	clk.Advance(time.Minute)
+	mustSet(t, s, "sam", "webchat", Offline, "")
+	want = map[string]string{totalsField(day0+10, "webchat:online"): "60000", totalsField(day0+35, "webchat:online"): "60000",
+		"pruned": strconv.FormatInt(day0+35, 10)}
+	if got := client.HGetAll(ctx, totalsKey).Val(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("totals after 35 days: got %v, want day0 pruned: %v", got, want)
+	}
+	if ttl := client.TTL(ctx, totalsKey).Val(); ttl <= 29*24*time.Hour || ttl > 30*24*time.Hour {
+		t.Errorf("totals TTL: got %v, want the retention (30 days)", ttl)
+	}
+	// The report still reads the kept day out of the one HASH.
+	tot, err := s.Totals(ctx, "sam", t0.Add(10*24*time.Hour))
+	if err != nil || tot.Channels["webchat"].OnlineSeconds != 60 || tot.Channels["whatsapp"].OnlineSeconds != 0 {
+		t.Errorf("Totals of day0+10: got %+v, %v; want webchat 60s, whatsapp 0", tot, err)
 	}
 }
 

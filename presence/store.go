@@ -37,6 +37,10 @@ const (
 	BySystem          = "system"
 )
 
+// ReasonDisconnected is the history reason of the reaper's logouts (a reason of leaving, not a pause
+// reason: the channel's stored state is offline without a reason).
+const ReasonDisconnected = "disconnected"
+
 // DefaultHistoryRetention keeps history and totals when neither Options nor the configuration say.
 const DefaultHistoryRetention = 90 * 24 * time.Hour
 
@@ -219,7 +223,7 @@ func (s *Store) run(ctx context.Context, agent string, t *agentTopology, channel
 	if allowLogin {
 		allow = "1"
 	}
-	args = append(args, now.UnixMilli(), agent, channel, want, reason, by, cause, s.keys.totalsPrefix(agent),
+	args = append(args, now.UnixMilli(), agent, channel, want, reason, by, cause, unixDay(now.Add(-s.retention)),
 		int64(s.retention/time.Second), now.Add(-s.retention).UnixMilli(), allow, cutoff, len(group))
 	for _, g := range group {
 		args = append(args, g)
@@ -228,7 +232,7 @@ func (s *Store) run(ctx context.Context, agent string, t *agentTopology, channel
 	for _, c := range t.channels {
 		args = append(args, c)
 	}
-	res, err := transitionScript.Run(ctx, s.client, []string{s.keys.state(agent), s.keys.history(agent), s.keys.seen()}, args...).Slice()
+	res, err := transitionScript.Run(ctx, s.client, []string{s.keys.state(agent), s.keys.history(agent), s.keys.seen(), s.keys.totals(agent)}, args...).Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("presence transition: %w", err)
 	}

@@ -309,8 +309,16 @@ func TestReaperLogsOutSilentAgents(t *testing.T) {
 	wantStates(t, s, "ana", map[string]string{"whatsapp": "offline"})
 	wantStates(t, s, "sam", map[string]string{"webchat": "online"})
 	hist, _ := s.History(ctx, "ana", t0, clk.Now())
-	if last := hist[len(hist)-1]; last.Cause != CauseDisconnected || last.By != BySystem {
-		t.Errorf("last history entry: got %+v, want cause disconnected by system", last)
+	if last := hist[len(hist)-1]; last.Reason != "disconnected" || last.Cause != CauseDisconnected || last.By != BySystem || last.To != Offline {
+		t.Errorf("last history entry: got %+v, want offline with reason disconnected by system", last)
+	}
+	// The raw entry, as a report reads it; the channel's stored state keeps no reason.
+	raw := s.client.XRevRangeN(ctx, "cg:{t}:presence:history:ana", "+", "-", 1).Val()
+	if len(raw) != 1 || raw[0].Values["reason"] != "disconnected" || raw[0].Values["to"] != "offline" {
+		t.Errorf("raw history entry: got %v, want to=offline reason=disconnected", raw)
+	}
+	if r := s.client.HGet(ctx, "cg:{t}:presence:ana", "whatsapp:reason").Val(); r != "" {
+		t.Errorf("stored reason of the logged-out channel: got %q, want none", r)
 	}
 	// A heartbeat after the logout does not log ana back in.
 	if err := s.Heartbeat(ctx, "ana"); err != nil {
@@ -320,8 +328,8 @@ func TestReaperLogsOutSilentAgents(t *testing.T) {
 	if n, _ := r.Sweep(ctx); n != 0 {
 		t.Errorf("second sweep logged out %d agents, want 0", n)
 	}
-	if got := rec.changes[len(rec.changes)-1]; got.Agent != "ana" || got.To != Offline {
-		t.Errorf("listener's last change: got %+v, want ana offline", got)
+	if got := rec.changes[len(rec.changes)-1]; got.Agent != "ana" || got.To != Offline || got.Reason != "disconnected" {
+		t.Errorf("listener's last change: got %+v, want ana offline, reason disconnected", got)
 	}
 }
 

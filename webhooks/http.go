@@ -125,22 +125,28 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ignored"})
 	}
 	ctx := c.UserContext()
-	inbound := make([]routing.Inbound, 0, len(n.Messages))
+	var res routing.DeliverResult
 	for _, m := range n.Messages {
 		if _, ok := h.router.QueueFor(m.Channel, m.EntryPoint); !ok {
 			h.metrics.unrouted.WithLabelValues(h.name).Inc()
 			h.logger.Warn("message for an entry point not in the configuration; not routed", "entry_point", m.EntryPoint, "message_id", m.ID)
 			continue
 		}
-		h.metrics.messages.WithLabelValues(h.name, m.Kind).Inc()
-		inbound = append(inbound, toInbound(m))
+		if m.Unrecognized {
+			h.logger.Warn("message of an unknown kind; recorded with its raw JSON", "kind", m.Kind, "message_id", m.ID, "raw", truncate(m.Raw))
+		}
+		// One message per Deliver, so a kind is counted once it is recorded: not for a duplicate, nor
+		// for a 503 and again for its retry.
+		r, err := h.router.Deliver(ctx, []routing.Inbound{toInbound(m)})
+		if err != nil {
+			h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
+			return err
+		}
+		res.Recorded += r.Recorded
+		res.Duplicates += r.Duplicates
+		h.metrics.messages.WithLabelValues(h.name, m.Kind).Add(float64(r.Recorded))
+		h.metrics.duplicates.WithLabelValues(h.name).Add(float64(r.Duplicates))
 	}
-	res, err := h.router.Deliver(ctx, inbound)
-	if err != nil {
-		h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
-		return err
-	}
-	h.metrics.duplicates.WithLabelValues(h.name).Add(float64(res.Duplicates))
 	statuses := 0
 	for _, s := range n.Statuses {
 		u := routing.StatusUpdate{State: s.State, At: s.At}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -38,22 +39,103 @@ func testConfig() *configs.Config {
 	}
 }
 
-// server runs the WhatsApp webhook on a real listener with a real router on client.
-func server(t testing.TB, client redis.UniversalClient) (string, *routing.Router) {
+// testServer is the WhatsApp webhook on a real listener with a real router, its metrics registry and
+// the log lines everything wrote.
+type testServer struct {
+	url    string
+	router *routing.Router
+	reg    *prometheus.Registry
+	logs   *logBuffer
+}
+
+// start runs the webhook with the app secret and, when not empty, a previous one (rotation).
+func start(t testing.TB, client redis.UniversalClient, previousSecret string) *testServer {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	app := httpx.NewApp(httpx.Options{Logger: logger, Registerer: reg, Unavailable: redisx.IsUnavailable, BodyLimit: 64 << 10})
 	router := routing.NewRouter(client, keyspace.New("t"), testConfig(), routing.Options{Clock: clock.Real{}, Logger: logger})
 	t.Cleanup(router.Shutdown)
-	webhooks.NewHandler("whatsapp", whatsapp.New(appSecret, "", "verify-token"), router, logger, webhooks.NewMetrics(reg)).Register(app)
+	webhooks.NewHandler("whatsapp", whatsapp.New(appSecret, previousSecret, "verify-token"), router, logger, webhooks.NewMetrics(reg)).Register(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.Shutdown() })
-	return "http://" + ln.Addr().String(), router
+	return &testServer{url: "http://" + ln.Addr().String(), router: router, reg: reg, logs: logs}
+}
+
+// server is start without a previous secret.
+func server(t testing.TB, client redis.UniversalClient) (string, *routing.Router) {
+	t.Helper()
+	s := start(t, client, "")
+	return s.url, s.router
+}
+
+// logBuffer collects JSON log lines from concurrent writers.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// find returns the log records whose msg contains msg.
+func (b *logBuffer) find(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(b.buf.Bytes(), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		if m, _ := rec["msg"].(string); strings.Contains(m, msg) {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// metric reads a counter (or a histogram's sample count) with exactly these labels from the registry;
+// 0 when the series does not exist.
+func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue series
+				}
+			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount())
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func post(t *testing.T, url string, body []byte, headers map[string]string) (int, string) {
@@ -220,5 +302,203 @@ func TestRedisDownAnswers503(t *testing.T) {
 	srv.Start(t)
 	if status, resp = post(t, url, body, signed(body)); status != 200 || !strings.Contains(resp, `"recorded":1`) {
 		t.Fatalf("after Redis returned: got %d %s, want the retried message recorded", status, resp)
+	}
+}
+
+// TestMetricsCountWhatHappened reads the registry after each kind of request: notifications by
+// outcome, messages by kind (recorded ones only), duplicates, signature failures, unrouted messages
+// and the intake latency's sample count.
+func TestMetricsCountWhatHappened(t *testing.T) {
+	srv := start(t, redistest.Client(t), "")
+	wa := map[string]string{"provider": "whatsapp"}
+	outcome := func(o string) map[string]string { return map[string]string{"provider": "whatsapp", "outcome": o} }
+	kind := func(k string) map[string]string { return map[string]string{"provider": "whatsapp", "kind": k} }
+	text := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Text: "hi"})
+	unrouted := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "555", From: "+5511999990002", Text: "hi"})
+	steps := []struct {
+		name    string
+		body    []byte
+		headers map[string]string
+		status  int
+	}{
+		{"a text", text, signed(text), 200},
+		{"the text redelivered", text, signed(text), 200},
+		{"a wrong signature", text, map[string]string{"X-Hub-Signature-256": simulate.SignWhatsApp(text, "other")}, 401},
+		{"no signature", text, nil, 401},
+		{"an unrouted phone_number_id", unrouted, signed(unrouted), 200},
+	}
+	for _, st := range steps {
+		if status, body := post(t, srv.url, st.body, st.headers); status != st.status {
+			t.Fatalf("%s: got %d %s, want %d", st.name, status, body, st.status)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"accepted notifications", "chatgate_webhook_notifications_total", outcome("ok"), 3},
+		{"refused for their signature", "chatgate_webhook_notifications_total", outcome("bad_signature"), 2},
+		{"text messages (the redelivery not counted)", "chatgate_webhook_messages_total", kind("text"), 1},
+		{"duplicates", "chatgate_webhook_duplicates_total", wa, 1},
+		{"signature failures", "chatgate_webhook_signature_failures_total", wa, 2},
+		{"unrouted", "chatgate_webhook_unrouted_total", wa, 1},
+		{"intake latency samples (accepted requests)", "chatgate_webhook_intake_seconds", wa, 3},
+	} {
+		if got := metric(t, srv.reg, c.metric, c.labels); got != c.want {
+			t.Errorf("%s: %s%v = %v, want %v", c.name, c.metric, c.labels, got, c.want)
+		}
+	}
+}
+
+// TestKindCountedOnceRecorded: a message answered 503 (Redis down) and recorded on Meta's retry is
+// counted once, for the retry.
+func TestKindCountedOnceRecorded(t *testing.T) {
+	redisSrv := redistest.StartServer(t)
+	client := redis.NewClient(&redis.Options{Addr: redisSrv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer client.Close()
+	srv := start(t, client, "")
+	text := map[string]string{"provider": "whatsapp", "kind": "text"}
+	body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Text: "hi"})
+	redisSrv.Stop(t)
+	if status, resp := post(t, srv.url, body, signed(body)); status != 503 {
+		t.Fatalf("with Redis down: got %d %s, want 503", status, resp)
+	}
+	if got := metric(t, srv.reg, "chatgate_webhook_messages_total", text); got != 0 {
+		t.Errorf("text messages after the 503: got %v, want 0 (nothing recorded)", got)
+	}
+	if got := metric(t, srv.reg, "chatgate_webhook_notifications_total", map[string]string{"provider": "whatsapp", "outcome": "unavailable"}); got != 1 {
+		t.Errorf("unavailable notifications: got %v, want 1", got)
+	}
+	redisSrv.Start(t)
+	if status, resp := post(t, srv.url, body, signed(body)); status != 200 || !strings.Contains(resp, `"recorded":1`) {
+		t.Fatalf("the retry: got %d %s, want recorded", status, resp)
+	}
+	if got := metric(t, srv.reg, "chatgate_webhook_messages_total", text); got != 1 {
+		t.Errorf("text messages after the retry: got %v, want 1", got)
+	}
+}
+
+// TestPreviousSecretOverHTTP: during a rotation a body signed with the previous secret is accepted
+// and recorded like one signed with the current secret; any other secret is still 401.
+func TestPreviousSecretOverHTTP(t *testing.T) {
+	client := redistest.Client(t)
+	srv := start(t, client, "old-secret")
+	ctx := context.Background()
+	for i, secret := range []string{"old-secret", appSecret} {
+		body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Text: "hi " + secret})
+		status, resp := post(t, srv.url, body, map[string]string{"X-Hub-Signature-256": simulate.SignWhatsApp(body, secret)})
+		if status != 200 || !strings.Contains(resp, `"recorded":1`) {
+			t.Errorf("signed with %s: got %d %s, want 200 recorded", secret, status, resp)
+		}
+		if n := len(client.Keys(ctx, "cg:{t}:pmsg:*").Val()); n != i+1 {
+			t.Errorf("signed with %s: %d messages recorded in all, want %d", secret, n, i+1)
+		}
+	}
+	body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Text: "forged"})
+	before := redistest.Snapshot(t, client)
+	status, resp := post(t, srv.url, body, map[string]string{"X-Hub-Signature-256": simulate.SignWhatsApp(body, "older-secret")})
+	if status != 401 || errCode(resp) != "invalid_signature" {
+		t.Errorf("signed with neither secret: got %d %s, want 401 invalid_signature", status, resp)
+	}
+	if redistest.Snapshot(t, client) != before {
+		t.Errorf("the refused request recorded something")
+	}
+}
+
+// TestFailedStatusOverHTTP: a signed `failed` status with errors[] is stored with its code and title
+// and is final (a later `delivered` does not overwrite it), and the agent's event log gets one
+// message.status event for it.
+func TestFailedStatusOverHTTP(t *testing.T) {
+	client := redistest.Client(t)
+	url, router := server(t, client)
+	ctx := context.Background()
+	in := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Text: "hi"})
+	post(t, url, in, signed(in))
+	convID := client.Get(ctx, client.Keys(ctx, "cg:{t}:convopen:*").Val()[0]).Val()
+	m, err := router.RecordOutbound(ctx, convID, "ana", "text", "hello", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := router.UpdateStatus(ctx, m.ID, routing.StatusUpdate{State: "sent", ProviderMessageID: "wamid.OUT2"}); err != nil {
+		t.Fatal(err)
+	}
+	events := routing.NewStreamLog(client, keyspace.New("t"), 0)
+	before, err := events.Since(ctx, "ana", "0", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		status   string
+		statuses string // the receipt's count of statuses that changed something
+	}{{"failed", `"statuses":1`}, {"delivered", `"statuses":0`}} {
+		body := simulate.WhatsAppStatusNotification(simulate.WhatsAppStatus{PhoneNumberID: "100200300", MessageID: "wamid.OUT2",
+			Status: st.status, RecipientID: "+5511999990001", ErrorCode: 131026, ErrorTitle: "Message undeliverable"})
+		if status, resp := post(t, url, body, signed(body)); status != 200 || !strings.Contains(resp, st.statuses) {
+			t.Fatalf("status %s: got %d %s, want 200 with %s", st.status, status, resp, st.statuses)
+		}
+	}
+	h := client.HGetAll(ctx, "cg:{t}:msg:"+m.ID).Val()
+	if h["status"] != "failed" || h["error_code"] != "131026" || h["error_title"] != "Message undeliverable" {
+		t.Errorf("stored message: status %q error %q %q, want failed 131026 \"Message undeliverable\"", h["status"], h["error_code"], h["error_title"])
+	}
+	after, err := events.Since(ctx, "ana", "0", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []routing.Message
+	for _, ev := range after[len(before):] {
+		if ev.Type != routing.EventMessageStatus {
+			continue
+		}
+		raw, _ := json.Marshal(ev.Message)
+		var msg routing.Message
+		if err := json.Unmarshal(raw, &msg); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, msg)
+	}
+	if len(got) != 1 || got[0].ID != m.ID || got[0].Status != "failed" || got[0].Error == nil ||
+		got[0].Error.Code != 131026 || got[0].Error.Title != "Message undeliverable" {
+		t.Errorf("message.status events in ana's log after the webhooks: got %+v, want one: failed 131026", got)
+	}
+}
+
+// TestUnreadBodiesAreLogged: invalid JSON, a payload that is not understood and a message of an
+// unknown kind are logged with their body, long digit runs (phone numbers) masked.
+func TestUnreadBodiesAreLogged(t *testing.T) {
+	srv := start(t, redistest.Client(t), "")
+	future, err := os.ReadFile("whatsapp/testdata/future_kind.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notJSON := []byte(`{"object":"whatsapp_business_account","from":"5511999990001",`)
+	weird := []byte(`{"object":"whatsapp_business_account","entry":"5511999990001"}`)
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		status int
+		msg    string // the log line's message
+		attr   string // the attribute quoting the body
+	}{
+		{"invalid JSON", notJSON, 400, "signed request with invalid JSON", "body"},
+		{"not understood", weird, 200, "signed payload not understood", "body"},
+		{"unknown kind", future, 200, "message of an unknown kind", "raw"},
+	} {
+		if status, resp := post(t, srv.url, tc.body, signed(tc.body)); status != tc.status {
+			t.Fatalf("%s: got %d %s, want %d", tc.name, status, resp, tc.status)
+		}
+		recs := srv.logs.find(t, tc.msg)
+		if len(recs) != 1 {
+			t.Fatalf("%s: %d log lines %q, want 1", tc.name, len(recs), tc.msg)
+		}
+		quoted, _ := recs[0][tc.attr].(string)
+		if !strings.Contains(quoted, "******") || strings.Contains(quoted, "5511999990001") || strings.Contains(quoted, "99999") {
+			t.Errorf("%s: logged %s=%q, want the phone number masked", tc.name, tc.attr, quoted)
+		}
+		if tc.name == "unknown kind" && (recs[0]["kind"] != "poll_vote" || !strings.Contains(quoted, `"poll_id"`)) {
+			t.Errorf("unknown kind: log line %v, want kind poll_vote and the raw message", recs[0])
+		}
 	}
 }

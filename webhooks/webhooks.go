@@ -80,6 +80,9 @@ type Message struct {
 	Attachments []Media `json:"attachments,omitempty"`
 	// PageURL is the web page the customer wrote from (WebChat).
 	PageURL string `json:"page_url,omitempty"`
+	// Unrecognized: a kind the provider's parser does not know (kept in Raw); the handler logs it so
+	// a new kind from the provider is noticed.
+	Unrecognized bool `json:"-"`
 }
 
 // Contact identifies the customer. ID is the stable key: the business-scoped user id when the

@@ -341,8 +341,11 @@ func normalize(m *message, raw json.RawMessage) webhooks.Message {
 	// Kinds without a normalized form keep Meta's JSON, so nothing a customer sent is dropped.
 	switch msg.Kind {
 	case "text", "image", "audio", "video", "document", "sticker", "location", "interactive", "button", "reaction":
+	case "contacts", "order", "system", "unsupported":
+		msg.Raw = raw
 	default:
 		msg.Raw = raw
+		msg.Unrecognized = true
 	}
 	return msg
 }
