@@ -26,7 +26,10 @@ import (
 	"github.com/chatgate/chatgate/internal/simulate"
 )
 
-var longForm = flag.Bool("e2e.long", false, "run the long form of every scenario (figures for RELIABILITY.md)")
+var (
+	longForm  = flag.Bool("e2e.long", false, "run the long form of every scenario (figures for RELIABILITY.md)")
+	onCluster = flag.Bool("e2e.cluster", false, "run every scenario that does not restart Redis on a three-master Redis Cluster")
+)
 
 // binary is the chatgate executable built once for the whole package.
 var binary string
@@ -109,6 +112,12 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	if o.offerTimeout == 0 {
 		o.offerTimeout = 30 * time.Second
+	}
+	if *onCluster {
+		if o.aof {
+			t.Skip("restarts a single redis-server; -e2e.cluster runs the scenarios that do not")
+		}
+		o.cluster = true
 	}
 	e := &env{t: t, opts: o, dir: t.TempDir(), http: &http.Client{Timeout: 10 * time.Second}}
 	var redisYAML string
@@ -428,11 +437,17 @@ func customer(n int) string { return fmt.Sprintf("+55119%08d", n) }
 // keys lists the tenant's keys matching pattern (after the prefix) on every master.
 func (e *env) keys(pattern string) []string {
 	e.t.Helper()
+	return scanAll(e.t, e.client, prefix+pattern)
+}
+
+// scanAll lists the keys matching pattern on one server or on every master of a cluster.
+func scanAll(t testing.TB, client redis.UniversalClient, pattern string) []string {
+	t.Helper()
 	ctx := context.Background()
 	var out []string
 	var mu sync.Mutex
 	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+pattern, 1000).Iterator()
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
 		for iter.Next(ctx) {
 			mu.Lock()
 			out = append(out, iter.Val())
@@ -441,14 +456,14 @@ func (e *env) keys(pattern string) []string {
 		return iter.Err()
 	}
 	var err error
-	switch c := e.client.(type) {
+	switch c := client.(type) {
 	case *redis.ClusterClient:
 		err = c.ForEachMaster(ctx, scan)
 	case *redis.Client:
 		err = scan(ctx, c)
 	}
 	if err != nil {
-		e.t.Fatalf("scan %s: %v", pattern, err)
+		t.Fatalf("scan %s: %v", pattern, err)
 	}
 	return out
 }

@@ -353,10 +353,7 @@ func leaks(body []byte) string {
 func snapshot(t testing.TB, c redis.UniversalClient, ignored []string) string {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := c.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatalf("snapshot: %v", err)
-	}
+	keys := scanAll(t, c, "*")
 	sort.Strings(keys)
 	var b strings.Builder
 next:
