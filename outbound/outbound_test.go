@@ -151,6 +151,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.app = httpx.NewApp(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
 	v1 := e.app.Group("/v1", verifier.Middleware())
 	outbound.NewHandler(e.svc, client, ks).Register(v1)
+	routing.NewHandler(router, cfg).Register(v1) // cards and conversations, to read them as agents do
 	return e
 }
 
