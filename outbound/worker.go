@@ -174,7 +174,7 @@ func (w *Worker) waitTurn(ctx context.Context, s Send, last bool) error {
 		}
 		inline := w.inlineWait
 		if last {
-			inline = time.Until(deadline(ctx)) - w.sendReserve
+			inline = max(inline, time.Until(deadline(ctx))-w.sendReserve)
 		}
 		if wait > inline {
 			w.metrics.deferred.Inc()
