@@ -12,10 +12,10 @@ import (
 )
 
 // Limits hold every worker process to each sending number's rate and pace messages to one customer
-// (Meta's pair rate limit, 131056). Both live in Redis (GCRA, go-redis/redis_rate), so they hold
+// (Meta's pair rate limit, 131056). Both live in Redis (GCRA as go-redis/redis_rate has it, both checked in one script), so they hold
 // across processes; the keys carry the tenant's hash tag.
 type Limits struct {
-	limiter   *redis_rate.Limiter
+	client    redis.UniversalClient
 	keys      keyspace.Space
 	perNumber map[string]redis_rate.Limit
 	recipient redis_rate.Limit
@@ -28,7 +28,7 @@ const DefaultRatePerSecond = 80
 // NewLimits builds the limits: rates per phone number id (messages per second) and the minimum gap
 // between two messages to one customer (0: no pacing).
 func NewLimits(client redis.UniversalClient, ks keyspace.Space, rates map[string]int, recipientInterval time.Duration) *Limits {
-	l := &Limits{limiter: redis_rate.NewLimiter(client), keys: ks, perNumber: map[string]redis_rate.Limit{}}
+	l := &Limits{client: client, keys: ks, perNumber: map[string]redis_rate.Limit{}}
 	for id, rate := range rates {
 		if rate <= 0 {
 			rate = DefaultRatePerSecond
@@ -46,28 +46,60 @@ func NewLimits(client redis.UniversalClient, ks keyspace.Space, rates map[string
 }
 
 // Take asks for one send from number to recipient. It returns 0 when the send may go now, or how
-// long to wait before asking again.
+// long to wait before asking again. Both limits are checked and spent in one script: a send the
+// customer's pace refuses must not use up the number's capacity, nor the other way round.
 func (l *Limits) Take(ctx context.Context, number, recipient string) (time.Duration, error) {
 	limit, ok := l.perNumber[number]
 	if !ok {
 		limit = redis_rate.PerSecond(DefaultRatePerSecond)
 	}
-	res, err := l.limiter.Allow(ctx, l.keys.Key("rate", "number", number), limit)
+	keys := []string{rateKeyPrefix + l.keys.Key("rate", "number", number)}
+	args := []any{limit.Burst, limit.Rate, limit.Period.Seconds()}
+	if l.paced {
+		keys = append(keys, rateKeyPrefix+l.keys.Key("rate", "to", number, recipient))
+		args = append(args, l.recipient.Burst, l.recipient.Rate, l.recipient.Period.Seconds())
+	}
+	wait, err := takeBoth.Run(ctx, l.client, keys, args...).Float64()
 	if err != nil {
 		return 0, fmt.Errorf("rate limit: %w", err)
 	}
-	if res.Allowed == 0 {
-		return max(res.RetryAfter, time.Millisecond), nil
-	}
-	if !l.paced {
+	if wait <= 0 {
 		return 0, nil
 	}
-	res, err = l.limiter.Allow(ctx, l.keys.Key("rate", "to", number, recipient), l.recipient)
-	if err != nil {
-		return 0, fmt.Errorf("recipient pace: %w", err)
-	}
-	if res.Allowed == 0 {
-		return max(res.RetryAfter, time.Millisecond), nil
-	}
-	return 0, nil
+	return max(time.Duration(wait*float64(time.Second)), time.Millisecond), nil
 }
+
+// rateKeyPrefix is redis_rate's, so the keys and their values (GCRA theoretical arrival times)
+// stay those the library reads.
+const rateKeyPrefix = "rate:"
+
+// takeBoth is redis_rate's GCRA (allowN, cost 1) over each key, spending on all of them only when
+// all allow. It returns 0, or the longest wait (seconds) among the limits that refuse.
+// KEYS: the limits' keys; ARGV: burst, rate, period (seconds) per key.
+var takeBoth = redis.NewScript(`
+redis.replicate_commands()
+local jan_1_2017 = 1483228800
+local t = redis.call('TIME')
+local now = (t[1] - jan_1_2017) + (t[2] / 1000000)
+local wait = 0
+local new_tats = {}
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[3*i-2])
+  local emission = tonumber(ARGV[3*i]) / tonumber(ARGV[3*i-1])
+  local tat = tonumber(redis.call('GET', key)) or now
+  tat = math.max(tat, now)
+  local new_tat = tat + emission
+  local diff = now - (new_tat - emission * burst)
+  if diff < 0 then
+    wait = math.max(wait, -diff)
+  end
+  new_tats[i] = new_tat
+end
+if wait > 0 then
+  return tostring(wait)
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, new_tats[i], 'EX', math.ceil(new_tats[i] - now))
+end
+return '0'
+`)

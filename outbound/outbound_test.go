@@ -107,6 +107,7 @@ type envOptions struct {
 	recipientInterval time.Duration
 	rate              int
 	noWorker          bool
+	configure         func(*configs.Config)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -114,6 +115,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	cfg := testConfig()
 	if o.rate > 0 {
 		cfg.WhatsApp.Numbers[0].RatePerSecond = o.rate
+	}
+	if o.configure != nil {
+		o.configure(cfg)
 	}
 	client := redistest.Client(t)
 	ks := keyspace.New("t")
@@ -147,6 +151,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.app = httpx.NewApp(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
 	v1 := e.app.Group("/v1", verifier.Middleware())
 	outbound.NewHandler(e.svc, client, ks).Register(v1)
+	routing.NewHandler(router, cfg).Register(v1) // cards and conversations, to read them as agents do
 	return e
 }
 

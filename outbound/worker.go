@@ -38,6 +38,8 @@ type Worker struct {
 	metrics  workerMetrics
 	// inlineWait is the longest rate-limit wait spent holding the worker; longer ones defer the task.
 	inlineWait time.Duration
+	// sendReserve is the part of a last attempt's deadline kept for the send after a wait.
+	sendReserve time.Duration
 }
 
 type workerMetrics struct {
@@ -59,7 +61,7 @@ func NewWorker(statuses Statuses, sender Sender, limits *Limits, o WorkerOptions
 		o.Logger = slog.Default()
 	}
 	w := &Worker{statuses: statuses, sender: sender, limits: limits, tokens: o.Tokens,
-		logger: o.Logger.With("component", "outbound"), inlineWait: time.Second,
+		logger: o.Logger.With("component", "outbound"), inlineWait: time.Second, sendReserve: 2 * time.Second,
 		metrics: workerMetrics{
 			sends: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_outbound_sends_total",
 				Help: "Provider sends by outcome: sent, retry, failed."}, []string{"outcome"}),
@@ -88,6 +90,22 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	if err := json.Unmarshal(task.Payload(), &s); err != nil || s.MessageID == "" {
 		return fmt.Errorf("%w: unreadable payload", asynq.SkipRetry)
 	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	last := retried >= maxRetry
+	err := w.process(ctx, task.Type(), s, last)
+	if err != nil && last && !errors.Is(err, asynq.SkipRetry) {
+		// asynq archives a task on its last attempt whatever the error, an uncounted deferral too:
+		// the message would stay queued and the agent never hear of it.
+		w.metrics.sends.WithLabelValues("failed").Inc()
+		w.fail(ctx, s.MessageID, 0, fmt.Sprintf("gave up after %d attempts: %v", retried+1, err))
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	return err
+}
+
+// process sends s; last tells it this is the task's last attempt.
+func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) error {
 	msg, err := w.statuses.Message(ctx, s.MessageID)
 	if errors.Is(err, routing.ErrNotFound) {
 		return fmt.Errorf("%w: message %s is not stored", asynq.SkipRetry, s.MessageID)
@@ -98,7 +116,7 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	if msg.Status != "queued" {
 		return nil
 	}
-	out, err := w.message(task.Type(), s)
+	out, err := w.message(typ, s)
 	if err != nil {
 		w.fail(ctx, s.MessageID, 0, err.Error())
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
@@ -108,7 +126,7 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		w.fail(ctx, s.MessageID, 0, "the sending number is not configured")
 		return fmt.Errorf("%w: number %s is not configured", asynq.SkipRetry, s.PhoneNumberID)
 	}
-	if err := w.waitTurn(ctx, s); err != nil {
+	if err := w.waitTurn(ctx, s, last); err != nil {
 		return err
 	}
 
@@ -122,7 +140,7 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	}
 	var perr *whatsapp.Error
 	errors.As(err, &perr)
-	if whatsapp.IsPermanent(err) {
+	if whatsapp.IsPermanent(err) || last {
 		w.metrics.sends.WithLabelValues("failed").Inc()
 		code, title := 0, err.Error()
 		if perr != nil {
@@ -131,27 +149,21 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 				title = perr.Message
 			}
 		}
+		if !whatsapp.IsPermanent(err) {
+			retried, _ := asynq.GetRetryCount(ctx)
+			title = fmt.Sprintf("gave up after %d attempts: %v", retried+1, err)
+		}
 		w.fail(ctx, s.MessageID, code, title)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
-	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	if retried >= maxRetry {
-		w.metrics.sends.WithLabelValues("failed").Inc()
-		code := 0
-		if perr != nil {
-			code = perr.Code
-		}
-		w.fail(ctx, s.MessageID, code, fmt.Sprintf("gave up after %d attempts: %v", retried+1, err))
-		return err
 	}
 	w.metrics.sends.WithLabelValues("retry").Inc()
 	return tasks.RetryAfter(err, whatsapp.RetryAfter(err))
 }
 
 // waitTurn takes the number's rate and the customer's pace, waiting in place for short waits and
-// putting the task back for longer ones (without using up an attempt).
-func (w *Worker) waitTurn(ctx context.Context, s Send) error {
+// putting the task back for longer ones (without using up an attempt). On the last attempt a
+// deferral would archive the task, so it waits in place as long as the task's deadline allows.
+func (w *Worker) waitTurn(ctx context.Context, s Send, last bool) error {
 	for {
 		wait, err := w.limits.Take(ctx, s.PhoneNumberID, s.To)
 		if err != nil {
@@ -160,7 +172,11 @@ func (w *Worker) waitTurn(ctx context.Context, s Send) error {
 		if wait == 0 {
 			return nil
 		}
-		if wait > w.inlineWait {
+		inline := w.inlineWait
+		if last {
+			inline = max(inline, time.Until(deadline(ctx))-w.sendReserve)
+		}
+		if wait > inline {
 			w.metrics.deferred.Inc()
 			return tasks.Defer(wait, errors.New("rate limit"))
 		}
@@ -172,6 +188,14 @@ func (w *Worker) waitTurn(ctx context.Context, s Send) error {
 		case <-t.C:
 		}
 	}
+}
+
+// deadline is the task's deadline (asynq always sets one; a day when run without).
+func deadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(24 * time.Hour)
 }
 
 func (w *Worker) message(typ string, s Send) (whatsapp.Message, error) {

@@ -499,3 +499,31 @@ func TestCloseIsToldToACallbackSiteOnce(t *testing.T) {
 		t.Fatalf("close callback body: %s", site.bodies[0])
 	}
 }
+
+// A widget message sent while every agent of the site's queue is offline waits in the queue and
+// becomes a card when one logs in.
+func TestWidgetMessageWaitsForALogin(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok, visitor := e.session("shop", shopOrigin)
+	if r := e.send(tok, shopOrigin, `{"text":"tem alguém aí?"}`); r.status != http.StatusAccepted {
+		t.Fatalf("send: got %d %v", r.status, r.body)
+	}
+	if got := e.waiting("support"); got != 1 {
+		t.Fatalf("waiting with every agent offline: got %d, want 1", got)
+	}
+	if cards, err := e.router.Cards(context.Background(), "cat"); err != nil || len(cards) != 0 {
+		t.Fatalf("cards of an offline agent: %+v %v", cards, err)
+	}
+	e.set("cat", presence.Online, "")
+	card := e.offered("cat")
+	if card.Channel != "webchat" || card.Contact == nil || card.Contact.ID != visitor {
+		t.Fatalf("card: got %+v", card)
+	}
+	if got := e.waiting("support"); got != 0 {
+		t.Fatalf("still waiting after the login: %d", got)
+	}
+	msgs, err := e.router.Messages(context.Background(), card.ConversationID, 10)
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "tem alguém aí?" {
+		t.Fatalf("conversation: %+v %v", msgs, err)
+	}
+}

@@ -17,7 +17,13 @@ import (
 // openStream opens an agent's event stream and hands over each event's data until it ends.
 func openStream(t *testing.T, base, token string) <-chan string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/v1/agents/me/events", nil)
+	return openAgentStream(t, base, token, "me")
+}
+
+// openAgentStream opens the event stream of the agent named in the path.
+func openAgentStream(t *testing.T, base, token, agent string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/v1/agents/"+agent+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {

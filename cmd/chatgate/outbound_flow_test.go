@@ -21,8 +21,16 @@ type streamEvent struct {
 		ConversationID string `json:"conversation_id"`
 	} `json:"card"`
 	Message struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
+		ID                string `json:"id"`
+		ConversationID    string `json:"conversation_id"`
+		Kind              string `json:"kind"`
+		Text              string `json:"text"`
+		Status            string `json:"status"`
+		ProviderMessageID string `json:"provider_message_id"`
+		Error             *struct {
+			Code  int    `json:"code"`
+			Title string `json:"title"`
+		} `json:"error"`
 	} `json:"message"`
 }
 
