@@ -14,6 +14,13 @@ pkgs=("$@")
 go vet "${pkgs[@]}"
 go test -race -count=1 -timeout 15m "${pkgs[@]}"
 
+# The end-to-end suite once more on a local three-master Redis Cluster (the scenarios that restart a
+# single redis-server skip there). The long form: go test ./test/e2e -e2e.long [-e2e.cluster].
+if [ $# -eq 0 ]; then
+  echo "test: end-to-end suite on a Redis Cluster"
+  go test -count=1 -timeout 10m ./test/e2e -e2e.cluster
+fi
+
 # A short pass of every native fuzz target (the long run is documented in README.md). The budget is
 # a count, not a duration: a time budget can end while the engine minimizes a new input, and Go then
 # reports "context deadline exceeded" as a failure although nothing failed.
