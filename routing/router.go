@@ -38,6 +38,8 @@ const (
 	agentsToScan  = 32
 	whatsappWin   = 24 * time.Hour
 	previewLength = 140
+	// least_busy scores are load·leastBusyLoadUnit + last offer ms (the offer script uses the same).
+	leastBusyLoadUnit = 1e13
 )
 
 // Pauser pauses an agent who lets offers time out (presence.Store satisfies it).
