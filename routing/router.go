@@ -331,14 +331,31 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 	if r.audit {
 		audit = "1"
 	}
+	// The first try scans a bounded head; when that finds nobody because it stopped at a bound, the
+	// scan widens: every candidate, then the next pages of waiting cards. That path only runs when
+	// the head's cards were refused by every candidate scanned, so it is rare and ends at the first
+	// eligible pair.
+	first, maxAgents := 0, agentsToScan
 	for i := 0; i < 1000; i++ {
 		now := r.clock.Now()
 		out, err := offerScript.Run(ctx, r.client, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
-			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, agentsToScan).StringSlice()
+			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, maxAgents, first).StringSlice()
 		if err != nil {
 			return fmt.Errorf("offer: %w", err)
 		}
-		if out[0] != "offered" {
+		switch out[0] {
+		case "offered":
+		case "none":
+			switch {
+			case out[2] == "1" && maxAgents != 0:
+				maxAgents = 0
+			case out[1] == "1":
+				first, maxAgents = first+cardsToScan, 0
+			default:
+				return nil
+			}
+			continue
+		default:
 			return nil
 		}
 		r.metrics.offers.WithLabelValues(queue).Inc()
@@ -350,6 +367,7 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 		if out[3] == "0" {
 			return nil
 		}
+		first, maxAgents = 0, agentsToScan
 	}
 	return nil
 }
