@@ -74,29 +74,39 @@ local cards = redis.call('ZRANGE', KEYS[1], first, first + tonumber(ARGV[7]) - 1
 if #cards == 0 then return {'empty'} end
 local maxScan = tonumber(ARGV[8])
 local cut = false
--- Candidates are checked one by one in strategy order and only as far as needed: the cost of a
--- decision does not depend on how many agents are online. Ineligible ones are dropped from the set.
+-- Candidates are checked one by one in strategy order and only as far as needed (a page of ZRANGE is
+-- fetched ahead, but each member's presence, capacity and load are read only when it is reached): the
+-- cost of a decision does not depend on how many agents are online. Ineligible ones are dropped.
 local checked, eligible, scanned, exhausted = {}, {}, 0, false
+local page, pos = {}, 1
 local function candidate(i)
   while #eligible < i and not exhausted do
-    local page = redis.call('ZRANGE', KEYS[2], scanned, scanned + 7)
-    if #page == 0 then exhausted = true break end
-    for _, a in ipairs(page) do
-      scanned = scanned + 1
-      if not checked[a] then
-        checked[a] = true
-        local st = redis.call('HGET', P .. 'presence:' .. a, ch)
-        local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
-        local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
-        if st ~= 'online' or load >= cap then
-          redis.call('ZREM', KEYS[2], a)
-          scanned = scanned - 1
-        else
-          table.insert(eligible, {a, load, cap, st})
-        end
+    if pos > #page then
+      if maxScan > 0 and scanned >= maxScan then
+        exhausted, cut = true, true
+        break
+      end
+      page, pos = redis.call('ZRANGE', KEYS[2], scanned, scanned + 7), 1
+      if #page == 0 then
+        exhausted = true
+        break
       end
     end
-    if maxScan > 0 and scanned >= maxScan and not exhausted then exhausted, cut = true, true end
+    local a = page[pos]
+    pos = pos + 1
+    scanned = scanned + 1
+    if not checked[a] then
+      checked[a] = true
+      local st = redis.call('HGET', P .. 'presence:' .. a, ch)
+      local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
+      local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
+      if st ~= 'online' or load >= cap then
+        redis.call('ZREM', KEYS[2], a)
+        scanned = scanned - 1 -- later members moved up one place
+      else
+        table.insert(eligible, {a, load, cap, st})
+      end
+    end
   end
   return eligible[i]
 end
