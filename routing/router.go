@@ -80,6 +80,7 @@ type Router struct {
 	// autoReplier is set once at wiring, before traffic.
 	autoReplier AutoReplier
 	intake      *batcher
+	offers      *batcher // concurrent dispatchers share round trips, each decision still one script
 
 	listenersMu sync.RWMutex
 	listeners   []ConversationListener
@@ -140,6 +141,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
 		}}
 	r.intake = newBatcher(client, deliverScript)
+	r.offers = newBatcher(client, offerScript)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
 			r.metrics.autoReplies, r.metrics.maxWait)
@@ -179,7 +181,7 @@ func (r *Router) Start() error {
 }
 
 // Shutdown stops the intake workers; call it after HTTP has drained.
-func (r *Router) Shutdown() { r.intake.close() }
+func (r *Router) Shutdown() { r.intake.close(); r.offers.close() }
 
 func stringSlice(v any) []string {
 	items, _ := v.([]any)
@@ -338,11 +340,12 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 	first, maxAgents := 0, agentsToScan
 	for i := 0; i < 1000; i++ {
 		now := r.clock.Now()
-		out, err := offerScript.Run(ctx, r.client, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
-			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, maxAgents, first).StringSlice()
+		val, err := r.offers.run(ctx, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
+			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, maxAgents, first)
 		if err != nil {
 			return fmt.Errorf("offer: %w", err)
 		}
+		out := stringSlice(val)
 		switch out[0] {
 		case "offered":
 		case "none":
@@ -359,7 +362,7 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 			return nil
 		}
 		r.metrics.offers.WithLabelValues(queue).Inc()
-		card, err := r.Card(ctx, out[1])
+		card, err := r.offeredCard(ctx, out[1], out[4])
 		if err != nil {
 			return err
 		}
@@ -393,6 +396,28 @@ func (r *Router) Card(ctx context.Context, id string) (Card, error) {
 	c := cardFrom(h)
 	if conv, err := r.client.HGetAll(ctx, r.keys.conv(c.ConversationID)).Result(); err == nil && len(conv) > 0 {
 		cv := conversationFrom(conv)
+		c.Contact = &cv.Contact
+		c.WindowExpiresAt = cv.WindowExpiresAt
+	}
+	if len(c.Preview) > previewLength {
+		c.Preview = c.Preview[:previewLength]
+	}
+	return c, nil
+}
+
+// offeredCard is Card for a card whose conversation id is known: both hashes in one round trip.
+func (r *Router) offeredCard(ctx context.Context, id, convID string) (Card, error) {
+	pipe := r.client.Pipeline()
+	card, conv := pipe.HGetAll(ctx, r.keys.card(id)), pipe.HGetAll(ctx, r.keys.conv(convID))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Card{}, err
+	}
+	if len(card.Val()) == 0 {
+		return Card{}, ErrNotFound
+	}
+	c := cardFrom(card.Val())
+	if len(conv.Val()) > 0 {
+		cv := conversationFrom(conv.Val())
 		c.Contact = &cv.Contact
 		c.WindowExpiresAt = cv.WindowExpiresAt
 	}

@@ -66,7 +66,7 @@ return {'ok', ARGV[6], conv, card, newCard, agent, cardState, tostring(candidate
 // ARGV: 1 prefix, 2 channel, 3 now ms, 4 offer timeout ms, 5 strategy, 6 audit 1|0, 7 cards to scan,
 // 8 agents to scan (0: no bound), 9 index of the first waiting card to scan
 // Returns {"empty"} (no waiting card from that index), {"none", more cards 1|0, candidates cut 1|0}
-// (no eligible agent for the cards scanned) or {"offered", card, agent, cards still waiting}.
+// (no eligible agent for the cards scanned) or {"offered", card, agent, cards still waiting, conversation id}.
 var offerScript = redis.NewScript(`
 local P, ch, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local first = tonumber(ARGV[9])
@@ -136,7 +136,7 @@ for _, card in ipairs(cards) do
       if ARGV[6] == '1' then
         redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
       end
-      return {'offered', card, a, tostring(redis.call('ZCARD', KEYS[1]))}
+      return {'offered', card, a, tostring(redis.call('ZCARD', KEYS[1])), redis.call('HGET', cardKey, 'conversation_id')}
     end
     i = i + 1
   end
