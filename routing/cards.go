@@ -2,7 +2,9 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -182,7 +184,7 @@ func (r *Router) refreshAgent(ctx context.Context, agent, channel string) {
 		key := r.keys.avail(q, channel)
 		switch r.queues[q].Strategy {
 		case "least_busy":
-			r.client.ZAdd(ctx, key, redis.Z{Score: float64(int64(load)*10000000000000 + now), Member: agent})
+			r.client.ZAdd(ctx, key, redis.Z{Score: float64(load)*leastBusyLoadUnit + float64(now), Member: agent})
 		case "round_robin":
 			r.client.ZAddNX(ctx, key, redis.Z{Score: float64(now), Member: agent})
 		default:
@@ -218,18 +220,90 @@ func (r *Router) requeue(ctx context.Context, agent, channel string) error {
 }
 
 // Reconcile rebuilds the candidate sets from presence and offers what waits: it covers a crash
-// between a presence change and this router hearing of it.
+// between a presence change and this router hearing of it. It runs every 30 s on every replica, so
+// it must not disturb the strategy order: agents already in a set keep their score (ZADD NX; for
+// least_busy only the load part is corrected, the time part kept), missing eligible agents are
+// added, ineligible or unknown ones removed. Two pipelined round trips, whatever the agent count.
 func (r *Router) Reconcile(ctx context.Context) error {
+	type slot struct {
+		agent, channel string
+		state          *redis.StringCmd
+		load           *redis.StringCmd
+	}
+	type set struct {
+		queue, channel string
+		members        *redis.ZSliceCmd
+	}
+	var slots []slot
+	var sets []set
+	read := r.client.Pipeline()
 	for agent, info := range r.agents {
 		for ch := range info.channels {
-			r.refreshAgent(ctx, agent, ch)
+			slots = append(slots, slot{agent: agent, channel: ch,
+				state: read.HGet(ctx, presence.StateKey(r.keys.ks, agent), ch), load: read.HGet(ctx, r.keys.load(agent), ch)})
 		}
 	}
-	for id, q := range r.queues {
+	for _, q := range r.orderedQueues() {
 		for _, ch := range q.Channels {
-			if err := r.Dispatch(ctx, id, ch); err != nil {
-				return err
+			sets = append(sets, set{queue: q.ID, channel: ch, members: read.ZRangeWithScores(ctx, r.keys.avail(q.ID, ch), 0, -1)})
+		}
+	}
+	cmds, _ := read.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) { // a missing field is no error
+			return fmt.Errorf("reconcile: %w", err)
+		}
+	}
+	eligible := map[[2]string]map[string]int{} // (queue, channel) → agent → load
+	for _, s := range slots {
+		load, _ := strconv.Atoi(s.load.Val())
+		if s.state.Val() != string(presence.Online) || load >= r.agents[s.agent].channels[s.channel] {
+			continue
+		}
+		for _, q := range r.agentQueues(s.agent, s.channel) {
+			k := [2]string{q, s.channel}
+			if eligible[k] == nil {
+				eligible[k] = map[string]int{}
 			}
+			eligible[k][s.agent] = load
+		}
+	}
+	now := float64(r.clock.Now().UnixMilli())
+	write := r.client.Pipeline()
+	for _, s := range sets {
+		key := r.keys.avail(s.queue, s.channel)
+		want := eligible[[2]string{s.queue, s.channel}]
+		present := map[string]float64{}
+		for _, z := range s.members.Val() {
+			a := z.Member.(string)
+			present[a] = z.Score
+			if _, ok := want[a]; !ok {
+				write.ZRem(ctx, key, a)
+			}
+		}
+		for agent, load := range want {
+			score, in := present[agent]
+			switch {
+			case r.queues[s.queue].Strategy == "least_busy":
+				// Score is load·1e13 + last offer ms: fix the load, keep the time.
+				at := now
+				if in {
+					at = math.Mod(score, leastBusyLoadUnit)
+				}
+				if next := float64(load)*leastBusyLoadUnit + at; !in || next != score {
+					write.ZAdd(ctx, key, redis.Z{Score: next, Member: agent})
+				}
+			case !in:
+				write.ZAddNX(ctx, key, redis.Z{Score: now, Member: agent})
+			}
+		}
+	}
+	if _, err := write.Exec(ctx); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	for _, s := range sets {
+		if err := r.Dispatch(ctx, s.queue, s.channel); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/presence"
 )
 
 // HTTP errors of routing.
@@ -159,12 +161,16 @@ type QueueStatus struct {
 	Channels []ChannelStatus `json:"channels"`
 }
 
-// ChannelStatus is one channel of a queue.
+// ChannelStatus is one channel of a queue. AgentsOnline counts the queue's agents online on the
+// channel whatever their load; AgentsPaused those logged in but paused; AgentsAvailable the
+// candidates (online and below capacity).
 type ChannelStatus struct {
 	Channel           string  `json:"channel"`
 	Waiting           int64   `json:"waiting"`
 	OldestWaitSeconds float64 `json:"oldest_wait_seconds"`
 	AgentsAvailable   int64   `json:"agents_available"`
+	AgentsOnline      int64   `json:"agents_online"`
+	AgentsPaused      int64   `json:"agents_paused"`
 }
 
 // QueuesStatus reports every queue's waiting cards and available agents.
@@ -189,11 +195,42 @@ func (r *Router) QueuesStatus(ctx context.Context) ([]QueueStatus, error) {
 				}
 			}
 			cs.AgentsAvailable, _ = r.client.ZCard(ctx, r.keys.avail(q.ID, ch)).Result()
+			if err := r.countPresence(ctx, q.ID, ch, &cs); err != nil {
+				return nil, err
+			}
 			qs.Channels = append(qs.Channels, cs)
 		}
 		out = append(out, qs)
 	}
 	return out, nil
+}
+
+// countPresence reads the presence of the queue's members on the channel in one round trip.
+func (r *Router) countPresence(ctx context.Context, queue, ch string, cs *ChannelStatus) error {
+	pipe := r.client.Pipeline()
+	var cmds []*redis.StringCmd
+	for _, a := range r.members[queue] {
+		if _, enabled := r.agents[a].channels[ch]; enabled {
+			cmds = append(cmds, pipe.HGet(ctx, presence.StateKey(r.keys.ks, a), ch))
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	_, _ = pipe.Exec(ctx)
+	for _, c := range cmds {
+		st, err := c.Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		switch presence.State(st) {
+		case presence.Online:
+			cs.AgentsOnline++
+		case presence.Paused:
+			cs.AgentsPaused++
+		}
+	}
+	return nil
 }
 
 func (r *Router) orderedQueues() []configs.Queue {

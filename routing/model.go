@@ -39,17 +39,20 @@ type Conversation struct {
 
 // Card is a conversation offered to agents: waiting → offered → accepted → closed.
 type Card struct {
-	ID              string     `json:"id"`
-	ConversationID  string     `json:"conversation_id"`
-	Queue           string     `json:"queue"`
-	Channel         string     `json:"channel"`
-	State           string     `json:"state"`
-	Agent           string     `json:"agent,omitempty"`
-	Preview         string     `json:"preview,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	OfferedAt       *time.Time `json:"offered_at,omitempty"`
-	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
-	AcceptedAt      *time.Time `json:"accepted_at,omitempty"`
+	ID             string     `json:"id"`
+	ConversationID string     `json:"conversation_id"`
+	Queue          string     `json:"queue"`
+	Channel        string     `json:"channel"`
+	State          string     `json:"state"`
+	Agent          string     `json:"agent,omitempty"`
+	Preview        string     `json:"preview,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	OfferedAt      *time.Time `json:"offered_at,omitempty"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	AcceptedAt     *time.Time `json:"accepted_at,omitempty"`
+	// LastOutcome is how the card's last offer ended when it did not end accepted: declined,
+	// timed_out, or requeued (its agent logged out); empty until then.
+	LastOutcome     string     `json:"last_outcome,omitempty"`
 	Contact         *Contact   `json:"contact,omitempty"`
 	WindowExpiresAt *time.Time `json:"window_expires_at,omitempty"`
 }
@@ -100,7 +103,7 @@ func msTimePtr(s string) *time.Time {
 func cardFrom(h map[string]string) Card {
 	return Card{ID: h["id"], ConversationID: h["conversation_id"], Queue: h["queue"], Channel: h["channel"], State: h["state"],
 		Agent: h["agent"], Preview: h["preview"], CreatedAt: msTime(h["created_at"]), OfferedAt: msTimePtr(h["offered_at"]),
-		ExpiresAt: msTimePtr(h["expires_at"]), AcceptedAt: msTimePtr(h["accepted_at"])}
+		ExpiresAt: msTimePtr(h["expires_at"]), AcceptedAt: msTimePtr(h["accepted_at"]), LastOutcome: h["last_outcome"]}
 }
 
 func conversationFrom(h map[string]string) Conversation {

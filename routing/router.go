@@ -38,6 +38,8 @@ const (
 	agentsToScan  = 32
 	whatsappWin   = 24 * time.Hour
 	previewLength = 140
+	// least_busy scores are load·leastBusyLoadUnit + last offer ms (the offer script uses the same).
+	leastBusyLoadUnit = 1e13
 )
 
 // Pauser pauses an agent who lets offers time out (presence.Store satisfies it).
@@ -78,6 +80,7 @@ type Router struct {
 	// autoReplier is set once at wiring, before traffic.
 	autoReplier AutoReplier
 	intake      *batcher
+	offers      *batcher // concurrent dispatchers share round trips, each decision still one script
 
 	listenersMu sync.RWMutex
 	listeners   []ConversationListener
@@ -138,6 +141,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
 		}}
 	r.intake = newBatcher(client, deliverScript)
+	r.offers = newBatcher(client, offerScript)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
 			r.metrics.autoReplies, r.metrics.maxWait)
@@ -177,7 +181,7 @@ func (r *Router) Start() error {
 }
 
 // Shutdown stops the intake workers; call it after HTTP has drained.
-func (r *Router) Shutdown() { r.intake.close() }
+func (r *Router) Shutdown() { r.intake.close(); r.offers.close() }
 
 func stringSlice(v any) []string {
 	items, _ := v.([]any)
@@ -329,18 +333,36 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 	if r.audit {
 		audit = "1"
 	}
+	// The first try scans a bounded head; when that finds nobody because it stopped at a bound, the
+	// scan widens: every candidate, then the next pages of waiting cards. That path only runs when
+	// the head's cards were refused by every candidate scanned, so it is rare and ends at the first
+	// eligible pair.
+	first, maxAgents := 0, agentsToScan
 	for i := 0; i < 1000; i++ {
 		now := r.clock.Now()
-		out, err := offerScript.Run(ctx, r.client, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
-			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, agentsToScan).StringSlice()
+		val, err := r.offers.run(ctx, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
+			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, maxAgents, first)
 		if err != nil {
 			return fmt.Errorf("offer: %w", err)
 		}
-		if out[0] != "offered" {
+		out := stringSlice(val)
+		switch out[0] {
+		case "offered":
+		case "none":
+			switch {
+			case out[2] == "1" && maxAgents != 0:
+				maxAgents = 0
+			case out[1] == "1":
+				first, maxAgents = first+cardsToScan, 0
+			default:
+				return nil
+			}
+			continue
+		default:
 			return nil
 		}
 		r.metrics.offers.WithLabelValues(queue).Inc()
-		card, err := r.Card(ctx, out[1])
+		card, err := r.offeredCard(ctx, out[1], out[4])
 		if err != nil {
 			return err
 		}
@@ -348,6 +370,7 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 		if out[3] == "0" {
 			return nil
 		}
+		first, maxAgents = 0, agentsToScan
 	}
 	return nil
 }
@@ -373,6 +396,28 @@ func (r *Router) Card(ctx context.Context, id string) (Card, error) {
 	c := cardFrom(h)
 	if conv, err := r.client.HGetAll(ctx, r.keys.conv(c.ConversationID)).Result(); err == nil && len(conv) > 0 {
 		cv := conversationFrom(conv)
+		c.Contact = &cv.Contact
+		c.WindowExpiresAt = cv.WindowExpiresAt
+	}
+	if len(c.Preview) > previewLength {
+		c.Preview = c.Preview[:previewLength]
+	}
+	return c, nil
+}
+
+// offeredCard is Card for a card whose conversation id is known: both hashes in one round trip.
+func (r *Router) offeredCard(ctx context.Context, id, convID string) (Card, error) {
+	pipe := r.client.Pipeline()
+	card, conv := pipe.HGetAll(ctx, r.keys.card(id)), pipe.HGetAll(ctx, r.keys.conv(convID))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Card{}, err
+	}
+	if len(card.Val()) == 0 {
+		return Card{}, ErrNotFound
+	}
+	c := cardFrom(card.Val())
+	if len(conv.Val()) > 0 {
+		cv := conversationFrom(conv.Val())
 		c.Contact = &cv.Contact
 		c.WindowExpiresAt = cv.WindowExpiresAt
 	}

@@ -82,7 +82,11 @@ func newEnv(t testing.TB, strategy string) *env {
 
 func newEnvOn(t testing.TB, client *redis.Client, strategy string, clk *clock.Fake) *env {
 	t.Helper()
-	cfg := testConfig(strategy)
+	return newEnvWith(t, client, testConfig(strategy), clk)
+}
+
+func newEnvWith(t testing.TB, client *redis.Client, cfg *configs.Config, clk *clock.Fake) *env {
+	t.Helper()
 	ks := keyspace.New("t")
 	ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clk})
 	pub := &recorder{}

@@ -57,38 +57,56 @@ return {'ok', ARGV[6], conv, card, newCard, agent, cardState, tostring(candidate
 // online (read from presence's HASH) and its load on the channel is below its capacity. Candidates
 // that fail are dropped from the candidate set (they are re-added when they become eligible).
 //
+// The scan is bounded (cards and candidates) so the usual decision is cheap; when it finds nothing
+// it says whether it stopped at a bound, and the caller widens it (see Dispatch): a card refused by
+// every candidate scanned, or cards behind a head of refused cards, are never left waiting for an
+// eligible agent further down.
+//
 // KEYS[1] waiting ZSET, KEYS[2] avail ZSET, KEYS[3] offers ZSET
-// ARGV: 1 prefix, 2 channel, 3 now ms, 4 offer timeout ms, 5 strategy, 6 audit 1|0, 7 cards to scan, 8 agents to scan
-// Returns {"empty"} (no waiting card), {"none"} (no eligible agent) or {"offered", card, agent, cards
-// still waiting}.
+// ARGV: 1 prefix, 2 channel, 3 now ms, 4 offer timeout ms, 5 strategy, 6 audit 1|0, 7 cards to scan,
+// 8 agents to scan (0: no bound), 9 index of the first waiting card to scan
+// Returns {"empty"} (no waiting card from that index), {"none", more cards 1|0, candidates cut 1|0}
+// (no eligible agent for the cards scanned) or {"offered", card, agent, cards still waiting, conversation id}.
 var offerScript = redis.NewScript(`
 local P, ch, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local cards = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[7]) - 1)
+local first = tonumber(ARGV[9])
+local cards = redis.call('ZRANGE', KEYS[1], first, first + tonumber(ARGV[7]) - 1)
 if #cards == 0 then return {'empty'} end
 local maxScan = tonumber(ARGV[8])
--- Candidates are checked one by one in strategy order and only as far as needed: the cost of a
--- decision does not depend on how many agents are online. Ineligible ones are dropped from the set.
+local cut = false
+-- Candidates are checked one by one in strategy order and only as far as needed (a page of ZRANGE is
+-- fetched ahead, but each member's presence, capacity and load are read only when it is reached): the
+-- cost of a decision does not depend on how many agents are online. Ineligible ones are dropped.
 local checked, eligible, scanned, exhausted = {}, {}, 0, false
+local page, pos = {}, 1
 local function candidate(i)
   while #eligible < i and not exhausted do
-    local page = redis.call('ZRANGE', KEYS[2], scanned, scanned + 7)
-    if #page == 0 then exhausted = true break end
-    for _, a in ipairs(page) do
-      scanned = scanned + 1
-      if not checked[a] then
-        checked[a] = true
-        local st = redis.call('HGET', P .. 'presence:' .. a, ch)
-        local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
-        local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
-        if st ~= 'online' or load >= cap then
-          redis.call('ZREM', KEYS[2], a)
-          scanned = scanned - 1
-        else
-          table.insert(eligible, {a, load, cap, st})
-        end
+    if pos > #page then
+      if maxScan > 0 and scanned >= maxScan then
+        exhausted, cut = true, true
+        break
+      end
+      page, pos = redis.call('ZRANGE', KEYS[2], scanned, scanned + 7), 1
+      if #page == 0 then
+        exhausted = true
+        break
       end
     end
-    if scanned >= maxScan then exhausted = true end
+    local a = page[pos]
+    pos = pos + 1
+    scanned = scanned + 1
+    if not checked[a] then
+      checked[a] = true
+      local st = redis.call('HGET', P .. 'presence:' .. a, ch)
+      local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
+      local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
+      if st ~= 'online' or load >= cap then
+        redis.call('ZREM', KEYS[2], a)
+        scanned = scanned - 1 -- later members moved up one place
+      else
+        table.insert(eligible, {a, load, cap, st})
+      end
+    end
   end
   return eligible[i]
 end
@@ -111,19 +129,23 @@ for _, card in ipairs(cards) do
       if load >= e[3] then
         redis.call('ZREM', KEYS[2], a)
       elseif ARGV[5] == 'least_busy' then
-        redis.call('ZADD', KEYS[2], string.format('%d', load * 10000000000000 + now), a)
+        redis.call('ZADD', KEYS[2], string.format('%d', load * 10000000000000 + now), a) -- leastBusyLoadUnit
       else
         redis.call('ZADD', KEYS[2], ARGV[3], a)
       end
       if ARGV[6] == '1' then
         redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
       end
-      return {'offered', card, a, tostring(redis.call('ZCARD', KEYS[1]))}
+      return {'offered', card, a, tostring(redis.call('ZCARD', KEYS[1])), redis.call('HGET', cardKey, 'conversation_id')}
     end
     i = i + 1
   end
 end
-return {'none'}
+local more = '0'
+if redis.call('ZCARD', KEYS[1]) > first + #cards then more = '1' end
+local c = '0'
+if cut then c = '1' end
+return {'none', more, c}
 `)
 
 // acceptScript: an offered card becomes accepted by the agent it was offered to.
@@ -142,7 +164,8 @@ return {'ok'}
 `)
 
 // releaseScript puts an offered card back in line (its old place) after a decline or a timeout; the
-// agent is remembered so the card is not offered to it again.
+// agent is remembered so the card is not offered to it again, and the outcome (declined | timed_out)
+// is kept on the card as last_outcome.
 //
 // KEYS[1] card HASH, KEYS[2] offers ZSET
 // ARGV: 1 card id, 2 agent (decline: the caller), 3 now ms, 4 prefix, 5 mode decline|timeout
@@ -159,7 +182,9 @@ if ARGV[5] == 'timeout' and tonumber(redis.call('HGET', KEYS[1], 'expires_at') o
 end
 local queue = redis.call('HGET', KEYS[1], 'queue')
 local ch = redis.call('HGET', KEYS[1], 'channel')
-redis.call('HSET', KEYS[1], 'state', 'waiting', 'agent', '', 'offered_at', '', 'expires_at', '')
+local outcome = 'timed_out'
+if ARGV[5] == 'decline' then outcome = 'declined' end
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'agent', '', 'offered_at', '', 'expires_at', '', 'last_outcome', outcome)
 redis.call('SADD', P .. 'tried:' .. ARGV[1], a)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, redis.call('HGET', KEYS[1], 'created_at'), ARGV[1])
@@ -216,7 +241,7 @@ for _, card in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     local st = redis.call('HGET', cardKey, 'state')
     local queue = redis.call('HGET', cardKey, 'queue')
     if st == 'offered' or st == 'accepted' then
-      redis.call('HSET', cardKey, 'state', 'waiting', 'agent', '', 'offered_at', '', 'expires_at', '')
+      redis.call('HSET', cardKey, 'state', 'waiting', 'agent', '', 'offered_at', '', 'expires_at', '', 'last_outcome', 'requeued')
       redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch,
         string.format('%d', tonumber(redis.call('HGET', cardKey, 'created_at')) - 10000000000000), card)
       redis.call('HSET', P .. 'conv:' .. redis.call('HGET', cardKey, 'conversation_id'), 'agent', '')
