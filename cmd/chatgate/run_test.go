@@ -22,7 +22,7 @@ listen: ":8080"
 auth: { jwt_secret: "short" }
 pause_reasons: [{ id: lunch, label: Lunch }]
 queues:
-  - { id: sales, channels: [whatsapp], strategy: fastest }
+  - { id: sales, channels: [whatsapp], strategy: fastest, bogus: 1 }
 agents:
   - { id: ana, queues: [nowhere], channels: { whatsapp: { capacity: 0 } } }
 `
@@ -36,7 +36,8 @@ func TestConfigCheckListsEveryProblemAndExits2(t *testing.T) {
 	if code := run(context.Background(), []string{"config", "check", path}, &stdout, &stderr); code != exitInvalid {
 		t.Fatalf("config check on a broken file: exit %d, want %d", code, exitInvalid)
 	}
-	for _, want := range []string{"auth.jwt_secret", "queues[0].strategy", "agents[0].queues[0]", "agents[0].channels[whatsapp].capacity"} {
+	// The unknown key is reported with its path alongside the validation problems, not instead of them.
+	for _, want := range []string{"queues[0].bogus: unknown key (line 6)", "auth.jwt_secret", "queues[0].strategy", "agents[0].queues[0]", "agents[0].channels[whatsapp].capacity"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("config check output lacks %q:\n%s", want, stderr.String())
 		}
