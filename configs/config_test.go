@@ -206,3 +206,11 @@ func TestUnparsableYAMLIsOneProblem(t *testing.T) {
 		t.Fatalf("got %v, want one problem naming the line", err)
 	}
 }
+
+func TestShutdownDelayLeavesTimeToDrain(t *testing.T) {
+	raw := strings.Replace(string(Example), "shutdown_delay: 0s", "shutdown_delay: 10s", 1)
+	_, err := Parse([]byte(raw), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "shutdown_delay: is 10s; must be at most half of shutdown_grace (15s)") {
+		t.Fatalf("got %v, want a problem at shutdown_delay", err)
+	}
+}
