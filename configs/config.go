@@ -45,6 +45,9 @@ type Redis struct {
 	Username   string   `yaml:"username"`
 	Password   string   `yaml:"password"`
 	PoolSize   int      `yaml:"pool_size" validate:"gte=0"`
+	// TLSCAFile is a PEM file of the CA that signed the server's certificate, for rediss:// to a
+	// server with a private CA (empty: the system's roots).
+	TLSCAFile string `yaml:"tls_ca_file"`
 }
 
 // Embedded reports whether no external Redis is configured.
