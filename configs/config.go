@@ -12,6 +12,9 @@ type Config struct {
 	Env           string        `yaml:"env" validate:"omitempty,oneof=development production"`
 	Tenant        string        `yaml:"tenant" validate:"required,max=64,safeid"`
 	ShutdownGrace time.Duration `yaml:"shutdown_grace" validate:"gte=0"`
+	// ShutdownDelay, part of the grace, is how long /readyz answers 503 while requests are still
+	// accepted, so that a load balancer stops sending before the listener closes.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay" validate:"gte=0"`
 	Log           Log           `yaml:"log"`
 	Redis         Redis         `yaml:"redis"`
 	HTTP          HTTP          `yaml:"http"`
@@ -42,6 +45,9 @@ type Redis struct {
 	Username   string   `yaml:"username"`
 	Password   string   `yaml:"password"`
 	PoolSize   int      `yaml:"pool_size" validate:"gte=0"`
+	// TLSCAFile is a PEM file of the CA that signed the server's certificate, for rediss:// to a
+	// server with a private CA (empty: the system's roots).
+	TLSCAFile string `yaml:"tls_ca_file"`
 }
 
 // Embedded reports whether no external Redis is configured.

@@ -154,3 +154,63 @@ func TestProxySettingsGoTogether(t *testing.T) {
 		t.Fatalf("valid proxy settings refused: %v", err)
 	}
 }
+
+// Decoding problems used to end the load before validation, so a file with an unknown key reported
+// only that key, without a path. Every problem is reported together now, each with its path.
+func TestDecodingAndValidationProblemsAreReportedTogether(t *testing.T) {
+	raw := `listen: ":8080"
+auth: { jwt_secret: "short" }
+pause_reasons: [{ id: lunch, label: Lunch }]
+queues:
+  - id: sales
+    channels: [whatsapp]
+    strategy: fastest
+    bogus: 1
+    offer_timeout: soon
+  - { id: support, channels: webchat }
+agents:
+  - { id: ana, queues: [sales], channels: { whatsapp: { capacity: 0, colour: red } } }
+`
+	_, err := Parse([]byte(raw), noEnv)
+	ps, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("got %T %v, want Problems", err, err)
+	}
+	got := map[string]string{}
+	for _, p := range ps {
+		got[p.Path] = p.Message
+	}
+	for path, want := range map[string]string{
+		"queues[0].bogus":                       "unknown key (line 8)",
+		"agents[0].channels[whatsapp].colour":   "unknown key (line 12)",
+		"queues[1].channels":                    `is "webchat"; want a list (line 10)`,
+		"queues[0].offer_timeout":               `is "soon"; want a duration such as 30s (line 9)`,
+		"auth.jwt_secret":                       "must be at least 8 characters long",
+		"queues[0].strategy":                    `is "fastest"; must be one of: longest_idle, least_busy, round_robin`,
+		"agents[0].channels[whatsapp].capacity": "must be 1 or more",
+	} {
+		if got[path] != want {
+			t.Errorf("%s: got %q, want %q\nall problems:\n%s", path, got[path], want, ps.Error())
+		}
+	}
+	// queues[1].channels did not decode, so validation's "is required" there would only repeat it.
+	if len(ps) != 7 {
+		t.Errorf("got %d problems, want 7:\n%s", len(ps), ps.Error())
+	}
+}
+
+func TestUnparsableYAMLIsOneProblem(t *testing.T) {
+	_, err := Parse([]byte("queues:\n  - id: a\n   bad indent: [\n"), noEnv)
+	ps, ok := err.(Problems)
+	if !ok || len(ps) != 1 || !strings.Contains(ps[0].Message, "line") {
+		t.Fatalf("got %v, want one problem naming the line", err)
+	}
+}
+
+func TestShutdownDelayLeavesTimeToDrain(t *testing.T) {
+	raw := strings.Replace(string(Example), "shutdown_delay: 0s", "shutdown_delay: 10s", 1)
+	_, err := Parse([]byte(raw), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "shutdown_delay: is 10s; must be at most half of shutdown_grace (15s)") {
+		t.Fatalf("got %v, want a problem at shutdown_delay", err)
+	}
+}

@@ -1,15 +1,10 @@
 package configs
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Problem is one thing wrong with a configuration, located by its YAML path.
@@ -46,32 +41,35 @@ func Load(path string) (Config, error) {
 	return Parse(raw, os.LookupEnv)
 }
 
-// Parse is Load on bytes with an injectable environment.
+// Parse is Load on bytes with an injectable environment. Decoding problems (unknown keys, values of
+// the wrong type) and validation problems are reported together, each with its path; a validation
+// problem at or under a value that could not be decoded is left out, as it would only repeat it.
 func Parse(raw []byte, env func(string) (string, bool)) (Config, error) {
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, decodeProblems(err)
+	ps, badPaths, fatal := decodeStrict(raw, &cfg)
+	if fatal {
+		return Config{}, ps
 	}
 	cfg.applyEnv(env)
 	cfg.applyDefaults()
-	if ps := cfg.Validate(); len(ps) > 0 {
+	for _, p := range cfg.Validate() {
+		if !under(p.Path, badPaths) {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) > 0 {
 		return cfg, ps
 	}
 	return cfg, nil
 }
 
-func decodeProblems(err error) Problems {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		ps := make(Problems, len(te.Errors))
-		for i, e := range te.Errors {
-			ps[i] = Problem{Message: e}
+func under(path string, prefixes []string) bool {
+	for _, pre := range prefixes {
+		if path == pre || strings.HasPrefix(path, pre+".") || strings.HasPrefix(path, pre+"[") {
+			return true
 		}
-		return ps
 	}
-	return Problems{{Message: err.Error()}}
+	return false
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) {

@@ -210,6 +210,9 @@ func (c *Config) references() Problems {
 			ps = append(ps, Problem{fmt.Sprintf("queues[%d].max_wait", i), "is required when max_wait_action is close"})
 		}
 	}
+	if c.ShutdownDelay > c.ShutdownGrace/2 {
+		ps = append(ps, Problem{"shutdown_delay", fmt.Sprintf("is %v; must be at most half of shutdown_grace (%v), leaving time to drain", c.ShutdownDelay, c.ShutdownGrace)})
+	}
 	if len(c.Redis.Addrs) > 0 && c.Redis.URL != "" {
 		ps = append(ps, Problem{"redis", "set either url or addrs, not both"})
 	}

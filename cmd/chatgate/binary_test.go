@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"debug/elf"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/simulate"
 )
 
 // TestStaticBinaryStartsFastAndStopsOnSIGTERM builds the binary as the Dockerfile does (CGO_ENABLED=0),
@@ -97,5 +102,120 @@ func TestStaticBinaryStartsFastAndStopsOnSIGTERM(t *testing.T) {
 	hc = exec.Command(bin, "healthcheck", "--url", "http://"+addr+"/healthz")
 	if err := hc.Run(); err == nil {
 		t.Error("healthcheck succeeded against a stopped gateway")
+	}
+
+	drainUnderSIGTERM(t, bin)
+}
+
+// drainUnderSIGTERM runs the binary with a shutdown delay and has a request in flight when SIGTERM
+// arrives: /readyz must answer 503 while the process still accepts, and the request must complete
+// with 200 after the listener has closed. The slow request is a real WhatsApp webhook whose body the
+// client sends in two halves around the signal: no test-only route exists in the binary, and an
+// event stream would not do, as shutdown ends those on purpose.
+func drainUnderSIGTERM(t *testing.T, bin string) {
+	raw := strings.Replace(string(configs.Example), "shutdown_grace: 15s", "shutdown_grace: 6s", 1)
+	raw = strings.Replace(raw, "shutdown_delay: 0s", "shutdown_delay: 1s", 1)
+	cfgPath := filepath.Join(t.TempDir(), "chatgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte(raw), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
+	cmd := exec.Command(bin, "serve")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "CHATGATE_LISTEN="+addr, "CHATGATE_CONFIG="+cfgPath)
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	done := make(chan struct{}) // closed when the process has exited; waitErr is then set
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	defer func() {
+		_ = cmd.Process.Kill() // harmless once it has exited
+		<-done
+	}()
+	// A fresh connection per probe: a kept-alive one would be closed by the drain, not refused.
+	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	readyz := func() int {
+		resp, err := probe.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitUntil(t, 5*time.Second, "ready", func() bool { return readyz() == 200 }, &logs)
+
+	body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi"})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	half := len(body) / 2
+	fmt.Fprintf(conn, "POST /webhooks/whatsapp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-Hub-Signature-256: %s\r\n\r\n",
+		len(body), simulate.SignWhatsApp(body, cfg.WhatsApp.AppSecret))
+	if _, err := conn.Write(body[:half]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server has begun reading this request
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Second, "/readyz 503 during the shutdown delay", func() bool { return readyz() == 503 }, &logs)
+	waitUntil(t, 3*time.Second, "the listener closing for the drain", func() bool {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	}, &logs)
+	select {
+	case <-done:
+		t.Fatalf("the process exited (%v) with a request in flight:\n%s", waitErr, logs.String())
+	default:
+	}
+
+	if _, err := conn.Write(body[half:]); err != nil {
+		t.Fatalf("finish the in-flight request: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the in-flight request: %v\n%s", err, logs.String())
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("in-flight webhook during the drain: got %d %s, want 200", resp.StatusCode, answer)
+	}
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, logs.String())
+		}
+	case <-time.After(cfg.ShutdownGrace + 2*time.Second):
+		t.Fatalf("no exit within the grace of SIGTERM:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "http drained") {
+		t.Errorf("the drain was not logged:\n%s", logs.String())
+	}
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool, logs *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not %s within %v; logs:\n%s", what, within, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

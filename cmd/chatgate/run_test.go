@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ listen: ":8080"
 auth: { jwt_secret: "short" }
 pause_reasons: [{ id: lunch, label: Lunch }]
 queues:
-  - { id: sales, channels: [whatsapp], strategy: fastest }
+  - { id: sales, channels: [whatsapp], strategy: fastest, bogus: 1 }
 agents:
   - { id: ana, queues: [nowhere], channels: { whatsapp: { capacity: 0 } } }
 `
@@ -36,7 +37,8 @@ func TestConfigCheckListsEveryProblemAndExits2(t *testing.T) {
 	if code := run(context.Background(), []string{"config", "check", path}, &stdout, &stderr); code != exitInvalid {
 		t.Fatalf("config check on a broken file: exit %d, want %d", code, exitInvalid)
 	}
-	for _, want := range []string{"auth.jwt_secret", "queues[0].strategy", "agents[0].queues[0]", "agents[0].channels[whatsapp].capacity"} {
+	// The unknown key is reported with its path alongside the validation problems, not instead of them.
+	for _, want := range []string{"queues[0].bogus: unknown key (line 6)", "auth.jwt_secret", "queues[0].strategy", "agents[0].queues[0]", "agents[0].channels[whatsapp].capacity"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("config check output lacks %q:\n%s", want, stderr.String())
 		}
@@ -127,4 +129,87 @@ func TestFakeWhatsAppCommandServesTheConfiguredNumbers(t *testing.T) {
 	if code := <-done; code != exitOK {
 		t.Fatalf("fake-whatsapp exit %d", code)
 	}
+}
+
+// The parser refuses development secrets in production (configs tests); serve must act on it: exit
+// non-zero with the list, before binding its port.
+func TestServeInProductionWithDevelopmentSecretsExits(t *testing.T) {
+	t.Setenv("CHATGATE_ENV", "production")
+	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	var stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if code := run(ctx, []string{"serve", "--config", "../../configs/chatgate.yaml", "--listen", addr}, &bytes.Buffer{}, &stderr); code != exitInvalid {
+		t.Fatalf("serve in production with the example's secrets: exit %d, want %d\n%s", code, exitInvalid, stderr.String())
+	}
+	for _, want := range []string{"auth.jwt_secret: is a development secret", "whatsapp.app_secret", "webchat.sites[0].secret", "redis.url: is empty"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("serve's message lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "listening") {
+		t.Error("serve listened in production with development secrets")
+	}
+}
+
+func TestVersionPrintsTheBuildVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, &stdout, &bytes.Buffer{}); code != exitOK {
+		t.Fatalf("version: exit %d", code)
+	}
+	if got := stdout.String(); got != "chatgate "+version+"\n" {
+		t.Fatalf("version printed %q, want %q", got, "chatgate "+version+"\n")
+	}
+}
+
+// worker through run(): starts on a real Redis, answers /healthz on its listen address, serves no
+// agent API, and stops with exit 0 when its context ends (SIGTERM, in main).
+func TestWorkerCommandServesHealthAndStopsOnCancel(t *testing.T) {
+	t.Setenv("CHATGATE_REDIS_URL", redistest.URL(t))
+	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"worker", "--config", "../../configs/chatgate.yaml", "--listen", addr}, &bytes.Buffer{}, &logs)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("worker exited %d before answering:\n%s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker /healthz not 200 within 5s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := do(t, "GET", "http://"+addr+"/v1/pause-reasons", "", nil); code != 404 {
+		t.Errorf("worker serves the agent API: got %d, want 404", code)
+	}
+	if !strings.Contains(logs.String(), "mode=worker") || !strings.Contains(logs.String(), "workers started") {
+		t.Errorf("worker did not log its mode and start:\n%s", logs.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("worker exit %d after cancel, want 0:\n%s", code, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker did not stop within 20s of cancel")
+	}
+	if _, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		t.Error("the worker still listens after stopping")
+	}
+	http.DefaultClient.CloseIdleConnections()
 }

@@ -137,7 +137,7 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		Ready:          g.ready,
 	})
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
-	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: cfg.ShutdownGrace,
+	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: shutdownBudget(cfg.ShutdownGrace).handBack,
 		RetryDelay: tasks.Backoff(cfg.Outbound.RetryBase, cfg.Outbound.RetryMax)})
 	g.enqueuer = asynq.NewClientFromRedisClient(store.Client)
 	if err := g.wire(); err != nil {
@@ -182,22 +182,49 @@ func (g *gateway) run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// shutdown: readiness fails → HTTP drains → workers stop → Redis closes, each step logged.
+// budget splits the shutdown grace: after the shutdown delay, HTTP drains and active tasks finish
+// (side by side, since workers stop taking tasks when shutdown begins) until drain; then asynq hands back what is still running
+// within handBack (asynq fixes that timeout at construction), and the rest is for closing. So the
+// whole shutdown stays within the grace, where HTTP and asynq each having the full grace could take
+// twice as long.
+type budget struct{ drain, handBack time.Duration }
+
+func shutdownBudget(grace time.Duration) budget {
+	tail := min(grace/5, 2*time.Second)
+	return budget{drain: grace - tail, handBack: tail / 2}
+}
+
+// shutdown: readiness fails and workers take no new tasks → the shutdown delay → HTTP drains → active tasks finish →
+// workers stop (handing back the unfinished) → Redis closes, each step logged, all within the grace.
 func (g *gateway) shutdown() {
+	start := time.Now()
+	b := shutdownBudget(g.cfg.ShutdownGrace)
 	g.logger.Info("shutting down", "grace", g.cfg.ShutdownGrace)
 	g.closing.Store(true)
+	if g.mode != modeHTTPOnly {
+		g.tasks.Stop()
+	}
+	if d := g.cfg.ShutdownDelay; d > 0 {
+		g.logger.Info("not ready; serving for the shutdown delay before draining", "delay", d)
+		time.Sleep(d)
+	}
 	for _, f := range g.beforeDrain {
 		f()
 	}
-	if err := g.app.ShutdownWithTimeout(g.cfg.ShutdownGrace); err != nil {
+	drainCtx, cancel := context.WithDeadline(context.Background(), start.Add(b.drain))
+	defer cancel()
+	if err := g.app.ShutdownWithContext(drainCtx); err != nil {
 		g.logger.Warn("http did not drain in time", "err", err)
 	} else {
 		g.logger.Info("http drained")
 	}
+	if !g.tasks.Wait(drainCtx) {
+		g.logger.Warn("tasks still running at the end of the drain; handing them back", "active", g.tasks.Active())
+	}
 	g.shutdownComponents(len(g.components))
 	g.health.Shutdown()
 	g.close()
-	g.logger.Info("stopped")
+	g.logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (g *gateway) shutdownComponents(n int) {

@@ -197,8 +197,10 @@ func TestReadinessFollowsRealRedis(t *testing.T) {
 }
 
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
-	// fasthttp's worker-pool cleaner sleeps out its interval after Stop; it exits by itself.
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+	// fasthttp's worker-pool cleaner sleeps out its interval after Stop; it exits by itself. Its
+	// Date-header updater is started once per process, by whichever test serves first.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
 	entered := make(chan struct{})
 	tg := startTestGateway(t, cfg, func(g *gateway) {
@@ -346,4 +348,109 @@ func TestWorkerModeProcessesTasks(t *testing.T) {
 	client.Close()
 	producer.Close()
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// enqueueTest puts a task on the gateway's Redis and returns its id and an inspector of that Redis.
+func enqueueTest(t *testing.T, redisURL, taskType string, opts ...asynq.Option) (string, *asynq.Inspector) {
+	t.Helper()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(opt)
+	t.Cleanup(func() { rc.Close() })
+	info, err := asynq.NewClientFromRedisClient(rc).Enqueue(asynq.NewTask(taskType, nil), append(opts, asynq.Queue(tasks.QueueDefault))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ID, asynq.NewInspectorFromRedisClient(rc)
+}
+
+// HTTP and asynq used to get the whole grace each, one after the other, so a stuck request and a
+// stuck task made shutdown take twice the grace. Now the total stays within it and the task is
+// handed back to the queue for another worker.
+func TestShutdownEndsWithinTheGrace(t *testing.T) {
+	redisURL := redistest.URL(t)
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redisURL})
+	cfg.ShutdownGrace = 2 * time.Second
+	httpEntered, taskEntered, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	tg := startTestGateway(t, cfg, func(g *gateway) {
+		g.app.Get("/test/stuck", func(c *fiber.Ctx) error {
+			close(httpEntered)
+			<-release
+			return c.SendString("late")
+		})
+		g.tasks.Handle("test:stuck", asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+			close(taskEntered)
+			<-ctx.Done()
+			return ctx.Err()
+		}))
+	})
+	id, inspector := enqueueTest(t, redisURL, "test:stuck")
+	<-taskEntered
+	requestDone := make(chan struct{})
+	go func() {
+		defer close(requestDone)
+		if resp, err := http.Get(tg.base + "/test/stuck"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-httpEntered
+
+	start := time.Now()
+	tg.cancel()
+	if err := <-tg.done; err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+	tg.done <- nil
+	took := time.Since(start)
+	close(release)
+	<-requestDone
+	t.Logf("shutdown took %v with a grace of %v", took.Round(time.Millisecond), cfg.ShutdownGrace)
+	if took > cfg.ShutdownGrace+200*time.Millisecond {
+		t.Errorf("shutdown took %v, more than the grace of %v", took, cfg.ShutdownGrace)
+	}
+	info, err := inspector.GetTaskInfo(tasks.QueueDefault, id)
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Errorf("the unfinished task: got %+v %v, want it handed back as pending", info, err)
+	}
+	if logs := tg.logs.String(); !strings.Contains(logs, "http did not drain in time") || !strings.Contains(logs, "handing them back") {
+		t.Errorf("shutdown did not log the stuck request and task:\n%s", logs)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// asynq's own shutdown timeout is short (the hand-back window); a task still running when shutdown
+// begins gets what the HTTP drain leaves of the grace, so a one-second send completes.
+func TestShutdownLetsActiveTasksUseTheRestOfTheGrace(t *testing.T) {
+	redisURL := redistest.URL(t)
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redisURL})
+	cfg.ShutdownGrace = 2 * time.Second
+	entered, finished := make(chan struct{}), make(chan error, 1)
+	tg := startTestGateway(t, cfg, func(g *gateway) {
+		g.tasks.Handle("test:slow", asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+			close(entered)
+			select {
+			case <-time.After(time.Second):
+				finished <- nil
+				return nil
+			case <-ctx.Done():
+				finished <- ctx.Err()
+				return ctx.Err()
+			}
+		}))
+	})
+	if b := shutdownBudget(cfg.ShutdownGrace); b.handBack >= time.Second {
+		t.Fatalf("hand-back window %v: the test needs it shorter than the task", b.handBack)
+	}
+	id, inspector := enqueueTest(t, redisURL, "test:slow", asynq.Retention(time.Hour))
+	<-entered
+	tg.stop()
+	if err := <-finished; err != nil {
+		t.Fatalf("the active task was cut short: %v", err)
+	}
+	info, err := inspector.GetTaskInfo(tasks.QueueDefault, id)
+	if err != nil || info.State != asynq.TaskStateCompleted {
+		t.Errorf("the task: got %+v %v, want completed", info, err)
+	}
 }

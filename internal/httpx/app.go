@@ -138,14 +138,26 @@ func observe(logger *slog.Logger, m *httpMetrics) fiber.Handler {
 		elapsed := time.Since(start)
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
-		level := slog.LevelDebug
-		if status >= 500 {
-			level = slog.LevelWarn
-		}
+		level := requestLogLevel(route, status)
 		if logger.Enabled(c.UserContext(), level) {
+			// The path without its query: a query can carry a secret (hub.verify_token).
 			logger.Log(c.UserContext(), level, "request", "request_id", RequestID(c), "method", method,
-				"route", route, "status", status, "duration", elapsed)
+				"path", c.Path(), "route", route, "status", status, "duration", elapsed, "ip", c.IP())
 		}
 		return nil
 	}
+}
+
+// requestLogLevel: every request is an info line, so an operator at the default level sees the
+// traffic; 5xx are warnings. Probes and scrapes come every few seconds from every load balancer and
+// Prometheus and say nothing new, so they are debug, failing or not: a Redis outage is logged once
+// by the health watcher, not once per /readyz.
+func requestLogLevel(route string, status int) slog.Level {
+	switch {
+	case route == "/healthz" || route == "/readyz" || route == "/metrics":
+		return slog.LevelDebug
+	case status >= 500:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }

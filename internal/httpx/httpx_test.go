@@ -97,3 +97,45 @@ func TestClientAddressComesFromTheProxyHeaderOnlyForTrustedProxies(t *testing.T)
 		t.Errorf("a header that is no address: got %q, want the peer's own address", got)
 	}
 }
+
+// At the default level (info) each request is one log line an operator can follow; probes are not.
+func TestEachRequestIsLoggedAtInfo(t *testing.T) {
+	var logs strings.Builder
+	app := NewApp(Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
+	app.Get("/v1/things/:id", func(c *fiber.Ctx) error { return c.Status(fiber.StatusAccepted).SendString("ok") })
+	resp, err := app.Test(httptest.NewRequest("GET", "/v1/things/42?hub.verify_token=secret", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if r, err := app.Test(httptest.NewRequest("GET", path, nil)); err == nil {
+			r.Body.Close()
+		}
+	}
+	if resp.Header.Get("X-Request-ID") == "" {
+		t.Fatal("no X-Request-ID on the response")
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("got %d log lines, want one (probes are debug):\n%s", len(lines), logs.String())
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"level": "INFO", "msg": "request", "method": "GET", "path": "/v1/things/42",
+		"route": "/v1/things/:id", "status": float64(202), "request_id": resp.Header.Get("X-Request-ID")}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("%s: got %v, want %v", k, line[k], v)
+		}
+	}
+	if d, ok := line["duration"].(float64); !ok || d <= 0 {
+		t.Errorf("duration: got %v, want a positive number of nanoseconds", line["duration"])
+	}
+	if strings.Contains(lines[0], "secret") {
+		t.Errorf("the query string was logged: %s", lines[0])
+	}
+}

@@ -4,11 +4,14 @@ package redisx
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,6 +83,20 @@ func universalOptions(cfg configs.Redis) (*redis.UniversalOptions, error) {
 		if u.Password != "" {
 			opts.Password = u.Password
 		}
+	}
+	if cfg.TLSCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls_ca_file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis.tls_ca_file: %s holds no PEM certificate", cfg.TLSCAFile)
+		}
+		if opts.TLSConfig == nil { // addrs (cluster, Sentinel) have no scheme: the CA file asks for TLS
+			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		opts.TLSConfig.RootCAs = roots
 	}
 	return opts, nil
 }

@@ -158,3 +158,65 @@ func TestClusterAddressesGiveAClusterClient(t *testing.T) {
 		t.Fatal("a script across two hash tags succeeded; the cluster is not enforcing slots")
 	}
 }
+
+// rediss:// speaks TLS to the server's TLS port, verifying its certificate against tls_ca_file.
+func TestRedissURLUsesTLS(t *testing.T) {
+	srv := redistest.StartTLSServer(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Open(context.Background(), configs.Redis{URL: srv.URL(), TLSCAFile: srv.CAFile}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Client.Set(ctx, "probe", "tls", 0).Err(); err != nil {
+		t.Fatalf("SET over TLS: %v", err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer direct.Close()
+	if got := direct.Get(ctx, "probe").Val(); got != "tls" {
+		t.Fatalf("value seen on the server's plain port: got %q, want tls", got)
+	}
+
+	// Without the CA the certificate is not trusted, and redis:// to the TLS port is not TLS.
+	for _, cfg := range []configs.Redis{{URL: srv.URL()}, {URL: "redis://" + srv.TLSAddr + "/0"}} {
+		bad, err := Open(ctx, cfg, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bad.Client.Ping(ctx).Err(); err == nil {
+			t.Errorf("%s without the CA: PING succeeded, want a failure", cfg.URL)
+		}
+		bad.Close()
+	}
+}
+
+// Sentinel: addrs are the sentinels and master_name the monitored master; the client asks a
+// sentinel where the master is.
+func TestSentinelAddressesGiveAFailoverClient(t *testing.T) {
+	master := redistest.StartServer(t)
+	sentinel := redistest.StartSentinel(t, master, "chatgate")
+	s, err := Open(context.Background(), configs.Redis{Addrs: []string{sentinel}, MasterName: "chatgate"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Embedded {
+		t.Fatal("got the embedded store")
+	}
+	ctx := context.Background()
+	if err := s.Client.Set(ctx, "probe", "via-sentinel", 0).Err(); err != nil {
+		t.Fatalf("SET through Sentinel: %v", err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer direct.Close()
+	if got := direct.Get(ctx, "probe").Val(); got != "via-sentinel" {
+		t.Fatalf("value seen on the master: got %q, want via-sentinel", got)
+	}
+	// The sentinel is no data server: the value came through the master it named.
+	sc := redis.NewClient(&redis.Options{Addr: sentinel})
+	defer sc.Close()
+	if err := sc.Get(ctx, "probe").Err(); err == nil {
+		t.Fatal("GET on the sentinel's port succeeded; the client may have talked to it as a server")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,16 +26,21 @@ const (
 // Weights gives each queue its share of the workers.
 var Weights = map[string]int{QueueReplies: 6, QueueTemplates: 3, QueueDefault: 1}
 
-// Server is the process's asynq server: Start after wiring, Shutdown after HTTP drained.
+// Server is the process's asynq server: Start after wiring; at shutdown Stop (no new tasks), Wait
+// for the active ones while HTTP drains, then Shutdown.
 type Server struct {
 	srv    *asynq.Server
 	mux    *asynq.ServeMux
 	logger *slog.Logger
+	active inflight
 }
 
 // Options tune the server.
 type Options struct {
-	Concurrency     int
+	Concurrency int
+	// ShutdownTimeout is how long Shutdown waits for active tasks before handing them back. The
+	// gateway waits for them itself first (Wait, bounded by what is left of its grace), so this is
+	// only the short window of the hand-back; asynq fixes it at construction.
 	ShutdownTimeout time.Duration
 	RetryDelay      asynq.RetryDelayFunc
 	IsFailure       func(error) bool
@@ -91,7 +97,15 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 			logger.Warn("task failed", "type", task.Type(), "task_id", id, "retried", retried, "err", err)
 		}),
 	}
-	return &Server{srv: asynq.NewServerFromRedisClient(client, cfg), mux: asynq.NewServeMux(), logger: logger}
+	s := &Server{srv: asynq.NewServerFromRedisClient(client, cfg), mux: asynq.NewServeMux(), logger: logger}
+	s.mux.Use(func(h asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			s.active.begin()
+			defer s.active.end()
+			return h.ProcessTask(ctx, t)
+		})
+	})
+	return s
 }
 
 // Backoff is an exponential retry delay with jitter: the n-th retry (n from 0) waits a random
@@ -139,6 +153,15 @@ func (s *Server) Start() error {
 	return nil
 }
 
+// Stop takes no new tasks; the active ones go on. A no-op unless started.
+func (s *Server) Stop() { s.srv.Stop() }
+
+// Wait returns true once no task is active, or false when ctx ends first.
+func (s *Server) Wait(ctx context.Context) bool { return s.active.wait(ctx) }
+
+// Active is the number of tasks being processed.
+func (s *Server) Active() int { return s.active.count() }
+
 // Shutdown lets in-flight tasks finish within the timeout and hands the rest back to the queue.
 func (s *Server) Shutdown() {
 	s.srv.Shutdown()
@@ -157,4 +180,51 @@ func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 func (a slogAdapter) Fatal(args ...any) {
 	a.l.Error("fatal: " + fmt.Sprint(args...))
 	os.Exit(1)
+}
+
+// inflight counts active tasks and lets shutdown wait for none, with a deadline.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (f *inflight) begin() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) end() {
+	f.mu.Lock()
+	f.n--
+	if f.n == 0 {
+		close(f.idle)
+	}
+	f.mu.Unlock()
+}
+
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+func (f *inflight) wait(ctx context.Context) bool {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return true
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
