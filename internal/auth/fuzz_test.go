@@ -10,8 +10,10 @@ import (
 // accepts was signed with the configured secret (a token signed elsewhere or altered never passes).
 func FuzzVerify(f *testing.F) {
 	const secret = "fuzz-secret-0123456789"
-	good, _ := Mint(secret, "chatgate", "ana", RoleAgent, time.Hour, time.Now())
-	foreign, _ := Mint("another-secret-0123456789", "chatgate", "ana", RoleAdmin, time.Hour, time.Now())
+	// A fixed time: every fuzz worker process must mint the very same token as the coordinator.
+	minted := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	good, _ := Mint(secret, "chatgate", "ana", RoleAgent, time.Hour, minted)
+	foreign, _ := Mint("another-secret-0123456789", "chatgate", "ana", RoleAdmin, time.Hour, minted)
 	for _, s := range []string{good, foreign, "", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbmEifQ.", good + "x", strings.ToUpper(good)} {
 		f.Add(s)
 	}
