@@ -41,24 +41,34 @@ func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error)
 
 // Decline: the agent refuses the offer; the card goes to another eligible agent, never this one again.
 func (r *Router) Decline(ctx context.Context, cardID, agent string) (Card, error) {
-	if err := r.release(ctx, cardID, agent, "decline"); err != nil {
+	rel, err := r.release(ctx, cardID, agent, "decline")
+	if err == nil && rel != nil {
+		err = r.Dispatch(ctx, rel.queue, rel.channel)
+	}
+	if err != nil {
 		return Card{}, err
 	}
 	return r.Card(ctx, cardID)
 }
 
-func (r *Router) release(ctx context.Context, cardID, agent, mode string) error {
+// released is where a card went back to waiting, for the caller to offer it again.
+type released struct{ queue, channel string }
+
+// release puts an offered card back in its queue (declined, or its offer timed out) and makes its
+// holder a candidate again. The caller dispatches the queue: a sweep of many timeouts dispatches
+// each queue once, not once per card (each dispatch may scan the waiting queue).
+func (r *Router) release(ctx context.Context, cardID, agent, mode string) (*released, error) {
 	out, err := releaseScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers()},
 		cardID, agent, r.clock.Now().UnixMilli(), r.keys.prefix(), mode).Slice()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	code := out[0].(string)
 	if code == "not_due" {
-		return nil
+		return nil, nil
 	}
 	if code != "ok" {
-		return scriptError(code)
+		return nil, scriptError(code)
 	}
 	holder, queue, channel := out[1].(string), out[2].(string), out[3].(string)
 	noAnswer := out[4].(int64)
@@ -74,7 +84,7 @@ func (r *Router) release(ctx context.Context, cardID, agent, mode string) error 
 		}
 	}
 	r.refreshAgent(ctx, holder, channel)
-	return r.Dispatch(ctx, queue, channel)
+	return &released{queue: queue, channel: channel}, nil
 }
 
 // Close ends the conversation of a card held by the agent (a supervisor may close any card).
@@ -113,8 +123,18 @@ func (r *Router) SweepTimeouts(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	touched := map[released]bool{}
 	for _, card := range due {
-		if err := r.release(ctx, card, "", "timeout"); err != nil && err != ErrWrongState && err != ErrNotFound {
+		rel, err := r.release(ctx, card, "", "timeout")
+		if err != nil && err != ErrWrongState && err != ErrNotFound {
+			return 0, err
+		}
+		if rel != nil {
+			touched[*rel] = true
+		}
+	}
+	for rel := range touched {
+		if err := r.Dispatch(ctx, rel.queue, rel.channel); err != nil {
 			return 0, err
 		}
 	}

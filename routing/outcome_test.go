@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/auth"
@@ -177,4 +180,62 @@ func TestOfferScanBoundFallsBack(t *testing.T) {
 			t.Fatalf("a00 holds %+v, want the new card", cs)
 		}
 	})
+}
+
+// TestBacklogOfRefusedCardsCostsLinearScans: with a long head of cards every candidate has refused,
+// offering the cards behind it scans the head once per dispatch, not once per offer (which was
+// quadratic in the backlog and stalled the timeout sweep under load).
+func TestBacklogOfRefusedCardsCostsLinearScans(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	e := newEnvWith(t, client, bigConfig(1, 500), clock.NewFake(t0))
+	e.set(t, "a00", "webchat", presence.Online, "")
+	const refused, fresh = 10 * cardsToScan, 40
+	for i := 0; i < refused; i++ {
+		e.customer(t, "webchat", "big", fmt.Sprintf("old%d", i), "hi")
+		c := e.cards(t, "a00")
+		if len(c) != 1 {
+			t.Fatalf("a00 holds %d cards", len(c))
+		}
+		if _, err := e.router.Decline(ctx, c[0].ID, "a00"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.set(t, "a00", "webchat", presence.Paused, "lunch")
+	for i := 0; i < fresh; i++ {
+		e.customer(t, "webchat", "big", fmt.Sprintf("new%d", i), "hi")
+	}
+	before := scriptCalls(t, client)
+	e.set(t, "a00", "webchat", presence.Online, "") // one dispatch offers every fresh card
+	calls := scriptCalls(t, client) - before
+	if got := len(e.cards(t, "a00")); got != fresh {
+		t.Fatalf("a00 holds %d cards after resuming, want the %d fresh ones", got, fresh)
+	}
+	// One scan over the refused head plus about one call per offer; per-offer rescans would be
+	// fresh × refused/cardsToScan = 400 calls more.
+	if limit := int64(refused/cardsToScan + 2*fresh + 20); calls > limit {
+		t.Errorf("resuming ran %d scripts, want at most %d", calls, limit)
+	}
+	t.Logf("%d scripts to offer %d cards behind %d refused ones", calls, fresh, refused)
+}
+
+// scriptCalls is how many EVALSHA/EVAL the server has run.
+func scriptCalls(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+				n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
 }

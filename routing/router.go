@@ -370,7 +370,12 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 		if out[3] == "0" {
 			return nil
 		}
-		first, maxAgents = 0, agentsToScan
+		if maxAgents != 0 {
+			first = 0
+		}
+		// In the widened scan, the pages before first had no card any candidate could take; an
+		// offer only takes capacity away, so they still have none: go on from here, not the head
+		// (from the head, each offer would rescan every refused card: quadratic in the backlog).
 	}
 	return nil
 }
