@@ -241,41 +241,56 @@ func TestWorkerKilledMidSendIsSentOnce(t *testing.T) {
 	e := newEnv(t, options{replicas: 1, worker: true, agents: 1, fake: true})
 	base := e.replicas[0].url()
 	e.mustOnline(base, "whatsapp", agentID(1))
-	// The first send hangs at the provider long enough to kill the worker in the middle of it.
-	e.addRule(`{"delay":"60s","times":1}`)
+	// The sends hang at the provider long enough to kill the worker in the middle of them.
+	inFlight := pick(1, 10) // at most outbound.concurrency (10)
+	e.addRule(fmt.Sprintf(`{"delay":"60s","times":%d}`, inFlight))
 
-	const to = "+5511988887777"
-	msgID, r := e.startConversation(base, agentID(1), to)
-	if r.status != 202 || msgID == "" {
-		t.Fatalf("new conversation: %d %s", r.status, r.body)
+	ids := map[string]string{} // message id → recipient digits
+	for i := 0; i < inFlight; i++ {
+		to := fmt.Sprintf("+55119888%05d", i)
+		msgID, r := e.startConversation(base, agentID(1), to)
+		if r.status != 202 || msgID == "" {
+			t.Fatalf("new conversation: %d %s", r.status, r.body)
+		}
+		ids[msgID] = strings.TrimPrefix(to, "+")
 	}
 	inspector := e.inspector()
-	inFlight := waitFor(10*time.Second, func() bool {
+	if !waitFor(10*time.Second, func() bool {
 		q, err := inspector.GetQueueInfo("templates")
-		return err == nil && q.Active == 1
-	})
-	if !inFlight {
-		t.Fatal("the send never became active")
+		return err == nil && q.Active == inFlight
+	}) {
+		t.Fatalf("the %d sends never were all active at once", inFlight)
 	}
-	time.Sleep(500 * time.Millisecond) // the request is at the provider now
+	time.Sleep(500 * time.Millisecond) // the requests are at the provider now
 	e.worker.kill()
 	killedAt := time.Now()
-	if n := e.fakeCalls()["5511988887777"]; n != 0 {
-		t.Fatalf("the provider accepted the send before the kill (%d)", n)
+	if n := len(e.fakeCalls()); n != 0 {
+		t.Fatalf("the provider accepted sends before the kill (%d recipients)", n)
 	}
 	e.worker = e.startWorker("worker-restarted") // a supervisor restarts it
 
-	sent := waitFor(3*time.Minute, func() bool { return e.messageStatus(msgID) == "sent" })
+	sent := waitFor(3*time.Minute, func() bool {
+		for id := range ids {
+			if e.messageStatus(id) != "sent" {
+				return false
+			}
+		}
+		return true
+	})
 	if !sent {
-		t.Fatalf("message %s not sent within 3 minutes of the kill (status %q)", msgID, e.messageStatus(msgID))
+		t.Fatalf("not every message sent within 3 minutes of the kill")
 	}
 	recovered := time.Since(killedAt)
 	time.Sleep(3 * time.Second) // a second send, if any, would land now
-	if n := e.fakeCalls()["5511988887777"]; n != 1 {
-		t.Errorf("the provider accepted %d sends of the message, want exactly 1", n)
+	calls, duplicated := e.fakeCalls(), 0
+	for _, to := range ids {
+		if calls[to] != 1 {
+			t.Errorf("the provider accepted %d sends to %s, want exactly 1", calls[to], to)
+			duplicated += max(0, calls[to]-1)
+		}
 	}
-	figures(t, "worker SIGKILLed mid-send", 1, 1, 1, 0, e.fakeCalls()["5511988887777"]-1,
-		fmt.Sprintf("recovered_after=%s", recovered.Round(time.Second)))
+	figures(t, "worker SIGKILLed mid-send", inFlight, inFlight, len(calls), inFlight-len(calls), duplicated,
+		fmt.Sprintf("in_flight_at_kill=%d recovered_after=%s", inFlight, recovered.Round(time.Second)))
 }
 
 // Scenario 5: the provider throttles (429, Meta's 130429 with Retry-After) and then fails (5xx) for a
