@@ -14,7 +14,7 @@ go build -o "$bin/chatgate" ./cmd/chatgate
 go build -o "$bin/bare" ./bench/bare
 go build -o "$bin/loadgen" ./bench/loadgen
 gw_port=$(go run ./scripts/freeport); bare_port=$(go run ./scripts/freeport)
-CHATGATE_LISTEN=127.0.0.1:$gw_port CHATGATE_REDIS_URL=redis://$CHATGATE_TEST_REDIS_ADDR/0 CHATGATE_CONFIG=configs/chatgate.yaml \
+CHATGATE_LISTEN=127.0.0.1:$gw_port CHATGATE_REDIS_URL=redis://$CHATGATE_TEST_REDIS_ADDR/0 CHATGATE_CONFIG=${BENCH_CONFIG:-configs/chatgate.yaml} \
   "$bin/chatgate" serve 2>"$bin/gateway.log" & pids+=($!)
 "$bin/bare" --listen 127.0.0.1:$bare_port & pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$gw_port/readyz" >/dev/null && break; sleep 0.1; done
