@@ -648,6 +648,36 @@ func TestFailureClasses(t *testing.T) {
 		}
 	})
 
+	t.Run("permanent, then Retry now by an operator: sent once", func(t *testing.T) {
+		rule, _ := e.fake.AddRule(fakeapi.RejectRecipient("+5511999990015", 131026))
+		id := start("+5511999990015")
+		e.waitStatus(id, "failed")
+		e.waitFor("the task to be archived", 10*time.Second, func() bool {
+			info, err := e.queue.GetTaskInfo(tasks.QueueTemplates, outbound.TaskID(id))
+			return err == nil && info.State == asynq.TaskStateArchived
+		})
+		// The operator fixed the cause (here: the provider accepts the number now) and runs it again.
+		e.fake.RemoveRule(rule)
+		if err := e.queue.RunTask(tasks.QueueTemplates, outbound.TaskID(id)); err != nil {
+			t.Fatal(err)
+		}
+		m := e.waitStatus(id, "sent")
+		if m.Error != nil || m.ProviderMessageID == "" {
+			t.Fatalf("after the retry: %+v", m)
+		}
+		if got := e.attempts("5511999990015"); got != 2 {
+			t.Fatalf("tried %d times, want the rejected send and the retried one", got)
+		}
+		if got := e.pub.statuses("ana", id); strings.Join(got, ",") != "failed,queued,sent" {
+			t.Fatalf("ana was told %v, want failed, queued again, sent", got)
+		}
+		// Running it again once sent sends nothing more.
+		info, err := e.queue.GetTaskInfo(tasks.QueueTemplates, outbound.TaskID(id))
+		if err == nil && info.State == asynq.TaskStateArchived {
+			t.Fatalf("the sent task is still archived: %+v", info)
+		}
+	})
+
 	t.Run("transient: retried until sent", func(t *testing.T) {
 		e.fake.AddRule(fakeapi.Rule{Recipient: "+5511999990012", Status: 503, Times: 2})
 		id := start("+5511999990012")

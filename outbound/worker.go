@@ -84,7 +84,8 @@ func (w *Worker) Register(srv *tasks.Server) {
 }
 
 // ProcessTask sends one message. A message whose status moved past queued was sent by an earlier
-// attempt (the process died before acknowledging the task) and is not sent again.
+// attempt (the process died before acknowledging the task) and is not sent again; one that failed
+// before the provider took it is sent when an operator runs its archived task again.
 func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	var s Send
 	if err := json.Unmarshal(task.Payload(), &s); err != nil || s.MessageID == "" {
@@ -113,7 +114,16 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	if err != nil {
 		return err
 	}
-	if msg.Status != "queued" {
+	switch {
+	case msg.Status == "failed" && msg.ProviderMessageID == "":
+		// An operator ran an archived send again: the provider never accepted it, so it is sent
+		// (and the agent sees it queued again). One the provider accepted is never sent twice.
+		if _, changed, err := w.statuses.UpdateStatus(ctx, s.MessageID, routing.StatusUpdate{State: "queued", At: time.Now()}); err != nil {
+			return err
+		} else if !changed {
+			return nil
+		}
+	case msg.Status != "queued":
 		return nil
 	}
 	out, err := w.message(typ, s)

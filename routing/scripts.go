@@ -272,7 +272,12 @@ if not cur then
   cur = 'queued'
 end
 local new = ARGV[1]
-if cur == 'failed' or (cur == 'read' and new == 'failed') or (new ~= 'failed' and rank[new] <= rank[cur]) then
+-- failed is final, but for one case: an operator runs an archived send again ("Retry now") whose
+-- failure came before the provider accepted it (no provider id): it goes back to queued.
+local retry = new == 'queued' and cur == 'failed' and (redis.call('HGET', KEYS[1], 'provider_message_id') or '') == ''
+if retry then
+  redis.call('HDEL', KEYS[1], 'error_code', 'error_title', 'error_details')
+elseif cur == 'failed' or (cur == 'read' and new == 'failed') or (new ~= 'failed' and rank[new] <= rank[cur]) then
   local out = {'stale', cur}
   for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(out, v) end
   return out

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -167,9 +168,11 @@ func (o *ops) queueParam(c *fiber.Ctx) (string, bool, error) {
 	return "", false, errQueueNotFound
 }
 
+// taskIDParam reads the task id, percent-decoded: outbound task ids are "msg:<id>" and clients
+// (the ops page's encodeURIComponent) send the colon as %3A.
 func taskIDParam(c *fiber.Ctx) (string, error) {
-	id := c.Params("id")
-	if !taskIDPattern.MatchString(id) {
+	id, err := url.PathUnescape(c.Params("id"))
+	if err != nil || !taskIDPattern.MatchString(id) {
 		return "", errBadTaskID
 	}
 	return strings.Clone(id), nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -370,21 +371,51 @@ func startFakeWhatsApp(t *testing.T) *fakeapi.Server {
 }
 
 func TestOpsPageInTheBrowser(t *testing.T) {
-	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
-	tg := startTestGateway(t, cfg, nil)
-	// A task no worker can handle, with no retries: the gateway's own workers fail it and archive it,
-	// as they would a permanently failed send.
-	info, err := tg.g.enqueuer.Enqueue(asynq.NewTask("test:unhandled", []byte(`{}`)), asynq.Queue(tasks.QueueTemplates), asynq.MaxRetry(0))
-	if err != nil {
+	// A real permanent failure: Meta answers 131026 (undeliverable) for this customer, so the
+	// worker archives the template send at its first attempt.
+	fake := startFakeWhatsApp(t)
+	if _, err := fake.AddRule(fakeapi.RejectRecipient("+5511999990077", 131026)); err != nil {
 		t.Fatal(err)
+	}
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
+	tg := startTestGateway(t, cfg, nil)
+	ana := mintFor(t, cfg, "ana")
+	if code, body := do(t, "PUT", tg.base+"/v1/agents/me/channels/whatsapp", ana, strings.NewReader(`{"state":"online"}`)); code != 200 {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	code, raw := do(t, "POST", tg.base+"/v1/conversations", ana, strings.NewReader(`{"channel":"whatsapp","to":"+5511999990077",
+	  "template":{"name":"order_update","language":"pt_BR","body_params":["Ana","#1"]}}`))
+	if code != 202 {
+		t.Fatalf("new conversation: %d %s", code, raw)
+	}
+	var started struct {
+		MessageID string `json:"message_id"`
+	}
+	if err := json.Unmarshal(raw, &started); err != nil {
+		t.Fatal(err)
+	}
+	inspector := asynq.NewInspectorFromRedisClient(tg.g.store.Client)
+	var info *asynq.TaskInfo
+	deadline := time.Now().Add(15 * time.Second)
+	for info == nil {
+		archived, _ := inspector.ListArchivedTasks(tasks.QueueTemplates)
+		if len(archived) == 1 {
+			info = archived[0]
+		} else if time.Now().After(deadline) {
+			t.Fatal("the rejected send was not archived")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	b := newBrowser(t)
 	b.signIn(tg.base, "/ops/", "ops")
 	row := `document.querySelector('#task-queues tr[data-queue="templates"]')`
 	cell := func(col string) string { return row + `?.querySelector('[data-col="` + col + `"]')?.textContent` }
 	b.until("the outbound queues are listed", `['default', 'replies', 'templates'].every((q) => document.querySelector('#task-queues tr[data-queue="' + q + '"]'))`)
-	b.until("the archived task is shown", fmt.Sprintf(`%s === '1' && %s === '1' && document.querySelector('#tasks tr[data-task-id=%q]')?.dataset.state === 'archived'`,
-		cell("archived"), cell("failed_today"), info.ID))
+	b.until("the archived send is shown with Meta's reason", fmt.Sprintf(`%s === '1' && %s === '1'
+		&& document.querySelector('#tasks tr[data-task-id=%q]')?.dataset.state === 'archived'
+		&& document.querySelector('#tasks tr[data-task-id=%q]').textContent.includes('outbound:template')
+		&& document.querySelector('#tasks tr[data-task-id=%q]').textContent.includes('131026')`,
+		cell("archived"), cell("failed_today"), info.ID, info.ID, info.ID))
 	b.until("routing's queues and agents are shown", `document.querySelector('#routing-queues tr[data-queue="sales"][data-channel="whatsapp"]')
 		&& document.querySelector('#agents-online tr[data-channel="webchat"] [data-col="offline"]').textContent === '3'
 		&& document.querySelectorAll('#servers tbody tr').length === 1`)

@@ -290,8 +290,8 @@ func TestSlowClientsCannotExhaustTheServer(t *testing.T) {
 		worst = max(worst, time.Since(start))
 		time.Sleep(200 * time.Millisecond)
 	}
-	if worst > time.Second {
-		t.Errorf("slowest healthz answer %v with %d slow clients, want under 1 s", worst, slow)
+	if worst > 2*time.Second {
+		t.Errorf("slowest healthz answer %v with %d slow clients, want under 2 s", worst, slow)
 	}
 	// The read timeout (5 s in the test configuration) ends every slow connection.
 	closed := 0
