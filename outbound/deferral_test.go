@@ -82,7 +82,11 @@ func TestLastAttemptWaitsOutThePace(t *testing.T) {
 	if got := e.attempts("5511944442222"); got != 2 {
 		t.Fatalf("%d attempts, want a failure and a send", got)
 	}
-	if info := e.taskInfo(tasks.QueueReplies, id); info.Retried != 1 || info.State != asynq.TaskStateCompleted {
+	// The worker records "sent" before asynq marks the task completed: wait for the latter.
+	e.waitFor("the task to complete", 5*time.Second, func() bool {
+		return e.taskInfo(tasks.QueueReplies, id).State == asynq.TaskStateCompleted
+	})
+	if info := e.taskInfo(tasks.QueueReplies, id); info.Retried != 1 {
 		t.Fatalf("task: retried %d, state %v", info.Retried, info.State)
 	}
 	if got := e.pub.statuses("ana", id); len(got) != 1 || got[0] != "sent" {
