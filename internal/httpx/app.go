@@ -45,7 +45,7 @@ func NewApp(o Options) *fiber.App {
 	app := fiber.New(fiber.Config{
 		AppName:                 "chatgate",
 		DisableStartupMessage:   true,
-		BodyLimit:               o.BodyLimit,
+		BodyLimit:               readLimit(o.BodyLimit),
 		ReadBufferSize:          o.HeaderLimit,
 		ReadTimeout:             o.ReadTimeout,
 		WriteTimeout:            o.WriteTimeout,
@@ -68,6 +68,18 @@ func NewApp(o Options) *fiber.App {
 			o.Logger.Error("handler panicked", "request_id", RequestID(c), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
 		},
 	}))
+
+	if o.BodyLimit > 0 {
+		// fasthttp answers a body over its own limit and closes the connection with the rest of the
+		// body unread, so the client, still writing, often sees a reset instead of the 413. Bodies up
+		// to twice the limit are read whole and refused here, on a connection that stays usable.
+		app.Use(func(c *fiber.Ctx) error {
+			if len(c.Request().Body()) > o.BodyLimit {
+				return ErrBodyTooLarge
+			}
+			return c.Next()
+		})
+	}
 
 	app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
@@ -160,4 +172,13 @@ func requestLogLevel(route string, status int) slog.Level {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
+}
+
+// readLimit is how much of a body fasthttp reads before giving up on the connection: twice the
+// configured limit (see NewApp), or fiber's default when none is set.
+func readLimit(limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return 2 * limit
 }

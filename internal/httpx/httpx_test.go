@@ -139,3 +139,35 @@ func TestEachRequestIsLoggedAtInfo(t *testing.T) {
 		t.Errorf("the query string was logged: %s", lines[0])
 	}
 }
+
+// A body over the limit is refused with a JSON 413 on a connection that stays usable, so a client
+// still writing its body reads the answer instead of a reset (repeated, since the reset was a race).
+func TestOversizedBodyIsAJSON413OnALiveConnection(t *testing.T) {
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 64 << 10})
+	app.Post("/echo", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	url := "http://" + ln.Addr().String() + "/echo"
+	big := strings.Repeat("x", 100<<10)
+	for i := 0; i < 50; i++ {
+		resp, err := client.Post(url, "application/json", strings.NewReader(big))
+		if err != nil {
+			t.Fatalf("oversized body %d: %v (want a 413 answer, not a broken connection)", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(body), `"code":"body_too_large"`) {
+			t.Fatalf("oversized body %d: %d %s", i, resp.StatusCode, body)
+		}
+		resp, err = client.Post(url, "application/json", strings.NewReader(`{}`))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("the next request after a 413: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+}
