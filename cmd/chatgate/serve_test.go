@@ -156,7 +156,9 @@ func TestEmbeddedGatewayServesOperationsEndpoints(t *testing.T) {
 	if code != 404 || errorCode(t, body) != "route_not_found" {
 		t.Errorf("unknown path: got %d %s, want 404 route_not_found", code, body)
 	}
-	code, body = postDeclaringLength(t, tg.base, "/healthz", cfg.HTTP.BodyLimit+1)
+	// A body declared far over the limit is refused from its header, before anything is read (one
+	// up to twice the limit is read and refused on a live connection: internal/httpx's test).
+	code, body = postDeclaringLength(t, tg.base, "/healthz", 2*cfg.HTTP.BodyLimit+1)
 	if code != 413 || errorCode(t, body) != "body_too_large" {
 		t.Errorf("oversized body: got %d %s, want 413 body_too_large", code, body)
 	}

@@ -28,6 +28,9 @@ type hostile struct {
 	headers map[string]string
 	status  int
 	code    string // the JSON error code; "" for a 200
+	// resetOK: the server answers and closes while the client is still writing, so the client may
+	// see a reset instead of the answer (fasthttp stops reading at its header buffer).
+	resetOK bool
 }
 
 // TestHostileInputIsRefusedAndChangesNothing sends more than forty bad requests across every public
@@ -174,7 +177,7 @@ func TestHostileInputIsRefusedAndChangesNothing(t *testing.T) {
 		// HTTP itself.
 		{name: "path traversal under /v1 without a token", method: "GET", path: "/v1/../../etc/passwd", status: 401, code: "invalid_token"},
 		{name: "path traversal to an unknown path", method: "GET", path: "/static/../../etc/passwd", status: 404, code: "route_not_found"},
-		{name: "headers over the limit", method: "GET", path: "/healthz", headers: map[string]string{"Cookie": strings.Repeat("c", 20<<10)}, status: 431, code: "headers_too_large"},
+		{name: "headers over the limit", method: "GET", path: "/healthz", headers: map[string]string{"Cookie": strings.Repeat("c", 20<<10)}, status: 431, code: "headers_too_large", resetOK: true},
 	}
 	if len(cases) < 40 {
 		t.Fatalf("only %d hostile requests; the table promises at least 40", len(cases))
@@ -185,7 +188,10 @@ func TestHostileInputIsRefusedAndChangesNothing(t *testing.T) {
 		base := []string{r1, r2}[i%2]
 		before := snapshot(t, e.client, ignored)
 		r, err := e.do(c.method, base+c.path, c.body, c.headers)
-		if err != nil {
+		switch {
+		case err != nil && c.resetOK && strings.Contains(err.Error(), "connection reset"):
+			r = response{status: c.status, code: c.code} // refused, the answer lost to the reset
+		case err != nil:
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
