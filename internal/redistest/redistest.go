@@ -70,40 +70,69 @@ type Server struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
+	// exited closes when cmd has been waited for.
+	exited chan struct{}
 }
 
-// StartServer runs a private redis-server on a free loopback port; it is stopped at cleanup.
+// StartServer runs a private redis-server on a free loopback port; it is stopped at cleanup. A port
+// found free can be taken by another process before redis-server binds it, so a failed start is
+// retried on another port.
 func StartServer(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed (apt-get install redis-server): %v", err)
 	}
-	port := FreePort(t)
-	s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir()}
-	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--daemonize", "no", "--logfile", ""}, extraArgs...)
-	s.Start(t)
+	s := &Server{dir: t.TempDir()}
 	t.Cleanup(func() { s.Stop(t) })
-	return s
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		s.Port = FreePort(t)
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+		s.args = append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", s.dir, "--daemonize", "no", "--logfile", ""}, extraArgs...)
+		if err = s.start(); err == nil {
+			return s
+		}
+	}
+	t.Fatalf("start redis-server: %v", err)
+	return nil
 }
 
 // Start (re)starts the process on the same port and waits until it answers.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Server) start() error {
 	s.cmd = exec.Command("redis-server", s.args...)
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	exited := make(chan struct{})
+	cmd := s.cmd
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.exited = exited
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if c.Ping(context.Background()).Err() == nil {
-			return
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-exited: // the port was taken, or the arguments refused
+			s.cmd = nil
+			return fmt.Errorf("redis-server on %s exited at start", s.Addr)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	t.Fatalf("redis-server on %s did not answer within 10s", s.Addr)
+	_ = cmd.Process.Kill()
+	<-exited
+	s.cmd = nil
+	return fmt.Errorf("redis-server on %s did not answer within 10s", s.Addr)
 }
 
 // Stop ends the process (by its PID) and waits for it.
@@ -113,7 +142,7 @@ func (s *Server) Stop(t testing.TB) {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
