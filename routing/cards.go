@@ -41,9 +41,11 @@ func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error)
 
 // Decline: the agent refuses the offer; the card goes to another eligible agent, never this one again.
 func (r *Router) Decline(ctx context.Context, cardID, agent string) (Card, error) {
-	rel, err := r.release(ctx, cardID, agent, "decline")
-	if err == nil && rel != nil {
-		err = r.Dispatch(ctx, rel.queue, rel.channel)
+	rels, err := r.release(ctx, cardID, agent, "decline")
+	for _, rel := range rels {
+		if err == nil {
+			err = r.Dispatch(ctx, rel.queue, rel.channel)
+		}
 	}
 	if err != nil {
 		return Card{}, err
@@ -51,13 +53,14 @@ func (r *Router) Decline(ctx context.Context, cardID, agent string) (Card, error
 	return r.Card(ctx, cardID)
 }
 
-// released is where a card went back to waiting, for the caller to offer it again.
+// released is a (queue, channel) to offer again after a release.
 type released struct{ queue, channel string }
 
 // release puts an offered card back in its queue (declined, or its offer timed out) and makes its
-// holder a candidate again. The caller dispatches the queue: a sweep of many timeouts dispatches
-// each queue once, not once per card (each dispatch may scan the waiting queue).
-func (r *Router) release(ctx context.Context, cardID, agent, mode string) (*released, error) {
+// holder a candidate again. It returns the queues to dispatch (the card's, and the holder's others
+// where it has room again); the caller dispatches them, so that a sweep of many timeouts
+// dispatches each queue once, not once per card (each dispatch may scan the waiting queue).
+func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]released, error) {
 	out, err := releaseScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers()},
 		cardID, agent, r.clock.Now().UnixMilli(), r.keys.prefix(), mode).Slice()
 	if err != nil {
@@ -83,8 +86,13 @@ func (r *Router) release(ctx context.Context, cardID, agent, mode string) (*rele
 			}
 		}
 	}
-	r.refreshAgent(ctx, holder, channel)
-	return &released{queue: queue, channel: channel}, nil
+	rels := []released{{queue: queue, channel: channel}}
+	for _, q := range r.candidate(ctx, holder, channel) {
+		if q != queue {
+			rels = append(rels, released{queue: q, channel: channel})
+		}
+	}
+	return rels, nil
 }
 
 // Close ends the conversation of a card held by the agent (a supervisor may close any card).
@@ -125,12 +133,12 @@ func (r *Router) SweepTimeouts(ctx context.Context) (int, error) {
 	}
 	touched := map[released]bool{}
 	for _, card := range due {
-		rel, err := r.release(ctx, card, "", "timeout")
+		rels, err := r.release(ctx, card, "", "timeout")
 		if err != nil && err != ErrWrongState && err != ErrNotFound {
 			return 0, err
 		}
-		if rel != nil {
-			touched[*rel] = true
+		for _, rel := range rels {
+			touched[rel] = true
 		}
 	}
 	for rel := range touched {
@@ -187,17 +195,27 @@ func (r *Router) agentQueues(agent, channel string) []string {
 	return out
 }
 
-// refreshAgent makes the agent a candidate again in its queues of the channel when it is online and
-// below capacity; the offer script re-checks both, so a stale add is harmless.
+// refreshAgent makes the agent a candidate again (see candidate) and offers what waits in those queues.
 func (r *Router) refreshAgent(ctx context.Context, agent, channel string) {
+	for _, q := range r.candidate(ctx, agent, channel) {
+		if err := r.Dispatch(ctx, q, channel); err != nil {
+			r.logger.Warn("dispatch failed", "queue", q, "err", err)
+		}
+	}
+}
+
+// candidate puts the agent back in the candidate sets of its queues of the channel when it is
+// online and below capacity, and returns those queues (none when it is not eligible); the offer
+// script re-checks both, so a stale add is harmless. It offers nothing: the caller dispatches.
+func (r *Router) candidate(ctx context.Context, agent, channel string) []string {
 	queues := r.agentQueues(agent, channel)
 	if len(queues) == 0 {
-		return
+		return nil
 	}
 	state, _ := r.client.HGet(ctx, presence.StateKey(r.keys.ks, agent), channel).Result()
 	load, _ := r.client.HGet(ctx, r.keys.load(agent), channel).Int()
-	if state != string(presence.Online) || load >= r.agents[agent].channels[channel] {
-		return
+	if !r.eligible(agent, channel, state, load) {
+		return nil
 	}
 	now := r.clock.Now().UnixMilli()
 	for _, q := range queues {
@@ -211,11 +229,13 @@ func (r *Router) refreshAgent(ctx context.Context, agent, channel string) {
 			r.client.ZAdd(ctx, key, redis.Z{Score: float64(now), Member: agent})
 		}
 	}
-	for _, q := range queues {
-		if err := r.Dispatch(ctx, q, channel); err != nil {
-			r.logger.Warn("dispatch failed", "queue", q, "err", err)
-		}
-	}
+	return queues
+}
+
+// eligible: online on the channel and below its capacity there (the queue membership is the
+// caller's, through agentQueues).
+func (r *Router) eligible(agent, channel, state string, load int) bool {
+	return state == string(presence.Online) && load < r.agents[agent].channels[channel]
 }
 
 func (r *Router) requeue(ctx context.Context, agent, channel string) error {
@@ -277,7 +297,7 @@ func (r *Router) Reconcile(ctx context.Context) error {
 	eligible := map[[2]string]map[string]int{} // (queue, channel) → agent → load
 	for _, s := range slots {
 		load, _ := strconv.Atoi(s.load.Val())
-		if s.state.Val() != string(presence.Online) || load >= r.agents[s.agent].channels[s.channel] {
+		if !r.eligible(s.agent, s.channel, s.state.Val(), load) {
 			continue
 		}
 		for _, q := range r.agentQueues(s.agent, s.channel) {
