@@ -262,7 +262,7 @@ type DeliverResult struct {
 // is eligible. A nil error means every message is recorded (the provider may be answered 2xx).
 func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, error) {
 	var res DeliverResult
-	dispatch := map[[2]string]bool{}
+	var dispatch []pendingDispatch
 	var arrived [][3]string // queue, channel, conversation of each new card
 	for _, m := range msgs {
 		queue, ok := r.QueueFor(m.Channel, m.EntryPoint)
@@ -280,10 +280,12 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			window = strconv.FormatInt(at.Add(whatsappWin).UnixMilli(), 10)
 		}
 		msgID, convID, cardID := newID(), newID(), newID()
+		q := r.queues[queue]
 		val, err := r.intake.run(ctx, []string{r.keys.pmsg(m.Channel, m.ProviderMessageID)},
 			r.keys.prefix(), m.Channel, m.EntryPoint, m.ContactID, queue, msgID, convID, cardID, now.UnixMilli(),
 			m.Kind, m.Text, string(m.Payload), m.ContactName, m.ContactPhone, window, int64(dedupTTL/time.Second),
-			m.ProviderMessageID, at.UnixMilli())
+			m.ProviderMessageID, at.UnixMilli(),
+			q.OfferTimeout.Milliseconds(), q.Strategy, r.auditFlag(), cardsToScan, agentsToScan)
 		if err != nil {
 			return res, fmt.Errorf("deliver: %w", err)
 		}
@@ -297,10 +299,11 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		res.Messages = append(res.Messages, out[1])
 		r.metrics.delivered.WithLabelValues(m.Channel).Inc()
 		convID, cardID, newCard, agent, cardState := out[2], out[3], out[4], out[5], out[6]
-		// A new card is offered at once when the queue has candidates; a card already waiting was tried
+		// A new card with candidates in its queue had its first routing decision in the intake script;
+		// the dispatch announces it and goes on if cards still wait. A card already waiting was tried
 		// when it arrived and moves on the next login, resume or close.
 		if newCard != "" && out[7] != "0" {
-			dispatch[[2]string{queue, m.Channel}] = true
+			dispatch = append(dispatch, pendingDispatch{queue: queue, channel: m.Channel, decision: parseDecision(replyItem(val, 8))})
 		}
 		if newCard != "" {
 			arrived = append(arrived, [3]string{queue, m.Channel, convID})
@@ -311,10 +314,10 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			r.publish(ctx, agent, Event{Type: EventMessageReceived, Message: msg, Conversation: map[string]string{"id": convID, "card_id": cardID}})
 		}
 	}
-	for qc := range dispatch {
-		if err := r.Dispatch(ctx, qc[0], qc[1]); err != nil {
+	for _, d := range dispatch {
+		if err := r.dispatch(ctx, d.queue, d.channel, d.decision); err != nil {
 			// The cards are recorded and waiting; the next trigger or the sweeper offers them.
-			r.logger.Warn("dispatch after delivery failed", "queue", qc[0], "channel", qc[1], "err", err)
+			r.logger.Warn("dispatch after delivery failed", "queue", d.queue, "channel", d.channel, "err", err)
 		}
 	}
 	for _, a := range arrived {
@@ -323,37 +326,110 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 	return res, nil
 }
 
+// pendingDispatch is a queue to dispatch after a delivery, with the decision the intake script made.
+type pendingDispatch struct {
+	queue, channel string
+	decision       decision
+}
+
+// decision is what offerLua decided.
+type decision struct {
+	outcome            string // "offered", "none", "empty"; "" when none was made
+	card, agent, conv  string
+	stillWaiting       bool // offered: cards wait in the queue still
+	moreCards, cutScan bool // none: cards beyond those scanned; candidates beyond the bound
+	cardFields         map[string]string
+	convFields         map[string]string
+}
+
+// replyItem is element i of a script's array reply, or nil.
+func replyItem(v any, i int) any {
+	if items, ok := v.([]any); ok && i < len(items) {
+		return items[i]
+	}
+	return nil
+}
+
+func parseDecision(v any) decision {
+	items, _ := v.([]any)
+	if len(items) == 0 {
+		return decision{}
+	}
+	str := func(i int) string {
+		if i < len(items) {
+			s, _ := items[i].(string)
+			return s
+		}
+		return ""
+	}
+	d := decision{outcome: str(0)}
+	switch d.outcome {
+	case "offered":
+		d.card, d.agent, d.stillWaiting, d.conv = str(1), str(2), str(3) != "0", str(4)
+		if len(items) > 6 {
+			d.cardFields, d.convFields = fieldMap(items[5]), fieldMap(items[6])
+		}
+	case "none":
+		d.moreCards, d.cutScan = str(1) == "1", str(2) == "1"
+	}
+	return d
+}
+
+// fieldMap turns an HGETALL reply inside a script's reply (a flat array) into a map.
+func fieldMap(v any) map[string]string {
+	items, _ := v.([]any)
+	m := make(map[string]string, len(items)/2)
+	for i := 0; i+1 < len(items); i += 2 {
+		k, _ := items[i].(string)
+		val, _ := items[i+1].(string)
+		m[k] = val
+	}
+	return m
+}
+
+func (r *Router) auditFlag() string {
+	if r.audit {
+		return "1"
+	}
+	return "0"
+}
+
 // Dispatch offers waiting cards of (queue, channel) to eligible agents until one side runs out.
 func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
+	return r.dispatch(ctx, queue, channel, decision{})
+}
+
+// dispatch is Dispatch going on from a first decision already made (by the intake script), if any.
+func (r *Router) dispatch(ctx context.Context, queue, channel string, first decision) error {
 	q, ok := r.queues[queue]
 	if !ok {
 		return ErrUnknownQueue
 	}
-	audit := "0"
-	if r.audit {
-		audit = "1"
-	}
 	// The first try scans a bounded head; when that finds nobody because it stopped at a bound, the
 	// scan widens: every candidate, then the next pages of waiting cards. That path only runs when
 	// the head's cards were refused by every candidate scanned, so it is rare and ends at the first
-	// eligible pair.
-	first, maxAgents := 0, agentsToScan
+	// eligible pair. A decision made by the intake script was such a first try.
+	from, maxAgents := 0, agentsToScan
 	for i := 0; i < 1000; i++ {
-		now := r.clock.Now()
-		val, err := r.offers.run(ctx, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
-			r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, audit, cardsToScan, maxAgents, first)
-		if err != nil {
-			return fmt.Errorf("offer: %w", err)
+		d := first
+		first = decision{}
+		if d.outcome == "" {
+			now := r.clock.Now()
+			val, err := r.offers.run(ctx, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
+				r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, r.auditFlag(), cardsToScan, maxAgents, from)
+			if err != nil {
+				return fmt.Errorf("offer: %w", err)
+			}
+			d = parseDecision(val)
 		}
-		out := stringSlice(val)
-		switch out[0] {
+		switch d.outcome {
 		case "offered":
 		case "none":
 			switch {
-			case out[2] == "1" && maxAgents != 0:
+			case d.cutScan && maxAgents != 0:
 				maxAgents = 0
-			case out[1] == "1":
-				first, maxAgents = first+cardsToScan, 0
+			case d.moreCards:
+				from, maxAgents = from+cardsToScan, 0
 			default:
 				return nil
 			}
@@ -362,18 +438,17 @@ func (r *Router) Dispatch(ctx context.Context, queue, channel string) error {
 			return nil
 		}
 		r.metrics.offers.WithLabelValues(queue).Inc()
-		card, err := r.offeredCard(ctx, out[1], out[4])
-		if err != nil {
-			return err
+		if len(d.cardFields) == 0 {
+			return fmt.Errorf("offer: card %s: %w", d.card, ErrNotFound)
 		}
-		r.publish(ctx, out[2], Event{Type: EventCardOffered, Card: card})
-		if out[3] == "0" {
+		r.publish(ctx, d.agent, Event{Type: EventCardOffered, Card: cardWithConversation(d.cardFields, d.convFields)})
+		if !d.stillWaiting {
 			return nil
 		}
 		if maxAgents != 0 {
-			first = 0
+			from = 0
 		}
-		// In the widened scan, the pages before first had no card any candidate could take; an
+		// In the widened scan, the pages before from had no card any candidate could take; an
 		// offer only takes capacity away, so they still have none: go on from here, not the head
 		// (from the head, each offer would rescan every refused card: quadratic in the backlog).
 	}
@@ -398,8 +473,18 @@ func (r *Router) Card(ctx context.Context, id string) (Card, error) {
 	if len(h) == 0 {
 		return Card{}, ErrNotFound
 	}
-	c := cardFrom(h)
-	if conv, err := r.client.HGetAll(ctx, r.keys.conv(c.ConversationID)).Result(); err == nil && len(conv) > 0 {
+	conv, err := r.client.HGetAll(ctx, r.keys.conv(h["conversation_id"])).Result()
+	if err != nil {
+		conv = nil
+	}
+	return cardWithConversation(h, conv), nil
+}
+
+// cardWithConversation is a card as agents see it: with its conversation's contact and window (when
+// the conversation's fields are given) and a bounded preview.
+func cardWithConversation(card, conv map[string]string) Card {
+	c := cardFrom(card)
+	if len(conv) > 0 {
 		cv := conversationFrom(conv)
 		c.Contact = &cv.Contact
 		c.WindowExpiresAt = cv.WindowExpiresAt
@@ -407,29 +492,7 @@ func (r *Router) Card(ctx context.Context, id string) (Card, error) {
 	if len(c.Preview) > previewLength {
 		c.Preview = c.Preview[:previewLength]
 	}
-	return c, nil
-}
-
-// offeredCard is Card for a card whose conversation id is known: both hashes in one round trip.
-func (r *Router) offeredCard(ctx context.Context, id, convID string) (Card, error) {
-	pipe := r.client.Pipeline()
-	card, conv := pipe.HGetAll(ctx, r.keys.card(id)), pipe.HGetAll(ctx, r.keys.conv(convID))
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Card{}, err
-	}
-	if len(card.Val()) == 0 {
-		return Card{}, ErrNotFound
-	}
-	c := cardFrom(card.Val())
-	if len(conv.Val()) > 0 {
-		cv := conversationFrom(conv.Val())
-		c.Contact = &cv.Contact
-		c.WindowExpiresAt = cv.WindowExpiresAt
-	}
-	if len(c.Preview) > previewLength {
-		c.Preview = c.Preview[:previewLength]
-	}
-	return c, nil
+	return c
 }
 
 // Cards returns the cards offered to or held by an agent, oldest first.

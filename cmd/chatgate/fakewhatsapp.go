@@ -26,7 +26,9 @@ func runFakeWhatsApp(ctx context.Context, args []string, stdout, stderr io.Write
 	if !ok {
 		return exitInvalid
 	}
-	opts := fakeapi.Options{Numbers: map[string]string{}, AdminToken: *adminToken, Logger: newLogger(cfg.Log, stderr),
+	logger, logs := newLogger(cfg.Log, stderr)
+	defer logs.Close()
+	opts := fakeapi.Options{Numbers: map[string]string{}, AdminToken: *adminToken, Logger: logger,
 		BusinessAccountID: cfg.WhatsApp.BusinessAccountID}
 	for _, n := range cfg.WhatsApp.Numbers {
 		opts.Numbers[n.PhoneNumberID] = n.AccessToken

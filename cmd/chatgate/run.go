@@ -8,9 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/chatgate/chatgate/configs"
+	"github.com/chatgate/chatgate/internal/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -119,14 +119,9 @@ func loadConfig(flagValue string, stderr io.Writer) (configs.Config, string, boo
 	return cfg, path, true
 }
 
-func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if strings.EqualFold(cfg.Format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+// newLogger builds the process logger (buffered: see internal/logging); close the Writer before exit.
+func newLogger(cfg configs.Log, w io.Writer) (*slog.Logger, *logging.Writer) {
+	return logging.New(cfg.Level, cfg.Format, w)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

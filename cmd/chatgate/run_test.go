@@ -196,7 +196,14 @@ func TestWorkerCommandServesHealthAndStopsOnCancel(t *testing.T) {
 	if code, _ := do(t, "GET", "http://"+addr+"/v1/pause-reasons", "", nil); code != 404 {
 		t.Errorf("worker serves the agent API: got %d, want 404", code)
 	}
-	if !strings.Contains(logs.String(), "mode=worker") || !strings.Contains(logs.String(), "workers started") {
+	// Info lines reach stderr within logging.FlushInterval.
+	logged := func() bool {
+		return strings.Contains(logs.String(), "mode=worker") && strings.Contains(logs.String(), "workers started")
+	}
+	for end := time.Now().Add(2 * time.Second); !logged() && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !logged() {
 		t.Errorf("worker did not log its mode and start:\n%s", logs.String())
 	}
 	cancel()

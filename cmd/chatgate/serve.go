@@ -87,7 +87,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mo
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	logger := newLogger(cfg.Log, stderr)
+	logger, logs := newLogger(cfg.Log, stderr)
+	defer logs.Close()
 	logger.Info("configuration loaded", "source", path, "env", cfg.Env, "tenant", cfg.Tenant)
 
 	g, err := newGateway(ctx, cfg, m, logger)

@@ -59,6 +59,9 @@ func universalOptions(cfg configs.Redis) (*redis.UniversalOptions, error) {
 		Username:   cfg.Username,
 		Password:   cfg.Password,
 		PoolSize:   cfg.PoolSize,
+		// RESP2: nothing here uses a RESP3 feature (push messages, client-side caching), and on RESP3
+		// go-redis looks for push messages before every reply, about 2% of the webhook path's CPU.
+		Protocol: 2,
 		// Fail fast while Redis is away so webhooks answer 503 promptly instead of hanging.
 		DialTimeout:  2 * time.Second,
 		ReadTimeout:  3 * time.Second,
