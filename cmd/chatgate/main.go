@@ -10,9 +10,8 @@ import (
 )
 
 // gcPercent replaces Go's default GOGC of 100. The gateway's live heap is small (tens of MB) and it
-// allocates at the rate of requests, so at 100 it collects many times a second; at 400 the webhook
-// path does about a tenth more requests on the same CPU (BENCHMARKS.md) for a few tens of MB more.
-// GOGC in the environment still decides.
+// allocates at the rate of requests, so at 100 it collects many times a second; at 400 collection
+// costs a quarter as much CPU, for tens of MB more (BENCHMARKS.md). GOGC in the environment still decides.
 const gcPercent = 400
 
 func main() {

@@ -8,7 +8,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"hash"
 	"strings"
+	"sync"
 
 	"github.com/chatgate/chatgate/webhooks"
 )
@@ -20,8 +22,28 @@ const signaturePrefix = "sha256="
 
 // Provider verifies and parses Cloud API notifications.
 type Provider struct {
-	secrets     [][]byte
+	secrets     []*macPool
 	verifyToken string
+}
+
+// macPool keeps keyed HMAC states for one secret: hmac.New hashes the key and allocates two SHA-256
+// states, work that every webhook would otherwise repeat.
+type macPool struct{ sync.Pool }
+
+func newMacPool(secret []byte) *macPool {
+	p := &macPool{}
+	p.New = func() any { return hmac.New(sha256.New, secret) }
+	return p
+}
+
+// matches reports whether sum is the HMAC-SHA256 of body under this pool's secret.
+func (p *macPool) matches(body, sum []byte) bool {
+	mac := p.Get().(hash.Hash)
+	defer p.Put(mac)
+	mac.Reset()
+	mac.Write(body)
+	var buf [sha256.Size]byte
+	return hmac.Equal(mac.Sum(buf[:0]), sum)
 }
 
 var (
@@ -33,10 +55,10 @@ var (
 func New(appSecret, previousSecret, verifyToken string) *Provider {
 	p := &Provider{verifyToken: verifyToken}
 	if appSecret != "" {
-		p.secrets = append(p.secrets, []byte(appSecret))
+		p.secrets = append(p.secrets, newMacPool([]byte(appSecret)))
 	}
 	if previousSecret != "" {
-		p.secrets = append(p.secrets, []byte(previousSecret))
+		p.secrets = append(p.secrets, newMacPool([]byte(previousSecret)))
 	}
 	return p
 }
@@ -52,14 +74,12 @@ func (p *Provider) Verify(header func(string) string, body []byte) error {
 	if !ok || len(hexSig) != 2*sha256.Size {
 		return webhooks.ErrUnsigned
 	}
-	want := make([]byte, sha256.Size)
-	if _, err := hex.Decode(want, []byte(hexSig)); err != nil {
+	var want [sha256.Size]byte
+	if _, err := hex.Decode(want[:], []byte(hexSig)); err != nil {
 		return webhooks.ErrUnsigned
 	}
 	for _, secret := range p.secrets {
-		mac := hmac.New(sha256.New, secret)
-		mac.Write(body)
-		if hmac.Equal(mac.Sum(nil), want) {
+		if secret.matches(body, want[:]) {
 			return nil
 		}
 	}
