@@ -239,3 +239,62 @@ func scriptCalls(t *testing.T, c *redis.Client) int64 {
 	}
 	return total
 }
+
+// The card.offered event carries the card as GET /v1/agents/{id}/cards shows it, whether the offer was
+// the intake script's first decision (an agent was free when the message came) or a later dispatch
+// (the card waited for a login): both read the card and its conversation in the offering script.
+func TestOfferedEventCarriesTheWholeCard(t *testing.T) {
+	e := newEnv(t, "longest_idle")
+	ctx := context.Background()
+	lastOffer := func(agent string) Card {
+		t.Helper()
+		e.pub.mu.Lock()
+		defer e.pub.mu.Unlock()
+		for i := len(e.pub.events[agent]) - 1; i >= 0; i-- {
+			if ev := e.pub.events[agent][i]; ev.Type == EventCardOffered {
+				c, ok := ev.Card.(Card)
+				if !ok {
+					t.Fatalf("card.offered carries %T, want a Card", ev.Card)
+				}
+				return c
+			}
+		}
+		t.Fatalf("no card.offered for %s", agent)
+		return Card{}
+	}
+	same := func(how string, got Card) {
+		t.Helper()
+		want, err := e.router.Card(ctx, got.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != CardOffered || got.Agent == "" || got.Contact == nil || got.WindowExpiresAt == nil || got.ExpiresAt == nil {
+			t.Fatalf("%s: the event's card lacks its offer, contact or window: %+v", how, got)
+		}
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Fatalf("%s: event card\n%s\nwant (as read back)\n%s", how, g, w)
+		}
+		if len(got.Preview) != previewLength {
+			t.Fatalf("%s: preview of %d bytes, want it cut to %d", how, len(got.Preview), previewLength)
+		}
+	}
+	long := strings.Repeat("é", previewLength) // two bytes each: the cut must fall at previewLength bytes
+
+	e.set(t, "ana", "whatsapp", presence.Online, "")
+	e.customer(t, "whatsapp", "100", "at-intake", long)
+	same("offered by the intake script", lastOffer("ana"))
+
+	// Ana's logout puts her card back in line; a second customer waits behind it.
+	e.set(t, "ana", "whatsapp", presence.Offline, "")
+	e.customer(t, "whatsapp", "100", "after-login", long)
+	if n := e.waiting(t, "sales", "whatsapp"); n != 2 {
+		t.Fatalf("%d cards waiting with nobody online, want 2", n)
+	}
+	e.set(t, "bob", "whatsapp", presence.Online, "")
+	if n := e.pub.count("bob", EventCardOffered); n != 2 {
+		t.Fatalf("bob was offered %d cards at login, want both", n)
+	}
+	same("offered at login", lastOffer("bob"))
+}
