@@ -335,7 +335,7 @@ type pendingDispatch struct {
 // decision is what offerLua decided.
 type decision struct {
 	outcome            string // "offered", "none", "empty"; "" when none was made
-	card, agent, conv  string
+	card, agent        string
 	stillWaiting       bool // offered: cards wait in the queue still
 	moreCards, cutScan bool // none: cards beyond those scanned; candidates beyond the bound
 	cardFields         map[string]string
@@ -365,7 +365,7 @@ func parseDecision(v any) decision {
 	d := decision{outcome: str(0)}
 	switch d.outcome {
 	case "offered":
-		d.card, d.agent, d.stillWaiting, d.conv = str(1), str(2), str(3) != "0", str(4)
+		d.card, d.agent, d.stillWaiting = str(1), str(2), str(3) != "0"
 		if len(items) > 6 {
 			d.cardFields, d.convFields = fieldMap(items[5]), fieldMap(items[6])
 		}

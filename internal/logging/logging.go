@@ -53,18 +53,11 @@ func (w *Writer) flushEvery(interval time.Duration) {
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		// After Close nothing flushes any more: write through.
-		if err := w.buf.Flush(); err != nil {
-			return 0, err
-		}
-		n, err := w.buf.Write(p)
-		if err == nil {
-			err = w.buf.Flush()
-		}
-		return n, err
+	n, err := w.buf.Write(p)
+	if err == nil && w.closed {
+		err = w.buf.Flush() // after Close nothing flushes any more: write through
 	}
-	return w.buf.Write(p)
+	return n, err
 }
 
 // Flush writes what is buffered.
