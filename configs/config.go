@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Config is the whole configuration file. Keys may grow; the ones in design.md §7 keep their names.
+// Config is the whole configuration file. Keys may grow; existing keys keep their names (operators rely on them).
 type Config struct {
 	Listen        string        `yaml:"listen" validate:"required,hostname_port"`
 	Env           string        `yaml:"env" validate:"omitempty,oneof=development production"`

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Event types on an agent's stream (design.md §4).
+// Event types on an agent's stream; clients rely on these names.
 const (
 	EventCardOffered        = "card.offered"
 	EventCardRevoked        = "card.revoked"

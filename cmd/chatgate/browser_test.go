@@ -157,7 +157,7 @@ func (b *browser) shot(name string) {
 	}
 }
 
-// Presence colours of the stylesheet (design.md §1: grey, green, orange).
+// Presence colours of the stylesheet: offline grey, online green, paused orange.
 const (
 	grey   = "rgb(107, 114, 128)"
 	green  = "rgb(21, 128, 61)"

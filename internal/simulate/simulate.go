@@ -122,7 +122,7 @@ type WebChatMessage struct {
 	ID, Text, PageURL                          string
 }
 
-// WebChatBody builds the WebChat webhook body (design.md §4).
+// WebChatBody builds the WebChat webhook body as a site sends it.
 func WebChatBody(m WebChatMessage) []byte {
 	if m.ID == "" {
 		b := make([]byte, 8)

@@ -9,8 +9,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// metaSpec is Meta's OpenAPI description, kept beside the repository.
-var metaSpec = filepath.Join("..", "..", "..", "shared", "meta", "business-messaging-api_v23.0.yaml")
+// metaSpec is Meta's OpenAPI description, kept in testdata/meta (MIT, see its LICENSE).
+var metaSpec = filepath.Join("..", "..", "testdata", "meta", "business-messaging-api_v23.0.yaml")
 
 // sendMessageExamples returns the request examples of Meta's sendMessage
 // operation, each as generic JSON (maps, slices, strings, float64, bool).
@@ -29,7 +29,7 @@ func sendMessageSpec(t testing.TB) (requests, responses map[string]any) {
 	t.Helper()
 	raw, err := os.ReadFile(metaSpec)
 	if err != nil {
-		t.Fatalf("Meta's OpenAPI file is expected beside the repository at %s: %v", metaSpec, err)
+		t.Fatalf("Meta's OpenAPI file is expected in the repository at %s: %v", metaSpec, err)
 	}
 	var doc struct {
 		Paths map[string]map[string]yaml.Node `yaml:"paths"`

@@ -23,7 +23,7 @@ import (
 // Channel is the channel name of WebChat conversations.
 const Channel = "webchat"
 
-// Header names of the signed webhook (design.md §4).
+// Header names of the signed webhook, part of the site protocol.
 const (
 	HeaderTimestamp = "X-Chatgate-Timestamp"
 	HeaderSignature = "X-Chatgate-Signature"
@@ -141,7 +141,7 @@ func (p *Provider) Verify(header func(string) string, body []byte) error {
 	return webhooks.ErrBadSignature
 }
 
-// Body is the WebChat webhook payload (design.md §4); the built-in widget's messages take the same
+// Body is the WebChat webhook payload; the built-in widget's messages take the same
 // shape once the visitor's token has named the site and visitor.
 type Body struct {
 	Site    string  `json:"site"`

@@ -175,10 +175,10 @@ func TestParseRejects(t *testing.T) {
 
 // TestMetaExamplesParse reads every example notification of Meta's OpenAPI description.
 func TestMetaExamplesParse(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "shared", "meta", "business-messaging-api_v23.0.yaml")
+	path := filepath.Join("..", "..", "testdata", "meta", "business-messaging-api_v23.0.yaml")
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("Meta's OpenAPI file is expected beside the repository at %s: %v", path, err)
+		t.Fatalf("Meta's OpenAPI file is expected in the repository at %s: %v", path, err)
 	}
 	var doc struct {
 		Paths map[string]map[string]yaml.Node `yaml:"paths"`

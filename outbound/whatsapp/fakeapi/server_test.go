@@ -365,13 +365,13 @@ func post(t *testing.T, url, tok, ctype string, body string) (int, string) {
 }
 
 // metaSendExamples reads the sendMessage request examples from Meta's
-// OpenAPI description beside the repository.
+// OpenAPI description in testdata/meta.
 func metaSendExamples(t *testing.T) map[string]any {
 	t.Helper()
-	path := filepath.Join("..", "..", "..", "..", "shared", "meta", "business-messaging-api_v23.0.yaml")
+	path := filepath.Join("..", "..", "..", "testdata", "meta", "business-messaging-api_v23.0.yaml")
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("Meta's OpenAPI file is expected beside the repository at %s: %v", path, err)
+		t.Fatalf("Meta's OpenAPI file is expected in the repository at %s: %v", path, err)
 	}
 	var doc struct {
 		Paths map[string]map[string]yaml.Node `yaml:"paths"`
