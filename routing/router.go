@@ -204,9 +204,12 @@ func (r *Router) QueueFor(channel, entryPoint string) (string, bool) {
 }
 
 // SyncCapacity writes every agent's configured capacities to Redis, where the offer script reads
-// them, and raises waiting cards to agents whose capacity grew. Call it at start-up.
+// them, and raises waiting cards to agents whose capacity grew. It runs at start-up and again after
+// Redis lost its state (redisx.ResetWatcher); it is idempotent.
 func (r *Router) SyncCapacity(ctx context.Context) error {
-	pipe := r.client.Pipeline()
+	// One transaction: every replica may run this at once after a Redis reset, and the offer
+	// script must never see an agent's capacity deleted and not yet written.
+	pipe := r.client.TxPipeline()
 	for id, a := range r.agents {
 		fields := make([]any, 0, 2*len(a.channels))
 		for ch, c := range a.channels {
