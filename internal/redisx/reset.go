@@ -127,6 +127,9 @@ func (w *ResetWatcher) check() {
 		reason = ResetRunIDChanged
 	}
 	if reason == "" {
+		if w.runID == "" {
+			w.runID = runID // INFO did not answer before: from now on it counts
+		}
 		w.mu.Unlock()
 		return
 	}
