@@ -119,3 +119,29 @@ func waitTrue(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestResetWatcherOnACluster: on a three-master cluster the run_id is read from the master holding
+// the marker, so a steady cluster never looks reset; emptying the masters is noticed.
+func TestResetWatcherOnACluster(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	client := cluster.Client(t)
+	ctx := context.Background()
+	var runs atomic.Int32
+	w := NewResetWatcher(client, MarkerKey(keyspace.New("t3")), slog.New(slog.NewTextHandler(io.Discard, nil)), 50*time.Millisecond,
+		Rebuild{Name: "probe", Run: func(context.Context) error { runs.Add(1); return nil }})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+	time.Sleep(500 * time.Millisecond)
+	if n := runs.Load(); n != 0 {
+		t.Fatalf("a steady cluster looked reset %d times", n)
+	}
+	if err := client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.FlushAll(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
+	waitTrue(t, 3*time.Second, "the rebuild after the masters were emptied", func() bool { return runs.Load() == 1 })
+	if st := w.Status(); st.Reason != ResetMarkerMissing {
+		t.Errorf("reason %q, want %q", st.Reason, ResetMarkerMissing)
+	}
+}
