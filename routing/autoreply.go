@@ -88,7 +88,7 @@ local P = ARGV[5]
 local conv = redis.call('HGET', KEYS[1], 'conversation_id')
 local convKey = P .. 'conv:' .. conv
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
-redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[2])
+redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
 local k = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
 local openKey = P .. 'convopen:' .. k[1] .. ':' .. k[2] .. ':' .. k[3]
 if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end

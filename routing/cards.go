@@ -95,7 +95,8 @@ func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]rel
 	return rels, nil
 }
 
-// Close ends the conversation of a card held by the agent (a supervisor may close any card).
+// Close ends the conversation of a card held by the agent (a supervisor may close any card, force);
+// the card and its conversation record agent as closed_by.
 func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (Card, error) {
 	f := "0"
 	if force {
@@ -110,6 +111,11 @@ func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (C
 		return Card{}, scriptError(out[0])
 	}
 	holder, queue, channel, convID := out[1], out[2], out[3], out[4]
+	if holder != agent {
+		// A supervisor acted on someone else's work (or on a card nobody held): an audit line.
+		r.logger.Info("supervisor closed a card", "audit", "card.closed", "actor", agent, "holder", holder,
+			"card", cardID, "conversation", convID, "queue", queue, "channel", channel)
+	}
 	card, err := r.Card(ctx, cardID)
 	if err != nil {
 		return Card{}, err

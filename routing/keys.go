@@ -7,6 +7,7 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 // Lua; they carry the same tag, so every script still touches one slot.
 //
 //	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → message id (dedup of redeliveries; status lookup)
+//	cg:{t}:pmsg:<channel>:<sender>:<id>          STRING  → message id (dedup of ids unique only per sender)
 //	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id
 //	cg:{t}:conv:<id>                              HASH    conversation fields
 //	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
@@ -27,8 +28,17 @@ type keys struct {
 	ks keyspace.Space
 }
 
-func (k keys) prefix() string                  { return k.ks.Prefix() }
-func (k keys) pmsg(channel, id string) string  { return k.ks.Key("pmsg", channel, id) }
+func (k keys) prefix() string                 { return k.ks.Prefix() }
+func (k keys) pmsg(channel, id string) string { return k.ks.Key("pmsg", channel, id) }
+
+// dedup is the key that recognises a redelivered inbound message: the provider's id, scoped by its
+// sender when the id is not globally unique (see Inbound.Sender).
+func (k keys) dedup(channel, sender, id string) string {
+	if sender == "" {
+		return k.pmsg(channel, id)
+	}
+	return k.ks.Key("pmsg", channel, sender, id)
+}
 func (k keys) conv(id string) string           { return k.ks.Key("conv", id) }
 func (k keys) convMsgs(id string) string       { return k.ks.Key("convmsgs", id) }
 func (k keys) msg(id string) string            { return k.ks.Key("msg", id) }

@@ -23,16 +23,18 @@ type Contact struct {
 
 // Conversation is (channel, entry point, contact) while open; every message of it goes to its agent.
 type Conversation struct {
-	ID                    string     `json:"id"`
-	Channel               string     `json:"channel"`
-	EntryPoint            string     `json:"entry_point"`
-	Queue                 string     `json:"queue"`
-	Contact               Contact    `json:"contact"`
-	State                 string     `json:"state"`
-	Agent                 string     `json:"agent,omitempty"`
-	CardID                string     `json:"card_id,omitempty"`
-	OpenedAt              time.Time  `json:"opened_at"`
-	ClosedAt              *time.Time `json:"closed_at,omitempty"`
+	ID         string     `json:"id"`
+	Channel    string     `json:"channel"`
+	EntryPoint string     `json:"entry_point"`
+	Queue      string     `json:"queue"`
+	Contact    Contact    `json:"contact"`
+	State      string     `json:"state"`
+	Agent      string     `json:"agent,omitempty"`
+	CardID     string     `json:"card_id,omitempty"`
+	OpenedAt   time.Time  `json:"opened_at"`
+	ClosedAt   *time.Time `json:"closed_at,omitempty"`
+	// ClosedBy is who closed it: its agent, a supervisor's id, or max_wait (closed by its queue's limit).
+	ClosedBy              string     `json:"closed_by,omitempty"`
 	LastCustomerMessageAt *time.Time `json:"last_customer_message_at,omitempty"`
 	WindowExpiresAt       *time.Time `json:"window_expires_at,omitempty"`
 }
@@ -50,6 +52,9 @@ type Card struct {
 	OfferedAt      *time.Time `json:"offered_at,omitempty"`
 	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
 	AcceptedAt     *time.Time `json:"accepted_at,omitempty"`
+	ClosedAt       *time.Time `json:"closed_at,omitempty"`
+	// ClosedBy is who closed it: its agent, a supervisor's id, or max_wait.
+	ClosedBy string `json:"closed_by,omitempty"`
 	// LastOutcome is how the card's last offer ended when it did not end accepted: declined,
 	// timed_out, or requeued (its agent logged out); empty until then.
 	LastOutcome     string     `json:"last_outcome,omitempty"`
@@ -103,13 +108,14 @@ func msTimePtr(s string) *time.Time {
 func cardFrom(h map[string]string) Card {
 	return Card{ID: h["id"], ConversationID: h["conversation_id"], Queue: h["queue"], Channel: h["channel"], State: h["state"],
 		Agent: h["agent"], Preview: h["preview"], CreatedAt: msTime(h["created_at"]), OfferedAt: msTimePtr(h["offered_at"]),
-		ExpiresAt: msTimePtr(h["expires_at"]), AcceptedAt: msTimePtr(h["accepted_at"]), LastOutcome: h["last_outcome"]}
+		ExpiresAt: msTimePtr(h["expires_at"]), AcceptedAt: msTimePtr(h["accepted_at"]), LastOutcome: h["last_outcome"],
+		ClosedAt: msTimePtr(h["closed_at"]), ClosedBy: h["closed_by"]}
 }
 
 func conversationFrom(h map[string]string) Conversation {
 	return Conversation{ID: h["id"], Channel: h["channel"], EntryPoint: h["entry_point"], Queue: h["queue"],
 		Contact: Contact{ID: h["contact_id"], Name: h["contact_name"], Phone: h["contact_phone"]}, State: h["state"],
-		Agent: h["agent"], CardID: h["card"], OpenedAt: msTime(h["opened_at"]), ClosedAt: msTimePtr(h["closed_at"]),
+		Agent: h["agent"], CardID: h["card"], OpenedAt: msTime(h["opened_at"]), ClosedAt: msTimePtr(h["closed_at"]), ClosedBy: h["closed_by"],
 		LastCustomerMessageAt: msTimePtr(h["last_customer_message_at"]), WindowExpiresAt: msTimePtr(h["window_expires_at"])}
 }
 

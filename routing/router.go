@@ -204,9 +204,12 @@ func (r *Router) QueueFor(channel, entryPoint string) (string, bool) {
 }
 
 // SyncCapacity writes every agent's configured capacities to Redis, where the offer script reads
-// them, and raises waiting cards to agents whose capacity grew. Call it at start-up.
+// them, and raises waiting cards to agents whose capacity grew. It runs at start-up and again after
+// Redis lost its state (redisx.ResetWatcher); it is idempotent.
 func (r *Router) SyncCapacity(ctx context.Context) error {
-	pipe := r.client.Pipeline()
+	// One transaction: every replica may run this at once after a Redis reset, and the offer
+	// script must never see an agent's capacity deleted and not yet written.
+	pipe := r.client.TxPipeline()
 	for id, a := range r.agents {
 		fields := make([]any, 0, 2*len(a.channels))
 		for ch, c := range a.channels {
@@ -242,10 +245,15 @@ type Inbound struct {
 	ContactName       string
 	ContactPhone      string
 	ProviderMessageID string
-	At                time.Time
-	Kind              string
-	Text              string
-	Payload           json.RawMessage
+	// Sender is the scope in which ProviderMessageID is unique, for ids the provider does not
+	// guarantee (WebChat's: chosen by a site or a visitor's browser); a redelivery is recognised only
+	// from the same sender. Empty for WhatsApp: wamids are made by Meta and unique across senders
+	// (and Meta redelivers a notification with the same wamid), so they are kept as they are.
+	Sender  string
+	At      time.Time
+	Kind    string
+	Text    string
+	Payload json.RawMessage
 }
 
 // DeliverResult says what Deliver recorded.
@@ -281,7 +289,7 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		}
 		msgID, convID, cardID := newID(), newID(), newID()
 		q := r.queues[queue]
-		val, err := r.intake.run(ctx, []string{r.keys.pmsg(m.Channel, m.ProviderMessageID)},
+		val, err := r.intake.run(ctx, []string{r.keys.dedup(m.Channel, m.Sender, m.ProviderMessageID)},
 			r.keys.prefix(), m.Channel, m.EntryPoint, m.ContactID, queue, msgID, convID, cardID, now.UnixMilli(),
 			m.Kind, m.Text, string(m.Payload), m.ContactName, m.ContactPhone, window, int64(dedupTTL/time.Second),
 			m.ProviderMessageID, at.UnixMilli(),

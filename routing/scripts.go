@@ -222,10 +222,11 @@ if ARGV[5] == 'timeout' then n = redis.call('INCR', P .. 'noanswer:' .. a) end
 return {'ok', a, queue, ch, n}
 `)
 
-// closeScript closes a card and its conversation and frees the agent's slot.
+// closeScript closes a card and its conversation and frees the agent's slot. Both record who closed
+// them (closed_by): the holder, or the supervisor who closed someone else's card.
 //
 // KEYS[1] card HASH, KEYS[2] offers ZSET
-// ARGV: 1 card id, 2 agent, 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card)
+// ARGV: 1 card id, 2 agent (the caller), 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card)
 // Returns {"ok", agent, queue, channel, conversation id} or {"not_found"} / {"not_yours"} / {"state", s}.
 var closeScript = redis.NewScript(`
 local P = ARGV[4]
@@ -239,8 +240,8 @@ local queue = redis.call('HGET', KEYS[1], 'queue')
 local ch = redis.call('HGET', KEYS[1], 'channel')
 local conv = redis.call('HGET', KEYS[1], 'conversation_id')
 local convKey = P .. 'conv:' .. conv
-redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[3], 'expires_at', '')
-redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[3], 'expires_at', '', 'closed_by', ARGV[2])
+redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[3], 'closed_by', ARGV[2])
 local c = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
 local openKey = P .. 'convopen:' .. c[1] .. ':' .. c[2] .. ':' .. c[3]
 if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end

@@ -218,6 +218,7 @@ func (s *Streams) Handler() fiber.Handler {
 			s.unsubscribe(agent, sub)
 			return err
 		}
+		expires := auth.Caller(c).ExpiresAt
 		s.heartbeat(agent)
 		// The connection is taken over from fasthttp: its per-connection buffers and goroutine are
 		// released, and a stream costs one goroutine and a small writer. The response is delimited by
@@ -226,7 +227,7 @@ func (s *Streams) Handler() fiber.Handler {
 		c.Context().Hijack(func(conn net.Conn) {
 			defer conn.Close()
 			defer s.unsubscribe(agent, sub)
-			s.serve(conn, agent, sub, backlog, last)
+			s.serve(conn, agent, sub, backlog, last, expires)
 		})
 		return nil
 	}
@@ -235,9 +236,14 @@ func (s *Streams) Handler() fiber.Handler {
 const streamHeader = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
 	"X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
 
+// EventSessionExpired is the last event of a stream whose token expired: the client signs in again
+// and reconnects with Last-Event-ID (the event has no id, so the client's last id stays put).
+const EventSessionExpired = "session.expired"
+
 // serve writes the backlog, then live events and keep-alives, until the client goes, the hub drops
-// the stream or the process shuts down.
-func (s *Streams) serve(conn net.Conn, agent string, sub *subscriber, backlog []liveEvent, last string) {
+// the stream, the process shuts down or the token expires (then session.expired ends it: a stream
+// must not carry customers' messages nor keep the agent's presence alive past its credentials).
+func (s *Streams) serve(conn net.Conn, agent string, sub *subscriber, backlog []liveEvent, last string, expires time.Time) {
 	w := bufio.NewWriterSize(conn, 2048)
 	sent := last
 	write := func(f func()) bool {
@@ -257,8 +263,22 @@ func (s *Streams) serve(conn net.Conn, agent string, sub *subscriber, backlog []
 	}
 	ticker := time.NewTicker(s.opts.KeepAlive)
 	defer ticker.Stop()
+	var expiry <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expiry = t.C
+	}
 	for {
 		select {
+		case <-expiry:
+			write(func() {
+				w.WriteString("event: " + EventSessionExpired + "\ndata: ")
+				w.WriteString(`{"type":"` + EventSessionExpired + `","at":"` + time.Now().UTC().Format(time.RFC3339Nano) +
+					`","message":"the token has expired: sign in again and reconnect with Last-Event-ID"}` + "\n\n")
+			})
+			s.opts.Logger.Info("event stream ended at its token's expiry", "agent", agent)
+			return
 		case ev := <-sub.events:
 			if sent != "" && !streamIDLess(sent, ev.id) {
 				continue // already sent from the backlog
@@ -271,7 +291,9 @@ func (s *Streams) serve(conn net.Conn, agent string, sub *subscriber, backlog []
 			if !write(func() { w.WriteString(": keep-alive\n\n") }) {
 				return
 			}
-			s.heartbeat(agent)
+			if expires.IsZero() || time.Now().Before(expires) {
+				s.heartbeat(agent)
+			}
 		case <-sub.gone:
 			return
 		case <-s.stop:

@@ -295,7 +295,7 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 		_, _ = rand.Read(b)
 		req.ID = "wm-" + hex.EncodeToString(b)
 	}
-	m, err := h.opts.Messages.Normalize(hook.Body{Site: site.ID,
+	m, err := h.opts.Messages.Normalize(hook.WayWidget, hook.Body{Site: site.ID,
 		Visitor: hook.Visitor{ID: visitor.Subject, Name: visitor.Name, Email: visitor.Email},
 		Message: hook.Content{ID: req.ID, Text: req.Text, PageURL: req.PageURL, Attachments: req.Attachments}})
 	var rejection *webhooks.Rejection
@@ -329,7 +329,7 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 func ToInbound(m webhooks.Message) routing.Inbound {
 	payload, _ := json.Marshal(m)
 	return routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: m.Contact.Name,
-		ProviderMessageID: m.ID, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
+		ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
 }
 
 // events is GET /webchat/v1/events: the visitor's Server-Sent Events. A new stream starts with the

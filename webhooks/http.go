@@ -183,7 +183,7 @@ func toInbound(m Message) routing.Inbound {
 	payload, _ := json.Marshal(m)
 	name := m.Contact.Name
 	return routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: name,
-		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
+		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
 }
 
 var longDigits = regexp.MustCompile(`\d{6,}`)

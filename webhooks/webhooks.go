@@ -80,6 +80,9 @@ type Message struct {
 	Attachments []Media `json:"attachments,omitempty"`
 	// PageURL is the web page the customer wrote from (WebChat).
 	PageURL string `json:"page_url,omitempty"`
+	// Sender scopes ID for deduplication when the id is chosen by someone other than the provider
+	// (see routing.Inbound.Sender); empty when the provider's ids are unique on their own.
+	Sender string `json:"-"`
 	// Unrecognized: a kind the provider's parser does not know (kept in Raw); the handler logs it so
 	// a new kind from the provider is noticed.
 	Unrecognized bool `json:"-"`

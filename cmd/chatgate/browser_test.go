@@ -542,3 +542,44 @@ func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
 	}
 	b.shot("resumed")
 }
+
+// TestConsoleSignsInAgainWithoutLosingItsPlace: the console's token expires while a conversation is
+// open with an unsent draft. The stream ends with session.expired; the page asks for a sign-in
+// again and keeps everything where it was. A customer writes meanwhile; once signed in again (here
+// from the development picker) the page shows that message from where its stream stopped, and the
+// card and the draft are still there.
+func TestConsoleSignsInAgainWithoutLosingItsPlace(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	b := newBrowser(t)
+
+	short, err := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "ana", auth.RoleAgent, 6*time.Second, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.run("open the console", chromedp.Navigate(tg.base+"/console/"))
+	b.type_("paste a short-lived token", `#token`, short)
+	b.click("sign in", `#signin-form button[type=submit]`)
+	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
+	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rita", Text: "Primeira mensagem"})
+	b.click("accept", `.card[data-state="offered"] button[data-action="accept"]`)
+	b.until("the conversation is open", `document.querySelector('.card[data-state="accepted"] .messages li.in')?.textContent === 'Primeira mensagem'`)
+	b.type_("start a draft", `.card[data-state="accepted"] form[data-reply] input[name=text]`, "Um momento, por favor")
+
+	b.until("the stream ends with the token and the page asks for a sign-in", `document.querySelector('#stream-state').textContent === '○ signed out'
+		&& !document.querySelector('#signin').hidden && document.querySelector('#notice').textContent.includes('expired')`)
+	b.shot("session-expired")
+	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rita", Text: "Escrevi enquanto você saía"})
+	time.Sleep(500 * time.Millisecond)
+	if n := b.eval("messages while signed out", `String(document.querySelectorAll('.card[data-state="accepted"] .messages li.in').length)`); n != "1" {
+		t.Errorf("the page got %s customer messages after its token expired, want 1", n)
+	}
+
+	b.click("sign in again from the picker", `#dev-picker button[data-agent="ana"]`)
+	b.until("back where it was, with what came meanwhile", `document.querySelector('#signin').hidden
+		&& document.querySelector('#stream-state').textContent === '● live'
+		&& [...document.querySelectorAll('.card[data-state="accepted"] .messages li.in')].map((li) => li.textContent).join('|') === 'Primeira mensagem|Escrevi enquanto você saía'
+		&& document.querySelector('.card[data-state="accepted"] form[data-reply] input[name=text]').value === 'Um momento, por favor'`)
+	b.shot("signed-in-again")
+}

@@ -42,12 +42,14 @@ type component interface {
 
 // gateway is the composition root: config → slog → one Redis client → stores → asynq → fiber.
 type gateway struct {
-	cfg      configs.Config
-	mode     mode
-	logger   *slog.Logger
-	clock    clock.Clock
-	store    *redisx.Store
-	health   *redisx.Health
+	cfg    configs.Config
+	mode   mode
+	logger *slog.Logger
+	clock  clock.Clock
+	store  *redisx.Store
+	health *redisx.Health
+	// resets notices that Redis lost or replaced its state and rebuilds (wire.go).
+	resets   *redisx.ResetWatcher
 	registry *prometheus.Registry
 	keys     keyspace.Space
 	verifier *auth.Verifier
@@ -136,6 +138,7 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		TrustedProxies: cfg.HTTP.TrustedProxies,
 		ProxyHeader:    cfg.HTTP.ProxyHeader,
 		Ready:          g.ready,
+		ReadyDetail:    g.readyDetail,
 	})
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
 	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: shutdownBudget(cfg.ShutdownGrace).handBack,
@@ -154,6 +157,23 @@ func (g *gateway) ready(context.Context) error {
 		return errors.New("shutting down")
 	}
 	return g.health.Err()
+}
+
+// readyDetail tells /readyz about the last time Redis lost its state, once it has: when it was
+// noticed, why, and when the rebuild finished (or that it is still running).
+func (g *gateway) readyDetail() map[string]any {
+	if g.resets == nil {
+		return nil
+	}
+	st := g.resets.Status()
+	if st.Resets == 0 {
+		return nil
+	}
+	store := map[string]any{"resets": st.Resets, "reason": st.Reason, "store_reset_at": st.ResetAt, "rebuilding": st.Rebuilding}
+	if !st.RebuiltAt.IsZero() {
+		store["rebuilt_at"] = st.RebuiltAt
+	}
+	return map[string]any{"store": store}
 }
 
 // run serves until ctx ends, then shuts down gracefully within the configured grace.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"maps"
 	"net/http"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/outbound"
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
@@ -40,6 +42,7 @@ func (g *gateway) wire() error {
 	webchatSender := g.wireWebChatWorker(router)
 	// Components shut down in reverse order: sweepers, then workers, then the router they use.
 	g.components = append(g.components, router)
+	g.wireResetWatcher(router)
 	if g.mode != modeHTTPOnly {
 		g.components = append(g.components, g.tasks)
 	}
@@ -72,6 +75,21 @@ func (g *gateway) wire() error {
 	// The embedded pages: the agent console, the operations view and their endpoints.
 	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
 	return nil
+}
+
+// wireResetWatcher makes every process notice that Redis came back empty, restored or failed over
+// (within a second) and rebuild what it derives from configuration and presence: capacities,
+// candidate sets and the offers they allow; and puts back to pending the tasks a restore left active
+// without a lease. The orphan pass also runs on its own every orphanCheck.
+func (g *gateway) wireResetWatcher(router *routing.Router) {
+	const orphanCheck = 10 * time.Second
+	// Longer than a send can run, so a worker still holding a task from before the loss is done.
+	grace := max(30*time.Second, 2*g.cfg.Outbound.SendTimeout)
+	orphans := tasks.NewOrphans(g.store.Client, g.logger, grace, orphanCheck)
+	g.resets = redisx.NewResetWatcher(g.store.Client, redisx.MarkerKey(g.keys), g.logger.With("component", "redis"), time.Second,
+		redisx.Rebuild{Name: "capacities and candidates", Run: router.SyncCapacity},
+		redisx.Rebuild{Name: "orphaned tasks", Run: func(ctx context.Context) error { _, err := orphans.Pass(ctx); return err }})
+	g.components = append(g.components, g.resets, orphans)
 }
 
 // wireOutboundWorker mounts the WhatsApp send workers: every process runs them (serve and worker).

@@ -57,6 +57,8 @@ type Claims struct {
 type Principal struct {
 	Agent string
 	Role  Role
+	// ExpiresAt is when the token stops being valid: long-lived requests (event streams) end then.
+	ExpiresAt time.Time
 }
 
 var (
@@ -112,7 +114,11 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		if claims.Role.rank() == 0 {
 			return Principal{}, errUnknownRole
 		}
-		return Principal{Agent: claims.Subject, Role: claims.Role}, nil
+		p := Principal{Agent: claims.Subject, Role: claims.Role}
+		if claims.ExpiresAt != nil {
+			p.ExpiresAt = claims.ExpiresAt.Time
+		}
+		return p, nil
 	}
 	return Principal{}, lastErr
 }

@@ -35,6 +35,9 @@ type Options struct {
 	ProxyHeader    string
 	// Ready reports why the process should not receive traffic, or nil.
 	Ready func(ctx context.Context) error
+	// ReadyDetail adds fields to /readyz's answer (what happened to the store, for example); nil
+	// adds nothing.
+	ReadyDetail func() map[string]any
 }
 
 const requestIDLocal = "requestid"
@@ -91,7 +94,13 @@ func NewApp(o Options) *fiber.App {
 					Code: "not_ready", Message: err.Error(), RequestID: RequestID(c)}})
 			}
 		}
-		return c.JSON(fiber.Map{"status": "ready"})
+		body := fiber.Map{"status": "ready"}
+		if o.ReadyDetail != nil {
+			for k, v := range o.ReadyDetail() {
+				body[k] = v
+			}
+		}
+		return c.JSON(body)
 	})
 	return app
 }

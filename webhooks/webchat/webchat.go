@@ -177,21 +177,38 @@ func (p *Provider) Parse(body []byte) (webhooks.Notification, error) {
 	if err := json.Unmarshal(body, &b); err != nil {
 		return webhooks.Notification{}, webhooks.ErrInvalidJSON
 	}
-	m, err := p.Normalize(b)
+	m, err := p.Normalize(WaySignedWebhook, b)
 	if err != nil {
 		return webhooks.Notification{}, err
 	}
 	return webhooks.Notification{Messages: []webhooks.Message{m}}, nil
 }
 
-// Normalize checks a visitor message against the limits and turns it into webhooks' form. The
-// provider message id is prefixed with the site, so two sites' "m-1" are different messages.
+// The ways a visitor's message comes in. Message ids are chosen by whoever sends them (a site's
+// server, a visitor's browser), so they are unique only for that sender: a redelivery is recognised
+// by (way in, site, visitor, id), never by the id alone, and one sender's id cannot make another's
+// message a duplicate.
+const (
+	WaySignedWebhook = "hook"
+	WayWidget        = "widget"
+)
+
+// SenderScope is the deduplication scope of a visitor's message ids. The visitor id is length-
+// prefixed, so no choice of visitor id and message id can spell another sender's key.
+func SenderScope(way, site, visitor string) string {
+	return way + ":" + site + ":" + strconv.Itoa(len(visitor)) + "." + visitor
+}
+
+// Normalize checks a visitor message that came in the given way against the limits and turns it into
+// webhooks' form. The provider message id is prefixed with the site, so two sites' "m-1" are
+// different messages; its deduplication scope is the sender's (SenderScope).
 // Failures are *webhooks.Rejection: 413 for text over the length, 422 for the rest.
-func (p *Provider) Normalize(b Body) (webhooks.Message, error) {
+func (p *Provider) Normalize(way string, b Body) (webhooks.Message, error) {
 	if err := p.check(b); err != nil {
 		return webhooks.Message{}, err
 	}
 	m := webhooks.Message{Channel: Channel, EntryPoint: b.Site, ID: b.Site + ":" + b.Message.ID, At: p.opts.Clock.Now().UTC(),
+		Sender:  SenderScope(way, b.Site, b.Visitor.ID),
 		Contact: webhooks.Contact{ID: b.Visitor.ID, Name: b.Visitor.Name, Email: b.Visitor.Email},
 		Kind:    "text", Text: b.Message.Text, PageURL: b.Message.PageURL}
 	for _, a := range b.Message.Attachments {

@@ -13,13 +13,46 @@
   const cards = new Map();   // card id → {card, node, messages (ol), loaded}
   const messageNodes = new Map(); // message id → li (for message.status)
   let lastEventId = "";
+  let started = false;       // start() ran: signing in again resumes instead
+  let expired = false;       // the token expired: waiting for the agent to sign in again
+  let streamGeneration = 0;  // a stream loop from before a new sign-in stops itself
 
   function notify(text, info) {
     const n = $("notice");
     n.classList.toggle("info", !!info);
     n.textContent = text;
   }
-  function fail(err) { notify(err.message + (err.code ? " (" + err.code + ")" : "")); }
+  function fail(err) {
+    if (err.status === 401 && err.code === "invalid_token") { sessionExpired(); return; }
+    notify(err.message + (err.code ? " (" + err.code + ")" : ""));
+  }
+
+  // ---- the agent's place, kept for this tab ----
+  // Signing in again after the token expired (or reloading) goes on from here: the stream's last
+  // event id, the conversation being answered and its unsent draft. Only for the same agent.
+  const placeKey = "chatgate.console.place";
+  function readPlace() {
+    try { return JSON.parse(sessionStorage.getItem(placeKey)) || {}; } catch (_) { return {}; }
+  }
+  function savePlace(change) {
+    sessionStorage.setItem(placeKey, JSON.stringify(Object.assign(readPlace(), change)));
+  }
+  function tokenSubject() {
+    try {
+      const claims = chatgate.token().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(claims)).sub || "";
+    } catch (_) { return ""; }
+  }
+
+  // sessionExpired stops the stream and shows the sign-in again, leaving the page as it is.
+  function sessionExpired() {
+    if (expired) return;
+    expired = true;
+    streamGeneration++;
+    $("stream-state").textContent = "○ signed out";
+    $("signin").hidden = false;
+    notify("Your session has expired: sign in again to go on where you were.");
+  }
 
   // ---- presence ----
 
@@ -195,6 +228,10 @@
     const error = el("span", { class: "field-error", "data-reply-error": "" });
     const form = el("form", { class: "row", "data-reply": card.conversation_id }, input,
       el("button", { type: "submit", class: "primary" }, "Send"), error);
+    const place = readPlace();
+    if (place.conversation === card.conversation_id && place.draft) input.value = place.draft;
+    input.addEventListener("focus", () => savePlace({ conversation: card.conversation_id, draft: input.value }));
+    input.addEventListener("input", () => savePlace({ conversation: card.conversation_id, draft: input.value }));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const text = input.value;
@@ -205,12 +242,14 @@
         const res = await api("POST", "/v1/conversations/" + encodeURIComponent(card.conversation_id) + "/messages", { text });
         error.textContent = "";
         input.value = "";
+        savePlace({ draft: "" });
         // The status may already have arrived on the stream; then the node exists and is newer.
         if (!messageNodes.has(res.message_id)) {
           appendMessage(card.conversation_id, { id: res.message_id, conversation_id: card.conversation_id, direction: "out",
             text, status: res.status || "queued" });
         }
       } catch (err) {
+        if (err.status === 401) fail(err);
         error.textContent = err.message + " (" + err.code + ")";
       } finally {
         button.disabled = false;
@@ -298,6 +337,9 @@
       case "stream.reset":
         loadCards().catch(fail);
         break;
+      case "session.expired":
+        sessionExpired();
+        break;
     }
   }
 
@@ -318,15 +360,17 @@
   }
 
   // The stream is read with fetch so that the token travels in a header (EventSource cannot send
-  // one); after a drop it resumes from the last event id, so nothing is missed or seen twice.
+  // one); after a drop it resumes from the last event id, so nothing is missed or seen twice. The
+  // server ends it with session.expired when the token expires; it resumes after the next sign-in.
   async function streamLoop() {
+    const generation = ++streamGeneration;
     let delay = 1000;
-    for (;;) {
+    while (generation === streamGeneration) {
       const headers = { Authorization: "Bearer " + chatgate.token(), Accept: "text/event-stream" };
       if (lastEventId) headers["Last-Event-ID"] = lastEventId;
       try {
         const res = await fetch("/v1/agents/me/events", { headers, cache: "no-store" });
-        if (res.status === 401) { notify("Your session has expired: sign in again."); return; }
+        if (res.status === 401) { sessionExpired(); return; }
         if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
         $("stream-state").textContent = "● live";
         delay = 1000;
@@ -343,14 +387,17 @@
             if (id) {
               lastEventId = id;
               $("stream-state").dataset.lastEventId = id; // what a reconnect resumes from
+              savePlace({ lastEventId: id });
             }
             if (!data) continue;
             try { handleEvent(JSON.parse(data)); } catch (err) { console.error("event", err); }
+            if (generation !== streamGeneration) { reader.cancel().catch(() => {}); return; }
           }
         }
       } catch (err) {
         console.warn("event stream", err);
       }
+      if (generation !== streamGeneration) return;
       $("stream-state").textContent = "○ reconnecting…";
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 15000);
@@ -449,6 +496,11 @@
   // ---- start ----
 
   async function start() {
+    if (started) { resume(); return; }
+    started = true;
+    const place = readPlace();
+    if (place.agent === tokenSubject()) lastEventId = place.lastEventId || "";
+    else sessionStorage.setItem(placeKey, JSON.stringify({ agent: tokenSubject() }));
     $("signin").hidden = true;
     $("presence").hidden = false;
     $("inbox").hidden = false;
@@ -461,9 +513,32 @@
     } catch (err) { fail(err); }
     setInterval(tick, 1000);
     streamLoop();
+    focusPlace();
   }
 
-  $("sign-out").addEventListener("click", chatgate.signOut);
+  // resume follows a sign-in after the token expired: the page stays as it was, what happened
+  // meanwhile comes from the stream (from the last event id) and a fresh read of presence and cards.
+  // Another agent signing in starts a clean page instead.
+  function resume() {
+    if (readPlace().agent !== tokenSubject()) { location.reload(); return; }
+    expired = false;
+    $("signin").hidden = true;
+    notify("Signed in again: going on where you were.", true);
+    loadPresence().catch(fail);
+    loadCards().then(focusPlace).catch(fail);
+    streamLoop();
+  }
+
+  // focusPlace puts the cursor back in the reply box of the conversation being answered.
+  function focusPlace() {
+    const conv = readPlace().conversation;
+    if (!conv) return;
+    for (const f of document.querySelectorAll("form[data-reply]")) {
+      if (f.dataset.reply === conv) f.elements.text.focus();
+    }
+  }
+
+  $("sign-out").addEventListener("click", () => { sessionStorage.removeItem(placeKey); chatgate.signOut(); });
   chatgate.signIn({ form: $("signin-form"), picker: $("dev-picker"), notice: $("notice"), role: "agent",
     check: loadPresence, onReady: start });
 })();
