@@ -11,8 +11,8 @@ import "github.com/redis/go-redis/v9"
 //
 // Resolution: the phone and user ids of the message are looked up; none found → a new contact; one →
 // it; several → they are the same customer and are merged (mergeContacts). A username is only a
-// fallback when nothing else is found, and never merges: a username seen on another contact is
-// moved to this one (users change usernames, and one can be taken by someone else later).
+// fallback when the message names the customer by nothing else, and never merges: a username seen
+// on another contact is moved to this one (users change usernames; another user may take one later).
 // Identifiers shown now are attached (and become the current ones of their kind); identifiers the
 // provider says were replaced (a changed number, a new user id) are looked up like the others, then
 // detached, so the old number no longer reaches this customer.
@@ -78,10 +78,11 @@ end
 -- date. ids: {key = index KEY, ident = "kind:value", role = 'a' (shown now) | 'd' (replaced)}.
 -- Returns the contact id and its current {phone, bsuid, pbsuid, username, name}.
 local function resolveContact(P, ch, entry, entries, newContact, nowMs, name, ids)
-  local found, list, weak = {}, {}, nil
+  local found, list, weak, strong = {}, {}, nil, false
   for _, it in ipairs(ids) do
     it.kind = identKind(it.ident)
     it.cur = redis.call('GET', it.key)
+    if it.kind ~= 'username' then strong = true end
     if it.cur then
       if it.kind == 'username' then
         weak = weak or it.cur
@@ -91,7 +92,7 @@ local function resolveContact(P, ch, entry, entries, newContact, nowMs, name, id
       end
     end
   end
-  if #list == 0 and weak then list = {weak} end
+  if not strong and weak then list = {weak} end
   local contact
   if #list == 0 then
     contact = newContact
