@@ -2,9 +2,12 @@ package routing
 
 import (
 	"context"
+	"fmt"
+	"math/rand"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,9 +195,17 @@ func TestTwoContactsOfOneCustomerMergeKeepingTheOpenConversation(t *testing.T) {
 	if v := e.client.Get(ctx, want[1]).Val(); v != cb2 {
 		t.Errorf("on number 200 the open conversation is %q, want %q moved to the survivor", v, cb2)
 	}
+	// The other conversation on 100 waited for an agent: it ends, and its message joins the one that goes on.
 	b := e.client.HGetAll(ctx, e.router.keys.conv(cb)).Val()
-	if b["contact_id"] != ka || b["merged_into"] != ca || b["state"] != "open" {
+	if b["contact_id"] != ka || b["merged_into"] != ca || b["state"] != "closed" {
 		t.Errorf("the other conversation on 100: %v", b)
+	}
+	if st := e.client.HGet(ctx, e.router.keys.card(b["card"]), "state").Val(); st != CardClosed || e.waiting(t, "sales", "whatsapp") != 2 {
+		t.Errorf("its card is %s, %d cards wait (want closed, and the cards of %s and %s)", st, e.waiting(t, "sales", "whatsapp"), ca, cb2)
+	}
+	if msgs := e.client.LRange(ctx, e.router.keys.convMsgs(ca), 0, -1).Val(); len(msgs) != 3 ||
+		e.client.HGet(ctx, e.router.keys.msg(msgs[1]), "conversation_id").Val() != ca || e.client.Exists(ctx, e.router.keys.convMsgs(cb)).Val() != 0 {
+		t.Errorf("messages of the conversation that goes on: %v", msgs)
 	}
 	if v := e.client.HGet(ctx, e.router.keys.conv(cb2), "contact_id").Val(); v != ka {
 		t.Errorf("the conversation on 200 belongs to %q", v)
@@ -202,6 +213,40 @@ func TestTwoContactsOfOneCustomerMergeKeepingTheOpenConversation(t *testing.T) {
 	// From now on any identifier finds the one conversation.
 	if c, _ := e.wa(t, "100", t0.Add(3*time.Minute), Inbound{Identifiers: idents(bsuid("BR.99"))}); c != ca {
 		t.Errorf("user id alone → %s, want %s", c, ca)
+	}
+}
+
+// TestAMergeKeepsTheConversationAnAgentHolds: the customer's user-id-only message waits in the
+// queue; then an agent starts a conversation with a template to the phone; the answer shows both.
+// The agent's conversation goes on, though opened later; the waiting one ends and its message joins.
+func TestAMergeKeepsTheConversationAnAgentHolds(t *testing.T) {
+	e := newEnv(t, "longest_idle")
+	ctx := context.Background()
+	e.set(t, "ana", "whatsapp", presence.Online, "")
+	waiting, _ := e.wa(t, "100", t0, Inbound{Identifiers: idents(bsuid("BR.5"))})
+	if _, err := e.router.Decline(ctx, e.cards(t, "ana")[0].ID, "ana"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	started, _, _, err := e.router.StartConversation(ctx, StartRequest{Agent: "ana", Channel: "whatsapp", EntryPoint: "100",
+		ContactPhone: "5511944443333", Message: Outbound{Kind: "template", Text: "Olá"}})
+	if err != nil || started.ID == waiting {
+		t.Fatalf("start: %v", err)
+	}
+	got, _ := e.wa(t, "100", t0.Add(2*time.Minute), Inbound{Identifiers: idents(phone("5511944443333"), bsuid("BR.5"))})
+	if got != started.ID {
+		t.Fatalf("the answer went to %s, want the agent's %s", got, started.ID)
+	}
+	k := e.contactOf(t, phone("5511944443333"))
+	e.assertContact(t, k, map[string]string{"phone": "5511944443333", "bsuid": "BR.5"}, phone("5511944443333"), bsuid("BR.5"))
+	if open := e.keysLike(t, "convopen:*"); len(open) != 1 || e.client.Get(ctx, open[0]).Val() != started.ID {
+		t.Fatalf("open keys %v", open)
+	}
+	if st := e.client.HGet(ctx, e.router.keys.conv(waiting), "state").Val(); st != "closed" || e.waiting(t, "sales", "whatsapp") != 0 {
+		t.Errorf("the waiting conversation is %s with %d cards waiting", st, e.waiting(t, "sales", "whatsapp"))
+	}
+	if n := e.client.LLen(ctx, e.router.keys.convMsgs(started.ID)).Val(); n != 3 {
+		t.Errorf("%d messages in the agent's conversation, want template, the moved message and the answer", n)
 	}
 }
 
@@ -309,4 +354,111 @@ func TestAUsernameMovesButNeverMergesTwoCustomers(t *testing.T) {
 	}
 	e.assertContact(t, ka, map[string]string{"bsuid": "BR.A"}, bsuid("BR.A"))
 	e.assertContact(t, kb, map[string]string{"bsuid": "BR.B", "username": "sol"}, bsuid("BR.B"), uname("sol"))
+}
+
+// TestConcurrentIdentifiersOfOneCustomerEndAsOneContact has two routers (two replicas) take
+// thousands of messages at once from 30 customers, each named at random by phone, by user id or by
+// both, while an agent starts conversations to their phones. Contacts made apart from each other
+// merge once a message shows both identifiers; afterwards the index holds both ways (every
+// identifier's key names a contact whose set has it, and every set member's key names its contact),
+// each customer is one contact with at most one open conversation reached by new messages, and
+// every open conversation's contact exists.
+func TestConcurrentIdentifiersOfOneCustomerEndAsOneContact(t *testing.T) {
+	const customers, workers, perWorker = 30, 6, 200
+	client := redistest.Client(t)
+	ctx := context.Background()
+	var envs []*env
+	for i := 0; i < 2; i++ {
+		envs = append(envs, newEnvWith(t, client, twoNumbers(), clock.NewFake(t0)))
+	}
+	envs[0].set(t, "ana", "whatsapp", presence.Online, "")
+	client.HSet(ctx, envs[0].router.keys.capacity("ana"), "whatsapp", 1000)
+	ph := func(i int) Identifier { return phone("55119" + strconv.Itoa(10000000+i)) }
+	us := func(i int) Identifier { return bsuid("BR." + strconv.Itoa(500+i)) }
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewSource(int64(w)))
+			for i := 0; i < perWorker; i++ {
+				r := envs[i%2].router
+				c := rnd.Intn(customers)
+				entry := []string{"100", "200"}[rnd.Intn(2)]
+				if rnd.Intn(20) == 0 {
+					_, _, _, _ = r.StartConversation(ctx, StartRequest{Agent: "ana", Channel: "whatsapp", EntryPoint: entry,
+						ContactPhone: ph(c).Value, Message: Outbound{Kind: "template", Text: "t"}})
+					continue
+				}
+				ids := [][]Identifier{{ph(c)}, {us(c)}, {ph(c), us(c)}}[rnd.Intn(3)]
+				if _, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: entry, Identifiers: ids,
+					ProviderMessageID: fmt.Sprintf("w%d-%d", w, i), At: t0, Kind: "text", Text: "oi"}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	e := envs[0]
+	for c := 0; c < customers; c++ {
+		e.wa(t, "100", t0, Inbound{Identifiers: idents(ph(c), us(c))})
+		if a, b := e.contactOf(t, ph(c)), e.contactOf(t, us(c)); a == "" || a != b {
+			t.Fatalf("customer %d: phone → %q, user id → %q", c, a, b)
+		}
+	}
+	P := e.router.keys.prefix()
+	contacts := map[string]bool{}
+	for _, k := range e.keysLike(t, "ident:*") {
+		c := client.Get(ctx, k).Val()
+		contacts[c] = true
+		ident := strings.TrimPrefix(k, P+"ident:whatsapp:")
+		if !client.SIsMember(ctx, e.router.keys.contactIDs(c), ident).Val() {
+			t.Errorf("%s → %s, whose set lacks it", ident, c)
+		}
+	}
+	if len(contacts) != customers || len(e.keysLike(t, "contact:*")) != customers || len(e.keysLike(t, "contactids:*")) != customers {
+		t.Fatalf("%d contacts indexed, %d records, %d sets; want %d each", len(contacts), len(e.keysLike(t, "contact:*")),
+			len(e.keysLike(t, "contactids:*")), customers)
+	}
+	for c := range contacts {
+		for _, ident := range client.SMembers(ctx, e.router.keys.contactIDs(c)).Val() {
+			if got := client.Get(ctx, P+"ident:whatsapp:"+ident).Val(); got != c {
+				t.Errorf("contact %s has %s, whose key names %q", c, ident, got)
+			}
+		}
+	}
+	reached := map[string]bool{}
+	for _, k := range e.keysLike(t, "convopen:*") {
+		f := strings.Split(strings.TrimPrefix(k, P+"convopen:"), ":")
+		conv := client.Get(ctx, k).Val()
+		h := client.HGetAll(ctx, e.router.keys.conv(conv)).Val()
+		if !contacts[f[2]] || h["contact_id"] != f[2] || h["entry_point"] != f[1] || h["state"] != "open" {
+			t.Errorf("%s → %s: %v", k, conv, h)
+		}
+		reached[conv] = true
+	}
+	if len(reached) > 2*customers {
+		t.Errorf("%d open conversations reached, want at most one per customer and number", len(reached))
+	}
+	detached := 0
+	for _, k := range e.keysLike(t, "conv:*") {
+		h := client.HGetAll(ctx, k).Val()
+		// A conversation left open by a merge names the one that goes on (which a later merge may
+		// have left open in turn): following the names ends at a reached one.
+		next := h
+		for i := 0; i < 10 && next["state"] == "open" && !reached[next["id"]] && next["merged_into"] != ""; i++ {
+			next = client.HGetAll(ctx, e.router.keys.conv(next["merged_into"])).Val()
+		}
+		if h["state"] == "open" && !reached[next["id"]] {
+			t.Errorf("open conversation %s is reached by nothing: %v", h["id"], h)
+		}
+		if h["merged_into"] != "" && h["state"] == "open" {
+			detached++
+		}
+		if !contacts[h["contact_id"]] {
+			t.Errorf("conversation %s belongs to a contact that is gone: %s", h["id"], h["contact_id"])
+		}
+	}
+	t.Logf("%d conversations held by agents left open beside the one that goes on after merges", detached)
 }

@@ -22,25 +22,29 @@ local function identKind(ident) return string.match(ident, '^([^:]*):') end
 local function identValue(ident) return string.sub(ident, #identKind(ident) + 2) end
 
 -- mergeContacts folds several contacts of one customer into one and returns the survivor, chosen
--- deterministically: the contact whose open conversation on this entry point opened first (ties: the
--- lower id), else the oldest contact (ids are ULIDs: the lower is the older). The others' identifiers
--- move to the survivor (index keys rewritten, sets joined, current values kept where the survivor has
--- none) and their records are deleted. Their open conversations, on every entry point of the channel,
--- go to the survivor where it has none there; where both have one, the survivor's stays the open one
--- and the other stays open with its agent, no longer reached by new messages (merged_into names the
--- one that is), until it is closed.
-local function mergeContacts(P, ch, entry, entries, list)
-  local survivor, first = nil, nil
+-- deterministically by its open conversation on this entry point: one an agent has accepted, else
+-- one offered, else one waiting, else none; among equals the one opened first, then the lower
+-- contact id (ids are ULIDs: the lower is the older). The others' identifiers move to the survivor
+-- (index keys rewritten, sets joined, current values kept where the survivor has none) and their
+-- records are deleted. Their open conversations, on every entry point of the channel, go to the
+-- survivor where it has none there. Where both have one, the survivor's goes on; the other, if its
+-- card still waits for an agent, is closed (closed_by merged) and its messages are appended to the
+-- one that goes on, so one customer is one card; if an agent holds it, it stays open with that agent,
+-- no longer reached by new messages (merged_into names the one that is), until it is closed.
+local cardRank = {accepted = 3, offered = 2, waiting = 1}
+local function mergeContacts(P, ch, entry, entries, list, nowMs)
+  local survivor, best = nil, nil
   for _, c in ipairs(list) do
+    local score = {0, 0, c}
     local conv = redis.call('GET', P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. c)
     if conv then
-      local opened = tonumber(redis.call('HGET', P .. 'conv:' .. conv, 'opened_at') or '0')
-      if not survivor or opened < first or (opened == first and c < survivor) then survivor, first = c, opened end
+      local f = redis.call('HMGET', P .. 'conv:' .. conv, 'card', 'opened_at')
+      score = {cardRank[redis.call('HGET', P .. 'card:' .. (f[1] or ''), 'state') or ''] or 1, -tonumber(f[2] or '0'), c}
     end
-  end
-  if not survivor then
-    survivor = list[1]
-    for _, c in ipairs(list) do if c < survivor then survivor = c end end
+    if not survivor or score[1] > best[1] or (score[1] == best[1] and (score[2] > best[2] or
+        (score[2] == best[2] and c < survivor))) then
+      survivor, best = c, score
+    end
   end
   local sKey = P .. 'contact:' .. survivor
   for _, c in ipairs(list) do
@@ -59,11 +63,27 @@ local function mergeContacts(P, ch, entry, entries, list)
         if lconv then
           local sk = P .. 'convopen:' .. ch .. ':' .. e .. ':' .. survivor
           local sconv = redis.call('GET', sk)
-          if sconv then
-            redis.call('HSET', P .. 'conv:' .. lconv, 'contact_id', survivor, 'merged_into', sconv)
-          else
+          local lKey = P .. 'conv:' .. lconv
+          if not sconv then
             redis.call('SET', sk, lconv)
-            redis.call('HSET', P .. 'conv:' .. lconv, 'contact_id', survivor)
+            redis.call('HSET', lKey, 'contact_id', survivor)
+          else
+            local card = redis.call('HGET', lKey, 'card') or ''
+            local cKey = P .. 'card:' .. card
+            local cs = redis.call('HMGET', cKey, 'state', 'queue')
+            if cs[1] == 'waiting' then
+              redis.call('HSET', cKey, 'state', 'closed', 'closed_at', nowMs, 'closed_by', 'merged')
+              redis.call('ZREM', P .. 'waiting:' .. cs[2] .. ':' .. ch, card)
+              redis.call('HSET', lKey, 'contact_id', survivor, 'merged_into', sconv, 'state', 'closed', 'closed_at', nowMs)
+              local mk = P .. 'convmsgs:' .. lconv
+              for _, m in ipairs(redis.call('LRANGE', mk, 0, -1)) do
+                redis.call('HSET', P .. 'msg:' .. m, 'conversation_id', sconv)
+                redis.call('RPUSH', P .. 'convmsgs:' .. sconv, m)
+              end
+              redis.call('DEL', mk)
+            else
+              redis.call('HSET', lKey, 'contact_id', survivor, 'merged_into', sconv)
+            end
           end
           redis.call('DEL', lk)
         end
@@ -100,7 +120,7 @@ local function resolveContact(P, ch, entry, entries, newContact, nowMs, name, id
   elseif #list == 1 then
     contact = list[1]
   else
-    contact = mergeContacts(P, ch, entry, entries, list)
+    contact = mergeContacts(P, ch, entry, entries, list, nowMs)
   end
   local cKey, setKey = P .. 'contact:' .. contact, P .. 'contactids:' .. contact
   local cur = redis.call('HMGET', cKey, unpack(contactFields))
