@@ -135,7 +135,8 @@
   function renderMessage(m) {
     let li = messageNodes.get(m.id);
     if (!li) {
-      li = el("li", { class: m.direction === "out" ? "out" : "in", dataset: { messageId: m.id } },
+      // A system message (a changed number, say) is WhatsApp's note about the customer, not theirs.
+      li = el("li", { class: m.direction === "out" ? "out" : m.kind === "system" ? "in system" : "in", dataset: { messageId: m.id } },
         el("span", { "data-text": "" }), el("span", { class: "status", "data-status": "" }));
       messageNodes.set(m.id, li);
     }
@@ -151,7 +152,7 @@
 
   function cardTitle(card) {
     const c = card.contact || {};
-    return (c.name || c.phone || "Customer") + " · " + channelName(card.channel);
+    return (c.name || c.phone || (c.username && "@" + c.username) || c.user_id || "Customer") + " · " + channelName(card.channel);
   }
 
   function renderCard(card) {
