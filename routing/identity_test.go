@@ -462,3 +462,22 @@ func TestConcurrentIdentifiersOfOneCustomerEndAsOneContact(t *testing.T) {
 	}
 	t.Logf("%d conversations held by agents left open beside the one that goes on after merges", detached)
 }
+
+// TestAContactTakesOverAConversationOpenedBeforeContacts: before contacts, a WhatsApp conversation
+// was keyed by the user id or the number itself; the first message after the upgrade finds it.
+func TestAContactTakesOverAConversationOpenedBeforeContacts(t *testing.T) {
+	e := newEnv(t, "longest_idle")
+	ctx := context.Background()
+	old, _ := e.wa(t, "100", t0, Inbound{ContactID: "5511933332222", ContactPhone: "+5511933332222"})
+	if e.client.Get(ctx, e.router.keys.convOpen("whatsapp", "100", "5511933332222")).Val() != old {
+		t.Fatal("the old-style conversation is not keyed by the number")
+	}
+	got, _ := e.wa(t, "100", t0.Add(time.Minute), Inbound{Identifiers: idents(phone("5511933332222"), bsuid("BR.3"))})
+	k := e.contactOf(t, phone("5511933332222"))
+	if got != old || e.client.HGet(ctx, e.router.keys.conv(old), "contact_id").Val() != k {
+		t.Fatalf("the upgrade's first message went to %s, want %s", got, old)
+	}
+	if open := e.keysLike(t, "convopen:*"); len(open) != 1 || open[0] != e.router.keys.convOpen("whatsapp", "100", k) {
+		t.Errorf("open keys %v", open)
+	}
+}

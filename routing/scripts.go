@@ -117,6 +117,21 @@ local function resolveContact(P, ch, entry, entries, newContact, nowMs, name, id
   if #list == 0 then
     contact = newContact
     redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', nowMs)
+    -- Conversations opened before contacts were keyed by the user id or the number itself: a new
+    -- contact takes them over, so an upgrade does not open a second conversation.
+    for e in string.gmatch(entries, '[^\n]+') do
+      for _, it in ipairs(ids) do
+        if it.kind == 'phone' or it.kind == 'bsuid' then
+          local old = P .. 'convopen:' .. ch .. ':' .. e .. ':' .. identValue(it.ident)
+          local conv = redis.call('GET', old)
+          if conv then
+            redis.call('SET', P .. 'convopen:' .. ch .. ':' .. e .. ':' .. contact, conv)
+            redis.call('HSET', P .. 'conv:' .. conv, 'contact_id', contact)
+            redis.call('DEL', old)
+          end
+        end
+      end
+    end
   elseif #list == 1 then
     contact = list[1]
   else
