@@ -132,6 +132,8 @@
     return m.status || "";
   }
 
+  const statusRank = { queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
+
   function renderMessage(m) {
     let li = messageNodes.get(m.id);
     if (!li) {
@@ -142,7 +144,10 @@
     }
     li.querySelector("[data-text]").textContent = m.text || "[" + (m.kind || "message") + "]";
     const st = li.querySelector("[data-status]");
-    if (m.direction === "out" && m.status) {
+    // A list read before a status event may answer after it: a status never goes back (but a
+    // failed send that an operator runs again does).
+    const older = li.dataset.status !== "failed" && statusRank[m.status] < (statusRank[li.dataset.status] || 0);
+    if (m.direction === "out" && m.status && !older) {
       st.textContent = statusText(m);
       st.classList.toggle("failed", m.status === "failed");
       li.dataset.status = m.status;
