@@ -73,6 +73,20 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 		client.SCard(ctx, r.keys.contactIDs(k)).Val() != 2 {
 		t.Errorf("contacts on the cluster: %q", k)
 	}
+	// A conversation started with a template to a phone, then the answer with phone and user id.
+	if _, err := ps.Set(ctx, "ana", "whatsapp", presence.Online, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	started, _, _, err := r.StartConversation(ctx, StartRequest{Agent: "ana", Channel: "whatsapp", EntryPoint: "100",
+		ContactPhone: "5511900003333", Message: Outbound{Kind: "template", Text: "t"}})
+	if err != nil {
+		t.Fatalf("start on the cluster: %v", err)
+	}
+	res, err = r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", ProviderMessageID: "answer", Kind: "text", At: at,
+		Identifiers: []Identifier{{IdentPhone, "5511900003333"}, {IdentUserID, "BR.3"}}}})
+	if err != nil || res.Recorded != 1 || client.HGet(ctx, r.keys.msg(res.Messages[0]), "conversation_id").Val() != started.ID {
+		t.Fatalf("the answer on the cluster: %+v %v", res, err)
+	}
 	events, err := log.Since(ctx, "ana", "0", 10)
 	if err != nil || len(events) < 2 {
 		t.Errorf("events on the cluster: %d %v", len(events), err)
