@@ -142,7 +142,7 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 	}
 	digits := strings.TrimPrefix(req.To, "+")
 	conv, msg, _, err := s.router.StartConversation(ctx, routing.StartRequest{Agent: agent, Channel: "whatsapp",
-		EntryPoint: number, ContactID: digits, ContactPhone: digits,
+		EntryPoint: number, ContactPhone: digits,
 		Message: routing.Outbound{Kind: "template", Text: tpl.Render(t.BodyParams), Payload: payload}})
 	switch {
 	case errors.Is(err, routing.ErrNotLoggedIn):
@@ -267,9 +267,13 @@ func checkReply(body ReplyBody) (routing.Outbound, error) {
 type whatsappSender struct{ s *Service }
 
 func (w whatsappSender) SendReply(ctx context.Context, conv routing.Conversation, msg routing.Message) error {
+	// The phone when the contact has one, else its business-scoped user id (sent as Meta's "recipient").
 	to := conv.Contact.Phone
 	if to == "" {
-		to = conv.Contact.ID // a business-scoped user id
+		to = conv.Contact.UserID
+	}
+	if to == "" {
+		to = conv.Contact.ID // a conversation opened before contacts: its contact id was the user id
 	}
 	send := Send{MessageID: msg.ID, ConversationID: conv.ID, PhoneNumberID: conv.EntryPoint, To: to}
 	var task *asynq.Task

@@ -59,3 +59,42 @@ func BenchmarkRoutingDecision(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIntakeOfAnOpenConversation measures a message of a conversation already open (the usual
+// message), its customer named as a WebChat visitor (one contact id, no index) and as WhatsApp
+// names one today (phone and business-scoped user id, both looked up in the contact index).
+func BenchmarkIntakeOfAnOpenConversation(b *testing.B) {
+	for _, named := range []string{"contact-id", "phone+user-id"} {
+		b.Run(named, func(b *testing.B) {
+			cfg := &configs.Config{
+				Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
+				WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
+			}
+			client := redistest.Client(b)
+			r := NewRouter(client, keyspace.New("t"), cfg, Options{Clock: clock.Real{}, Publisher: &recorder{}})
+			defer r.Shutdown()
+			ctx := context.Background()
+			in := func(i int) Inbound {
+				c := i % 100
+				m := Inbound{Channel: "whatsapp", EntryPoint: "100", ProviderMessageID: fmt.Sprintf("m%d", i), Kind: "text", Text: "hi", At: time.Now()}
+				if named == "contact-id" {
+					m.ContactID = fmt.Sprintf("c%d", c)
+				} else {
+					m.Identifiers = []Identifier{{IdentPhone, fmt.Sprintf("55119%08d", c)}, {IdentUserID, fmt.Sprintf("BR.%d", c)}}
+				}
+				return m
+			}
+			for i := 0; i < 100; i++ {
+				if _, err := r.Deliver(ctx, []Inbound{in(-1 - i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if res, err := r.Deliver(ctx, []Inbound{in(i)}); err != nil || res.Recorded != 1 {
+					b.Fatal(err, res)
+				}
+			}
+		})
+	}
+}

@@ -53,6 +53,40 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	if _, err := r.Close(ctx, cards[0].ID, "sue", true); err != nil {
 		t.Fatal(err)
 	}
+	// Contacts: two contacts of one customer merge, then a number change moves its identifiers; the
+	// index keys (passed as KEYS) and the contact's keys (built in Lua) share the tenant's slot.
+	at := time.Now()
+	for i, ids := range [][]Identifier{{{IdentPhone, "5511900001111"}}, {{IdentUserID, "BR.1"}},
+		{{IdentPhone, "5511900001111"}, {IdentUserID, "BR.1"}}} {
+		if res, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", Identifiers: ids,
+			ProviderMessageID: "id" + string(rune('a'+i)), Kind: "text", Text: "oi", At: at}}); err != nil || res.Recorded != 1 {
+			t.Fatalf("deliver with identifiers on the cluster: %+v %v", res, err)
+		}
+	}
+	if res, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", Identifiers: []Identifier{{IdentPhone, "5511900002222"}},
+		Replaced: []Identifier{{IdentPhone, "5511900001111"}}, Notice: true, ProviderMessageID: "sys", Kind: "system", At: at}}); err != nil || res.Recorded != 1 {
+		t.Fatalf("notice on the cluster: %+v %v", res, err)
+	}
+	k := client.Get(ctx, r.keys.ident("whatsapp", Identifier{IdentUserID, "BR.1"})).Val()
+	if k == "" || client.Get(ctx, r.keys.ident("whatsapp", Identifier{IdentPhone, "5511900002222"})).Val() != k ||
+		client.Exists(ctx, r.keys.ident("whatsapp", Identifier{IdentPhone, "5511900001111"})).Val() != 0 ||
+		client.SCard(ctx, r.keys.contactIDs(k)).Val() != 2 {
+		t.Errorf("contacts on the cluster: %q", k)
+	}
+	// A conversation started with a template to a phone, then the answer with phone and user id.
+	if _, err := ps.Set(ctx, "ana", "whatsapp", presence.Online, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	started, _, _, err := r.StartConversation(ctx, StartRequest{Agent: "ana", Channel: "whatsapp", EntryPoint: "100",
+		ContactPhone: "5511900003333", Message: Outbound{Kind: "template", Text: "t"}})
+	if err != nil {
+		t.Fatalf("start on the cluster: %v", err)
+	}
+	res, err = r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", ProviderMessageID: "answer", Kind: "text", At: at,
+		Identifiers: []Identifier{{IdentPhone, "5511900003333"}, {IdentUserID, "BR.3"}}}})
+	if err != nil || res.Recorded != 1 || client.HGet(ctx, r.keys.msg(res.Messages[0]), "conversation_id").Val() != started.ID {
+		t.Fatalf("the answer on the cluster: %+v %v", res, err)
+	}
 	events, err := log.Since(ctx, "ana", "0", 10)
 	if err != nil || len(events) < 2 {
 		t.Errorf("events on the cluster: %d %v", len(events), err)

@@ -8,7 +8,10 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //
 //	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → message id (dedup of redeliveries; status lookup)
 //	cg:{t}:pmsg:<channel>:<sender>:<id>          STRING  → message id (dedup of ids unique only per sender)
-//	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id
+//	cg:{t}:ident:<channel>:<kind>:<value>          STRING  → contact id (kind: phone, bsuid, pbsuid, username)
+//	cg:{t}:contact:<id>                           HASH    the contact's current identifiers (phone, bsuid, pbsuid, username), name
+//	cg:{t}:contactids:<id>                        SET     every "kind:value" indexed to the contact (the reverse of ident)
+//	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id (WebChat: the visitor id as contact)
 //	cg:{t}:conv:<id>                              HASH    conversation fields
 //	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
 //	cg:{t}:msg:<id>                               HASH    message fields
@@ -54,6 +57,15 @@ func (k keys) noAnswer(agent string) string    { return k.ks.Key("noanswer", age
 func (k keys) audit() string                   { return k.ks.Key("audit") }
 func (k keys) events(agent string) string      { return k.ks.Key("events", agent) }
 func (k keys) eventsChannel() string           { return k.ks.Key("events") }
+
+// ident is the index key of one identifier a provider showed for a customer; the caller builds it
+// for every identifier of a message and passes it as a KEY, since the contact is not known yet.
+func (k keys) ident(channel string, id Identifier) string {
+	return k.ks.Key("ident", channel, id.Kind, id.Value)
+}
+
+func (k keys) contact(id string) string    { return k.ks.Key("contact", id) }
+func (k keys) contactIDs(id string) string { return k.ks.Key("contactids", id) }
 
 func (k keys) convOpen(channel, entry, contact string) string {
 	return k.ks.Key("convopen", channel, entry, contact)

@@ -14,11 +14,30 @@ const (
 	CardClosed   = "closed"
 )
 
-// Contact is the customer of a conversation.
+// Contact is the customer of a conversation: one per customer and channel, found by any identifier
+// the provider has shown for it. Phone and UserID (WhatsApp's business-scoped user id) are the
+// current ones; a reply goes to the phone when there is one, else to the user id.
 type Contact struct {
-	ID    string `json:"id"`
-	Name  string `json:"name,omitempty"`
-	Phone string `json:"phone,omitempty"`
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+	UserID   string `json:"user_id,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
+// Identifier kinds of a contact.
+const (
+	IdentPhone       = "phone"    // WhatsApp wa_id: the phone number's digits
+	IdentUserID      = "bsuid"    // WhatsApp business-scoped user id (user_id, from_user_id)
+	IdentParentID    = "pbsuid"   // WhatsApp parent business-scoped user id (linked portfolios)
+	IdentUsername    = "username" // WhatsApp username: shown, moved, never merges two contacts
+	maxIdentifierLen = 256
+)
+
+// Identifier is one way a provider names a customer.
+type Identifier struct {
+	Kind  string
+	Value string
 }
 
 // Conversation is (channel, entry point, contact) while open; every message of it goes to its agent.
@@ -114,7 +133,8 @@ func cardFrom(h map[string]string) Card {
 
 func conversationFrom(h map[string]string) Conversation {
 	return Conversation{ID: h["id"], Channel: h["channel"], EntryPoint: h["entry_point"], Queue: h["queue"],
-		Contact: Contact{ID: h["contact_id"], Name: h["contact_name"], Phone: h["contact_phone"]}, State: h["state"],
+		Contact: Contact{ID: h["contact_id"], Name: h["contact_name"], Phone: h["contact_phone"],
+			UserID: h["contact_bsuid"], Username: h["contact_username"]}, State: h["state"],
 		Agent: h["agent"], CardID: h["card"], OpenedAt: msTime(h["opened_at"]), ClosedAt: msTimePtr(h["closed_at"]), ClosedBy: h["closed_by"],
 		LastCustomerMessageAt: msTimePtr(h["last_customer_message_at"]), WindowExpiresAt: msTimePtr(h["window_expires_at"])}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -34,26 +35,30 @@ type StartRequest struct {
 	Agent        string
 	Channel      string
 	EntryPoint   string // the sending number
-	ContactID    string
-	ContactPhone string
+	ContactPhone string // the customer's number, digits only (Meta's wa_id)
 	Message      Outbound
 }
 
 // startScript opens an agent-initiated conversation in one step: the agent must be logged in on the
 // channel (online or paused) and below capacity there; the conversation and its card are created
-// accepted by the agent and count against its capacity; the first message is recorded queued. When
-// the customer already has an open conversation on this entry point held by the same agent, the
-// message joins it; held by anyone else (or waiting), it is refused.
+// accepted by the agent and count against its capacity; the first message is recorded queued. The
+// customer is the contact the phone number is indexed to (created, and indexed, when there is none),
+// so the customer's answer — which may carry the business-scoped user id beside the number — finds
+// this conversation. When the contact already has an open conversation on this entry point held by
+// the same agent, the message joins it; held by anyone else (or waiting), it is refused and nothing
+// is written.
 //
-// KEYS[1] the convopen key of (channel, entry point, contact)
-// ARGV: 1 prefix, 2 agent, 3 channel, 4 entry point, 5 contact id, 6 contact phone, 7 queue,
-// 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload
+// KEYS[1] the index key of the phone (routing's ident key)
+// ARGV: 1 prefix, 2 agent, 3 channel, 4 entry point, 5 "phone:<digits>", 6 phone digits, 7 queue,
+// 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id
 // Returns {"ok", conversation id, new 1|0} or {"not_logged_in"} / {"at_capacity"} / {"taken", conversation id}.
 var startScript = redis.NewScript(`
 local P, agent, ch = ARGV[1], ARGV[2], ARGV[3]
 local st = redis.call('HGET', P .. 'presence:' .. agent, ch)
 if st ~= 'online' and st ~= 'paused' then return {'not_logged_in'} end
-local conv = redis.call('GET', KEYS[1])
+local contact = redis.call('GET', KEYS[1])
+local conv
+if contact then conv = redis.call('GET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact) end
 local new = '0'
 if conv then
   local holder = redis.call('HGET', P .. 'conv:' .. conv, 'agent')
@@ -63,11 +68,19 @@ else
   local cap = tonumber(redis.call('HGET', P .. 'cap:' .. agent, ch) or '0')
   local load = tonumber(redis.call('HGET', P .. 'load:' .. agent, ch) or '0')
   if load >= cap then return {'at_capacity'} end
+  if not contact then
+    contact = ARGV[15]
+    redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', ARGV[11], 'phone', ARGV[6])
+    redis.call('SET', KEYS[1], contact)
+    redis.call('SADD', P .. 'contactids:' .. contact, ARGV[5])
+  end
+  local cf = redis.call('HMGET', P .. 'contact:' .. contact, 'bsuid', 'username', 'name')
   conv, new = ARGV[8], '1'
   redis.call('HSET', P .. 'conv:' .. conv, 'id', conv, 'channel', ch, 'entry_point', ARGV[4], 'queue', ARGV[7],
-    'contact_id', ARGV[5], 'contact_name', '', 'contact_phone', ARGV[6], 'state', 'open', 'agent', agent,
+    'contact_id', contact, 'contact_name', cf[3] or '', 'contact_phone', '+' .. ARGV[6], 'contact_bsuid', cf[1] or '',
+    'contact_username', cf[2] or '', 'state', 'open', 'agent', agent,
     'card', ARGV[9], 'opened_at', ARGV[11], 'origin', 'agent')
-  redis.call('SET', KEYS[1], conv)
+  redis.call('SET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact, conv)
   redis.call('HSET', P .. 'card:' .. ARGV[9], 'id', ARGV[9], 'conversation_id', conv, 'queue', ARGV[7],
     'channel', ch, 'state', 'accepted', 'agent', agent, 'created_at', ARGV[11], 'offered_at', ARGV[11],
     'accepted_at', ARGV[11], 'preview', ARGV[13])
@@ -110,9 +123,10 @@ func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conve
 	}
 	now := r.clock.Now()
 	msgID := newID()
-	out, err := startScript.Run(ctx, r.client, []string{r.keys.convOpen(req.Channel, req.EntryPoint, req.ContactID)},
-		r.keys.prefix(), req.Agent, req.Channel, req.EntryPoint, req.ContactID, req.ContactPhone, queue,
-		newID(), newID(), msgID, now.UnixMilli(), req.Message.Kind, req.Message.Text, string(req.Message.Payload)).StringSlice()
+	phone := Identifier{Kind: IdentPhone, Value: strings.TrimPrefix(req.ContactPhone, "+")}
+	out, err := startScript.Run(ctx, r.client, []string{r.keys.ident(req.Channel, phone)},
+		r.keys.prefix(), req.Agent, req.Channel, req.EntryPoint, phone.Kind+":"+phone.Value, phone.Value, queue,
+		newID(), newID(), msgID, now.UnixMilli(), req.Message.Kind, req.Message.Text, string(req.Message.Payload), newID()).StringSlice()
 	if err != nil {
 		return Conversation{}, Message{}, false, fmt.Errorf("start conversation: %w", err)
 	}

@@ -74,9 +74,11 @@ type Router struct {
 	audit   bool
 	queues  map[string]configs.Queue
 	agents  map[string]agentInfo
-	entries map[string]string   // "channel:entry point" → queue
-	members map[string][]string // queue → agents
-	metrics routerMetrics
+	entries map[string]string // "channel:entry point" → queue
+	// entryList is each channel's entry points, one a line: a contact merge moves conversations on all of them.
+	entryList map[string]string
+	members   map[string][]string // queue → agents
+	metrics   routerMetrics
 	// autoReplier is set once at wiring, before traffic.
 	autoReplier AutoReplier
 	intake      *batcher
@@ -130,6 +132,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 	r := &Router{client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "routing"),
 		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit,
 		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{}, members: map[string][]string{},
+		entryList: map[string]string{},
 		metrics: routerMetrics{
 			delivered:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_messages_total", Help: "Inbound messages recorded, by channel."}, []string{"channel"}),
 			duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_duplicates_total", Help: "Redelivered inbound messages recognised, by channel."}, []string{"channel"}),
@@ -161,9 +164,11 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 	}
 	for _, n := range cfg.WhatsApp.Numbers {
 		r.entries["whatsapp:"+n.PhoneNumberID] = n.Queue
+		r.entryList["whatsapp"] += n.PhoneNumberID + "\n"
 	}
 	for _, s := range cfg.WebChat.Sites {
 		r.entries["webchat:"+s.ID] = s.Queue
+		r.entryList["webchat"] += s.ID + "\n"
 	}
 	return r
 }
@@ -239,11 +244,21 @@ func newID() string {
 
 // Inbound is a customer's message as providers hand it to routing.
 type Inbound struct {
-	Channel           string
-	EntryPoint        string
-	ContactID         string
-	ContactName       string
-	ContactPhone      string
+	Channel    string
+	EntryPoint string
+	// Identifiers are every way the provider names the customer in this message (WhatsApp: phone,
+	// business-scoped user id, username): the contact is found by any of them and keeps them all.
+	// Without identifiers (WebChat), ContactID is the contact.
+	Identifiers []Identifier
+	// Replaced are identifiers the customer no longer has (a changed number, a new user id): they
+	// find the contact too, then leave it.
+	Replaced     []Identifier
+	ContactID    string
+	ContactName  string
+	ContactPhone string
+	// Notice marks the provider's own message about the customer (WhatsApp's system messages): it
+	// joins the open conversation as a note the agent sees, opens none and leaves the window alone.
+	Notice            bool
 	ProviderMessageID string
 	// Sender is the scope in which ProviderMessageID is unique, for ids the provider does not
 	// guarantee (WebChat's: chosen by a site or a visitor's browser); a redelivery is recognised only
@@ -289,11 +304,14 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		}
 		msgID, convID, cardID := newID(), newID(), newID()
 		q := r.queues[queue]
-		val, err := r.intake.run(ctx, []string{r.keys.dedup(m.Channel, m.Sender, m.ProviderMessageID)},
-			r.keys.prefix(), m.Channel, m.EntryPoint, m.ContactID, queue, msgID, convID, cardID, now.UnixMilli(),
-			m.Kind, m.Text, string(m.Payload), m.ContactName, m.ContactPhone, window, int64(dedupTTL/time.Second),
+		keys := []string{r.keys.dedup(m.Channel, m.Sender, m.ProviderMessageID)}
+		args := []any{r.keys.prefix(), m.Channel, m.EntryPoint, m.ContactID, queue, msgID, convID, cardID, now.UnixMilli(),
+			m.Kind, m.Text, string(m.Payload), m.ContactName, m.ContactPhone, window, int64(dedupTTL / time.Second),
 			m.ProviderMessageID, at.UnixMilli(),
-			q.OfferTimeout.Milliseconds(), q.Strategy, r.auditFlag(), cardsToScan, agentsToScan)
+			q.OfferTimeout.Milliseconds(), q.Strategy, r.auditFlag(), cardsToScan, agentsToScan,
+			r.entryList[m.Channel], newID(), boolFlag(m.Notice), 0}
+		keys, args = r.identifierArgs(m.Channel, keys, args, m.Identifiers, m.Replaced)
+		val, err := r.intake.run(ctx, keys, args...)
 		if err != nil {
 			return res, fmt.Errorf("deliver: %w", err)
 		}
@@ -307,6 +325,9 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		res.Messages = append(res.Messages, out[1])
 		r.metrics.delivered.WithLabelValues(m.Channel).Inc()
 		convID, cardID, newCard, agent, cardState := out[2], out[3], out[4], out[5], out[6]
+		if convID == "" {
+			continue // a notice about a customer without an open conversation: identifiers moved, nothing to show
+		}
 		// A new card with candidates in its queue had its first routing decision in the intake script;
 		// the dispatch announces it and goes on if cards still wait. A card already waiting was tried
 		// when it arrived and moves on the next login, resume or close.
@@ -332,6 +353,36 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		r.greetIfNobody(ctx, a[0], a[1], a[2])
 	}
 	return res, nil
+}
+
+// identifierArgs appends the index key of every identifier (as KEYS) and its "kind:value" and role
+// (as ARGV) to a deliver call whose last argument is the identifier count. Empty, oversized or
+// repeated identifiers are left out.
+func (r *Router) identifierArgs(channel string, keys []string, args []any, shown, replaced []Identifier) ([]string, []any) {
+	seen := map[Identifier]bool{}
+	n := 0
+	add := func(ids []Identifier, role string) {
+		for _, id := range ids {
+			if id.Kind == "" || id.Value == "" || len(id.Value) > maxIdentifierLen || seen[id] {
+				continue
+			}
+			seen[id] = true
+			keys = append(keys, r.keys.ident(channel, id))
+			args = append(args, id.Kind+":"+id.Value, role)
+			n++
+		}
+	}
+	add(shown, "a")
+	add(replaced, "d")
+	args[len(args)-2*n-1] = n
+	return keys, args
+}
+
+func boolFlag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // pendingDispatch is a queue to dispatch after a delivery, with the decision the intake script made.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-json"
@@ -182,8 +183,30 @@ type receipt struct {
 func toInbound(m Message) routing.Inbound {
 	payload, _ := json.Marshal(m)
 	name := m.Contact.Name
-	return routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: name,
-		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
+	in := routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: name,
+		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload,
+		Identifiers: identifiers(m.Contact), Notice: m.Notice}
+	if m.Previous != nil {
+		in.Replaced = identifiers(*m.Previous)
+	}
+	return in
+}
+
+// identifiers are the ways a provider named the customer: the phone (digits, as Meta's wa_id), the
+// business-scoped user id and its parent, the username. A contact with none of them (WebChat's
+// visitor) is its ID alone.
+func identifiers(c Contact) []routing.Identifier {
+	var out []routing.Identifier
+	add := func(kind, v string) {
+		if v != "" {
+			out = append(out, routing.Identifier{Kind: kind, Value: v})
+		}
+	}
+	add(routing.IdentPhone, strings.TrimPrefix(c.WaID, "+"))
+	add(routing.IdentUserID, c.UserID)
+	add(routing.IdentParentID, c.ParentUserID)
+	add(routing.IdentUsername, c.Username)
+	return out
 }
 
 var longDigits = regexp.MustCompile(`\d{6,}`)

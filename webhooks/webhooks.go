@@ -86,18 +86,26 @@ type Message struct {
 	// Unrecognized: a kind the provider's parser does not know (kept in Raw); the handler logs it so
 	// a new kind from the provider is noticed.
 	Unrecognized bool `json:"-"`
+	// Notice: the provider's own message about the customer (WhatsApp's system messages), not the
+	// customer writing: it is a note in the open conversation and opens none.
+	Notice bool `json:"notice,omitempty"`
+	// Previous holds the identifiers a notice says the customer no longer has (a changed number, a
+	// new business-scoped user id); Contact holds the new ones. Routing moves them on the contact.
+	Previous *Contact `json:"previous,omitempty"`
 }
 
-// Contact identifies the customer. ID is the stable key: the business-scoped user id when the
-// provider sends one, else the phone-based id.
+// Contact identifies the customer. ID is the provider's main id for it: the business-scoped user id
+// when the provider sends one, else the phone-based id; routing finds the customer by every
+// identifier here (WaID, UserID, ParentUserID, Username), so one customer stays one contact.
 type Contact struct {
-	ID       string `json:"id"`
-	WaID     string `json:"wa_id,omitempty"`
-	UserID   string `json:"user_id,omitempty"`
-	Name     string `json:"name,omitempty"`
-	Username string `json:"username,omitempty"`
-	Phone    string `json:"phone,omitempty"`
-	Email    string `json:"email,omitempty"`
+	ID           string `json:"id"`
+	WaID         string `json:"wa_id,omitempty"`
+	UserID       string `json:"user_id,omitempty"`
+	ParentUserID string `json:"parent_user_id,omitempty"`
+	Name         string `json:"name,omitempty"`
+	Username     string `json:"username,omitempty"`
+	Phone        string `json:"phone,omitempty"`
+	Email        string `json:"email,omitempty"`
 }
 
 // Media references an attachment held by the provider (by id) or on the web (by URL).

@@ -320,7 +320,7 @@ func TestConsoleCardsRepliesAndNewConversationsInTheBrowser(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.until("the new conversation's card shows the template sent", `[...document.querySelectorAll('.card[data-state="accepted"]')].some((c) =>
-		c.querySelector('h3').textContent.startsWith('5511999990002') && c.querySelector('.messages li.out')?.dataset.status === 'sent'
+		c.querySelector('h3').textContent.startsWith('+5511999990002') && c.querySelector('.messages li.out')?.dataset.status === 'sent'
 		&& c.querySelector('.messages li.out [data-text]').textContent === 'Olá Ana, seu pedido #123 foi atualizado.')`)
 	b.shot("new-conversation-started")
 

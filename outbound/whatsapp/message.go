@@ -21,8 +21,8 @@ const (
 	MaxTextBody      = 4096 // characters of text.body
 	MaxCaption       = 1024 // characters of a media caption
 	maxTemplateName  = 512
-	maxButtonIndex   = 9 // TemplateComponent.index: position 0-9
-	maxRecipientSize = 128
+	maxButtonIndex   = 9                    // TemplateComponent.index: position 0-9
+	maxRecipientSize = len("XX.ENT.") + 128 // the longest business-scoped user id
 )
 
 // Message is one of TextMessage, TemplateMessage or MediaMessage. The set is
@@ -294,8 +294,8 @@ func (m MediaMessage) build() (*request, error) {
 
 var (
 	// A business-scoped user id: country, optional ".ENT" for a parent id,
-	// then an alphanumeric string (BR.1502576394655843, HK.ENT.abc123).
-	bsuidPattern = regexp.MustCompile(`^[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]+$`)
+	// then up to 128 letters and digits (BR.1502576394655843, HK.ENT.abc123).
+	bsuidPattern = regexp.MustCompile(`^[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]{1,128}$`)
 	phoneDigits  = regexp.MustCompile(`^[1-9][0-9]{6,14}$`)
 	languageCode = regexp.MustCompile(`^[a-z]{2,3}(_[A-Za-z0-9]{2,4})?$`)
 )

@@ -230,6 +230,7 @@ func TestRecipient(t *testing.T) {
 		{"+1234567", "to", "1234567"},
 		{"BR.1502576394655843", "recipient", "BR.1502576394655843"},
 		{"HK.ENT.abc123XYZ", "recipient", "HK.ENT.abc123XYZ"},
+		{"US." + strings.Repeat("7", 128), "recipient", "US." + strings.Repeat("7", 128)}, // the longest user id
 	}
 	for _, tc := range tests {
 		field, value, err := Recipient(tc.in)
@@ -237,7 +238,7 @@ func TestRecipient(t *testing.T) {
 			t.Errorf("Recipient(%q) = %q, %q, %v; want %q, %q", tc.in, field, value, err, tc.field, tc.value)
 		}
 	}
-	for _, bad := range []string{"", "+", "++5511999990001", "55-11-9999", "BR.", "BR.abc-def", "B.123", "US.123 ", strings.Repeat("A", 200)} {
+	for _, bad := range []string{"", "+", "++5511999990001", "55-11-9999", "BR.", "BR.abc-def", "B.123", "US.123 ", strings.Repeat("A", 200), "US." + strings.Repeat("7", 129)} {
 		if _, _, err := Recipient(bad); !errors.Is(err, ErrInvalidMessage) {
 			t.Errorf("Recipient(%q): got %v, want ErrInvalidMessage", bad, err)
 		}

@@ -43,8 +43,9 @@ type contact struct {
 		Name     string `json:"name"`
 		Username string `json:"username"`
 	} `json:"profile"`
-	WaID   string `json:"wa_id"`
-	UserID string `json:"user_id"`
+	WaID         string `json:"wa_id"`
+	UserID       string `json:"user_id"`
+	ParentUserID string `json:"parent_user_id"`
 }
 
 type apiError struct {
@@ -84,13 +85,52 @@ func (f *flexFloat) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// flexString reads an id Meta may send as a string or as a number (the old system.new_wa_id).
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*f = flexString(n.String())
+	return nil
+}
+
+// systemNotice is Meta's system message: a changed number (user_changed_number, formerly
+// customer_changed_number with new_wa_id), a changed business-scoped user id (user_changed_user_id),
+// or a changed security code (customer_identity_changed). wa_id and user_id are the new identifiers;
+// previous_user_id and previous_parent_user_id the replaced user ids.
+type systemNotice struct {
+	Body                 string     `json:"body"`
+	Type                 string     `json:"type"`
+	WaID                 flexString `json:"wa_id"`
+	NewWaID              flexString `json:"new_wa_id"`
+	UserID               string     `json:"user_id"`
+	ParentUserID         string     `json:"parent_user_id"`
+	PreviousUserID       string     `json:"previous_user_id"`
+	PreviousParentUserID string     `json:"previous_parent_user_id"`
+}
+
 type message struct {
-	From       string `json:"from"`
-	FromUserID string `json:"from_user_id"`
-	ID         string `json:"id"`
-	Timestamp  string `json:"timestamp"`
-	Type       string `json:"type"`
-	Text       *struct {
+	From             string `json:"from"`
+	FromUserID       string `json:"from_user_id"`
+	FromParentUserID string `json:"from_parent_user_id"`
+	ID               string `json:"id"`
+	Timestamp        string `json:"timestamp"`
+	Type             string `json:"type"`
+	Text             *struct {
 		Body string `json:"body"`
 	} `json:"text"`
 	Image    *media `json:"image"`
@@ -135,10 +175,7 @@ type message struct {
 		CatalogID string `json:"catalog_id"`
 		Text      string `json:"text"`
 	} `json:"order"`
-	System *struct {
-		Body string `json:"body"`
-		Type string `json:"type"`
-	} `json:"system"`
+	System  *systemNotice `json:"system"`
 	Context *struct {
 		From                string `json:"from"`
 		ID                  string `json:"id"`
@@ -218,6 +255,9 @@ func parseValue(v *changeValue, out *webhooks.Notification) {
 		msg := normalize(&m, compact(raw))
 		msg.Channel, msg.EntryPoint, msg.EntryPointDisplay = Channel, entry, v.Metadata.DisplayPhoneNumber
 		msg.Contact = contactFor(&m, v.Contacts)
+		if m.Type == "system" {
+			identityChange(&m, &msg)
+		}
 		out.Messages = append(out.Messages, msg)
 	}
 	for _, s := range v.Statuses {
@@ -254,7 +294,7 @@ func contactFor(m *message, contacts []contact) webhooks.Contact {
 	if found == nil && len(contacts) == 1 {
 		found = &contacts[0]
 	}
-	out := webhooks.Contact{WaID: m.From, UserID: m.FromUserID}
+	out := webhooks.Contact{WaID: m.From, UserID: m.FromUserID, ParentUserID: m.FromParentUserID}
 	if found != nil {
 		out.Name, out.Username = found.Profile.Name, found.Profile.Username
 		if found.WaID != "" {
@@ -263,15 +303,94 @@ func contactFor(m *message, contacts []contact) webhooks.Contact {
 		if found.UserID != "" {
 			out.UserID = found.UserID
 		}
+		if found.ParentUserID != "" {
+			out.ParentUserID = found.ParentUserID
+		}
 	}
-	if out.WaID != "" {
-		out.Phone = "+" + strings.TrimPrefix(out.WaID, "+")
-	}
-	out.ID = out.UserID
-	if out.ID == "" {
-		out.ID = out.WaID
-	}
+	settleContact(&out)
 	return out
+}
+
+// settleContact derives the phone and the main id from the identifiers.
+func settleContact(c *webhooks.Contact) {
+	c.WaID = strings.TrimPrefix(c.WaID, "+")
+	c.Phone = ""
+	if c.WaID != "" {
+		c.Phone = "+" + c.WaID
+	}
+	c.ID = c.UserID
+	if c.ID == "" {
+		c.ID = c.WaID
+	}
+}
+
+// identityChange reads a system message as a notice: for a changed number or user id, the message's
+// contact becomes the customer's new identifiers and Previous the replaced ones (the sender's old
+// number, the previous user ids), so routing moves them and the open conversation carries on. Other
+// system messages (a changed security code) are notes only. The agent sees Meta's body, or a line
+// of ours when Meta sends none.
+func identityChange(m *message, msg *webhooks.Message) {
+	msg.Notice = true
+	s := m.System
+	if s == nil {
+		return
+	}
+	cur, prev := msg.Contact, webhooks.Contact{}
+	changed := false
+	switch s.Type {
+	case "user_changed_number", "customer_changed_number":
+		if w := strings.TrimPrefix(string(firstFlex(s.WaID, s.NewWaID)), "+"); w != "" && w != cur.WaID {
+			prev.WaID, cur.WaID, changed = cur.WaID, w, true
+		}
+		if msg.Text == "" {
+			msg.Text = "O cliente mudou de número no WhatsApp."
+		}
+	case "user_changed_user_id":
+		if cur.WaID == "" {
+			cur.WaID = strings.TrimPrefix(string(s.WaID), "+")
+		}
+		if msg.Text == "" {
+			msg.Text = "O identificador do cliente no WhatsApp mudou."
+		}
+	default:
+		return
+	}
+	var c1, c2 bool
+	cur.UserID, prev.UserID, c1 = replaceID(cur.UserID, s.UserID, s.PreviousUserID)
+	cur.ParentUserID, prev.ParentUserID, c2 = replaceID(cur.ParentUserID, s.ParentUserID, s.PreviousParentUserID)
+	if !changed && !c1 && !c2 {
+		return
+	}
+	settleContact(&cur)
+	settleContact(&prev)
+	msg.Contact, msg.Previous = cur, &prev
+}
+
+// replaceID: the sender's id (from_user_id, the old one when Meta gives a new one), the new id and
+// the previous id Meta names → the current id, the replaced one, and whether anything changed.
+func replaceID(sender, next, previous string) (current, replaced string, changed bool) {
+	if next == "" {
+		if previous != "" && previous != sender {
+			return sender, previous, true
+		}
+		return sender, "", false
+	}
+	if previous == "" && sender != next {
+		previous = sender
+	}
+	if previous == next {
+		previous = ""
+	}
+	return next, previous, previous != "" || sender != next
+}
+
+func firstFlex(vs ...flexString) flexString {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func normalize(m *message, raw json.RawMessage) webhooks.Message {

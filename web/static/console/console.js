@@ -165,16 +165,22 @@
     return m.status || "";
   }
 
+  const statusRank = { queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
+
   function renderMessage(m) {
     let li = messageNodes.get(m.id);
     if (!li) {
-      li = el("li", { class: m.direction === "out" ? "out" : "in", dataset: { messageId: m.id } },
+      // A system message (a changed number, say) is WhatsApp's note about the customer, not theirs.
+      li = el("li", { class: m.direction === "out" ? "out" : m.kind === "system" ? "in system" : "in", dataset: { messageId: m.id } },
         el("span", { "data-text": "" }), el("span", { class: "status", "data-status": "" }));
       messageNodes.set(m.id, li);
     }
     li.querySelector("[data-text]").textContent = m.text || "[" + (m.kind || "message") + "]";
     const st = li.querySelector("[data-status]");
-    if (m.direction === "out" && m.status) {
+    // A list read before a status event may answer after it: a status never goes back (but a
+    // failed send that an operator runs again does).
+    const older = li.dataset.status !== "failed" && statusRank[m.status] < (statusRank[li.dataset.status] || 0);
+    if (m.direction === "out" && m.status && !older) {
       st.textContent = statusText(m);
       st.classList.toggle("failed", m.status === "failed");
       li.dataset.status = m.status;
@@ -184,7 +190,7 @@
 
   function cardTitle(card) {
     const c = card.contact || {};
-    return (c.name || c.phone || "Customer") + " · " + channelName(card.channel);
+    return (c.name || c.phone || (c.username && "@" + c.username) || c.user_id || "Customer") + " · " + channelName(card.channel);
   }
 
   function renderCard(card) {
