@@ -106,6 +106,11 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		h.metrics.notifications.WithLabelValues(h.name, "bad_signature").Inc()
 		return errSignature.Wrap(err)
 	}
+	// Signed, so the sender is known; its body must still say it is JSON and be unambiguous.
+	if _, err := httpx.JSONBody(c); err != nil {
+		h.metrics.notifications.WithLabelValues(h.name, "rejected").Inc()
+		return err
+	}
 	n, err := h.provider.Parse(body)
 	var rejection *Rejection
 	switch {
