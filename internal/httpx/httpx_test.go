@@ -181,3 +181,54 @@ func TestOversizedBodyIsAJSON413OnALiveConnection(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// A client's X-Request-ID is kept only when short and safe; otherwise it is replaced, and the
+// refused value appears neither in the answer nor in the log.
+func TestClientRequestIDIsKeptOnlyWhenShortAndSafe(t *testing.T) {
+	var logs strings.Builder
+	app := NewApp(Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Registerer: prometheus.NewRegistry()})
+	app.Get("/v1/things", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	app.Post("/v1/things", func(c *fiber.Ctx) error {
+		var v struct{}
+		return BindJSON(c, &v)
+	})
+	for _, tc := range []struct {
+		name, method, id string
+		keep             bool
+	}{
+		{"uuid", "GET", "0b4c8a9e-6f39-4a43-9d67-8c1e2b1b7a10", true},
+		{"dotted and underscored, 64 long", "GET", "trace_1.span-2." + strings.Repeat("x", 49), true},
+		{"65 long", "GET", strings.Repeat("x", 65), false},
+		{"a forged log line", "GET", "abc\",\"level\":\"ERROR", false},
+		{"spaces", "GET", "abc def", false},
+		{"script", "GET", "<script>alert(1)</script>", false},
+		{"unicode", "GET", "açaí", false},
+		{"refused on an error answer too", "POST", "bad id", false},
+	} {
+		logs.Reset()
+		req := httptest.NewRequest(tc.method, "/v1/things", nil)
+		req.Header.Set("X-Request-ID", tc.id)
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := resp.Header.Get("X-Request-ID")
+		switch {
+		case tc.keep && got != tc.id:
+			t.Errorf("%s: answered with id %q, want the client's", tc.name, got)
+		case !tc.keep && (got == tc.id || !SafeRequestID(got)):
+			t.Errorf("%s: answered with id %q, want a fresh safe one", tc.name, got)
+		}
+		if !strings.Contains(logs.String(), `"request_id":"`+got+`"`) {
+			t.Errorf("%s: the log does not quote the id answered: %s", tc.name, logs.String())
+		}
+		if !tc.keep && (strings.Contains(logs.String(), tc.id) || strings.Contains(string(b), tc.id)) {
+			t.Errorf("%s: the refused id was echoed: %s %s", tc.name, b, logs.String())
+		}
+		if tc.method == "POST" && !strings.Contains(string(b), `"request_id":"`+got+`"`) {
+			t.Errorf("%s: the error body does not quote the id: %s", tc.name, b)
+		}
+	}
+}
