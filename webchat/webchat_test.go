@@ -279,7 +279,7 @@ func TestBadInputRecordsNothing(t *testing.T) {
 		{"webhook unsigned", raw(http.MethodPost, "/webhooks/webchat", body, nil), 401, "invalid_signature"},
 		{"webhook wrong secret", signed(msg, "not-the-secret", time.Now()), 401, "invalid_signature"},
 		{"webhook replay outside the window", signed(msg, shopSecret, time.Now().Add(-10*time.Minute)), 401, "invalid_signature"},
-		{"webhook unknown site", signed(simulate.WebChatMessage{Site: "nowhere", VisitorID: "v", ID: "m", Text: "t"}, shopSecret, time.Now()), 404, "unknown_site"},
+		{"webhook unknown site", signed(simulate.WebChatMessage{Site: "nowhere", VisitorID: "v", ID: "m", Text: "t"}, shopSecret, time.Now()), 401, "invalid_signature"},
 		{"webhook oversized text", signed(long, shopSecret, time.Now()), 413, "message_too_long"},
 		{"webhook without visitor", signed(simulate.WebChatMessage{Site: "shop", ID: "m-3", Text: "t"}, shopSecret, time.Now()), 422, "validation_failed"},
 		{"session unknown site", raw(http.MethodPost, "/webchat/v1/sessions", `{"site":"nowhere"}`, map[string]string{"Origin": shopOrigin}), 404, "unknown_site"},
