@@ -1,7 +1,10 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +37,30 @@ func TestThrottleLetsEachKeyThroughOncePerInterval(t *testing.T) {
 	}
 	if through > 4 {
 		t.Fatalf("%d lines for 1000 distinct keys within one interval; want at most the bound", through)
+	}
+}
+
+func TestPaceOutagesWritesEachOutageLineOncePerInterval(t *testing.T) {
+	var out strings.Builder
+	outage := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	logger := slog.New(PaceOutages(slog.NewJSONHandler(&out, nil), 150*time.Millisecond, func(err error) bool { return errors.Is(err, outage) }))
+	sweeps, reaper := logger.With("component", "routing"), logger.With("component", "presence")
+	for i := 0; i < 50; i++ {
+		sweeps.Warn("offer sweep failed", "err", fmt.Errorf("sweep: %w", outage))
+		reaper.Warn("reaper sweep failed", "err", outage)
+		sweeps.Warn("conversation not found", "err", errors.New("not an outage"))
+		sweeps.Info("request", "err", outage) // below warning: traffic, not paced
+	}
+	count := func(s string) int { return strings.Count(out.String(), s) }
+	if count(`"offer sweep failed"`) != 1 || count(`"reaper sweep failed"`) != 1 {
+		t.Fatalf("50 failures of each loop wrote %d and %d lines, want one each:\n%s", count(`"offer sweep failed"`), count(`"reaper sweep failed"`), out.String())
+	}
+	if count(`"conversation not found"`) != 50 || count(`"msg":"request"`) != 50 {
+		t.Fatalf("lines not caused by an outage were held back:\n%s", out.String())
+	}
+	time.Sleep(200 * time.Millisecond)
+	sweeps.Warn("offer sweep failed", "err", outage)
+	if !strings.Contains(out.String(), `"msg":"offer sweep failed","component":"routing","err":"dial tcp 127.0.0.1:1: connect: connection refused","repeated":49`) {
+		t.Fatalf("the line after the interval does not say how many were held back:\n%s", out.String())
 	}
 }
