@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"regexp"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
