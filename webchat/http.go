@@ -126,9 +126,15 @@ func (h *Handler) refused(c *fiber.Ctx, origin, site string) {
 	if len(origin) > maxLoggedOrigin {
 		origin = origin[:maxLoggedOrigin] + "…"
 	}
-	if ok, held := h.refusals.Allow(site + " " + origin); ok {
-		h.opts.Logger.Warn("origin refused", "origin", origin, "site", site, "path", c.Path(), "ip", c.IP(), "held_back", held)
+	ok, held := h.refusals.Allow(site + " " + origin)
+	if !ok {
+		return
 	}
+	attrs := []any{"origin", origin, "site", site, "path", c.Path(), "ip", c.IP()}
+	if held > 0 {
+		attrs = append(attrs, "repeated", held)
+	}
+	h.opts.Logger.Warn("origin refused", attrs...)
 }
 
 // maxLoggedOrigin bounds how much of a refused Origin header a log line quotes.
