@@ -42,7 +42,7 @@ func TestBindJSONAnswersEachBadBody(t *testing.T) {
 		{"json with charset", "Application/JSON; charset=UTF-8", `{"state":"online"}`, 200, "", ""},
 		{"structured +json", "application/merge-patch+json", `{"state":"online"}`, 200, "", ""},
 		{"duplicate key", "application/json", `{"state":"online","state":"offline"}`, 400, "duplicate_key", ""},
-		{"keys differing in case", "application/json", `{"state":"online","State":"offline"}`, 400, "duplicate_key", ""},
+		{"keys differing in case", "application/json", `{"state":"online","State":"offline"}`, 400, "duplicate_key", "State"},
 		{"key spelled with an escape", "application/json", `{"state":"online","\u0053tate":"offline"}`, 400, "duplicate_key", ""},
 		{"nested too deeply", "application/json", strings.Repeat(`{"a":`, 65) + `1` + strings.Repeat(`}`, 65), 400, "invalid_json", ""},
 		{"malformed", "application/json", `{"state":`, 400, "invalid_json", ""},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -132,13 +133,13 @@ func (s *keyScanner) key(f *keyFrame, quoted []byte, escaped bool) error {
 	switch n := len(s.spans) - f.first; {
 	case f.index != nil:
 		if _, dup := f.index[string(folded)]; dup {
-			return ErrDuplicateKey.Wrap(fmt.Errorf("key %.64q", name))
+			return duplicate(name)
 		}
 		f.index[string(folded)] = struct{}{}
 	default:
 		for _, sp := range s.spans[f.first:] {
 			if bytes.Equal(s.folded[sp.off:sp.end], folded) {
-				return ErrDuplicateKey.Wrap(fmt.Errorf("key %.64q", name))
+				return duplicate(name)
 			}
 		}
 		if n+1 >= keyIndexAfter {
@@ -151,6 +152,14 @@ func (s *keyScanner) key(f *keyFrame, quoted []byte, escaped bool) error {
 	}
 	s.spans = append(s.spans, keySpan{off: off, end: len(s.folded)})
 	return nil
+}
+
+// duplicate names the field at fault (as the body spelled its second occurrence, cut to 64 bytes).
+func duplicate(name []byte) error {
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return ErrDuplicateKey.WithFields(FieldError{Field: strings.ToValidUTF8(string(name), "\uFFFD"), Message: "is named more than once"})
 }
 
 // appendFoldedName folds a field name the way encoding/json matches names to struct fields: ASCII
