@@ -27,6 +27,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/logging"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
 	hook "github.com/chatgate/chatgate/webhooks/webchat"
@@ -35,8 +36,19 @@ import (
 //go:embed assets/widget.js
 var widgetJS []byte
 
+//go:embed assets/widget.css
+var widgetCSS []byte
+
 //go:embed assets/demo.html
 var demoHTML []byte
+
+//go:embed assets/demo.css
+var demoCSS []byte
+
+// demoPolicy lets the demo page run nothing but the gateway's own script and styles and talk to the
+// gateway alone; injected markup stays inert, as on /console/ and /ops/.
+const demoPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 // HTTP errors of the visitor endpoints.
 var (
@@ -79,6 +91,8 @@ type Handler struct {
 	origins map[string]bool // every site's allowed origins
 	limiter *redis_rate.Limiter
 	hub     *hub
+	// refusals paces the log lines of refused origins.
+	refusals *logging.Throttle
 }
 
 // NewHandler builds the widget on the shared Redis client.
@@ -91,8 +105,13 @@ func NewHandler(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Co
 		o.KeepAlive = 15 * time.Second
 	}
 	h := &Handler{cfg: cfg, opts: o, keys: keys{ks}, sites: map[string]configs.Site{}, origins: map[string]bool{},
-		limiter: redis_rate.NewLimiter(client), hub: newHub(o.Events, o.Logger)}
+		limiter: redis_rate.NewLimiter(client), hub: newHub(o.Events, o.Logger),
+		refusals: logging.NewThrottle(time.Minute, 64)}
 	for _, s := range cfg.WebChat.Sites {
+		if extra := listenOrigins(cfg.Env, cfg.Listen, s); len(extra) > 0 {
+			o.Logger.Info("development: the site also allows the origins of the listen address", "site", s.ID, "added", extra)
+			s.AllowedOrigins = append(append([]string(nil), s.AllowedOrigins...), extra...)
+		}
 		h.sites[s.ID] = s
 		for _, origin := range s.AllowedOrigins {
 			h.origins[strings.TrimRight(origin, "/")] = true
@@ -100,6 +119,26 @@ func NewHandler(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Co
 	}
 	return h
 }
+
+// refused logs an origin turned away (site "" when no site allows it), at most once a minute per
+// origin and site and for a bounded number of them, so made-up origins cannot flood the log.
+func (h *Handler) refused(c *fiber.Ctx, origin, site string) {
+	if len(origin) > maxLoggedOrigin {
+		origin = origin[:maxLoggedOrigin] + "…"
+	}
+	ok, held := h.refusals.Allow(site + " " + origin)
+	if !ok {
+		return
+	}
+	attrs := []any{"origin", origin, "site", site, "path", c.Path(), "ip", c.IP()}
+	if held > 0 {
+		attrs = append(attrs, "repeated", held)
+	}
+	h.opts.Logger.Warn("origin refused", attrs...)
+}
+
+// maxLoggedOrigin bounds how much of a refused Origin header a log line quotes.
+const maxLoggedOrigin = 200
 
 // Start subscribes the process to the visitors' announcements.
 func (h *Handler) Start() error {
@@ -115,14 +154,24 @@ func (h *Handler) OpenStreams() int { return h.hub.open() }
 
 // Register mounts the widget's routes. The demo page is not served in production.
 func (h *Handler) Register(app fiber.Router) {
-	app.Get("/webchat/widget.js", func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
-		c.Set(fiber.HeaderCacheControl, "public, max-age=300")
-		return c.Send(widgetJS)
-	})
+	asset := func(path, contentType, cache string, body []byte) {
+		app.Get(path, func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, contentType)
+			c.Set(fiber.HeaderCacheControl, cache)
+			c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+			return c.Send(body)
+		})
+	}
+	asset("/webchat/widget.js", "text/javascript; charset=utf-8", "public, max-age=300", widgetJS)
+	asset("/webchat/widget.css", "text/css; charset=utf-8", "public, max-age=300", widgetCSS)
 	if h.cfg.Env != "production" {
+		asset("/webchat/demo.css", "text/css; charset=utf-8", "no-cache", demoCSS)
 		app.Get("/webchat/demo", func(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+			c.Set(fiber.HeaderContentSecurityPolicy, demoPolicy)
+			c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+			c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+			c.Set(fiber.HeaderCacheControl, "no-cache")
 			return c.Send(demoHTML)
 		})
 	}
@@ -141,6 +190,7 @@ func (h *Handler) Register(app fiber.Router) {
 // A request without Origin is not a cross-origin browser request and goes on to the token checks.
 func (h *Handler) originGate(c *fiber.Ctx) error {
 	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !h.origins[origin] {
+		h.refused(c, origin, "")
 		return errOriginNotAllowed
 	}
 	return c.Next()
@@ -159,6 +209,7 @@ func (h *Handler) siteOrigin(c *fiber.Ctx, site configs.Site) error {
 	}
 	// The CORS middleware admitted the origin for some site; not for this one.
 	c.Response().Header.Del(fiber.HeaderAccessControlAllowOrigin)
+	h.refused(c, origin, site.ID)
 	return errOriginNotAllowed
 }
 

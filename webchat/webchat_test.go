@@ -279,7 +279,7 @@ func TestBadInputRecordsNothing(t *testing.T) {
 		{"webhook unsigned", raw(http.MethodPost, "/webhooks/webchat", body, nil), 401, "invalid_signature"},
 		{"webhook wrong secret", signed(msg, "not-the-secret", time.Now()), 401, "invalid_signature"},
 		{"webhook replay outside the window", signed(msg, shopSecret, time.Now().Add(-10*time.Minute)), 401, "invalid_signature"},
-		{"webhook unknown site", signed(simulate.WebChatMessage{Site: "nowhere", VisitorID: "v", ID: "m", Text: "t"}, shopSecret, time.Now()), 404, "unknown_site"},
+		{"webhook unknown site", signed(simulate.WebChatMessage{Site: "nowhere", VisitorID: "v", ID: "m", Text: "t"}, shopSecret, time.Now()), 401, "invalid_signature"},
 		{"webhook oversized text", signed(long, shopSecret, time.Now()), 413, "message_too_long"},
 		{"webhook without visitor", signed(simulate.WebChatMessage{Site: "shop", ID: "m-3", Text: "t"}, shopSecret, time.Now()), 422, "validation_failed"},
 		{"session unknown site", raw(http.MethodPost, "/webchat/v1/sessions", `{"site":"nowhere"}`, map[string]string{"Origin": shopOrigin}), 404, "unknown_site"},
@@ -392,8 +392,37 @@ func TestWidgetAssets(t *testing.T) {
 			t.Fatalf("widget.js uses %s", sink)
 		}
 	}
-	if r := e.do(http.MethodGet, "/webchat/demo", nil, nil); r.status != 200 {
-		t.Fatalf("demo in development: got %d", r.status)
+	// Neither the widget nor the demo page needs an inline style or script: the demo runs under a
+	// policy that forbids them, and a site's own policy need not allow them for the widget.
+	if strings.Contains(string(js), `"style"`) || strings.Contains(string(js), "cssText") {
+		t.Fatal("widget.js builds inline styles")
+	}
+	get := func(path string) (*http.Response, string) {
+		resp, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, css := get("/webchat/widget.css"); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") ||
+		!strings.Contains(css, ".cgw-toggle") {
+		t.Fatalf("widget.css: got %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp, page := get("/webchat/demo")
+	if resp.StatusCode != 200 {
+		t.Fatalf("demo in development: got %d", resp.StatusCode)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, directive := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, directive) {
+			t.Errorf("demo's Content-Security-Policy %q lacks %q", csp, directive)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || strings.Contains(page, "<style") ||
+		strings.Contains(page, " style=") {
+		t.Errorf("the demo page relies on inline styles: %q", csp)
 	}
 	prod := newEnv(t, envOptions{env: "production"})
 	if r := prod.do(http.MethodGet, "/webchat/demo", nil, nil); r.status != http.StatusNotFound {

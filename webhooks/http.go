@@ -23,7 +23,6 @@ var (
 	errSignature   = httpx.NewError(http.StatusUnauthorized, "invalid_signature", "the request is not signed by the provider")
 	errInvalidJSON = httpx.NewError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
 	errHandshake   = httpx.NewError(http.StatusForbidden, "verification_failed", "the verification token does not match")
-	errUnknownSite = httpx.NewError(http.StatusNotFound, "unknown_site", "the site is not configured")
 )
 
 // Router is what the webhooks need of routing: durable intake and status updates.
@@ -99,13 +98,14 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 	start := time.Now()
 	body := c.Body()
 	if err := h.provider.Verify(func(k string) string { return c.Get(k) }, body); err != nil {
-		if errors.Is(err, ErrUnknownSource) {
-			h.metrics.notifications.WithLabelValues(h.name, "unknown_source").Inc()
-			return errUnknownSite.Wrap(err)
-		}
 		h.metrics.badSignatures.WithLabelValues(h.name).Inc()
 		h.metrics.notifications.WithLabelValues(h.name, "bad_signature").Inc()
 		return errSignature.Wrap(err)
+	}
+	// Signed, so the sender is known; its body must still say it is JSON and be unambiguous.
+	if _, err := httpx.JSONBody(c); err != nil {
+		h.metrics.notifications.WithLabelValues(h.name, "rejected").Inc()
+		return err
 	}
 	n, err := h.provider.Parse(body)
 	var rejection *Rejection

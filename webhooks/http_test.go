@@ -205,6 +205,9 @@ func TestBadInputRecordsNothing(t *testing.T) {
 	weird := []byte(`{"object":"whatsapp_business_account","entry":"nope"}`)
 	big := append([]byte(`{"object":"whatsapp_business_account","x":"`), bytes.Repeat([]byte("a"), 70<<10)...)
 	big = append(big, '"', '}')
+	// The same notification with its object named twice: which one a decoder takes is its own choice.
+	dupKey := append([]byte(`{"Object":"page",`), good[1:]...)
+	with := func(h map[string]string, k, v string) map[string]string { h[k] = v; return h }
 	for _, tc := range []struct {
 		name    string
 		body    []byte
@@ -222,6 +225,11 @@ func TestBadInputRecordsNothing(t *testing.T) {
 		{"another object", page, signed(page), 200, ""},
 		{"signed but not understood", weird, signed(weird), 200, ""},
 		{"unknown phone number id", unknownNumber, signed(unknownNumber), 200, ""},
+		// The signature is checked first, then that the signed body is JSON and unambiguous.
+		{"unsigned and not declared JSON", good, map[string]string{"Content-Type": "text/plain"}, 401, "invalid_signature"},
+		{"signed, sent as text/plain", good, with(signed(good), "Content-Type", "text/plain"), 415, "unsupported_media_type"},
+		{"signed, no content type", good, with(signed(good), "Content-Type", ""), 415, "unsupported_media_type"},
+		{"signed, a key twice in different case", dupKey, signed(dupKey), 400, "duplicate_key"},
 	} {
 		before := redistest.Snapshot(t, client)
 		status, body := post(t, url, tc.body, tc.headers)

@@ -21,9 +21,6 @@ var (
 	ErrNotUnderstood = errors.New("payload not understood")
 	// ErrForeignObject: a notification about something other than messaging (acknowledged, ignored).
 	ErrForeignObject = errors.New("notification object is not handled")
-	// ErrUnknownSource: the request names an account or site that is not configured (404). Providers
-	// whose secret depends on the sender (WebChat sites) return it from Verify.
-	ErrUnknownSource = errors.New("sender is not configured")
 )
 
 // Rejection is a provider's own refusal of a verified request (an oversized or incomplete message):

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/logging"
+	"github.com/chatgate/chatgate/internal/redisx"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -120,8 +121,10 @@ func loadConfig(flagValue string, stderr io.Writer) (configs.Config, string, boo
 }
 
 // newLogger builds the process logger (buffered: see internal/logging); close the Writer before exit.
+// Warnings caused by Redis being away are paced: once, then once a minute per line (see logging).
 func newLogger(cfg configs.Log, w io.Writer) (*slog.Logger, *logging.Writer) {
-	return logging.New(cfg.Level, cfg.Format, w)
+	logger, writer := logging.New(cfg.Level, cfg.Format, w)
+	return slog.New(logging.PaceOutages(logger.Handler(), redisx.OutageReminder, redisx.IsUnavailable)), writer
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

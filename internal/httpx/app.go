@@ -6,13 +6,14 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
-	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -62,7 +63,7 @@ func NewApp(o Options) *fiber.App {
 		JSONEncoder:             json.Marshal,
 		JSONDecoder:             json.Unmarshal,
 	})
-	app.Use(requestid.New(requestid.Config{ContextKey: requestIDLocal}))
+	app.Use(requestIDs)
 	// observe wraps recover so that a panic is measured and logged as the 500 it becomes.
 	app.Use(observe(o.Logger, newHTTPMetrics(o.Registerer)))
 	app.Use(recover.New(recover.Config{
@@ -108,6 +109,40 @@ func NewApp(o Options) *fiber.App {
 // MetricsHandler serves the Prometheus registry.
 func MetricsHandler(g prometheus.Gatherer) fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}
+
+// MaxRequestIDLength bounds a client's X-Request-ID that the gateway keeps.
+const MaxRequestIDLength = 64
+
+// requestIDs keeps the client's X-Request-ID when it is short and made of [A-Za-z0-9._-], so a
+// caller can follow its request through the logs; anything else (long, spaces, quotes, control
+// characters that could forge a log line) is replaced by a fresh id, and the refused one is dropped
+// unread and unlogged.
+func requestIDs(c *fiber.Ctx) error {
+	rid := c.Get(fiber.HeaderXRequestID)
+	if SafeRequestID(rid) {
+		rid = strings.Clone(rid) // fasthttp reuses the header buffer after the request
+	} else {
+		rid = utils.UUID()
+	}
+	c.Set(fiber.HeaderXRequestID, rid)
+	c.Locals(requestIDLocal, rid)
+	return c.Next()
+}
+
+// SafeRequestID reports whether a client's request id may be kept as it is.
+func SafeRequestID(id string) bool {
+	if id == "" || len(id) > MaxRequestIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // RequestID returns the id given to this request (also sent back as X-Request-ID).

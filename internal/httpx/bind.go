@@ -12,15 +12,16 @@ import (
 	"github.com/chatgate/chatgate/configs"
 )
 
-// BindJSON decodes an application/json body into dst and validates it. Wrong content type → 415,
-// malformed JSON → 400 invalid_json, failed rules → 422 validation_failed with the fields at fault.
-// dst holds copies: nothing refers to fiber's reused request buffer afterwards.
+// BindJSON decodes a JSON body into dst and validates it. Not declared as JSON → 415, malformed,
+// nested too deeply or with a key twice → 400 invalid_json / duplicate_key, failed rules → 422
+// validation_failed with the fields at fault. dst holds copies: nothing refers to fiber's reused
+// request buffer afterwards.
 func BindJSON(c *fiber.Ctx, dst any) error {
-	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
-	if !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
-		return ErrUnsupportedMedia
+	body, err := JSONBody(c)
+	if err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(dst); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
@@ -32,6 +33,54 @@ func BindJSON(c *fiber.Ctx, dst any) error {
 		return ErrInvalidJSON.Wrap(errors.New("trailing data after the JSON value"))
 	}
 	return Validate(dst)
+}
+
+// JSONBody returns the request body once it is declared as JSON and is free of ambiguity: the
+// checks every JSON endpoint shares, the signed webhooks' included (after their signature).
+func JSONBody(c *fiber.Ctx) ([]byte, error) {
+	if !IsJSONMediaType(c.Get(fiber.HeaderContentType)) {
+		return nil, ErrUnsupportedMedia
+	}
+	body := c.Body()
+	if err := CheckKeys(body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// IsJSONMediaType accepts application/json and application/<anything>+json, with parameters; a
+// charset, when given, must be UTF-8 (the only encoding JSON has, RFC 8259 §8.1). A missing type is
+// refused: every client sending JSON can say so, Meta and the WebChat sites included.
+func IsJSONMediaType(contentType string) bool {
+	mediaType, params, _ := strings.Cut(contentType, ";")
+	mediaType = strings.TrimSpace(mediaType)
+	sub, ok := cutPrefixFold(mediaType, "application/")
+	if !ok || !(strings.EqualFold(sub, "json") || (len(sub) > len("+json") && hasSuffixFold(sub, "+json"))) {
+		return false
+	}
+	for params != "" {
+		var param string
+		param, params, _ = strings.Cut(params, ";")
+		name, value, _ := strings.Cut(param, "=")
+		if strings.EqualFold(strings.TrimSpace(name), "charset") {
+			value = strings.Trim(strings.TrimSpace(value), `"`)
+			if !strings.EqualFold(value, "utf-8") && !strings.EqualFold(value, "utf8") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }
 
 // Validate runs the shared validator over v and returns 422 with readable field messages.

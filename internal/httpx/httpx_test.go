@@ -35,6 +35,16 @@ func TestBindJSONAnswersEachBadBody(t *testing.T) {
 	}{
 		{"valid", "application/json", `{"state":"online"}`, 200, "", ""},
 		{"wrong content type", "text/plain", `{"state":"online"}`, 415, "unsupported_media_type", ""},
+		{"no content type", "", `{"state":"online"}`, 415, "unsupported_media_type", ""},
+		{"form", "application/x-www-form-urlencoded", `{"state":"online"}`, 415, "unsupported_media_type", ""},
+		{"json as a prefix only", "application/jsonp", `{"state":"online"}`, 415, "unsupported_media_type", ""},
+		{"latin-1 charset", "application/json; charset=iso-8859-1", `{"state":"online"}`, 415, "unsupported_media_type", ""},
+		{"json with charset", "Application/JSON; charset=UTF-8", `{"state":"online"}`, 200, "", ""},
+		{"structured +json", "application/merge-patch+json", `{"state":"online"}`, 200, "", ""},
+		{"duplicate key", "application/json", `{"state":"online","state":"offline"}`, 400, "duplicate_key", ""},
+		{"keys differing in case", "application/json", `{"state":"online","State":"offline"}`, 400, "duplicate_key", "State"},
+		{"key spelled with an escape", "application/json", `{"state":"online","\u0053tate":"offline"}`, 400, "duplicate_key", ""},
+		{"nested too deeply", "application/json", strings.Repeat(`{"a":`, 65) + `1` + strings.Repeat(`}`, 65), 400, "invalid_json", ""},
 		{"malformed", "application/json", `{"state":`, 400, "invalid_json", ""},
 		{"trailing data", "application/json", `{"state":"online"} {}`, 400, "invalid_json", ""},
 		{"wrong type", "application/json", `{"state":5}`, 400, "invalid_json", "state"},
@@ -169,5 +179,56 @@ func TestOversizedBodyIsAJSON413OnALiveConnection(t *testing.T) {
 			t.Fatalf("the next request after a 413: %v %v", resp, err)
 		}
 		resp.Body.Close()
+	}
+}
+
+// A client's X-Request-ID is kept only when short and safe; otherwise it is replaced, and the
+// refused value appears neither in the answer nor in the log.
+func TestClientRequestIDIsKeptOnlyWhenShortAndSafe(t *testing.T) {
+	var logs strings.Builder
+	app := NewApp(Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Registerer: prometheus.NewRegistry()})
+	app.Get("/v1/things", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	app.Post("/v1/things", func(c *fiber.Ctx) error {
+		var v struct{}
+		return BindJSON(c, &v)
+	})
+	for _, tc := range []struct {
+		name, method, id string
+		keep             bool
+	}{
+		{"uuid", "GET", "0b4c8a9e-6f39-4a43-9d67-8c1e2b1b7a10", true},
+		{"dotted and underscored, 64 long", "GET", "trace_1.span-2." + strings.Repeat("x", 49), true},
+		{"65 long", "GET", strings.Repeat("x", 65), false},
+		{"a forged log line", "GET", "abc\",\"level\":\"ERROR", false},
+		{"spaces", "GET", "abc def", false},
+		{"script", "GET", "<script>alert(1)</script>", false},
+		{"unicode", "GET", "açaí", false},
+		{"refused on an error answer too", "POST", "bad id", false},
+	} {
+		logs.Reset()
+		req := httptest.NewRequest(tc.method, "/v1/things", nil)
+		req.Header.Set("X-Request-ID", tc.id)
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := resp.Header.Get("X-Request-ID")
+		switch {
+		case tc.keep && got != tc.id:
+			t.Errorf("%s: answered with id %q, want the client's", tc.name, got)
+		case !tc.keep && (got == tc.id || !SafeRequestID(got)):
+			t.Errorf("%s: answered with id %q, want a fresh safe one", tc.name, got)
+		}
+		if !strings.Contains(logs.String(), `"request_id":"`+got+`"`) {
+			t.Errorf("%s: the log does not quote the id answered: %s", tc.name, logs.String())
+		}
+		if !tc.keep && (strings.Contains(logs.String(), tc.id) || strings.Contains(string(b), tc.id)) {
+			t.Errorf("%s: the refused id was echoed: %s %s", tc.name, b, logs.String())
+		}
+		if tc.method == "POST" && !strings.Contains(string(b), `"request_id":"`+got+`"`) {
+			t.Errorf("%s: the error body does not quote the id: %s", tc.name, b)
+		}
 	}
 }

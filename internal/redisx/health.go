@@ -24,14 +24,21 @@ type Health struct {
 	client   redis.UniversalClient
 	logger   *slog.Logger
 	interval time.Duration
-	up       atomic.Bool
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// remind is how often a continuing outage is logged again after its first line.
+	remind time.Duration
+	up     atomic.Bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	// Touched by the ping loop only.
+	downSince, reported time.Time
 }
+
+// OutageReminder is how often a continuing outage is logged again.
+const OutageReminder = time.Minute
 
 // NewHealth builds a watcher; interval bounds how late an outage is noticed.
 func NewHealth(client redis.UniversalClient, logger *slog.Logger, interval time.Duration) *Health {
-	h := &Health{client: client, logger: logger, interval: interval, stop: make(chan struct{})}
+	h := &Health{client: client, logger: logger, interval: interval, remind: OutageReminder, stop: make(chan struct{})}
 	h.up.Store(true)
 	return h
 }
@@ -75,11 +82,17 @@ func (h *Health) check() {
 		err = ctx.Err()
 	}
 	wasUp := h.up.Swap(err == nil)
+	now := time.Now()
+	// The error goes in as text: these lines are paced here, not by the outage pacing of the log.
 	switch {
 	case err != nil && wasUp:
-		h.logger.Error("redis became unreachable; webhooks and toggles answer 503 until it returns", "err", err)
+		h.downSince, h.reported = now, now
+		h.logger.Error("redis became unreachable; webhooks and toggles answer 503 until it returns", "err", err.Error())
+	case err != nil && now.Sub(h.reported) >= h.remind:
+		h.reported = now
+		h.logger.Error("redis is still unreachable", "down_for", now.Sub(h.downSince).Round(time.Second).String(), "err", err.Error())
 	case err == nil && !wasUp:
-		h.logger.Info("redis is reachable again")
+		h.logger.Info("redis is reachable again", "down_for", now.Sub(h.downSince).Round(time.Millisecond).String())
 	}
 }
 

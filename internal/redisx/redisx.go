@@ -34,6 +34,7 @@ type Store struct {
 
 // Open connects to the configured Redis, or starts the embedded store when none is configured.
 func Open(ctx context.Context, cfg configs.Redis, logger *slog.Logger) (*Store, error) {
+	UseLogger(logger)
 	if cfg.Embedded() {
 		return openEmbedded(logger)
 	}

@@ -88,6 +88,48 @@ func TestHealthFollowsRedisAndLogsOutageOnce(t *testing.T) {
 	}
 }
 
+// A continuing outage is recalled at the reminder's pace (a minute in the gateway), not per ping.
+func TestHealthRecallsALongOutageAtItsPace(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + fmt.Sprint(redistest.FreePort(t)), DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer client.Close()
+	var logs lockedBuffer
+	h := NewHealth(client, slog.New(slog.NewTextHandler(&logs, nil)), 20*time.Millisecond)
+	h.remind = 400 * time.Millisecond
+	start := time.Now()
+	h.Start()
+	time.Sleep(1300 * time.Millisecond) // dozens of failed pings
+	h.Shutdown()
+	elapsed := time.Since(start)
+	if got := strings.Count(logs.String(), "redis became unreachable"); got != 1 {
+		t.Fatalf("outage logged %d times, want once:\n%s", got, logs.String())
+	}
+	if got, most := strings.Count(logs.String(), "redis is still unreachable"), int(elapsed/h.remind); got < 2 || got > most {
+		t.Fatalf("a %v outage recalled %d times at a 400 ms pace, want 2 to %d:\n%s", elapsed, got, most, logs.String())
+	}
+	if !strings.Contains(logs.String(), "down_for=") {
+		t.Fatalf("the reminder does not say for how long:\n%s", logs.String())
+	}
+}
+
+// go-redis's own lines reach the gateway's logger, each kind once per pace.
+func TestGoRedisLogsThroughTheGatewayLogger(t *testing.T) {
+	var logs lockedBuffer
+	UseLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { UseLogger(slog.New(slog.DiscardHandler)) })
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + fmt.Sprint(redistest.FreePort(t)), DialTimeout: 100 * time.Millisecond,
+		MaxRetries: -1, DialerRetries: 1})
+	defer client.Close()
+	for i := 0; i < 20; i++ {
+		_ = client.Ping(context.Background()).Err()
+	}
+	if got := strings.Count(logs.String(), `msg="redis client"`); got != 1 {
+		t.Fatalf("20 failed dials wrote %d go-redis lines through the logger, want one:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Fatalf("the line does not say what failed:\n%s", logs.String())
+	}
+}
+
 func TestIsUnavailable(t *testing.T) {
 	for _, tc := range []struct {
 		err  error

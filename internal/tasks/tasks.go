@@ -14,6 +14,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/logging"
 )
 
 // Queue names and their weights: replies to customers are never stuck behind a campaign of templates.
@@ -61,7 +63,7 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		Concurrency:     o.Concurrency,
 		Queues:          Weights,
 		ShutdownTimeout: o.ShutdownTimeout,
-		Logger:          slogAdapter{logger},
+		Logger:          newSlogAdapter(logger),
 		LogLevel:        asynq.InfoLevel,
 		// An idle worker looks for new tasks this often: a reply is picked up within it.
 		TaskCheckInterval: 100 * time.Millisecond,
@@ -168,13 +170,44 @@ func (s *Server) Shutdown() {
 	s.logger.Info("workers stopped")
 }
 
-// slogAdapter lets asynq log through slog.
-type slogAdapter struct{ l *slog.Logger }
+// slogAdapter lets asynq log through slog. Its warnings and errors are paced: while Redis is away,
+// each of asynq's loops (forwarding scheduled tasks, heartbeats, the cancelation subscription) fails
+// every second or so with the same line, so each line is written once a minute with the count held
+// back.
+type slogAdapter struct {
+	l        *slog.Logger
+	throttle *logging.Throttle
+}
+
+func newSlogAdapter(l *slog.Logger) slogAdapter {
+	return slogAdapter{l: l, throttle: logging.NewThrottle(time.Minute, 64)}
+}
 
 func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
 func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a slogAdapter) Warn(args ...any)  { a.paced(slog.LevelWarn, fmt.Sprint(args...)) }
+func (a slogAdapter) Error(args ...any) { a.paced(slog.LevelError, fmt.Sprint(args...)) }
+
+func (a slogAdapter) paced(level slog.Level, msg string) {
+	switch ok, held := a.throttle.Allow(lineKind(msg)); {
+	case ok && held > 0:
+		a.l.Log(context.Background(), level, msg, "repeated", held)
+	case ok:
+		a.l.Log(context.Background(), level, msg)
+	}
+}
+
+// lineKind is a line without its numbers (addresses, ports, counts, ids), which vary within one kind.
+func lineKind(msg string) string {
+	const max = 120
+	b := make([]byte, 0, min(len(msg), max))
+	for i := 0; i < len(msg) && len(b) < max; i++ {
+		if c := msg[i]; c < '0' || c > '9' {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
 
 // Fatal follows asynq's contract: the process cannot go on.
 func (a slogAdapter) Fatal(args ...any) {

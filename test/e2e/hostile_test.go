@@ -125,7 +125,7 @@ func TestHostileInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "webchat replay, ten minutes old", method: "POST", path: "/webhooks/webchat", body: wcNew, headers: webchatSigned(wcNew, siteSecret, time.Now().Add(-10*time.Minute)), status: 401, code: "invalid_signature"},
 		{name: "webchat from the future", method: "POST", path: "/webhooks/webchat", body: wcNew, headers: webchatSigned(wcNew, siteSecret, time.Now().Add(10*time.Minute)), status: 401, code: "invalid_signature"},
 		{name: "webchat exact replay inside the window", method: "POST", path: "/webhooks/webchat", body: wcBody, headers: map[string]string{"X-Chatgate-Timestamp": wcTS, "X-Chatgate-Signature": wcSig}, status: 200},
-		{name: "webchat unknown site", method: "POST", path: "/webhooks/webchat", body: wcOtherSite, headers: webchatSigned(wcOtherSite, siteSecret, time.Now()), status: 404, code: "unknown_site"},
+		{name: "webchat unknown site", method: "POST", path: "/webhooks/webchat", body: wcOtherSite, headers: webchatSigned(wcOtherSite, siteSecret, time.Now()), status: 401, code: "invalid_signature"},
 		{name: "webchat text over the limit", method: "POST", path: "/webhooks/webchat", body: wcLong, headers: webchatSigned(wcLong, siteSecret, time.Now()), status: 413, code: "message_too_long"},
 
 		// The widget's visitor endpoints.

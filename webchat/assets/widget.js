@@ -17,15 +17,11 @@
     return e;
   }
 
-  var style = el("style");
-  style.textContent =
-    ".cgw{position:fixed;right:16px;bottom:16px;width:320px;font:14px system-ui,sans-serif;z-index:2147483000}" +
-    ".cgw-box{display:none;flex-direction:column;height:420px;background:#fff;border:1px solid #ccc;border-radius:8px;box-shadow:0 4px 16px #0003}" +
-    ".cgw.open .cgw-box{display:flex}.cgw-head{padding:8px 12px;background:#1f6feb;color:#fff;border-radius:8px 8px 0 0}" +
-    ".cgw-log{flex:1;overflow:auto;padding:8px}.cgw-msg{margin:4px 0;padding:6px 8px;border-radius:6px;white-space:pre-wrap;word-wrap:break-word;max-width:85%}" +
-    ".cgw-visitor{background:#e7f0ff;margin-left:auto}.cgw-agent{background:#f1f1f1}.cgw-note{color:#666;font-style:italic;text-align:center}" +
-    ".cgw-form{display:flex;border-top:1px solid #ddd}.cgw-form input{flex:1;border:0;padding:8px}.cgw-form button{border:0;background:#1f6feb;color:#fff;padding:0 12px}" +
-    ".cgw-toggle{float:right;margin-top:8px;border:0;border-radius:20px;background:#1f6feb;color:#fff;padding:10px 16px;cursor:pointer}";
+  // The styles come as a stylesheet from the gateway, not an inline <style>: a page whose
+  // Content-Security-Policy allows the gateway's scripts allows its styles without 'unsafe-inline'.
+  var style = el("link");
+  style.rel = "stylesheet";
+  style.href = base + "/webchat/widget.css";
   document.head.appendChild(style);
 
   var root = el("div", "cgw");
@@ -44,7 +40,12 @@
   form.appendChild(input); form.appendChild(sendBtn);
   box.appendChild(head); box.appendChild(log); box.appendChild(form);
   root.appendChild(box); root.appendChild(toggle);
-  (document.body || document.documentElement).appendChild(root);
+  // Shown once styled (or once the stylesheet failed: unstyled beats absent).
+  function mount() {
+    if (!root.parentNode) (document.body || document.documentElement).appendChild(root);
+  }
+  style.addEventListener("load", mount);
+  style.addEventListener("error", mount);
 
   function note(text) {
     log.appendChild(el("div", "cgw-msg cgw-note", text));

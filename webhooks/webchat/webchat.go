@@ -5,7 +5,9 @@ package webchat
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -49,10 +51,14 @@ type Options struct {
 // Provider verifies and parses WebChat webhook requests.
 type Provider struct {
 	secrets map[string][][]byte // site → current secret, then the previous one during rotation
+	decoy   []byte              // a random key standing in for a secret a site does not have
 	opts    Options
 }
 
 var _ webhooks.Provider = (*Provider)(nil)
+
+// errUnknownSite is a request for a site not configured: to the sender, a bad signature like any other.
+var errUnknownSite = fmt.Errorf("%w: the site is not configured", webhooks.ErrBadSignature)
 
 // errStale is a signature whose timestamp lies outside the window: a replay, or a badly set clock.
 var errStale = fmt.Errorf("%w: timestamp outside the tolerance window", webhooks.ErrBadSignature)
@@ -71,7 +77,8 @@ func New(sites []configs.Site, o Options) *Provider {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
-	p := &Provider{secrets: map[string][][]byte{}, opts: o}
+	p := &Provider{secrets: map[string][][]byte{}, opts: o, decoy: make([]byte, sha256.Size)}
+	_, _ = rand.Read(p.decoy)
 	for _, s := range sites {
 		var keys [][]byte
 		if s.Secret != "" {
@@ -95,8 +102,10 @@ func Sign(secret []byte, timestamp string, body []byte) string {
 	return signaturePrefix + hex.EncodeToString(mac.Sum(nil))
 }
 
-// Verify finds the site named in the body, checks that the timestamp is within the tolerance and
-// that the signature matches under the site's current or previous secret, in constant time.
+// Verify checks that the request is signed, that the timestamp is within the tolerance and that the
+// signature matches under the site's current or previous secret, in constant time. The site is read
+// only once the request carries a well-formed signature, and an unknown site is answered as a bad
+// signature after the same work as a known one: nobody learns which sites exist without a secret.
 func (p *Provider) Verify(header func(string) string, body []byte) error {
 	ts, sig := header(HeaderTimestamp), header(HeaderSignature)
 	if ts == "" || sig == "" {
@@ -114,6 +123,9 @@ func (p *Provider) Verify(header func(string) string, body []byte) error {
 	if err != nil {
 		return webhooks.ErrUnsigned
 	}
+	if d := p.opts.Clock.Now().Sub(time.Unix(sec, 0)); d > p.opts.Tolerance || d < -p.opts.Tolerance {
+		return errStale
+	}
 	var head struct {
 		Site string `json:"site"`
 	}
@@ -123,20 +135,22 @@ func (p *Provider) Verify(header func(string) string, body []byte) error {
 		return webhooks.ErrUnsigned
 	}
 	secrets, known := p.secrets[head.Site]
-	if !known {
-		return webhooks.ErrUnknownSource
-	}
-	if d := p.opts.Clock.Now().Sub(time.Unix(sec, 0)); d > p.opts.Tolerance || d < -p.opts.Tolerance {
-		return errStale
-	}
-	for _, secret := range secrets {
+	// Always two MACs, every one computed: the time taken says nothing of the site or its rotation.
+	candidates := [2][]byte{p.decoy, p.decoy}
+	copy(candidates[:], secrets)
+	match := 0
+	for _, secret := range candidates {
 		mac := hmac.New(sha256.New, secret)
 		mac.Write([]byte(ts))
 		mac.Write([]byte{'.'})
 		mac.Write(body)
-		if hmac.Equal(mac.Sum(nil), want) {
-			return nil
-		}
+		match |= subtle.ConstantTimeCompare(mac.Sum(nil), want)
+	}
+	switch {
+	case !known:
+		return errUnknownSite
+	case match == 1:
+		return nil
 	}
 	return webhooks.ErrBadSignature
 }

@@ -3,6 +3,7 @@ package webchat
 import (
 	"errors"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,7 +61,10 @@ func TestVerify(t *testing.T) {
 		{"timestamp not a number", headers("soon", Sign([]byte("shop-secret-new"), "soon", body)), body, webhooks.ErrUnsigned},
 		{"signature without prefix", headers(tsNow, strings.TrimPrefix(Sign([]byte("shop-secret-new"), tsNow, body), "sha256=")), body, webhooks.ErrUnsigned},
 		{"signature not hex", headers(tsNow, "sha256="+strings.Repeat("z", 64)), body, webhooks.ErrUnsigned},
-		{"unknown site", sign("x", now), []byte(`{"site":"nowhere","visitor":{"id":"v"},"message":{"id":"m","text":"t"}}`), webhooks.ErrUnknownSource},
+		{"unknown site", sign("x", now), []byte(`{"site":"nowhere","visitor":{"id":"v"},"message":{"id":"m","text":"t"}}`), webhooks.ErrBadSignature},
+		{"unknown site, unsigned", headers("", ""), []byte(`{"site":"nowhere"}`), webhooks.ErrUnsigned},
+		{"known site, stale", sign("shop-secret-new", now.Add(-time.Hour)), body, webhooks.ErrBadSignature},
+		{"unknown site, stale", sign("x", now.Add(-time.Hour)), []byte(`{"site":"nowhere"}`), webhooks.ErrBadSignature},
 		{"body without a site", sign("shop-secret-new", now), []byte(`{"visitor":{"id":"v"}}`), webhooks.ErrUnsigned},
 		{"body not JSON", sign("shop-secret-new", now), []byte(`site=shop`), webhooks.ErrUnsigned},
 	}
@@ -159,4 +163,41 @@ func FuzzVerifyAndParse(f *testing.F) {
 			t.Fatalf("parse accepted an incomplete message: %+v", n)
 		}
 	})
+}
+
+// A wrongly signed request takes as long for a site that does not exist as for one that does (with
+// one secret or two): the answer and its timing say nothing of which sites are configured.
+func TestUnknownSiteCostsTheSameAsAKnownOne(t *testing.T) {
+	p := provider()
+	pad := strings.Repeat("x", 32<<10) // the MACs, not the JSON read, dominate
+	bodies := map[string][]byte{}
+	for _, site := range []string{"shop", "blog", "nowhere"} {
+		bodies[site] = []byte(`{"site":"` + site + `","pad":"` + pad + `"}`)
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	bad := headers(ts, "sha256="+strings.Repeat("ab", 32))
+	const rounds = 301
+	samples := map[string][]time.Duration{}
+	for i := 0; i < rounds; i++ {
+		for site, body := range bodies { // map order interleaves the sites differently each round
+			start := time.Now()
+			err := p.Verify(bad, body)
+			samples[site] = append(samples[site], time.Since(start))
+			if !errors.Is(err, webhooks.ErrBadSignature) {
+				t.Fatalf("%s: %v, want a bad signature", site, err)
+			}
+		}
+	}
+	median := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	unknown := median(samples["nowhere"])
+	for _, site := range []string{"shop", "blog"} {
+		known := median(samples[site])
+		t.Logf("%s %v unknown %v", site, known, unknown)
+		if r := float64(unknown) / float64(known); r < 0.8 || r > 1.25 {
+			t.Errorf("unknown site %v against %s %v: ratio %.2f, want about 1", unknown, site, known, r)
+		}
+	}
 }
