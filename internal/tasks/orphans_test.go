@@ -65,7 +65,7 @@ func TestOrphanedActiveTaskIsRequeuedAndRuns(t *testing.T) {
 	var mu sync.Mutex
 	ran := map[string]int{}
 	srv := asynq.NewServerFromRedisClient(c, asynq.Config{Concurrency: 2, Queues: map[string]int{QueueReplies: 1},
-		TaskCheckInterval: 50 * time.Millisecond, Logger: slogAdapter{slog.New(slog.NewTextHandler(io.Discard, nil))}})
+		TaskCheckInterval: 50 * time.Millisecond, Logger: newSlogAdapter(slog.New(slog.NewTextHandler(io.Discard, nil)))})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc("probe", func(_ context.Context, task *asynq.Task) error {
 		mu.Lock()
