@@ -7,6 +7,8 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 // Lua; they carry the same tag, so every script still touches one slot.
 //
 //	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → message id (dedup of redeliveries; status lookup)
+//	cg:{t}:pstatus:<channel>:<provider id>        LIST    statuses that came before the send's answer (TTL)
+//	cg:{t}:pstatuses                              ZSET    pstatus key → expiry ms (bounds how many wait)
 //	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id
 //	cg:{t}:conv:<id>                              HASH    conversation fields
 //	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
@@ -27,8 +29,12 @@ type keys struct {
 	ks keyspace.Space
 }
 
-func (k keys) prefix() string                  { return k.ks.Prefix() }
-func (k keys) pmsg(channel, id string) string  { return k.ks.Key("pmsg", channel, id) }
+func (k keys) prefix() string                 { return k.ks.Prefix() }
+func (k keys) pmsg(channel, id string) string { return k.ks.Key("pmsg", channel, id) }
+func (k keys) pendingStatuses(channel, id string) string {
+	return k.ks.Key("pstatus", channel, id)
+}
+func (k keys) pendingIndex() string            { return k.ks.Key("pstatuses") }
 func (k keys) conv(id string) string           { return k.ks.Key("conv", id) }
 func (k keys) convMsgs(id string) string       { return k.ks.Key("convmsgs", id) }
 func (k keys) msg(id string) string            { return k.ks.Key("msg", id) }
