@@ -49,8 +49,8 @@ type contact struct {
 
 type apiError struct {
 	Code      flexInt `json:"code"`
-	Title     string `json:"title"`
-	Message   string `json:"message"`
+	Title     string  `json:"title"`
+	Message   string  `json:"message"`
 	ErrorData struct {
 		Details string `json:"details"`
 	} `json:"error_data"`
@@ -120,7 +120,7 @@ type message struct {
 	FromUserID string   `json:"from_user_id"`
 	ID         string   `json:"id"`
 	Timestamp  flexTime `json:"timestamp"`
-	Type       string `json:"type"`
+	Type       string   `json:"type"`
 	Text       *struct {
 		Body string `json:"body"`
 	} `json:"text"`
