@@ -445,12 +445,12 @@ func normalize(m *message, raw json.RawMessage) webhooks.Message {
 	}
 	// Kinds without a normalized form keep Meta's JSON, so nothing a customer sent is dropped.
 	switch msg.Kind {
-	case "text", "image", "audio", "video", "document", "sticker", "location", "button", "reaction":
-	case "interactive":
-		if !keepRaw {
-			break
+	case "text", "image", "audio", "video", "document", "sticker", "location", "button", "reaction", "interactive":
+		// A known kind without its object (Meta sends such a message with errors[]) or with a part
+		// this parser does not read is shown raw as well.
+		if keepRaw || !hasBody(m) {
+			msg.Raw, msg.RawOmitted = bounded(raw)
 		}
-		msg.Raw, msg.RawOmitted = bounded(raw)
 	case "contacts", "order", "system", "unsupported", "request_welcome":
 		msg.Raw, msg.RawOmitted = bounded(raw)
 	default:
@@ -458,6 +458,23 @@ func normalize(m *message, raw json.RawMessage) webhooks.Message {
 		msg.Unrecognized = true
 	}
 	return msg
+}
+
+// hasBody reports whether a message of a normalized kind carries that kind's object.
+func hasBody(m *message) bool {
+	switch m.Type {
+	case "text":
+		return m.Text != nil
+	case "location":
+		return m.Location != nil
+	case "interactive":
+		return m.Interactive != nil
+	case "button":
+		return m.Button != nil
+	case "reaction":
+		return m.Reaction != nil
+	}
+	return mediaOf(m) != nil
 }
 
 func mediaOf(m *message) *media {
