@@ -21,18 +21,18 @@ import (
 
 // Options configures the fiber application every chatgate process serves.
 type Options struct {
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Unavailable  UnavailableFunc
-	BodyLimit int
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	Unavailable UnavailableFunc
+	BodyLimit   int
 	// RouteBodyLimits raises (or lowers) BodyLimit for exact paths, e.g. a provider's webhook whose
 	// notifications are larger than anything else the process takes. Other paths keep BodyLimit,
 	// read limit included: a body declared over twice it is still refused from its header.
 	RouteBodyLimits map[string]int
 	HeaderLimit     int
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
 	// MaxConnections bounds concurrent connections, so slow clients cannot exhaust the process.
 	MaxConnections int
 	// TrustedProxies and ProxyHeader: requests from these addresses carry the client's address in
