@@ -142,6 +142,14 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		// One message per Deliver, so a kind is counted once it is recorded: not for a duplicate, nor
 		// for a 503 and again for its retry.
 		r, err := h.router.Deliver(ctx, []routing.Inbound{toInbound(m)})
+		if err != nil && isScriptError(err) {
+			// The same message would fail the same way on every redelivery, for days: logged whole
+			// (digits masked) for an operator, and the rest of the notification still counts.
+			h.metrics.notifications.WithLabelValues(h.name, "message_error").Inc()
+			h.logger.Error("message could not be recorded; acknowledged so it is not redelivered forever", "message_id", m.ID,
+				"kind", m.Kind, "err", err, "raw", truncate(m.Raw))
+			continue
+		}
 		if err != nil {
 			h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
 			return err
@@ -212,10 +220,19 @@ func toInbound(m Message) routing.Inbound {
 		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
 }
 
-// isScriptError: Redis ran the script and the script failed (the same input fails the same way).
+// isScriptError: Redis ran the script and the script failed on its input, so a redelivery would fail
+// the same way. A Redis that is out of memory, loading, busy or failing over is not that: it passes.
 func isScriptError(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script")
+	if !strings.Contains(msg, "user_script") && !strings.Contains(msg, "Error running script") {
+		return false
+	}
+	for _, passing := range []string{"OOM ", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS"} {
+		if strings.Contains(msg, passing) {
+			return false
+		}
+	}
+	return true
 }
 
 var longDigits = regexp.MustCompile(`\d{6,}`)
