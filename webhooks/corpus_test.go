@@ -356,3 +356,78 @@ func short(v any) string {
 	}
 	return string(b)
 }
+
+// TestCorpusCoversWhatMetaSends fails when the corpus loses a case: every message kind, every
+// status, both contact shapes, a change's own errors.
+func TestCorpusCoversWhatMetaSends(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.json"))
+	seen := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, ".want.json") {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n struct {
+			Entry []struct {
+				Changes []struct {
+					Value struct {
+						Contacts []map[string]any `json:"contacts"`
+						Messages []map[string]any `json:"messages"`
+						Statuses []map[string]any `json:"statuses"`
+						Errors   []any            `json:"errors"`
+					} `json:"value"`
+				} `json:"changes"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(raw, &n); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, e := range n.Entry {
+			for _, ch := range e.Changes {
+				v := ch.Value
+				for _, c := range v.Contacts {
+					_, phone := c["wa_id"]
+					_, bsuid := c["user_id"]
+					seen[fmt.Sprintf("contact phone=%v bsuid=%v", phone, bsuid)] = true
+				}
+				for _, m := range v.Messages {
+					kind, _ := m["type"].(string)
+					seen["kind "+kind] = true
+					if it, ok := m["interactive"].(map[string]any); ok {
+						seen["interactive "+fmt.Sprint(it["type"])] = true
+					}
+					if a, ok := m["audio"].(map[string]any); ok && a["voice"] == true {
+						seen["voice"] = true
+					}
+					if _, ok := m["referral"]; ok {
+						seen["referral"] = true
+					}
+					if _, ok := m["errors"]; ok {
+						seen["message errors"] = true
+					}
+					if _, ok := m["timestamp"].(float64); ok {
+						seen["numeric timestamp"] = true
+					}
+				}
+				for _, s := range v.Statuses {
+					seen["status "+fmt.Sprint(s["status"])] = true
+				}
+				if len(v.Errors) > 0 {
+					seen["change errors"] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{"kind text", "kind image", "kind audio", "voice", "kind video", "kind document", "kind sticker",
+		"kind location", "kind contacts", "interactive button_reply", "interactive list_reply", "interactive nfm_reply", "kind button",
+		"kind reaction", "kind order", "kind system", "referral", "kind unsupported", "message errors", "change errors", "numeric timestamp",
+		"status sent", "status delivered", "status read", "status failed", "status played", "status deleted", "status warning",
+		"status seen_on_glasses", "contact phone=true bsuid=true", "contact phone=false bsuid=true", "contact phone=true bsuid=false"} {
+		if !seen[want] {
+			t.Errorf("the corpus has no %s", want)
+		}
+	}
+}
