@@ -241,7 +241,7 @@ func (p *Provider) Parse(body []byte) (webhooks.Notification, error) {
 				continue
 			}
 			var v changeValue
-			if err := json.Unmarshal(ch.Value, &v); err != nil {
+			if err := json.Unmarshal(ch.Value, &v); err != nil && !lenientValue(ch.Value, &v) {
 				out.Skipped = append(out.Skipped, webhooks.Skipped{Field: ch.Field, Reason: "value not understood: " + err.Error()})
 				continue
 			}
@@ -302,6 +302,39 @@ func parseValue(v *changeValue, out *webhooks.Notification) {
 				Reason: fmt.Sprintf("account error %d %s: %s", e.Code, firstNonEmpty(e.Title, e.Message), e.Details)})
 		}
 	}
+}
+
+// lenientValue reads a change whose JSON does not fit changeValue part by part, so one contact or
+// error of an unexpected shape does not cost the change's messages and statuses (each of which is
+// then read on its own). It reports whether the value is an object at all.
+func lenientValue(raw json.RawMessage, v *changeValue) bool {
+	var parts map[string]json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return false
+	}
+	*v = changeValue{}
+	_ = json.Unmarshal(parts["metadata"], &v.Metadata)
+	_ = json.Unmarshal(parts["messages"], &v.Messages)
+	_ = json.Unmarshal(parts["statuses"], &v.Statuses)
+	var items []json.RawMessage
+	if json.Unmarshal(parts["contacts"], &items) == nil {
+		for _, it := range items {
+			var c contact
+			if json.Unmarshal(it, &c) == nil {
+				v.Contacts = append(v.Contacts, c)
+			}
+		}
+	}
+	items = nil
+	if json.Unmarshal(parts["errors"], &items) == nil {
+		for _, it := range items {
+			var e apiError
+			if json.Unmarshal(it, &e) == nil {
+				v.Errors = append(v.Errors, e)
+			}
+		}
+	}
+	return true
 }
 
 // lenient reads what identifies a message whose JSON does not fit the message type (a field of an

@@ -193,6 +193,15 @@ func TestParseKeepsWhatItDoesNotUnderstand(t *testing.T) {
 	if !n.Statuses[0].At.Equal(time.Unix(1750000003, 0)) {
 		t.Errorf("status with a numeric timestamp: %+v", n.Statuses[0])
 	}
+	// A contact of an unexpected shape costs nothing but itself.
+	n, err = p.Parse([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+		"metadata":{"phone_number_id":"100"},"contacts":[{"profile":{"name":["x"]},"wa_id":"5511999990001"}],
+		"messages":[{"from":"5511999990001","id":"m-1","timestamp":"1750000000","type":"text","text":{"body":"oi"}}],
+		"statuses":[{"id":"s-1","status":"read","timestamp":"1750000003"}]}}]}]}`))
+	if err != nil || len(n.Messages) != 1 || n.Messages[0].Text != "oi" || n.Messages[0].Contact.Phone != "+5511999990001" ||
+		len(n.Statuses) != 1 || n.Messages[0].EntryPoint != "100" {
+		t.Errorf("change with an odd contact: %v %+v, want its message and status kept", err, n)
+	}
 	big := `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[
 		{"from":"1","id":"m-big","timestamp":"1","type":"future","future":{"pad":"` + strings.Repeat("x", 70<<10) + `"}}]}}]}]}`
 	n, err = p.Parse([]byte(big))
