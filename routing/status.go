@@ -62,7 +62,7 @@ const (
 // seconds (a worker insists for about ten when Redis hiccups), so a quarter of an hour is plenty.
 const (
 	pendingStatusTTL   = 15 * time.Minute
-	pendingPerMessage  = 8     // more than every distinct status a message can have
+	pendingPerMessage  = 8     // room for each of the seven statuses Meta sends, once
 	pendingStatusesMax = 10000 // provider ids waiting at once, per tenant; the oldest gives way
 )
 
