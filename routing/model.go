@@ -74,7 +74,7 @@ type Message struct {
 	Error             *MessageError   `json:"error,omitempty"`
 	// Warning is the provider's warning about a sent message (e.g. a catalog item it could not show).
 	Warning *MessageError `json:"warning,omitempty"`
-	// DeletedAt: the customer deleted the message from the chat.
+	// DeletedAt: when the message was deleted from the chat (Meta's deleted status).
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 

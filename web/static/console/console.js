@@ -130,9 +130,9 @@
   function statusText(m) {
     let s = m.status || "";
     if (m.status === "failed" && m.error) s = "failed: " + (m.error.title || "error") + " (" + m.error.code + ")";
-    // Marks beside the status: Meta's warning about a sent message, and the customer deleting it.
+    // Marks beside the status: Meta's warning about a sent message, and its deletion from the chat.
     if (m.warning) s += " · warning: " + (m.warning.title || m.warning.message || "") + " (" + m.warning.code + ")";
-    if (m.deleted_at) s += " · deleted by the customer";
+    if (m.deleted_at) s += " · deleted";
     return s;
   }
 
