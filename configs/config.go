@@ -55,12 +55,14 @@ func (r Redis) Embedded() bool { return r.URL == "" && len(r.Addrs) == 0 }
 
 // HTTP bounds what one request may cost.
 type HTTP struct {
-	BodyLimit      int           `yaml:"body_limit" validate:"gte=0"`
-	HeaderLimit    int           `yaml:"header_limit" validate:"gte=0"`
-	ReadTimeout    time.Duration `yaml:"read_timeout" validate:"gte=0"`
-	WriteTimeout   time.Duration `yaml:"write_timeout" validate:"gte=0"`
-	IdleTimeout    time.Duration `yaml:"idle_timeout" validate:"gte=0"`
-	MaxConnections int           `yaml:"max_connections" validate:"gte=0"`
+	BodyLimit int `yaml:"body_limit" validate:"gte=0"`
+	// WhatsAppBodyLimit is POST /webhooks/whatsapp's own limit: Meta's notifications reach 3 MB.
+	WhatsAppBodyLimit int           `yaml:"whatsapp_body_limit" validate:"gte=0"`
+	HeaderLimit       int           `yaml:"header_limit" validate:"gte=0"`
+	ReadTimeout       time.Duration `yaml:"read_timeout" validate:"gte=0"`
+	WriteTimeout      time.Duration `yaml:"write_timeout" validate:"gte=0"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout" validate:"gte=0"`
+	MaxConnections    int           `yaml:"max_connections" validate:"gte=0"`
 	// TrustedProxies are the addresses (IPs or CIDRs) of the load balancers in front of the gateway;
 	// only a request from one of them has its client address read from ProxyHeader.
 	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr|ip"`

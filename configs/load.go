@@ -135,6 +135,7 @@ func (c *Config) applyDefaults() {
 		c.Log.Format = "text"
 	}
 	defInt(&c.HTTP.BodyLimit, 1<<20)
+	defInt(&c.HTTP.WhatsAppBodyLimit, 4<<20)
 	defInt(&c.HTTP.HeaderLimit, 8<<10)
 	def(&c.HTTP.ReadTimeout, 10*time.Second)
 	def(&c.HTTP.WriteTimeout, 10*time.Second)

@@ -331,7 +331,7 @@ func TestNewConversationSendsTheTemplateMetaExpects(t *testing.T) {
 
 	// Later statuses come from the provider's webhooks, matched by its message id.
 	if _, changed, err := e.router.ApplyProviderStatus(context.Background(), "whatsapp", m.ProviderMessageID,
-		routing.StatusUpdate{State: "delivered"}); err != nil || !changed {
+		routing.StatusUpdate{State: "delivered"}); err != nil || changed != routing.StatusApplied {
 		t.Fatalf("delivered: %v %v", changed, err)
 	}
 	if got := e.pub.statuses("ana", msgID); len(got) != 2 || got[1] != "delivered" {

@@ -50,6 +50,20 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	if got := client.ZCard(ctx, r.keys.waiting("sales", "whatsapp")).Val(); got != 1 {
 		t.Errorf("requeue on the cluster: %d waiting, want 1", got)
 	}
+	// Statuses: one kept before the send's answer, then applied with it; played after read.
+	out, err := r.RecordOutbound(ctx, cards[0].ConversationID, "ana", "text", "olá", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, outcome, err := r.ApplyProviderStatus(ctx, "whatsapp", "wamid.C1", StatusUpdate{State: "read"}); err != nil || outcome != StatusPending {
+		t.Fatalf("status before the send's answer on the cluster: %s %v", outcome, err)
+	}
+	if m, _, err := r.UpdateStatus(ctx, out.ID, StatusUpdate{State: "sent", ProviderMessageID: "wamid.C1"}); err != nil || m.Status != "read" {
+		t.Fatalf("the send's answer on the cluster: %+v %v, want read", m, err)
+	}
+	if m, outcome, err := r.ApplyProviderStatus(ctx, "whatsapp", "wamid.C1", StatusUpdate{State: "played"}); err != nil || outcome != StatusApplied || m.Status != "played" {
+		t.Fatalf("played on the cluster: %+v %s %v", m, outcome, err)
+	}
 	if _, err := r.Close(ctx, cards[0].ID, "sue", true); err != nil {
 		t.Fatal(err)
 	}

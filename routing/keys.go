@@ -8,6 +8,8 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //
 //	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → message id (dedup of redeliveries; status lookup)
 //	cg:{t}:pmsg:<channel>:<sender>:<id>          STRING  → message id (dedup of ids unique only per sender)
+//	cg:{t}:pstatus:<channel>:<provider id>        LIST    statuses that came before the send's answer (TTL)
+//	cg:{t}:pstatuses                              ZSET    pstatus key → expiry ms (bounds how many wait)
 //	cg:{t}:ident:<channel>:<kind>:<value>          STRING  → contact id (kind: phone, bsuid, pbsuid, username)
 //	cg:{t}:contact:<id>                           HASH    the contact's current identifiers (phone, bsuid, pbsuid, username), name
 //	cg:{t}:contactids:<id>                        SET     every "kind:value" indexed to the contact (the reverse of ident)
@@ -42,6 +44,10 @@ func (k keys) dedup(channel, sender, id string) string {
 	}
 	return k.ks.Key("pmsg", channel, sender, id)
 }
+func (k keys) pendingStatuses(channel, id string) string {
+	return k.ks.Key("pstatus", channel, id)
+}
+func (k keys) pendingIndex() string            { return k.ks.Key("pstatuses") }
 func (k keys) conv(id string) string           { return k.ks.Key("conv", id) }
 func (k keys) convMsgs(id string) string       { return k.ks.Key("convmsgs", id) }
 func (k keys) msg(id string) string            { return k.ks.Key("msg", id) }

@@ -96,12 +96,17 @@ type Message struct {
 	Status            string          `json:"status,omitempty"`
 	StatusAt          *time.Time      `json:"status_at,omitempty"`
 	Error             *MessageError   `json:"error,omitempty"`
+	// Warning is the provider's warning about a sent message (e.g. a catalog item it could not show).
+	Warning *MessageError `json:"warning,omitempty"`
+	// DeletedAt: when the message was deleted from the chat (Meta's deleted status).
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
-// MessageError is the provider's reason for a failed message.
+// MessageError is the provider's reason for a failed message, in the provider's words.
 type MessageError struct {
 	Code    int    `json:"code"`
 	Title   string `json:"title,omitempty"`
+	Message string `json:"message,omitempty"`
 	Details string `json:"details,omitempty"`
 }
 
@@ -147,7 +152,11 @@ func messageFrom(h map[string]string) Message {
 		m.Payload = json.RawMessage(p)
 	}
 	if c, err := strconv.Atoi(h["error_code"]); err == nil {
-		m.Error = &MessageError{Code: c, Title: h["error_title"], Details: h["error_details"]}
+		m.Error = &MessageError{Code: c, Title: h["error_title"], Message: h["error_message"], Details: h["error_details"]}
 	}
+	if c, err := strconv.Atoi(h["warning_code"]); err == nil {
+		m.Warning = &MessageError{Code: c, Title: h["warning_title"], Message: h["warning_message"], Details: h["warning_details"]}
+	}
+	m.DeletedAt = msTimePtr(h["deleted_at"])
 	return m
 }

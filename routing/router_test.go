@@ -437,9 +437,9 @@ func TestStatusStateMachine(t *testing.T) {
 		{"sent", false, "read"},
 		{"failed", false, "read"}, // read proves delivery
 	} {
-		got, changed, err := e.router.ApplyProviderStatus(ctx, "whatsapp", "wamid.OUT", StatusUpdate{State: step.state})
-		if err != nil || changed != step.changed || got.Status != step.want {
-			t.Errorf("%s: got %s changed=%v %v, want %s changed=%v", step.state, got.Status, changed, err, step.want, step.changed)
+		got, outcome, err := e.router.ApplyProviderStatus(ctx, "whatsapp", "wamid.OUT", StatusUpdate{State: step.state})
+		if changed := outcome == StatusApplied; err != nil || changed != step.changed || got.Status != step.want {
+			t.Errorf("%s: got %s %s %v, want %s changed=%v", step.state, got.Status, outcome, err, step.want, step.changed)
 		}
 	}
 	m2, _ := e.router.RecordOutbound(ctx, card.ConversationID, "ana", "text", "again", nil)
@@ -448,11 +448,11 @@ func TestStatusStateMachine(t *testing.T) {
 	if got.Status != "failed" || got.Error == nil || got.Error.Code != 131047 {
 		t.Errorf("failed: got %+v", got)
 	}
-	if got, changed, _ := e.router.ApplyProviderStatus(ctx, "whatsapp", "wamid.OUT2", StatusUpdate{State: "delivered"}); changed || got.Status != "failed" {
+	if got, changed, _ := e.router.ApplyProviderStatus(ctx, "whatsapp", "wamid.OUT2", StatusUpdate{State: "delivered"}); changed != StatusStale || got.Status != "failed" {
 		t.Errorf("delivered after failed: got %s changed=%v, want failed is final", got.Status, changed)
 	}
-	if _, changed, err := e.router.ApplyProviderStatus(ctx, "whatsapp", "wamid.UNKNOWN", StatusUpdate{State: "read"}); changed || err != nil {
-		t.Errorf("unknown provider id: changed=%v err=%v", changed, err)
+	if _, changed, err := e.router.ApplyProviderStatus(ctx, "whatsapp", "wamid.UNKNOWN", StatusUpdate{State: "read"}); changed != StatusPending || err != nil {
+		t.Errorf("unknown provider id (kept for its send): got %s err=%v", changed, err)
 	}
 	if e.pub.count("ana", EventMessageStatus) != 4 {
 		t.Errorf("ana got %d message.status events, want 4 (sent, read; sent, failed)", e.pub.count("ana", EventMessageStatus))

@@ -28,7 +28,7 @@ var (
 // Router is what the webhooks need of routing: durable intake and status updates.
 type Router interface {
 	Deliver(ctx context.Context, msgs []routing.Inbound) (routing.DeliverResult, error)
-	ApplyProviderStatus(ctx context.Context, channel, providerMessageID string, u routing.StatusUpdate) (routing.Message, bool, error)
+	ApplyProviderStatus(ctx context.Context, channel, providerMessageID string, u routing.StatusUpdate) (routing.Message, routing.StatusOutcome, error)
 	QueueFor(channel, entryPoint string) (string, bool)
 }
 
@@ -49,6 +49,7 @@ type metrics struct {
 	duplicates    *prometheus.CounterVec
 	badSignatures *prometheus.CounterVec
 	unrouted      *prometheus.CounterVec
+	statuses      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 }
 
@@ -63,11 +64,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duplicates:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_duplicates_total", Help: "Redelivered messages recognised."}, []string{"provider"}),
 		badSignatures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_signature_failures_total", Help: "Requests refused for their signature."}, []string{"provider"}),
 		unrouted:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_unrouted_total", Help: "Messages for entry points not in the configuration."}, []string{"provider"}),
+		statuses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_webhook_statuses_total",
+			Help: "Provider statuses by status (other: one this version does not know) and outcome."}, []string{"provider", "status", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chatgate_webhook_intake_seconds", Help: "Time from request to durable record.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"provider"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.notifications, m.messages, m.duplicates, m.badSignatures, m.unrouted, m.latency)
+		reg.MustRegister(m.notifications, m.messages, m.duplicates, m.badSignatures, m.unrouted, m.statuses, m.latency)
 	}
 	return m
 }
@@ -139,6 +142,14 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		// One message per Deliver, so a kind is counted once it is recorded: not for a duplicate, nor
 		// for a 503 and again for its retry.
 		r, err := h.router.Deliver(ctx, []routing.Inbound{toInbound(m)})
+		if err != nil && isScriptError(err) {
+			// The same message would fail the same way on every redelivery, for days: logged whole
+			// (digits masked) for an operator, and the rest of the notification still counts.
+			h.metrics.notifications.WithLabelValues(h.name, "message_error").Inc()
+			h.logger.Error("message could not be recorded; acknowledged so it is not redelivered forever", "message_id", m.ID,
+				"kind", m.Kind, "err", err, "raw", truncate(m.Raw))
+			continue
+		}
 		if err != nil {
 			h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
 			return err
@@ -148,19 +159,38 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		h.metrics.messages.WithLabelValues(h.name, m.Kind).Add(float64(r.Recorded))
 		h.metrics.duplicates.WithLabelValues(h.name).Add(float64(r.Duplicates))
 	}
-	statuses := 0
+	var statuses, pending int
 	for _, s := range n.Statuses {
 		u := routing.StatusUpdate{State: s.State, At: s.At}
 		if len(s.Errors) > 0 {
-			u.Error = &routing.MessageError{Code: s.Errors[0].Code, Title: s.Errors[0].Title, Details: s.Errors[0].Details}
+			e := s.Errors[0]
+			u.Error = &routing.MessageError{Code: e.Code, Title: e.Title, Message: e.Message, Details: e.Details}
 		}
-		_, changed, err := h.router.ApplyProviderStatus(ctx, s.Channel, s.MessageID, u)
+		_, outcome, err := h.router.ApplyProviderStatus(ctx, s.Channel, s.MessageID, u)
 		if err != nil {
-			h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
-			return err
+			if !isScriptError(err) {
+				h.metrics.notifications.WithLabelValues(h.name, "unavailable").Inc()
+				return err
+			}
+			// A script's own error would fail the provider's redelivery the same way: logged, and the
+			// rest of the notification still counts.
+			h.logger.Error("status not applied", "status", truncate([]byte(s.State)), "message_id", s.MessageID, "err", err)
+			outcome = "error"
 		}
-		if changed {
+		label := s.State
+		if !routing.KnownStatus(label) {
+			label = "other"
+			h.logger.Warn("status of an unknown kind; acknowledged and not applied", "status", truncate([]byte(s.State)),
+				"message_id", s.MessageID, "recipient_id", truncate([]byte(s.RecipientID)))
+		}
+		h.metrics.statuses.WithLabelValues(h.name, label, string(outcome)).Inc()
+		switch outcome {
+		case routing.StatusApplied:
 			statuses++
+		case routing.StatusPending:
+			pending++
+		case routing.StatusDropped:
+			h.logger.Warn("status kept for a send not recorded yet, but its buffer is full; dropped", "status", s.State, "message_id", s.MessageID)
 		}
 	}
 	for _, s := range n.Skipped {
@@ -168,7 +198,7 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 	}
 	h.metrics.notifications.WithLabelValues(h.name, "ok").Inc()
 	h.metrics.latency.WithLabelValues(h.name).Observe(time.Since(start).Seconds())
-	return c.JSON(receipt{Status: "ok", Recorded: res.Recorded, Duplicates: res.Duplicates, Statuses: statuses})
+	return c.JSON(receipt{Status: "ok", Recorded: res.Recorded, Duplicates: res.Duplicates, Statuses: statuses, Pending: pending})
 }
 
 // receipt is the answer to an accepted notification.
@@ -177,6 +207,9 @@ type receipt struct {
 	Recorded   int    `json:"recorded"`
 	Duplicates int    `json:"duplicates"`
 	Statuses   int    `json:"statuses"`
+	// Pending: statuses for sends whose answer has not recorded the provider's id yet; kept and
+	// applied when it does.
+	Pending int `json:"pending,omitempty"`
 }
 
 // toInbound keeps the normalized message whole as the stored payload, so agents see every field.
@@ -207,6 +240,21 @@ func identifiers(c Contact) []routing.Identifier {
 	add(routing.IdentParentID, c.ParentUserID)
 	add(routing.IdentUsername, c.Username)
 	return out
+}
+
+// isScriptError: Redis ran the script and the script failed on its input, so a redelivery would fail
+// the same way. A Redis that is out of memory, loading, busy or failing over is not that: it passes.
+func isScriptError(err error) bool {
+	msg := err.Error()
+	if !strings.Contains(msg, "user_script") && !strings.Contains(msg, "Error running script") {
+		return false
+	}
+	for _, passing := range []string{"OOM ", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS"} {
+		if strings.Contains(msg, passing) {
+			return false
+		}
+	}
+	return true
 }
 
 var longDigits = regexp.MustCompile(`\d{6,}`)

@@ -71,8 +71,14 @@ type Message struct {
 	ReplyTo           string          `json:"reply_to,omitempty"`
 	Forwarded         bool            `json:"forwarded,omitempty"`
 	Referral          *Referral       `json:"referral,omitempty"`
-	Errors            []ProviderError `json:"errors,omitempty"`
-	Raw               json.RawMessage `json:"raw,omitempty"`
+	Order             *Order          `json:"order,omitempty"`
+	// ReferredProduct is the catalog item the customer asked about ("Message business" on a product).
+	ReferredProduct *Product        `json:"referred_product,omitempty"`
+	Errors          []ProviderError `json:"errors,omitempty"`
+	// Raw is the provider's JSON of a message the parser does not fully normalize (bounded to
+	// MaxRaw; RawOmitted says when it was larger).
+	Raw        json.RawMessage `json:"raw,omitempty"`
+	RawOmitted bool            `json:"raw_omitted,omitempty"`
 	// Attachments are further files of one message (WebChat sends several by URL).
 	Attachments []Media `json:"attachments,omitempty"`
 	// PageURL is the web page the customer wrote from (WebChat).
@@ -153,7 +159,33 @@ type Referral struct {
 	VideoURL     string `json:"video_url,omitempty"`
 	ThumbnailURL string `json:"thumbnail_url,omitempty"`
 	ClickID      string `json:"click_id,omitempty"`
+	// WelcomeMessage is the ad's greeting the customer saw before writing.
+	WelcomeMessage string `json:"welcome_message,omitempty"`
 }
+
+// Order is a cart the customer sent from a catalog.
+type Order struct {
+	CatalogID string      `json:"catalog_id,omitempty"`
+	Text      string      `json:"text,omitempty"`
+	Items     []OrderItem `json:"items"`
+}
+
+// OrderItem is one line of an order.
+type OrderItem struct {
+	ProductID string  `json:"product_retailer_id"`
+	Quantity  float64 `json:"quantity"`
+	ItemPrice float64 `json:"item_price"`
+	Currency  string  `json:"currency,omitempty"`
+}
+
+// Product is a catalog item.
+type Product struct {
+	CatalogID string `json:"catalog_id,omitempty"`
+	ProductID string `json:"product_retailer_id,omitempty"`
+}
+
+// MaxRaw bounds the provider JSON kept with one message.
+const MaxRaw = 64 << 10
 
 // ProviderError is an error the provider reports on a message or status.
 type ProviderError struct {

@@ -89,6 +89,10 @@ func TestConsoleStatusesDeclineAndDotsInTheBrowser(t *testing.T) {
 	status(first, "read")
 	b.until("read shown", shown(0)+` === 'read'`)
 	b.shot("read")
+	status(first, "played")
+	b.until("played shown", shown(0)+` === 'played'`)
+	status(first, "deleted")
+	b.until("the deletion shown beside the status", shown(0)+` === 'played · deleted'`)
 	status(second, "failed")
 	b.until("failed with the reason shown", shown(1)+` === 'failed: Message not delivered to maintain healthy ecosystem engagement (131049)'
 		&& document.querySelectorAll('.messages li.out')[1].querySelector('[data-status]').classList.contains('failed')`)

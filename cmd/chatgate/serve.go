@@ -126,19 +126,21 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 	g.verifier = auth.NewVerifier(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.Auth.Issuer)
 
 	g.app = httpx.NewApp(httpx.Options{
-		Logger:         logger.With("component", "http"),
-		Registerer:     g.registry,
-		Unavailable:    redisx.IsUnavailable,
-		BodyLimit:      cfg.HTTP.BodyLimit,
-		HeaderLimit:    cfg.HTTP.HeaderLimit,
-		ReadTimeout:    cfg.HTTP.ReadTimeout,
-		WriteTimeout:   cfg.HTTP.WriteTimeout,
-		IdleTimeout:    cfg.HTTP.IdleTimeout,
-		MaxConnections: cfg.HTTP.MaxConnections,
-		TrustedProxies: cfg.HTTP.TrustedProxies,
-		ProxyHeader:    cfg.HTTP.ProxyHeader,
-		Ready:          g.ready,
-		ReadyDetail:    g.readyDetail,
+		Logger:      logger.With("component", "http"),
+		Registerer:  g.registry,
+		Unavailable: redisx.IsUnavailable,
+		BodyLimit:   cfg.HTTP.BodyLimit,
+		// Meta's notifications are larger than anything else the gateway takes.
+		RouteBodyLimits: map[string]int{"/webhooks/whatsapp": cfg.HTTP.WhatsAppBodyLimit},
+		HeaderLimit:     cfg.HTTP.HeaderLimit,
+		ReadTimeout:     cfg.HTTP.ReadTimeout,
+		WriteTimeout:    cfg.HTTP.WriteTimeout,
+		IdleTimeout:     cfg.HTTP.IdleTimeout,
+		MaxConnections:  cfg.HTTP.MaxConnections,
+		TrustedProxies:  cfg.HTTP.TrustedProxies,
+		ProxyHeader:     cfg.HTTP.ProxyHeader,
+		Ready:           g.ready,
+		ReadyDetail:     g.readyDetail,
 	})
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
 	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: shutdownBudget(cfg.ShutdownGrace).handBack,

@@ -33,7 +33,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	userID := fs.String("user-id", "", "whatsapp: business-scoped user id (BR.…)")
 	phoneNumberID := fs.String("phone-number-id", "", "whatsapp: receiving number (default: the first configured)")
 	image := fs.String("image", "", "whatsapp: send an image message with this media id")
-	status := fs.String("status", "", "whatsapp: send a status (sent|delivered|read|failed) for --message-id instead of a message")
+	status := fs.String("status", "", "whatsapp: send a status (sent|delivered|read|played|failed|deleted|warning, or any other) for --message-id instead of a message")
 	messageID := fs.String("message-id", "", "whatsapp: provider message id (wamid) of the message or status")
 	// WebChat
 	site := fs.String("site", "", "webchat: site id (default: the first configured)")

@@ -16,18 +16,23 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 )
 
 // Options configures the fiber application every chatgate process serves.
 type Options struct {
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Unavailable  UnavailableFunc
-	BodyLimit    int
-	HeaderLimit  int
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	Unavailable UnavailableFunc
+	BodyLimit   int
+	// RouteBodyLimits raises (or lowers) BodyLimit for exact paths, e.g. a provider's webhook whose
+	// notifications are larger than anything else the process takes. Other paths keep BodyLimit,
+	// read limit included: a body declared over twice it is still refused from its header.
+	RouteBodyLimits map[string]int
+	HeaderLimit     int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
 	// MaxConnections bounds concurrent connections, so slow clients cannot exhaust the process.
 	MaxConnections int
 	// TrustedProxies and ProxyHeader: requests from these addresses carry the client's address in
@@ -73,12 +78,32 @@ func NewApp(o Options) *fiber.App {
 		},
 	}))
 
-	if o.BodyLimit > 0 {
+	routeLimits := make(map[string]int, len(o.RouteBodyLimits))
+	for path, limit := range o.RouteBodyLimits {
+		if limit > 0 {
+			routeLimits[routeKey(path)] = limit
+		}
+	}
+	if len(routeLimits) > 0 {
+		// fasthttp reads a request's body up to the limit this returns, decided from the header alone.
+		app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			path, _, _ := strings.Cut(string(h.RequestURI()), "?")
+			if limit, ok := routeLimits[routeKey(path)]; ok {
+				return fasthttp.RequestConfig{MaxRequestBodySize: readLimit(limit)}
+			}
+			return fasthttp.RequestConfig{}
+		}
+	}
+	if o.BodyLimit > 0 || len(routeLimits) > 0 {
 		// fasthttp answers a body over its own limit and closes the connection with the rest of the
 		// body unread, so the client, still writing, often sees a reset instead of the 413. Bodies up
 		// to twice the limit are read whole and refused here, on a connection that stays usable.
 		app.Use(func(c *fiber.Ctx) error {
-			if len(c.Request().Body()) > o.BodyLimit {
+			limit, ok := routeLimits[routeKey(c.Path())]
+			if !ok {
+				limit = o.BodyLimit
+			}
+			if limit > 0 && len(c.Request().Body()) > limit {
 				return ErrBodyTooLarge
 			}
 			return c.Next()
@@ -216,6 +241,15 @@ func requestLogLevel(route string, status int) slog.Level {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
+}
+
+// routeKey is how a path is matched against RouteBodyLimits: as fiber routes it, case and a
+// trailing slash aside.
+func routeKey(path string) string {
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	return strings.ToLower(path)
 }
 
 // readLimit is how much of a body fasthttp reads before giving up on the connection: twice the

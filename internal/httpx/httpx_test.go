@@ -1,14 +1,18 @@
 package httpx
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -230,5 +234,68 @@ func TestClientRequestIDIsKeptOnlyWhenShortAndSafe(t *testing.T) {
 		if tc.method == "POST" && !strings.Contains(string(b), `"request_id":"`+got+`"`) {
 			t.Errorf("%s: the error body does not quote the id: %s", tc.name, b)
 		}
+	}
+}
+
+// A route with its own limit takes bodies up to it; every other route keeps the small limit, both
+// for a body sent whole and for one declared over twice it in the header (refused before it is read).
+func TestRouteBodyLimit(t *testing.T) {
+	const small, large = 64 << 10, 4 << 20
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(),
+		BodyLimit: small, RouteBodyLimits: map[string]int{"/big": large}})
+	echo := func(c *fiber.Ctx) error { return c.SendString(strconv.Itoa(len(c.Body()))) }
+	app.Post("/big", echo)
+	app.Post("/small", echo)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+	base := "http://" + ln.Addr().String()
+	for _, tc := range []struct {
+		path   string
+		size   int
+		status int
+	}{
+		{"/big", 3 << 20, 200},
+		{"/big", large, 200},
+		{"/big?x=1", large, 200},
+		{"/big/", large, 200},
+		{"/big", large + 1, 413},
+		{"/small", small, 200},
+		{"/small", small + 1, 413},
+		{"/small", 3 << 20, 413},
+	} {
+		resp, err := http.Post(base+tc.path, "application/json", strings.NewReader(strings.Repeat("x", tc.size)))
+		if err != nil {
+			t.Errorf("POST %s with %d bytes: %v", tc.path, tc.size, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || (tc.status == 200 && string(body) != strconv.Itoa(tc.size)) ||
+			(tc.status == 413 && !strings.Contains(string(body), `"code":"body_too_large"`)) {
+			t.Errorf("POST %s with %d bytes: got %d %.100s, want %d", tc.path, tc.size, resp.StatusCode, body, tc.status)
+		}
+	}
+	// Declared over twice the limit, nothing sent: refused from the header, on /small at the small limit.
+	for _, tc := range []struct {
+		path   string
+		length int
+	}{{"/small", 2*small + 1}, {"/big", 2*large + 1}} {
+		conn, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", tc.path, tc.length)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Errorf("%s declared %d bytes: %v (want a 413 from the header alone)", tc.path, tc.length, err)
+		} else if resp.StatusCode != 413 {
+			t.Errorf("%s declared %d bytes: got %d, want 413", tc.path, tc.length, resp.StatusCode)
+		}
+		conn.Close()
 	}
 }

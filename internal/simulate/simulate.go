@@ -32,7 +32,7 @@ type WhatsAppMessage struct {
 type WhatsAppStatus struct {
 	PhoneNumberID string
 	MessageID     string // the wamid the gateway's send returned
-	Status        string // sent | delivered | read | failed
+	Status        string // sent | delivered | read | played | failed | deleted | warning (failed carries an error)
 	RecipientID   string
 	ErrorCode     int
 	ErrorTitle    string

@@ -176,7 +176,7 @@ tenant: %s
 shutdown_grace: 5s
 log: { level: info, format: json }
 redis:
-%shttp: { body_limit: 65536, header_limit: 8192, read_timeout: 5s, write_timeout: 5s, idle_timeout: 30s }
+%shttp: { body_limit: 65536, whatsapp_body_limit: 4194304, header_limit: 8192, read_timeout: 5s, write_timeout: 5s, idle_timeout: 30s }
 auth: { jwt_secret: %q }
 presence: { disconnect_grace: 120s, reaper_interval: 1s }
 events: { retention: 15m, max_len: 100000, keep_alive: 1s }

@@ -34,7 +34,7 @@ type changeValue struct {
 	} `json:"metadata"`
 	Contacts []contact         `json:"contacts"`
 	Messages []json.RawMessage `json:"messages"`
-	Statuses []status          `json:"statuses"`
+	Statuses []json.RawMessage `json:"statuses"`
 	Errors   []apiError        `json:"errors"`
 }
 
@@ -49,9 +49,9 @@ type contact struct {
 }
 
 type apiError struct {
-	Code      int    `json:"code"`
-	Title     string `json:"title"`
-	Message   string `json:"message"`
+	Code      flexInt `json:"code"`
+	Title     string  `json:"title"`
+	Message   string  `json:"message"`
 	ErrorData struct {
 		Details string `json:"details"`
 	} `json:"error_data"`
@@ -123,13 +123,44 @@ type systemNotice struct {
 	PreviousParentUserID string     `json:"previous_parent_user_id"`
 }
 
+// flexInt reads an integer Meta may send as a number or as a string.
+type flexInt int
+
+func (n *flexInt) UnmarshalJSON(b []byte) error {
+	var f flexFloat
+	if err := f.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*n = flexInt(f)
+	return nil
+}
+
+// flexTime reads a Unix time in seconds Meta may send as a string ("1750096325") or as a number.
+type flexTime time.Time
+
+func (t *flexTime) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		return nil
+	}
+	sec, err := strconv.ParseFloat(s, 64)
+	if err != nil || sec <= 0 || sec > 1e11 {
+		// An unreadable time is not a reason to lose the message: it takes the time of arrival.
+		return nil
+	}
+	*t = flexTime(time.Unix(int64(sec), 0).UTC())
+	return nil
+}
+
+func (t flexTime) time() time.Time { return time.Time(t) }
+
 type message struct {
-	From             string `json:"from"`
-	FromUserID       string `json:"from_user_id"`
-	FromParentUserID string `json:"from_parent_user_id"`
-	ID               string `json:"id"`
-	Timestamp        string `json:"timestamp"`
-	Type             string `json:"type"`
+	From             string   `json:"from"`
+	FromUserID       string   `json:"from_user_id"`
+	FromParentUserID string   `json:"from_parent_user_id"`
+	ID               string   `json:"id"`
+	Timestamp        flexTime `json:"timestamp"`
+	Type             string   `json:"type"`
 	Text             *struct {
 		Body string `json:"body"`
 	} `json:"text"`
@@ -172,8 +203,14 @@ type message struct {
 		Emoji     string `json:"emoji"`
 	} `json:"reaction"`
 	Order *struct {
-		CatalogID string `json:"catalog_id"`
-		Text      string `json:"text"`
+		CatalogID    string `json:"catalog_id"`
+		Text         string `json:"text"`
+		ProductItems []struct {
+			ProductRetailerID string    `json:"product_retailer_id"`
+			Quantity          flexFloat `json:"quantity"`
+			ItemPrice         flexFloat `json:"item_price"`
+			Currency          string    `json:"currency"`
+		} `json:"product_items"`
 	} `json:"order"`
 	System  *systemNotice `json:"system"`
 	Context *struct {
@@ -181,6 +218,10 @@ type message struct {
 		ID                  string `json:"id"`
 		Forwarded           bool   `json:"forwarded"`
 		FrequentlyForwarded bool   `json:"frequently_forwarded"`
+		ReferredProduct     *struct {
+			CatalogID         string `json:"catalog_id"`
+			ProductRetailerID string `json:"product_retailer_id"`
+		} `json:"referred_product"`
 	} `json:"context"`
 	Referral *struct {
 		SourceURL    string `json:"source_url"`
@@ -193,6 +234,9 @@ type message struct {
 		VideoURL     string `json:"video_url"`
 		ThumbnailURL string `json:"thumbnail_url"`
 		CTWAClid     string `json:"ctwa_clid"`
+		Welcome      *struct {
+			Text string `json:"text"`
+		} `json:"welcome_message"`
 	} `json:"referral"`
 	Errors []apiError `json:"errors"`
 }
@@ -200,7 +244,7 @@ type message struct {
 type status struct {
 	ID           string     `json:"id"`
 	Status       string     `json:"status"`
-	Timestamp    string     `json:"timestamp"`
+	Timestamp    flexTime   `json:"timestamp"`
 	RecipientID  string     `json:"recipient_id"`
 	Errors       []apiError `json:"errors"`
 	Conversation *struct {
@@ -234,7 +278,7 @@ func (p *Provider) Parse(body []byte) (webhooks.Notification, error) {
 				continue
 			}
 			var v changeValue
-			if err := json.Unmarshal(ch.Value, &v); err != nil {
+			if err := json.Unmarshal(ch.Value, &v); err != nil && !lenientValue(ch.Value, &v) {
 				out.Skipped = append(out.Skipped, webhooks.Skipped{Field: ch.Field, Reason: "value not understood: " + err.Error()})
 				continue
 			}
@@ -246,13 +290,29 @@ func (p *Provider) Parse(body []byte) (webhooks.Notification, error) {
 
 func parseValue(v *changeValue, out *webhooks.Notification) {
 	entry := v.Metadata.PhoneNumberID
+	// Errors Meta reports for the whole change (e.g. 131000 on a message it could not render) belong
+	// to its messages that carry none of their own.
+	valueErrors := providerErrors(v.Errors)
 	for _, raw := range v.Messages {
 		var m message
-		if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
+		msg := webhooks.Message{}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			// Meta's JSON in a shape this parser does not expect: recorded raw, never dropped.
+			if !lenient(raw, &m) {
+				out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "messages", Reason: "message without an id or not understood"})
+				continue
+			}
+			msg = webhooks.Message{ID: m.ID, At: m.Timestamp.time(), Kind: "raw", Unrecognized: true}
+			msg.Raw, msg.RawOmitted = bounded(raw)
+		} else if m.ID == "" {
 			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "messages", Reason: "message without an id or not understood"})
 			continue
+		} else {
+			msg = normalize(&m, raw)
 		}
-		msg := normalize(&m, compact(raw))
+		if len(msg.Errors) == 0 {
+			msg.Errors = valueErrors
+		}
 		msg.Channel, msg.EntryPoint, msg.EntryPointDisplay = Channel, entry, v.Metadata.DisplayPhoneNumber
 		msg.Contact = contactFor(&m, v.Contacts)
 		if m.Type == "system" {
@@ -260,13 +320,14 @@ func parseValue(v *changeValue, out *webhooks.Notification) {
 		}
 		out.Messages = append(out.Messages, msg)
 	}
-	for _, s := range v.Statuses {
-		if s.ID == "" || s.Status == "" {
-			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "statuses", Reason: "status without an id"})
+	for _, raw := range v.Statuses {
+		var s status
+		if err := json.Unmarshal(raw, &s); err != nil || s.ID == "" || s.Status == "" {
+			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "statuses", Reason: "status without an id or not understood"})
 			continue
 		}
 		st := webhooks.Status{Channel: Channel, EntryPoint: entry, MessageID: s.ID, RecipientID: s.RecipientID,
-			State: s.Status, At: unixTime(s.Timestamp), Errors: providerErrors(s.Errors)}
+			State: s.Status, At: s.Timestamp.time(), Errors: providerErrors(s.Errors)}
 		if s.Conversation != nil {
 			st.ConversationID = s.Conversation.ID
 		}
@@ -275,9 +336,73 @@ func parseValue(v *changeValue, out *webhooks.Notification) {
 		}
 		out.Statuses = append(out.Statuses, st)
 	}
-	if len(v.Messages) == 0 && len(v.Statuses) == 0 && len(v.Errors) > 0 {
-		out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "messages", Reason: fmt.Sprintf("account error %d", v.Errors[0].Code)})
+	if len(v.Messages) == 0 && len(v.Statuses) == 0 {
+		for _, e := range valueErrors {
+			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "messages",
+				Reason: fmt.Sprintf("account error %d %s: %s", e.Code, firstNonEmpty(e.Title, e.Message), e.Details)})
+		}
 	}
+}
+
+// lenientValue reads a change whose JSON does not fit changeValue part by part, so one contact or
+// error of an unexpected shape does not cost the change's messages and statuses (each of which is
+// then read on its own). It reports whether the value is an object at all.
+func lenientValue(raw json.RawMessage, v *changeValue) bool {
+	var parts map[string]json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return false
+	}
+	*v = changeValue{}
+	_ = json.Unmarshal(parts["metadata"], &v.Metadata)
+	_ = json.Unmarshal(parts["messages"], &v.Messages)
+	_ = json.Unmarshal(parts["statuses"], &v.Statuses)
+	var items []json.RawMessage
+	if json.Unmarshal(parts["contacts"], &items) == nil {
+		for _, it := range items {
+			var c contact
+			if json.Unmarshal(it, &c) == nil {
+				v.Contacts = append(v.Contacts, c)
+			}
+		}
+	}
+	items = nil
+	if json.Unmarshal(parts["errors"], &items) == nil {
+		for _, it := range items {
+			var e apiError
+			if json.Unmarshal(it, &e) == nil {
+				v.Errors = append(v.Errors, e)
+			}
+		}
+	}
+	return true
+}
+
+// lenient reads what identifies a message whose JSON does not fit the message type (a field of an
+// unexpected type): its id, sender and time. It reports whether there is an id to record it by.
+func lenient(raw json.RawMessage, m *message) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return false
+	}
+	text := func(k string) string {
+		var s string
+		if json.Unmarshal(fields[k], &s) == nil {
+			return s
+		}
+		return ""
+	}
+	*m = message{ID: text("id"), From: text("from"), FromUserID: text("from_user_id"), Type: text("type")}
+	_ = m.Timestamp.UnmarshalJSON(fields["timestamp"])
+	return m.ID != ""
+}
+
+// bounded keeps raw compacted, unless it is over webhooks.MaxRaw.
+func bounded(raw json.RawMessage) (json.RawMessage, bool) {
+	c := compact(raw)
+	if len(c) > webhooks.MaxRaw {
+		return nil, true
+	}
+	return c, false
 }
 
 // contactFor finds the message's sender among the change's contacts: by wa_id, by user_id, or the
@@ -394,7 +519,8 @@ func firstFlex(vs ...flexString) flexString {
 }
 
 func normalize(m *message, raw json.RawMessage) webhooks.Message {
-	msg := webhooks.Message{ID: m.ID, At: unixTime(m.Timestamp), Kind: m.Type, Errors: providerErrors(m.Errors)}
+	msg := webhooks.Message{ID: m.ID, At: m.Timestamp.time(), Kind: m.Type, Errors: providerErrors(m.Errors)}
+	keepRaw := false
 	switch m.Type {
 	case "text":
 		if m.Text != nil {
@@ -424,6 +550,7 @@ func normalize(m *message, raw json.RawMessage) webhooks.Message {
 				msg.Reply = &webhooks.Reply{Type: "nfm_reply", ID: it.NFMReply.Name, Title: it.NFMReply.Body, Payload: it.NFMReply.ResponseJSON}
 			default:
 				msg.Reply = &webhooks.Reply{Type: it.Type}
+				keepRaw = true
 			}
 			msg.Text = msg.Reply.Title
 		}
@@ -439,6 +566,11 @@ func normalize(m *message, raw json.RawMessage) webhooks.Message {
 		}
 	case "order":
 		if o := m.Order; o != nil {
+			msg.Order = &webhooks.Order{CatalogID: o.CatalogID, Text: o.Text, Items: make([]webhooks.OrderItem, 0, len(o.ProductItems))}
+			for _, it := range o.ProductItems {
+				msg.Order.Items = append(msg.Order.Items, webhooks.OrderItem{ProductID: it.ProductRetailerID,
+					Quantity: float64(it.Quantity), ItemPrice: float64(it.ItemPrice), Currency: it.Currency})
+			}
 			msg.Text = o.Text
 		}
 	case "system":
@@ -449,24 +581,52 @@ func normalize(m *message, raw json.RawMessage) webhooks.Message {
 	if m.Context != nil {
 		msg.ReplyTo = m.Context.ID
 		msg.Forwarded = m.Context.Forwarded || m.Context.FrequentlyForwarded
+		if p := m.Context.ReferredProduct; p != nil {
+			msg.ReferredProduct = &webhooks.Product{CatalogID: p.CatalogID, ProductID: p.ProductRetailerID}
+		}
 	}
 	if r := m.Referral; r != nil {
 		msg.Referral = &webhooks.Referral{SourceURL: r.SourceURL, SourceID: r.SourceID, SourceType: r.SourceType, Headline: r.Headline,
 			Body: r.Body, MediaType: r.MediaType, ImageURL: r.ImageURL, VideoURL: r.VideoURL, ThumbnailURL: r.ThumbnailURL, ClickID: r.CTWAClid}
+		if r.Welcome != nil {
+			msg.Referral.WelcomeMessage = r.Welcome.Text
+		}
 	}
 	if msg.Kind == "" {
 		msg.Kind = "unknown"
 	}
 	// Kinds without a normalized form keep Meta's JSON, so nothing a customer sent is dropped.
 	switch msg.Kind {
-	case "text", "image", "audio", "video", "document", "sticker", "location", "interactive", "button", "reaction":
-	case "contacts", "order", "system", "unsupported":
-		msg.Raw = raw
+	case "text", "image", "audio", "video", "document", "sticker", "location", "button", "reaction", "interactive":
+		// A known kind without its object (Meta sends such a message with errors[]) or with a part
+		// this parser does not read is shown raw as well.
+		if keepRaw || !hasBody(m) {
+			msg.Raw, msg.RawOmitted = bounded(raw)
+		}
+	case "contacts", "order", "system", "unsupported", "request_welcome":
+		msg.Raw, msg.RawOmitted = bounded(raw)
 	default:
-		msg.Raw = raw
+		msg.Raw, msg.RawOmitted = bounded(raw)
 		msg.Unrecognized = true
 	}
 	return msg
+}
+
+// hasBody reports whether a message of a normalized kind carries that kind's object.
+func hasBody(m *message) bool {
+	switch m.Type {
+	case "text":
+		return m.Text != nil
+	case "location":
+		return m.Location != nil
+	case "interactive":
+		return m.Interactive != nil
+	case "button":
+		return m.Button != nil
+	case "reaction":
+		return m.Reaction != nil
+	}
+	return mediaOf(m) != nil
 }
 
 func mediaOf(m *message) *media {
@@ -491,17 +651,9 @@ func providerErrors(in []apiError) []webhooks.ProviderError {
 	}
 	out := make([]webhooks.ProviderError, len(in))
 	for i, e := range in {
-		out[i] = webhooks.ProviderError{Code: e.Code, Title: e.Title, Message: e.Message, Details: e.ErrorData.Details}
+		out[i] = webhooks.ProviderError{Code: int(e.Code), Title: e.Title, Message: e.Message, Details: e.ErrorData.Details}
 	}
 	return out
-}
-
-func unixTime(s string) time.Time {
-	sec, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || sec <= 0 {
-		return time.Time{}
-	}
-	return time.Unix(sec, 0).UTC()
 }
 
 func firstNonEmpty(vs ...string) string {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -152,6 +153,63 @@ func TestParseFacts(t *testing.T) {
 	}
 }
 
+// TestParseKeepsWhatItDoesNotUnderstand: times as numbers or strings, a message whose fields have
+// unexpected types (kept raw, kind "raw"), a known kind without its object (kept raw), the change's
+// errors on a message without its own, and a status of a shape it cannot read skipped alone.
+func TestParseKeepsWhatItDoesNotUnderstand(t *testing.T) {
+	p := New("s", "", "t")
+	body := `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+		"metadata":{"phone_number_id":"100"},
+		"contacts":[{"profile":{"name":"Bia"},"wa_id":"5511999990001"}],
+		"messages":[
+			{"from":"5511999990001","id":"m-num","timestamp":1750000000,"type":"text","text":{"body":"oi"}},
+			{"from":"5511999990001","id":"m-odd","timestamp":"1750000001","type":"text","text":{"body":["not","a","string"]}},
+			{"from":"5511999990001","id":"m-bare","timestamp":"1750000002","type":"interactive"}],
+		"statuses":[
+			{"id":"s-num","status":"read","timestamp":1750000003,"recipient_id":"5511999990001"},
+			{"id":"s-odd","status":{"x":1},"timestamp":"1750000004"}],
+		"errors":[{"code":"131000","title":"Something went wrong","message":"Something went wrong","error_data":{"details":"Unsupported webhook payload"}}]}}]}]}`
+	n, err := p.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Messages) != 3 || len(n.Statuses) != 1 || len(n.Skipped) != 1 {
+		t.Fatalf("got %d messages %d statuses %d skipped, want 3 1 1: %+v", len(n.Messages), len(n.Statuses), len(n.Skipped), n)
+	}
+	num, odd, bare := n.Messages[0], n.Messages[1], n.Messages[2]
+	if num.Kind != "text" || num.Text != "oi" || !num.At.Equal(time.Unix(1750000000, 0)) || num.Raw != nil {
+		t.Errorf("numeric timestamp: %+v", num)
+	}
+	if odd.Kind != "raw" || !odd.Unrecognized || !bytes.Contains(odd.Raw, []byte(`["not","a","string"]`)) ||
+		!odd.At.Equal(time.Unix(1750000001, 0)) || odd.Contact.Phone != "+5511999990001" {
+		t.Errorf("message of an unexpected shape: %+v raw %s, want kind raw with its JSON, time and sender", odd, odd.Raw)
+	}
+	if bare.Kind != "interactive" || bare.Raw == nil || len(bare.Errors) != 1 || bare.Errors[0].Code != 131000 || bare.Errors[0].Details != "Unsupported webhook payload" {
+		t.Errorf("interactive without its object: %+v, want it raw with the change's error 131000", bare)
+	}
+	if num.Errors == nil || num.Errors[0].Code != 131000 {
+		t.Errorf("the change's errors belong to every message without its own: %+v", num.Errors)
+	}
+	if !n.Statuses[0].At.Equal(time.Unix(1750000003, 0)) {
+		t.Errorf("status with a numeric timestamp: %+v", n.Statuses[0])
+	}
+	// A contact of an unexpected shape costs nothing but itself.
+	n, err = p.Parse([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+		"metadata":{"phone_number_id":"100"},"contacts":[{"profile":{"name":["x"]},"wa_id":"5511999990001"}],
+		"messages":[{"from":"5511999990001","id":"m-1","timestamp":"1750000000","type":"text","text":{"body":"oi"}}],
+		"statuses":[{"id":"s-1","status":"read","timestamp":"1750000003"}]}}]}]}`))
+	if err != nil || len(n.Messages) != 1 || n.Messages[0].Text != "oi" || n.Messages[0].Contact.Phone != "+5511999990001" ||
+		len(n.Statuses) != 1 || n.Messages[0].EntryPoint != "100" {
+		t.Errorf("change with an odd contact: %v %+v, want its message and status kept", err, n)
+	}
+	big := `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[
+		{"from":"1","id":"m-big","timestamp":"1","type":"future","future":{"pad":"` + strings.Repeat("x", 70<<10) + `"}}]}}]}]}`
+	n, err = p.Parse([]byte(big))
+	if err != nil || len(n.Messages) != 1 || n.Messages[0].Raw != nil || !n.Messages[0].RawOmitted {
+		t.Errorf("raw over the bound: %v %+v, want the message kept with raw omitted", err, n.Messages)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	p := New("s", "", "t")
 	for _, tc := range []struct {
@@ -246,6 +304,8 @@ func FuzzVerify(f *testing.F) {
 
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.json")
+	corpus, _ := filepath.Glob("../../testdata/whatsapp/*.json")
+	files = append(files, corpus...)
 	for _, file := range files {
 		if raw, err := os.ReadFile(file); err == nil && !strings.HasSuffix(file, ".golden.json") {
 			f.Add(raw)

@@ -161,8 +161,30 @@
   // ---- cards and conversations ----
 
   function statusText(m) {
-    if (m.status === "failed" && m.error) return "failed: " + (m.error.title || "error") + " (" + m.error.code + ")";
-    return m.status || "";
+    let s = m.status || "";
+    if (m.status === "failed" && m.error) s = "failed: " + (m.error.title || "error") + " (" + m.error.code + ")";
+    // Marks beside the status: Meta's warning about a sent message, and its deletion from the chat.
+    if (m.warning) s += " · warning: " + (m.warning.title || m.warning.message || "") + " (" + m.warning.code + ")";
+    if (m.deleted_at) s += " · deleted";
+    return s;
+  }
+
+  // describe is what the console shows of a message: its text, what an order, an ad or a product
+  // question carries, and Meta's errors in Meta's words; else its kind.
+  function describe(m) {
+    const p = m.payload || {};
+    const parts = [];
+    if (m.text) parts.push(m.text);
+    if (p.order && p.order.items) {
+      parts.push("order: " + p.order.items.map((i) => i.quantity + " × " + i.product_retailer_id +
+        " (" + i.item_price + " " + (i.currency || "") + ")").join(", "));
+    }
+    if (p.referred_product) parts.push("about product " + p.referred_product.product_retailer_id);
+    if (p.referral) parts.push("from the ad \"" + (p.referral.headline || p.referral.source_url || "") + "\"" +
+      (p.referral.welcome_message ? " (greeting: " + p.referral.welcome_message + ")" : ""));
+    if (p.errors) parts.push(p.errors.map((e) => e.code + " " + (e.title || "") + (e.details ? ": " + e.details : "")).join("; "));
+    if (!parts.length) parts.push("[" + (m.kind || "message") + "]");
+    return parts.join(" · ");
   }
 
   const statusRank = { queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
@@ -175,7 +197,13 @@
         el("span", { "data-text": "" }), el("span", { class: "status", "data-status": "" }));
       messageNodes.set(m.id, li);
     }
-    li.querySelector("[data-text]").textContent = m.text || "[" + (m.kind || "message") + "]";
+    li.querySelector("[data-text]").textContent = describe(m);
+    const raw = m.payload && m.payload.raw;
+    if (raw && !li.querySelector("[data-raw]")) {
+      // What the gateway could not normalize is shown as Meta sent it.
+      li.append(el("details", { "data-raw": "" }, el("summary", {}, "as WhatsApp sent it"),
+        el("pre", {}, JSON.stringify(raw, null, 2).slice(0, 4000))));
+    }
     const st = li.querySelector("[data-status]");
     // A list read before a status event may answer after it: a status never goes back (but a
     // failed send that an operator runs again does).
