@@ -121,7 +121,12 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 
 	g.registry = prometheus.NewRegistry()
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g.verifier = auth.NewVerifier(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.Auth.Issuer)
+	agents := make(map[string]bool, len(cfg.Agents))
+	for _, a := range cfg.Agents {
+		agents[a.ID] = true
+	}
+	g.verifier = auth.NewVerifier(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.Auth.Issuer).
+		WithMaxTTL(cfg.Auth.MaxTokenTTL).WithAgents(func(agent string) bool { return agents[agent] })
 
 	g.app = httpx.NewApp(httpx.Options{
 		Logger:         logger.With("component", "http"),
