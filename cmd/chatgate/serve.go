@@ -90,6 +90,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mo
 	logger, logs := newLogger(cfg.Log, stderr)
 	defer logs.Close()
 	logger.Info("configuration loaded", "source", path, "env", cfg.Env, "tenant", cfg.Tenant)
+	if cfg.Development() && m != modeWorker {
+		logger.Warn("DEVELOPMENT MODE: the console's sign-in picker mints agent tokens for anyone on this host, "+
+			"and the configuration's development secrets are accepted; never expose this process",
+			"endpoints", "/console/dev-agents, /console/dev-token", "env", cfg.Env)
+	}
 
 	g, err := newGateway(ctx, cfg, m, logger)
 	if err != nil {
