@@ -64,6 +64,8 @@ type gateway struct {
 	// WebChat (wire.go): the visitors' event log and the shared webhook metrics.
 	webchatEvents  *webchat.EventLog
 	webhookMetrics *webhooks.Metrics
+	// streamGate bounds the event streams of every kind this process holds.
+	streamGate *httpx.StreamGate
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mode) int {
@@ -96,6 +98,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mo
 			"endpoints", "/console/dev-agents, /console/dev-token", "env", cfg.Env)
 	}
 
+	soft, hard, raised, err := raiseOpenFilesLimit()
+	if err != nil {
+		logger.Warn("open files limit unknown", "err", err)
+	} else {
+		logger.Info("open files limit", "soft", soft, "hard", hard, "raised_to_hard", raised)
+	}
 	g, err := newGateway(ctx, cfg, m, logger)
 	if err != nil {
 		logger.Error("start failed", "err", err)
@@ -147,6 +155,11 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		ProxyHeader:    cfg.HTTP.ProxyHeader,
 		Ready:          g.ready,
 	})
+	budget := streamBudget(cfg.HTTP.MaxConnections)
+	g.streamGate = httpx.NewStreamGate(budget, cfg.HTTP.MaxStreamsPerIP, g.registry)
+	if m != modeWorker {
+		logger.Info("event streams bounded", "max", budget, "per_ip", cfg.HTTP.MaxStreamsPerIP)
+	}
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
 	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: shutdownBudget(cfg.ShutdownGrace).handBack,
 		RetryDelay: tasks.Backoff(cfg.Outbound.RetryBase, cfg.Outbound.RetryMax)})
@@ -156,6 +169,20 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		return nil, err
 	}
 	return g, nil
+}
+
+// streamBudget is how many event streams one process may hold: http.max_connections, and at most three
+// quarters of the open-files limit, leaving descriptors for requests, Redis and the provider's API.
+func streamBudget(maxConnections int) int {
+	soft, _, _, err := openFilesLimit()
+	if err != nil || soft == 0 {
+		return maxConnections
+	}
+	byFiles := int(min(soft/4*3, uint64(1<<30)))
+	if maxConnections > 0 {
+		return min(maxConnections, byFiles)
+	}
+	return byFiles
 }
 
 // ready fails while shutting down or while Redis cannot be reached.
@@ -181,7 +208,8 @@ func (g *gateway) run(ctx context.Context, ln net.Listener) error {
 		started++
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.app.Listener(ln) }()
+	// The wrapped listener retries failed accepts (out of descriptors) instead of ending the server.
+	go func() { serveErr <- g.app.Listener(httpx.NewListener(ln, g.logger.With("component", "http"))) }()
 	g.logger.Info("chatgate is listening", "addr", ln.Addr().String(), "mode", g.modeName())
 
 	var err error

@@ -1,0 +1,11 @@
+//go:build !unix
+
+package main
+
+import "errors"
+
+func raiseOpenFilesLimit() (soft, hard uint64, raised bool, err error) {
+	return 0, 0, false, errors.New("no open-files limit on this system")
+}
+
+func openFilesLimit() (soft, hard uint64, raised bool, err error) { return raiseOpenFilesLimit() }
