@@ -192,8 +192,8 @@ func TestStreamGateBoundsStreamsPerAddressAndInAll(t *testing.T) {
 		b, _, _ := open(t, addr, "/stream")
 		defer a.Close()
 		defer b.Close()
-		if _, code, errCode := open(t, addr, "/stream"); code != "503" || errCode != "too_many_streams" {
-			t.Errorf("third stream with a budget of two: %s %q, want 503 too_many_streams", code, errCode)
+		if _, code, errCode := open(t, addr, "/stream"); code != "503" || errCode != "stream_capacity_reached" {
+			t.Errorf("third stream with a budget of two: %s %q, want 503 stream_capacity_reached", code, errCode)
 		}
 		if gate.Open() != 2 {
 			t.Errorf("open streams: %d, want 2", gate.Open())

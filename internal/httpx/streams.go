@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	ErrTooManyStreams = NewError(http.StatusServiceUnavailable, "too_many_streams",
+	ErrTooManyStreams = NewError(http.StatusServiceUnavailable, "stream_capacity_reached",
 		"this server holds as many event streams as it may; retry in a moment")
 	ErrTooManyStreamsFromIP = NewError(http.StatusTooManyRequests, "too_many_streams_from_ip",
 		"this address holds as many event streams as it may; close one first")
