@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The production check names every development placeholder of the example and, for each, the exact
@@ -90,5 +91,45 @@ func TestTokenRefusesUnconfiguredAgentsAndLongLifetimes(t *testing.T) {
 	var stdout bytes.Buffer
 	if code := run(context.Background(), []string{"token", "--config", "../../configs/chatgate.yaml", "--agent", "ops", "--role", "admin"}, &stdout, &bytes.Buffer{}); code != exitOK || stdout.Len() == 0 {
 		t.Errorf("admin token for an operator: exit %d", code)
+	}
+}
+
+// A plain `docker run` of the image uses the environment its Dockerfile sets on the configuration it
+// copies in: that must be production, refusing the example's placeholders instead of serving a
+// development sign-in to the world.
+func TestTheImageDefaultsToProduction(t *testing.T) {
+	raw, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		rest, ok := strings.CutPrefix(line, "ENV ")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Fields(rest) {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	if env["CHATGATE_CONFIG"] != "/etc/chatgate/chatgate.yaml" || !strings.Contains(string(raw), "COPY configs/chatgate.yaml /etc/chatgate/chatgate.yaml") {
+		t.Fatalf("the image no longer bakes the example at /etc/chatgate/chatgate.yaml; update this test (ENV %v)", env)
+	}
+	for k, v := range env {
+		if k != "CHATGATE_CONFIG" {
+			t.Setenv(k, v)
+		}
+	}
+	t.Setenv("CHATGATE_CONFIG", "../../configs/chatgate.yaml") // where the image copies it from
+	var stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0"}, &bytes.Buffer{}, &stderr); code != exitInvalid {
+		t.Fatalf("the image's default start: exit %d, want %d (refused)\n%s", code, exitInvalid, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "in production set CHATGATE_AUTH_JWT_SECRET") {
+		t.Errorf("the image's default start does not say what to set:\n%s", stderr.String())
 	}
 }
