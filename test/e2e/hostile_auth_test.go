@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,7 +106,13 @@ func TestHostileTokensAndSignInAreRefusedAndChangeNothing(t *testing.T) {
 func TestSafeByDefault(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, options{replicas: 1, agents: 1})
-	raw := e.configYAML(`  url: "` + e.redis.URL() + `"` + "\n")
+	var redisYAML string
+	if e.cluster != nil {
+		redisYAML = fmt.Sprintf("  addrs: [%s]\n", strings.Join(e.cluster.Addrs, ", "))
+	} else {
+		redisYAML = fmt.Sprintf("  url: %q\n", e.redis.URL())
+	}
+	raw := e.configYAML(redisYAML)
 	withoutEnv := strings.Replace(raw, "env: development\n", "", 1)
 	if withoutEnv == raw {
 		t.Fatal("the end-to-end configuration has no env line to remove")
