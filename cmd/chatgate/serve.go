@@ -159,6 +159,10 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 	g.streamGate = httpx.NewStreamGate(budget, cfg.HTTP.MaxStreamsPerIP, g.registry)
 	if m != modeWorker {
 		logger.Info("event streams bounded", "max", budget, "per_ip", cfg.HTTP.MaxStreamsPerIP)
+		if soft, _, _, err := openFilesLimit(); err == nil && uint64(cfg.HTTP.MaxConnections) > soft {
+			logger.Warn("http.max_connections is above the open-files limit: descriptors run out first, and accepting then backs off until some close",
+				"max_connections", cfg.HTTP.MaxConnections, "open_files", soft)
+		}
 	}
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
 	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: shutdownBudget(cfg.ShutdownGrace).handBack,
@@ -171,18 +175,21 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 	return g, nil
 }
 
-// streamBudget is how many event streams one process may hold: http.max_connections, and at most three
-// quarters of the open-files limit, leaving descriptors for requests, Redis and the provider's API.
+// streamBudget is how many event streams one process may hold: three quarters of http.max_connections
+// and of the open-files limit, whichever is lower, so that streams never take every connection or
+// descriptor from requests, Redis and the provider's API.
 func streamBudget(maxConnections int) int {
-	soft, _, _, err := openFilesLimit()
-	if err != nil || soft == 0 {
-		return maxConnections
+	limit := maxConnections
+	if soft, _, _, err := openFilesLimit(); err == nil && soft > 0 {
+		byFiles := int(min(soft, uint64(1<<30)))
+		if limit <= 0 || byFiles < limit {
+			limit = byFiles
+		}
 	}
-	byFiles := int(min(soft/4*3, uint64(1<<30)))
-	if maxConnections > 0 {
-		return min(maxConnections, byFiles)
+	if limit <= 0 {
+		return 0
 	}
-	return byFiles
+	return max(1, limit/4*3)
 }
 
 // ready fails while shutting down or while Redis cannot be reached.
@@ -209,7 +216,7 @@ func (g *gateway) run(ctx context.Context, ln net.Listener) error {
 	}
 	serveErr := make(chan error, 1)
 	// The wrapped listener retries failed accepts (out of descriptors) instead of ending the server.
-	go func() { serveErr <- g.app.Listener(httpx.NewListener(ln, g.logger.With("component", "http"))) }()
+	go func() { serveErr <- g.app.Listener(httpx.NewListener(ln, g.logger.With("component", "http"), g.cfg.HTTP.MaxConnections)) }()
 	g.logger.Info("chatgate is listening", "addr", ln.Addr().String(), "mode", g.modeName())
 
 	var err error

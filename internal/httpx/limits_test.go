@@ -47,7 +47,7 @@ func TestListenerRetriesAcceptErrorsAndServesAfterwards(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	app := NewApp(Options{Logger: logger, Registerer: prometheus.NewRegistry()})
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(NewListener(fl, logger)) }()
+	go func() { served <- app.Listener(NewListener(fl, logger, 0)) }()
 
 	c, err := net.DialTimeout("tcp", inner.Addr().String(), time.Second)
 	if err != nil {
@@ -90,6 +90,12 @@ func TestListenerRetriesAcceptErrorsAndServesAfterwards(t *testing.T) {
 // and a stream route that refuses before taking anything over.
 func streamApp(t *testing.T, gate *StreamGate) string {
 	t.Helper()
+	return streamAppWithin(t, gate, 0)
+}
+
+// streamAppWithin is streamApp behind a listener bounding the open connections to maxConns.
+func streamAppWithin(t *testing.T, gate *StreamGate, maxConns int) string {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := NewApp(Options{Logger: logger, Registerer: prometheus.NewRegistry()})
 	app.Get("/stream", gate.Handler(), func(c *fiber.Ctx) error {
@@ -107,7 +113,7 @@ func streamApp(t *testing.T, gate *StreamGate) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = app.Listener(NewListener(ln, logger)) }()
+	go func() { _ = app.Listener(NewListener(ln, logger, maxConns)) }()
 	t.Cleanup(func() { _ = app.Shutdown() })
 	return ln.Addr().String()
 }
@@ -225,4 +231,33 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
+}
+
+// http.max_connections bounds every open connection, a stream's included once it has left fasthttp's
+// own count: over it a connection gets a 503 with a JSON error and is closed.
+func TestListenerBoundsOpenConnectionsStreamsIncluded(t *testing.T) {
+	addr := streamAppWithin(t, NewStreamGate(0, 0, prometheus.NewRegistry()), 2)
+	stream, code, _ := open(t, addr, "/stream")
+	if code != "200" {
+		t.Fatalf("stream: %s", code)
+	}
+	defer stream.Close()
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code, errCode := open(t, addr, "/stream"); code != "503" || errCode != "too_many_connections" {
+		t.Fatalf("a third connection with a stream and an idle one open: %s %q, want 503 too_many_connections", code, errCode)
+	}
+	idle.Close()
+	ok := waitUntil(2*time.Second, func() bool {
+		c, code, _ := open(t, addr, "/refused")
+		if c != nil {
+			c.Close()
+		}
+		return code == "401"
+	})
+	if !ok {
+		t.Fatal("no connection was served after the idle one closed")
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,19 +21,37 @@ const (
 // returns on any accept error but a timeout, so running out of file descriptors (accept4: too many
 // open files) used to stop the server and with it the process. Here Accept waits (5 ms doubling to
 // 1 s) and tries again, logging at most once per 10 s with how many attempts failed; only a closed
-// listener ends it. Accepted connections can run a function when they close (see StreamGate).
+// listener ends it.
+//
+// With max > 0 it also bounds the connections open at once, event streams included: fasthttp counts a
+// connection only while it serves requests on it, and a stream's connection, once taken over, leaves
+// that count. Beyond max a new connection gets a 503 with a JSON error and is closed at once.
+// Accepted connections can run a function when they close (see StreamGate).
 type Listener struct {
 	net.Listener
 	logger *slog.Logger
+	max    int64
+	open   atomic.Int64
 	// Only the server's accepting goroutine touches these.
-	failures int
-	lastLog  time.Time
+	failures    int
+	lastLog     time.Time
+	refused     int
+	lastRefusal time.Time
 }
 
-// NewListener wraps ln.
-func NewListener(ln net.Listener, logger *slog.Logger) *Listener {
-	return &Listener{Listener: ln, logger: logger}
+// NewListener wraps ln; max bounds the open connections (0: no bound).
+func NewListener(ln net.Listener, logger *slog.Logger, max int) *Listener {
+	return &Listener{Listener: ln, logger: logger, max: int64(max)}
 }
+
+// Open reports how many accepted connections are not closed yet.
+func (l *Listener) Open() int { return int(l.open.Load()) }
+
+const connectionsFullBody = `{"error":{"code":"too_many_connections","message":"this server holds as many connections as it may; retry"}}`
+
+// connectionsFull is what a connection over the bound gets before it is closed.
+var connectionsFull = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+	"Retry-After: 1\r\nContent-Length: " + strconv.Itoa(len(connectionsFullBody)) + "\r\n\r\n" + connectionsFullBody)
 
 // Accept returns the next connection, retrying every error but the listener's closing.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -43,7 +63,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 				l.logger.Info("accepting connections again", "failed_attempts", l.failures)
 				l.failures, l.lastLog = 0, time.Time{}
 			}
-			return &trackedConn{Conn: c}, nil
+			if l.max > 0 && l.open.Load() >= l.max {
+				l.refuse(c)
+				continue
+			}
+			l.open.Add(1)
+			return &trackedConn{Conn: c, onFirstClose: func() { l.open.Add(-1) }}, nil
 		}
 		if errors.Is(err, net.ErrClosed) {
 			return nil, err
@@ -59,20 +84,40 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
+// refuse answers a connection over the bound and closes it, logging at most once per interval.
+func (l *Listener) refuse(c net.Conn) {
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.Write(connectionsFull)
+	_ = c.Close()
+	l.refused++
+	if now := time.Now(); now.Sub(l.lastRefusal) >= acceptLogEvery {
+		l.logger.Warn("connections refused: http.max_connections reached", "max", l.max, "refused", l.refused)
+		l.lastRefusal, l.refused = now, 0
+	}
+}
+
 // trackedConn runs functions once the connection is closed, however often Close is called.
 type trackedConn struct {
 	net.Conn
-	mu      sync.Mutex
-	closed  bool
-	onClose []func()
+	onFirstClose func()
+	mu           sync.Mutex
+	closed       bool
+	onClose      []func()
 }
 
 func (c *trackedConn) Close() error {
 	c.mu.Lock()
+	first := !c.closed
 	hooks := c.onClose
 	c.onClose, c.closed = nil, true
 	c.mu.Unlock()
 	err := c.Conn.Close()
+	if !first {
+		return err
+	}
+	if c.onFirstClose != nil {
+		c.onFirstClose()
+	}
 	for _, f := range hooks {
 		f()
 	}
