@@ -216,7 +216,9 @@ func (g *gateway) run(ctx context.Context, ln net.Listener) error {
 	}
 	serveErr := make(chan error, 1)
 	// The wrapped listener retries failed accepts (out of descriptors) instead of ending the server.
-	go func() { serveErr <- g.app.Listener(httpx.NewListener(ln, g.logger.With("component", "http"), g.cfg.HTTP.MaxConnections)) }()
+	go func() {
+		serveErr <- g.app.Listener(httpx.NewListener(ln, g.logger.With("component", "http"), g.cfg.HTTP.MaxConnections))
+	}()
 	g.logger.Info("chatgate is listening", "addr", ln.Addr().String(), "mode", g.modeName())
 
 	var err error
