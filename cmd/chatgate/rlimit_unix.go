@@ -23,11 +23,11 @@ func raiseOpenFilesLimit() (soft, hard uint64, raised bool, err error) {
 	return uint64(lim.Cur), uint64(lim.Max), raised, nil
 }
 
-// openFilesLimit reports the current limits.
-func openFilesLimit() (soft, hard uint64, raised bool, err error) {
+// openFilesLimit reports the current soft limit.
+func openFilesLimit() (soft uint64, err error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, 0, false, err
+		return 0, err
 	}
-	return uint64(lim.Cur), uint64(lim.Max), false, nil
+	return uint64(lim.Cur), nil
 }

@@ -159,7 +159,7 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 	g.streamGate = httpx.NewStreamGate(budget, cfg.HTTP.MaxStreamsPerIP, g.registry)
 	if m != modeWorker {
 		logger.Info("event streams bounded", "max", budget, "per_ip", cfg.HTTP.MaxStreamsPerIP)
-		if soft, _, _, err := openFilesLimit(); err == nil && uint64(cfg.HTTP.MaxConnections) > soft {
+		if soft, err := openFilesLimit(); err == nil && uint64(cfg.HTTP.MaxConnections) > soft {
 			logger.Warn("http.max_connections is above the open-files limit: descriptors run out first, and accepting then backs off until some close",
 				"max_connections", cfg.HTTP.MaxConnections, "open_files", soft)
 		}
@@ -180,7 +180,7 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 // descriptor from requests, Redis and the provider's API.
 func streamBudget(maxConnections int) int {
 	limit := maxConnections
-	if soft, _, _, err := openFilesLimit(); err == nil && soft > 0 {
+	if soft, err := openFilesLimit(); err == nil && soft > 0 {
 		byFiles := int(min(soft, uint64(1<<30)))
 		if limit <= 0 || byFiles < limit {
 			limit = byFiles
