@@ -1,8 +1,10 @@
 package web
 
 import (
+	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,10 +35,11 @@ type devTokenRequest struct {
 // every client look local.
 var proxyHeaders = []string{fiber.HeaderXForwardedFor, "X-Real-IP", "Forwarded", fiber.HeaderXForwardedHost}
 
-// loopbackOnly lets through requests whose TCP peer (not a header) is this host and that no proxy
-// forwarded.
+// loopbackOnly lets through requests whose TCP peer (not a header) is this host, addressed to this
+// host by name (a page of another site whose name was rebound to 127.0.0.1 sends its own Host), and
+// that no proxy forwarded.
 func loopbackOnly(c *fiber.Ctx) error {
-	if !c.Context().RemoteIP().IsLoopback() {
+	if !c.Context().RemoteIP().IsLoopback() || !loopbackHost(c.Hostname()) {
 		return errLoopbackOnly
 	}
 	for _, h := range proxyHeaders {
@@ -45,6 +48,19 @@ func loopbackOnly(c *fiber.Ctx) error {
 		}
 	}
 	return c.Next()
+}
+
+// loopbackHost reports whether host (without its port) names this host: localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // registerDevSignIn adds the sign-in picker's endpoints, only with an explicit env: development: anyone

@@ -146,6 +146,10 @@ func callURL(t *testing.T, method, url, body string, headers map[string]string) 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range headers {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -230,9 +234,16 @@ func TestDevelopmentSignInAnswersOnlyLoopbackClients(t *testing.T) {
 		}
 	}
 	base := serveLoopback(t, app)
-	for _, h := range []map[string]string{{"X-Forwarded-For": "203.0.113.7"}, {"X-Real-IP": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"}} {
+	for _, h := range []map[string]string{{"X-Forwarded-For": "203.0.113.7"}, {"X-Real-IP": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"},
+		{"Host": "evil.example"}, {"Host": "evil.example:8080"}, {"Host": "127.0.0.1.evil.example"}} { // a rebound name sends its own Host
 		if a := callURL(t, "POST", base+"/console/dev-token", `{"agent":"ana"}`, h); a.status != 403 || a.code(t) != "dev_signin_loopback_only" {
-			t.Errorf("dev-token through a proxy (%v): got %d %s, want 403 dev_signin_loopback_only", h, a.status, a.body)
+			t.Errorf("dev-token through a proxy or to another host (%v): got %d %s, want 403 dev_signin_loopback_only", h, a.status, a.body)
+		}
+	}
+	port := base[strings.LastIndexByte(base, ':'):]
+	for _, host := range []string{"localhost" + port, "LOCALHOST", "127.0.0.2" + port, "[::1]" + port} {
+		if a := callURL(t, "POST", base+"/console/dev-token", `{"agent":"ana"}`, map[string]string{"Host": host}); a.status != 200 {
+			t.Errorf("dev-token addressed to %s: got %d %s, want 200", host, a.status, a.body)
 		}
 	}
 }
