@@ -12,7 +12,9 @@ trap '[ -n "$gw_pid" ] && { kill $gw_pid 2>/dev/null; wait $gw_pid 2>/dev/null; 
 go build -o "$bin/chatgate" ./cmd/chatgate
 go build -o "$bin/streams" ./bench/streams
 port=$(go run ./scripts/freeport)
-CHATGATE_LISTEN=127.0.0.1:$port CHATGATE_REDIS_URL=redis://$CHATGATE_TEST_REDIS_ADDR/0 CHATGATE_CONFIG=configs/chatgate.yaml \
+# Every stream comes from 127.0.0.1: lift the per-address bound above n for this measurement.
+sed "s/max_streams_per_ip: [0-9]*/max_streams_per_ip: $((n + 10))/" configs/chatgate.yaml > "$bin/chatgate.yaml"
+CHATGATE_LISTEN=127.0.0.1:$port CHATGATE_REDIS_URL=redis://$CHATGATE_TEST_REDIS_ADDR/0 CHATGATE_CONFIG="$bin/chatgate.yaml" \
   "$bin/chatgate" serve 2>"$bin/gateway.log" & gw_pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 token=$("$bin/chatgate" token --agent ana --config configs/chatgate.yaml)

@@ -63,6 +63,9 @@ type HTTP struct {
 	WriteTimeout      time.Duration `yaml:"write_timeout" validate:"gte=0"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout" validate:"gte=0"`
 	MaxConnections    int           `yaml:"max_connections" validate:"gte=0"`
+	// MaxStreamsPerIP bounds the event streams (agents' and visitors') one client address holds open
+	// in one process; every stream also counts against MaxConnections.
+	MaxStreamsPerIP int `yaml:"max_streams_per_ip" validate:"gte=0"`
 	// TrustedProxies are the addresses (IPs or CIDRs) of the load balancers in front of the gateway;
 	// only a request from one of them has its client address read from ProxyHeader.
 	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr|ip"`
@@ -78,6 +81,8 @@ type Auth struct {
 	PreviousJWTSecret string        `yaml:"previous_jwt_secret"`
 	Issuer            string        `yaml:"issuer"`
 	DefaultTTL        time.Duration `yaml:"default_ttl" validate:"gte=0"`
+	// MaxTokenTTL refuses tokens that live longer (exp − iat, or exp − now without iat).
+	MaxTokenTTL time.Duration `yaml:"max_token_ttl" validate:"gte=0"`
 }
 
 // Presence tunes liveness and history.
@@ -202,5 +207,15 @@ type Site struct {
 	CallbackURL string `yaml:"callback_url" validate:"omitempty,url"`
 }
 
-// Development secrets shipped in the example file; serve refuses them in production.
+// Development placeholders shipped in the example file carry this marker; production refuses them.
 const devSecretMarker = "dev-only"
+
+// Environments. Without an explicit development the gateway is production: a missing setting never
+// opens the development sign-in or accepts the example's secrets.
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+)
+
+// Development reports whether the configuration explicitly asked for development.
+func (c *Config) Development() bool { return c.Env == EnvDevelopment }

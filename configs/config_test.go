@@ -109,7 +109,7 @@ func TestProductionRefusesDevelopmentSecrets(t *testing.T) {
 	if err == nil {
 		t.Fatal("production with the example's secrets was accepted")
 	}
-	for _, want := range []string{"auth.jwt_secret", "whatsapp.app_secret", "whatsapp.verify_token", "webchat.sites[0].secret", "redis.url"} {
+	for _, want := range []string{"auth.jwt_secret", "whatsapp.app_secret", "whatsapp.verify_token", "whatsapp.numbers[0].access_token", "webchat.sites[0].secret", "redis.url"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("production problems do not mention %s:\n%v", want, err)
 		}
@@ -117,7 +117,7 @@ func TestProductionRefusesDevelopmentSecrets(t *testing.T) {
 	env := map[string]string{
 		"CHATGATE_ENV": "production", "CHATGATE_AUTH_JWT_SECRET": "a-real-secret-1", "CHATGATE_WHATSAPP_APP_SECRET": "real-app",
 		"CHATGATE_WHATSAPP_VERIFY_TOKEN": "real-verify", "CHATGATE_WEBCHAT_SITES_SHOP_SECRET": "real-shop-secret",
-		"CHATGATE_REDIS_URL": "redis://127.0.0.1:6379/0",
+		"CHATGATE_REDIS_URL": "redis://127.0.0.1:6379/0", "CHATGATE_WHATSAPP_NUMBERS_100200300_ACCESS_TOKEN": "EAAreal",
 	}
 	if _, err := Parse(Example, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatalf("production with real secrets: %v", err)
@@ -159,6 +159,7 @@ func TestProxySettingsGoTogether(t *testing.T) {
 // only that key, without a path. Every problem is reported together now, each with its path.
 func TestDecodingAndValidationProblemsAreReportedTogether(t *testing.T) {
 	raw := `listen: ":8080"
+env: development
 auth: { jwt_secret: "short" }
 pause_reasons: [{ id: lunch, label: Lunch }]
 queues:
@@ -181,10 +182,10 @@ agents:
 		got[p.Path] = p.Message
 	}
 	for path, want := range map[string]string{
-		"queues[0].bogus":                       "unknown key (line 8)",
-		"agents[0].channels[whatsapp].colour":   "unknown key (line 12)",
-		"queues[1].channels":                    `is "webchat"; want a list (line 10)`,
-		"queues[0].offer_timeout":               `is "soon"; want a duration such as 30s (line 9)`,
+		"queues[0].bogus":                       "unknown key (line 9)",
+		"agents[0].channels[whatsapp].colour":   "unknown key (line 13)",
+		"queues[1].channels":                    `is "webchat"; want a list (line 11)`,
+		"queues[0].offer_timeout":               `is "soon"; want a duration such as 30s (line 10)`,
 		"auth.jwt_secret":                       "must be at least 8 characters long",
 		"queues[0].strategy":                    `is "fastest"; must be one of: longest_idle, least_busy, round_robin`,
 		"agents[0].channels[whatsapp].capacity": "must be 1 or more",

@@ -51,11 +51,15 @@ func Parse(raw []byte, env func(string) (string, bool)) (Config, error) {
 		return Config{}, ps
 	}
 	cfg.applyEnv(env)
+	envGiven := cfg.Env != ""
 	cfg.applyDefaults()
 	for _, p := range cfg.Validate() {
 		if !under(p.Path, badPaths) {
 			ps = append(ps, p)
 		}
+	}
+	if !envGiven && len(ps) > 0 {
+		ps = append(ps, Problem{"env", "is not set, so the gateway runs as production; for a development setup set env: development (or CHATGATE_ENV=development)"})
 	}
 	if len(ps) > 0 {
 		return cfg, ps
@@ -93,13 +97,25 @@ func (c *Config) applyEnv(env func(string) (string, bool)) {
 	}
 	for i := range c.WhatsApp.Numbers {
 		n := &c.WhatsApp.Numbers[i]
-		set(&n.AccessToken, "CHATGATE_WHATSAPP_NUMBERS_"+envName(n.PhoneNumberID)+"_ACCESS_TOKEN")
+		set(&n.AccessToken, NumberAccessTokenEnv(n.PhoneNumberID))
 	}
 	for i := range c.WebChat.Sites {
 		s := &c.WebChat.Sites[i]
-		set(&s.Secret, "CHATGATE_WEBCHAT_SITES_"+envName(s.ID)+"_SECRET")
+		set(&s.Secret, SiteSecretEnv(s.ID))
 		set(&s.PreviousSecret, "CHATGATE_WEBCHAT_SITES_"+envName(s.ID)+"_PREVIOUS_SECRET")
 	}
+}
+
+// NumberAccessTokenEnv names the variable that overrides a number's access token:
+// CHATGATE_WHATSAPP_NUMBERS_<PHONE_NUMBER_ID>_ACCESS_TOKEN.
+func NumberAccessTokenEnv(phoneNumberID string) string {
+	return "CHATGATE_WHATSAPP_NUMBERS_" + envName(phoneNumberID) + "_ACCESS_TOKEN"
+}
+
+// SiteSecretEnv names the variable that overrides a WebChat site's secret: CHATGATE_WEBCHAT_SITES_<ID>_SECRET,
+// the id upper-cased with '-' and '.' as '_'.
+func SiteSecretEnv(siteID string) string {
+	return "CHATGATE_WEBCHAT_SITES_" + envName(siteID) + "_SECRET"
 }
 
 // envName turns an id into the part of an environment variable name: shop-br → SHOP_BR.
@@ -122,7 +138,7 @@ func (c *Config) applyDefaults() {
 		c.Listen = ":8080"
 	}
 	if c.Env == "" {
-		c.Env = "development"
+		c.Env = EnvProduction
 	}
 	if c.Tenant == "" {
 		c.Tenant = "default"
@@ -141,7 +157,9 @@ func (c *Config) applyDefaults() {
 	def(&c.HTTP.WriteTimeout, 10*time.Second)
 	def(&c.HTTP.IdleTimeout, 60*time.Second)
 	defInt(&c.HTTP.MaxConnections, 262144)
+	defInt(&c.HTTP.MaxStreamsPerIP, 256)
 	def(&c.Auth.DefaultTTL, 12*time.Hour)
+	def(&c.Auth.MaxTokenTTL, 24*time.Hour)
 	if c.Auth.Issuer == "" {
 		c.Auth.Issuer = "chatgate"
 	}

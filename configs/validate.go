@@ -213,31 +213,46 @@ func (c *Config) references() Problems {
 	if c.ShutdownDelay > c.ShutdownGrace/2 {
 		ps = append(ps, Problem{"shutdown_delay", fmt.Sprintf("is %v; must be at most half of shutdown_grace (%v), leaving time to drain", c.ShutdownDelay, c.ShutdownGrace)})
 	}
+	if c.Auth.MaxTokenTTL > 0 && c.Auth.DefaultTTL > c.Auth.MaxTokenTTL {
+		ps = append(ps, Problem{"auth.default_ttl", fmt.Sprintf("is %v; must be at most auth.max_token_ttl (%v)", c.Auth.DefaultTTL, c.Auth.MaxTokenTTL)})
+	}
 	if len(c.Redis.Addrs) > 0 && c.Redis.URL != "" {
 		ps = append(ps, Problem{"redis", "set either url or addrs, not both"})
 	}
 	return ps
 }
 
-// productionSafety refuses the development secrets shipped in the example file.
+// productionSafety refuses, in production, every development placeholder of the example file (and
+// empty secrets); each problem names the variable that sets the real value.
 func (c *Config) productionSafety() Problems {
-	if c.Env != "production" {
+	if c.Env != EnvProduction {
 		return nil
 	}
 	var ps Problems
-	check := func(path, secret string) {
+	check := func(path, secret, variable string) {
 		if secret == "" || strings.Contains(secret, devSecretMarker) {
-			ps = append(ps, Problem{path, "is a development secret (or empty); set a real one (see the CHATGATE_… variable) in production"})
+			ps = append(ps, Problem{path, "is a development placeholder (or empty); in production set " + variable})
 		}
 	}
-	check("auth.jwt_secret", c.Auth.JWTSecret)
-	check("whatsapp.app_secret", c.WhatsApp.AppSecret)
-	check("whatsapp.verify_token", c.WhatsApp.VerifyToken)
+	previous := func(path, secret, variable string) {
+		if strings.Contains(secret, devSecretMarker) {
+			ps = append(ps, Problem{path, "is a development placeholder; in production set " + variable + " or leave it empty"})
+		}
+	}
+	check("auth.jwt_secret", c.Auth.JWTSecret, "CHATGATE_AUTH_JWT_SECRET")
+	previous("auth.previous_jwt_secret", c.Auth.PreviousJWTSecret, "CHATGATE_AUTH_PREVIOUS_JWT_SECRET")
+	check("whatsapp.app_secret", c.WhatsApp.AppSecret, "CHATGATE_WHATSAPP_APP_SECRET")
+	previous("whatsapp.previous_app_secret", c.WhatsApp.PreviousAppSecret, "CHATGATE_WHATSAPP_PREVIOUS_APP_SECRET")
+	check("whatsapp.verify_token", c.WhatsApp.VerifyToken, "CHATGATE_WHATSAPP_VERIFY_TOKEN")
+	for i, n := range c.WhatsApp.Numbers {
+		check(fmt.Sprintf("whatsapp.numbers[%d].access_token", i), n.AccessToken, NumberAccessTokenEnv(n.PhoneNumberID))
+	}
 	for i, s := range c.WebChat.Sites {
-		check(fmt.Sprintf("webchat.sites[%d].secret", i), s.Secret)
+		check(fmt.Sprintf("webchat.sites[%d].secret", i), s.Secret, SiteSecretEnv(s.ID))
+		previous(fmt.Sprintf("webchat.sites[%d].previous_secret", i), s.PreviousSecret, "CHATGATE_WEBCHAT_SITES_"+envName(s.ID)+"_PREVIOUS_SECRET")
 	}
 	if c.Redis.Embedded() {
-		ps = append(ps, Problem{"redis.url", "is empty: the embedded store keeps nothing and serves one process only; configure Redis in production"})
+		ps = append(ps, Problem{"redis.url", "is empty: the embedded store keeps nothing and serves one process only; in production set CHATGATE_REDIS_URL (or CHATGATE_REDIS_ADDRS)"})
 	}
 	return ps
 }

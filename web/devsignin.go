@@ -1,8 +1,10 @@
 package web
 
 import (
+	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,19 +17,58 @@ import (
 // devTokenTTL is short: a development token is for one sitting at the console.
 const devTokenTTL = 8 * time.Hour
 
-var errUnknownAgent = httpx.NewError(http.StatusNotFound, "agent_not_found", "no such agent in the configuration")
+var (
+	errUnknownAgent = httpx.NewError(http.StatusNotFound, "agent_not_found", "no such agent in the configuration")
+	errAgentOnly    = httpx.NewError(http.StatusForbidden, "dev_signin_agent_only",
+		"the development sign-in mints agent tokens only; mint others with `chatgate token --agent ID --role ROLE`")
+	errLoopbackOnly = httpx.NewError(http.StatusForbidden, "dev_signin_loopback_only",
+		"the development sign-in answers only clients on this host, reached directly")
+)
 
-// devTokenRequest asks for a token for a configured agent; role admin opens the operations view.
+// devTokenRequest asks for an agent token for a configured agent.
 type devTokenRequest struct {
 	Agent string `json:"agent" validate:"required,max=64,safeid"`
-	Role  string `json:"role" validate:"omitempty,oneof=agent supervisor admin"`
+	Role  string `json:"role" validate:"omitempty,max=16"`
 }
 
-// registerDevSignIn adds the sign-in picker's endpoints, in development only: anyone who can reach
-// them gets a token, so in production they do not exist (404 route_not_found like any unknown path)
-// and tokens come from the integrator's identity provider or `chatgate token`.
+// proxyHeaders mark a request that came through a proxy: a proxy on this host would otherwise make
+// every client look local.
+var proxyHeaders = []string{fiber.HeaderXForwardedFor, "X-Real-IP", "Forwarded", fiber.HeaderXForwardedHost}
+
+// loopbackOnly lets through requests whose TCP peer (not a header) is this host, addressed to this
+// host by name (a page of another site whose name was rebound to 127.0.0.1 sends its own Host), and
+// that no proxy forwarded.
+func loopbackOnly(c *fiber.Ctx) error {
+	if !c.Context().RemoteIP().IsLoopback() || !loopbackHost(c.Hostname()) {
+		return errLoopbackOnly
+	}
+	for _, h := range proxyHeaders {
+		if c.Get(h) != "" {
+			return errLoopbackOnly
+		}
+	}
+	return c.Next()
+}
+
+// loopbackHost reports whether host (without its port) names this host: localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// registerDevSignIn adds the sign-in picker's endpoints, only with an explicit env: development: anyone
+// who can reach them gets a token, so they mint agent tokens only, for configured agents, to clients on
+// this host. Otherwise they do not exist (404 route_not_found like any unknown path) and tokens come
+// from the integrator's identity provider or `chatgate token`.
 func registerDevSignIn(app *fiber.App, cfg *configs.Config) {
-	if cfg.Env == "production" {
+	if !cfg.Development() {
 		return
 	}
 	type agentEntry struct {
@@ -46,22 +87,21 @@ func registerDevSignIn(app *fiber.App, cfg *configs.Config) {
 		agents = append(agents, e)
 		known[a.ID] = true
 	}
-	app.Get("/console/dev-agents", func(c *fiber.Ctx) error {
+	app.Get("/console/dev-agents", loopbackOnly, func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"agents": agents})
 	})
-	app.Post("/console/dev-token", func(c *fiber.Ctx) error {
+	app.Post("/console/dev-token", loopbackOnly, func(c *fiber.Ctx) error {
 		var req devTokenRequest
 		if err := httpx.BindJSON(c, &req); err != nil {
 			return err
 		}
-		role := auth.RoleAgent
-		if req.Role != "" {
-			role = auth.Role(req.Role)
+		if req.Role != "" && req.Role != string(auth.RoleAgent) {
+			return errAgentOnly
 		}
-		// An operator signing in to /ops/ need not be an agent; an agent's token must name one.
-		if role != auth.RoleAdmin && !known[req.Agent] {
+		if !known[req.Agent] {
 			return errUnknownAgent
 		}
+		role := auth.RoleAgent
 		token, err := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, req.Agent, role, devTokenTTL, time.Now())
 		if err != nil {
 			return err

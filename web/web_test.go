@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -121,12 +123,50 @@ func TestPagesAreServedWithAStrictPolicy(t *testing.T) {
 	}
 }
 
+// serveLoopback serves app on a loopback port, so requests reach it from 127.0.0.1 as a developer's
+// browser does (app.Test's connection has no address).
+func serveLoopback(t *testing.T, app *fiber.App) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+func callURL(t *testing.T, method, url, body string, headers map[string]string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: b, header: map[string]string{}}
+}
+
 func TestDevelopmentSignIn(t *testing.T) {
 	cfg := testConfig(t, "development")
-	app := testApp(t, cfg, redistest.Client(t))
+	base := serveLoopback(t, testApp(t, cfg, redistest.Client(t)))
 	verifier := auth.NewVerifier(cfg.Auth.JWTSecret, "", cfg.Auth.Issuer)
 
-	a := call(t, app, "GET", "/console/dev-agents", "", "")
+	a := callURL(t, "GET", base+"/console/dev-agents", "", nil)
 	var agents struct {
 		Agents []struct {
 			ID       string   `json:"id"`
@@ -148,15 +188,17 @@ func TestDevelopmentSignIn(t *testing.T) {
 		errorCode string
 	}{
 		{`{"agent":"ana"}`, "ana", auth.RoleAgent, 200, ""},
-		{`{"agent":"bruno","role":"supervisor"}`, "bruno", auth.RoleSupervisor, 200, ""},
-		{`{"agent":"ops","role":"admin"}`, "ops", auth.RoleAdmin, 200, ""}, // an operator need not be an agent
+		{`{"agent":"bruno","role":"agent"}`, "bruno", auth.RoleAgent, 200, ""},
+		{`{"agent":"bruno","role":"supervisor"}`, "", "", 403, "dev_signin_agent_only"},
+		{`{"agent":"ops","role":"admin"}`, "", "", 403, "dev_signin_agent_only"},
+		{`{"agent":"ana","role":"admin"}`, "", "", 403, "dev_signin_agent_only"},
 		{`{"agent":"zoe"}`, "", "", 404, "agent_not_found"},
-		{`{"agent":"ana","role":"root"}`, "", "", 422, "validation_failed"},
+		{`{"agent":"ana","role":"root"}`, "", "", 403, "dev_signin_agent_only"},
 		{`{"agent":""}`, "", "", 422, "validation_failed"},
 		{`{"agent":"../x","role":"admin"}`, "", "", 422, "validation_failed"},
 		{`{"agent":`, "", "", 400, "invalid_json"},
 	} {
-		a := call(t, app, "POST", "/console/dev-token", "", tc.body)
+		a := callURL(t, "POST", base+"/console/dev-token", tc.body, nil)
 		if a.status != tc.status {
 			t.Errorf("dev-token %s: got %d %s, want %d", tc.body, a.status, a.body, tc.status)
 			continue
@@ -175,6 +217,43 @@ func TestDevelopmentSignIn(t *testing.T) {
 		if err != nil || p.Agent != tc.agent || p.Role != tc.role {
 			t.Errorf("dev-token %s: token verifies as %+v, %v; want %s/%s", tc.body, p, err, tc.agent, tc.role)
 		}
+	}
+}
+
+// The development sign-in answers only a TCP peer on this host that no proxy forwarded: a client
+// elsewhere (app.Test's connection is from 0.0.0.0) or one a local proxy forwards gets 403.
+func TestDevelopmentSignInAnswersOnlyLoopbackClients(t *testing.T) {
+	cfg := testConfig(t, "development")
+	app := testApp(t, cfg, redistest.Client(t))
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/console/dev-token", `{"agent":"ana"}`},
+		{"GET", "/console/dev-agents", ""},
+	} {
+		if a := call(t, app, tc.method, tc.path, "", tc.body); a.status != 403 || a.code(t) != "dev_signin_loopback_only" {
+			t.Errorf("%s %s from a remote address: got %d %s, want 403 dev_signin_loopback_only", tc.method, tc.path, a.status, a.body)
+		}
+	}
+	base := serveLoopback(t, app)
+	for _, h := range []map[string]string{{"X-Forwarded-For": "203.0.113.7"}, {"X-Real-IP": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"},
+		{"Host": "evil.example"}, {"Host": "evil.example:8080"}, {"Host": "127.0.0.1.evil.example"}} { // a rebound name sends its own Host
+		if a := callURL(t, "POST", base+"/console/dev-token", `{"agent":"ana"}`, h); a.status != 403 || a.code(t) != "dev_signin_loopback_only" {
+			t.Errorf("dev-token through a proxy or to another host (%v): got %d %s, want 403 dev_signin_loopback_only", h, a.status, a.body)
+		}
+	}
+	port := base[strings.LastIndexByte(base, ':'):]
+	for _, host := range []string{"localhost" + port, "LOCALHOST", "127.0.0.2" + port, "[::1]" + port} {
+		if a := callURL(t, "POST", base+"/console/dev-token", `{"agent":"ana"}`, map[string]string{"Host": host}); a.status != 200 {
+			t.Errorf("dev-token addressed to %s: got %d %s, want 200", host, a.status, a.body)
+		}
+	}
+}
+
+// Without an explicit env: development (a configuration built without env) there is no sign-in.
+func TestDevelopmentSignInNeedsAnExplicitDevelopment(t *testing.T) {
+	cfg := testConfig(t, "")
+	base := serveLoopback(t, testApp(t, cfg, redistest.Client(t)))
+	if a := callURL(t, "POST", base+"/console/dev-token", `{"agent":"ana"}`, nil); a.status != 404 || a.code(t) != "route_not_found" {
+		t.Errorf("dev-token without env: got %d %s, want 404 route_not_found", a.status, a.body)
 	}
 }
 

@@ -180,6 +180,25 @@ func (b *browser) signIn(base, page, who string) {
 	b.click("sign in as "+who, fmt.Sprintf(`#dev-picker button[data-agent=%q]`, who))
 }
 
+// signInWithToken pastes a token into the page's sign-in form, as an operator with a token from
+// `chatgate token` or an identity provider does.
+func (b *browser) signInWithToken(base, page, token string) {
+	b.t.Helper()
+	b.run("open "+page, chromedp.Navigate(base+page))
+	b.type_("paste the token", "#signin-form textarea[name=token]", token)
+	b.click("sign in with the token", "#signin-form button[type=submit]")
+}
+
+// cliToken mints a token the way an operator does, with `chatgate token` on the example configuration.
+func cliToken(t *testing.T, agent, role string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"token", "--config", "../../configs/chatgate.yaml", "--agent", agent, "--role", role, "--ttl", "1h"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("chatgate token --agent %s --role %s: exit %d: %s", agent, role, code, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
+
 // serverState asks the API, not the page, for a channel's state.
 func serverState(t *testing.T, base, token, channel string) string {
 	t.Helper()
@@ -407,7 +426,8 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	b := newBrowser(t)
-	b.signIn(tg.base, "/ops/", "ops")
+	// The development sign-in mints agent tokens only: the operator pastes an admin token.
+	b.signInWithToken(tg.base, "/ops/", cliToken(t, "ops", "admin"))
 	row := `document.querySelector('#task-queues tr[data-queue="templates"]')`
 	cell := func(col string) string { return row + `?.querySelector('[data-col="` + col + `"]')?.textContent` }
 	b.until("the outbound queues are listed", `['default', 'replies', 'templates'].every((q) => document.querySelector('#task-queues tr[data-queue="' + q + '"]'))`)
@@ -521,7 +541,9 @@ func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
 	cutter, base := newStreamCutter(t, tg.base)
 	b := newBrowser(t)
 
-	b.signIn(base, "/console/", "ana")
+	// Through the proxy the development sign-in is refused (it answers only direct loopback clients):
+	// the agent pastes a token.
+	b.signInWithToken(base, "/console/", cliToken(t, "ana", "agent"))
 	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
 	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
 	// The login's presence.changed event gives the page an event id to resume from.

@@ -142,7 +142,7 @@ func TestServeInProductionWithDevelopmentSecretsExits(t *testing.T) {
 	if code := run(ctx, []string{"serve", "--config", "../../configs/chatgate.yaml", "--listen", addr}, &bytes.Buffer{}, &stderr); code != exitInvalid {
 		t.Fatalf("serve in production with the example's secrets: exit %d, want %d\n%s", code, exitInvalid, stderr.String())
 	}
-	for _, want := range []string{"auth.jwt_secret: is a development secret", "whatsapp.app_secret", "webchat.sites[0].secret", "redis.url: is empty"} {
+	for _, want := range []string{"auth.jwt_secret: is a development placeholder (or empty); in production set CHATGATE_AUTH_JWT_SECRET", "whatsapp.app_secret", "webchat.sites[0].secret", "redis.url: is empty"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("serve's message lacks %q:\n%s", want, stderr.String())
 		}

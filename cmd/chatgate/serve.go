@@ -66,6 +66,8 @@ type gateway struct {
 	// WebChat (wire.go): the visitors' event log and the shared webhook metrics.
 	webchatEvents  *webchat.EventLog
 	webhookMetrics *webhooks.Metrics
+	// streamGate bounds the event streams of every kind this process holds.
+	streamGate *httpx.StreamGate
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mode) int {
@@ -92,7 +94,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mo
 	logger, logs := newLogger(cfg.Log, stderr)
 	defer logs.Close()
 	logger.Info("configuration loaded", "source", path, "env", cfg.Env, "tenant", cfg.Tenant)
+	if cfg.Development() && m != modeWorker {
+		logger.Warn("DEVELOPMENT MODE: the console's sign-in picker mints agent tokens for anyone on this host, "+
+			"and the configuration's development secrets are accepted; never expose this process",
+			"endpoints", "/console/dev-agents, /console/dev-token", "env", cfg.Env)
+	}
 
+	soft, hard, raised, err := raiseOpenFilesLimit()
+	if err != nil {
+		logger.Warn("open files limit unknown", "err", err)
+	} else {
+		logger.Info("open files limit", "soft", soft, "hard", hard, "raised_to_hard", raised)
+	}
 	g, err := newGateway(ctx, cfg, m, logger)
 	if err != nil {
 		logger.Error("start failed", "err", err)
@@ -123,7 +136,12 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 
 	g.registry = prometheus.NewRegistry()
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g.verifier = auth.NewVerifier(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.Auth.Issuer)
+	agents := make(map[string]bool, len(cfg.Agents))
+	for _, a := range cfg.Agents {
+		agents[a.ID] = true
+	}
+	g.verifier = auth.NewVerifier(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.Auth.Issuer).
+		WithMaxTTL(cfg.Auth.MaxTokenTTL).WithAgents(func(agent string) bool { return agents[agent] })
 
 	g.app = httpx.NewApp(httpx.Options{
 		Logger:      logger.With("component", "http"),
@@ -142,6 +160,15 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		Ready:           g.ready,
 		ReadyDetail:     g.readyDetail,
 	})
+	budget := streamBudget(cfg.HTTP.MaxConnections)
+	g.streamGate = httpx.NewStreamGate(budget, cfg.HTTP.MaxStreamsPerIP, g.registry)
+	if m != modeWorker {
+		logger.Info("event streams bounded", "max", budget, "per_ip", cfg.HTTP.MaxStreamsPerIP)
+		if soft, err := openFilesLimit(); err == nil && uint64(cfg.HTTP.MaxConnections) > soft {
+			logger.Warn("http.max_connections is above the open-files limit: descriptors run out first, and accepting then backs off until some close",
+				"max_connections", cfg.HTTP.MaxConnections, "open_files", soft)
+		}
+	}
 	g.app.Get("/metrics", g.verifier.Middleware(), auth.Require(auth.RoleAdmin), httpx.MetricsHandler(g.registry))
 	g.tasks = tasks.NewServer(store.Client, logger, tasks.Options{Concurrency: cfg.Outbound.Concurrency, ShutdownTimeout: shutdownBudget(cfg.ShutdownGrace).handBack,
 		RetryDelay: tasks.Backoff(cfg.Outbound.RetryBase, cfg.Outbound.RetryMax)})
@@ -151,6 +178,23 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		return nil, err
 	}
 	return g, nil
+}
+
+// streamBudget is how many event streams one process may hold: three quarters of http.max_connections
+// and of the open-files limit, whichever is lower, so that streams never take every connection or
+// descriptor from requests, Redis and the provider's API.
+func streamBudget(maxConnections int) int {
+	limit := maxConnections
+	if soft, err := openFilesLimit(); err == nil && soft > 0 {
+		byFiles := int(min(soft, uint64(1<<30)))
+		if limit <= 0 || byFiles < limit {
+			limit = byFiles
+		}
+	}
+	if limit <= 0 {
+		return 0
+	}
+	return max(1, limit/4*3)
 }
 
 // ready fails while shutting down or while Redis cannot be reached.
@@ -193,7 +237,10 @@ func (g *gateway) run(ctx context.Context, ln net.Listener) error {
 		started++
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.app.Listener(ln) }()
+	// The wrapped listener retries failed accepts (out of descriptors) instead of ending the server.
+	go func() {
+		serveErr <- g.app.Listener(httpx.NewListener(ln, g.logger.With("component", "http"), g.cfg.HTTP.MaxConnections))
+	}()
 	g.logger.Info("chatgate is listening", "addr", ln.Addr().String(), "mode", g.modeName())
 
 	var err error

@@ -34,6 +34,15 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	if *ttl == 0 {
 		*ttl = cfg.Auth.DefaultTTL
 	}
+	// The gateway would refuse these tokens; say so now rather than hand out one that fails later.
+	if _, known := cfg.Agent(*agent); role == auth.RoleAgent && !known {
+		fmt.Fprintf(stderr, "chatgate token: agent %q is not configured (agents: in the configuration); the gateway refuses agent tokens for it\n", *agent)
+		return exitInvalid
+	}
+	if *ttl < 0 || *ttl > cfg.Auth.MaxTokenTTL {
+		fmt.Fprintf(stderr, "chatgate token: --ttl %v is outside 0…auth.max_token_ttl (%v); the gateway refuses longer tokens\n", *ttl, cfg.Auth.MaxTokenTTL)
+		return exitInvalid
+	}
 	token, err := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, *agent, role, *ttl, time.Now())
 	if err != nil {
 		fmt.Fprintln(stderr, "chatgate token:", err)

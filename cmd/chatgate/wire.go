@@ -70,7 +70,7 @@ func (g *gateway) wire() error {
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
 	router.SetAutoReplier(outboundSvc)
 	g.wireWebChat(v1, router, outboundSvc, webchatSender)
-	v1.Get("/agents/:id/events", streams.Handler())
+	v1.Get("/agents/:id/events", g.streamGate.Handler(), streams.Handler())
 
 	// The embedded pages: the agent console, the operations view and their endpoints.
 	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
@@ -138,6 +138,8 @@ func (g *gateway) wireWebChat(v1 fiber.Router, router *routing.Router, replies *
 	provider := webchathook.New(cfg.WebChat.Sites, webchathook.Options{Tolerance: cfg.WebChat.TimestampTolerance,
 		MaxMessageLength: cfg.WebChat.MaxMessageLength, MaxAttachments: cfg.WebChat.MaxAttachments, Clock: g.clock})
 	webhooks.NewHandler("webchat", provider, router, g.logger, g.webhookMetrics).Register(g.app)
+	// Before the widget's routes, so a visitor's stream takes its slot first.
+	g.app.Use("/webchat/v1/events", g.streamGate.Handler())
 	widget := webchat.NewHandler(g.store.Client, g.keys, cfg, webchat.Options{Intake: router, Statuses: router,
 		Events: g.webchatEvents, Messages: provider, Logger: g.logger, KeepAlive: cfg.Events.KeepAlive,
 		Tokens: webchat.NewTokens(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.WebChat.VisitorTokenTTL, g.clock.Now)})

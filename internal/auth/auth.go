@@ -2,6 +2,8 @@
 package auth
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,15 +70,36 @@ var (
 	errWrongAlg      = errors.New("unexpected signing method")
 	errNoSubject     = errors.New("token has no subject")
 	errUnknownRole   = errors.New("token has an unknown role")
+	errUnknownAgent  = errors.New("token names an agent that is not configured")
+	errTooLong       = errors.New("token lives longer than the configured maximum")
+	errMalformed     = errors.New("token is malformed")
 	principalLocal   = "chatgate.principal"
 	signingAlgorithm = jwt.SigningMethodHS256
 )
+
+// leeway absorbs clock skew between the minting host and this one.
+const leeway = 5 * time.Second
 
 // Verifier checks tokens against the current secret and, during rotation, the previous one.
 type Verifier struct {
 	secrets [][]byte
 	issuer  string
 	parser  *jwt.Parser
+	maxTTL  time.Duration
+	known   func(agent string) bool
+}
+
+// WithMaxTTL refuses tokens that live longer than d: exp − iat, or exp − now when iat is missing.
+func (v *Verifier) WithMaxTTL(d time.Duration) *Verifier {
+	v.maxTTL = d
+	return v
+}
+
+// WithAgents refuses agent tokens whose subject is not a configured agent (known reports it).
+// Supervisor and admin tokens name a person who need not take cards, so any subject is theirs.
+func (v *Verifier) WithAgents(known func(agent string) bool) *Verifier {
+	v.known = known
+	return v
 }
 
 // NewVerifier builds a Verifier; previous may be empty.
@@ -85,7 +108,8 @@ func NewVerifier(secret, previous, issuer string) *Verifier {
 	if previous != "" {
 		v.secrets = append(v.secrets, []byte(previous))
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{signingAlgorithm.Alg()}), jwt.WithExpirationRequired(), jwt.WithLeeway(5 * time.Second)}
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{signingAlgorithm.Alg()}), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithLeeway(leeway)}
 	if issuer != "" {
 		opts = append(opts, jwt.WithIssuer(issuer))
 	}
@@ -114,6 +138,21 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		if claims.Role.rank() == 0 {
 			return Principal{}, errUnknownRole
 		}
+		if err := strictDates(token); err != nil {
+			return Principal{}, err
+		}
+		if v.maxTTL > 0 {
+			from := time.Now()
+			if claims.IssuedAt != nil {
+				from = claims.IssuedAt.Time
+			}
+			if claims.ExpiresAt.Time.Sub(from) > v.maxTTL+leeway {
+				return Principal{}, errTooLong
+			}
+		}
+		if claims.Role == RoleAgent && v.known != nil && !v.known(claims.Subject) {
+			return Principal{}, errUnknownAgent
+		}
 		p := Principal{Agent: claims.Subject, Role: claims.Role}
 		if claims.ExpiresAt != nil {
 			p.ExpiresAt = claims.ExpiresAt.Time
@@ -121,6 +160,33 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		return p, nil
 	}
 	return Principal{}, lastErr
+}
+
+// strictDates refuses exp, iat and nbf that are not JSON numbers. RFC 7519 makes a NumericDate a
+// number, but golang-jwt also reads a string such as "9999999999" as one.
+func strictDates(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errMalformed
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return errMalformed
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return errMalformed
+	}
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		raw, ok := claims[name]
+		if !ok {
+			continue
+		}
+		if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+			return fmt.Errorf("token claim %s is not a NumericDate", name)
+		}
+	}
+	return nil
 }
 
 // Mint signs a token for an agent; used by `chatgate token`, scripts and tests.

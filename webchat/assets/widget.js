@@ -97,6 +97,7 @@
     });
   }
 
+  var retryDelay = 2000;
   function connect() {
     if (stream) stream.close();
     var url = base + "/webchat/v1/events?token=" + encodeURIComponent(session.token) +
@@ -108,11 +109,20 @@
     });
     stream.addEventListener("typing", function () { head.textContent = "Agent is typing…"; setTimeout(function () { head.textContent = "Chat with us"; }, 3000); });
     stream.addEventListener("conversation.closed", function (e) { lastId = e.lastEventId || lastId; note("The conversation was closed. Write again to start a new one."); });
-    stream.onerror = function () {
+    var es = stream;
+    es.onopen = function () { retryDelay = 2000; };
+    es.onerror = function () {
       // EventSource reconnects by itself with Last-Event-ID; an expired token needs a new session.
       if (session && new Date(session.expires_at) <= new Date()) {
-        stream.close();
+        es.close();
         start().then(connect, function (err) { note(err.message); });
+        return;
+      }
+      // A refusal (429 or 503 while the gateway is at its stream bounds) closes an EventSource for
+      // good: try again later, backing off.
+      if (es.readyState === EventSource.CLOSED && es === stream) {
+        setTimeout(function () { if (es === stream) connect(); }, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 60000);
       }
     };
   }

@@ -81,14 +81,15 @@ const chatgate = (() => {
     fetch("/console/dev-agents", { cache: "no-store" }).then((r) => r.ok ? r.json() : null).then((data) => {
       if (!data) return;
       const list = picker.querySelector("[data-agents]");
-      const entries = role === "admin" ? [{ id: "ops", name: "Operator (admin)" }] : data.agents;
+      // Only agent tokens come from the picker; the operations view shows how to mint an admin token.
+      const entries = role === "agent" ? data.agents : [];
       for (const a of entries) {
         list.append(el("li", {}, el("button", {
           type: "button", "data-agent": a.id,
           onclick: async () => {
             try {
               const res = await fetch("/console/dev-token", { method: "POST", headers: { "Content-Type": "application/json" },
-                body: JSON.stringify({ agent: a.id, role: role }) });
+                body: JSON.stringify({ agent: a.id }) });
               const body = await res.json();
               if (!res.ok) throw new ApiError(res.status, body);
               tryToken(body.token);
