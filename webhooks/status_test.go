@@ -47,7 +47,8 @@ func outbound(t *testing.T, client *redis.Client, url string, router *routing.Ro
 	if status, resp := post(t, url, in, signed(in)); status != 200 {
 		t.Fatalf("customer message: %d %s", status, resp)
 	}
-	convID := client.Get(ctx, "cg:{t}:convopen:whatsapp:100200300:5511999990001").Val()
+	contact := client.Get(ctx, "cg:{t}:ident:whatsapp:phone:5511999990001").Val()
+	convID := client.Get(ctx, "cg:{t}:convopen:whatsapp:100200300:"+contact).Val()
 	m, err := router.RecordOutbound(ctx, convID, "ana", "text", "olá", nil)
 	if err != nil {
 		t.Fatal(err)
