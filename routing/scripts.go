@@ -287,7 +287,7 @@ return out
 //
 // KEYS[1] message HASH, KEYS[2] pmsg key of the provider message id (written when ARGV[7] is 1)
 // ARGV: 1 new status, 2 at ms, 3 provider message id ("" to keep), 4 error code, 5 error title,
-// 6 error details, 7 index the provider id 1|0, 8 index TTL s, 9 prefix
+// 6 error details, 7 index the provider id 1|0, 8 index TTL s, 9 prefix, 10 error message, 11 error summary
 // Returns {"ok", conversation's agent, message fields…} / {"stale", current, message fields…} / {"not_found"}:
 // the caller tells the agent without reading anything again.
 var statusScript = redis.NewScript(`
@@ -302,7 +302,7 @@ local new = ARGV[1]
 -- failure came before the provider accepted it (no provider id): it goes back to queued.
 local retry = new == 'queued' and cur == 'failed' and (redis.call('HGET', KEYS[1], 'provider_message_id') or '') == ''
 if retry then
-  redis.call('HDEL', KEYS[1], 'error_code', 'error_title', 'error_details')
+  redis.call('HDEL', KEYS[1], 'error_code', 'error_title', 'error_details', 'error_message', 'error_summary')
 elseif cur == 'failed' or (cur == 'read' and new == 'failed') or (new ~= 'failed' and rank[new] <= rank[cur]) then
   local out = {'stale', cur}
   for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(out, v) end
@@ -312,7 +312,8 @@ redis.call('HSET', KEYS[1], 'status', new, 'status_at', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'provider_message_id', ARGV[3]) end
 if ARGV[7] == '1' then redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'id'), 'EX', ARGV[8]) end
 if new == 'failed' then
-  redis.call('HSET', KEYS[1], 'error_code', ARGV[4], 'error_title', ARGV[5], 'error_details', ARGV[6])
+  redis.call('HSET', KEYS[1], 'error_code', ARGV[4], 'error_title', ARGV[5], 'error_details', ARGV[6],
+    'error_message', ARGV[10], 'error_summary', ARGV[11])
 end
 local agent = redis.call('HGET', ARGV[9] .. 'conv:' .. (redis.call('HGET', KEYS[1], 'conversation_id') or ''), 'agent') or ''
 local out = {'ok', agent}

@@ -63,9 +63,11 @@ func (r *Router) applyStatus(ctx context.Context, messageID, channel string, u S
 	if at.IsZero() {
 		at = r.clock.Now()
 	}
-	code, title, details := "", "", ""
+	code, title, details, message, summary := "", "", "", "", ""
 	if u.Error != nil {
-		code, title, details = strconv.Itoa(u.Error.Code), u.Error.Title, u.Error.Details
+		e := *u.Error
+		e.summarize()
+		code, title, details, message, summary = strconv.Itoa(e.Code), e.Title, e.Details, e.Message, e.Summary
 	}
 	index, pmsgKey := "0", r.keys.pmsg("none", messageID)
 	if u.ProviderMessageID != "" {
@@ -78,7 +80,7 @@ func (r *Router) applyStatus(ctx context.Context, messageID, channel string, u S
 		index, pmsgKey = "1", r.keys.pmsg(channel, u.ProviderMessageID)
 	}
 	out, err := statusScript.Run(ctx, r.client, []string{r.keys.msg(messageID), pmsgKey}, u.State, at.UnixMilli(),
-		u.ProviderMessageID, code, title, details, index, int64(dedupTTL/time.Second), r.keys.prefix()).StringSlice()
+		u.ProviderMessageID, code, title, details, index, int64(dedupTTL/time.Second), r.keys.prefix(), message, summary).StringSlice()
 	if err != nil {
 		return Message{}, false, fmt.Errorf("status: %w", err)
 	}
