@@ -285,5 +285,3 @@ func TestCampaignDoesNotDelayReplies(t *testing.T) {
 	t.Logf("replies done after %d of 150 templates", templatesSent)
 	e.waitFor("the campaign", 60*time.Second, func() bool { return len(e.fake.Calls()) >= 155 })
 }
-
-
