@@ -128,7 +128,8 @@
   // ---- cards and conversations ----
 
   function statusText(m) {
-    if (m.status === "failed" && m.error) return "failed: " + (m.error.title || "error") + " (" + m.error.code + ")";
+    // The gateway's sentence (Meta's code, title and details, or plain words); older records have none.
+    if (m.status === "failed" && m.error) return "failed: " + (m.error.summary || ((m.error.title || "error") + " (" + m.error.code + ")"));
     return m.status || "";
   }
 
