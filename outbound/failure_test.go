@@ -31,7 +31,7 @@ func TestFailureReasonsForTheAgent(t *testing.T) {
 		{"throttled to the end", exhausted(fmt.Errorf("wrapped: %w", throttled), 11).Summary, 130429,
 			"Not sent: WhatsApp kept limiting how fast this number may send (130429 Rate limit hit: Cloud API message throughput has been reached.) through 11 attempts. Send it again later."},
 		{"5xx to the end", exhausted(outage, 4).Summary, 131016,
-			"Not sent: WhatsApp kept answering with a temporary error (131016 Service unavailable: (#131016) Service unavailable) through 4 attempts. Send it again later."},
+			"Not sent: WhatsApp kept answering with a temporary error (131016 Service unavailable) through 4 attempts. Send it again later."},
 		{"unreachable to the end", exhausted(timeout, 4).Summary, 0,
 			"Not sent: WhatsApp could not be reached or did not answer through 4 attempts. Send it again later."},
 		{"our rate to the end", exhausted(tasks.Defer(time.Minute, errors.New("rate limit")), 4).Summary, 0,

@@ -106,9 +106,14 @@ func (e MessageError) Describe() string {
 		}
 		b.WriteString(e.Title)
 	}
-	explain := e.Details
-	if explain == "" && !strings.EqualFold(e.Message, e.Title) {
-		explain = e.Message
+	// The details, else the message; neither when it only repeats the title (Meta's messages
+	// read "(#131047) Re-engagement message").
+	explain := ""
+	for _, s := range []string{e.Details, e.Message} {
+		if s != "" && !strings.EqualFold(strings.TrimPrefix(s, "(#"+strconv.Itoa(e.Code)+") "), e.Title) {
+			explain = s
+			break
+		}
 	}
 	if explain != "" {
 		if b.Len() > 0 {
