@@ -2,10 +2,12 @@
 # Outbound benchmark: sends per second through the whole path — HTTP 202 → queue → worker → the fake
 # Cloud API → "sent" — for chatgate (asynq) and for the same sends through BullMQ (bench/bullmq), on
 # the same throwaway Redis and the same fake provider, alternating rounds. Loopback only.
-# Usage: bench/outbound.sh [requests per round] [rounds] [concurrency]   e.g. bench/outbound.sh 5000 3 32
+# Usage: bench/outbound.sh [requests per round] [rounds] [concurrency] [per customer]   e.g. bench/outbound.sh 5000 3 32 5
+# per customer > 1 sends that many templates to each customer: they join one conversation, which
+# chatgate sends in order (the BullMQ side has no such order and sends them as they come).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-5000}; rounds=${2:-3}; conns=${3:-32}
+n=${1:-5000}; rounds=${2:-3}; conns=${3:-32}; per=${4:-1}
 . scripts/redis-for-tests.sh
 bin=$(mktemp -d)
 pids=()
@@ -52,7 +54,7 @@ run_chatgate() {
   "$bin/chatgate" serve --config "$bin/bench.yaml" 2>>"$bin/gateway.log" & local pid=$!; pids+=($pid)
   wait_http "http://127.0.0.1:$gw_port/readyz"
   "$bin/sendload" -url "http://127.0.0.1:$gw_port/v1/conversations" -fake "http://127.0.0.1:$fake_port" \
-    -n "$n" -c "$conns" -secret bench-secret-of-enough-length -agents "$agents" -numbers 100200300,100200301 -offset "$1"
+    -n "$n" -c "$conns" -per-customer "$per" -secret bench-secret-of-enough-length -agents "$agents" -numbers 100200300,100200301 -offset "$1"
   echo "  messages sent in Redis: $(redis-cli -p "$redis_port" eval "local n=0 for _,k in ipairs(redis.call('KEYS','cg:{bench}:msg:*')) do if redis.call('HGET',k,'status')=='sent' then n=n+1 end end return n" 0)"
   stop_pid "$pid"
 }
@@ -62,7 +64,7 @@ run_bullmq() {
     --api "http://127.0.0.1:$fake_port" --token bench-token --concurrency 20 >>"$bin/bullmq.log" 2>&1 & local pid=$!; pids+=($pid)
   wait_http "http://127.0.0.1:$node_port/send"
   "$bin/sendload" -url "http://127.0.0.1:$node_port/send" -fake "http://127.0.0.1:$fake_port" \
-    -n "$n" -c "$conns" -numbers 100200300,100200301 -offset "$1"
+    -n "$n" -c "$conns" -per-customer "$per" -numbers 100200300,100200301 -offset "$1"
   echo "  completed jobs: $(redis-cli -p "$redis_port" zcard bull:templates:completed)"
   stop_pid "$pid"
 }

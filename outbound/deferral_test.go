@@ -115,7 +115,7 @@ func TestLastAttemptDeferredFailsTheMessage(t *testing.T) {
 		return paced != ""
 	})
 	m := e.message(paced)
-	if m.Error == nil || !strings.Contains(m.Error.Title, "rate limit") {
+	if m.Error == nil || m.Error.Title != "Sending rate" || !strings.Contains(m.Error.Summary, "sending rate kept the message waiting") {
 		t.Fatalf("failure: %+v", m.Error)
 	}
 	if got := e.pub.statuses("ana", paced); len(got) != 1 || got[0] != "failed" {

@@ -146,7 +146,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.startWorker(client, o.recipientInterval)
 	}
 
-	e.svc = outbound.NewService(router, asynq.NewClientFromRedisClient(client), cfg, slog.New(slog.DiscardHandler))
+	e.svc = outbound.NewService(router, outbound.NewSequencer(client, ks, asynq.NewClientFromRedisClient(client), router, nil), cfg,
+		slog.New(slog.DiscardHandler))
 	verifier := auth.NewVerifier(secret, "", "")
 	e.app = httpx.NewApp(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
 	v1 := e.app.Group("/v1", verifier.Middleware())
@@ -168,7 +169,8 @@ func (e *env) startWorker(shared *redis.Client, recipientInterval time.Duration)
 	limits := outbound.NewLimits(client, keyspace.New("t"), rates, recipientInterval)
 	srv := tasks.NewServer(client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 8, ShutdownTimeout: time.Second,
 		RetryDelay: func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond }})
-	outbound.NewWorker(e.router, api, limits, outbound.WorkerOptions{Tokens: map[string]string{number: token}}).Register(srv)
+	seq := outbound.NewSequencer(client, keyspace.New("t"), asynq.NewClientFromRedisClient(client), e.router, slog.New(slog.DiscardHandler))
+	outbound.NewWorker(e.router, api, limits, outbound.WorkerOptions{Tokens: map[string]string{number: token}, Sequencer: seq}).Register(srv)
 	if err := srv.Start(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -648,6 +650,30 @@ func TestFailureClasses(t *testing.T) {
 		}
 	})
 
+	t.Run("Meta's words reach the agent, nothing internal", func(t *testing.T) {
+		details := "Message failed to send because more than 24 hours have passed since the customer last replied to this number."
+		e.fake.AddRule(fakeapi.Rule{Recipient: "+5511999990016", Code: 131047, Message: "Re-engagement message", Details: details})
+		id := start("+5511999990016")
+		m := e.waitStatus(id, "failed")
+		want := routing.MessageError{Code: 131047, Title: "Re-engagement message", Message: "(#131047) Re-engagement message",
+			Details: details, Summary: "131047 Re-engagement message: " + details}
+		if m.Error == nil || *m.Error != want {
+			t.Fatalf("stored failure %+v, want %+v", m.Error, want)
+		}
+		// The message.status event carries the same words.
+		e.pub.mu.Lock()
+		var told *routing.MessageError
+		for _, ev := range e.pub.events["ana"] {
+			if em, ok := ev.Message.(routing.Message); ok && ev.Type == routing.EventMessageStatus && em.ID == id {
+				told = em.Error
+			}
+		}
+		e.pub.mu.Unlock()
+		if told == nil || *told != want {
+			t.Fatalf("ana was told %+v", told)
+		}
+	})
+
 	t.Run("permanent, then Retry now by an operator: sent once", func(t *testing.T) {
 		rule, _ := e.fake.AddRule(fakeapi.RejectRecipient("+5511999990015", 131026))
 		id := start("+5511999990015")
@@ -716,8 +742,15 @@ func TestFailureClasses(t *testing.T) {
 		e.fake.AddRule(fakeapi.Rule{Recipient: "+5511999990014", Status: 500})
 		id := start("+5511999990014")
 		m := e.waitStatus(id, "failed")
-		if !strings.Contains(m.Error.Title, "gave up after 4 attempts") {
+		// Meta's words and a plain sentence; nothing internal (HTTP status, trace id, Go error).
+		if m.Error.Code != 131000 || m.Error.Title != "Something went wrong" || m.Error.Details != "injected by the fake" ||
+			!strings.Contains(m.Error.Summary, "temporary error (131000 Something went wrong: injected by the fake) through 4 attempts") {
 			t.Fatalf("failure: %+v", m.Error)
+		}
+		for _, internal := range []string{"HTTP", "fbtrace", "whatsapp:", "gave up", "transient"} {
+			if strings.Contains(m.Error.Summary+m.Error.Title+m.Error.Message, internal) {
+				t.Fatalf("the agent would read %q: %+v", internal, m.Error)
+			}
 		}
 		if got := e.attempts("5511999990014"); got != 4 {
 			t.Fatalf("tried %d times with max_retry 3", got)
@@ -812,7 +845,8 @@ func TestAutomaticMessagesGoThroughTheWorkers(t *testing.T) {
 	// The router reads its queues at construction; a fresh one sees the message.
 	router := routing.NewRouter(e.client, keyspace.New("t"), e.cfg, routing.Options{Clock: e.clock, Publisher: e.pub, Pauser: e.presence})
 	t.Cleanup(router.Shutdown)
-	svc := outbound.NewService(router, asynq.NewClientFromRedisClient(e.client), e.cfg, slog.New(slog.DiscardHandler))
+	svc := outbound.NewService(router, outbound.NewSequencer(e.client, keyspace.New("t"), asynq.NewClientFromRedisClient(e.client), router, nil),
+		e.cfg, slog.New(slog.DiscardHandler))
 	router.SetAutoReplier(svc)
 	if _, err := router.Deliver(context.Background(), []routing.Inbound{{Channel: "whatsapp", EntryPoint: number,
 		ContactID: "5511955554444", ContactPhone: "5511955554444", ProviderMessageID: "wamid.night", At: e.clock.Now(), Kind: "text", Text: "oi"}}); err != nil {

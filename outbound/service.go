@@ -9,16 +9,16 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/routing"
 )
 
-// Enqueuer puts tasks on asynq (*asynq.Client).
+// Enqueuer admits a send at the end of its conversation's sequence and puts it on asynq
+// (*ordered.Sequencer).
 type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+	Enqueue(ctx context.Context, t ordered.Task) error
 }
 
 // Accepted is the answer to a new conversation or a reply: the message is durably queued.
@@ -276,7 +276,7 @@ func (w whatsappSender) SendReply(ctx context.Context, conv routing.Conversation
 		to = conv.Contact.ID // a conversation opened before contacts: its contact id was the user id
 	}
 	send := Send{MessageID: msg.ID, ConversationID: conv.ID, PhoneNumberID: conv.EntryPoint, To: to}
-	var task *asynq.Task
+	var task ordered.Task
 	var err error
 	if msg.Kind == "text" {
 		send.Text = msg.Text
@@ -295,13 +295,14 @@ func (w whatsappSender) SendReply(ctx context.Context, conv routing.Conversation
 	return w.s.enqueue(ctx, task)
 }
 
-// enqueue puts a send on asynq. An id conflict means the task already exists: the send is queued.
-func (s *Service) enqueue(ctx context.Context, task *asynq.Task) error {
-	_, err := s.enqueuer.EnqueueContext(ctx, task)
-	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
+// enqueue puts a send on asynq behind the conversation's earlier sends. An id conflict means the
+// task already exists: the send is queued.
+func (s *Service) enqueue(ctx context.Context, task ordered.Task) error {
+	err := s.enqueuer.Enqueue(ctx, task)
+	if err == nil {
 		return nil
 	}
-	s.logger.Error("could not enqueue a send", "type", task.Type(), "err", err)
+	s.logger.Error("could not enqueue a send", "type", task.Type, "err", err)
 	return err
 }
 

@@ -3,10 +3,12 @@ package outbound
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/tasks"
 )
 
@@ -59,45 +61,57 @@ type TaskOptions struct {
 	Timeout  time.Duration
 }
 
-func newTask(typ, queue string, s Send, o TaskOptions) (*asynq.Task, error) {
-	if s.MessageID == "" {
-		return nil, fmt.Errorf("outbound: a task needs a message id")
+func newTask(typ, queue string, s Send, o TaskOptions) (ordered.Task, error) {
+	if s.MessageID == "" || s.ConversationID == "" {
+		return ordered.Task{}, fmt.Errorf("outbound: a task needs a message and a conversation id")
 	}
 	payload, err := json.Marshal(s)
 	if err != nil {
-		return nil, err
+		return ordered.Task{}, err
 	}
-	opts := []asynq.Option{asynq.TaskID(TaskID(s.MessageID)), asynq.Queue(queue), asynq.MaxRetry(o.MaxRetry),
-		asynq.Retention(taskRetention)}
+	opts := []asynq.Option{asynq.MaxRetry(o.MaxRetry), asynq.Retention(taskRetention)}
 	if o.Timeout > 0 {
 		opts = append(opts, asynq.Timeout(o.Timeout))
 	}
-	return asynq.NewTask(typ, payload, opts...), nil
+	// The conversation is the sequence: its messages reach the provider in the order accepted.
+	return ordered.Task{Key: s.ConversationID, Queue: queue, ID: TaskID(s.MessageID), Type: typ, Payload: payload, Opts: opts}, nil
 }
 
 // TaskID is the asynq task id of a message's send: one message, one task, whatever retries happen.
 func TaskID(messageID string) string { return "msg:" + messageID }
 
+// messageOfTask is the message id of a send's task id, or "".
+func messageOfTask(taskID string) string {
+	id, ok := strings.CutPrefix(taskID, "msg:")
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+// SequenceName names the outbound sequences in Redis (one per conversation).
+const SequenceName = "outbound"
+
 // NewTemplateTask is the task that sends a template message.
-func NewTemplateTask(s Send, o TaskOptions) (*asynq.Task, error) {
+func NewTemplateTask(s Send, o TaskOptions) (ordered.Task, error) {
 	if s.Template == nil {
-		return nil, fmt.Errorf("outbound: a template task needs a template")
+		return ordered.Task{}, fmt.Errorf("outbound: a template task needs a template")
 	}
 	return newTask(TypeTemplate, tasks.QueueTemplates, s, o)
 }
 
 // NewTextTask is the task that sends a free-text reply.
-func NewTextTask(s Send, o TaskOptions) (*asynq.Task, error) {
+func NewTextTask(s Send, o TaskOptions) (ordered.Task, error) {
 	if s.Text == "" {
-		return nil, fmt.Errorf("outbound: a text task needs text")
+		return ordered.Task{}, fmt.Errorf("outbound: a text task needs text")
 	}
 	return newTask(TypeText, tasks.QueueReplies, s, o)
 }
 
 // NewMediaTask is the task that sends an attachment.
-func NewMediaTask(s Send, o TaskOptions) (*asynq.Task, error) {
+func NewMediaTask(s Send, o TaskOptions) (ordered.Task, error) {
 	if s.Media == nil {
-		return nil, fmt.Errorf("outbound: a media task needs media")
+		return ordered.Task{}, fmt.Errorf("outbound: a media task needs media")
 	}
 	return newTask(TypeMedia, tasks.QueueReplies, s, o)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/routing"
@@ -34,6 +35,7 @@ type Worker struct {
 	sender   Sender
 	limits   *Limits
 	tokens   map[string]string // phone number id → access token
+	sequence *ordered.Sequencer
 	logger   *slog.Logger
 	metrics  workerMetrics
 	// inlineWait is the longest rate-limit wait spent holding the worker; longer ones defer the task.
@@ -50,7 +52,9 @@ type workerMetrics struct {
 
 // WorkerOptions are the worker's collaborators.
 type WorkerOptions struct {
-	Tokens     map[string]string
+	Tokens map[string]string
+	// Sequencer keeps each conversation's sends in order (NewSequencer); required.
+	Sequencer  *ordered.Sequencer
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -60,7 +64,7 @@ func NewWorker(statuses Statuses, sender Sender, limits *Limits, o WorkerOptions
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	w := &Worker{statuses: statuses, sender: sender, limits: limits, tokens: o.Tokens,
+	w := &Worker{statuses: statuses, sender: sender, limits: limits, tokens: o.Tokens, sequence: o.Sequencer,
 		logger: o.Logger.With("component", "outbound"), inlineWait: time.Second, sendReserve: 2 * time.Second,
 		metrics: workerMetrics{
 			sends: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_outbound_sends_total",
@@ -76,11 +80,15 @@ func NewWorker(statuses Statuses, sender Sender, limits *Limits, o WorkerOptions
 	return w
 }
 
-// Register mounts the worker on the process's asynq server.
+// Register mounts the worker on the process's asynq server, behind the conversations' order.
 func (w *Worker) Register(srv *tasks.Server) {
-	srv.Handle(TypeTemplate, w)
-	srv.Handle(TypeText, w)
-	srv.Handle(TypeMedia, w)
+	if w.sequence == nil {
+		panic("outbound: the worker needs WorkerOptions.Sequencer")
+	}
+	h := w.sequence.Handler(w)
+	srv.Handle(TypeTemplate, h)
+	srv.Handle(TypeText, h)
+	srv.Handle(TypeMedia, h)
 }
 
 // ProcessTask sends one message. A message whose status moved past queued was sent by an earlier
@@ -99,7 +107,7 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		// asynq archives a task on its last attempt whatever the error, an uncounted deferral too:
 		// the message would stay queued and the agent never hear of it.
 		w.metrics.sends.WithLabelValues("failed").Inc()
-		w.fail(ctx, s.MessageID, 0, fmt.Sprintf("gave up after %d attempts: %v", retried+1, err))
+		w.fail(ctx, s.MessageID, exhausted(err, retried+1), err)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	return err
@@ -128,13 +136,16 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	}
 	out, err := w.message(typ, s)
 	if err != nil {
-		w.fail(ctx, s.MessageID, 0, err.Error())
+		w.fail(ctx, s.MessageID, routing.MessageError{Title: "Not sent",
+			Summary: "The message could not be built for WhatsApp and was not sent."}, err)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	token, ok := w.tokens[s.PhoneNumberID]
 	if !ok {
-		w.fail(ctx, s.MessageID, 0, "the sending number is not configured")
-		return fmt.Errorf("%w: number %s is not configured", asynq.SkipRetry, s.PhoneNumberID)
+		err := fmt.Errorf("number %s is not configured", s.PhoneNumberID)
+		w.fail(ctx, s.MessageID, routing.MessageError{Title: "Sending number not configured",
+			Summary: "The WhatsApp number of this conversation is not configured for sending; tell an administrator."}, err)
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	if err := w.waitTurn(ctx, s, last); err != nil {
 		return err
@@ -148,22 +159,14 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 		w.record(ctx, s.MessageID, routing.StatusUpdate{State: "sent", ProviderMessageID: res.MessageID})
 		return nil
 	}
-	var perr *whatsapp.Error
-	errors.As(err, &perr)
 	if whatsapp.IsPermanent(err) || last {
 		w.metrics.sends.WithLabelValues("failed").Inc()
-		code, title := 0, err.Error()
-		if perr != nil {
-			code, title = perr.Code, perr.Title
-			if title == "" {
-				title = perr.Message
-			}
-		}
+		reason := refused(err)
 		if !whatsapp.IsPermanent(err) {
 			retried, _ := asynq.GetRetryCount(ctx)
-			title = fmt.Sprintf("gave up after %d attempts: %v", retried+1, err)
+			reason = exhausted(err, retried+1)
 		}
-		w.fail(ctx, s.MessageID, code, title)
+		w.fail(ctx, s.MessageID, reason, err)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	w.metrics.sends.WithLabelValues("retry").Inc()
@@ -256,6 +259,8 @@ func (w *Worker) record(ctx context.Context, id string, u routing.StatusUpdate) 
 	}
 }
 
-func (w *Worker) fail(ctx context.Context, id string, code int, title string) {
-	w.record(ctx, id, routing.StatusUpdate{State: "failed", Error: &routing.MessageError{Code: code, Title: title}})
+// fail records the agent's reason on the message; the internal cause goes to the log only.
+func (w *Worker) fail(ctx context.Context, id string, reason routing.MessageError, cause error) {
+	w.logger.Warn("send failed", "message_id", id, "code", reason.Code, "err", cause)
+	w.record(ctx, id, routing.StatusUpdate{State: "failed", Error: &reason})
 }

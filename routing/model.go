@@ -3,6 +3,7 @@ package routing
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -102,12 +103,53 @@ type Message struct {
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
-// MessageError is the provider's reason for a failed message, in the provider's words.
+// MessageError is why a message failed, in the provider's words: its code, title, message and
+// details (Meta's error_data.details), and Summary, one sentence for the agent. Internal details
+// (HTTP statuses, trace ids, attempts' errors) stay in the logs.
 type MessageError struct {
 	Code    int    `json:"code"`
 	Title   string `json:"title,omitempty"`
 	Message string `json:"message,omitempty"`
 	Details string `json:"details,omitempty"`
+	Summary string `json:"summary,omitempty"`
+}
+
+// summarize fills Summary, when empty, with Describe.
+func (e *MessageError) summarize() {
+	if e.Summary == "" {
+		e.Summary = e.Describe()
+	}
+}
+
+// Describe says the provider's words in one line: "131047 Re-engagement message: more than 24
+// hours have passed…" (code, title, then the details or else the message).
+func (e MessageError) Describe() string {
+	var b strings.Builder
+	if e.Code != 0 {
+		b.WriteString(strconv.Itoa(e.Code))
+	}
+	if e.Title != "" {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(e.Title)
+	}
+	// The details, else the message; neither when it only repeats the title (Meta's messages
+	// read "(#131047) Re-engagement message").
+	explain := ""
+	for _, s := range []string{e.Details, e.Message} {
+		if s != "" && !strings.EqualFold(strings.TrimPrefix(s, "(#"+strconv.Itoa(e.Code)+") "), e.Title) {
+			explain = s
+			break
+		}
+	}
+	if explain != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(explain)
+	}
+	return b.String()
 }
 
 func msTime(s string) time.Time {
@@ -152,7 +194,8 @@ func messageFrom(h map[string]string) Message {
 		m.Payload = json.RawMessage(p)
 	}
 	if c, err := strconv.Atoi(h["error_code"]); err == nil {
-		m.Error = &MessageError{Code: c, Title: h["error_title"], Message: h["error_message"], Details: h["error_details"]}
+		m.Error = &MessageError{Code: c, Title: h["error_title"], Message: h["error_message"], Details: h["error_details"],
+			Summary: h["error_summary"]}
 	}
 	if c, err := strconv.Atoi(h["warning_code"]); err == nil {
 		m.Warning = &MessageError{Code: c, Title: h["warning_title"], Message: h["warning_message"], Details: h["warning_details"]}

@@ -87,7 +87,7 @@ func KnownStatus(state string) bool {
 const statusLua = `
 local rank = {queued = 1, sent = 2, delivered = 3, read = 4, played = 5}
 local order = {queued = 0, sent = 1, delivered = 2, read = 3, played = 4, failed = 5, warning = 6, deleted = 7}
-local function apply(k, st, at, code, title, message, details)
+local function apply(k, st, at, code, title, message, details, summary)
   local h = redis.call('HMGET', k, 'id', 'direction', 'status', 'provider_message_id', 'deleted_at', 'warning_code')
   if not h[1] then return 'not_found' end
   if h[2] ~= 'out' then return 'inbound' end
@@ -106,7 +106,7 @@ local function apply(k, st, at, code, title, message, details)
   -- failed is final, but for one case: an operator runs an archived send again ("Retry now") whose
   -- failure came before the provider accepted it (no provider id): it goes back to queued.
   if st == 'queued' and cur == 'failed' and (h[4] or '') == '' then
-    redis.call('HDEL', k, 'error_code', 'error_title', 'error_message', 'error_details')
+    redis.call('HDEL', k, 'error_code', 'error_title', 'error_message', 'error_details', 'error_summary')
     redis.call('HSET', k, 'status', 'queued', 'status_at', at)
     return 'ok'
   end
@@ -115,7 +115,7 @@ local function apply(k, st, at, code, title, message, details)
   if st == 'failed' then
     if cr >= rank.read then return 'stale' end
     redis.call('HSET', k, 'status', 'failed', 'status_at', at, 'error_code', code, 'error_title', title,
-      'error_message', message, 'error_details', details)
+      'error_message', message, 'error_details', details, 'error_summary', summary)
     return 'ok'
   end
   if rank[st] <= cr then return 'stale' end
@@ -134,7 +134,7 @@ local function drain(k, list)
     return a.i < b.i
   end)
   for _, v in ipairs(kept) do
-    apply(k, v.s, tostring(v.at or ''), tostring(v.code or ''), tostring(v.title or ''), tostring(v.message or ''), tostring(v.details or ''))
+    apply(k, v.s, tostring(v.at or ''), tostring(v.code or ''), tostring(v.title or ''), tostring(v.message or ''), tostring(v.details or ''), tostring(v.summary or ''))
   end
   redis.call('DEL', list)
 end
@@ -156,12 +156,13 @@ end
 // KEYS[1] message HASH, KEYS[2] pmsg key of the provider id, KEYS[3] its pending LIST, KEYS[4] the
 // pending index ZSET
 // ARGV: 1 status, 2 at ms, 3 provider message id ("" to keep), 4 error code, 5 error title,
-// 6 error message, 7 error details, 8 index the provider id 1|0, 9 index TTL s, 10 prefix
+// 6 error message, 7 error details, 8 index the provider id 1|0, 9 index TTL s, 10 prefix,
+// 11 error summary (one sentence for the agent)
 // Returns {"ok"|"stale", conversation's agent (when ok), message fields…} / {"inbound"} /
 // {"unknown"} / {"not_found"}: the caller tells the agent without reading anything again.
 var statusScript = redis.NewScript(statusLua + `
 local k = KEYS[1]
-local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11])
 if res ~= 'ok' and res ~= 'stale' then return {res} end
 if res == 'ok' and ARGV[3] ~= '' then redis.call('HSET', k, 'provider_message_id', ARGV[3]) end
 if res == 'ok' and ARGV[8] == '1' then
@@ -181,13 +182,13 @@ return reply(res, k, ARGV[10])
 //
 // KEYS[1] pmsg key, KEYS[2] its pending LIST, KEYS[3] the pending index ZSET (list key → expiry ms)
 // ARGV: 1 status, 2 at ms, 3 error code, 4 title, 5 message, 6 details, 7 prefix, 8 pending TTL s,
-// 9 most per id, 10 most ids, 11 now ms
+// 9 most per id, 10 most ids, 11 now ms, 12 error summary
 // Returns statusScript's answers, or {"pending"} / {"dropped"}.
 var providerStatusScript = redis.NewScript(statusLua + `
 local id = redis.call('GET', KEYS[1])
 if id then
   local k = ARGV[7] .. 'msg:' .. id
-  local res = apply(k, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+  local res = apply(k, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[12])
   if res ~= 'ok' and res ~= 'stale' then return {res} end
   return reply(res, k, ARGV[7])
 end
@@ -202,7 +203,7 @@ if not redis.call('ZSCORE', KEYS[3], KEYS[2]) then
 elseif redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[9]) then
   return {'dropped'}
 end
-redis.call('RPUSH', KEYS[2], cjson.encode({s = ARGV[1], at = ARGV[2], code = ARGV[3], title = ARGV[4], message = ARGV[5], details = ARGV[6]}))
+redis.call('RPUSH', KEYS[2], cjson.encode({s = ARGV[1], at = ARGV[2], code = ARGV[3], title = ARGV[4], message = ARGV[5], details = ARGV[6], summary = ARGV[12]}))
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[3], now + ttl * 1000, KEYS[2])
 return {'pending'}
@@ -212,7 +213,7 @@ return {'pending'}
 // the message's agent. It reports whether the status changed anything.
 func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpdate) (Message, bool, error) {
 	at := r.statusTime(u)
-	code, title, message, details := errorArgs(u.Error)
+	code, title, message, details, summary := errorArgs(u.Error)
 	index, channel := "0", "none"
 	if u.ProviderMessageID != "" {
 		if h, err := r.client.HGet(ctx, r.keys.msg(messageID), "channel").Result(); err == nil {
@@ -226,7 +227,7 @@ func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpd
 	}
 	out, err := statusScript.Run(ctx, r.client, []string{r.keys.msg(messageID), r.keys.pmsg(channel, pid),
 		r.keys.pendingStatuses(channel, pid), r.keys.pendingIndex()}, u.State, at.UnixMilli(), u.ProviderMessageID,
-		code, title, message, details, index, int64(dedupTTL/time.Second), r.keys.prefix()).StringSlice()
+		code, title, message, details, index, int64(dedupTTL/time.Second), r.keys.prefix(), summary).StringSlice()
 	if err != nil {
 		return Message{}, false, fmt.Errorf("status: %w", err)
 	}
@@ -244,11 +245,11 @@ func (r *Router) ApplyProviderStatus(ctx context.Context, channel, providerMessa
 		return Message{}, StatusUnknown, nil
 	}
 	at := r.statusTime(u)
-	code, title, message, details := errorArgs(u.Error)
+	code, title, message, details, summary := errorArgs(u.Error)
 	list := r.keys.pendingStatuses(channel, providerMessageID)
 	out, err := providerStatusScript.Run(ctx, r.client, []string{r.keys.pmsg(channel, providerMessageID), list, r.keys.pendingIndex()},
 		u.State, at.UnixMilli(), code, title, message, details, r.keys.prefix(), int64(pendingStatusTTL/time.Second),
-		pendingPerMessage, pendingStatusesMax, r.clock.Now().UnixMilli()).StringSlice()
+		pendingPerMessage, pendingStatusesMax, r.clock.Now().UnixMilli(), summary).StringSlice()
 	if err != nil {
 		return Message{}, "", fmt.Errorf("status: %w", err)
 	}
@@ -267,11 +268,13 @@ func (r *Router) statusTime(u StatusUpdate) time.Time {
 	return u.At
 }
 
-func errorArgs(e *MessageError) (code, title, message, details string) {
+func errorArgs(e *MessageError) (code, title, message, details, summary string) {
 	if e == nil {
-		return "", "", "", ""
+		return "", "", "", "", ""
 	}
-	return strconv.Itoa(e.Code), e.Title, e.Message, e.Details
+	c := *e
+	c.summarize()
+	return strconv.Itoa(c.Code), c.Title, c.Message, c.Details, c.Summary
 }
 
 // statusResult reads a status script's answer and tells the agent of a change.

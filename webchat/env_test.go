@@ -134,7 +134,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := widget.Start(); err != nil {
 		t.Fatal(err)
 	}
-	svc := outbound.NewService(router, enqueuer, cfg, logger)
+	svc := outbound.NewService(router, outbound.NewSequencer(client, ks, enqueuer, router, logger), cfg, logger)
 	svc.SetSender("webchat", sender)
 	v1 := app.Group("/v1", auth.NewVerifier(jwtSecret, "", "").Middleware())
 	routing.NewHandler(router, cfg).Register(v1)

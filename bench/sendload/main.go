@@ -1,5 +1,5 @@
-// Command sendload drives the outbound benchmark: it sends N new-conversation requests (each to a new
-// customer) to chatgate's POST /v1/conversations or to the BullMQ comparison's POST /send, at a fixed
+// Command sendload drives the outbound benchmark: it sends N new-conversation requests (to a new
+// customer each, or -per-customer to each) to chatgate's POST /v1/conversations or to the BullMQ comparison's POST /send, at a fixed
 // concurrency, then waits until the fake Cloud API has accepted every one of them, and prints the
 // throughput of the whole path. It only talks to loopback addresses.
 package main
@@ -31,6 +31,7 @@ func main() {
 	agents := flag.String("agents", "", "comma-separated agent ids to send as, round robin")
 	numbers := flag.String("numbers", "100200300", "comma-separated phone number ids to send from, round robin")
 	offset := flag.Int("offset", 0, "first customer number, so rounds do not reuse customers")
+	perCustomer := flag.Int("per-customer", 1, "consecutive requests to the same customer (one conversation, sent in order by chatgate)")
 	flag.Parse()
 
 	for _, u := range []string{*target, *fake} {
@@ -40,6 +41,7 @@ func main() {
 		}
 	}
 	*n = min(*n, 100000)
+	*perCustomer = max(*perCustomer, 1)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc}}
 	agentIDs := strings.Split(*agents, ",")
 	numberIDs := strings.Split(*numbers, ",")
@@ -80,12 +82,14 @@ func main() {
 				if i >= *n {
 					return
 				}
+				// One customer's requests share the agent and the number: they join one conversation.
+				c := i / *perCustomer
 				body := fmt.Sprintf(`{"channel":"whatsapp","to":"+5521%09d","phone_number_id":%q,`+
 					`"template":{"name":"order_update","language":"pt_BR","body_params":["Cliente","#%d"]}}`,
-					*offset+i, numberIDs[i%len(numberIDs)], i)
+					*offset+c, numberIDs[c%len(numberIDs)], i)
 				req, _ := http.NewRequest("POST", *target, strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
-				if tok := tokens[i%len(tokens)]; tok != "" {
+				if tok := tokens[c%len(tokens)]; tok != "" {
 					req.Header.Set("Authorization", "Bearer "+tok)
 				}
 				t0 := time.Now()

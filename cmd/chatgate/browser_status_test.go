@@ -94,7 +94,7 @@ func TestConsoleStatusesDeclineAndDotsInTheBrowser(t *testing.T) {
 	status(first, "deleted")
 	b.until("the deletion shown beside the status", shown(0)+` === 'played · deleted'`)
 	status(second, "failed")
-	b.until("failed with the reason shown", shown(1)+` === 'failed: Message not delivered to maintain healthy ecosystem engagement (131049)'
+	b.until("failed with the reason shown", shown(1)+` === 'failed: 131049 Message not delivered to maintain healthy ecosystem engagement'
 		&& document.querySelectorAll('.messages li.out')[1].querySelector('[data-status]').classList.contains('failed')`)
 	b.shot("failed")
 }

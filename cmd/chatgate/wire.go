@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/outbound"
@@ -36,7 +37,9 @@ func (g *gateway) wire() error {
 	})
 	presenceStore.AddListener(router)
 	presenceStore.AddListener(routing.PresenceEvents{Publisher: events})
-	if err := g.wireOutboundWorker(router); err != nil {
+	// One sequencer per process: the service enqueues through it, the workers are gated by it.
+	sends := outbound.NewSequencer(g.store.Client, g.keys, g.enqueuer, router, logger)
+	if err := g.wireOutboundWorker(router, sends); err != nil {
 		return err
 	}
 	webchatSender := g.wireWebChatWorker(router)
@@ -66,7 +69,7 @@ func (g *gateway) wire() error {
 	v1 := g.app.Group("/v1", g.verifier.Middleware())
 	presence.NewHandler(presenceStore, cfg).Register(v1)
 	routing.NewHandler(router, cfg).Register(v1)
-	outboundSvc := outbound.NewService(router, g.enqueuer, cfg, logger)
+	outboundSvc := outbound.NewService(router, sends, cfg, logger)
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
 	router.SetAutoReplier(outboundSvc)
 	g.wireWebChat(v1, router, outboundSvc, webchatSender)
@@ -93,7 +96,7 @@ func (g *gateway) wireResetWatcher(router *routing.Router) {
 }
 
 // wireOutboundWorker mounts the WhatsApp send workers: every process runs them (serve and worker).
-func (g *gateway) wireOutboundWorker(router *routing.Router) error {
+func (g *gateway) wireOutboundWorker(router *routing.Router, sends *ordered.Sequencer) error {
 	cfg := &g.cfg
 	timeout := cfg.Outbound.SendTimeout
 	if timeout <= 0 {
@@ -112,7 +115,7 @@ func (g *gateway) wireOutboundWorker(router *routing.Router) error {
 		tokens[n.PhoneNumberID] = n.AccessToken
 	}
 	limits := outbound.NewLimits(g.store.Client, g.keys, rates, cfg.Outbound.RecipientInterval)
-	outbound.NewWorker(router, client, limits, outbound.WorkerOptions{Tokens: tokens, Logger: g.logger, Registerer: g.registry}).Register(g.tasks)
+	outbound.NewWorker(router, client, limits, outbound.WorkerOptions{Tokens: tokens, Sequencer: sends, Logger: g.logger, Registerer: g.registry}).Register(g.tasks)
 	return nil
 }
 

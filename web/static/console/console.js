@@ -162,7 +162,8 @@
 
   function statusText(m) {
     let s = m.status || "";
-    if (m.status === "failed" && m.error) s = "failed: " + (m.error.title || "error") + " (" + m.error.code + ")";
+    // The gateway's sentence (Meta's code, title and details, or plain words); older records have none.
+    if (m.status === "failed" && m.error) s = "failed: " + (m.error.summary || ((m.error.title || "error") + " (" + m.error.code + ")"));
     // Marks beside the status: Meta's warning about a sent message, and its deletion from the chat.
     if (m.warning) s += " · warning: " + (m.warning.title || m.warning.message || "") + " (" + m.warning.code + ")";
     if (m.deleted_at) s += " · deleted";

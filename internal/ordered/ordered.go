@@ -1,0 +1,384 @@
+// Package ordered runs the asynq tasks of one key (a conversation, a subscription's conversation…)
+// one at a time, in the order they were enqueued, across any number of workers and processes.
+//
+// Enqueue admits a task at the end of its key's sequence (a Redis ZSET numbered by a per-key
+// counter) and then enqueues it; a task that is not the head is enqueued scheduled, to sleep until
+// its turn. The handler wrapper lets only the head through, under a lease renewed while it works.
+// When the head finishes for good (done, or failed with no retry left) it leaves the sequence and
+// wakes the next; when it fails and will be retried it keeps its place and frees the lease. A task
+// that runs out of turn (its fallback timer fired) is put back without using up an attempt. Keys of
+// different values are independent, so they run in parallel.
+//
+// Crashes: a lease left by a dead worker expires after Lease; asynq gives the dead worker's task
+// back (its own lease expiry and recoverer) and the head runs again. A head whose task asynq no
+// longer holds as runnable (never enqueued because the process died between admission and enqueue,
+// archived by asynq's recoverer, deleted by an operator) is skipped by the next task that finds it
+// unleased LostAfter after its admission, and reported through Options.OnSkip.
+//
+// The handlers must run on an internal/tasks server, whose retry policy honours the uncounted
+// deferral (tasks.Defer) the wrapper uses for a task out of turn.
+package ordered
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/tasks"
+)
+
+// HeaderKey is the task header carrying the sequence key; a task without it runs unordered.
+const HeaderKey = "chatgate-ordered-key"
+
+// Options tune a sequencer; zero values take the defaults.
+type Options struct {
+	// Lease is how long the head's claim lasts without renewal (renewed every third of it while
+	// the handler runs): the longest a crashed worker holds its key up by itself. Default 15 s.
+	Lease time.Duration
+	// Recheck is how long a task out of turn sleeps before it looks again, should no wake-up
+	// reach it. Default 5 s.
+	Recheck time.Duration
+	// LostAfter is how long after its admission an unleased head may be checked and skipped when
+	// asynq holds no runnable task for it. Default 30 s.
+	LostAfter time.Duration
+	// IdleTTL bounds how long a sequence's keys live without an admission. Default 7 days.
+	IdleTTL time.Duration
+	// OnSkip is told of a head skipped as lost (state: "missing", "archived", "completed").
+	OnSkip func(ctx context.Context, it Item, state string)
+	Logger *slog.Logger
+}
+
+// Item is one task of a sequence.
+type Item struct {
+	Key    string
+	Queue  string
+	TaskID string
+}
+
+func (it Item) member() string { return it.Queue + " " + it.TaskID }
+
+func itemOf(key, member string) Item {
+	q, id, _ := strings.Cut(member, " ")
+	return Item{Key: key, Queue: q, TaskID: id}
+}
+
+// Task is what Enqueue puts on asynq: Opts must not set the queue or the task id (they are Queue
+// and ID here).
+type Task struct {
+	Key     string
+	Queue   string
+	ID      string
+	Type    string
+	Payload []byte
+	Opts    []asynq.Option
+}
+
+// Enqueuer puts tasks on asynq (*asynq.Client).
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Sequencer admits, gates and advances the sequences of one name (its keys: ord:<name>:<key>:…).
+type Sequencer struct {
+	client    redis.UniversalClient
+	keys      keys
+	name      string
+	enqueuer  Enqueuer
+	inspector *asynq.Inspector
+	opts      Options
+	logger    *slog.Logger
+}
+
+// New builds a sequencer on the shared Redis client.
+func New(client redis.UniversalClient, space keyspace.Space, name string, enqueuer Enqueuer, o Options) *Sequencer {
+	if o.Lease <= 0 {
+		o.Lease = 15 * time.Second
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = 5 * time.Second
+	}
+	if o.LostAfter <= 0 {
+		o.LostAfter = 30 * time.Second
+	}
+	if o.IdleTTL <= 0 {
+		o.IdleTTL = 7 * 24 * time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Sequencer{client: client, keys: keys{space}, name: name, enqueuer: enqueuer,
+		inspector: asynq.NewInspectorFromRedisClient(client), opts: o, logger: o.Logger.With("component", "ordered", "sequence", name)}
+}
+
+// ErrNotYourTurn is the reason of a deferral: an earlier task of the key is not finished.
+var ErrNotYourTurn = errors.New("waiting for an earlier task of the same key")
+
+// Enqueue admits t at the end of its key's sequence and enqueues it. Enqueuing the same task again
+// (its id already taken) keeps its place and succeeds. On an error nothing stays admitted.
+func (s *Sequencer) Enqueue(ctx context.Context, t Task) error {
+	if t.Key == "" || t.ID == "" || t.Queue == "" || strings.Contains(t.Queue, " ") {
+		return fmt.Errorf("ordered: a task needs a key, an id and a queue without spaces")
+	}
+	it := Item{Key: t.Key, Queue: t.Queue, TaskID: t.ID}
+	head, err := admitScript.Run(ctx, s.client, s.keys.all(s.name, t.Key), it.member(), time.Now().UnixMilli(),
+		s.opts.IdleTTL.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("ordered: admit: %w", err)
+	}
+	opts := append(append([]asynq.Option{}, t.Opts...), asynq.Queue(t.Queue), asynq.TaskID(t.ID))
+	if head == 0 {
+		// Asleep until the task before it wakes it; the timer only covers a lost wake-up.
+		opts = append(opts, asynq.ProcessIn(s.opts.Recheck))
+	}
+	task := asynq.NewTaskWithHeaders(t.Type, t.Payload, map[string]string{HeaderKey: t.Key})
+	if _, err := s.enqueuer.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		next, rerr := s.remove(context.WithoutCancel(ctx), it, "cancel", "")
+		if rerr != nil {
+			s.logger.Warn("could not withdraw an item that was not enqueued", "key", t.Key, "task_id", t.ID, "err", rerr)
+		}
+		s.wake(ctx, next)
+		return fmt.Errorf("ordered: enqueue: %w", err)
+	}
+	if head == 0 {
+		// The task before may have finished between admission and enqueue, and found nothing to
+		// wake: look again now that the task exists.
+		if s.isHead(ctx, it) {
+			s.wake(ctx, it)
+		}
+	}
+	return nil
+}
+
+// Handler wraps h so that the tasks enqueued by Enqueue run in their key's order.
+func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		key := t.Headers()[HeaderKey]
+		if key == "" {
+			return h.ProcessTask(ctx, t)
+		}
+		id, _ := asynq.GetTaskID(ctx)
+		queue, _ := asynq.GetQueueName(ctx)
+		it := Item{Key: key, Queue: queue, TaskID: id}
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		// asynq archives a task whose attempts are used up whatever it returns, a deferral too.
+		last := retried >= maxRetry
+		token := newToken()
+		for {
+			st, err := s.claim(ctx, it, token)
+			if err != nil {
+				return err
+			}
+			var wait time.Duration
+			switch st.state {
+			case "gone":
+				// Not (or no longer) in the sequence: it finished before and runs again after a
+				// crash, or an operator runs it again. The handler knows what was already done.
+				return h.ProcessTask(ctx, t)
+			case "go":
+				return s.run(ctx, it, token, last, h, t)
+			case "busy":
+				wait = st.leaseLeft
+			case "wait":
+				if !st.leased && s.skipLost(ctx, key, st.head, st.admittedAt) {
+					continue
+				}
+				wait = s.opts.Recheck
+			}
+			if !last {
+				return tasks.Defer(wait, ErrNotYourTurn)
+			}
+			if err := sleep(ctx, min(wait, 250*time.Millisecond)); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// run executes the head under its lease, then advances the sequence or keeps the head's place.
+func (s *Sequencer) run(ctx context.Context, it Item, token string, last bool, h asynq.Handler, t *asynq.Task) error {
+	stop := s.keepLease(ctx, it, token)
+	err := h.ProcessTask(ctx, t)
+	stop()
+	final := err == nil || last || errors.Is(err, asynq.SkipRetry) || errors.Is(err, asynq.RevokeTask)
+	bg := context.WithoutCancel(ctx)
+	if !final {
+		if rerr := s.run1(bg, releaseScript, it, token); rerr != nil {
+			s.logger.Warn("could not release a lease; it expires by itself", "key", it.Key, "err", rerr)
+		}
+		return err
+	}
+	next, aerr := s.remove(bg, it, "done", token)
+	if aerr != nil {
+		s.logger.Warn("could not advance a sequence", "key", it.Key, "task_id", it.TaskID, "err", aerr)
+		if err == nil {
+			// Run again: the handler finds its work done and the sequence advances then.
+			return fmt.Errorf("ordered: advance: %w", aerr)
+		}
+		return err
+	}
+	s.wake(bg, next)
+	return err
+}
+
+// keepLease renews the lease every third of its time until stop is called.
+func (s *Sequencer) keepLease(ctx context.Context, it Item, token string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(s.opts.Lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				held, err := renewScript.Run(context.WithoutCancel(ctx), s.client, s.keys.all(s.name, it.Key), token,
+					s.opts.Lease.Milliseconds()).Int()
+				if err == nil && held == 0 {
+					s.logger.Warn("lost the lease of a sequence while working", "key", it.Key, "task_id", it.TaskID)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+type claimResult struct {
+	state      string
+	head       string
+	leased     bool
+	admittedAt time.Time
+	leaseLeft  time.Duration
+}
+
+func (s *Sequencer) claim(ctx context.Context, it Item, token string) (claimResult, error) {
+	out, err := claimScript.Run(ctx, s.client, s.keys.all(s.name, it.Key), it.member(), token,
+		s.opts.Lease.Milliseconds()).StringSlice()
+	if err != nil {
+		return claimResult{}, fmt.Errorf("ordered: claim: %w", err)
+	}
+	r := claimResult{state: out[0]}
+	switch r.state {
+	case "busy":
+		ms, _ := strconv.ParseInt(out[1], 10, 64)
+		r.leaseLeft = max(time.Duration(ms)*time.Millisecond, 100*time.Millisecond)
+	case "wait":
+		r.head, r.leased = out[1], out[2] == "1"
+		ms, _ := strconv.ParseInt(out[3], 10, 64)
+		r.admittedAt = time.UnixMilli(ms)
+	}
+	return r, nil
+}
+
+// isHead reports whether it heads its sequence now.
+func (s *Sequencer) isHead(ctx context.Context, it Item) bool {
+	head, err := s.client.ZRange(ctx, s.keys.list(s.name, it.Key), 0, 0).Result()
+	return err == nil && len(head) == 1 && head[0] == it.member()
+}
+
+// skipLost skips the head when asynq holds no runnable task for it, and reports whether it did.
+func (s *Sequencer) skipLost(ctx context.Context, key, member string, admittedAt time.Time) bool {
+	if time.Since(admittedAt) < s.opts.LostAfter {
+		return false
+	}
+	head := itemOf(key, member)
+	state := "missing"
+	info, err := s.inspector.GetTaskInfo(head.Queue, head.TaskID)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+	case err != nil:
+		return false
+	case info.State == asynq.TaskStateArchived:
+		state = "archived"
+	case info.State == asynq.TaskStateCompleted:
+		state = "completed"
+	default:
+		return false // pending, active, scheduled, retry: it will come
+	}
+	next, err := s.remove(ctx, head, "skip", "")
+	if err != nil {
+		return false // errHeld: it came back meanwhile
+	}
+	s.logger.Warn("skipped a lost head of a sequence", "key", key, "task_id", head.TaskID, "state", state)
+	if s.opts.OnSkip != nil {
+		s.opts.OnSkip(context.WithoutCancel(ctx), head, state)
+	}
+	s.wake(ctx, next)
+	return true
+}
+
+var errHeld = errors.New("ordered: the head is held")
+
+// remove runs removeScript and returns the item to wake (zero when none).
+func (s *Sequencer) remove(ctx context.Context, it Item, mode, token string) (Item, error) {
+	out, err := removeScript.Run(ctx, s.client, s.keys.all(s.name, it.Key), it.member(), mode, token).StringSlice()
+	if err != nil {
+		return Item{}, err
+	}
+	if out[0] == "held" {
+		return Item{}, errHeld
+	}
+	if out[1] == "" {
+		return Item{}, nil
+	}
+	return itemOf(it.Key, out[1]), nil
+}
+
+func (s *Sequencer) run1(ctx context.Context, script *redis.Script, it Item, args ...any) error {
+	return script.Run(ctx, s.client, s.keys.all(s.name, it.Key), args...).Err()
+}
+
+// wake makes a sleeping task runnable now. A task just deferring itself (active for a moment) is
+// asked again briefly; one already pending needs nothing; a missing one wakes itself after its
+// enqueue (see Enqueue).
+func (s *Sequencer) wake(ctx context.Context, it Item) {
+	if it.TaskID == "" {
+		return
+	}
+	for _, d := range []time.Duration{0, 10 * time.Millisecond, 40 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond} {
+		if sleep(ctx, d) != nil {
+			return
+		}
+		err := s.inspector.RunTask(it.Queue, it.TaskID)
+		if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return
+		}
+		info, ierr := s.inspector.GetTaskInfo(it.Queue, it.TaskID)
+		if ierr != nil || info.State != asynq.TaskStateActive {
+			return
+		}
+	}
+	s.logger.Debug("could not wake the next task; its timer will", "key", it.Key, "task_id", it.TaskID)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,285 @@
+package ordered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/tasks"
+)
+
+const taskType = "test:ordered"
+
+// journal records what the handler did, per key, in the order it happened.
+type journal struct {
+	mu       sync.Mutex
+	done     map[string][]int // key → item numbers finished for good (sent or failed)
+	attempts map[string]int   // task id → attempts
+	active   map[string]int   // key → handlers running now
+	overlap  atomic.Int32     // a key with two handlers at once
+	keysBusy atomic.Int32     // keys running at the same moment
+	maxBusy  atomic.Int32
+}
+
+func newJournal() *journal {
+	return &journal{done: map[string][]int{}, attempts: map[string]int{}, active: map[string]int{}}
+}
+
+type payload struct {
+	Key string
+	N   int
+}
+
+// env is one Redis, one sequencer on a client, and asynq servers ("processes") each on its own
+// connection running the wrapped handler.
+type env struct {
+	t      *testing.T
+	client *redis.Client
+	seq    *Sequencer
+	j      *journal
+}
+
+func newEnv(t *testing.T, o Options) *env {
+	client := redistest.Client(t)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &env{t: t, client: client, j: newJournal()}
+	e.seq = New(client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(client), o)
+	return e
+}
+
+// process starts an asynq server with its own connection and sequencer, as another replica would.
+func (e *env) process(concurrency int, o Options, h func(ctx context.Context, p payload, attempt int) error) *tasks.Server {
+	client := redis.NewClient(e.client.Options())
+	e.t.Cleanup(func() { _ = client.Close() })
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	seq := New(client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(client), o)
+	srv := tasks.NewServer(client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: concurrency, ShutdownTimeout: time.Second,
+		RetryDelay: func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond }})
+	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		var p payload
+		if _, err := fmt.Sscanf(string(task.Payload()), "%s %d", &p.Key, &p.N); err != nil {
+			return err
+		}
+		id, _ := asynq.GetTaskID(ctx)
+		e.j.mu.Lock()
+		e.j.attempts[id]++
+		attempt := e.j.attempts[id]
+		e.j.active[p.Key]++
+		if e.j.active[p.Key] > 1 {
+			e.j.overlap.Add(1)
+		}
+		if e.j.active[p.Key] == 1 {
+			if n := e.j.keysBusy.Add(1); n > e.j.maxBusy.Load() {
+				e.j.maxBusy.Store(n)
+			}
+		}
+		e.j.mu.Unlock()
+		err := h(ctx, p, attempt)
+		e.j.mu.Lock()
+		e.j.active[p.Key]--
+		if e.j.active[p.Key] == 0 {
+			e.j.keysBusy.Add(-1)
+		}
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		if err == nil || errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
+			e.j.done[p.Key] = append(e.j.done[p.Key], p.N)
+		}
+		e.j.mu.Unlock()
+		return err
+	})))
+	if err := srv.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+func (e *env) enqueue(key string, n int) {
+	e.t.Helper()
+	err := e.seq.Enqueue(context.Background(), Task{Key: key, Queue: tasks.QueueReplies, ID: fmt.Sprintf("%s-%d", key, n),
+		Type: taskType, Payload: fmt.Appendf(nil, "%s %d", key, n), Opts: []asynq.Option{asynq.MaxRetry(20)}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) waitDone(keys map[string]int, d time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		e.j.mu.Lock()
+		all := true
+		for k, n := range keys {
+			all = all && len(e.j.done[k]) >= n
+		}
+		e.j.mu.Unlock()
+		if all {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.j.mu.Lock()
+	defer e.j.mu.Unlock()
+	e.t.Fatalf("not finished in %v: %v", d, e.j.done)
+}
+
+func upTo(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+// Three keys of 20 items, enqueued back to back, on two processes of four workers each, with a
+// handler that takes a random time and fails a third of its attempts: each key's items finish in
+// their order, never two of one key at a time, and the keys run side by side.
+func TestKeysRunInOrderThroughRandomFailures(t *testing.T) {
+	e := newEnv(t, Options{})
+	flaky := func(ctx context.Context, p payload, _ int) error {
+		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+		if rand.IntN(3) == 0 {
+			return errors.New("provider hiccup")
+		}
+		return nil
+	}
+	e.process(4, Options{}, flaky)
+	e.process(4, Options{}, flaky)
+	keys := map[string]int{"conv-a": 20, "conv-b": 20, "conv-c": 20}
+	for n := 1; n <= 20; n++ {
+		for k := range keys {
+			e.enqueue(k, n)
+		}
+	}
+	e.waitDone(keys, 90*time.Second)
+	for k := range keys {
+		if got := e.j.done[k]; !slices.Equal(got, upTo(20)) {
+			t.Errorf("%s finished as %v", k, got)
+		}
+	}
+	if e.j.overlap.Load() != 0 {
+		t.Errorf("%d times two items of one key ran at once", e.j.overlap.Load())
+	}
+	if e.j.maxBusy.Load() < 2 {
+		t.Errorf("the keys never ran side by side (at most %d at once)", e.j.maxBusy.Load())
+	}
+	if n, _ := e.client.Keys(context.Background(), "cg:{t}:ord:*").Result(); len(n) != 0 {
+		t.Errorf("finished sequences left keys behind: %v", n)
+	}
+}
+
+// An item failing for good (no retry) ends its turn: the next ones go on, in order.
+func TestPermanentFailureLetsTheNextGo(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.process(4, Options{}, func(ctx context.Context, p payload, _ int) error {
+		if p.N == 3 {
+			return fmt.Errorf("%w: rejected", asynq.SkipRetry)
+		}
+		return nil
+	})
+	for n := 1; n <= 6; n++ {
+		e.enqueue("k", n)
+	}
+	e.waitDone(map[string]int{"k": 6}, 30*time.Second)
+	if got := e.j.done["k"]; !slices.Equal(got, upTo(6)) {
+		t.Errorf("finished as %v", got)
+	}
+}
+
+// A head admitted but never enqueued (its process died in between) is skipped once it is older
+// than LostAfter, reported, and the items after it run in order.
+func TestLostHeadIsSkipped(t *testing.T) {
+	var skipped []string
+	var mu sync.Mutex
+	o := Options{LostAfter: 300 * time.Millisecond, Recheck: time.Second, OnSkip: func(_ context.Context, it Item, state string) {
+		mu.Lock()
+		skipped = append(skipped, it.TaskID+" "+state)
+		mu.Unlock()
+	}}
+	e := newEnv(t, o)
+	lost := Item{Key: "k", Queue: tasks.QueueReplies, TaskID: "k-0"}
+	if err := admitScript.Run(context.Background(), e.client, e.seq.keys.all("test", "k"), lost.member(),
+		time.Now().UnixMilli(), time.Hour.Milliseconds()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.process(2, o, func(context.Context, payload, int) error { return nil })
+	for n := 1; n <= 3; n++ {
+		e.enqueue("k", n)
+	}
+	e.waitDone(map[string]int{"k": 3}, 30*time.Second)
+	if got := e.j.done["k"]; !slices.Equal(got, upTo(3)) {
+		t.Errorf("finished as %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(skipped, []string{"k-0 missing"}) {
+		t.Errorf("skipped %v", skipped)
+	}
+}
+
+// A head whose lease is held (its worker died mid-task) makes the next wait; once the lease
+// expires and the head runs again, the sequence goes on in order.
+func TestDeadWorkersLeaseExpires(t *testing.T) {
+	o := Options{Lease: 600 * time.Millisecond}
+	e := newEnv(t, o)
+	// The first item's earlier execution died holding the lease.
+	first := Item{Key: "k", Queue: tasks.QueueReplies, TaskID: "k-1"}
+	e.enqueue("k", 1)
+	out, err := claimScript.Run(context.Background(), e.client, e.seq.keys.all("test", "k"), first.member(), "dead-worker",
+		o.Lease.Milliseconds()).StringSlice()
+	if err != nil || out[0] != "go" {
+		t.Fatalf("claim: %v %v", out, err)
+	}
+	start := time.Now()
+	var firstRan time.Duration
+	e.process(4, o, func(_ context.Context, p payload, _ int) error {
+		if p.N == 1 {
+			firstRan = time.Since(start)
+		}
+		return nil
+	})
+	for n := 2; n <= 4; n++ {
+		e.enqueue("k", n)
+	}
+	e.waitDone(map[string]int{"k": 4}, 30*time.Second)
+	if got := e.j.done["k"]; !slices.Equal(got, upTo(4)) {
+		t.Errorf("finished as %v", got)
+	}
+	if firstRan < 400*time.Millisecond {
+		t.Errorf("the head ran %v after start, inside the dead worker's lease", firstRan)
+	}
+}
+
+// Enqueuing the same task again keeps its place and runs it once.
+func TestEnqueueAgainKeepsThePlace(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.enqueue("k", 1)
+	e.enqueue("k", 2)
+	e.enqueue("k", 1)
+	members, err := e.client.ZRange(context.Background(), e.seq.keys.list("test", "k"), 0, -1).Result()
+	if err != nil || !slices.Equal(members, []string{"replies k-1", "replies k-2"}) {
+		t.Fatalf("sequence %v %v", members, err)
+	}
+	e.process(2, Options{}, func(context.Context, payload, int) error { return nil })
+	e.waitDone(map[string]int{"k": 2}, 30*time.Second)
+	if got := e.j.done["k"]; !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("finished as %v", got)
+	}
+}
