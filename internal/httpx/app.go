@@ -199,6 +199,19 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
+// methodLabel is the request's method as a metric label: one of the standard methods (constants, so
+// the label never points into fasthttp's reused request buffer), or "other", so a client sending
+// made-up methods cannot grow the metrics without bound.
+func methodLabel(m string) string {
+	for _, known := range [...]string{fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
+		fiber.MethodPatch, fiber.MethodHead, fiber.MethodOptions} {
+		if m == known {
+			return known
+		}
+	}
+	return "other"
+}
+
 // observe logs and measures each request. Event streams are long-lived; their duration is not a latency.
 func observe(logger *slog.Logger, m *httpMetrics) fiber.Handler {
 	return func(c *fiber.Ctx) error {
@@ -215,7 +228,7 @@ func observe(logger *slog.Logger, m *httpMetrics) fiber.Handler {
 		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
 			route = "unmatched"
 		}
-		method := c.Method()
+		method := methodLabel(c.Method())
 		elapsed := time.Since(start)
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())

@@ -299,3 +299,38 @@ func TestRouteBodyLimit(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// The method label is one of the standard methods or "other": made-up methods cannot grow the
+// metrics, and no label points into fasthttp's reused request buffer.
+func TestMethodLabelIsBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg})
+	app.Get("/v1/things", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	for _, m := range []string{"GET", "TRACE", "CONNECT", "FOO"} {
+		resp, err := app.Test(httptest.NewRequest(m, "/v1/things", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "chatgate_http_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" {
+					got[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if len(got) != 2 || !got["GET"] || !got["other"] {
+		t.Errorf("method labels: got %v, want GET and other", got)
+	}
+}
