@@ -20,7 +20,7 @@ const (
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	if !Within(within, cond) {
-		t.Fatalf("not %s within %v", what, within)
+		t.Fatalf("timed out after %v waiting for %s", within, what)
 	}
 }
 
@@ -30,7 +30,7 @@ func EventuallyNoError(t testing.TB, within time.Duration, what string, try func
 	t.Helper()
 	var last error
 	if !Within(within, func() bool { last = try(); return last == nil }) {
-		t.Fatalf("not %s within %v: %v", what, within, last)
+		t.Fatalf("timed out after %v waiting for %s: %v", within, what, last)
 	}
 }
 

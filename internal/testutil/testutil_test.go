@@ -54,7 +54,7 @@ func TestEventuallyFailsNamingWhatItAwaited(t *testing.T) {
 	msg := report(t, func(tb testing.TB) {
 		Eventually(tb, 150*time.Millisecond, "a card offered to ana", func() bool { return false })
 	})
-	if msg != "not a card offered to ana within 150ms" {
+	if msg != "timed out after 150ms waiting for a card offered to ana" {
 		t.Fatalf("failure %q", msg)
 	}
 	if waited := time.Since(start); waited < 150*time.Millisecond || waited > 2*time.Second {
@@ -67,7 +67,7 @@ func TestEventuallyNoErrorReportsTheLastError(t *testing.T) {
 	msg := report(t, func(tb testing.TB) {
 		EventuallyNoError(tb, 100*time.Millisecond, "status 200", func() error { n++; return fmt.Errorf("status 503 (try %d)", n) })
 	})
-	if want := fmt.Sprintf("not status 200 within 100ms: status 503 (try %d)", n); n < 2 || msg != want {
+	if want := fmt.Sprintf("timed out after 100ms waiting for status 200: status 503 (try %d)", n); n < 2 || msg != want {
 		t.Fatalf("failure %q after %d tries, want %q", msg, n, want)
 	}
 	if msg := report(t, func(tb testing.TB) {
