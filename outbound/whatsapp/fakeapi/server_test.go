@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"gopkg.in/yaml.v3"
 
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 )
 
@@ -320,7 +321,7 @@ func TestStartAndClose(t *testing.T) {
 		_, err := c.Send(context.Background(), numberID, token, whatsapp.TextMessage{To: phone, Body: "x"})
 		done <- err
 	}()
-	waitFor(t, func() bool { return s.Rules()[0].Applied == 1 })
+	testutil.Eventually(t, 5*time.Second, "the slow rule applied to the send", func() bool { return s.Rules()[0].Applied == 1 })
 	start := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -336,17 +337,6 @@ func TestStartAndClose(t *testing.T) {
 	}
 	if err := s.Start("127.0.0.1:0"); err == nil {
 		t.Error("Start after Close: got nil error")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
