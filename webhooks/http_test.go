@@ -24,6 +24,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
 	"github.com/chatgate/chatgate/webhooks/whatsapp"
@@ -77,23 +78,14 @@ func server(t testing.TB, client redis.UniversalClient) (string, *routing.Router
 
 // logBuffer collects JSON log lines from concurrent writers.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	testutil.Buffer
 }
 
 // find returns the log records whose msg contains msg.
 func (b *logBuffer) find(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range bytes.Split(b.buf.Bytes(), []byte("\n")) {
+	for _, line := range bytes.Split(b.Bytes(), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
