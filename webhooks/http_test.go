@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -470,10 +469,7 @@ func TestFailedStatusOverHTTP(t *testing.T) {
 // unknown kind are logged with their body, long digit runs (phone numbers) masked.
 func TestUnreadBodiesAreLogged(t *testing.T) {
 	srv := start(t, redistest.Client(t), "")
-	future, err := os.ReadFile("whatsapp/testdata/future_kind.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	future := testutil.Fixture(t, "webhooks", "whatsapp", "testdata", "future_kind.json")
 	notJSON := []byte(`{"object":"whatsapp_business_account","from":"5511999990001",`)
 	weird := []byte(`{"object":"whatsapp_business_account","entry":"5511999990001"}`)
 	for _, tc := range []struct {
