@@ -29,7 +29,8 @@ func TestRedisRestartedEmptyRoutingHeals(t *testing.T) {
 		t.Fatal("no card offered before the reset")
 	}
 
-	// Long after start: what the gateway writes once at start (and its first sweep) is done.
+	// The scenario's timing: the reset comes long after start, when what the gateway writes once at
+	// start (and its first sweep) is done; nothing it could wait on says "long after".
 	time.Sleep(2 * time.Second)
 	e.redis.Stop(t) // SIGKILL, and no persistence: it comes back empty
 	e.redis.Start(t)
