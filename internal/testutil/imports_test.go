@@ -10,9 +10,11 @@ import (
 	"testing"
 )
 
-// Only tests may import this package: production code never waits by polling or reads fixtures.
-func TestOnlyTestsImportTestutil(t *testing.T) {
-	const self = "github.com/chatgate/chatgate/internal/testutil"
+// The test-support packages (this one and redistest) are imported by tests and by each other only:
+// production code never waits by polling, reads fixtures or starts a throwaway Redis.
+func TestOnlyTestsImportTestSupport(t *testing.T) {
+	const module = "github.com/chatgate/chatgate/"
+	support := map[string]bool{"internal/testutil": true, "internal/redistest": true}
 	root := Root(t)
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -24,7 +26,8 @@ func TestOnlyTestsImportTestutil(t *testing.T) {
 			}
 			return nil
 		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || filepath.Dir(path) == filepath.Join(root, "internal", "testutil") {
+		dir, _ := filepath.Rel(root, filepath.Dir(path))
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || support[filepath.ToSlash(dir)] {
 			return nil
 		}
 		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
@@ -32,9 +35,9 @@ func TestOnlyTestsImportTestutil(t *testing.T) {
 			return err
 		}
 		for _, imp := range f.Imports {
-			if p, _ := strconv.Unquote(imp.Path.Value); p == self {
+			if p, _ := strconv.Unquote(imp.Path.Value); support[strings.TrimPrefix(p, module)] {
 				rel, _ := filepath.Rel(root, path)
-				t.Errorf("%s imports %s, which is for tests only", rel, self)
+				t.Errorf("%s imports %s, which is for tests only", rel, p)
 			}
 		}
 		return nil
