@@ -1,18 +1,15 @@
 package configs
 
 import (
-	"os"
 	"testing"
+
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // FuzzParse feeds arbitrary YAML to the configuration loader: it never panics, and a configuration
 // it accepts passes validation again (so serve never starts on something config check would refuse).
 func FuzzParse(f *testing.F) {
-	example, err := os.ReadFile("chatgate.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(example)
+	f.Add(testutil.Fixture(f, "configs", "chatgate.yaml"))
 	f.Add([]byte("listen: [1, 2]\nqueues: {a: b}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	noEnv := func(string) (string, bool) { return "", false }

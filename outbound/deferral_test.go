@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
 )
@@ -83,7 +84,7 @@ func TestLastAttemptWaitsOutThePace(t *testing.T) {
 		t.Fatalf("%d attempts, want a failure and a send", got)
 	}
 	// The worker records "sent" before asynq marks the task completed: wait for the latter.
-	e.waitFor("the task to complete", 5*time.Second, func() bool {
+	testutil.Eventually(e.t, 5*time.Second, "the task to complete", func() bool {
 		return e.taskInfo(tasks.QueueReplies, id).State == asynq.TaskStateCompleted
 	})
 	if info := e.taskInfo(tasks.QueueReplies, id); info.Retried != 1 {
@@ -104,7 +105,7 @@ func TestLastAttemptDeferredFailsTheMessage(t *testing.T) {
 	card := e.customerWrites("5511944441111")
 	ids := e.replies(card.ConversationID, 2)
 	var sent, paced string
-	e.waitFor("one reply sent and one failed", 15*time.Second, func() bool {
+	testutil.Eventually(e.t, 15*time.Second, "one reply sent and one failed", func() bool {
 		a, b := e.message(ids[0]), e.message(ids[1])
 		switch {
 		case a.Status == "sent" && b.Status == "failed":
@@ -121,7 +122,7 @@ func TestLastAttemptDeferredFailsTheMessage(t *testing.T) {
 	if got := e.pub.statuses("ana", paced); len(got) != 1 || got[0] != "failed" {
 		t.Fatalf("ana was told %v", got)
 	}
-	e.waitFor("the task to be archived", 10*time.Second, func() bool {
+	testutil.Eventually(e.t, 10*time.Second, "the task to be archived", func() bool {
 		return e.taskInfo(tasks.QueueReplies, paced).State == asynq.TaskStateArchived
 	})
 	if got := e.attempts("5511944441111"); got != 1 || e.message(sent).Status != "sent" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/routing"
 )
 
@@ -129,7 +130,7 @@ func TestReplyOvertakesATemplateBacklog(t *testing.T) {
 	}
 	e.startWorker(e.client, 0)
 	e.waitStatus(body["message_id"].(string), "sent")
-	e.waitFor("the backlog", 30*time.Second, func() bool { return e.fake.Accepted() == backlog+1 })
+	testutil.Eventually(e.t, 30*time.Second, "the backlog", func() bool { return e.fake.Accepted() == backlog+1 })
 	for i, c := range e.fake.Calls() {
 		if c.Type == "text" {
 			if i >= backlog/4 {

@@ -27,7 +27,7 @@ func TestPaceRefusalSpendsNoNumberCapacity(t *testing.T) {
 	if w := take("5511900000001"); w != 0 {
 		t.Fatalf("first send waits %v", w)
 	}
-	time.Sleep(600 * time.Millisecond) // the number's rate has room again
+	time.Sleep(600 * time.Millisecond) // the number's interval under test passes: its rate has room again
 	if w := take("5511900000001"); w < 50*time.Second {
 		t.Fatalf("a second send to the same customer waits %v; the pace is a minute", w)
 	}
@@ -38,7 +38,7 @@ func TestPaceRefusalSpendsNoNumberCapacity(t *testing.T) {
 	if w := take("5511900000003"); w == 0 || w > 500*time.Millisecond {
 		t.Fatalf("a send within the number's interval waits %v", w)
 	}
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond) // the number's interval under test passes (Redis' clock)
 	if w := take("5511900000003"); w != 0 {
 		t.Fatalf("the third customer waits %v after a refusal by the number's rate", w)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 )
@@ -63,7 +64,7 @@ func newProvider(t *testing.T, e *env, decide func(text string) (time.Duration, 
 			p.mu.Unlock()
 		}()
 		delay, status, code, details := p.decide(body.Text.Body)
-		time.Sleep(delay)
+		time.Sleep(delay) // the provider's latency the test asks for
 		if status != 0 {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
@@ -164,7 +165,7 @@ func TestRepliesReachTheProviderInOrder(t *testing.T) {
 		ids = append(ids, e.reply(card.ConversationID, text))
 	}
 	for _, id := range ids {
-		e.waitFor("every reply sent", 90*time.Second, func() bool { return e.message(id).Status != "queued" })
+		testutil.Eventually(e.t, 90*time.Second, "every reply sent", func() bool { return e.message(id).Status != "queued" })
 		if m := e.message(id); m.Status != "sent" {
 			t.Fatalf("message %s is %s: %+v", id, m.Status, m.Error)
 		}
@@ -285,5 +286,5 @@ func TestCampaignDoesNotDelayReplies(t *testing.T) {
 		t.Fatalf("accepted %v", e.accepted("5511900000105"))
 	}
 	t.Logf("replies done after %d of %d templates", templatesSent, campaign)
-	e.waitFor("the campaign", 60*time.Second, func() bool { return len(e.fake.Calls()) >= campaign+5 })
+	testutil.Eventually(e.t, 60*time.Second, "the campaign", func() bool { return len(e.fake.Calls()) >= campaign+5 })
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
@@ -209,18 +210,6 @@ func (e *env) do(agent, method, path, body string, header ...string) (int, map[s
 	return resp.StatusCode, out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func (e *env) waitFor(what string, d time.Duration, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (e *env) message(id string) routing.Message {
 	e.t.Helper()
 	m, err := e.router.Message(context.Background(), id)
@@ -233,7 +222,7 @@ func (e *env) message(id string) routing.Message {
 func (e *env) waitStatus(id, status string) routing.Message {
 	e.t.Helper()
 	var m routing.Message
-	e.waitFor("message "+id+" to be "+status, 15*time.Second, func() bool {
+	testutil.Eventually(e.t, 15*time.Second, "message "+id+" to be "+status, func() bool {
 		m = e.message(id)
 		return m.Status == status
 	})
@@ -316,7 +305,7 @@ func TestNewConversationSendsTheTemplateMetaExpects(t *testing.T) {
 	if m.ProviderMessageID != calls[0].MessageID || m.Text != "Olá Ana, seu pedido #123 foi atualizado." || m.Kind != "template" {
 		t.Fatalf("stored message: %+v", m)
 	}
-	e.waitFor("ana to be told the message was sent", 5*time.Second, func() bool {
+	testutil.Eventually(e.t, 5*time.Second, "ana to be told the message was sent", func() bool {
 		got := e.pub.statuses("ana", msgID)
 		return len(got) == 1 && got[0] == "sent"
 	})
@@ -641,7 +630,7 @@ func TestFailureClasses(t *testing.T) {
 		if got := e.attempts("5511999990011"); got != 1 {
 			t.Fatalf("permanent failure tried %d times", got)
 		}
-		e.waitFor("the task to be archived", 10*time.Second, func() bool {
+		testutil.Eventually(e.t, 10*time.Second, "the task to be archived", func() bool {
 			info, err := e.queue.GetTaskInfo(tasks.QueueTemplates, outbound.TaskID(id))
 			return err == nil && info.State == asynq.TaskStateArchived
 		})
@@ -678,7 +667,7 @@ func TestFailureClasses(t *testing.T) {
 		rule, _ := e.fake.AddRule(fakeapi.RejectRecipient("+5511999990015", 131026))
 		id := start("+5511999990015")
 		e.waitStatus(id, "failed")
-		e.waitFor("the task to be archived", 10*time.Second, func() bool {
+		testutil.Eventually(e.t, 10*time.Second, "the task to be archived", func() bool {
 			info, err := e.queue.GetTaskInfo(tasks.QueueTemplates, outbound.TaskID(id))
 			return err == nil && info.State == asynq.TaskStateArchived
 		})
@@ -755,7 +744,7 @@ func TestFailureClasses(t *testing.T) {
 		if got := e.attempts("5511999990014"); got != 4 {
 			t.Fatalf("tried %d times with max_retry 3", got)
 		}
-		e.waitFor("the task to be archived", 10*time.Second, func() bool {
+		testutil.Eventually(e.t, 10*time.Second, "the task to be archived", func() bool {
 			info, err := e.queue.GetTaskInfo(tasks.QueueTemplates, outbound.TaskID(id))
 			return err == nil && info.State == asynq.TaskStateArchived
 		})
@@ -777,7 +766,7 @@ func TestRateLimitHoldsAcrossWorkers(t *testing.T) {
 			t.Fatalf("start %d: %d %v", i, status, body)
 		}
 	}
-	e.waitFor("every send", 30*time.Second, func() bool { return e.fake.Accepted() == sends })
+	testutil.Eventually(e.t, 30*time.Second, "every send", func() bool { return e.fake.Accepted() == sends })
 	var at []time.Time
 	for _, c := range e.fake.Calls() {
 		at = append(at, c.At)
@@ -852,7 +841,7 @@ func TestAutomaticMessagesGoThroughTheWorkers(t *testing.T) {
 		ContactID: "5511955554444", ContactPhone: "5511955554444", ProviderMessageID: "wamid.night", At: e.clock.Now(), Kind: "text", Text: "oi"}}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("the automatic message", 15*time.Second, func() bool { return e.fake.Accepted() == 1 })
+	testutil.Eventually(e.t, 15*time.Second, "the automatic message", func() bool { return e.fake.Accepted() == 1 })
 	jsonEqual(t, e.fake.Calls()[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"5511955554444",
 	  "type":"text","text":{"body":"`+q+`","preview_url":false}}`)
 }

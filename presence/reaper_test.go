@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestReapersOnTwoReplicasLogOutOnce: two replicas sweep the same stale agent at once; it is logged
@@ -102,13 +103,9 @@ func TestReaperLifecycle(t *testing.T) {
 	r := NewReaper(s, 10*time.Millisecond, time.Minute)
 	_ = r.Start()
 	_ = r.Start()
-	deadline := time.Now().Add(5 * time.Second)
-	for states(t, s, "ana")["whatsapp"] != "offline" {
-		if time.Now().After(deadline) {
-			t.Fatal("the running reaper did not log out a silent agent within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the running reaper to log out a silent agent", func() bool {
+		return states(t, s, "ana")["whatsapp"] == "offline"
+	})
 	r.Shutdown()
 	r.Shutdown()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -239,13 +241,7 @@ func TestStreamsOnEmbeddedStore(t *testing.T) {
 
 func waitOpen(t *testing.T, s *Streams, n int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for s.Open() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d streams open, want %d", s.Open(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 3*time.Second, fmt.Sprintf("%d streams open", n), func() bool { return s.Open() >= n })
 }
 
 func TestPresenceChangesReachTheAgentsStream(t *testing.T) {

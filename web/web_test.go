@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 func testConfig(t *testing.T, env string) *configs.Config {
@@ -401,8 +403,8 @@ func TestOpsListsConnectedServers(t *testing.T) {
 	defer srv.Shutdown()
 	admin := mint(t, cfg, "ops", auth.RoleAdmin)
 	// The server announces itself with its first heartbeat, shortly after Start.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var servers []serverJSON
+	testutil.EventuallyNoError(t, 10*time.Second, "the server listed", func() error {
 		a := call(t, app, "GET", "/v1/ops/servers", admin, "")
 		var out struct {
 			Servers []serverJSON `json:"servers"`
@@ -410,15 +412,12 @@ func TestOpsListsConnectedServers(t *testing.T) {
 		if err := json.Unmarshal(a.body, &out); a.status != 200 || err != nil {
 			t.Fatalf("servers: %d %s", a.status, a.body)
 		}
-		if len(out.Servers) == 1 {
-			if s := out.Servers[0]; s.Concurrency != 2 || s.Queues["templates"] != 1 || s.Status != "active" {
-				t.Errorf("server: %+v", s)
-			}
-			return
+		if servers = out.Servers; len(servers) != 1 {
+			return fmt.Errorf("listed: %s", a.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no server listed within 10s: %s", a.body)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if s := servers[0]; s.Concurrency != 2 || s.Queues["templates"] != 1 || s.Status != "active" {
+		t.Errorf("server: %+v", s)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
@@ -229,23 +230,11 @@ func agentToken(t testing.TB, agent string) string {
 	return tok
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // offered waits for a card offered to agent and returns it.
 func (e *env) offered(agent string) routing.Card {
 	e.t.Helper()
 	var card routing.Card
-	waitFor(e.t, "a card offered to "+agent, func() bool {
+	testutil.Eventually(e.t, waitTimeout, "a card offered to "+agent, func() bool {
 		cards, err := e.router.Cards(context.Background(), agent)
 		if err != nil {
 			e.t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 var example = configs.Site{ID: "shop", AllowedOrigins: []string{"http://localhost:8080", "http://127.0.0.1:8080"}}
@@ -44,30 +44,12 @@ func TestListenOrigins(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the handler may write from any goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The example's origins follow the listen port in development only, and a refused origin is a warning
 // naming it and the site, paced so that a flood of refusals is a handful of lines.
 func TestWidgetOriginsFollowTheListenPortAndRefusalsAreLogged(t *testing.T) {
 	client := redistest.Client(t)
-	start := func(env string) (func(origin string) int, *syncBuffer) {
-		logs := &syncBuffer{}
+	start := func(env string) (func(origin string) int, *testutil.Buffer) {
+		logs := &testutil.Buffer{}
 		cfg := &configs.Config{Env: env, Listen: "127.0.0.1:9090", Auth: configs.Auth{JWTSecret: "s"},
 			WebChat: configs.WebChat{VisitorTokenTTL: time.Hour, IPRate: 0, Sites: []configs.Site{example,
 				{ID: "blog", AllowedOrigins: []string{"https://blog.example"}}}}}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webchat"
@@ -48,7 +49,7 @@ func TestWebhookMessageWaitsThenBecomesACard(t *testing.T) {
 		t.Fatalf("redelivery: got %d %v", r.status, r.body)
 	}
 	e.set("cat", presence.Online, "")
-	waitFor(t, "the second card offered", func() bool { return e.waiting("support") == 0 })
+	testutil.Eventually(t, waitTimeout, "the second card offered", func() bool { return e.waiting("support") == 0 })
 	msgs, err := e.router.Messages(context.Background(), card.ConversationID, 10)
 	if err != nil || len(msgs) != 1 || msgs[0].Text != "Oi" || !strings.Contains(string(msgs[0].Payload), `"page_url":"https://shop.example/cart"`) {
 		t.Fatalf("stored message: got %+v %v", msgs, err)
@@ -128,7 +129,7 @@ func TestWidgetConversationEndToEnd(t *testing.T) {
 		t.Fatalf("reply on the stream: got %+v", reply)
 	}
 	// Written to the open widget stream: delivered.
-	waitFor(t, "the reply delivered", func() bool {
+	testutil.Eventually(t, waitTimeout, "the reply delivered", func() bool {
 		m, err := e.router.Message(context.Background(), replyID)
 		return err == nil && m.Status == "delivered"
 	})
@@ -208,7 +209,7 @@ func TestReplyToWebhookSiteGoesToCallback(t *testing.T) {
 			}
 			id := r.body["message_id"].(string)
 			var msg routing.Message
-			waitFor(t, "the reply's final status", func() bool {
+			testutil.Eventually(t, waitTimeout, "the reply's final status", func() bool {
 				m, err := e.router.Message(context.Background(), id)
 				msg = m
 				return err == nil && (m.Status == "delivered" || m.Status == "failed")
@@ -482,7 +483,7 @@ func TestOpenStreamsPerVisitorAreBounded(t *testing.T) {
 	tok2, _ := e.session("shop", shopOrigin)
 	e.stream(tok2, "")
 	streams[0].close()
-	waitFor(t, "a freed stream place", func() bool {
+	testutil.Eventually(t, waitTimeout, "a freed stream place", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, e.url+"/webchat/v1/events?token="+tok, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -512,7 +513,7 @@ func TestCloseIsToldToACallbackSiteOnce(t *testing.T) {
 	if r := e.do(http.MethodPost, "/v1/cards/"+card.ID+"/close", nil, agent); r.status == http.StatusOK {
 		t.Fatalf("second close: got %d %v", r.status, r.body)
 	}
-	waitFor(t, "the close callback", func() bool { return site.count() == 1 })
+	testutil.Eventually(t, waitTimeout, "the close callback", func() bool { return site.count() == 1 })
 	time.Sleep(300 * time.Millisecond) // room for a wrongly duplicated callback to arrive
 	site.mu.Lock()
 	defer site.mu.Unlock()

@@ -25,6 +25,7 @@ import (
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/redisx"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
@@ -32,8 +33,6 @@ import (
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/whatsapp/*.want.json from what the gateway does now (review the diff!)")
-
-const corpusDir = "../testdata/whatsapp"
 
 // corpusFile is the part of a notification the test needs to know what to look for in Redis.
 type corpusFile struct {
@@ -61,10 +60,7 @@ type corpusFile struct {
 // known). It then compares field by field, with the file's .want.json: the answer, every stored
 // message and its conversation, every status's message, and the events ana's stream received.
 func TestCorpus(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := testutil.Fixtures(t, "testdata", "whatsapp", "*.json")
 	var inputs []string
 	for _, f := range files {
 		if !strings.HasSuffix(f, ".want.json") {
@@ -391,7 +387,7 @@ func short(v any) string {
 // TestCorpusCoversWhatMetaSends fails when the corpus loses a case: every message kind, every
 // status, both contact shapes, a change's own errors.
 func TestCorpusCoversWhatMetaSends(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.json"))
+	files := testutil.Fixtures(t, "testdata", "whatsapp", "*.json")
 	seen := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, ".want.json") {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
 	"github.com/chatgate/chatgate/webhooks/whatsapp"
@@ -77,23 +77,14 @@ func server(t testing.TB, client redis.UniversalClient) (string, *routing.Router
 
 // logBuffer collects JSON log lines from concurrent writers.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	testutil.Buffer
 }
 
 // find returns the log records whose msg contains msg.
 func (b *logBuffer) find(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range bytes.Split(b.buf.Bytes(), []byte("\n")) {
+	for _, line := range bytes.Split(b.Bytes(), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
@@ -478,10 +469,7 @@ func TestFailedStatusOverHTTP(t *testing.T) {
 // unknown kind are logged with their body, long digit runs (phone numbers) masked.
 func TestUnreadBodiesAreLogged(t *testing.T) {
 	srv := start(t, redistest.Client(t), "")
-	future, err := os.ReadFile("whatsapp/testdata/future_kind.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	future := testutil.Fixture(t, "webhooks", "whatsapp", "testdata", "future_kind.json")
 	notJSON := []byte(`{"object":"whatsapp_business_account","from":"5511999990001",`)
 	weird := []byte(`{"object":"whatsapp_business_account","entry":"5511999990001"}`)
 	for _, tc := range []struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/routing"
 )
 
@@ -254,10 +254,7 @@ func TestFailedOnAnInboundIDChangesNothing(t *testing.T) {
 // (it was dropped with recorded 0).
 func TestFlowReplyWithNumericTimestamp(t *testing.T) {
 	client := redistest.Client(t)
-	body, err := os.ReadFile("../testdata/whatsapp/built_nfm_reply_numeric_timestamp.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := testutil.Fixture(t, "testdata", "whatsapp", "built_nfm_reply_numeric_timestamp.json")
 	body = []byte(strings.ReplaceAll(string(body), "1122334455667", "100200300"))
 	url, router := server(t, client)
 	if status, resp := post(t, url, body, signed(body)); status != 200 || !strings.Contains(resp, `"recorded":1`) {

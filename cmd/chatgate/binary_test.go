@@ -18,6 +18,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestStaticBinaryStartsFastAndStopsOnSIGTERM builds the binary as the Dockerfile does (CGO_ENABLED=0),
@@ -48,7 +49,7 @@ func TestStaticBinaryStartsFastAndStopsOnSIGTERM(t *testing.T) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "CHATGATE_LISTEN="+addr, "CHATGATE_CONFIG=")
-	var logs syncBuffer
+	var logs testutil.Buffer
 	cmd.Stderr = &logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -60,18 +61,14 @@ func TestStaticBinaryStartsFastAndStopsOnSIGTERM(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	}()
-	ready := false
-	for time.Since(start) < 2*time.Second {
+	ready := testutil.Within(2*time.Second-time.Since(start), func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				ready = true
-				break
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 	if !ready {
 		t.Fatalf("not ready within 2s of start; logs:\n%s", logs.String())
 	}
@@ -127,7 +124,7 @@ func drainUnderSIGTERM(t *testing.T, bin string) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "CHATGATE_LISTEN="+addr, "CHATGATE_CONFIG="+cfgPath)
-	var logs syncBuffer
+	var logs testutil.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -158,12 +155,17 @@ func drainUnderSIGTERM(t *testing.T, bin string) {
 	}
 	defer conn.Close()
 	half := len(body) / 2
-	fmt.Fprintf(conn, "POST /webhooks/whatsapp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-Hub-Signature-256: %s\r\n\r\n",
+	// Expect: 100-continue makes the server say when it has read the headers and begun this request.
+	fmt.Fprintf(conn, "POST /webhooks/whatsapp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-Hub-Signature-256: %s\r\nExpect: 100-continue\r\n\r\n",
 		len(body), simulate.SignWhatsApp(body, cfg.WhatsApp.AppSecret))
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answers := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(answers, nil); err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("the server did not begin the request (100 Continue): %v %v\n%s", resp, err, logs.String())
+	}
 	if _, err := conn.Write(body[:half]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the server has begun reading this request
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -187,7 +189,7 @@ func drainUnderSIGTERM(t *testing.T, bin string) {
 		t.Fatalf("finish the in-flight request: %v", err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(answers, nil)
 	if err != nil {
 		t.Fatalf("no answer to the in-flight request: %v\n%s", err, logs.String())
 	}
@@ -209,13 +211,10 @@ func drainUnderSIGTERM(t *testing.T, bin string) {
 	}
 }
 
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool, logs *syncBuffer) {
+// waitUntil is testutil.Eventually with the process' logs in the failure.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool, logs *testutil.Buffer) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within %v; logs:\n%s", what, within, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testutil.Within(within, cond) {
+		t.Fatalf("not %s within %v; logs:\n%s", what, within, logs.String())
 	}
 }

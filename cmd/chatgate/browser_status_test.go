@@ -7,6 +7,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
 )
 
@@ -17,22 +18,20 @@ func dotIs(channel, colour string) string {
 // lastWamid waits for the fake provider's newest accepted send to a recipient and returns its id.
 func lastWamid(t *testing.T, fake *fakeapi.Server, recipient string, n int) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var ids []string
+	var ids []string
+	testutil.EventuallyNoError(t, 10*time.Second, fmt.Sprintf("%d sends to %s", n, recipient), func() error {
+		ids = ids[:0]
 		for _, c := range fake.Calls() {
 			if c.Recipient == recipient {
 				ids = append(ids, c.MessageID)
 			}
 		}
-		if len(ids) == n {
-			return ids[n-1]
+		if len(ids) != n {
+			return fmt.Errorf("%d sends", len(ids))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sends to %s, want %d", len(ids), recipient, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return ids[n-1]
 }
 
 // The console's per-channel dots, a declined card, and the later statuses of sent messages

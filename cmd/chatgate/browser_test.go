@@ -27,6 +27,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
 )
 
@@ -331,13 +332,7 @@ func TestConsoleCardsRepliesAndNewConversationsInTheBrowser(t *testing.T) {
 	b.type_("fix the number", `#nc-to`, "+5511999990002")
 	b.click("send again", `#conversation-form button[type=submit]`)
 	b.until("the conversation is started", `!document.querySelector('#conversation-dialog').open && document.querySelector('#notice').textContent.startsWith('Conversation started')`)
-	deadline := time.Now().Add(10 * time.Second)
-	for fake.CountTo("5511999990002") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the template never reached the fake provider")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the template at the fake provider", func() bool { return fake.CountTo("5511999990002") == 1 })
 	b.until("the new conversation's card shows the template sent", `[...document.querySelectorAll('.card[data-state="accepted"]')].some((c) =>
 		c.querySelector('h3').textContent.startsWith('+5511999990002') && c.querySelector('.messages li.out')?.dataset.status === 'sent'
 		&& c.querySelector('.messages li.out [data-text]').textContent === 'Olá Ana, seu pedido #123 foi atualizado.')`)
@@ -415,16 +410,13 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 	}
 	inspector := asynq.NewInspectorFromRedisClient(tg.g.store.Client)
 	var info *asynq.TaskInfo
-	deadline := time.Now().Add(15 * time.Second)
-	for info == nil {
+	testutil.Eventually(t, 15*time.Second, "the rejected send archived", func() bool {
 		archived, _ := inspector.ListArchivedTasks(tasks.QueueTemplates)
 		if len(archived) == 1 {
 			info = archived[0]
-		} else if time.Now().After(deadline) {
-			t.Fatal("the rejected send was not archived")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return info != nil
+	})
 	b := newBrowser(t)
 	// The development sign-in mints agent tokens only: the operator pastes an admin token.
 	b.signInWithToken(tg.base, "/ops/", cliToken(t, "ops", "admin"))
@@ -593,7 +585,7 @@ func TestConsoleSignsInAgainWithoutLosingItsPlace(t *testing.T) {
 		&& !document.querySelector('#signin').hidden && document.querySelector('#notice').textContent.includes('expired')`)
 	b.shot("session-expired")
 	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rita", Text: "Escrevi enquanto você saía"})
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // proving that nothing happens: room for the message to reach a page still listening
 	if n := b.eval("messages while signed out", `String(document.querySelectorAll('.card[data-state="accepted"] .messages li.in').length)`); n != "1" {
 		t.Errorf("the page got %s customer messages after its token expired, want 1", n)
 	}

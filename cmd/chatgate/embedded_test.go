@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
 )
@@ -61,8 +62,7 @@ func TestEmbeddedStoreServesOutboundRetriesAndTheInspector(t *testing.T) {
 			LastError string `json:"last_error"`
 		} `json:"tasks"`
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	listed := testutil.Within(5*time.Second, func() bool {
 		code, raw = do(t, "GET", tg.base+"/v1/ops/queues/"+tasks.QueueTemplates+"/tasks?state=retry", admin, nil)
 		if code != 200 {
 			t.Fatalf("ops retry list: %d %s", code, raw)
@@ -70,13 +70,10 @@ func TestEmbeddedStoreServesOutboundRetriesAndTheInspector(t *testing.T) {
 		if err := json.Unmarshal(raw, &retry); err != nil {
 			t.Fatal(err)
 		}
-		if len(retry.Tasks) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the throttled send never showed as a retry; last list %s; fake failures %+v", raw, fake.Failures())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return len(retry.Tasks) == 1
+	})
+	if !listed {
+		t.Fatalf("the throttled send never showed as a retry; last list %s; fake failures %+v", raw, fake.Failures())
 	}
 	if tk := retry.Tasks[0]; tk.State != "retry" || tk.Retried != 1 || tk.LastError == "" {
 		t.Errorf("retry task: got %+v, want state retry, retried 1, with its error", tk)
@@ -98,7 +95,7 @@ func TestEmbeddedStoreServesOutboundRetriesAndTheInspector(t *testing.T) {
 		} `json:"queues"`
 	}
 	// The worker records "sent" before asynq counts the task processed: read until it has.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testutil.Within(5*time.Second, func() bool { // the checks below say what was missing
 		code, raw = do(t, "GET", tg.base+"/v1/ops/queues", admin, nil)
 		if code != 200 {
 			t.Fatalf("ops queues: %d %s", code, raw)
@@ -106,14 +103,13 @@ func TestEmbeddedStoreServesOutboundRetriesAndTheInspector(t *testing.T) {
 		if err := json.Unmarshal(raw, &list); err != nil {
 			t.Fatal(err)
 		}
-		done := false
 		for _, q := range list.Queues {
-			done = done || q.Queue == tasks.QueueTemplates && q.ProcessedToday >= 2
+			if q.Queue == tasks.QueueTemplates && q.ProcessedToday >= 2 {
+				return true
+			}
 		}
-		if done || time.Now().After(deadline) {
-			break
-		}
-	}
+		return false
+	})
 	names := map[string]bool{}
 	for _, q := range list.Queues {
 		names[q.Queue] = true

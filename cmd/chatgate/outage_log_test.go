@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // logfmt reads slog's text records: key=value or key="quoted value".
@@ -27,25 +28,26 @@ func TestRedisOutageIsLoggedOncePerKindNotPerAttempt(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--config", "../../configs/chatgate.yaml", "--listen", addr}, &bytes.Buffer{}, &logs)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+	answers := testutil.Within(10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
 			resp.Body.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve does not answer /healthz:\n%s", logs.String())
-		}
+		return err == nil
+	})
+	if !answers {
+		t.Fatalf("serve does not answer /healthz:\n%s", logs.String())
 	}
 
 	// Five seconds of outage: every background loop fails several times over, and 40 webhooks are
 	// refused with a 503.
 	body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Text: "oi"})
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(125 * time.Millisecond) {
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(125 * time.Millisecond) { // paced over the outage
 		req, _ := http.NewRequest("POST", "http://"+addr+"/webhooks/whatsapp", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Hub-Signature-256", simulate.SignWhatsApp(body, "outage-test-secret"))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // presenceOf reads an agent's channel states over HTTP.
@@ -78,13 +79,9 @@ func TestPausingWebChatInASharedQueueHoldsWhatsAppCards(t *testing.T) {
 
 	postSigned(t, tg.base, cfg, simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300",
 		From: "+5511999990005", Name: "Lia", Text: "Alguém?"}))
-	deadline := time.Now().Add(5 * time.Second)
-	for waitingIn(t, tg.base, ana, "sales", "whatsapp") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the WhatsApp card is not waiting in sales")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the WhatsApp card waiting in sales", func() bool {
+		return waitingIn(t, tg.base, ana, "sales", "whatsapp") == 1
+	})
 	if _, raw := do(t, "GET", tg.base+"/v1/agents/me/cards", ana, nil); strings.Contains(string(raw), `"offered"`) {
 		t.Fatalf("a card was offered to a paused agent: %s", raw)
 	}

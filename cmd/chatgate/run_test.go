@@ -16,6 +16,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 const brokenConfig = `
@@ -101,25 +102,19 @@ func TestFakeWhatsAppCommandServesTheConfiguredNumbers(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var out syncBuffer
+	var out testutil.Buffer
 	go func() {
 		done <- run(ctx, []string{"fake-whatsapp", "--listen", addr, "--config", "../../configs/chatgate.yaml"}, &out, io.Discard)
 	}()
 	body := `{"messaging_product":"whatsapp","to":"5511999990001","type":"text","text":{"body":"hi"}}`
 	var resp *http.Response
-	var err error
-	for i := 0; i < 100; i++ {
+	testutil.EventuallyNoError(t, 5*time.Second, "the fake provider answering", func() (err error) {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/v21.0/100200300/messages", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer dev-only-token")
 		req.Header.Set("Content-Type", "application/json")
-		if resp, err = http.DefaultClient.Do(req); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+		resp, err = http.DefaultClient.Do(req)
+		return err
+	})
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "wamid.") {
@@ -169,18 +164,17 @@ func TestWorkerCommandServesHealthAndStopsOnCancel(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"worker", "--config", "../../configs/chatgate.yaml", "--listen", addr}, &bytes.Buffer{}, &logs)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	healthy := testutil.Within(5*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return true
 			}
 		}
 		select {
@@ -188,10 +182,10 @@ func TestWorkerCommandServesHealthAndStopsOnCancel(t *testing.T) {
 			t.Fatalf("worker exited %d before answering:\n%s", code, logs.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker /healthz not 200 within 5s:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !healthy {
+		t.Fatalf("worker /healthz not 200 within 5s:\n%s", logs.String())
 	}
 	if code, _ := do(t, "GET", "http://"+addr+"/v1/pause-reasons", "", nil); code != 404 {
 		t.Errorf("worker serves the agent API: got %d, want 404", code)
@@ -200,10 +194,7 @@ func TestWorkerCommandServesHealthAndStopsOnCancel(t *testing.T) {
 	logged := func() bool {
 		return strings.Contains(logs.String(), "mode=worker") && strings.Contains(logs.String(), "workers started")
 	}
-	for end := time.Now().Add(2 * time.Second); !logged() && time.Now().Before(end); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !logged() {
+	if !testutil.Within(2*time.Second, logged) {
 		t.Errorf("worker did not log its mode and start:\n%s", logs.String())
 	}
 	cancel()

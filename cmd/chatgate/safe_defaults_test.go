@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // The production check names every development placeholder of the example and, for each, the exact
@@ -46,10 +48,7 @@ func TestConfigCheckInProductionNamesEveryPlaceholderAndItsVariable(t *testing.T
 // A file that does not say env: development is production: the example without its env line is
 // refused like production, and the problems say how to ask for development.
 func TestConfigWithoutEnvIsProduction(t *testing.T) {
-	raw, err := os.ReadFile("../../configs/chatgate.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testutil.Fixture(t, "configs", "chatgate.yaml")
 	withoutEnv := strings.Replace(string(raw), "env: development ", "                 ", 1)
 	if withoutEnv == string(raw) {
 		t.Fatal("the example has no env line to remove")
@@ -98,10 +97,7 @@ func TestTokenRefusesUnconfiguredAgentsAndLongLifetimes(t *testing.T) {
 // copies in: that must be production, refusing the example's placeholders instead of serving a
 // development sign-in to the world.
 func TestTheImageDefaultsToProduction(t *testing.T) {
-	raw, err := os.ReadFile("../../Dockerfile")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testutil.Fixture(t, "Dockerfile")
 	env := map[string]string{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		rest, ok := strings.CutPrefix(line, "ENV ")

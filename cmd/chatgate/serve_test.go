@@ -24,6 +24,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // testGateway is a gateway serving on 127.0.0.1:0 inside the test process.
@@ -32,7 +33,7 @@ type testGateway struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 }
 
 func exampleConfig(t *testing.T, env map[string]string) configs.Config {
@@ -55,7 +56,7 @@ func startTestGateway(t *testing.T, cfg configs.Config, before func(*gateway)) *
 // before the configuration is read, such as a site's allowed origin.
 func startTestGatewayOn(t *testing.T, cfg configs.Config, ln net.Listener, before func(*gateway)) *testGateway {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := newGateway(context.Background(), cfg, modeServe, logger)
 	if err != nil {
@@ -208,7 +209,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	tg := startTestGateway(t, cfg, func(g *gateway) {
 		g.app.Get("/test/slow", func(c *fiber.Ctx) error {
 			close(entered)
-			time.Sleep(700 * time.Millisecond)
+			time.Sleep(700 * time.Millisecond) // the request the shutdown finds in flight
 			return c.SendString("finished")
 		})
 	})
@@ -263,35 +264,12 @@ func postDeclaringLength(t *testing.T, base, path string, length int) (int, []by
 
 func waitStatus(t *testing.T, url string, want int, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		code, _ := do(t, "GET", url, "", nil)
-		if code == want {
-			return
+	testutil.EventuallyNoError(t, within, fmt.Sprintf("GET %s to answer %d", url, want), func() error {
+		if code, _ := do(t, "GET", url, "", nil); code != want {
+			return fmt.Errorf("still %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: still %d after %v, want %d", url, code, within, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// syncBuffer collects logs written by the gateway's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+		return nil
+	})
 }
 
 func TestPresenceIsServedByTheGateway(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestSimulateWebChatToReply drives the wired gateway: `chatgate simulate webchat` posts a signed
@@ -58,14 +59,10 @@ func TestSimulateWebChatToReply(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("reply: %d %s", code, body)
 	}
-	var sent bool
-	for end := time.Now().Add(10 * time.Second); !sent && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	testutil.Eventually(t, 10*time.Second, "the WebChat reply's status sent", func() bool {
 		_, body := do(t, "GET", tg.base+"/v1/conversations/"+offered.Card.ConversationID+"/messages", carla, nil)
-		sent = strings.Contains(string(body), `"status":"sent"`)
-	}
-	if !sent {
-		t.Fatal("the WebChat reply never reached status sent")
-	}
+		return strings.Contains(string(body), `"status":"sent"`)
+	})
 	for _, path := range []string{"/webchat/widget.js", "/webchat/demo"} {
 		if code, _ := do(t, "GET", tg.base+path, "", nil); code != 200 {
 			t.Fatalf("GET %s: %d", path, code)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 var perIPRefusals = regexp.MustCompile(`(?m)^chatgate_streams_refused_total\{bound="per_ip"\} (\d+)$`)
@@ -67,20 +68,14 @@ func TestWidgetRetriesAStreamRefusedAtTheBound(t *testing.T) {
 	b.click("open the chat", ".cgw-toggle")
 	b.type_("type a message", ".cgw-form input", "Oi")
 	b.click("send it", ".cgw-form button")
-	deadline := time.Now().Add(10 * time.Second)
-	for refusals() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the widget's stream was not refused at the per-address bound")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the widget's stream refused at the per-address bound", func() bool { return refusals() > 0 })
 	held.Close() // the slot is free again
 
 	var card struct {
 		ID             string `json:"id"`
 		ConversationID string `json:"conversation_id"`
 	}
-	for end := time.Now().Add(10 * time.Second); card.ID == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	testutil.Within(10*time.Second, func() bool { // the check below says what was missing
 		_, body := do(t, "GET", tg.base+"/v1/agents/me/cards", carla, nil)
 		var list struct {
 			Cards []json.RawMessage `json:"cards"`
@@ -88,7 +83,8 @@ func TestWidgetRetriesAStreamRefusedAtTheBound(t *testing.T) {
 		if json.Unmarshal(body, &list) == nil && len(list.Cards) > 0 {
 			_ = json.Unmarshal(list.Cards[0], &card)
 		}
-	}
+		return card.ID != ""
+	})
 	if card.ID == "" {
 		t.Fatal("no WebChat card offered to carla")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestWidgetOnTheDemoPageInTheBrowser: the demo page's widget sends a visitor message, an agent accepts
@@ -50,7 +51,7 @@ func TestWidgetOnTheDemoPageInTheBrowser(t *testing.T) {
 		Channel        string `json:"channel"`
 		State          string `json:"state"`
 	}
-	for end := time.Now().Add(10 * time.Second); card.ID == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	testutil.Within(10*time.Second, func() bool { // the check below says what was missing
 		_, body := do(t, "GET", tg.base+"/v1/agents/me/cards", carla, nil)
 		var list struct {
 			Cards []json.RawMessage `json:"cards"`
@@ -58,7 +59,8 @@ func TestWidgetOnTheDemoPageInTheBrowser(t *testing.T) {
 		if json.Unmarshal(body, &list) == nil && len(list.Cards) > 0 {
 			json.Unmarshal(list.Cards[0], &card)
 		}
-	}
+		return card.ID != ""
+	})
 	if card.ID == "" || card.Channel != "webchat" {
 		t.Fatalf("no WebChat card offered to carla: %+v", card)
 	}
@@ -74,7 +76,7 @@ func TestWidgetOnTheDemoPageInTheBrowser(t *testing.T) {
 		`[...document.querySelectorAll('.cgw-log [data-from="agent"]')].some(e => e.textContent === %q)`, agentText))
 	b.shot("agent-reply")
 
-	time.Sleep(500 * time.Millisecond) // room for a duplicate to arrive
+	time.Sleep(500 * time.Millisecond) // proving that nothing happens: room for a duplicate to arrive
 	if n := b.eval("count replies", `String(document.querySelectorAll('.cgw-log [data-from="agent"]').length)`); n != "1" {
 		t.Errorf("the reply is shown %s times, want once", n)
 	}

@@ -2,18 +2,17 @@ package httpx
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -43,7 +42,7 @@ func TestListenerRetriesAcceptErrorsAndServesAfterwards(t *testing.T) {
 	}
 	fl := &failingListener{Listener: inner, err: &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}}
 	fl.n.Store(8)
-	logs := &syncWriter{w: &bytes.Buffer{}}
+	logs := &testutil.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	app := NewApp(Options{Logger: logger, Registerer: prometheus.NewRegistry()})
 	served := make(chan error, 1)
@@ -174,9 +173,7 @@ func TestStreamGateBoundsStreamsPerAddressAndInAll(t *testing.T) {
 			t.Errorf("open streams after a refusal: %d, want 2", gate.Open())
 		}
 		a.Close()
-		if !waitUntil(2*time.Second, func() bool { return gate.Open() == 1 }) {
-			t.Fatalf("a closed stream kept its slot: %d open", gate.Open())
-		}
+		testutil.Eventually(t, 2*time.Second, "the closed stream's slot to be freed", func() bool { return gate.Open() == 1 })
 		c, code, _ := open(t, addr, "/stream")
 		if code != "200" {
 			t.Fatalf("a stream after one closed: %s, want 200", code)
@@ -207,32 +204,6 @@ func TestStreamGateBoundsStreamsPerAddressAndInAll(t *testing.T) {
 	})
 }
 
-func waitUntil(d time.Duration, ok func() bool) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if ok() {
-			return true
-		}
-	}
-	return ok()
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.String()
-}
-
 // http.max_connections bounds every open connection, a stream's included once it has left fasthttp's
 // own count: over it a connection gets a 503 with a JSON error and is closed.
 func TestListenerBoundsOpenConnectionsStreamsIncluded(t *testing.T) {
@@ -250,14 +221,11 @@ func TestListenerBoundsOpenConnectionsStreamsIncluded(t *testing.T) {
 		t.Fatalf("a third connection with a stream and an idle one open: %s %q, want 503 too_many_connections", code, errCode)
 	}
 	idle.Close()
-	ok := waitUntil(2*time.Second, func() bool {
+	testutil.Eventually(t, 2*time.Second, "a connection served after the idle one closed", func() bool {
 		c, code, _ := open(t, addr, "/refused")
 		if c != nil {
 			c.Close()
 		}
 		return code == "401"
 	})
-	if !ok {
-		t.Fatal("no connection was served after the idle one closed")
-	}
 }

@@ -1,43 +1,16 @@
 package logging
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
-// lockedBuffer is what stderr is to the writer: written by the flusher, read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func waitFor(t *testing.T, within time.Duration, cond func() bool) bool {
-	t.Helper()
-	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 func TestInfoLinesAreBufferedUntilTheInterval(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.Buffer
 	w := NewWriter(&out, 150*time.Millisecond)
 	defer w.Close()
 	logger := over(w, "info", "text")
@@ -45,13 +18,11 @@ func TestInfoLinesAreBufferedUntilTheInterval(t *testing.T) {
 	if got := out.String(); got != "" {
 		t.Fatalf("an info line was written at once (%q): it should wait for the flush", got)
 	}
-	if !waitFor(t, 2*time.Second, func() bool { return strings.Contains(out.String(), "msg=request") }) {
-		t.Fatalf("the info line never reached the output")
-	}
+	testutil.Eventually(t, 2*time.Second, "the info line in the output", func() bool { return strings.Contains(out.String(), "msg=request") })
 }
 
 func TestWarningsAreWrittenAtOnce(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.Buffer
 	w := NewWriter(&out, time.Hour)
 	defer w.Close()
 	logger := over(w, "info", "text")
@@ -68,7 +39,7 @@ func TestWarningsAreWrittenAtOnce(t *testing.T) {
 }
 
 func TestCloseFlushesAndLaterLinesGoStraightThrough(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.Buffer
 	logger, w := New("info", "json", &out)
 	logger.Info("stopping")
 	if err := w.Close(); err != nil {
@@ -87,7 +58,7 @@ func TestCloseFlushesAndLaterLinesGoStraightThrough(t *testing.T) {
 }
 
 func TestConcurrentLinesStayWhole(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.Buffer
 	logger, w := New("debug", "text", &out)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -115,7 +86,7 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 }
 
 func TestLevelIsHonoured(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.Buffer
 	logger, w := New("warn", "text", &out)
 	logger.Info("hidden")
 	logger.Warn("shown")

@@ -58,7 +58,7 @@ func TestPaceOutagesWritesEachOutageLineOncePerInterval(t *testing.T) {
 	if count(`"conversation not found"`) != 50 || count(`"msg":"request"`) != 50 {
 		t.Fatalf("lines not caused by an outage were held back:\n%s", out.String())
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the pacing interval under test passes
 	sweeps.Warn("offer sweep failed", "err", outage)
 	if !strings.Contains(out.String(), `"msg":"offer sweep failed","component":"routing","err":"dial tcp 127.0.0.1:1: connect: connection refused","repeated":49`) {
 		t.Fatalf("the line after the interval does not say how many were held back:\n%s", out.String())

@@ -18,6 +18,7 @@ import (
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 const taskType = "test:ordered"
@@ -122,18 +123,18 @@ func (e *env) enqueue(key string, n int) {
 
 func (e *env) waitDone(keys map[string]int, d time.Duration) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	finished := testutil.Within(d, func() bool {
 		e.j.mu.Lock()
-		all := true
+		defer e.j.mu.Unlock()
 		for k, n := range keys {
-			all = all && len(e.j.done[k]) >= n
+			if len(e.j.done[k]) < n {
+				return false
+			}
 		}
-		e.j.mu.Unlock()
-		if all {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		return true
+	})
+	if finished {
+		return
 	}
 	e.j.mu.Lock()
 	defer e.j.mu.Unlock()
@@ -154,7 +155,7 @@ func upTo(n int) []int {
 func TestKeysRunInOrderThroughRandomFailures(t *testing.T) {
 	e := newEnv(t, Options{})
 	flaky := func(ctx context.Context, p payload, _ int) error {
-		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond) // the work a handler takes, of random length
 		if rand.IntN(3) == 0 {
 			return errors.New("provider hiccup")
 		}

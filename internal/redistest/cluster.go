@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -36,26 +37,24 @@ func StartCluster(t testing.TB) *Cluster {
 	}
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	defer client.Close()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.EventuallyNoError(t, 15*time.Second, "the cluster's state ok", func() error {
 		info, err := client.ClusterInfo(context.Background()).Result()
-		if err == nil && contains(info, "cluster_state:ok") {
-			// Every master must agree before scripts can run on any slot.
-			if err := client.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
-				i, err := m.ClusterInfo(ctx).Result()
-				if err != nil || !contains(i, "cluster_state:ok") {
-					return fmt.Errorf("node not ready")
-				}
-				return nil
-			}); err == nil {
-				return c
+		if err != nil {
+			return err
+		}
+		if !contains(info, "cluster_state:ok") {
+			return fmt.Errorf("%s", info)
+		}
+		// Every master must agree before scripts can run on any slot.
+		return client.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+			i, err := m.ClusterInfo(ctx).Result()
+			if err != nil || !contains(i, "cluster_state:ok") {
+				return fmt.Errorf("node %s not ready: %v", m.Options().Addr, err)
 			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ok within 15s: %v %s", err, info)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+			return nil
+		})
+	})
+	return c
 }
 
 // Client returns a cluster client, closed at cleanup.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -117,17 +118,22 @@ func (s *Server) start() error {
 	s.exited = exited
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c.Ping(context.Background()).Err() == nil {
-			return nil
-		}
+	var exitedAtStart bool
+	up := testutil.Within(10*time.Second, func() bool {
 		select {
 		case <-exited: // the port was taken, or the arguments refused
-			s.cmd = nil
-			return fmt.Errorf("redis-server on %s exited at start", s.Addr)
-		case <-time.After(20 * time.Millisecond):
+			exitedAtStart = true
+			return true
+		default:
 		}
+		return c.Ping(context.Background()).Err() == nil
+	})
+	if exitedAtStart {
+		s.cmd = nil
+		return fmt.Errorf("redis-server on %s exited at start", s.Addr)
+	}
+	if up {
+		return nil
 	}
 	_ = cmd.Process.Kill()
 	<-exited

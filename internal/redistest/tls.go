@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -120,20 +121,17 @@ func StartSentinel(t testing.TB, master *Server, name string) string {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
 	defer sc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.EventuallyNoError(t, 10*time.Second, fmt.Sprintf("the sentinel on %s to report master %s", addr, name), func() error {
 		select {
 		case <-exited:
 			t.Skipf("redis-server --sentinel exited at start (no Sentinel support here?): %s", out.String())
 		default:
 		}
 		got, err := sc.GetMasterAddrByName(context.Background(), name).Result()
-		if err == nil && len(got) == 2 && got[1] == strconv.Itoa(master.Port) {
-			return addr
+		if err == nil && (len(got) != 2 || got[1] != strconv.Itoa(master.Port)) {
+			err = fmt.Errorf("it reports %v", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sentinel on %s does not report master %s within 10s: %v %v", addr, name, got, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
+	return addr
 }

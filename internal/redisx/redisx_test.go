@@ -1,14 +1,12 @@
 package redisx
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 func TestEmbeddedStoreExpiresKeysInRealTime(t *testing.T) {
@@ -35,13 +34,9 @@ func TestEmbeddedStoreExpiresKeysInRealTime(t *testing.T) {
 	if got := s.Client.Exists(ctx, "k").Val(); got != 1 {
 		t.Fatalf("key right after SET: got exists=%d, want 1", got)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for s.Client.Exists(ctx, "k").Val() == 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("key with a 300ms TTL still exists after 3s: the embedded clock is not driven")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 3*time.Second, "the key with a 300ms TTL to expire (the embedded clock is driven)", func() bool {
+		return s.Client.Exists(ctx, "k").Val() == 0
+	})
 }
 
 func TestExternalStoreUsesURL(t *testing.T) {
@@ -68,7 +63,7 @@ func TestHealthFollowsRedisAndLogsOutageOnce(t *testing.T) {
 	srv := redistest.StartServer(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer client.Close()
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	h := NewHealth(client, slog.New(slog.NewTextHandler(&logs, nil)), 100*time.Millisecond)
 	h.Start()
 	defer h.Shutdown()
@@ -76,10 +71,10 @@ func TestHealthFollowsRedisAndLogsOutageOnce(t *testing.T) {
 		t.Fatalf("health with Redis up: got %v, want nil", err)
 	}
 	srv.Stop(t)
-	waitFor(t, 2*time.Second, func() bool { return h.Err() != nil })
-	time.Sleep(500 * time.Millisecond) // several failed pings
+	testutil.Eventually(t, 2*time.Second, "Redis seen down", func() bool { return h.Err() != nil })
+	time.Sleep(500 * time.Millisecond) // the outage lasts several failed pings, logged once for all
 	srv.Start(t)
-	waitFor(t, 2*time.Second, func() bool { return h.Err() == nil })
+	testutil.Eventually(t, 2*time.Second, "Redis seen up again", func() bool { return h.Err() == nil })
 	if got := strings.Count(logs.String(), "redis became unreachable"); got != 1 {
 		t.Fatalf("outage logged %d times, want once:\n%s", got, logs.String())
 	}
@@ -92,12 +87,12 @@ func TestHealthFollowsRedisAndLogsOutageOnce(t *testing.T) {
 func TestHealthRecallsALongOutageAtItsPace(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + fmt.Sprint(redistest.FreePort(t)), DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	defer client.Close()
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	h := NewHealth(client, slog.New(slog.NewTextHandler(&logs, nil)), 20*time.Millisecond)
 	h.remind = 400 * time.Millisecond
 	start := time.Now()
 	h.Start()
-	time.Sleep(1300 * time.Millisecond) // dozens of failed pings
+	time.Sleep(1300 * time.Millisecond) // the interval under test: dozens of failed pings, three reminders
 	h.Shutdown()
 	elapsed := time.Since(start)
 	if got := strings.Count(logs.String(), "redis became unreachable"); got != 1 {
@@ -113,7 +108,7 @@ func TestHealthRecallsALongOutageAtItsPace(t *testing.T) {
 
 // go-redis's own lines reach the gateway's logger, each kind once per pace.
 func TestGoRedisLogsThroughTheGatewayLogger(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	UseLogger(slog.New(slog.NewTextHandler(&logs, nil)))
 	t.Cleanup(func() { UseLogger(slog.New(slog.DiscardHandler)) })
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + fmt.Sprint(redistest.FreePort(t)), DialTimeout: 100 * time.Millisecond,
@@ -148,35 +143,6 @@ func TestIsUnavailable(t *testing.T) {
 			t.Errorf("IsUnavailable(%v): got %v, want %v", tc.err, got, tc.want)
 		}
 	}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// lockedBuffer is a log sink the health goroutine writes while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestClusterAddressesGiveAClusterClient(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestResetWatcherRebuildsOnEveryReplica: two watchers (two replicas) on one Redis. Nothing is
@@ -40,7 +41,7 @@ func TestResetWatcherRebuildsOnEveryReplica(t *testing.T) {
 		}
 		defer watchers[i].Shutdown()
 	}
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // proving that nothing happens: four checks of a Redis that kept its state
 	if runs[0].Load()+runs[1].Load() != 0 {
 		t.Fatalf("rebuilt while Redis kept its state: %d %d", runs[0].Load(), runs[1].Load())
 	}
@@ -52,7 +53,7 @@ func TestResetWatcherRebuildsOnEveryReplica(t *testing.T) {
 	if err := client.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitTrue(t, 3*time.Second, "both replicas rebuilt after FLUSHALL", func() bool { return runs[0].Load() == 1 && runs[1].Load() == 1 })
+	testutil.Eventually(t, 3*time.Second, "both replicas rebuilt after FLUSHALL", func() bool { return runs[0].Load() == 1 && runs[1].Load() == 1 })
 	if v, _ := client.Get(ctx, "derived").Result(); v != "rebuilt" {
 		t.Errorf("the rebuild's key: %q", v)
 	}
@@ -66,7 +67,7 @@ func TestResetWatcherRebuildsOnEveryReplica(t *testing.T) {
 			t.Errorf("replica %d status %+v", i, st)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // proving that nothing happens: three more checks, no new reset
 	if runs[0].Load() != 1 || runs[1].Load() != 1 {
 		t.Errorf("rebuilt again without a new reset: %d %d", runs[0].Load(), runs[1].Load())
 	}
@@ -74,7 +75,7 @@ func TestResetWatcherRebuildsOnEveryReplica(t *testing.T) {
 	// Restarted with its data (AOF): the marker is the same, the run_id is not.
 	srv.Stop(t)
 	srv.Start(t)
-	waitTrue(t, 3*time.Second, "both replicas rebuilt after a restart", func() bool { return runs[0].Load() == 2 && runs[1].Load() == 2 })
+	testutil.Eventually(t, 3*time.Second, "both replicas rebuilt after a restart", func() bool { return runs[0].Load() == 2 && runs[1].Load() == 2 })
 	if r := watchers[0].Status().Reason; r != ResetRunIDChanged {
 		t.Errorf("reason after a restart that kept the data: %q, want %q", r, ResetRunIDChanged)
 	}
@@ -99,24 +100,13 @@ func TestResetWatcherRetriesAFailedRebuild(t *testing.T) {
 	}
 	defer w.Shutdown()
 	client.Del(ctx, marker)
-	waitTrue(t, 2*time.Second, "a rebuild attempt", func() bool { return calls.Load() >= 1 })
+	testutil.Eventually(t, 2*time.Second, "a rebuild attempt", func() bool { return calls.Load() >= 1 })
 	if st := w.Status(); calls.Load() < 3 && !st.Rebuilding {
 		t.Errorf("status while the rebuild fails: %+v", st)
 	}
-	waitTrue(t, 2*time.Second, "the rebuild to succeed", func() bool { return !w.Status().Rebuilding && calls.Load() == 3 })
+	testutil.Eventually(t, 2*time.Second, "the rebuild's success", func() bool { return !w.Status().Rebuilding && calls.Load() == 3 })
 	if st := w.Status(); st.Resets != 1 || st.Reason != ResetMarkerMissing {
 		t.Errorf("status %+v: one reset, marker_missing", st)
-	}
-}
-
-func waitTrue(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -133,14 +123,14 @@ func TestResetWatcherOnACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Shutdown()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // proving that nothing happens: ten checks of a steady cluster
 	if n := runs.Load(); n != 0 {
 		t.Fatalf("a steady cluster looked reset %d times", n)
 	}
 	if err := client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.FlushAll(ctx).Err() }); err != nil {
 		t.Fatal(err)
 	}
-	waitTrue(t, 3*time.Second, "the rebuild after the masters were emptied", func() bool { return runs.Load() == 1 })
+	testutil.Eventually(t, 3*time.Second, "the rebuild after the masters were emptied", func() bool { return runs.Load() == 1 })
 	if st := w.Status(); st.Reason != ResetMarkerMissing {
 		t.Errorf("reason %q, want %q", st.Reason, ResetMarkerMissing)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestClusterEndToEnd runs the gateway — two replicas, a worker, the fake provider — on a local
@@ -32,7 +33,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	go func() {
 		for ctx.Err() == nil {
 			_ = s.follow(ctx, b)
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // a client's pause before it reconnects
 		}
 	}()
 	// a01 and a02 are online from runRedelivery; a02 leaves so the next card is a01's.
@@ -44,7 +45,7 @@ func TestClusterEndToEnd(t *testing.T) {
 		t.Fatalf("webhook: %d %v", r.status, err)
 	}
 	var cardID, convID string
-	if !waitFor(10*time.Second, func() bool {
+	if !testutil.Within(10*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, ev := range s.order {
@@ -68,7 +69,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	if err != nil || r.status != 202 {
 		t.Fatalf("reply: %d %s %v", r.status, r.body, err)
 	}
-	if !waitFor(15*time.Second, func() bool { return e.fakeCalls()["5511955554444"] == 1 }) {
+	if !testutil.Within(15*time.Second, func() bool { return e.fakeCalls()["5511955554444"] == 1 }) {
 		t.Fatal("the reply did not reach the provider")
 	}
 	wamid := e.sentWamid(t, "5511955554444")
@@ -77,7 +78,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	if r, err := e.postWhatsApp(b, status); err != nil || r.status != 200 {
 		t.Fatalf("status webhook: %d %v", r.status, err)
 	}
-	if !waitFor(10*time.Second, func() bool {
+	if !testutil.Within(10*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, ev := range s.order {

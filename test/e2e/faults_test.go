@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // Scenario 1: Redis (AOF, fsync on every write) is killed and restarted five times during a steady
@@ -29,7 +31,7 @@ func TestRedisRestartsUnderLoadLoseNothing(t *testing.T) {
 
 	restarts, down := 0, pick(500*time.Millisecond, 2*time.Second)
 	every := pick(time.Second, 4*time.Second)
-	for restarts < 5 {
+	for restarts < 5 { // the sleeps are the fault schedule under test
 		time.Sleep(every)
 		e.redis.Stop(t) // SIGKILL: no chance to flush anything the AOF has not already fsynced
 		time.Sleep(down)
@@ -105,7 +107,7 @@ func TestRedisOutageAnswers503AndResumes(t *testing.T) {
 		if rz, err := e.do("GET", base[i%2]+"/readyz", nil, nil); err == nil && rz.status == 503 {
 			readyFailed = true
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the probes are paced over the outage
 	}
 	if !readyFailed {
 		t.Error("readyz never answered 503 during the outage")
@@ -113,7 +115,7 @@ func TestRedisOutageAnswers503AndResumes(t *testing.T) {
 	e.redis.Start(t)
 
 	// Meta retries: every message answered 503 must now be accepted, without help.
-	resumed := waitFor(15*time.Second, func() bool {
+	resumed := testutil.Within(15*time.Second, func() bool {
 		r, err := e.postWhatsApp(base[0], whatsAppMessage(pending[0].from, pending[0].wamid, pending[0].text))
 		return err == nil && r.status == 200
 	})
@@ -169,7 +171,7 @@ func TestReplicaKilledStreamsResumeOnTheOther(t *testing.T) {
 				}
 				target = b // the load balancer sends the reconnect to the replica that is left
 				reconnects[i]++
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(100 * time.Millisecond) // a client's pause before it reconnects
 			}
 		}(i-1, s)
 	}
@@ -187,19 +189,32 @@ func TestReplicaKilledStreamsResumeOnTheOther(t *testing.T) {
 		defer close(done)
 		load.run(msgs, pick(50, 100))
 	}()
-	time.Sleep(pick(time.Second, 5*time.Second))
+	// The kill comes mid-load: once a third of the messages is acknowledged.
+	testutil.Within(30*time.Second, func() bool { return len(load.ackedSet()) >= len(msgs)/3 })
 	a.kill()
 	<-done
 
 	// Offers time out and move on until every agent has seen every card; then the logs go quiet.
-	quiet := waitFor(90*time.Second, func() bool {
+	quiet := testutil.Within(90*time.Second, func() bool {
 		offered, _ := e.client.ZCard(context.Background(), prefix+"offers").Result()
 		return offered == 0
 	})
 	if !quiet {
 		t.Fatal("cards were still being offered 90 s after the load")
 	}
-	time.Sleep(1500 * time.Millisecond) // the last events reach the streams
+	// The streams catch up with the last stored event; the counts below say what any of them missed.
+	testutil.Within(10*time.Second, func() bool {
+		for _, s := range readers {
+			stored := e.storedEventIDs(s.agent, "")
+			s.mu.Lock()
+			caughtUp := len(stored) == 0 || s.seen[stored[len(stored)-1]] > 0
+			s.mu.Unlock()
+			if !caughtUp {
+				return false
+			}
+		}
+		return true
+	})
 	cancel()
 	wg.Wait()
 
@@ -255,13 +270,16 @@ func TestWorkerKilledMidSendIsSentOnce(t *testing.T) {
 		ids[msgID] = strings.TrimPrefix(to, "+")
 	}
 	inspector := e.inspector()
-	if !waitFor(10*time.Second, func() bool {
+	if !testutil.Within(10*time.Second, func() bool {
 		q, err := inspector.GetQueueInfo("templates")
 		return err == nil && q.Active == inFlight
 	}) {
 		t.Fatalf("the %d sends never were all active at once", inFlight)
 	}
-	time.Sleep(500 * time.Millisecond) // the requests are at the provider now
+	// The delay rule is used up (and listed no more) once every request has reached the provider.
+	if !testutil.Within(10*time.Second, func() bool { return len(e.fakeRules()) == 0 }) {
+		t.Fatalf("the %d sends never all reached the provider: rules left %v", inFlight, e.fakeRules())
+	}
 	e.worker.kill()
 	killedAt := time.Now()
 	if n := len(e.fakeCalls()); n != 0 {
@@ -269,7 +287,7 @@ func TestWorkerKilledMidSendIsSentOnce(t *testing.T) {
 	}
 	e.worker = e.startWorker("worker-restarted") // a supervisor restarts it
 
-	sent := waitFor(3*time.Minute, func() bool {
+	sent := testutil.Within(3*time.Minute, func() bool {
 		for id := range ids {
 			if e.messageStatus(id) != "sent" {
 				return false
@@ -325,14 +343,14 @@ func TestProviderThrottlingAndOutageThenEverythingDelivered(t *testing.T) {
 			t.Fatalf("new conversation to %s: %d %s", to, r.status, r.body)
 		}
 	}
-	time.Sleep(window / 2)
+	time.Sleep(window / 2) // the provider's failure schedule under test
 	e.removeRule(throttle)
 	outage := e.addRule(`{"status":503}`)
-	time.Sleep(window - time.Since(failing))
+	time.Sleep(window - time.Since(failing)) // the provider's failure schedule under test
 	e.removeRule(outage)
 	recoveredAt := time.Now()
 
-	delivered := waitFor(2*time.Minute, func() bool {
+	delivered := testutil.Within(2*time.Minute, func() bool {
 		for id := range ids {
 			if e.messageStatus(id) != "sent" {
 				return false

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // startCmd starts cmd as one of the environment's processes, reading the configuration file config.
@@ -155,7 +156,7 @@ func TestAnonymousStreamsCannotExhaustDescriptors(t *testing.T) {
 	e := newEnv(t, options{replicas: 1, agents: 1, offerTimeout: 10 * time.Minute})
 	helper := e.replicas[0]
 	target := e.startLimited("limited", freeAddr(t), noFile)
-	if !waitFor(3*time.Second, func() bool { return strings.Contains(target.logs.String(), fmt.Sprintf(`"soft":%d`, noFile)) }) {
+	if !testutil.Within(3*time.Second, func() bool { return strings.Contains(target.logs.String(), fmt.Sprintf(`"soft":%d`, noFile)) }) {
 		t.Errorf("the start-up log does not give the open-files limit of %d:\n%s", noFile, target.logs.String())
 	}
 
@@ -165,7 +166,7 @@ func TestAnonymousStreamsCannotExhaustDescriptors(t *testing.T) {
 	agent := e.newStreamReader(agentID(1))
 	streamEnded := make(chan error, 1)
 	go func() { streamEnded <- agent.follow(ctx, target.url()) }()
-	if !waitFor(5*time.Second, func() bool { return e.openStreams(target) == 1 }) {
+	if !testutil.Within(5*time.Second, func() bool { return e.openStreams(target) == 1 }) {
 		t.Fatalf("a01's stream did not open on the target (open streams: %d)", e.openStreams(target))
 	}
 	e.mustOnline(target.url(), "whatsapp", agentID(1))
@@ -223,7 +224,7 @@ func TestAnonymousStreamsCannotExhaustDescriptors(t *testing.T) {
 		}
 		attack.hold(c)
 	}
-	if !waitFor(5*time.Second, func() bool { return strings.Contains(target.logs.String(), "accept failed") }) {
+	if !testutil.Within(5*time.Second, func() bool { return strings.Contains(target.logs.String(), "accept failed") }) {
 		t.Errorf("accept never failed: the attack did not exhaust the descriptors, the scenario did not bite")
 	}
 
@@ -241,7 +242,7 @@ func TestAnonymousStreamsCannotExhaustDescriptors(t *testing.T) {
 		}
 		return false
 	}
-	if !waitFor(10*time.Second, offered) {
+	if !testutil.Within(10*time.Second, offered) {
 		t.Errorf("a01's stream received no card.offered during the attack")
 	}
 	if !target.alive() {
@@ -251,7 +252,7 @@ func TestAnonymousStreamsCannotExhaustDescriptors(t *testing.T) {
 	attack.release()
 
 	// After the attack the process serves new connections again, a01's stream still open.
-	if !waitFor(20*time.Second, func() bool {
+	if !testutil.Within(20*time.Second, func() bool {
 		r, err := e.do("GET", target.url()+"/healthz", nil, nil)
 		return err == nil && r.status == 200
 	}) {
@@ -262,7 +263,7 @@ func TestAnonymousStreamsCannotExhaustDescriptors(t *testing.T) {
 		t.Errorf("a01's stream ended: %v", err)
 	default:
 	}
-	if !waitFor(10*time.Second, func() bool { return e.openStreams(target) == 1 }) {
+	if !testutil.Within(10*time.Second, func() bool { return e.openStreams(target) == 1 }) {
 		t.Errorf("open streams after the attack: %d, want a01's alone", e.openStreams(target))
 	}
 	if !target.alive() {

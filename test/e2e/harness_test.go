@@ -24,6 +24,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 var (
@@ -336,20 +337,17 @@ func freeAddr(t testing.TB) string {
 // waitHTTP polls url until it answers want, for at most 20 s.
 func (e *env) waitHTTP(url string, want int) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.EventuallyNoError(e.t, 20*time.Second, fmt.Sprintf("%s to answer %d", url, want), func() error {
 		resp, err := e.http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s did not answer %d within 20s (last: %v)", url, want, err)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // ---- requests -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // signedClaims signs any claims with the gateway's secret: the signature is good, the claims are the attack.
@@ -141,11 +142,11 @@ func TestSafeByDefault(t *testing.T) {
 		}
 	}
 	// Logs are buffered: wait for the start-up lines.
-	if !waitFor(3*time.Second, func() bool { return strings.Contains(prod.logs.String(), `"env":"production"`) }) ||
+	if !testutil.Within(3*time.Second, func() bool { return strings.Contains(prod.logs.String(), `"env":"production"`) }) ||
 		strings.Contains(prod.logs.String(), "DEVELOPMENT MODE") {
 		t.Errorf("the gateway without env does not say it runs as production:\n%s", prod.logs.String())
 	}
-	if !waitFor(3*time.Second, func() bool { return strings.Contains(e.replicas[0].logs.String(), "DEVELOPMENT MODE") }) {
+	if !testutil.Within(3*time.Second, func() bool { return strings.Contains(e.replicas[0].logs.String(), "DEVELOPMENT MODE") }) {
 		t.Errorf("the development gateway does not warn that its sign-in is on")
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/webchat"
 )
 
@@ -150,7 +151,13 @@ func TestHostileHTTPDetailsAreRefusedAndChangeNothing(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		_, _ = rawDo(e.http, "POST", base+"/webchat/v1/sessions", []byte(`{"site":"shop"}`), map[string]string{"Origin": "http://127.0.0.1.evil.example"})
 	}
-	time.Sleep(200 * time.Millisecond) // the log's buffer is flushed after a warning; room for it
+	// A request logged after them is a barrier: once its line is in, every earlier line is too.
+	_, _ = rawDo(e.http, "GET", base+"/after-the-refusals", nil, nil)
+	if !testutil.Within(10*time.Second, func() bool {
+		return strings.Contains(e.replicas[0].logs.String(), `"path":"/after-the-refusals"`)
+	}) {
+		t.Fatalf("the barrier request was not logged:\n%s", e.replicas[0].logs.String())
+	}
 	logs := e.replicas[0].logs.String()
 	if n := strings.Count(logs, `"msg":"origin refused"`); n != 1 || !strings.Contains(logs, `"origin":"http://127.0.0.1.evil.example"`) {
 		t.Errorf("201 refusals of one origin logged %d times (want once, naming it):\n%s", n, logs)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestMessageIDsAreScopedToTheirSender: WebChat message ids are chosen by whoever sends them, so one
@@ -133,7 +134,7 @@ func TestSupervisorCloseRecordsWhoDidIt(t *testing.T) {
 	}
 	a01, a02 := bearer(t, "a01", auth.RoleAgent), bearer(t, "a02", auth.RoleAgent)
 	var cardID, convID string
-	if !waitFor(5*time.Second, func() bool {
+	if !testutil.Within(5*time.Second, func() bool {
 		r, _ := e.do("GET", r1+"/v1/agents/a01/cards", nil, a01)
 		var out struct {
 			Cards []struct {
@@ -189,7 +190,7 @@ func TestSupervisorCloseRecordsWhoDidIt(t *testing.T) {
 		t.Errorf("card's closed_by in Redis: %q, want a03", by)
 	}
 	// The audit line: one structured record naming the actor, the holder and the card.
-	found := waitFor(2*time.Second, func() bool {
+	found := testutil.Within(2*time.Second, func() bool {
 		for _, line := range strings.Split(e.replicas[1].logs.String(), "\n") {
 			var rec map[string]any
 			if json.Unmarshal([]byte(line), &rec) != nil {
@@ -209,7 +210,7 @@ func TestSupervisorCloseRecordsWhoDidIt(t *testing.T) {
 		t.Fatalf("webhook: %d %v", r.status, err)
 	}
 	var own string
-	waitFor(5*time.Second, func() bool {
+	testutil.Within(5*time.Second, func() bool {
 		r, _ := e.do("GET", r1+"/v1/agents/a01/cards", nil, a01)
 		var out struct {
 			Cards []struct {

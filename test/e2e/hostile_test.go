@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/webchat"
 )
 
@@ -47,7 +48,7 @@ func TestHostileInputIsRefusedAndChangesNothing(t *testing.T) {
 		t.Fatalf("setup webhook: %d %v", r.status, err)
 	}
 	var cardID, convID string
-	if !waitFor(5*time.Second, func() bool {
+	if !testutil.Within(5*time.Second, func() bool {
 		r, _ := e.do("GET", r1+"/v1/agents/a01/cards", nil, bearer(t, "a01", auth.RoleAgent))
 		var out struct {
 			Cards []struct {
@@ -298,7 +299,7 @@ func TestSlowClientsCannotExhaustTheServer(t *testing.T) {
 			t.Fatalf("healthz %d while %d slow clients hang on: %d %v", i, slow, r.status, err)
 		}
 		worst = max(worst, time.Since(start))
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the probes are paced over the slow clients' hold
 	}
 	if worst > 2*time.Second {
 		t.Errorf("slowest healthz answer %v with %d slow clients, want under 2 s", worst, slow)

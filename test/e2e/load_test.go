@@ -96,7 +96,7 @@ func (l *webhookLoad) deliver(m message, worker int) {
 			l.given.Add(1)
 			return
 		}
-		time.Sleep(pause)
+		time.Sleep(pause) // backing off like Meta's retries
 		pause = min(2*pause, time.Second)
 	}
 }
@@ -213,6 +213,22 @@ func (e *env) addRule(rule string) int {
 	return out.ID
 }
 
+// fakeRules lists the fake's active rules (a rule whose times are used up is dropped), raw.
+func (e *env) fakeRules() []json.RawMessage {
+	e.t.Helper()
+	r, err := e.do("GET", e.fakeURL+"/_fake/rules", nil, nil)
+	if err != nil || r.status != 200 {
+		e.t.Fatalf("fake rules: %v %d", err, r.status)
+	}
+	var out struct {
+		Rules []json.RawMessage `json:"rules"`
+	}
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		e.t.Fatal(err)
+	}
+	return out.Rules
+}
+
 func (e *env) removeRule(id int) {
 	e.t.Helper()
 	if r, err := e.do("DELETE", fmt.Sprintf("%s/_fake/rules/%d", e.fakeURL, id), nil, nil); err != nil || r.status != 204 {
@@ -228,20 +244,6 @@ func (e *env) messageStatus(id string) string {
 
 func (e *env) inspector() *asynq.Inspector {
 	return asynq.NewInspectorFromRedisClient(e.client)
-}
-
-// waitFor polls cond every 100 ms until it holds or the timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // pick returns the short or the long value of a scenario parameter.

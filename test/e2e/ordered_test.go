@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // Scenario: twenty replies of one conversation posted back to back, two worker processes, a
@@ -29,7 +30,7 @@ func TestRepliesInOrderThroughAWorkerKill(t *testing.T) {
 		t.Fatalf("webhook: %d %v", r.status, err)
 	}
 	var cardID, convID string
-	if !waitFor(10*time.Second, func() bool {
+	if !testutil.Within(10*time.Second, func() bool {
 		r, _ := e.do("GET", base+"/v1/agents/a01/cards", nil, a01)
 		var out struct {
 			Cards []struct {
@@ -66,13 +67,13 @@ func TestRepliesInOrderThroughAWorkerKill(t *testing.T) {
 	}
 
 	// Once eight are through, the next send hangs at the provider; its worker process is killed.
-	if !waitFor(60*time.Second, func() bool { return len(e.acceptedTexts(digits)) >= 8 }) {
+	if !testutil.Within(60*time.Second, func() bool { return len(e.acceptedTexts(digits)) >= 8 }) {
 		t.Fatalf("only %v accepted", e.acceptedTexts(digits))
 	}
 	e.addRule(`{"delay":"60s","times":1}`) // used up by the send it holds
 	inspector := e.inspector()
 	var holder *process
-	if !waitFor(20*time.Second, func() bool {
+	if !testutil.Within(20*time.Second, func() bool {
 		servers, err := inspector.Servers()
 		if err != nil {
 			return false
@@ -98,7 +99,7 @@ func TestRepliesInOrderThroughAWorkerKill(t *testing.T) {
 	killedAt := time.Now()
 	e.addRule(`{"status":503,"times":2}`) // more trouble after the crash
 
-	if !waitFor(3*time.Minute, func() bool {
+	if !testutil.Within(3*time.Minute, func() bool {
 		for _, id := range ids {
 			if e.messageStatus(id) != "sent" {
 				return false

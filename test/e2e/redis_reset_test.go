@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // Scenario: Redis (no persistence) is killed and started again empty under two replicas. Capacities
@@ -23,11 +25,12 @@ func TestRedisRestartedEmptyRoutingHeals(t *testing.T) {
 	if r, err := e.postWhatsApp(r1, whatsAppMessage(customer(1), "wamid.reset.before", "antes")); err != nil || r.status != 200 {
 		t.Fatalf("webhook before the reset: %d %v", r.status, err)
 	}
-	if !waitFor(5*time.Second, func() bool { return len(offeredCards(t, e, r1, agentID(1))) == 1 }) {
+	if !testutil.Within(5*time.Second, func() bool { return len(offeredCards(t, e, r1, agentID(1))) == 1 }) {
 		t.Fatal("no card offered before the reset")
 	}
 
-	// Long after start: what the gateway writes once at start (and its first sweep) is done.
+	// The scenario's timing: the reset comes long after start, when what the gateway writes once at
+	// start (and its first sweep) is done; nothing it could wait on says "long after".
 	time.Sleep(2 * time.Second)
 	e.redis.Stop(t) // SIGKILL, and no persistence: it comes back empty
 	e.redis.Start(t)
@@ -36,7 +39,7 @@ func TestRedisRestartedEmptyRoutingHeals(t *testing.T) {
 	}
 
 	// A customer writes; like Meta, the provider retries until it gets a 2xx.
-	if !waitFor(10*time.Second, func() bool {
+	if !testutil.Within(10*time.Second, func() bool {
 		r, err := e.postWhatsApp(r1, whatsAppMessage(customer(2), "wamid.reset.after", "depois"))
 		return err == nil && r.status == 200
 	}) {
@@ -44,14 +47,14 @@ func TestRedisRestartedEmptyRoutingHeals(t *testing.T) {
 	}
 	// The agent's presence went with Redis: it logs in again, on the other replica.
 	login := time.Now()
-	if !waitFor(5*time.Second, func() bool {
+	if !testutil.Within(5*time.Second, func() bool {
 		r, err := e.setPresence(r2, agentID(1), "whatsapp", "online")
 		return err == nil && r.status == 200
 	}) {
 		t.Fatal("login after the restart not accepted within 5 s")
 	}
 	var offered []string
-	if !waitFor(5*time.Second, func() bool { offered = offeredCards(t, e, r2, agentID(1)); return len(offered) == 1 }) {
+	if !testutil.Within(5*time.Second, func() bool { offered = offeredCards(t, e, r2, agentID(1)); return len(offered) == 1 }) {
 		t.Fatalf("the waiting card was not offered within 5 s of the login (cards: %v; capacity key present: %v)",
 			offered, len(e.keys("cap:"+agentID(1))) == 1)
 	}
@@ -72,7 +75,7 @@ func TestRedisRestartedEmptyRoutingHeals(t *testing.T) {
 				Rebuilding bool      `json:"rebuilding"`
 			} `json:"store"`
 		}
-		ok := waitFor(3*time.Second, func() bool {
+		ok := testutil.Within(3*time.Second, func() bool {
 			r, err := e.do("GET", p.url()+"/readyz", nil, nil)
 			return err == nil && r.status == 200 && json.Unmarshal(r.body, &st) == nil && !st.Store.RebuiltAt.IsZero()
 		})
@@ -80,7 +83,7 @@ func TestRedisRestartedEmptyRoutingHeals(t *testing.T) {
 			(st.Store.Reason != "marker_missing" && st.Store.Reason != "marker_changed" && st.Store.Reason != "run_id_changed") {
 			t.Errorf("%s /readyz after the reset: %+v, want a reset with its reason, rebuilt", p.name, st)
 		}
-		logged := waitFor(2*time.Second, func() bool { // the output is copied from the child's pipe
+		logged := testutil.Within(2*time.Second, func() bool { // the output is copied from the child's pipe
 			logs := p.logs.String()
 			return strings.Contains(logs, "redis lost or replaced its state") && strings.Contains(logs, "rebuilt after redis reset")
 		})

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/chatgate/chatgate/internal/simulate"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/webhooks"
 )
 
@@ -76,7 +74,7 @@ func TestHandshake(t *testing.T) {
 
 // TestGolden parses every payload under testdata/ and compares the normalized form with its golden file.
 func TestGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.json")
+	files := testutil.Fixtures(t, "webhooks", "whatsapp", "testdata", "*.json")
 	var inputs []string
 	for _, f := range files {
 		if !strings.HasSuffix(f, ".golden.json") {
@@ -118,11 +116,7 @@ func TestGolden(t *testing.T) {
 func TestParseFacts(t *testing.T) {
 	p := New("s", "", "t")
 	parse := func(name string) webhooks.Notification {
-		raw, err := os.ReadFile("testdata/" + name + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := p.Parse(raw)
+		n, err := p.Parse(testutil.Fixture(t, "webhooks", "whatsapp", "testdata", name+".json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,37 +227,13 @@ func TestParseRejects(t *testing.T) {
 
 // TestMetaExamplesParse reads every example notification of Meta's OpenAPI description.
 func TestMetaExamplesParse(t *testing.T) {
-	path := filepath.Join("..", "..", "testdata", "meta", "business-messaging-api_v23.0.yaml")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("Meta's OpenAPI file is expected in the repository at %s: %v", path, err)
-	}
-	var doc struct {
-		Paths map[string]map[string]yaml.Node `yaml:"paths"`
-	}
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var post struct {
-		RequestBody struct {
-			Content map[string]struct {
-				Examples map[string]struct {
-					Value any `yaml:"value"`
-				} `yaml:"examples"`
-			} `yaml:"content"`
-		} `yaml:"requestBody"`
-	}
-	node := doc.Paths["/whatsapp/webhooks"]["post"]
-	if err := node.Decode(&post); err != nil {
-		t.Fatal(err)
-	}
-	examples := post.RequestBody.Content["application/json"].Examples
+	examples := testutil.MetaSpec(t, "post", "/whatsapp/webhooks").Requests
 	if len(examples) < 16 {
 		t.Fatalf("found %d examples, want 16", len(examples))
 	}
 	p := New("s", "", "t")
 	for name, ex := range examples {
-		body, err := json.Marshal(ex.Value)
+		body, err := json.Marshal(ex)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -303,9 +273,8 @@ func FuzzVerify(f *testing.F) {
 }
 
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json")
-	corpus, _ := filepath.Glob("../../testdata/whatsapp/*.json")
-	files = append(files, corpus...)
+	files := testutil.Fixtures(f, "webhooks", "whatsapp", "testdata", "*.json")
+	files = append(files, testutil.Fixtures(f, "testdata", "whatsapp", "*.json")...)
 	for _, file := range files {
 		if raw, err := os.ReadFile(file); err == nil && !strings.HasSuffix(file, ".golden.json") {
 			f.Add(raw)

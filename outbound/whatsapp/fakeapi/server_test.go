@@ -7,16 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"gopkg.in/yaml.v3"
 
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 )
 
@@ -108,7 +106,7 @@ func TestAcceptsMetaExamples(t *testing.T) {
 		"Send Sample Issue Resolution Template":  "its quick-reply parameters carry booleans as text",
 	}
 	n := 0
-	for name, ex := range metaSendExamples(t) {
+	for name, ex := range testutil.MetaSpec(t, "post", "/{Version}/{Phone-Number-ID}/messages").Requests {
 		if reason, ok := skip[name]; ok {
 			t.Logf("skipped %q: %s", name, reason)
 			continue
@@ -320,7 +318,7 @@ func TestStartAndClose(t *testing.T) {
 		_, err := c.Send(context.Background(), numberID, token, whatsapp.TextMessage{To: phone, Body: "x"})
 		done <- err
 	}()
-	waitFor(t, func() bool { return s.Rules()[0].Applied == 1 })
+	testutil.Eventually(t, 5*time.Second, "the slow rule applied to the send", func() bool { return s.Rules()[0].Applied == 1 })
 	start := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -339,17 +337,6 @@ func TestStartAndClose(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func post(t *testing.T, url, tok, ctype string, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
@@ -362,44 +349,6 @@ func post(t *testing.T, url, tok, ctype string, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// metaSendExamples reads the sendMessage request examples from Meta's
-// OpenAPI description in testdata/meta.
-func metaSendExamples(t *testing.T) map[string]any {
-	t.Helper()
-	path := filepath.Join("..", "..", "..", "testdata", "meta", "business-messaging-api_v23.0.yaml")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("Meta's OpenAPI file is expected in the repository at %s: %v", path, err)
-	}
-	var doc struct {
-		Paths map[string]map[string]yaml.Node `yaml:"paths"`
-	}
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var post struct {
-		RequestBody struct {
-			Content map[string]struct {
-				Examples map[string]struct {
-					Value any `yaml:"value"`
-				} `yaml:"examples"`
-			} `yaml:"content"`
-		} `yaml:"requestBody"`
-	}
-	node := doc.Paths["/{Version}/{Phone-Number-ID}/messages"]["post"]
-	if err := node.Decode(&post); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]any{}
-	for name, ex := range post.RequestBody.Content["application/json"].Examples {
-		b, _ := json.Marshal(ex.Value)
-		var v any
-		json.Unmarshal(b, &v)
-		out[name] = v
-	}
-	return out
 }
 
 // normaliseExample replaces Meta's placeholders: the recipient becomes a
