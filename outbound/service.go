@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/ordered"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/routing"
 )
 
@@ -44,6 +45,7 @@ type ReplyBody struct {
 // WhatsApp through asynq, other channels through their ChannelSender.
 type Service struct {
 	router    *routing.Router
+	topo      *topology.Topology
 	catalogue *Catalogue
 	enqueuer  Enqueuer
 	taskOpts  TaskOptions
@@ -54,23 +56,33 @@ type Service struct {
 	logger    *slog.Logger
 }
 
-// NewService builds the service from the configuration.
-func NewService(router *routing.Router, enqueuer Enqueuer, cfg *configs.Config, logger *slog.Logger) *Service {
+// ServiceOptions are what the service needs besides the topology.
+type ServiceOptions struct {
+	// Templates are the approved WhatsApp templates agents start conversations with.
+	Templates []configs.Template
+	// Tasks bound each send's retries and attempt time.
+	Tasks TaskOptions
+}
+
+// NewService builds the service on the topology's agents and WhatsApp numbers.
+func NewService(router *routing.Router, enqueuer Enqueuer, topo *topology.Topology, opts ServiceOptions, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Service{router: router, catalogue: NewCatalogue(cfg.WhatsApp.Templates), enqueuer: enqueuer,
-		taskOpts: TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout},
+	s := &Service{router: router, topo: topo, catalogue: NewCatalogue(opts.Templates), enqueuer: enqueuer,
+		taskOpts: opts.Tasks,
 		numbers:  map[string]string{}, agents: map[string][]string{}, senders: map[string]ChannelSender{},
 		logger: logger.With("component", "outbound")}
-	for _, n := range cfg.WhatsApp.Numbers {
-		s.numbers[n.PhoneNumberID] = n.Queue
-		s.order = append(s.order, n.PhoneNumberID)
+	for _, e := range topo.EntryPoints {
+		if e.Channel == topology.WhatsApp {
+			s.numbers[e.ID] = e.Queue
+			s.order = append(s.order, e.ID)
+		}
 	}
-	for _, a := range cfg.Agents {
+	for _, a := range topo.Agents {
 		s.agents[a.ID] = a.Queues
 	}
-	s.senders["whatsapp"] = whatsappSender{s}
+	s.senders[topology.WhatsApp] = whatsappSender{s}
 	return s
 }
 
@@ -87,10 +99,12 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
 const maxText = 4096
 
 // Start validates a new conversation (an *InvalidRequestError names the fields at fault; routing's
-// ErrNotLoggedIn, ErrAtCapacity and ErrConversationTaken say why it cannot start), records it assigned to the agent and enqueues its template.
+// ErrNotLoggedIn, ErrAtCapacity and ErrConversationTaken say why it cannot start), records it
+// assigned to the agent and enqueues its template.
 func (s *Service) Start(ctx context.Context, agent string, req NewConversation) (Accepted, error) {
 	var bad []FieldError
-	if req.Channel != "whatsapp" {
+	// Conversations start from WhatsApp templates, on a channel that lets agents start them.
+	if req.Channel != topology.WhatsApp || !s.topo.Channel(req.Channel).AgentStarts {
 		bad = append(bad, FieldError{Field: "channel", Message: "must be whatsapp: only WhatsApp conversations can be started by an agent"})
 	}
 	if !e164.MatchString(req.To) {
@@ -126,7 +140,7 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 		return Accepted{}, err
 	}
 	digits := strings.TrimPrefix(req.To, "+")
-	conv, msg, _, err := s.router.StartConversation(ctx, routing.StartRequest{Agent: agent, Channel: "whatsapp",
+	conv, msg, _, err := s.router.StartConversation(ctx, routing.StartRequest{Agent: agent, Channel: topology.WhatsApp,
 		EntryPoint: number, ContactPhone: digits,
 		Message: routing.Outbound{Kind: "template", Text: tpl.Render(t.BodyParams), Payload: payload}})
 	if err != nil {

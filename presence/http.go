@@ -10,6 +10,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/internal/topology"
 )
 
 // HTTP errors of presence.
@@ -51,8 +52,8 @@ type Handler struct {
 }
 
 // NewHandler builds the presence API on a store.
-func NewHandler(s *Store, cfg *configs.Config) *Handler {
-	return &Handler{store: s, reasons: cfg.PauseReasons}
+func NewHandler(s *Store, topo *topology.Topology) *Handler {
+	return &Handler{store: s, reasons: topo.PauseReasons}
 }
 
 // Register mounts the routes on an authenticated /v1 router.

@@ -43,11 +43,10 @@ func routingError(err error) error {
 // Handler serves the cards, conversations and queues API.
 type Handler struct {
 	router *Router
-	cfg    *configs.Config
 }
 
 // NewHandler builds the routing API.
-func NewHandler(r *Router, cfg *configs.Config) *Handler { return &Handler{router: r, cfg: cfg} }
+func NewHandler(r *Router) *Handler { return &Handler{router: r} }
 
 // Register mounts the routes on an authenticated /v1 router.
 func (h *Handler) Register(v1 fiber.Router) {
