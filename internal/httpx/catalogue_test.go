@@ -61,6 +61,7 @@ func TestNoErrorCodeOutsideTheCatalogue(t *testing.T) {
 	jsonCode := regexp.MustCompile(`"code"\s*:\s*"`)
 	errorTypes := map[string]bool{"Error": true, "httpx.Error": true, "errorDetail": true, "httpx.errorDetail": true}
 	files := 0
+	used := map[string]bool{} // catalogue entries referenced by production code
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -83,6 +84,14 @@ func TestNoErrorCodeOutsideTheCatalogue(t *testing.T) {
 		files++
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if exprName(n.X) == "httpx" {
+					used[n.Sel.Name] = true
+				}
+			case *ast.Ident:
+				if f.Name.Name == "httpx" {
+					used[n.Name] = true
+				}
 			case *ast.CallExpr:
 				if name := exprName(n.Fun); name == "def" && f.Name.Name == "httpx" || name == "httpx.def" {
 					t.Errorf("%s: declares an error outside the catalogue", fset.Position(n.Pos()))
@@ -117,6 +126,32 @@ func TestNoErrorCodeOutsideTheCatalogue(t *testing.T) {
 	}
 	if files < 50 {
 		t.Fatalf("read %d Go files under %s; the module has more", files, root)
+	}
+	// And no entry is dead: each is returned from somewhere.
+	cat, err := parser.ParseFile(token.NewFileSet(), filepath.Join(root, "internal", "httpx", "catalogue.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	for _, d := range cat.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.VAR {
+			continue
+		}
+		for _, spec := range g.Specs {
+			for _, name := range spec.(*ast.ValueSpec).Names {
+				if !strings.HasPrefix(name.Name, "Err") {
+					continue
+				}
+				entries++
+				if !used[name.Name] {
+					t.Errorf("catalogue entry %s is used nowhere: remove it", name.Name)
+				}
+			}
+		}
+	}
+	if entries != len(Catalogue()) {
+		t.Errorf("catalogue.go declares %d Err entries; Catalogue() holds %d", entries, len(Catalogue()))
 	}
 }
 
