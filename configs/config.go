@@ -95,10 +95,13 @@ type Presence struct {
 
 // Events tunes the agents' event streams.
 type Events struct {
-	// Retention bounds how far back a reconnecting stream can resume with Last-Event-ID.
-	Retention time.Duration `yaml:"retention" validate:"gte=0"`
+	// MaxLen bounds each agent's stream, and so how far back a reconnecting stream can resume with
+	// Last-Event-ID.
 	MaxLen    int64         `yaml:"max_len" validate:"gte=0"`
 	KeepAlive time.Duration `yaml:"keep_alive" validate:"gte=0"`
+	// RemovedRetention (events.retention) was never read: MaxLen alone bounds resumption. It is still
+	// accepted so that configurations written for earlier versions load; Deprecations names it.
+	RemovedRetention *time.Duration `yaml:"retention"`
 }
 
 // Outbound tunes the asynq workers.
@@ -216,6 +219,17 @@ const (
 	EnvDevelopment = "development"
 	EnvProduction  = "production"
 )
+
+// Deprecations names the settings the configuration gives that nothing reads any more; the gateway
+// logs each as a warning at start-up.
+func (c *Config) Deprecations() []Problem {
+	var ps []Problem
+	if c.Events.RemovedRetention != nil {
+		ps = append(ps, Problem{"events.retention", "is ignored and will be refused by a later version: nothing read it; " +
+			"events.max_len bounds how far back a stream resumes. Remove it"})
+	}
+	return ps
+}
 
 // Development reports whether the configuration explicitly asked for development.
 func (c *Config) Development() bool { return c.Env == EnvDevelopment }

@@ -32,6 +32,27 @@ func TestUnknownKeyIsAnError(t *testing.T) {
 	}
 }
 
+func TestRemovedRetentionIsAcceptedAndReported(t *testing.T) {
+	cfg, err := Parse(Example, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := cfg.Deprecations(); len(ds) != 0 {
+		t.Fatalf("the example: deprecations %v, want none", ds)
+	}
+	for _, value := range []string{"15m", "0s"} {
+		raw := strings.Replace(string(Example), "events:\n", "events:\n  retention: "+value+"\n", 1)
+		cfg, err := Parse([]byte(raw), noEnv)
+		if err != nil {
+			t.Fatalf("retention %s: %v, want it still accepted", value, err)
+		}
+		ds := cfg.Deprecations()
+		if len(ds) != 1 || ds[0].Path != "events.retention" {
+			t.Errorf("retention %s: deprecations %v, want events.retention", value, ds)
+		}
+	}
+}
+
 func TestEveryMistakeIsReportedWithItsPath(t *testing.T) {
 	raw := `
 listen: "not an address"

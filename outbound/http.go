@@ -15,6 +15,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/routing"
 )
 
 // Handler serves the agents' outbound endpoints.
@@ -47,7 +48,8 @@ func (h *Handler) start(c *fiber.Ctx) error {
 		if err := httpx.BindJSON(c, &req); err != nil {
 			return Accepted{}, err
 		}
-		return h.svc.Start(ctx, agent, req)
+		ans, err := h.svc.Start(ctx, agent, req)
+		return ans, httpError(err)
 	})
 }
 
@@ -62,16 +64,51 @@ func (h *Handler) reply(c *fiber.Ctx) error {
 		if err := httpx.BindJSON(c, &body); err != nil {
 			return Accepted{}, err
 		}
-		return h.svc.Reply(ctx, agent, id, body)
+		ans, err := h.svc.Reply(ctx, agent, id, body)
+		return ans, httpError(err)
 	})
 }
 
 var (
-	errBadID          = httpx.NewError(http.StatusBadRequest, "invalid_id", "ids are letters and digits")
-	errBadIdemKey     = httpx.NewError(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is 1 to 255 visible ASCII characters")
-	errIdemInProgress = httpx.NewError(http.StatusConflict, "idempotency_in_progress", "a request with this Idempotency-Key is still being processed")
-	errIdemReused     = httpx.NewError(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+	errBadID          = httpx.ErrBadID
+	errBadIdemKey     = httpx.ErrBadIdempotencyKey
+	errIdemInProgress = httpx.ErrIdempotencyRunning
+	errIdemReused     = httpx.ErrIdempotencyReused
 )
+
+// httpError maps the service's and routing's domain errors to the catalogue.
+func httpError(err error) error {
+	var bad *InvalidRequestError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &bad):
+		fields := make([]httpx.FieldError, len(bad.Fields))
+		for i, f := range bad.Fields {
+			fields[i] = httpx.FieldError{Field: f.Field, Message: f.Message}
+		}
+		return httpx.ErrValidation.WithFields(fields...)
+	case errors.Is(err, routing.ErrNotLoggedIn):
+		return httpx.ErrNotLoggedIn
+	case errors.Is(err, routing.ErrAtCapacity):
+		return httpx.ErrAtCapacity
+	case errors.Is(err, routing.ErrConversationTaken):
+		return httpx.ErrConversationTaken
+	case errors.Is(err, routing.ErrConversationNotFound):
+		return httpx.ErrConversationNotFound
+	case errors.Is(err, routing.ErrNotAssigned):
+		return httpx.ErrNotYourConversation
+	case errors.Is(err, routing.ErrConversationClosed):
+		return httpx.ErrConversationClosed
+	case errors.Is(err, routing.ErrNotAccepted):
+		return httpx.ErrCardNotAccepted
+	case errors.Is(err, routing.ErrWindowClosed):
+		return httpx.ErrWindowClosed
+	case errors.Is(err, ErrNoSender):
+		return httpx.ErrChannelNotSupported.WithMessage("replies on this channel are not available")
+	}
+	return err
+}
 
 func validID(id string) bool {
 	if id == "" || len(id) > 64 {

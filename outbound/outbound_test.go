@@ -26,6 +26,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/internal/testutil"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/outbound"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
@@ -123,9 +124,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	client := redistest.Client(t)
 	ks := keyspace.New("t")
 	clk := clock.NewFake(time.Now())
-	ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clk})
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clk})
 	pub := &recorder{}
-	router := routing.NewRouter(client, ks, cfg, routing.Options{Clock: clk, Publisher: pub, Pauser: ps})
+	router := routing.NewRouter(client, ks, topology.New(cfg), routing.Options{Clock: clk, Publisher: pub, Pauser: ps})
 	ps.AddListener(router)
 	t.Cleanup(router.Shutdown)
 	if err := router.SyncCapacity(context.Background()); err != nil {
@@ -147,13 +148,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.startWorker(client, o.recipientInterval)
 	}
 
-	e.svc = outbound.NewService(router, outbound.NewSequencer(client, ks, asynq.NewClientFromRedisClient(client), router, nil), cfg,
-		slog.New(slog.DiscardHandler))
+	e.svc = outbound.NewService(router, outbound.NewSequencer(client, ks, asynq.NewClientFromRedisClient(client), router, nil),
+		topology.New(cfg), serviceOptions(cfg), slog.New(slog.DiscardHandler))
 	verifier := auth.NewVerifier(secret, "", "")
 	e.app = httpx.NewApp(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
 	v1 := e.app.Group("/v1", verifier.Middleware())
 	outbound.NewHandler(e.svc, client, ks).Register(v1)
-	routing.NewHandler(router, cfg).Register(v1) // cards and conversations, to read them as agents do
+	routing.NewHandler(router).Register(v1) // cards and conversations, to read them as agents do
 	return e
 }
 
@@ -832,10 +833,10 @@ func TestAutomaticMessagesGoThroughTheWorkers(t *testing.T) {
 	q := "We are closed now; we will answer from 8am."
 	e.cfg.Queues[0].NoAgentsMessage = q
 	// The router reads its queues at construction; a fresh one sees the message.
-	router := routing.NewRouter(e.client, keyspace.New("t"), e.cfg, routing.Options{Clock: e.clock, Publisher: e.pub, Pauser: e.presence})
+	router := routing.NewRouter(e.client, keyspace.New("t"), topology.New(e.cfg), routing.Options{Clock: e.clock, Publisher: e.pub, Pauser: e.presence})
 	t.Cleanup(router.Shutdown)
 	svc := outbound.NewService(router, outbound.NewSequencer(e.client, keyspace.New("t"), asynq.NewClientFromRedisClient(e.client), router, nil),
-		e.cfg, slog.New(slog.DiscardHandler))
+		topology.New(e.cfg), serviceOptions(e.cfg), slog.New(slog.DiscardHandler))
 	router.SetAutoReplier(svc)
 	if _, err := router.Deliver(context.Background(), []routing.Inbound{{Channel: "whatsapp", EntryPoint: number,
 		ContactID: "5511955554444", ContactPhone: "5511955554444", ProviderMessageID: "wamid.night", At: e.clock.Now(), Kind: "text", Text: "oi"}}); err != nil {
@@ -844,4 +845,10 @@ func TestAutomaticMessagesGoThroughTheWorkers(t *testing.T) {
 	testutil.Eventually(e.t, 15*time.Second, "the automatic message", func() bool { return e.fake.Accepted() == 1 })
 	jsonEqual(t, e.fake.Calls()[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"5511955554444",
 	  "type":"text","text":{"body":"`+q+`","preview_url":false}}`)
+}
+
+// serviceOptions are what the composition root passes the service from cfg.
+func serviceOptions(cfg *configs.Config) outbound.ServiceOptions {
+	return outbound.ServiceOptions{Templates: cfg.WhatsApp.Templates,
+		Tasks: outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout}}
 }

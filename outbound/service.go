@@ -3,15 +3,14 @@ package outbound
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
 
 	"github.com/chatgate/chatgate/configs"
-	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/ordered"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/routing"
 )
 
@@ -46,6 +45,7 @@ type ReplyBody struct {
 // WhatsApp through asynq, other channels through their ChannelSender.
 type Service struct {
 	router    *routing.Router
+	topo      *topology.Topology
 	catalogue *Catalogue
 	enqueuer  Enqueuer
 	taskOpts  TaskOptions
@@ -56,23 +56,33 @@ type Service struct {
 	logger    *slog.Logger
 }
 
-// NewService builds the service from the configuration.
-func NewService(router *routing.Router, enqueuer Enqueuer, cfg *configs.Config, logger *slog.Logger) *Service {
+// ServiceOptions are what the service needs besides the topology.
+type ServiceOptions struct {
+	// Templates are the approved WhatsApp templates agents start conversations with.
+	Templates []configs.Template
+	// Tasks bound each send's retries and attempt time.
+	Tasks TaskOptions
+}
+
+// NewService builds the service on the topology's agents and WhatsApp numbers.
+func NewService(router *routing.Router, enqueuer Enqueuer, topo *topology.Topology, opts ServiceOptions, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Service{router: router, catalogue: NewCatalogue(cfg.WhatsApp.Templates), enqueuer: enqueuer,
-		taskOpts: TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout},
+	s := &Service{router: router, topo: topo, catalogue: NewCatalogue(opts.Templates), enqueuer: enqueuer,
+		taskOpts: opts.Tasks,
 		numbers:  map[string]string{}, agents: map[string][]string{}, senders: map[string]ChannelSender{},
 		logger: logger.With("component", "outbound")}
-	for _, n := range cfg.WhatsApp.Numbers {
-		s.numbers[n.PhoneNumberID] = n.Queue
-		s.order = append(s.order, n.PhoneNumberID)
+	for _, e := range topo.EntryPoints {
+		if e.Channel == topology.WhatsApp {
+			s.numbers[e.ID] = e.Queue
+			s.order = append(s.order, e.ID)
+		}
 	}
-	for _, a := range cfg.Agents {
+	for _, a := range topo.Agents {
 		s.agents[a.ID] = a.Queues
 	}
-	s.senders["whatsapp"] = whatsappSender{s}
+	s.senders[topology.WhatsApp] = whatsappSender{s}
 	return s
 }
 
@@ -82,56 +92,45 @@ func (s *Service) SetSender(channel string, sender ChannelSender) { s.senders[ch
 // Catalogue is the template catalogue.
 func (s *Service) Catalogue() *Catalogue { return s.catalogue }
 
-// HTTP errors of outbound.
-var (
-	errNotLoggedIn  = httpx.NewError(409, "whatsapp_not_logged_in", "log in on WhatsApp to start a conversation")
-	errAtCapacity   = httpx.NewError(409, "agent_at_capacity", "you are at your WhatsApp capacity; close a conversation first")
-	errTaken        = httpx.NewError(409, "conversation_taken", "the customer already has an open conversation with someone else on this number")
-	errConvNotFound = httpx.NewError(404, "conversation_not_found", "no such conversation")
-	errNotYourConv  = httpx.NewError(403, "not_your_conversation", "the conversation is not assigned to you")
-	errConvClosed   = httpx.NewError(409, "conversation_closed", "the conversation is closed")
-	errNotAccepted  = httpx.NewError(409, "card_not_accepted", "accept the conversation's card before replying")
-	errWindowClosed = httpx.NewError(422, "window_closed",
-		"the customer's 24-hour service window is closed; start a new conversation with an approved template (POST /v1/conversations)")
-	errNoSender = httpx.NewError(422, "channel_not_supported", "replies on this channel are not available")
-)
-
 // E.164: a plus, a non-zero country digit and up to 14 more digits (at least 8 in all).
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
 
 // maxText is WhatsApp's limit for a text body; WebChat uses the same.
 const maxText = 4096
 
-// Start validates a new conversation, records it assigned to the agent and enqueues its template.
+// Start validates a new conversation (an *InvalidRequestError names the fields at fault; routing's
+// ErrNotLoggedIn, ErrAtCapacity and ErrConversationTaken say why it cannot start), records it
+// assigned to the agent and enqueues its template.
 func (s *Service) Start(ctx context.Context, agent string, req NewConversation) (Accepted, error) {
-	var bad []httpx.FieldError
-	if req.Channel != "whatsapp" {
-		bad = append(bad, httpx.FieldError{Field: "channel", Message: "must be whatsapp: only WhatsApp conversations can be started by an agent"})
+	var bad []FieldError
+	// Conversations start from WhatsApp templates, on a channel that lets agents start them.
+	if req.Channel != topology.WhatsApp || !s.topo.Channel(req.Channel).AgentStarts {
+		bad = append(bad, FieldError{Field: "channel", Message: "must be whatsapp: only WhatsApp conversations can be started by an agent"})
 	}
 	if !e164.MatchString(req.To) {
-		bad = append(bad, httpx.FieldError{Field: "to", Message: "must be a phone number in E.164 form, like +5511999990001"})
+		bad = append(bad, FieldError{Field: "to", Message: "must be a phone number in E.164 form, like +5511999990001"})
 	}
 	number := req.PhoneNumberID
 	if number == "" {
 		number = s.defaultNumber(agent)
 		if number == "" {
-			bad = append(bad, httpx.FieldError{Field: "phone_number_id", Message: "is required: none of your queues has a WhatsApp number"})
+			bad = append(bad, FieldError{Field: "phone_number_id", Message: "is required: none of your queues has a WhatsApp number"})
 		}
 	} else if queue, ok := s.numbers[number]; !ok {
-		bad = append(bad, httpx.FieldError{Field: "phone_number_id", Message: "is not a configured WhatsApp number"})
+		bad = append(bad, FieldError{Field: "phone_number_id", Message: "is not a configured WhatsApp number"})
 	} else if !s.memberOf(agent, queue) {
-		bad = append(bad, httpx.FieldError{Field: "phone_number_id", Message: "belongs to a queue you are not in"})
+		bad = append(bad, FieldError{Field: "phone_number_id", Message: "belongs to a queue you are not in"})
 	}
 	var tpl Template
 	if req.Template == nil {
-		bad = append(bad, httpx.FieldError{Field: "template", Message: "is required"})
+		bad = append(bad, FieldError{Field: "template", Message: "is required"})
 	} else {
-		var tbad []httpx.FieldError
+		var tbad []FieldError
 		tpl, tbad = s.catalogue.Check(*req.Template)
 		bad = append(bad, tbad...)
 	}
 	if len(bad) > 0 {
-		return Accepted{}, httpx.ErrValidation.WithFields(bad...)
+		return Accepted{}, invalid(bad...)
 	}
 	t := req.Template
 	send := &TemplateSend{Name: t.Name, Language: t.Language, HeaderParams: t.HeaderParams, BodyParams: t.BodyParams,
@@ -141,17 +140,10 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 		return Accepted{}, err
 	}
 	digits := strings.TrimPrefix(req.To, "+")
-	conv, msg, _, err := s.router.StartConversation(ctx, routing.StartRequest{Agent: agent, Channel: "whatsapp",
+	conv, msg, _, err := s.router.StartConversation(ctx, routing.StartRequest{Agent: agent, Channel: topology.WhatsApp,
 		EntryPoint: number, ContactPhone: digits,
 		Message: routing.Outbound{Kind: "template", Text: tpl.Render(t.BodyParams), Payload: payload}})
-	switch {
-	case errors.Is(err, routing.ErrNotLoggedIn):
-		return Accepted{}, errNotLoggedIn
-	case errors.Is(err, routing.ErrAtCapacity):
-		return Accepted{}, errAtCapacity
-	case errors.Is(err, routing.ErrConversationTaken):
-		return Accepted{}, errTaken
-	case err != nil:
+	if err != nil {
 		return Accepted{}, err
 	}
 	task, err := NewTemplateTask(Send{MessageID: msg.ID, ConversationID: conv.ID, PhoneNumberID: number, To: digits, Template: send}, s.taskOpts)
@@ -165,31 +157,21 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 	return Accepted{ConversationID: conv.ID, MessageID: msg.ID, Status: msg.Status}, nil
 }
 
-// Reply validates and records an agent's reply and hands it to the conversation's channel.
+// Reply validates and records an agent's reply and hands it to the conversation's channel. Its errors
+// are an *InvalidRequestError, routing's errors about the conversation, or ErrNoSender.
 func (s *Service) Reply(ctx context.Context, agent, conversationID string, body ReplyBody) (Accepted, error) {
 	out, err := checkReply(body)
 	if err != nil {
 		return Accepted{}, err
 	}
 	conv, msg, err := s.router.Reply(ctx, conversationID, agent, out)
-	switch {
-	case errors.Is(err, routing.ErrConversationNotFound):
-		return Accepted{}, errConvNotFound
-	case errors.Is(err, routing.ErrNotAssigned):
-		return Accepted{}, errNotYourConv
-	case errors.Is(err, routing.ErrConversationClosed):
-		return Accepted{}, errConvClosed
-	case errors.Is(err, routing.ErrNotAccepted):
-		return Accepted{}, errNotAccepted
-	case errors.Is(err, routing.ErrWindowClosed):
-		return Accepted{}, errWindowClosed
-	case err != nil:
+	if err != nil {
 		return Accepted{}, err
 	}
 	sender, ok := s.senders[conv.Channel]
 	if !ok {
 		s.router.FailMessage(context.WithoutCancel(ctx), msg.ID, 0, "no sender for channel "+conv.Channel)
-		return Accepted{}, errNoSender
+		return Accepted{}, ErrNoSender
 	}
 	if err := sender.SendReply(ctx, conv, msg); err != nil {
 		s.router.FailMessage(context.WithoutCancel(ctx), msg.ID, 0, "could not be queued")
@@ -219,42 +201,42 @@ func (s *Service) AutoReply(ctx context.Context, conv routing.Conversation, text
 func checkReply(body ReplyBody) (routing.Outbound, error) {
 	switch {
 	case body.Media == nil && strings.TrimSpace(body.Text) == "":
-		return routing.Outbound{}, httpx.ErrValidation.WithFields(httpx.FieldError{Field: "text", Message: "is required (or media)"})
+		return routing.Outbound{}, invalid(FieldError{Field: "text", Message: "is required (or media)"})
 	case body.Media != nil && body.Text != "":
-		return routing.Outbound{}, httpx.ErrValidation.WithFields(httpx.FieldError{Field: "text", Message: "send text or media, not both (media takes a caption)"})
+		return routing.Outbound{}, invalid(FieldError{Field: "text", Message: "send text or media, not both (media takes a caption)"})
 	case body.Media == nil:
 		if n := len([]rune(body.Text)); n > maxText {
-			return routing.Outbound{}, httpx.ErrValidation.WithFields(httpx.FieldError{Field: "text",
+			return routing.Outbound{}, invalid(FieldError{Field: "text",
 				Message: fmt.Sprintf("is %d characters; the limit is %d", n, maxText)})
 		}
 		return routing.Outbound{Kind: "text", Text: body.Text}, nil
 	}
 	m := body.Media
-	var bad []httpx.FieldError
+	var bad []FieldError
 	switch m.Kind {
 	case "image", "document", "audio", "video":
 	default:
-		bad = append(bad, httpx.FieldError{Field: "media.kind", Message: "must be image, document, audio or video"})
+		bad = append(bad, FieldError{Field: "media.kind", Message: "must be image, document, audio or video"})
 	}
 	if (m.URL == "") == (m.ID == "") {
-		bad = append(bad, httpx.FieldError{Field: "media.url", Message: "give exactly one of url and id"})
+		bad = append(bad, FieldError{Field: "media.url", Message: "give exactly one of url and id"})
 	} else if m.URL != "" && !(strings.HasPrefix(m.URL, "https://") || strings.HasPrefix(m.URL, "http://")) || len(m.URL) > 2048 {
-		bad = append(bad, httpx.FieldError{Field: "media.url", Message: "must be an http(s) URL of at most 2048 characters"})
+		bad = append(bad, FieldError{Field: "media.url", Message: "must be an http(s) URL of at most 2048 characters"})
 	}
 	if len(m.ID) > 128 || strings.ContainsAny(m.ID, " /\\\n") {
-		bad = append(bad, httpx.FieldError{Field: "media.id", Message: "is not a media id"})
+		bad = append(bad, FieldError{Field: "media.id", Message: "is not a media id"})
 	}
 	if len([]rune(m.Caption)) > 1024 {
-		bad = append(bad, httpx.FieldError{Field: "media.caption", Message: "is longer than 1024 characters"})
+		bad = append(bad, FieldError{Field: "media.caption", Message: "is longer than 1024 characters"})
 	}
 	if (m.Kind == "audio") && m.Caption != "" {
-		bad = append(bad, httpx.FieldError{Field: "media.caption", Message: "audio takes no caption"})
+		bad = append(bad, FieldError{Field: "media.caption", Message: "audio takes no caption"})
 	}
 	if m.Filename != "" && (m.Kind != "document" || len(m.Filename) > 240) {
-		bad = append(bad, httpx.FieldError{Field: "media.filename", Message: "only documents take a filename (at most 240 characters)"})
+		bad = append(bad, FieldError{Field: "media.filename", Message: "only documents take a filename (at most 240 characters)"})
 	}
 	if len(bad) > 0 {
-		return routing.Outbound{}, httpx.ErrValidation.WithFields(bad...)
+		return routing.Outbound{}, invalid(bad...)
 	}
 	payload, err := json.Marshal(m)
 	if err != nil {

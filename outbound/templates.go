@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatgate/chatgate/configs"
-	"github.com/chatgate/chatgate/internal/httpx"
 )
 
 // Template is a catalogue entry as GET /v1/templates shows it.
@@ -73,10 +72,10 @@ const maxParamLength = 1024
 var spaces = regexp.MustCompile(` {5,}`)
 
 // Check validates p against the catalogue and returns the template, or the fields at fault.
-func (c *Catalogue) Check(p TemplateParams) (Template, []httpx.FieldError) {
+func (c *Catalogue) Check(p TemplateParams) (Template, []FieldError) {
 	langs, ok := c.byName[p.Name]
 	if !ok {
-		return Template{}, []httpx.FieldError{{Field: "template.name", Message: "is not an approved template"}}
+		return Template{}, []FieldError{{Field: "template.name", Message: "is not an approved template"}}
 	}
 	tpl, ok := langs[p.Language]
 	if !ok {
@@ -85,33 +84,33 @@ func (c *Catalogue) Check(p TemplateParams) (Template, []httpx.FieldError) {
 			have = append(have, l)
 		}
 		sort.Strings(have)
-		return Template{}, []httpx.FieldError{{Field: "template.language",
+		return Template{}, []FieldError{{Field: "template.language",
 			Message: "the template is not approved in this language (approved: " + strings.Join(have, ", ") + ")"}}
 	}
-	var bad []httpx.FieldError
+	var bad []FieldError
 	bad = append(bad, checkParams("template.header_params", p.HeaderParams, tpl.HeaderParams)...)
 	bad = append(bad, checkParams("template.body_params", p.BodyParams, tpl.BodyParams)...)
 	bad = append(bad, checkParams("template.button_params", p.ButtonParams, tpl.ButtonParams)...)
 	return tpl, bad
 }
 
-func checkParams(field string, values []string, want int) []httpx.FieldError {
+func checkParams(field string, values []string, want int) []FieldError {
 	if len(values) != want {
-		return []httpx.FieldError{{Field: field, Message: "the template takes exactly " + strconv.Itoa(want) +
+		return []FieldError{{Field: field, Message: "the template takes exactly " + strconv.Itoa(want) +
 			" parameters here, got " + strconv.Itoa(len(values))}}
 	}
-	var bad []httpx.FieldError
+	var bad []FieldError
 	for i, v := range values {
 		at := field + "[" + strconv.Itoa(i) + "]"
 		switch {
 		case strings.TrimSpace(v) == "":
-			bad = append(bad, httpx.FieldError{Field: at, Message: "is empty"})
+			bad = append(bad, FieldError{Field: at, Message: "is empty"})
 		case !utf8.ValidString(v):
-			bad = append(bad, httpx.FieldError{Field: at, Message: "is not valid UTF-8"})
+			bad = append(bad, FieldError{Field: at, Message: "is not valid UTF-8"})
 		case utf8.RuneCountInString(v) > maxParamLength:
-			bad = append(bad, httpx.FieldError{Field: at, Message: "is longer than " + strconv.Itoa(maxParamLength) + " characters"})
+			bad = append(bad, FieldError{Field: at, Message: "is longer than " + strconv.Itoa(maxParamLength) + " characters"})
 		case strings.ContainsAny(v, "\n\r\t") || spaces.MatchString(v):
-			bad = append(bad, httpx.FieldError{Field: at, Message: "may not contain new lines, tabs or more than four spaces in a row"})
+			bad = append(bad, FieldError{Field: at, Message: "may not contain new lines, tabs or more than four spaces in a row"})
 		}
 	}
 	return bad

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/topology"
 )
 
 // ChannelPresence is one channel's state for a UI: since is when the state began (a running clock).
@@ -30,15 +32,15 @@ type AgentPresence struct {
 	Channels             []ChannelPresence `json:"channels"`
 }
 
-func (s *Store) build(agent string, t *agentTopology, h map[string]string, now time.Time) AgentPresence {
-	p := AgentPresence{Agent: agent, Name: t.name, Enabled: len(t.channels), Channels: make([]ChannelPresence, 0, len(t.channels))}
+func (s *Store) build(agent string, t *topology.Agent, h map[string]string, now time.Time) AgentPresence {
+	p := AgentPresence{Agent: agent, Name: t.Name, Enabled: len(t.Channels), Channels: make([]ChannelPresence, 0, len(t.Channels))}
 	paused := 0
-	for _, ch := range t.channels {
+	for _, ch := range t.Channels {
 		st := State(h[ch])
 		if st == "" {
 			st = Offline
 		}
-		cp := ChannelPresence{Channel: ch, State: st, Reason: h[ch+":reason"], Group: t.groups[ch]}
+		cp := ChannelPresence{Channel: ch, State: st, Reason: h[ch+":reason"], Group: t.Groups[ch]}
 		if ms, err := strconv.ParseInt(h[ch+":since"], 10, 64); err == nil {
 			since := time.UnixMilli(ms).UTC()
 			cp.Since = &since
@@ -48,7 +50,7 @@ func (s *Store) build(agent string, t *agentTopology, h map[string]string, now t
 		}
 		if st != Offline {
 			p.Logged++
-			if ch == "whatsapp" {
+			if s.channels.Channel(ch).AgentStarts {
 				p.CanStartConversation = true
 			}
 		}
@@ -97,7 +99,7 @@ func (s *Store) Totals(ctx context.Context, agent string, day time.Time) (Totals
 		return Totals{}, err
 	}
 	out := Totals{Agent: agent, Day: dayStart.Format("2006-01-02"), Channels: map[string]ChannelTotals{}}
-	for _, ch := range t.channels {
+	for _, ch := range t.Channels {
 		out.Channels[ch] = ChannelTotals{PausedSeconds: map[string]float64{}}
 	}
 	add := func(ch, field string, ms int64) {
@@ -126,7 +128,7 @@ func (s *Store) Totals(ctx context.Context, agent string, day time.Time) (Totals
 	}
 	now := s.clock.Now()
 	h := state.Val()
-	for _, ch := range t.channels {
+	for _, ch := range t.Channels {
 		st := State(h[ch])
 		since, err := strconv.ParseInt(h[ch+":since"], 10, 64)
 		if err != nil || (st != Online && st != Paused) {

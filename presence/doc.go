@@ -3,8 +3,8 @@
 //
 // Every transition is one Lua script over the agent's state HASH, history STREAM, totals HASH and the
 // tenant's last-seen ZSET, all passed in KEYS, so replicas toggling the same agent at once serialize in Redis. Channel groups
-// (connected components of the agent's channel–queue graph) are computed from the configuration once,
-// in NewStore.
+// (connected components of the agent's channel–queue graph) are computed once, with the rest of the
+// topology (internal/topology), and given to NewStore.
 //
 // Decisions where the design leaves room:
 //   - Pause and resume act on the whole group; login and logout act on one channel. Logging out one

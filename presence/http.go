@@ -10,20 +10,21 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/internal/topology"
 )
 
 // HTTP errors of presence.
 var (
-	errAgentNotFound     = httpx.NewError(http.StatusNotFound, "agent_not_found", "no such agent")
-	errChannelNotEnabled = httpx.NewError(http.StatusForbidden, "channel_not_enabled", "the agent is not enabled for this channel")
-	errInvalidState      = httpx.NewError(http.StatusBadRequest, "invalid_state", `state must be "online", "offline" or "paused"`)
-	errInvalidReason     = httpx.NewError(http.StatusUnprocessableEntity, "invalid_reason", "a pause needs a reason from GET /v1/pause-reasons")
-	errChannelOffline    = httpx.NewError(http.StatusConflict, "channel_offline", "log in to the channel before pausing it")
+	errAgentNotFound     = httpx.ErrAgentNotFound
+	errChannelNotEnabled = httpx.ErrChannelNotEnabled
+	errInvalidState      = httpx.ErrInvalidState
+	errInvalidReason     = httpx.ErrInvalidReason
+	errChannelOffline    = httpx.ErrChannelOffline
 	// A supervisor's "online" can only be a resume; on an offline channel that is the issue's
 	// "resume on an offline channel" (409), with the same code as a pause there.
-	errLoginDenied = httpx.NewError(http.StatusConflict, "channel_offline", "the channel is offline: only the agent itself may log in; supervisors may resume a paused channel")
-	errBadDay      = httpx.NewError(http.StatusBadRequest, "invalid_day", "day must be YYYY-MM-DD")
-	errBadRange    = httpx.NewError(http.StatusBadRequest, "invalid_range", "from and to must be RFC 3339 times, from not after to")
+	errLoginDenied = httpx.ErrChannelOffline.WithMessage("the channel is offline: only the agent itself may log in; supervisors may resume a paused channel")
+	errBadDay      = httpx.ErrInvalidDay
+	errBadRange    = httpx.ErrInvalidRange
 )
 
 func httpError(err error) error {
@@ -51,8 +52,8 @@ type Handler struct {
 }
 
 // NewHandler builds the presence API on a store.
-func NewHandler(s *Store, cfg *configs.Config) *Handler {
-	return &Handler{store: s, reasons: cfg.PauseReasons}
+func NewHandler(s *Store, topo *topology.Topology) *Handler {
+	return &Handler{store: s, reasons: topo.PauseReasons}
 }
 
 // Register mounts the routes on an authenticated /v1 router.

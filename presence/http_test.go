@@ -18,6 +18,7 @@ import (
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/redisx"
+	"github.com/chatgate/chatgate/internal/topology"
 )
 
 const testSecret = "presence-test-secret"
@@ -27,7 +28,7 @@ func newTestAPI(t testing.TB, s *Store) *fiber.App {
 	app := httpx.NewApp(httpx.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(),
 		Unavailable: redisx.IsUnavailable, BodyLimit: 1 << 16})
 	v1 := app.Group("/v1", auth.NewVerifier(testSecret, "", "chatgate").Middleware())
-	NewHandler(s, testConfig()).Register(v1)
+	NewHandler(s, topology.New(testConfig())).Register(v1)
 	return app
 }
 

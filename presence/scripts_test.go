@@ -14,6 +14,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/topology"
 )
 
 // TestTransitionScriptRawState asserts the raw Redis keys after each transition: the names routing
@@ -169,7 +170,7 @@ func TestHistoryTrimmedByRetention(t *testing.T) {
 func TestRetentionNeverZero(t *testing.T) {
 	cfg := testConfig()
 	cfg.Presence.HistoryRetention = 0
-	s := NewStore(redistest.Client(t), keyspace.New("t"), cfg, Options{})
+	s := NewStore(redistest.Client(t), keyspace.New("t"), topology.New(cfg), Options{HistoryRetention: cfg.Presence.HistoryRetention})
 	if s.retention != DefaultHistoryRetention {
 		t.Fatalf("retention with none configured: got %v, want %v", s.retention, DefaultHistoryRetention)
 	}
@@ -206,7 +207,8 @@ func (p *listenerProbe) PresenceChanged(ctx context.Context, cs []Change) {
 func TestListenersHearStoredChangesOnly(t *testing.T) {
 	ctx := context.WithValue(context.Background(), ctxKey{}, "request")
 	reg := prometheus.NewRegistry()
-	s := NewStore(redistest.Client(t), keyspace.New("t"), testConfig(), Options{Clock: clock.NewFake(t0), Registerer: reg})
+	cfg := testConfig()
+	s := NewStore(redistest.Client(t), keyspace.New("t"), topology.New(cfg), Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.NewFake(t0), Registerer: reg})
 	p := &listenerProbe{s: s}
 	s.AddListener(p)
 	second := &recorder{}

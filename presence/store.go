@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -13,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/topology"
 )
 
 // Errors of the state machine; the HTTP layer maps each to its status and code.
@@ -52,13 +51,6 @@ type Options struct {
 	HistoryRetention time.Duration
 }
 
-// agentTopology is what the configuration says about one agent's channels.
-type agentTopology struct {
-	name     string
-	channels []string            // enabled channels, sorted
-	groups   map[string][]string // channel → its group (connected component of the channel–queue graph)
-}
-
 // Store keeps every agent's per-channel presence in Redis.
 type Store struct {
 	client     redis.UniversalClient
@@ -66,7 +58,8 @@ type Store struct {
 	clock      clock.Clock
 	logger     *slog.Logger
 	retention  time.Duration
-	agents     map[string]*agentTopology
+	channels   *topology.Topology // what each channel allows
+	agents     map[string]*topology.Agent
 	order      []string // agent ids in configuration order
 	reasons    map[string]string
 	mu         sync.RWMutex
@@ -74,16 +67,13 @@ type Store struct {
 	transition *prometheus.CounterVec
 }
 
-// NewStore builds the store and computes each agent's channel groups from the configuration.
-func NewStore(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Config, opts Options) *Store {
+// NewStore builds the store on the topology's agents, channel groups and pause reasons.
+func NewStore(client redis.UniversalClient, ks keyspace.Space, topo *topology.Topology, opts Options) *Store {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.HistoryRetention <= 0 {
-		opts.HistoryRetention = cfg.Presence.HistoryRetention
 	}
 	if opts.HistoryRetention < time.Second {
 		// A zero retention would make the script EXPIRE the totals at once and trim the whole history.
@@ -91,7 +81,7 @@ func NewStore(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Conf
 	}
 	s := &Store{
 		client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "presence"),
-		retention: opts.HistoryRetention, agents: map[string]*agentTopology{}, reasons: map[string]string{},
+		retention: opts.HistoryRetention, channels: topo, agents: map[string]*topology.Agent{}, reasons: map[string]string{},
 		transition: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatgate_presence_transitions_total", Help: "Presence transitions by channel and new state.",
 		}, []string{"channel", "to"}),
@@ -99,56 +89,15 @@ func NewStore(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Conf
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(s.transition)
 	}
-	for _, r := range cfg.PauseReasons {
+	for _, r := range topo.PauseReasons {
 		s.reasons[r.ID] = r.Label
 	}
-	for _, a := range cfg.Agents {
-		s.agents[a.ID] = topology(cfg, a)
+	for i := range topo.Agents {
+		a := &topo.Agents[i]
+		s.agents[a.ID] = a
 		s.order = append(s.order, a.ID)
 	}
 	return s
-}
-
-// topology computes the connected components of the agent's channel–queue graph: two enabled
-// channels are in one group when a queue the agent serves is attached to both.
-func topology(cfg *configs.Config, a configs.Agent) *agentTopology {
-	t := &agentTopology{name: a.Name, groups: map[string][]string{}}
-	parent := map[string]string{}
-	var find func(string) string
-	find = func(x string) string {
-		if parent[x] != x {
-			parent[x] = find(parent[x])
-		}
-		return parent[x]
-	}
-	for ch := range a.Channels {
-		parent[ch] = ch
-		t.channels = append(t.channels, ch)
-	}
-	sort.Strings(t.channels)
-	for _, qid := range a.Queues {
-		q, _ := cfg.Queue(qid)
-		var first string
-		for _, ch := range q.Channels {
-			if _, enabled := a.Channels[ch]; !enabled {
-				continue
-			}
-			if first == "" {
-				first = ch
-				continue
-			}
-			parent[find(ch)] = find(first)
-		}
-	}
-	for _, ch := range t.channels {
-		root := find(ch)
-		for _, other := range t.channels {
-			if find(other) == root {
-				t.groups[ch] = append(t.groups[ch], other)
-			}
-		}
-	}
-	return t
 }
 
 // AddListener registers a party to be told of every stored change.
@@ -161,7 +110,7 @@ func (s *Store) AddListener(l Listener) {
 // Group returns the channels that pause and resume together with channel (channel included).
 func (s *Store) Group(agent, channel string) []string {
 	if t, ok := s.agents[agent]; ok {
-		return append([]string(nil), t.groups[channel]...)
+		return append([]string(nil), t.Groups[channel]...)
 	}
 	return nil
 }
@@ -186,7 +135,7 @@ func (s *Store) Set(ctx context.Context, agent, channel string, want State, reas
 	if !ok {
 		return Result{}, ErrUnknownAgent
 	}
-	if _, enabled := t.groups[channel]; !enabled {
+	if _, enabled := t.Groups[channel]; !enabled {
 		return Result{}, ErrChannelNotEnabled
 	}
 	switch want {
@@ -215,10 +164,10 @@ func (s *Store) LogoutAll(ctx context.Context, agent, by, cause string) (Result,
 	return s.run(ctx, agent, t, "", "logout_all", "", by, cause, false, "")
 }
 
-func (s *Store) run(ctx context.Context, agent string, t *agentTopology, channel, want, reason, by, cause string, allowLogin bool, cutoff string) (Result, error) {
+func (s *Store) run(ctx context.Context, agent string, t *topology.Agent, channel, want, reason, by, cause string, allowLogin bool, cutoff string) (Result, error) {
 	now := s.clock.Now()
-	group := t.groups[channel]
-	args := make([]any, 0, 16+len(group)+len(t.channels))
+	group := t.Groups[channel]
+	args := make([]any, 0, 16+len(group)+len(t.Channels))
 	allow := "0"
 	if allowLogin {
 		allow = "1"
@@ -228,8 +177,8 @@ func (s *Store) run(ctx context.Context, agent string, t *agentTopology, channel
 	for _, g := range group {
 		args = append(args, g)
 	}
-	args = append(args, len(t.channels))
-	for _, c := range t.channels {
+	args = append(args, len(t.Channels))
+	for _, c := range t.Channels {
 		args = append(args, c)
 	}
 	res, err := transitionScript.Run(ctx, s.client, []string{s.keys.state(agent), s.keys.history(agent), s.keys.seen(), s.keys.totals(agent)}, args...).Slice()

@@ -14,6 +14,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/topology"
 )
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
@@ -52,7 +53,8 @@ func (r *recorder) PresenceChanged(_ context.Context, cs []Change) {
 
 func newTestStore(t testing.TB, client redis.UniversalClient, clk clock.Clock) *Store {
 	t.Helper()
-	return NewStore(client, keyspace.New("t"), testConfig(), Options{Clock: clk})
+	cfg := testConfig()
+	return NewStore(client, keyspace.New("t"), topology.New(cfg), Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clk})
 }
 
 func mustSet(t *testing.T, s *Store, agent, ch string, want State, reason string) Result {

@@ -10,6 +10,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -31,8 +32,8 @@ func BenchmarkRoutingDecision(b *testing.B) {
 			}
 			client := redistest.Client(b)
 			ks := keyspace.New("t")
-			ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clock.Real{}})
-			r := NewRouter(client, ks, cfg, Options{Clock: clock.Real{}, Publisher: &recorder{}})
+			ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
+			r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
 			defer r.Shutdown()
 			ps.AddListener(r)
 			ctx := context.Background()
@@ -71,7 +72,7 @@ func BenchmarkIntakeOfAnOpenConversation(b *testing.B) {
 				WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
 			}
 			client := redistest.Client(b)
-			r := NewRouter(client, keyspace.New("t"), cfg, Options{Clock: clock.Real{}, Publisher: &recorder{}})
+			r := NewRouter(client, keyspace.New("t"), topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
 			defer r.Shutdown()
 			ctx := context.Background()
 			in := func(i int) Inbound {

@@ -8,6 +8,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -22,9 +23,9 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig("least_busy")
 	ks := keyspace.New("acme")
-	ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clock.Real{}})
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
 	log := NewStreamLog(client, ks, 100)
-	r := NewRouter(client, ks, cfg, Options{Clock: clock.Real{}, Publisher: log, Pauser: ps, Audit: true})
+	r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: log, Pauser: ps, Audit: true})
 	defer r.Shutdown()
 	ps.AddListener(r)
 	if err := r.SyncCapacity(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -55,8 +56,8 @@ func TestRandomizedRoutingAcrossTwoReplicas(t *testing.T) {
 	var routers []*Router
 	var stores []*presence.Store
 	for i := 0; i < 2; i++ {
-		ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clock.Real{}})
-		r := NewRouter(client, ks, cfg, Options{Clock: clock.Real{}, Publisher: &recorder{}, Pauser: ps, Audit: true})
+		ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
+		r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}, Pauser: ps, Audit: true})
 		ps.AddListener(r)
 		t.Cleanup(r.Shutdown)
 		if err := r.SyncCapacity(context.Background()); err != nil {

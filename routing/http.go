@@ -3,7 +3,6 @@ package routing
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -19,14 +18,14 @@ import (
 
 // HTTP errors of routing.
 var (
-	errCardNotFound  = httpx.NewError(http.StatusNotFound, "card_not_found", "no such card")
-	errConvNotFound  = httpx.NewError(http.StatusNotFound, "conversation_not_found", "no such conversation")
-	errNotYours      = httpx.NewError(http.StatusForbidden, "not_your_card", "the card is not offered to or held by you")
-	errNotYourConv   = httpx.NewError(http.StatusForbidden, "not_your_conversation", "the conversation is not assigned to you")
-	errCardState     = httpx.NewError(http.StatusConflict, "card_state", "the card is not in a state that allows this")
-	errBadID         = httpx.NewError(http.StatusBadRequest, "invalid_id", "ids are letters and digits")
-	errAgentNotFound = httpx.NewError(http.StatusNotFound, "agent_not_found", "no such agent")
-	errBadEventID    = httpx.NewError(http.StatusBadRequest, "invalid_last_event_id", "Last-Event-ID must be an id this stream sent")
+	errCardNotFound  = httpx.ErrCardNotFound
+	errConvNotFound  = httpx.ErrConversationNotFound
+	errNotYours      = httpx.ErrNotYourCard
+	errNotYourConv   = httpx.ErrNotYourConversation
+	errCardState     = httpx.ErrCardState
+	errBadID         = httpx.ErrBadID
+	errAgentNotFound = httpx.ErrAgentNotFound
+	errBadEventID    = httpx.ErrInvalidLastEvent
 )
 
 func routingError(err error) error {
@@ -44,11 +43,10 @@ func routingError(err error) error {
 // Handler serves the cards, conversations and queues API.
 type Handler struct {
 	router *Router
-	cfg    *configs.Config
 }
 
 // NewHandler builds the routing API.
-func NewHandler(r *Router, cfg *configs.Config) *Handler { return &Handler{router: r, cfg: cfg} }
+func NewHandler(r *Router) *Handler { return &Handler{router: r} }
 
 // Register mounts the routes on an authenticated /v1 router.
 func (h *Handler) Register(v1 fiber.Router) {

@@ -22,7 +22,7 @@ const httpSecret = "routing-http-test-secret"
 func (e *env) call(t *testing.T, method, path, agent string, role auth.Role, out any) int {
 	t.Helper()
 	app := httpx.NewApp(httpx.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
-	NewHandler(e.router, testConfig("longest_idle")).Register(app.Group("/v1", auth.NewVerifier(httpSecret, "", "chatgate").Middleware()))
+	NewHandler(e.router).Register(app.Group("/v1", auth.NewVerifier(httpSecret, "", "chatgate").Middleware()))
 	tok, err := auth.Mint(httpSecret, "chatgate", agent, role, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -150,8 +150,9 @@ func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conve
 	return conv, msg, out[2] == "1", nil
 }
 
-// Reply records an agent's message in its conversation as queued. WhatsApp free-form messages are
-// refused once the customer service window (24 hours after the customer's last message) is closed.
+// Reply records an agent's message in its conversation as queued. On a channel with a customer
+// service window (WhatsApp's 24 hours after the customer's last message), free-form messages are
+// refused once it is closed.
 func (r *Router) Reply(ctx context.Context, conversationID, agent string, m Outbound) (Conversation, Message, error) {
 	now := r.clock.Now()
 	msgID := newID()
@@ -166,7 +167,7 @@ func (r *Router) Reply(ctx context.Context, conversationID, agent string, m Outb
 		}
 		return Conversation{}, Message{}, err
 	}
-	if conv.Channel != "whatsapp" {
+	if r.topo.Channel(conv.Channel).Window == 0 {
 		window = "0"
 	}
 	out, err := replyScript.Run(ctx, r.client, []string{r.keys.conv(conversationID)}, r.keys.prefix(), agent, msgID,

@@ -17,6 +17,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -89,7 +90,7 @@ func TestCapacityRaiseOffersWaitingCards(t *testing.T) {
 		}
 	}
 	pub := &recorder{}
-	r2 := NewRouter(client, keyspace.New("t"), cfg, Options{Clock: clk, Publisher: pub, Audit: true})
+	r2 := NewRouter(client, keyspace.New("t"), topology.New(cfg), Options{Clock: clk, Publisher: pub, Audit: true})
 	t.Cleanup(r2.Shutdown)
 	if err := r2.SyncCapacity(ctx); err != nil {
 		t.Fatal(err)

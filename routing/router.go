@@ -19,6 +19,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -36,7 +37,6 @@ const (
 	dedupTTL      = 7 * 24 * time.Hour // Meta retries a notification for up to seven days
 	cardsToScan   = 16
 	agentsToScan  = 32
-	whatsappWin   = 24 * time.Hour
 	previewLength = 140
 	// least_busy scores are load·leastBusyLoadUnit + last offer ms (the offer script uses the same).
 	leastBusyLoadUnit = 1e13
@@ -72,6 +72,7 @@ type Router struct {
 	pub     Publisher
 	pauser  Pauser
 	audit   bool
+	topo    *topology.Topology
 	queues  map[string]configs.Queue
 	agents  map[string]agentInfo
 	entries map[string]string // "channel:entry point" → queue
@@ -118,8 +119,8 @@ type routerMetrics struct {
 	maxWait     *prometheus.CounterVec
 }
 
-// NewRouter builds a router from the configuration's queues, agents and entry points.
-func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Config, opts Options) *Router {
+// NewRouter builds a router on the topology's queues, agents and entry points.
+func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.Topology, opts Options) *Router {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
@@ -127,10 +128,10 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 		opts.Logger = slog.Default()
 	}
 	if opts.Publisher == nil {
-		opts.Publisher = NewStreamLog(client, ks, cfg.Events.MaxLen)
+		opts.Publisher = NewStreamLog(client, ks, 0)
 	}
 	r := &Router{client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "routing"),
-		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit,
+		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit, topo: topo,
 		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{}, members: map[string][]string{},
 		entryList: map[string]string{},
 		metrics: routerMetrics{
@@ -149,26 +150,18 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Con
 		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
 			r.metrics.autoReplies, r.metrics.maxWait)
 	}
-	for _, q := range cfg.Queues {
+	for _, q := range topo.Queues {
 		r.queues[q.ID] = q
 	}
-	for _, a := range cfg.Agents {
-		info := agentInfo{queues: a.Queues, channels: map[string]int{}}
-		for ch, c := range a.Channels {
-			info.channels[ch] = c.Capacity
-		}
-		r.agents[a.ID] = info
+	for _, a := range topo.Agents {
+		r.agents[a.ID] = agentInfo{queues: a.Queues, channels: a.Capacity}
 		for _, q := range a.Queues {
 			r.members[q] = append(r.members[q], a.ID)
 		}
 	}
-	for _, n := range cfg.WhatsApp.Numbers {
-		r.entries["whatsapp:"+n.PhoneNumberID] = n.Queue
-		r.entryList["whatsapp"] += n.PhoneNumberID + "\n"
-	}
-	for _, s := range cfg.WebChat.Sites {
-		r.entries["webchat:"+s.ID] = s.Queue
-		r.entryList["webchat"] += s.ID + "\n"
+	for _, e := range topo.EntryPoints {
+		r.entries[e.Channel+":"+e.ID] = e.Queue
+		r.entryList[e.Channel] += e.ID + "\n"
 	}
 	return r
 }
@@ -299,8 +292,8 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			at = now
 		}
 		window := ""
-		if m.Channel == "whatsapp" {
-			window = strconv.FormatInt(at.Add(whatsappWin).UnixMilli(), 10)
+		if win := r.topo.Channel(m.Channel).Window; win > 0 {
+			window = strconv.FormatInt(at.Add(win).UnixMilli(), 10)
 		}
 		msgID, convID, cardID := newID(), newID(), newID()
 		q := r.queues[queue]

@@ -13,6 +13,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -88,9 +89,9 @@ func newEnvOn(t testing.TB, client *redis.Client, strategy string, clk *clock.Fa
 func newEnvWith(t testing.TB, client *redis.Client, cfg *configs.Config, clk *clock.Fake) *env {
 	t.Helper()
 	ks := keyspace.New("t")
-	ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clk})
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clk})
 	pub := &recorder{}
-	r := NewRouter(client, ks, cfg, Options{Clock: clk, Publisher: pub, Pauser: ps, Audit: true})
+	r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clk, Publisher: pub, Pauser: ps, Audit: true})
 	ps.AddListener(r)
 	t.Cleanup(r.Shutdown)
 	if err := r.SyncCapacity(context.Background()); err != nil {
@@ -616,7 +617,7 @@ func TestMaxWait(t *testing.T) {
 func TestStartWritesCapacitiesBeforeTraffic(t *testing.T) {
 	client := redistest.Client(t)
 	cfg := testConfig("longest_idle")
-	r := NewRouter(client, keyspace.New("t"), cfg, Options{Clock: clock.NewFake(t0), Publisher: &recorder{}})
+	r := NewRouter(client, keyspace.New("t"), topology.New(cfg), Options{Clock: clock.NewFake(t0), Publisher: &recorder{}})
 	t.Cleanup(r.Shutdown)
 	if err := r.Start(); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/testutil"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
 
@@ -248,7 +249,7 @@ func TestPresenceChangesReachTheAgentsStream(t *testing.T) {
 	client := redistest.Client(t)
 	cfg := testConfig("longest_idle")
 	ks := keyspace.New("t")
-	ps := presence.NewStore(client, ks, cfg, presence.Options{})
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention})
 	log := NewStreamLog(client, ks, 100)
 	ps.AddListener(PresenceEvents{Publisher: log})
 	ctx := context.Background()

@@ -2,7 +2,6 @@ package web
 
 import (
 	"net"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -18,11 +17,9 @@ import (
 const devTokenTTL = 8 * time.Hour
 
 var (
-	errUnknownAgent = httpx.NewError(http.StatusNotFound, "agent_not_found", "no such agent in the configuration")
-	errAgentOnly    = httpx.NewError(http.StatusForbidden, "dev_signin_agent_only",
-		"the development sign-in mints agent tokens only; mint others with `chatgate token --agent ID --role ROLE`")
-	errLoopbackOnly = httpx.NewError(http.StatusForbidden, "dev_signin_loopback_only",
-		"the development sign-in answers only clients on this host, reached directly")
+	errUnknownAgent = httpx.ErrAgentNotFound.WithMessage("no such agent in the configuration")
+	errAgentOnly    = httpx.ErrDevAgentOnly
+	errLoopbackOnly = httpx.ErrDevLoopbackOnly
 )
 
 // devTokenRequest asks for an agent token for a configured agent.

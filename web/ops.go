@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"net/http"
 	"net/url"
 	"regexp"
 	"sort"
@@ -16,11 +15,11 @@ import (
 )
 
 var (
-	errQueueNotFound = httpx.NewError(http.StatusNotFound, "queue_not_found", "no such task queue")
-	errTaskNotFound  = httpx.NewError(http.StatusNotFound, "task_not_found", "no such task in this queue")
-	errTaskState     = httpx.NewError(http.StatusConflict, "task_state", "a running task cannot be run or deleted; a pending one is already due")
-	errBadTaskList   = httpx.NewError(http.StatusBadRequest, "invalid_state", `state must be "retry" or "archived"`)
-	errBadTaskID     = httpx.NewError(http.StatusBadRequest, "invalid_id", "task ids are letters, digits and . _ : -")
+	errQueueNotFound = httpx.ErrQueueNotFound
+	errTaskNotFound  = httpx.ErrTaskNotFound
+	errTaskState     = httpx.ErrTaskState
+	errBadTaskList   = httpx.ErrInvalidState.WithMessage(`state must be "retry" or "archived"`)
+	errBadTaskID     = httpx.ErrBadID.WithMessage("task ids are letters, digits and . _ : -")
 	taskIDPattern    = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,200}$`)
 )
 

@@ -27,6 +27,7 @@ import (
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/internal/testutil"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/outbound"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
@@ -104,8 +105,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	reg := prometheus.NewRegistry()
 	ctx := context.Background()
 
-	ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clock.Real{}, Logger: logger})
-	router := routing.NewRouter(client, ks, cfg, routing.Options{Clock: clock.Real{}, Logger: logger, Pauser: ps})
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}, Logger: logger})
+	router := routing.NewRouter(client, ks, topology.New(cfg), routing.Options{Clock: clock.Real{}, Logger: logger, Pauser: ps})
 	ps.AddListener(router)
 	t.Cleanup(router.Shutdown)
 	if err := router.SyncCapacity(ctx); err != nil {
@@ -135,10 +136,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := widget.Start(); err != nil {
 		t.Fatal(err)
 	}
-	svc := outbound.NewService(router, outbound.NewSequencer(client, ks, enqueuer, router, logger), cfg, logger)
+	svc := outbound.NewService(router, outbound.NewSequencer(client, ks, enqueuer, router, logger), topology.New(cfg),
+		outbound.ServiceOptions{Templates: cfg.WhatsApp.Templates,
+			Tasks: outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout}}, logger)
 	svc.SetSender("webchat", sender)
 	v1 := app.Group("/v1", auth.NewVerifier(jwtSecret, "", "").Middleware())
-	routing.NewHandler(router, cfg).Register(v1)
+	routing.NewHandler(router).Register(v1)
 	outbound.NewHandler(svc, client, ks).Register(v1)
 	webchat.NewTypingHandler(router, events).Register(v1)
 

@@ -52,13 +52,12 @@ const demoPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img
 
 // HTTP errors of the visitor endpoints.
 var (
-	errUnknownSite      = httpx.NewError(http.StatusNotFound, "unknown_site", "the site is not configured")
-	errOriginNotAllowed = httpx.NewError(http.StatusForbidden, "origin_not_allowed", "this origin may not use the chat of this site")
-	errInvalidToken     = httpx.NewError(http.StatusUnauthorized, "invalid_visitor_token", "the visitor token is missing, expired or not issued by this gateway")
-	errRateLimited      = httpx.NewError(http.StatusTooManyRequests, "rate_limited", "too many requests; retry later")
-	errBadEventID       = httpx.NewError(http.StatusBadRequest, "invalid_event_id", "Last-Event-ID is not an event id")
-	errTooManyStreams   = &httpx.Error{Status: http.StatusTooManyRequests, Code: "too_many_streams",
-		Message: "this visitor has too many open event streams; close one", RetryAfter: 5}
+	errUnknownSite      = httpx.ErrUnknownSite
+	errOriginNotAllowed = httpx.ErrOriginNotAllowed
+	errInvalidToken     = httpx.ErrInvalidVisitorToken
+	errRateLimited      = httpx.ErrRateLimited
+	errBadEventID       = httpx.ErrInvalidEventID
+	errTooManyStreams   = httpx.ErrTooManyVisitorStreams.WithRetryAfter(5)
 )
 
 // Intake is what the widget needs of routing.
@@ -351,7 +350,7 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 		Message: hook.Content{ID: req.ID, Text: req.Text, PageURL: req.PageURL, Attachments: req.Attachments}})
 	var rejection *webhooks.Rejection
 	if errors.As(err, &rejection) {
-		return httpx.NewError(rejection.Status, rejection.Code, rejection.Message)
+		return webhooks.RejectionError(rejection)
 	} else if err != nil {
 		return err
 	}

@@ -18,11 +18,11 @@ import (
 
 // HTTP errors of the agents' typing notice.
 var (
-	errBadID          = httpx.NewError(http.StatusBadRequest, "invalid_id", "ids are letters and digits")
-	errConvNotFound   = httpx.NewError(http.StatusNotFound, "conversation_not_found", "no such conversation")
-	errNotYourConv    = httpx.NewError(http.StatusForbidden, "not_your_conversation", "the conversation is not assigned to you")
-	errConvClosed     = httpx.NewError(http.StatusConflict, "conversation_closed", "the conversation is closed")
-	errNotWebChatConv = httpx.NewError(http.StatusUnprocessableEntity, "channel_not_supported", "typing notices are sent on WebChat only")
+	errBadID          = httpx.ErrBadID
+	errConvNotFound   = httpx.ErrConversationNotFound
+	errNotYourConv    = httpx.ErrNotYourConversation
+	errConvClosed     = httpx.ErrConversationClosed
+	errNotWebChatConv = httpx.ErrChannelNotSupported.WithMessage("typing notices are sent on WebChat only")
 )
 
 // Conversations finds a conversation (routing.Router satisfies it).

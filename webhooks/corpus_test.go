@@ -26,6 +26,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/testutil"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
@@ -168,8 +169,8 @@ func runCorpusFile(t *testing.T, body []byte) map[string]any {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ks := keyspace.New("t")
-	ps := presence.NewStore(client, ks, cfg, presence.Options{Clock: clock.Real{}})
-	router := routing.NewRouter(client, ks, cfg, routing.Options{Clock: clock.Real{}, Logger: logger, Pauser: ps})
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
+	router := routing.NewRouter(client, ks, topology.New(cfg), routing.Options{Clock: clock.Real{}, Logger: logger, Pauser: ps})
 	ps.AddListener(router)
 	t.Cleanup(router.Shutdown)
 	if err := router.SyncCapacity(ctx); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -20,9 +19,9 @@ import (
 
 // HTTP errors of the webhooks.
 var (
-	errSignature   = httpx.NewError(http.StatusUnauthorized, "invalid_signature", "the request is not signed by the provider")
-	errInvalidJSON = httpx.NewError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
-	errHandshake   = httpx.NewError(http.StatusForbidden, "verification_failed", "the verification token does not match")
+	errSignature   = httpx.ErrInvalidSignature
+	errInvalidJSON = httpx.ErrInvalidJSON
+	errHandshake   = httpx.ErrVerificationFailed
 )
 
 // Router is what the webhooks need of routing: durable intake and status updates.
@@ -97,6 +96,18 @@ func (h *Handler) Register(app fiber.Router) {
 
 // receive verifies the signature on the raw body, parses, and answers 200 only once every message is
 // durably recorded by routing. A store outage is a 503 so the provider retries.
+// RejectionError is the catalogue's answer to a provider's rejection, with the provider's message.
+func RejectionError(r *Rejection) *httpx.Error {
+	e := httpx.ErrValidation
+	switch {
+	case errors.Is(r.Reason, ErrTooManyAttachments):
+		e = httpx.ErrTooManyAttachments
+	case errors.Is(r.Reason, ErrMessageTooLong):
+		e = httpx.ErrMessageTooLong
+	}
+	return e.WithMessage("%s", r.Message)
+}
+
 func (h *Handler) receive(c *fiber.Ctx) error {
 	start := time.Now()
 	body := c.Body()
@@ -115,7 +126,7 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 	switch {
 	case errors.As(err, &rejection):
 		h.metrics.notifications.WithLabelValues(h.name, "rejected").Inc()
-		return httpx.NewError(rejection.Status, rejection.Code, rejection.Message)
+		return RejectionError(rejection)
 	case errors.Is(err, ErrInvalidJSON):
 		h.metrics.notifications.WithLabelValues(h.name, "invalid_json").Inc()
 		h.logger.Warn("signed request with invalid JSON", "body", truncate(body))

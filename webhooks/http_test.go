@@ -24,6 +24,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/testutil"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
 	"github.com/chatgate/chatgate/webhooks/whatsapp"
@@ -56,7 +57,7 @@ func start(t testing.TB, client redis.UniversalClient, previousSecret string) *t
 	reg := prometheus.NewRegistry()
 	app := httpx.NewApp(httpx.Options{Logger: logger, Registerer: reg, Unavailable: redisx.IsUnavailable, BodyLimit: 64 << 10,
 		RouteBodyLimits: map[string]int{"/webhooks/whatsapp": 4 << 20}}) // as serve.go wires it
-	router := routing.NewRouter(client, keyspace.New("t"), testConfig(), routing.Options{Clock: clock.Real{}, Logger: logger})
+	router := routing.NewRouter(client, keyspace.New("t"), topology.New(testConfig()), routing.Options{Clock: clock.Real{}, Logger: logger})
 	t.Cleanup(router.Shutdown)
 	webhooks.NewHandler("whatsapp", whatsapp.New(appSecret, previousSecret, "verify-token"), router, logger, webhooks.NewMetrics(reg)).Register(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

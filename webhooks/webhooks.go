@@ -24,14 +24,26 @@ var (
 )
 
 // Rejection is a provider's own refusal of a verified request (an oversized or incomplete message):
-// the handler answers it as it is, with its status and code, and records nothing.
+// Reason is one of the reasons below, Message tells the sender what to fix. The handler answers it
+// and records nothing.
 type Rejection struct {
-	Status  int
-	Code    string
+	Reason  error
 	Message string
 }
 
-func (r *Rejection) Error() string { return r.Code + ": " + r.Message }
+// Reasons of a Rejection.
+var (
+	// ErrInvalidMessage: a field is missing or malformed (422).
+	ErrInvalidMessage = errors.New("message is invalid")
+	// ErrTooManyAttachments: more attachments than a message may carry (413).
+	ErrTooManyAttachments = errors.New("message has too many attachments")
+	// ErrMessageTooLong: the text is over the configured length (413).
+	ErrMessageTooLong = errors.New("message text is too long")
+)
+
+func (r *Rejection) Error() string { return r.Reason.Error() + ": " + r.Message }
+
+func (r *Rejection) Unwrap() error { return r.Reason }
 
 // Provider verifies and parses one provider's webhook requests. It knows nothing of HTTP frameworks.
 type Provider interface {

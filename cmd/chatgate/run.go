@@ -138,9 +138,12 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		file = args[0]
 	}
-	_, path, ok := loadConfig(file, stderr)
+	cfg, path, ok := loadConfig(file, stderr)
 	if !ok {
 		return exitInvalid
+	}
+	for _, p := range cfg.Deprecations() {
+		fmt.Fprintf(stderr, "chatgate: warning: %s\n", p)
 	}
 	fmt.Fprintf(stdout, "%s: configuration OK\n", path)
 	return exitOK

@@ -67,6 +67,31 @@ func TestConfigCheckAcceptsTheExample(t *testing.T) {
 	}
 }
 
+// TestConfigCheckWarnsOfRemovedSettings: events.retention, which nothing read, still loads (old
+// configurations keep working) but is named as ignored.
+func TestConfigCheckWarnsOfRemovedSettings(t *testing.T) {
+	raw := strings.Replace(string(configs.Example), "events:\n", "events:\n  retention: 15m\n", 1)
+	if raw == string(configs.Example) {
+		t.Fatal("the example has no events section to add the setting to")
+	}
+	path := filepath.Join(t.TempDir(), "old.yaml")
+	if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"config", "check", path}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("config check with events.retention: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "warning: events.retention: is ignored") {
+		t.Errorf("no warning naming events.retention: %q", stderr.String())
+	}
+	stderr.Reset()
+	run(context.Background(), []string{"config", "check", "../../configs/chatgate.yaml"}, &stdout, &stderr)
+	if strings.Contains(stderr.String(), "warning") {
+		t.Errorf("the example draws a warning: %q", stderr.String())
+	}
+}
+
 func TestTokenMintsAVerifiableToken(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"token", "--agent", "ana", "--role", "supervisor", "--ttl", "1h", "--config", "../../configs/chatgate.yaml"}, &stdout, &stderr)

@@ -94,6 +94,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mo
 	logger, logs := newLogger(cfg.Log, stderr)
 	defer logs.Close()
 	logger.Info("configuration loaded", "source", path, "env", cfg.Env, "tenant", cfg.Tenant)
+	for _, p := range cfg.Deprecations() {
+		logger.Warn("deprecated setting", "setting", p.Path, "problem", p.Message)
+	}
 	if cfg.Development() && m != modeWorker {
 		logger.Warn("DEVELOPMENT MODE: the console's sign-in picker mints agent tokens for anyone on this host, "+
 			"and the configuration's development secrets are accepted; never expose this process",

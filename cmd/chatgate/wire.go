@@ -12,6 +12,7 @@ import (
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/outbound"
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/presence"
@@ -28,11 +29,13 @@ import (
 func (g *gateway) wire() error {
 	cfg := &g.cfg
 	logger := g.logger
-	presenceStore := presence.NewStore(g.store.Client, g.keys, cfg, presence.Options{
+	// The contact center's shape, built once and shared by routing, presence and outbound.
+	topo := topology.New(cfg)
+	presenceStore := presence.NewStore(g.store.Client, g.keys, topo, presence.Options{
 		Clock: g.clock, Logger: logger, Registerer: g.registry, HistoryRetention: cfg.Presence.HistoryRetention,
 	})
 	events := routing.NewStreamLog(g.store.Client, g.keys, cfg.Events.MaxLen)
-	router := routing.NewRouter(g.store.Client, g.keys, cfg, routing.Options{
+	router := routing.NewRouter(g.store.Client, g.keys, topo, routing.Options{
 		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: events, Pauser: presenceStore,
 	})
 	presenceStore.AddListener(router)
@@ -67,9 +70,10 @@ func (g *gateway) wire() error {
 		router, logger, hooks).Register(g.app)
 
 	v1 := g.app.Group("/v1", g.verifier.Middleware())
-	presence.NewHandler(presenceStore, cfg).Register(v1)
-	routing.NewHandler(router, cfg).Register(v1)
-	outboundSvc := outbound.NewService(router, sends, cfg, logger)
+	presence.NewHandler(presenceStore, topo).Register(v1)
+	routing.NewHandler(router).Register(v1)
+	outboundSvc := outbound.NewService(router, sends, topo, outbound.ServiceOptions{Templates: cfg.WhatsApp.Templates,
+		Tasks: outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout}}, logger)
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
 	router.SetAutoReplier(outboundSvc)
 	g.wireWebChat(v1, router, outboundSvc, webchatSender)

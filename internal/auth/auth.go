@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -64,9 +63,9 @@ type Principal struct {
 }
 
 var (
-	ErrInvalidToken  = httpx.NewError(http.StatusUnauthorized, "invalid_token", "the Bearer token is missing, expired or not signed by this gateway")
-	ErrNotPermitted  = httpx.NewError(http.StatusForbidden, "forbidden", "you may act only on yourself")
-	ErrRoleRequired  = httpx.NewError(http.StatusForbidden, "role_required", "this needs a higher role")
+	ErrInvalidToken  = httpx.ErrInvalidToken
+	ErrNotPermitted  = httpx.ErrForbidden
+	ErrRoleRequired  = httpx.ErrRoleRequired
 	errWrongAlg      = errors.New("unexpected signing method")
 	errNoSubject     = errors.New("token has no subject")
 	errUnknownRole   = errors.New("token has an unknown role")

@@ -116,8 +116,8 @@ func NewApp(o Options) *fiber.App {
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		if o.Ready != nil {
 			if err := o.Ready(c.UserContext()); err != nil {
-				return c.Status(fiber.StatusServiceUnavailable).JSON(errorBody{Error: errorDetail{
-					Code: "not_ready", Message: err.Error(), RequestID: RequestID(c)}})
+				return c.Status(ErrNotReady.Status).JSON(errorBody{Error: errorDetail{
+					Code: ErrNotReady.Code, Message: err.Error(), RequestID: RequestID(c)}})
 			}
 		}
 		body := fiber.Map{"status": "ready"}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
@@ -41,20 +40,24 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.cause }
 
-// NewError builds a catalogue error.
-func NewError(status int, code, message string) *Error {
-	return &Error{Status: status, Code: code, Message: message}
-}
-
-// Errorf builds a catalogue error with a formatted message.
-func Errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // Wrap keeps the cause for the log without showing it to the client.
 func (e *Error) Wrap(cause error) *Error {
 	c := *e
 	c.cause = cause
+	return &c
+}
+
+// WithMessage says more precisely what went wrong than the entry's default message.
+func (e *Error) WithMessage(format string, args ...any) *Error {
+	c := *e
+	c.Message = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// WithRetryAfter asks the client to wait this many seconds before trying again.
+func (e *Error) WithRetryAfter(seconds int) *Error {
+	c := *e
+	c.RetryAfter = seconds
 	return &c
 }
 
@@ -64,26 +67,6 @@ func (e *Error) WithFields(fields ...FieldError) *Error {
 	c.Fields = append(append([]FieldError(nil), e.Fields...), fields...)
 	return &c
 }
-
-// The shared catalogue. Packages add their own codes next to the code that returns them.
-var (
-	ErrNotFound         = NewError(http.StatusNotFound, "not_found", "no such resource")
-	ErrRouteNotFound    = NewError(http.StatusNotFound, "route_not_found", "no such path")
-	ErrMethodNotAllowed = NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path")
-	ErrBodyTooLarge     = NewError(http.StatusRequestEntityTooLarge, "body_too_large", "request body is over the limit")
-	ErrHeaderTooLarge   = NewError(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers are over the limit")
-	ErrBadRequest       = NewError(http.StatusBadRequest, "bad_request", "the request could not be read")
-	ErrInvalidJSON      = NewError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
-	ErrUnsupportedMedia = NewError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
-	ErrValidation       = NewError(http.StatusUnprocessableEntity, "validation_failed", "some fields are invalid")
-	ErrUnauthorized     = NewError(http.StatusUnauthorized, "unauthorized", "a valid Bearer token is required")
-	ErrForbidden        = NewError(http.StatusForbidden, "forbidden", "you may not act on this resource")
-	ErrConflict         = NewError(http.StatusConflict, "conflict", "the resource is not in a state that allows this")
-	ErrRateLimited      = NewError(http.StatusTooManyRequests, "rate_limited", "too many requests; retry later")
-	ErrUnavailable      = NewError(http.StatusServiceUnavailable, "unavailable", "the store is unreachable; retry later")
-	ErrTimeout          = NewError(http.StatusRequestTimeout, "timeout", "the request took too long")
-	ErrInternal         = NewError(http.StatusInternalServerError, "internal", "internal error")
-)
 
 // errorBody is the JSON shape of every error answer.
 type errorBody struct {
@@ -152,7 +135,9 @@ func classify(err error, unavailable UnavailableFunc) *Error {
 			return ErrRateLimited
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
-			return NewError(fe.Code, "bad_request", fe.Message)
+			c := ErrBadRequest.WithMessage("%s", fe.Message)
+			c.Status = fe.Code // fiber's status for what it refused itself, under the catalogue's code
+			return c
 		}
 	}
 	if unavailable != nil && unavailable(err) {

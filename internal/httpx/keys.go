@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"unicode"
@@ -16,10 +15,9 @@ import (
 // gateway reads (a WhatsApp notification) nests about ten levels.
 const MaxJSONDepth = 64
 
-// ErrDuplicateKey: an object names a field twice. Decoders match field names regardless of case, so
+// An object that names a field twice is refused (ErrDuplicateKey). Decoders match field names regardless of case, so
 // {"state":"online","State":"offline"} is as ambiguous as the same key twice: which one wins depends
 // on the decoder, and a proxy or a signature check in front may read the other.
-var ErrDuplicateKey = NewError(http.StatusBadRequest, "duplicate_key", "an object names the same field twice (field names are matched regardless of case)")
 
 // keyIndexAfter is how many keys an object holds before its keys are looked up in a map rather
 // than compared one by one.

@@ -106,7 +106,7 @@ func streamAppWithin(t *testing.T, gate *StreamGate, maxConns int) string {
 		return nil
 	})
 	app.Get("/refused", gate.Handler(), func(c *fiber.Ctx) error {
-		return NewError(401, "invalid_token", "no")
+		return ErrInvalidToken
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/goccy/go-json"
 )
 
 // Accept backoff: from acceptDelayMin doubling to acceptDelayMax while Accept keeps failing.
@@ -47,11 +50,17 @@ func NewListener(ln net.Listener, logger *slog.Logger, max int) *Listener {
 // Open reports how many accepted connections are not closed yet.
 func (l *Listener) Open() int { return int(l.open.Load()) }
 
-const connectionsFullBody = `{"error":{"code":"too_many_connections","message":"this server holds as many connections as it may; retry"}}`
-
-// connectionsFull is what a connection over the bound gets before it is closed.
-var connectionsFull = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n" +
-	"Retry-After: 1\r\nContent-Length: " + strconv.Itoa(len(connectionsFullBody)) + "\r\n\r\n" + connectionsFullBody)
+// connectionsFull is what a connection over the bound gets before it is closed: written before
+// fasthttp sees the connection, so the error handler cannot render it.
+var connectionsFull = func() []byte {
+	body, err := json.Marshal(errorBody{Error: errorDetail{Code: ErrTooManyConnections.Code, Message: ErrTooManyConnections.Message}})
+	if err != nil {
+		panic(err)
+	}
+	return []byte("HTTP/1.1 " + strconv.Itoa(ErrTooManyConnections.Status) + " " + http.StatusText(ErrTooManyConnections.Status) +
+		"\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+		"Retry-After: 1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body))
+}()
 
 // Accept returns the next connection, retrying every error but the listener's closing.
 func (l *Listener) Accept() (net.Conn, error) {

@@ -1,19 +1,11 @@
 package httpx
 
 import (
-	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
-)
-
-var (
-	ErrTooManyStreams = NewError(http.StatusServiceUnavailable, "stream_capacity_reached",
-		"this server holds as many event streams as it may; retry in a moment")
-	ErrTooManyStreamsFromIP = NewError(http.StatusTooManyRequests, "too_many_streams_from_ip",
-		"this address holds as many event streams as it may; close one first")
 )
 
 // StreamGate bounds the event streams one process holds: in all (max) and per client address

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -246,13 +245,13 @@ func mediaKind(mime string) string {
 	return "document"
 }
 
-func reject(status int, code, format string, args ...any) *webhooks.Rejection {
-	return &webhooks.Rejection{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func reject(reason error, format string, args ...any) *webhooks.Rejection {
+	return &webhooks.Rejection{Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 func (p *Provider) check(b Body) error {
 	invalid := func(format string, args ...any) error {
-		return reject(http.StatusUnprocessableEntity, "validation_failed", format, args...)
+		return reject(webhooks.ErrInvalidMessage, format, args...)
 	}
 	switch {
 	case !validID(b.Visitor.ID):
@@ -270,10 +269,10 @@ func (p *Provider) check(b Body) error {
 	case b.Message.PageURL != "" && !webURL(b.Message.PageURL):
 		return invalid("message.page_url must be an http(s) URL of at most %d characters", maxURLLength)
 	case len(b.Message.Attachments) > p.opts.MaxAttachments:
-		return reject(http.StatusRequestEntityTooLarge, "too_many_attachments", "a message takes at most %d attachments", p.opts.MaxAttachments)
+		return reject(webhooks.ErrTooManyAttachments, "a message takes at most %d attachments", p.opts.MaxAttachments)
 	}
 	if n := utf8.RuneCountInString(b.Message.Text); n > p.opts.MaxMessageLength {
-		return reject(http.StatusRequestEntityTooLarge, "message_too_long", "message.text is %d characters; the limit is %d", n, p.opts.MaxMessageLength)
+		return reject(webhooks.ErrMessageTooLong, "message.text is %d characters; the limit is %d", n, p.opts.MaxMessageLength)
 	}
 	for i, a := range b.Message.Attachments {
 		if !webURL(a.URL) {

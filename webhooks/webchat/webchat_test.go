@@ -127,7 +127,10 @@ func TestParseRejects(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := provider().Parse(c.body)
 			var r *webhooks.Rejection
-			if !errors.As(err, &r) || r.Status != c.status || r.Code != c.code {
+			if !errors.As(err, &r) {
+				t.Fatalf("Parse: got %v, want a rejection", err)
+			}
+			if e := webhooks.RejectionError(r); e.Status != c.status || e.Code != c.code {
 				t.Fatalf("Parse: got %v, want %d %s", err, c.status, c.code)
 			}
 		})
