@@ -69,7 +69,7 @@ func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conve
 		r.refreshAgent(ctx, req.Agent, req.Channel)
 	}
 	msg := Message{ID: msgID, ConversationID: conv.ID, Direction: "out", Channel: req.Channel, Kind: req.Message.Kind,
-		Text: req.Message.Text, Payload: req.Message.Payload, At: now.UTC(), Agent: req.Agent, Status: "queued"}
+		Text: req.Message.Text, Payload: req.Message.Payload, At: now.UTC(), Agent: req.Agent, Status: MessageQueued}
 	return conv, msg, out.opened, nil
 }
 
@@ -107,7 +107,7 @@ func (r *Router) Reply(ctx context.Context, conversationID, agent string, m Outb
 		return conv, Message{}, ErrWindowClosed
 	}
 	msg := Message{ID: msgID, ConversationID: conv.ID, Direction: "out", Channel: out.channel, Kind: m.Kind, Text: m.Text,
-		Payload: m.Payload, At: now.UTC(), Agent: agent, Status: "queued"}
+		Payload: m.Payload, At: now.UTC(), Agent: agent, Status: MessageQueued}
 	return conv, msg, nil
 }
 
@@ -125,7 +125,7 @@ func (r *Router) Message(ctx context.Context, id string) (Message, error) {
 
 // FailMessage marks a queued message failed when it could not even be handed to its channel.
 func (r *Router) FailMessage(ctx context.Context, id string, code int, title string) {
-	if _, _, err := r.UpdateStatus(ctx, id, StatusUpdate{State: "failed", Error: &MessageError{Code: code, Title: title}}); err != nil {
+	if _, _, err := r.UpdateStatus(ctx, id, StatusUpdate{State: MessageFailed, Error: &MessageError{Code: code, Title: title}}); err != nil {
 		r.logger.Warn("could not mark a message failed", "message_id", id, "err", err)
 	}
 }

@@ -25,10 +25,10 @@ func (r *Router) RecordOutbound(ctx context.Context, conversationID, agent, kind
 	}
 	now := r.clock.Now()
 	m := Message{ID: newID(), ConversationID: conv.ID, Direction: "out", Channel: conv.Channel, Kind: kind, Text: text,
-		Payload: payload, At: now.UTC(), Agent: agent, Status: "queued"}
+		Payload: payload, At: now.UTC(), Agent: agent, Status: MessageQueued}
 	pipe := r.client.TxPipeline()
 	pipe.HSet(ctx, r.keys.msg(m.ID), "id", m.ID, "conversation_id", m.ConversationID, "direction", "out", "channel", m.Channel,
-		"kind", kind, "text", text, "payload", string(payload), "at", now.UnixMilli(), "agent", agent, "status", "queued")
+		"kind", kind, "text", text, "payload", string(payload), "at", now.UnixMilli(), "agent", agent, "status", MessageQueued)
 	pipe.RPush(ctx, r.keys.convMsgs(conv.ID), m.ID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Message{}, err
@@ -67,7 +67,7 @@ const (
 // KnownStatus reports whether state is one the status machine applies.
 func KnownStatus(state string) bool {
 	switch state {
-	case "queued", "sent", "delivered", "read", "played", "failed", "deleted", "warning":
+	case MessageQueued, MessageSent, MessageDelivered, MessageRead, MessagePlayed, MessageFailed, MessageDeleted, MessageWarning:
 		return true
 	}
 	return false
