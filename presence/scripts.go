@@ -179,7 +179,7 @@ func parseTransitionReply(v any) (transitionReply, error) {
 		return transitionReply{code: code}, nil
 	case "ok":
 	default:
-		return transitionReply{}, fmt.Errorf("%w: code %q", luascript.ErrReply, code)
+		return transitionReply{}, luascript.UnexpectedCode(code)
 	}
 	if len(a) != 3 {
 		return transitionReply{}, fmt.Errorf("%w: %d elements, want 3", luascript.ErrReply, len(a))
@@ -212,11 +212,8 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 return 0
 `, func(v any) (bool, error) {
-	n, ok := v.(int64)
-	if !ok {
-		return false, fmt.Errorf("%w: %T, want an integer", luascript.ErrReply, v)
-	}
-	return n == 1, nil
+	n, err := luascript.Integer(v)
+	return n == 1, err
 })
 
 // heartbeatArgs: agent's client is alive at now.

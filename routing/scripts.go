@@ -351,7 +351,7 @@ func parseDeliverReply(v any) (deliverReply, error) {
 		return deliverReply{messageID: a.Str(1), conversationID: a.Str(2), cardID: a.Str(3), newCardID: a.Str(4),
 			agent: a.Str(5), cardState: a.Str(6), candidates: a.Int(7), decision: parseDecision(a.Array(8)), contactID: a.Str(9)}, nil
 	}
-	return deliverReply{}, unexpectedCode(code)
+	return deliverReply{}, luascript.UnexpectedCode(code)
 }
 
 // offerLua is one routing decision for a (queue, channel): the first waiting card that some eligible
@@ -502,7 +502,7 @@ func parseOfferReply(v any) (decision, error) {
 	case "offered", "none", "empty":
 		return parseDecision(a), nil
 	}
-	return decision{}, unexpectedCode(code)
+	return decision{}, luascript.UnexpectedCode(code)
 }
 
 // parseDecision reads offer's reply; an empty one (deliverScript made no decision) is the zero decision.
@@ -575,12 +575,7 @@ func (c cardReply) err() error {
 	case "state":
 		return ErrWrongState
 	}
-	return unexpectedCode(c.code)
-}
-
-// unexpectedCode is a reply code the Go side does not know (a script and its caller out of step).
-func unexpectedCode(code string) error {
-	return fmt.Errorf("%w: code %q", luascript.ErrReply, code)
+	return luascript.UnexpectedCode(c.code)
 }
 
 // releaseScript puts an offered card back in line (its old place) after a decline or a timeout; the
@@ -861,7 +856,7 @@ func parseStartReply(v any) (startReply, error) {
 	case "ok", "taken", "not_logged_in", "at_capacity":
 		return startReply{code: code, conversationID: a.Str(1), opened: code == "ok" && a.Str(2) == "1"}, nil
 	}
-	return startReply{}, unexpectedCode(code)
+	return startReply{}, luascript.UnexpectedCode(code)
 }
 
 // replyScript records an agent's reply in one step, after checking the conversation is open, held
@@ -914,7 +909,7 @@ func parseReplyScriptReply(v any) (replyScriptReply, error) {
 	case "ok", "not_found", "closed", "not_assigned", "not_accepted", "window_closed":
 		return replyScriptReply{code: code, channel: a.Str(1)}, nil
 	}
-	return replyScriptReply{}, unexpectedCode(code)
+	return replyScriptReply{}, luascript.UnexpectedCode(code)
 }
 
 // statusLua is the status machine shared by the scripts below. It tolerates the provider's
@@ -1061,7 +1056,7 @@ func parseStatusReply(v any) (statusReply, error) {
 	case "not_found", "inbound", "unknown", "pending", "dropped":
 		return statusReply{code: code}, nil
 	}
-	return statusReply{}, unexpectedCode(code)
+	return statusReply{}, luascript.UnexpectedCode(code)
 }
 
 // providerStatusScript applies a provider's status webhook to the message with that provider id;
@@ -1167,5 +1162,5 @@ func parseMaxWaitReply(v any) (maxWaitReply, error) {
 	case "no", "kept", "closed":
 		return maxWaitReply{code: code, conversationID: a.Str(1)}, nil
 	}
-	return maxWaitReply{}, unexpectedCode(code)
+	return maxWaitReply{}, luascript.UnexpectedCode(code)
 }

@@ -69,6 +69,19 @@ func IsNoScript(err error) bool {
 // ErrReply is a reply whose shape the parser does not know (never from the script on a real Redis).
 var ErrReply = errors.New("unexpected reply")
 
+// UnexpectedCode is the error of a reply code the parser does not know (a script and its caller
+// out of step).
+func UnexpectedCode(code string) error { return fmt.Errorf("%w: code %q", ErrReply, code) }
+
+// Integer reads an integer reply.
+func Integer(v any) (int64, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("%w: %T, want an integer", ErrReply, v)
+	}
+	return n, nil
+}
+
 // Array is a script's array reply, read by position without trusting its shape: a missing or
 // mistyped element reads as zero. Parsers check the shape they rely on with Len.
 type Array []any

@@ -1,7 +1,6 @@
 package ordered
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/chatgate/chatgate/internal/luascript"
@@ -18,16 +17,11 @@ type sequence struct {
 
 func (q sequence) keyList() []string { return q.keys.all(q.name, q.key) }
 
-// integerReply reads a script's integer reply.
-func integerReply(v any) (int64, error) {
-	n, ok := v.(int64)
-	if !ok {
-		return 0, fmt.Errorf("%w: %T, want an integer", luascript.ErrReply, v)
-	}
-	return n, nil
+// headReply reads admit's and renew's 1 (yes) or 0.
+func headReply(v any) (bool, error) {
+	n, err := luascript.Integer(v)
+	return n == 1, err
 }
-
-func codeError(code string) error { return fmt.Errorf("%w: code %q", luascript.ErrReply, code) }
 
 // admitScript numbers an item and puts it at the end of its sequence; admitting it again keeps
 // its place. ARGV: 1 member, 2 now ms, 3 idle TTL ms. Returns 1 when the item is the head.
@@ -40,7 +34,7 @@ end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 if redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then return 1 end
 return 0
-`, func(v any) (bool, error) { n, err := integerReply(v); return n == 1, err })
+`, headReply)
 
 // admitArgs admits member to the sequence at now (ms); idleTTL (ms) is how long an idle sequence stays.
 type admitArgs struct {
@@ -103,7 +97,7 @@ func parseClaimReply(v any) (claimResult, error) {
 		r.head, r.leased = a.Str(1), a.Str(2) == "1"
 		r.admittedAt = time.UnixMilli(a.Int(3))
 	default:
-		return claimResult{}, codeError(code)
+		return claimResult{}, luascript.UnexpectedCode(code)
 	}
 	return r, nil
 }
@@ -115,7 +109,7 @@ if redis.call('GET', KEYS[4]) == ARGV[1] then
   return 1
 end
 return 0
-`, func(v any) (bool, error) { n, err := integerReply(v); return n == 1, err })
+`, headReply)
 
 // leaseArgs names the lease token (and, to renew it, its lease ms).
 type leaseArgs struct {
@@ -133,7 +127,7 @@ func (a leaseArgs) KeysAndArgv() ([]string, []any) {
 var releaseScript = luascript.New[releaseArgs, int64]("ordered release", `
 if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
 return 0
-`, integerReply)
+`, luascript.Integer)
 
 // releaseArgs frees the lease held by token.
 type releaseArgs struct {
@@ -198,5 +192,5 @@ func parseRemoveReply(v any) (removeReply, error) {
 	case "ok":
 		return removeReply{next: a.Str(1)}, nil
 	}
-	return removeReply{}, codeError(code)
+	return removeReply{}, luascript.UnexpectedCode(code)
 }

@@ -122,11 +122,8 @@ for i = 3, #ARGV do
 end
 return n
 `, func(v any) (int, error) {
-	n, ok := v.(int64)
-	if !ok {
-		return 0, fmt.Errorf("%w: %T, want an integer", luascript.ErrReply, v)
-	}
-	return int(n), nil
+	n, err := luascript.Integer(v)
+	return int(n), err
 })
 
 // requeueOrphansArgs names the tasks of queue to re-queue, at now.
