@@ -87,11 +87,11 @@ func NewSequencer(client redis.UniversalClient, ks keyspace.Space, enqueuer orde
 				return
 			}
 			m, err := statuses.Message(ctx, id)
-			if err != nil || m.Status != "queued" {
+			if err != nil || m.Status != routing.MessageQueued {
 				return // sent or failed already: nothing to tell
 			}
 			logger.Warn("a queued send was lost; marking it failed", "message_id", id, "task_state", state)
-			if _, _, err := statuses.UpdateStatus(ctx, id, routing.StatusUpdate{State: "failed", Error: &routing.MessageError{
+			if _, _, err := statuses.UpdateStatus(ctx, id, routing.StatusUpdate{State: routing.MessageFailed, Error: &routing.MessageError{
 				Title: "Not sent", Summary: "Not sent: the send was interrupted before it reached WhatsApp. Send it again."}}); err != nil {
 				logger.Warn("could not mark a lost send failed", "message_id", id, "err", err)
 			}

@@ -3,12 +3,14 @@ package outbound
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/luascript"
 )
 
 // Limits hold every worker process to each sending number's rate and pace messages to one customer
@@ -53,13 +55,12 @@ func (l *Limits) Take(ctx context.Context, number, recipient string) (time.Durat
 	if !ok {
 		limit = redis_rate.PerSecond(DefaultRatePerSecond)
 	}
-	keys := []string{rateKeyPrefix + l.keys.Key("rate", "number", number)}
-	args := []any{limit.Burst, limit.Rate, limit.Period.Seconds()}
+	take := takeArgs{keys: []string{rateKeyPrefix + l.keys.Key("rate", "number", number)}, limits: []redis_rate.Limit{limit}}
 	if l.paced {
-		keys = append(keys, rateKeyPrefix+l.keys.Key("rate", "to", number, recipient))
-		args = append(args, l.recipient.Burst, l.recipient.Rate, l.recipient.Period.Seconds())
+		take.keys = append(take.keys, rateKeyPrefix+l.keys.Key("rate", "to", number, recipient))
+		take.limits = append(take.limits, l.recipient)
 	}
-	wait, err := takeBoth.Run(ctx, l.client, keys, args...).Float64()
+	wait, err := takeBoth.Run(ctx, l.client, take)
 	if err != nil {
 		return 0, fmt.Errorf("rate limit: %w", err)
 	}
@@ -76,7 +77,7 @@ const rateKeyPrefix = "rate:"
 // takeBoth is redis_rate's GCRA (allowN, cost 1) over each key, spending on all of them only when
 // all allow. It returns 0, or the longest wait (seconds) among the limits that refuse.
 // KEYS: the limits' keys; ARGV: burst, rate, period (seconds) per key.
-var takeBoth = redis.NewScript(`
+var takeBoth = luascript.New[takeArgs, float64]("take both", `
 redis.replicate_commands()
 local jan_1_2017 = 1483228800
 local t = redis.call('TIME')
@@ -102,4 +103,24 @@ for i, key in ipairs(KEYS) do
   redis.call('SET', key, new_tats[i], 'EX', math.ceil(new_tats[i] - now))
 end
 return '0'
-`)
+`, func(v any) (float64, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("%w: %T, want a number as a string", luascript.ErrReply, v)
+	}
+	return strconv.ParseFloat(s, 64)
+})
+
+// takeArgs takes one send from each key under its limit.
+type takeArgs struct {
+	keys   []string
+	limits []redis_rate.Limit
+}
+
+func (a takeArgs) KeysAndArgv() ([]string, []any) {
+	argv := make([]any, 0, 3*len(a.limits))
+	for _, l := range a.limits {
+		argv = append(argv, l.Burst, l.Rate, l.Period.Seconds())
+	}
+	return a.keys, argv
+}

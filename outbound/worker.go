@@ -123,15 +123,15 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 		return err
 	}
 	switch {
-	case msg.Status == "failed" && msg.ProviderMessageID == "":
+	case msg.Status == routing.MessageFailed && msg.ProviderMessageID == "":
 		// An operator ran an archived send again: the provider never accepted it, so it is sent
 		// (and the agent sees it queued again). One the provider accepted is never sent twice.
-		if _, changed, err := w.statuses.UpdateStatus(ctx, s.MessageID, routing.StatusUpdate{State: "queued", At: time.Now()}); err != nil {
+		if _, changed, err := w.statuses.UpdateStatus(ctx, s.MessageID, routing.StatusUpdate{State: routing.MessageQueued, At: time.Now()}); err != nil {
 			return err
 		} else if !changed {
 			return nil
 		}
-	case msg.Status != "queued":
+	case msg.Status != routing.MessageQueued:
 		return nil
 	}
 	out, err := w.message(typ, s)
@@ -156,7 +156,7 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 	if err == nil {
 		w.metrics.sends.WithLabelValues("sent").Inc()
-		w.record(ctx, s.MessageID, routing.StatusUpdate{State: "sent", ProviderMessageID: res.MessageID})
+		w.record(ctx, s.MessageID, routing.StatusUpdate{State: routing.MessageSent, ProviderMessageID: res.MessageID})
 		return nil
 	}
 	if whatsapp.IsPermanent(err) || last {
@@ -262,5 +262,5 @@ func (w *Worker) record(ctx context.Context, id string, u routing.StatusUpdate) 
 // fail records the agent's reason on the message; the internal cause goes to the log only.
 func (w *Worker) fail(ctx context.Context, id string, reason routing.MessageError, cause error) {
 	w.logger.Warn("send failed", "message_id", id, "code", reason.Code, "err", cause)
-	w.record(ctx, id, routing.StatusUpdate{State: "failed", Error: &reason})
+	w.record(ctx, id, routing.StatusUpdate{State: routing.MessageFailed, Error: &reason})
 }

@@ -1,6 +1,11 @@
 package presence
 
-import "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+	"time"
+
+	"github.com/chatgate/chatgate/internal/luascript"
+)
 
 // transitionScript applies one toggle to an agent's channel and, by the shared-queue rule, to the
 // rest of its channel group, atomically: two replicas toggling the same agent cannot leave a group
@@ -21,7 +26,7 @@ import "github.com/redis/go-redis/v9"
 // Returns {"ok", changes, state} where changes = {{channel, from, to, reason}, …} and state is the
 // HGETALL of the state HASH after the change; or {"channel_offline"} (pause of an offline channel),
 // {"login_denied"} (a login asked by someone else), {"skipped"} (the reaper saw a fresh heartbeat).
-var transitionScript = redis.NewScript(`
+var transitionScript = luascript.New[transitionArgs, transitionReply]("presence transition", `
 local now = tonumber(ARGV[1])
 local agent, ch, want, reason, by, cause = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local keepDay, ttl, minid = tonumber(ARGV[8]), ARGV[9], ARGV[10]
@@ -121,16 +126,103 @@ if accrued then
   redis.call('EXPIRE', KEYS[4], ttl)
 end
 return {'ok', changes, redis.call('HGETALL', KEYS[1])}
-`)
+`, parseTransitionReply)
+
+// transitionArgs is one toggle of agent's channel (want: online, offline, paused, or logout_all of
+// every channel).
+type transitionArgs struct {
+	keys                                    keys
+	agent, channel, want, reason, by, cause string
+	now                                     time.Time
+	retention                               time.Duration // of the history and the totals
+	allowLogin                              bool
+	reaperCutoff                            string   // ms; "" when not reaping
+	group                                   []string // the channel's group, the channel included
+	channels                                []string // every channel the agent has enabled
+}
+
+func (a transitionArgs) KeysAndArgv() ([]string, []any) {
+	argv := make([]any, 0, 14+len(a.group)+len(a.channels))
+	argv = append(argv, a.now.UnixMilli(), a.agent, a.channel, a.want, a.reason, a.by, a.cause,
+		unixDay(a.now.Add(-a.retention)), int64(a.retention/time.Second), a.now.Add(-a.retention).UnixMilli(),
+		luascript.Flag(a.allowLogin), a.reaperCutoff, len(a.group))
+	for _, g := range a.group {
+		argv = append(argv, g)
+	}
+	argv = append(argv, len(a.channels))
+	for _, c := range a.channels {
+		argv = append(argv, c)
+	}
+	return []string{a.keys.state(a.agent), a.keys.history(a.agent), a.keys.seen(), a.keys.totals(a.agent)}, argv
+}
+
+// transitionReply: code "ok" with the changes made and the state HASH after them, or a refusal
+// ("channel_offline", "login_denied") or "skipped".
+type transitionReply struct {
+	code    string
+	changes []channelChange
+	state   map[string]string
+}
+
+// channelChange is one channel's move as the script reports it.
+type channelChange struct {
+	channel, from, to, reason string
+}
+
+func parseTransitionReply(v any) (transitionReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return transitionReply{}, err
+	}
+	switch code {
+	case "channel_offline", "login_denied", "skipped":
+		return transitionReply{code: code}, nil
+	case "ok":
+	default:
+		return transitionReply{}, luascript.UnexpectedCode(code)
+	}
+	if len(a) != 3 {
+		return transitionReply{}, fmt.Errorf("%w: %d elements, want 3", luascript.ErrReply, len(a))
+	}
+	raw, ok1 := a[1].([]any)
+	flat, ok2 := a[2].([]any)
+	if !ok1 || !ok2 {
+		return transitionReply{}, fmt.Errorf("%w: changes %T, state %T", luascript.ErrReply, a[1], a[2])
+	}
+	out := transitionReply{code: code, changes: make([]channelChange, 0, len(raw)), state: luascript.Array(flat).FieldsFrom(0)}
+	for _, r := range raw {
+		c, ok := r.([]any)
+		if !ok || len(c) != 4 {
+			return transitionReply{}, fmt.Errorf("%w: change %v", luascript.ErrReply, r)
+		}
+		ch := luascript.Array(c)
+		out.changes = append(out.changes, channelChange{channel: ch.Str(0), from: ch.Str(1), to: ch.Str(2), reason: ch.Str(3)})
+	}
+	return out, nil
+}
 
 // heartbeatScript refreshes an agent's last-seen time only while it is logged in somewhere, so the
 // reaper never sweeps agents that have nothing to log out of.
 //
 // KEYS[1] seen ZSET; ARGV[1] agent, ARGV[2] now (ms). Returns 1 when refreshed, 0 when not logged in.
-var heartbeatScript = redis.NewScript(`
+var heartbeatScript = luascript.New[heartbeatArgs, bool]("presence heartbeat", `
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
   return 1
 end
 return 0
-`)
+`, func(v any) (bool, error) {
+	n, err := luascript.Integer(v)
+	return n == 1, err
+})
+
+// heartbeatArgs: agent's client is alive at now.
+type heartbeatArgs struct {
+	keys  keys
+	agent string
+	now   int64 // ms
+}
+
+func (a heartbeatArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.seen()}, []any{a.agent, a.now}
+}

@@ -3,7 +3,6 @@ package presence
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -166,43 +165,27 @@ func (s *Store) LogoutAll(ctx context.Context, agent, by, cause string) (Result,
 
 func (s *Store) run(ctx context.Context, agent string, t *topology.Agent, channel, want, reason, by, cause string, allowLogin bool, cutoff string) (Result, error) {
 	now := s.clock.Now()
-	group := t.Groups[channel]
-	args := make([]any, 0, 16+len(group)+len(t.Channels))
-	allow := "0"
-	if allowLogin {
-		allow = "1"
-	}
-	args = append(args, now.UnixMilli(), agent, channel, want, reason, by, cause, unixDay(now.Add(-s.retention)),
-		int64(s.retention/time.Second), now.Add(-s.retention).UnixMilli(), allow, cutoff, len(group))
-	for _, g := range group {
-		args = append(args, g)
-	}
-	args = append(args, len(t.Channels))
-	for _, c := range t.Channels {
-		args = append(args, c)
-	}
-	res, err := transitionScript.Run(ctx, s.client, []string{s.keys.state(agent), s.keys.history(agent), s.keys.seen(), s.keys.totals(agent)}, args...).Slice()
+	res, err := transitionScript.Run(ctx, s.client, transitionArgs{keys: s.keys, agent: agent, channel: channel, want: want,
+		reason: reason, by: by, cause: cause, now: now, retention: s.retention, allowLogin: allowLogin, reaperCutoff: cutoff,
+		group: t.Groups[channel], channels: t.Channels})
 	if err != nil {
-		return Result{}, fmt.Errorf("presence transition: %w", err)
+		return Result{}, err
 	}
-	if len(res) == 0 {
-		return Result{}, errReply
-	}
-	switch res[0] {
-	case "ok":
+	switch res.code {
 	case "channel_offline":
 		return Result{}, ErrChannelOffline
 	case "login_denied":
 		return Result{}, ErrLoginDenied
 	case "skipped":
 		return Result{}, nil
-	default:
-		return Result{}, fmt.Errorf("%w: %v", errReply, res[0])
 	}
-	changes, state, err := parseTransition(res, agent, by, cause, time.UnixMilli(now.UnixMilli()).UTC())
-	if err != nil {
-		return Result{}, err
+	at := time.UnixMilli(now.UnixMilli()).UTC()
+	changes := make([]Change, 0, len(res.changes))
+	for _, c := range res.changes {
+		changes = append(changes, Change{Agent: agent, Channel: c.channel, From: State(c.from), To: State(c.to),
+			Reason: c.reason, By: by, Cause: cause, At: at})
 	}
+	state := res.state
 	result := Result{Changes: changes, Presence: s.build(agent, t, state, now)}
 	if len(changes) > 0 {
 		for _, c := range changes {
@@ -222,41 +205,13 @@ func (s *Store) notify(ctx context.Context, changes []Change) {
 	}
 }
 
-// errReply is a script reply of an unexpected shape (never from our script on a real Redis).
-var errReply = errors.New("presence transition: unexpected script reply")
-
-// parseTransition reads {"ok", {{channel, from, to, reason}, …}, HGETALL} without trusting its shape.
-func parseTransition(res []any, agent, by, cause string, at time.Time) ([]Change, map[string]string, error) {
-	if len(res) != 3 {
-		return nil, nil, errReply
-	}
-	raw, ok1 := res[1].([]any)
-	flat, ok2 := res[2].([]any)
-	if !ok1 || !ok2 {
-		return nil, nil, errReply
-	}
-	changes := make([]Change, 0, len(raw))
-	for _, r := range raw {
-		c, ok := r.([]any)
-		if !ok || len(c) != 4 {
-			return nil, nil, errReply
-		}
-		changes = append(changes, Change{Agent: agent, Channel: str(c[0]), From: State(str(c[1])), To: State(str(c[2])),
-			Reason: str(c[3]), By: by, Cause: cause, At: at})
-	}
-	state := make(map[string]string, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
-		state[str(flat[i])] = str(flat[i+1])
-	}
-	return changes, state, nil
-}
-
 // Heartbeat records that the agent's client is alive; it never logs anyone in.
 func (s *Store) Heartbeat(ctx context.Context, agent string) error {
 	if _, ok := s.agents[agent]; !ok {
 		return ErrUnknownAgent
 	}
-	return heartbeatScript.Run(ctx, s.client, []string{s.keys.seen()}, agent, s.clock.Now().UnixMilli()).Err()
+	_, err := heartbeatScript.Run(ctx, s.client, heartbeatArgs{keys: s.keys, agent: agent, now: s.clock.Now().UnixMilli()})
+	return err
 }
 
 // Get returns an agent's presence on every enabled channel and the aggregate.

@@ -72,30 +72,6 @@ func (r *Router) greetIfNobody(ctx context.Context, queue, channel, convID strin
 	r.metrics.autoReplies.WithLabelValues(AutoReplyNoAgents).Inc()
 }
 
-// maxWaitScript marks a waiting card whose wait passed the queue's maximum, once, and for the close
-// action closes it (only if it is still waiting: an agent may have taken it meanwhile).
-//
-// KEYS[1] card HASH, KEYS[2] waiting ZSET
-// ARGV: 1 card id, 2 now ms, 3 max wait ms, 4 action keep|close, 5 prefix
-// Returns {"no"} (not due, not waiting or already handled) or {"kept"} / {"closed", conversation id}.
-var maxWaitScript = redis.NewScript(`
-local c = redis.call('HMGET', KEYS[1], 'state', 'created_at', 'max_wait_at')
-if c[1] ~= 'waiting' or c[3] then return {'no'} end
-if tonumber(c[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return {'no'} end
-redis.call('HSET', KEYS[1], 'max_wait_at', ARGV[2])
-if ARGV[4] ~= 'close' then return {'kept'} end
-local P = ARGV[5]
-local conv = redis.call('HGET', KEYS[1], 'conversation_id')
-local convKey = P .. 'conv:' .. conv
-redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
-redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
-local k = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
-local openKey = P .. 'convopen:' .. k[1] .. ':' .. k[2] .. ':' .. k[3]
-if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-return {'closed', conv}
-`)
-
 // maxWaitScan bounds the cards examined per queue and channel in one sweep.
 const maxWaitScan = 200
 
@@ -122,12 +98,12 @@ func (r *Router) SweepMaxWait(ctx context.Context) (int, error) {
 				return handled, err
 			}
 			for _, card := range cards {
-				out, err := maxWaitScript.Run(ctx, r.client, []string{r.keys.card(card), r.keys.waiting(id, ch)}, card,
-					now.UnixMilli(), q.MaxWait.Milliseconds(), action, r.keys.prefix()).StringSlice()
+				out, err := maxWaitScript.Run(ctx, r.client, maxWaitArgs{keys: r.keys, card: card, queue: id, channel: ch,
+					now: now.UnixMilli(), maxWait: q.MaxWait.Milliseconds(), action: action})
 				if err != nil {
 					return handled, err
 				}
-				switch out[0] {
+				switch out.code {
 				case "kept":
 					handled++
 					r.metrics.maxWait.WithLabelValues(id, "keep").Inc()
@@ -135,7 +111,7 @@ func (r *Router) SweepMaxWait(ctx context.Context) (int, error) {
 				case "closed":
 					handled++
 					r.metrics.maxWait.WithLabelValues(id, "close").Inc()
-					conv, err := r.Conversation(ctx, out[1])
+					conv, err := r.Conversation(ctx, out.conversationID)
 					if err != nil {
 						continue
 					}

@@ -2,35 +2,35 @@ package routing
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/luascript"
 )
 
 // batcher runs one Lua script for many concurrent callers: calls queued while a pipeline is in flight
 // go out together in the next one (one write and one read for all of them), so under load the
 // gateway pays a fraction of a network round trip per message; an idle gateway sends each call at
 // once, alone. Every caller still gets its own script result: atomicity is per call, as before.
-type batcher struct {
+type batcher[A luascript.Args, R any] struct {
 	client  redis.UniversalClient
-	script  *redis.Script
-	calls   chan *scriptCall
+	script  *luascript.Script[A, R]
+	calls   chan *scriptCall[A, R]
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	maxSize int
 }
 
-type scriptCall struct {
-	keys []string
-	args []any
-	done chan scriptResult
+type scriptCall[A luascript.Args, R any] struct {
+	args A
+	done chan scriptResult[R]
 }
 
-type scriptResult struct {
-	val any
-	err error
+type scriptResult[R any] struct {
+	reply R
+	err   error
 }
 
 const (
@@ -41,8 +41,8 @@ const (
 	batchTimeout = 5 * time.Second
 )
 
-func newBatcher(client redis.UniversalClient, script *redis.Script) *batcher {
-	b := &batcher{client: client, script: script, calls: make(chan *scriptCall, batchMax*batchWorkers),
+func newBatcher[A luascript.Args, R any](client redis.UniversalClient, script *luascript.Script[A, R]) *batcher[A, R] {
+	b := &batcher[A, R]{client: client, script: script, calls: make(chan *scriptCall[A, R], batchMax*batchWorkers),
 		stop: make(chan struct{}), maxSize: batchMax}
 	for i := 0; i < batchWorkers; i++ {
 		b.wg.Add(1)
@@ -52,28 +52,29 @@ func newBatcher(client redis.UniversalClient, script *redis.Script) *batcher {
 }
 
 // run queues one script call and waits for its result (or ctx).
-func (b *batcher) run(ctx context.Context, keys []string, args ...any) (any, error) {
-	call := &scriptCall{keys: keys, args: args, done: make(chan scriptResult, 1)}
+func (b *batcher[A, R]) run(ctx context.Context, args A) (R, error) {
+	var zero R
+	call := &scriptCall[A, R]{args: args, done: make(chan scriptResult[R], 1)}
 	select {
 	case b.calls <- call:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	case <-b.stop:
-		return nil, redis.ErrClosed
+		return zero, redis.ErrClosed
 	}
 	select {
 	case r := <-call.done:
-		return r.val, r.err
+		return r.reply, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	case <-b.stop:
-		return nil, redis.ErrClosed
+		return zero, redis.ErrClosed
 	}
 }
 
-func (b *batcher) loop() {
+func (b *batcher[A, R]) loop() {
 	defer b.wg.Done()
-	batch := make([]*scriptCall, 0, b.maxSize)
+	batch := make([]*scriptCall[A, R], 0, b.maxSize)
 	for {
 		select {
 		case <-b.stop:
@@ -94,27 +95,29 @@ func (b *batcher) loop() {
 	}
 }
 
-func (b *batcher) exec(batch []*scriptCall) {
+func (b *batcher[A, R]) exec(batch []*scriptCall[A, R]) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, c := range batch {
-		cmds[i] = b.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		cmds[i] = b.script.EvalSha(ctx, pipe, c.args)
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	for i, c := range batch {
-		val, err := cmds[i].Result()
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		var res scriptResult[R]
+		if err := cmds[i].Err(); luascript.IsNoScript(err) {
 			// Redis restarted and forgot the script: load it by running it whole.
-			val, err = b.script.Run(ctx, b.client, c.keys, c.args...).Result()
+			res.reply, res.err = b.script.Run(ctx, b.client, c.args)
+		} else {
+			res.reply, res.err = b.script.Reply(cmds[i].Result())
 		}
-		c.done <- scriptResult{val: val, err: err}
+		c.done <- res
 	}
 }
 
 // close stops the workers; calls still queued get redis.ErrClosed from run's select on stop.
-func (b *batcher) close() {
+func (b *batcher[A, R]) close() {
 	close(b.stop)
 	b.wg.Wait()
 }

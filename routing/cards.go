@@ -14,34 +14,21 @@ import (
 	"github.com/chatgate/chatgate/presence"
 )
 
-func scriptError(code string) error {
-	switch code {
-	case "not_found":
-		return ErrNotFound
-	case "not_yours":
-		return ErrNotYours
-	case "state":
-		return ErrWrongState
-	}
-	return fmt.Errorf("unexpected script answer %q", code)
-}
-
 // Accept: the agent takes the card offered to it.
 func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error) {
-	out, err := acceptScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers(), r.keys.noAnswer(agent)},
-		cardID, agent, r.clock.Now().UnixMilli()).StringSlice()
+	out, err := acceptScript.Run(ctx, r.client, acceptArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli()})
 	if err != nil {
 		return Card{}, err
 	}
-	if out[0] != "ok" {
-		return Card{}, scriptError(out[0])
+	if err := out.err(); err != nil {
+		return Card{}, err
 	}
 	return r.Card(ctx, cardID)
 }
 
 // Decline: the agent refuses the offer; the card goes to another eligible agent, never this one again.
 func (r *Router) Decline(ctx context.Context, cardID, agent string) (Card, error) {
-	rels, err := r.release(ctx, cardID, agent, "decline")
+	rels, err := r.release(ctx, cardID, agent, releaseDecline)
 	for _, rel := range rels {
 		if err == nil {
 			err = r.Dispatch(ctx, rel.queue, rel.channel)
@@ -61,21 +48,18 @@ type released struct{ queue, channel string }
 // where it has room again); the caller dispatches them, so that a sweep of many timeouts
 // dispatches each queue once, not once per card (each dispatch may scan the waiting queue).
 func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]released, error) {
-	out, err := releaseScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers()},
-		cardID, agent, r.clock.Now().UnixMilli(), r.keys.prefix(), mode).Slice()
+	out, err := releaseScript.Run(ctx, r.client, releaseArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli(), mode: mode})
 	if err != nil {
 		return nil, err
 	}
-	code := out[0].(string)
-	if code == "not_due" {
+	if out.code == "not_due" {
 		return nil, nil
 	}
-	if code != "ok" {
-		return nil, scriptError(code)
+	if err := out.err(); err != nil {
+		return nil, err
 	}
-	holder, queue, channel := out[1].(string), out[2].(string), out[3].(string)
-	noAnswer := out[4].(int64)
-	if mode == "timeout" {
+	holder, queue, channel, noAnswer := out.holder, out.queue, out.channel, out.noAnswer
+	if mode == releaseTimeout {
 		r.metrics.timeouts.Inc()
 		card, _ := r.Card(ctx, cardID)
 		r.publish(ctx, holder, Event{Type: EventCardRevoked, Card: card})
@@ -98,19 +82,14 @@ func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]rel
 // Close ends the conversation of a card held by the agent (a supervisor may close any card, force);
 // the card and its conversation record agent as closed_by.
 func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (Card, error) {
-	f := "0"
-	if force {
-		f = "1"
-	}
-	out, err := closeScript.Run(ctx, r.client, []string{r.keys.card(cardID), r.keys.offers()},
-		cardID, agent, r.clock.Now().UnixMilli(), r.keys.prefix(), f).StringSlice()
+	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli(), force: force})
 	if err != nil {
 		return Card{}, err
 	}
-	if out[0] != "ok" {
-		return Card{}, scriptError(out[0])
+	if err := out.err(); err != nil {
+		return Card{}, err
 	}
-	holder, queue, channel, convID := out[1], out[2], out[3], out[4]
+	holder, queue, channel, convID := out.holder, out.queue, out.channel, out.conversationID
 	if holder != agent {
 		// A supervisor acted on someone else's work (or on a card nobody held): an audit line.
 		r.logger.Info("supervisor closed a card", "audit", "card.closed", "actor", agent, "holder", holder,
@@ -139,7 +118,7 @@ func (r *Router) SweepTimeouts(ctx context.Context) (int, error) {
 	}
 	touched := map[released]bool{}
 	for _, card := range due {
-		rels, err := r.release(ctx, card, "", "timeout")
+		rels, err := r.release(ctx, card, "", releaseTimeout)
 		if err != nil && err != ErrWrongState && err != ErrNotFound {
 			return 0, err
 		}
@@ -245,17 +224,15 @@ func (r *Router) eligible(agent, channel, state string, load int) bool {
 }
 
 func (r *Router) requeue(ctx context.Context, agent, channel string) error {
-	out, err := requeueScript.Run(ctx, r.client, []string{r.keys.agentCards(agent), r.keys.offers(), r.keys.load(agent)},
-		agent, channel, r.keys.prefix()).Slice()
+	out, err := requeueScript.Run(ctx, r.client, requeueArgs{keys: r.keys, agent: agent, channel: channel})
 	if err != nil {
 		return err
 	}
 	queues := map[string]bool{}
-	for _, raw := range out {
-		item := raw.([]any)
-		card, _ := r.Card(ctx, item[0].(string))
+	for _, rq := range out {
+		card, _ := r.Card(ctx, rq.card)
 		r.publish(ctx, agent, Event{Type: EventCardRevoked, Card: card})
-		queues[item[2].(string)] = true
+		queues[rq.queue] = true
 	}
 	for q := range queues {
 		if err := r.Dispatch(ctx, q, channel); err != nil {

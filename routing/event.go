@@ -1,5 +1,3 @@
-// Package routing turns conversations into cards offered only to eligible agents, keeps the waiting
-// queues and offers, and carries every agent's live event stream.
 package routing
 
 import (

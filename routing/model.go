@@ -15,6 +15,22 @@ const (
 	CardClosed   = "closed"
 )
 
+// Statuses of a message the agent sends, in the order they move: queued (recorded, not handed to
+// the provider yet), sent, delivered, read, played (a voice message heard); failed is final.
+// Deleted (the customer deleted it from the chat) and warning (the provider's remark about it) are
+// marks beside the status. Customers' messages have none. These names are the API's and the
+// status scripts'.
+const (
+	MessageQueued    = "queued"
+	MessageSent      = "sent"
+	MessageDelivered = "delivered"
+	MessageRead      = "read"
+	MessagePlayed    = "played"
+	MessageFailed    = "failed"
+	MessageDeleted   = "deleted"
+	MessageWarning   = "warning"
+)
+
 // Contact is the customer of a conversation: one per customer and channel, found by any identifier
 // the provider has shown for it. Phone and UserID (WhatsApp's business-scoped user id) are the
 // current ones; a reply goes to the phone when there is one, else to the user id.

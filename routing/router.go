@@ -82,8 +82,8 @@ type Router struct {
 	metrics   routerMetrics
 	// autoReplier is set once at wiring, before traffic.
 	autoReplier AutoReplier
-	intake      *batcher
-	offers      *batcher // concurrent dispatchers share round trips, each decision still one script
+	intake      *batcher[deliverArgs, deliverReply]
+	offers      *batcher[offerArgs, decision] // concurrent dispatchers share round trips, each decision still one script
 
 	listenersMu sync.RWMutex
 	listeners   []ConversationListener
@@ -180,20 +180,6 @@ func (r *Router) Start() error {
 
 // Shutdown stops the intake workers; call it after HTTP has drained.
 func (r *Router) Shutdown() { r.intake.close(); r.offers.close() }
-
-func stringSlice(v any) []string {
-	items, _ := v.([]any)
-	out := make([]string, len(items))
-	for i, it := range items {
-		switch x := it.(type) {
-		case string:
-			out[i] = x
-		case int64:
-			out[i] = strconv.FormatInt(x, 10)
-		}
-	}
-	return out
-}
 
 // QueueFor returns the queue an entry point (a WhatsApp phone number id, a WebChat site) feeds.
 func (r *Router) QueueFor(channel, entryPoint string) (string, bool) {
@@ -295,43 +281,40 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		if win := r.topo.Channel(m.Channel).Window; win > 0 {
 			window = strconv.FormatInt(at.Add(win).UnixMilli(), 10)
 		}
-		msgID, convID, cardID := newID(), newID(), newID()
 		q := r.queues[queue]
-		keys := []string{r.keys.dedup(m.Channel, m.Sender, m.ProviderMessageID)}
-		args := []any{r.keys.prefix(), m.Channel, m.EntryPoint, m.ContactID, queue, msgID, convID, cardID, now.UnixMilli(),
-			m.Kind, m.Text, string(m.Payload), m.ContactName, m.ContactPhone, window, int64(dedupTTL / time.Second),
-			m.ProviderMessageID, at.UnixMilli(),
-			q.OfferTimeout.Milliseconds(), q.Strategy, r.auditFlag(), cardsToScan, agentsToScan,
-			r.entryList[m.Channel], newID(), boolFlag(m.Notice), 0}
-		keys, args = r.identifierArgs(m.Channel, keys, args, m.Identifiers, m.Replaced)
-		val, err := r.intake.run(ctx, keys, args...)
+		out, err := r.intake.run(ctx, deliverArgs{keys: r.keys, channel: m.Channel, entryPoint: m.EntryPoint, queue: queue,
+			sender: m.Sender, providerMessageID: m.ProviderMessageID, contactID: m.ContactID,
+			messageID: newID(), conversationID: newID(), cardID: newID(), newContactID: newID(), now: now.UnixMilli(), at: at.UnixMilli(),
+			kind: m.Kind, text: m.Text, payload: string(m.Payload), contactName: m.ContactName, contactPhone: m.ContactPhone,
+			windowExpires: window, dedupTTL: int64(dedupTTL / time.Second), offerTimeout: q.OfferTimeout.Milliseconds(),
+			strategy: q.Strategy, audit: r.audit, notice: m.Notice, cardsToScan: cardsToScan, agentsToScan: agentsToScan,
+			entries: r.entryList[m.Channel], identifiers: m.Identifiers, replaced: m.Replaced})
 		if err != nil {
 			return res, fmt.Errorf("deliver: %w", err)
 		}
-		out := stringSlice(val)
-		if out[0] == "dup" {
+		if out.duplicate {
 			res.Duplicates++
 			r.metrics.duplicates.WithLabelValues(m.Channel).Inc()
 			continue
 		}
 		res.Recorded++
-		res.Messages = append(res.Messages, out[1])
+		res.Messages = append(res.Messages, out.messageID)
 		r.metrics.delivered.WithLabelValues(m.Channel).Inc()
-		convID, cardID, newCard, agent, cardState := out[2], out[3], out[4], out[5], out[6]
+		convID, cardID, newCard, agent, cardState := out.conversationID, out.cardID, out.newCardID, out.agent, out.cardState
 		if convID == "" {
 			continue // a notice about a customer without an open conversation: identifiers moved, nothing to show
 		}
 		// A new card with candidates in its queue had its first routing decision in the intake script;
 		// the dispatch announces it and goes on if cards still wait. A card already waiting was tried
 		// when it arrived and moves on the next login, resume or close.
-		if newCard != "" && out[7] != "0" {
-			dispatch = append(dispatch, pendingDispatch{queue: queue, channel: m.Channel, decision: parseDecision(replyItem(val, 8))})
+		if newCard != "" && out.candidates > 0 {
+			dispatch = append(dispatch, pendingDispatch{queue: queue, channel: m.Channel, decision: out.decision})
 		}
 		if newCard != "" {
 			arrived = append(arrived, [3]string{queue, m.Channel, convID})
 		}
 		if agent != "" && (cardState == CardOffered || cardState == CardAccepted) {
-			msg := Message{ID: out[1], ConversationID: convID, Direction: "in", Channel: m.Channel, ProviderMessageID: m.ProviderMessageID,
+			msg := Message{ID: out.messageID, ConversationID: convID, Direction: "in", Channel: m.Channel, ProviderMessageID: m.ProviderMessageID,
 				Kind: m.Kind, Text: m.Text, Payload: m.Payload, At: at.UTC()}
 			r.publish(ctx, agent, Event{Type: EventMessageReceived, Message: msg, Conversation: map[string]string{"id": convID, "card_id": cardID}})
 		}
@@ -348,102 +331,10 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 	return res, nil
 }
 
-// identifierArgs appends the index key of every identifier (as KEYS) and its "kind:value" and role
-// (as ARGV) to a deliver call whose last argument is the identifier count. Empty, oversized or
-// repeated identifiers are left out.
-func (r *Router) identifierArgs(channel string, keys []string, args []any, shown, replaced []Identifier) ([]string, []any) {
-	seen := map[Identifier]bool{}
-	n := 0
-	add := func(ids []Identifier, role string) {
-		for _, id := range ids {
-			if id.Kind == "" || id.Value == "" || len(id.Value) > maxIdentifierLen || seen[id] {
-				continue
-			}
-			seen[id] = true
-			keys = append(keys, r.keys.ident(channel, id))
-			args = append(args, id.Kind+":"+id.Value, role)
-			n++
-		}
-	}
-	add(shown, "a")
-	add(replaced, "d")
-	args[len(args)-2*n-1] = n
-	return keys, args
-}
-
-func boolFlag(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
 // pendingDispatch is a queue to dispatch after a delivery, with the decision the intake script made.
 type pendingDispatch struct {
 	queue, channel string
 	decision       decision
-}
-
-// decision is what offerLua decided.
-type decision struct {
-	outcome            string // "offered", "none", "empty"; "" when none was made
-	card, agent        string
-	stillWaiting       bool // offered: cards wait in the queue still
-	moreCards, cutScan bool // none: cards beyond those scanned; candidates beyond the bound
-	cardFields         map[string]string
-	convFields         map[string]string
-}
-
-// replyItem is element i of a script's array reply, or nil.
-func replyItem(v any, i int) any {
-	if items, ok := v.([]any); ok && i < len(items) {
-		return items[i]
-	}
-	return nil
-}
-
-func parseDecision(v any) decision {
-	items, _ := v.([]any)
-	if len(items) == 0 {
-		return decision{}
-	}
-	str := func(i int) string {
-		if i < len(items) {
-			s, _ := items[i].(string)
-			return s
-		}
-		return ""
-	}
-	d := decision{outcome: str(0)}
-	switch d.outcome {
-	case "offered":
-		d.card, d.agent, d.stillWaiting = str(1), str(2), str(3) != "0"
-		if len(items) > 6 {
-			d.cardFields, d.convFields = fieldMap(items[5]), fieldMap(items[6])
-		}
-	case "none":
-		d.moreCards, d.cutScan = str(1) == "1", str(2) == "1"
-	}
-	return d
-}
-
-// fieldMap turns an HGETALL reply inside a script's reply (a flat array) into a map.
-func fieldMap(v any) map[string]string {
-	items, _ := v.([]any)
-	m := make(map[string]string, len(items)/2)
-	for i := 0; i+1 < len(items); i += 2 {
-		k, _ := items[i].(string)
-		val, _ := items[i+1].(string)
-		m[k] = val
-	}
-	return m
-}
-
-func (r *Router) auditFlag() string {
-	if r.audit {
-		return "1"
-	}
-	return "0"
 }
 
 // Dispatch offers waiting cards of (queue, channel) to eligible agents until one side runs out.
@@ -467,12 +358,13 @@ func (r *Router) dispatch(ctx context.Context, queue, channel string, first deci
 		first = decision{}
 		if d.outcome == "" {
 			now := r.clock.Now()
-			val, err := r.offers.run(ctx, []string{r.keys.waiting(queue, channel), r.keys.avail(queue, channel), r.keys.offers()},
-				r.keys.prefix(), channel, now.UnixMilli(), q.OfferTimeout.Milliseconds(), q.Strategy, r.auditFlag(), cardsToScan, maxAgents, from)
+			var err error
+			d, err = r.offers.run(ctx, offerArgs{keys: r.keys, queue: queue, channel: channel, now: now.UnixMilli(),
+				offerTimeout: q.OfferTimeout.Milliseconds(), strategy: q.Strategy, audit: r.audit, cardsToScan: cardsToScan,
+				agentsToScan: maxAgents, from: from})
 			if err != nil {
 				return fmt.Errorf("offer: %w", err)
 			}
-			d = parseDecision(val)
 		}
 		switch d.outcome {
 		case "offered":

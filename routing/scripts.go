@@ -1,6 +1,10 @@
 package routing
 
-import "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+
+	"github.com/chatgate/chatgate/internal/luascript"
+)
 
 // contactLua keeps one contact per customer and channel. Every identifier a provider shows
 // (phone, business-scoped user id, parent user id, username) has an index key ident:<channel>:<kind>:<value>
@@ -205,7 +209,7 @@ end
 // conversation), card id, new card id or "", agent, card state ("" when no agent holds the card: not
 // read), number of candidate agents in the queue (new cards only), the decision ({} when none was
 // tried: no new card, or no candidate), contact id}.
-var deliverScript = redis.NewScript(offerLua + contactLua + `
+var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", offerLua+contactLua+`
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'dup', existing} end
 local P = ARGV[1]
@@ -272,7 +276,83 @@ if candidates > 0 then
     q, P .. 'avail:' .. ARGV[5] .. ':' .. ARGV[2], P .. 'offers')
 end
 return {'ok', ARGV[6], conv, card, newCard, agent, cardState, tostring(candidates), decision, contact}
-`)
+`, parseDeliverReply)
+
+// deliverArgs is one inbound message for deliverScript.
+type deliverArgs struct {
+	keys                              keys
+	channel, entryPoint, queue        string
+	sender, providerMessageID         string // the dedup key's parts
+	contactID, newContactID           string
+	messageID, conversationID, cardID string
+	now, at                           int64 // ms
+	kind, text, payload               string
+	contactName, contactPhone         string
+	windowExpires                     string // ms; "" when the channel has no window
+	dedupTTL                          int64  // s
+	offerTimeout                      int64  // ms
+	strategy                          string
+	audit, notice                     bool
+	cardsToScan, agentsToScan         int
+	entries                           string // the channel's entry points, one a line
+	identifiers, replaced             []Identifier
+}
+
+// KeysAndArgv lays the message out; empty, oversized or repeated identifiers are left out.
+func (a deliverArgs) KeysAndArgv() ([]string, []any) {
+	n := len(a.identifiers) + len(a.replaced)
+	keys := make([]string, 1, 1+n)
+	keys[0] = a.keys.dedup(a.channel, a.sender, a.providerMessageID)
+	idents := make([]any, 0, 2*n)
+	seen := map[Identifier]bool{}
+	add := func(ids []Identifier, role string) {
+		for _, id := range ids {
+			if id.Kind == "" || id.Value == "" || len(id.Value) > maxIdentifierLen || seen[id] {
+				continue
+			}
+			seen[id] = true
+			keys = append(keys, a.keys.ident(a.channel, id))
+			idents = append(idents, id.Kind+":"+id.Value, role)
+		}
+	}
+	add(a.identifiers, "a")
+	add(a.replaced, "d")
+	argv := append(make([]any, 0, 27+len(idents)), a.keys.prefix(), a.channel, a.entryPoint, a.contactID, a.queue,
+		a.messageID, a.conversationID, a.cardID, a.now, a.kind, a.text, a.payload, a.contactName, a.contactPhone,
+		a.windowExpires, a.dedupTTL, a.providerMessageID, a.at,
+		a.offerTimeout, a.strategy, luascript.Flag(a.audit), a.cardsToScan, a.agentsToScan,
+		a.entries, a.newContactID, luascript.Flag(a.notice), len(idents)/2)
+	return keys, append(argv, idents...)
+}
+
+// deliverReply is what deliverScript recorded.
+type deliverReply struct {
+	duplicate      bool // a redelivery: messageID is the one recorded the first time
+	messageID      string
+	conversationID string // "" for a notice without an open conversation
+	cardID         string
+	newCardID      string // the card, when this message opened its conversation
+	agent          string // the conversation's agent, if any
+	cardState      string // read only when an agent holds the card
+	candidates     int64  // agents in the candidate set (new cards only)
+	decision       decision
+	contactID      string
+}
+
+func parseDeliverReply(v any) (deliverReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return deliverReply{}, err
+	}
+	switch code {
+	case "dup":
+		return deliverReply{duplicate: true, messageID: a.Str(1)}, nil
+	case "ok":
+		return deliverReply{messageID: a.Str(1), conversationID: a.Str(2), cardID: a.Str(3), newCardID: a.Str(4),
+			agent: a.Str(5), cardState: a.Str(6), candidates: a.Int(7), decision: parseDecision(a.Array(8)), contactID: a.Str(9)}, nil
+	}
+	return deliverReply{}, luascript.UnexpectedCode(code)
+}
 
 // offerLua is one routing decision for a (queue, channel): the first waiting card that some eligible
 // agent has not already refused goes to the best such agent by the queue's strategy. Eligibility is
@@ -383,15 +463,71 @@ end
 // KEYS[1] waiting ZSET, KEYS[2] avail ZSET, KEYS[3] offers ZSET
 // ARGV: 1 prefix, 2 channel, 3 now ms, 4 offer timeout ms, 5 strategy, 6 audit 1|0, 7 cards to scan,
 // 8 agents to scan (0: no bound), 9 index of the first waiting card to scan
-var offerScript = redis.NewScript(offerLua + `
+var offerScript = luascript.New[offerArgs, decision]("offer", offerLua+`
 return offer(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], KEYS[1], KEYS[2], KEYS[3])
-`)
+`, parseOfferReply)
+
+// offerArgs is one routing decision for a (queue, channel).
+type offerArgs struct {
+	keys                      keys
+	queue, channel            string
+	now, offerTimeout         int64 // ms
+	strategy                  string
+	audit                     bool
+	cardsToScan, agentsToScan int // agentsToScan 0: no bound
+	from                      int // index of the first waiting card to scan
+}
+
+func (a offerArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.waiting(a.queue, a.channel), a.keys.avail(a.queue, a.channel), a.keys.offers()},
+		[]any{a.keys.prefix(), a.channel, a.now, a.offerTimeout, a.strategy, luascript.Flag(a.audit), a.cardsToScan, a.agentsToScan, a.from}
+}
+
+// decision is what offerLua decided.
+type decision struct {
+	outcome            string // "offered", "none", "empty"; "" when none was made
+	card, agent        string
+	stillWaiting       bool // offered: cards wait in the queue still
+	moreCards, cutScan bool // none: cards beyond those scanned; candidates beyond the bound
+	cardFields         map[string]string
+	convFields         map[string]string
+}
+
+func parseOfferReply(v any) (decision, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return decision{}, err
+	}
+	switch code {
+	case "offered", "none", "empty":
+		return parseDecision(a), nil
+	}
+	return decision{}, luascript.UnexpectedCode(code)
+}
+
+// parseDecision reads offer's reply; an empty one (deliverScript made no decision) is the zero decision.
+func parseDecision(a luascript.Array) decision {
+	if len(a) == 0 {
+		return decision{}
+	}
+	d := decision{outcome: a.Str(0)}
+	switch d.outcome {
+	case "offered":
+		d.card, d.agent, d.stillWaiting = a.Str(1), a.Str(2), a.Str(3) != "0"
+		if len(a) > 6 {
+			d.cardFields, d.convFields = a.Fields(5), a.Fields(6)
+		}
+	case "none":
+		d.moreCards, d.cutScan = a.Str(1) == "1", a.Str(2) == "1"
+	}
+	return d
+}
 
 // acceptScript: an offered card becomes accepted by the agent it was offered to.
 //
 // KEYS[1] card HASH, KEYS[2] offers ZSET, KEYS[3] the agent's no-answer counter
 // ARGV: 1 card id, 2 agent, 3 now ms. Returns {"ok"}, {"not_found"}, {"not_yours"} or {"state", state}.
-var acceptScript = redis.NewScript(`
+var acceptScript = luascript.New[acceptArgs, cardReply]("accept", `
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then return {'not_yours'} end
@@ -400,7 +536,47 @@ redis.call('HSET', KEYS[1], 'state', 'accepted', 'accepted_at', ARGV[3], 'expire
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 return {'ok'}
-`)
+`, parseCardReply)
+
+// acceptArgs: agent accepts card.
+type acceptArgs struct {
+	keys        keys
+	card, agent string
+	now         int64 // ms
+}
+
+func (a acceptArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.card(a.card), a.keys.offers(), a.keys.noAnswer(a.agent)}, []any{a.card, a.agent, a.now}
+}
+
+// cardReply is the answer of a script acting on one card: "ok", or why not (see err).
+type cardReply struct {
+	code  string
+	state string // "state": the card's state
+}
+
+func parseCardReply(v any) (cardReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return cardReply{}, err
+	}
+	return cardReply{code: code, state: a.Str(1)}, nil
+}
+
+// err maps a refusal to routing's errors; nil for "ok".
+func (c cardReply) err() error {
+	switch c.code {
+	case "ok":
+		return nil
+	case "not_found":
+		return ErrNotFound
+	case "not_yours":
+		return ErrNotYours
+	case "state":
+		return ErrWrongState
+	}
+	return luascript.UnexpectedCode(c.code)
+}
 
 // releaseScript puts an offered card back in line (its old place) after a decline or a timeout; the
 // agent is remembered so the card is not offered to it again, and the outcome (declined | timed_out)
@@ -409,7 +585,7 @@ return {'ok'}
 // KEYS[1] card HASH, KEYS[2] offers ZSET
 // ARGV: 1 card id, 2 agent (decline: the caller), 3 now ms, 4 prefix, 5 mode decline|timeout
 // Returns {"ok", agent, queue, channel, no-answer count} or {"not_found"} / {"not_yours"} / {"state", s} / {"not_due"}.
-var releaseScript = redis.NewScript(`
+var releaseScript = luascript.New[releaseArgs, releaseReply]("release", `
 local P = ARGV[4]
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
@@ -433,7 +609,44 @@ redis.call('HSET', P .. 'conv:' .. redis.call('HGET', KEYS[1], 'conversation_id'
 local n = 0
 if ARGV[5] == 'timeout' then n = redis.call('INCR', P .. 'noanswer:' .. a) end
 return {'ok', a, queue, ch, n}
-`)
+`, parseReleaseReply)
+
+// How an offer ends without being accepted.
+const (
+	releaseDecline = "decline" // the agent refused it
+	releaseTimeout = "timeout" // nobody answered in time (the sweeper)
+)
+
+// releaseArgs puts card back in line; agent is the caller of a decline ("" for a timeout).
+type releaseArgs struct {
+	keys        keys
+	card, agent string
+	now         int64  // ms
+	mode        string // releaseDecline | releaseTimeout
+}
+
+func (a releaseArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.card(a.card), a.keys.offers()}, []any{a.card, a.agent, a.now, a.keys.prefix(), a.mode}
+}
+
+// releaseReply: the card's former holder, its queue and channel, and (timeout) the holder's offers
+// left to time out in a row; code "not_due" when the offer was renewed meanwhile.
+type releaseReply struct {
+	cardReply
+	holder, queue, channel string
+	noAnswer               int64
+}
+
+func parseReleaseReply(v any) (releaseReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return releaseReply{}, err
+	}
+	if code != "ok" {
+		return releaseReply{cardReply: cardReply{code: code, state: a.Str(1)}}, nil
+	}
+	return releaseReply{cardReply: cardReply{code: code}, holder: a.Str(1), queue: a.Str(2), channel: a.Str(3), noAnswer: a.Int(4)}, nil
+}
 
 // closeScript closes a card and its conversation and frees the agent's slot. Both record who closed
 // them (closed_by): the holder, or the supervisor who closed someone else's card.
@@ -441,7 +654,7 @@ return {'ok', a, queue, ch, n}
 // KEYS[1] card HASH, KEYS[2] offers ZSET
 // ARGV: 1 card id, 2 agent (the caller), 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card)
 // Returns {"ok", agent, queue, channel, conversation id} or {"not_found"} / {"not_yours"} / {"state", s}.
-var closeScript = redis.NewScript(`
+var closeScript = luascript.New[closeArgs, closeReply]("close", `
 local P = ARGV[4]
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
@@ -465,14 +678,43 @@ if a and a ~= '' then
   redis.call('SREM', P .. 'agentcards:' .. a, ARGV[1])
 end
 return {'ok', a or '', queue, ch, conv}
-`)
+`, parseCloseReply)
+
+// closeArgs: agent closes card; force lets a supervisor close any card.
+type closeArgs struct {
+	keys        keys
+	card, agent string
+	now         int64 // ms
+	force       bool
+}
+
+func (a closeArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.card(a.card), a.keys.offers()}, []any{a.card, a.agent, a.now, a.keys.prefix(), luascript.Flag(a.force)}
+}
+
+// closeReply: who held the card ("" nobody), its queue, channel and conversation.
+type closeReply struct {
+	cardReply
+	holder, queue, channel, conversationID string
+}
+
+func parseCloseReply(v any) (closeReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return closeReply{}, err
+	}
+	if code != "ok" {
+		return closeReply{cardReply: cardReply{code: code, state: a.Str(1)}}, nil
+	}
+	return closeReply{cardReply: cardReply{code: code}, holder: a.Str(1), queue: a.Str(2), channel: a.Str(3), conversationID: a.Str(4)}, nil
+}
 
 // requeueScript gives back an agent's cards on one channel (the agent logged out): each goes to the
 // front of its queue, keeping their relative order, and the agent's load on the channel is zero.
 //
 // KEYS[1] the agent's cards SET, KEYS[2] offers ZSET, KEYS[3] the agent's load HASH
 // ARGV: 1 agent, 2 channel, 3 prefix. Returns {{card, previous state, queue}, …}.
-var requeueScript = redis.NewScript(`
+var requeueScript = luascript.New[requeueArgs, []requeuedCard]("requeue", `
 local P, ch = ARGV[3], ARGV[2]
 local out = {}
 for _, card in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -493,4 +735,432 @@ for _, card in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 redis.call('HSET', KEYS[3], ch, 0)
 return out
-`)
+`, parseRequeueReply)
+
+// requeueArgs gives back agent's cards on channel.
+type requeueArgs struct {
+	keys           keys
+	agent, channel string
+}
+
+func (a requeueArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.agentCards(a.agent), a.keys.offers(), a.keys.load(a.agent)}, []any{a.agent, a.channel, a.keys.prefix()}
+}
+
+// requeuedCard is a card requeueScript took from its agent.
+type requeuedCard struct {
+	card, previousState, queue string
+}
+
+func parseRequeueReply(v any) ([]requeuedCard, error) {
+	a, err := luascript.AsArray(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]requeuedCard, 0, len(a))
+	for i := range a {
+		item := a.Array(i)
+		if len(item) != 3 {
+			return nil, fmt.Errorf("%w: requeued card %v", luascript.ErrReply, a[i])
+		}
+		out = append(out, requeuedCard{card: item.Str(0), previousState: item.Str(1), queue: item.Str(2)})
+	}
+	return out, nil
+}
+
+// startScript opens an agent-initiated conversation in one step: the agent must be logged in on the
+// channel (online or paused) and below capacity there; the conversation and its card are created
+// accepted by the agent and count against its capacity; the first message is recorded queued. The
+// customer is the contact the phone number is indexed to (created, and indexed, when there is none),
+// so the customer's answer — which may carry the business-scoped user id beside the number — finds
+// this conversation. When the contact already has an open conversation on this entry point held by
+// the same agent, the message joins it; held by anyone else (or waiting), it is refused and nothing
+// is written.
+//
+// KEYS[1] the index key of the phone (routing's ident key)
+// ARGV: 1 prefix, 2 agent, 3 channel, 4 entry point, 5 "phone:<digits>", 6 phone digits, 7 queue,
+// 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id
+// Returns {"ok", conversation id, new 1|0} or {"not_logged_in"} / {"at_capacity"} / {"taken", conversation id}.
+var startScript = luascript.New[startArgs, startReply]("start", `
+local P, agent, ch = ARGV[1], ARGV[2], ARGV[3]
+local st = redis.call('HGET', P .. 'presence:' .. agent, ch)
+if st ~= 'online' and st ~= 'paused' then return {'not_logged_in'} end
+local contact = redis.call('GET', KEYS[1])
+local conv
+if contact then conv = redis.call('GET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact) end
+local new = '0'
+if conv then
+  local holder = redis.call('HGET', P .. 'conv:' .. conv, 'agent')
+  local card = redis.call('HGET', P .. 'conv:' .. conv, 'card')
+  if holder ~= agent or redis.call('HGET', P .. 'card:' .. card, 'state') ~= 'accepted' then return {'taken', conv} end
+else
+  local cap = tonumber(redis.call('HGET', P .. 'cap:' .. agent, ch) or '0')
+  local load = tonumber(redis.call('HGET', P .. 'load:' .. agent, ch) or '0')
+  if load >= cap then return {'at_capacity'} end
+  if not contact then
+    contact = ARGV[15]
+    redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', ARGV[11], 'phone', ARGV[6])
+    redis.call('SET', KEYS[1], contact)
+    redis.call('SADD', P .. 'contactids:' .. contact, ARGV[5])
+  end
+  local cf = redis.call('HMGET', P .. 'contact:' .. contact, 'bsuid', 'username', 'name')
+  conv, new = ARGV[8], '1'
+  redis.call('HSET', P .. 'conv:' .. conv, 'id', conv, 'channel', ch, 'entry_point', ARGV[4], 'queue', ARGV[7],
+    'contact_id', contact, 'contact_name', cf[3] or '', 'contact_phone', '+' .. ARGV[6], 'contact_bsuid', cf[1] or '',
+    'contact_username', cf[2] or '', 'state', 'open', 'agent', agent,
+    'card', ARGV[9], 'opened_at', ARGV[11], 'origin', 'agent')
+  redis.call('SET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact, conv)
+  redis.call('HSET', P .. 'card:' .. ARGV[9], 'id', ARGV[9], 'conversation_id', conv, 'queue', ARGV[7],
+    'channel', ch, 'state', 'accepted', 'agent', agent, 'created_at', ARGV[11], 'offered_at', ARGV[11],
+    'accepted_at', ARGV[11], 'preview', ARGV[13])
+  redis.call('HINCRBY', P .. 'load:' .. agent, ch, 1)
+  redis.call('SADD', P .. 'agentcards:' .. agent, ARGV[9])
+end
+redis.call('HSET', P .. 'msg:' .. ARGV[10], 'id', ARGV[10], 'conversation_id', conv, 'direction', 'out',
+  'channel', ch, 'kind', ARGV[12], 'text', ARGV[13], 'payload', ARGV[14], 'at', ARGV[11], 'agent', agent, 'status', 'queued')
+redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[10])
+return {'ok', conv, new}
+`, parseStartReply)
+
+// startArgs opens a conversation from agent's side with its first message.
+type startArgs struct {
+	keys                              keys
+	agent, channel, entryPoint, queue string
+	phone                             string // the customer's number, digits only
+	conversationID, cardID, messageID string // new ids
+	newContactID                      string
+	now                               int64 // ms
+	kind, text, payload               string
+}
+
+func (a startArgs) KeysAndArgv() ([]string, []any) {
+	phone := Identifier{Kind: IdentPhone, Value: a.phone}
+	return []string{a.keys.ident(a.channel, phone)},
+		[]any{a.keys.prefix(), a.agent, a.channel, a.entryPoint, phone.Kind + ":" + phone.Value, phone.Value, a.queue,
+			a.conversationID, a.cardID, a.messageID, a.now, a.kind, a.text, a.payload, a.newContactID}
+}
+
+// startReply: "ok" with the conversation (new or joined), or a refusal ("taken" names the conversation).
+type startReply struct {
+	code           string
+	conversationID string
+	opened         bool // the conversation is new
+}
+
+func parseStartReply(v any) (startReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return startReply{}, err
+	}
+	switch code {
+	case "ok", "taken", "not_logged_in", "at_capacity":
+		return startReply{code: code, conversationID: a.Str(1), opened: code == "ok" && a.Str(2) == "1"}, nil
+	}
+	return startReply{}, luascript.UnexpectedCode(code)
+}
+
+// replyScript records an agent's reply in one step, after checking the conversation is open, held
+// by the agent with its card accepted, and — when a window applies — that the customer service
+// window is still open.
+//
+// KEYS[1] conversation HASH
+// ARGV: 1 prefix, 2 agent, 3 message id, 4 now ms, 5 kind, 6 text, 7 payload, 8 check window 1|0
+// Returns {"ok", channel} or {"not_found"} / {"closed"} / {"not_assigned"} / {"not_accepted"} / {"window_closed"}.
+var replyScript = luascript.New[replyArgs, replyScriptReply]("reply", `
+local P, agent = ARGV[1], ARGV[2]
+local c = redis.call('HMGET', KEYS[1], 'state', 'agent', 'card', 'channel', 'window_expires_at', 'id')
+if not c[1] then return {'not_found'} end
+if c[1] ~= 'open' then return {'closed'} end
+if c[2] ~= agent then return {'not_assigned'} end
+if redis.call('HGET', P .. 'card:' .. c[3], 'state') ~= 'accepted' then return {'not_accepted'} end
+if ARGV[8] == '1' and tonumber(c[5] or '0') <= tonumber(ARGV[4]) then return {'window_closed'} end
+redis.call('HSET', P .. 'msg:' .. ARGV[3], 'id', ARGV[3], 'conversation_id', c[6], 'direction', 'out',
+  'channel', c[4], 'kind', ARGV[5], 'text', ARGV[6], 'payload', ARGV[7], 'at', ARGV[4], 'agent', agent, 'status', 'queued')
+redis.call('RPUSH', P .. 'convmsgs:' .. c[6], ARGV[3])
+return {'ok', c[4]}
+`, parseReplyScriptReply)
+
+// replyArgs records agent's message in a conversation; checkWindow refuses it once the customer
+// service window closed.
+type replyArgs struct {
+	keys                             keys
+	conversationID, agent, messageID string
+	now                              int64 // ms
+	kind, text, payload              string
+	checkWindow                      bool
+}
+
+func (a replyArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.conv(a.conversationID)},
+		[]any{a.keys.prefix(), a.agent, a.messageID, a.now, a.kind, a.text, a.payload, luascript.Flag(a.checkWindow)}
+}
+
+// replyScriptReply: "ok" with the conversation's channel, or why the reply is refused.
+type replyScriptReply struct {
+	code, channel string
+}
+
+func parseReplyScriptReply(v any) (replyScriptReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return replyScriptReply{}, err
+	}
+	switch code {
+	case "ok", "not_found", "closed", "not_assigned", "not_accepted", "window_closed":
+		return replyScriptReply{code: code, channel: a.Str(1)}, nil
+	}
+	return replyScriptReply{}, luascript.UnexpectedCode(code)
+}
+
+// statusLua is the status machine shared by the scripts below. It tolerates the provider's
+// out-of-order delivery: queued < sent < delivered < read < played (a voice message heard); failed
+// is final and a failed after read is ignored (read proves delivery); deleted and warning are
+// marks beside the status (deleted_at; warning_*), applied once. Only outbound messages take a
+// status: a provider id of a customer's message changes nothing.
+//
+// apply(message key, status, at ms, error code, title, message, details) returns 'ok', 'stale',
+// 'inbound', 'unknown' or 'not_found'. drain(message key, pending list) applies the kept statuses
+// in the machine's order.
+const statusLua = `
+local rank = {queued = 1, sent = 2, delivered = 3, read = 4, played = 5}
+local order = {queued = 0, sent = 1, delivered = 2, read = 3, played = 4, failed = 5, warning = 6, deleted = 7}
+local function apply(k, st, at, code, title, message, details, summary)
+  local h = redis.call('HMGET', k, 'id', 'direction', 'status', 'provider_message_id', 'deleted_at', 'warning_code')
+  if not h[1] then return 'not_found' end
+  if h[2] ~= 'out' then return 'inbound' end
+  if not order[st] then return 'unknown' end
+  local cur = h[3] or 'queued'
+  if st == 'deleted' then
+    if h[5] then return 'stale' end
+    redis.call('HSET', k, 'deleted_at', at)
+    return 'ok'
+  end
+  if st == 'warning' then
+    if h[6] and h[6] == code then return 'stale' end
+    redis.call('HSET', k, 'warning_code', code, 'warning_title', title, 'warning_message', message, 'warning_details', details, 'warning_at', at)
+    return 'ok'
+  end
+  -- failed is final, but for one case: an operator runs an archived send again ("Retry now") whose
+  -- failure came before the provider accepted it (no provider id): it goes back to queued.
+  if st == 'queued' and cur == 'failed' and (h[4] or '') == '' then
+    redis.call('HDEL', k, 'error_code', 'error_title', 'error_message', 'error_details', 'error_summary')
+    redis.call('HSET', k, 'status', 'queued', 'status_at', at)
+    return 'ok'
+  end
+  if cur == 'failed' then return 'stale' end
+  local cr = rank[cur] or 1
+  if st == 'failed' then
+    if cr >= rank.read then return 'stale' end
+    redis.call('HSET', k, 'status', 'failed', 'status_at', at, 'error_code', code, 'error_title', title,
+      'error_message', message, 'error_details', details, 'error_summary', summary)
+    return 'ok'
+  end
+  if rank[st] <= cr then return 'stale' end
+  redis.call('HSET', k, 'status', st, 'status_at', at)
+  return 'ok'
+end
+local function drain(k, list)
+  local kept = {}
+  for i, e in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    local ok, v = pcall(cjson.decode, e)
+    if ok and type(v) == 'table' and type(v.s) == 'string' then v.i = i; table.insert(kept, v) end
+  end
+  table.sort(kept, function(a, b)
+    local oa, ob = order[a.s] or 99, order[b.s] or 99
+    if oa ~= ob then return oa < ob end
+    return a.i < b.i
+  end)
+  for _, v in ipairs(kept) do
+    apply(k, v.s, tostring(v.at or ''), tostring(v.code or ''), tostring(v.title or ''), tostring(v.message or ''), tostring(v.details or ''), tostring(v.summary or ''))
+  end
+  redis.call('DEL', list)
+end
+local function reply(res, k, P)
+  local agent = ''
+  if res == 'ok' then
+    agent = redis.call('HGET', P .. 'conv:' .. (redis.call('HGET', k, 'conversation_id') or ''), 'agent') or ''
+  end
+  local out = {res, agent}
+  for _, v in ipairs(redis.call('HGETALL', k)) do table.insert(out, v) end
+  return out
+end
+`
+
+// statusScript applies a status to a message found by its id. When the status records the
+// provider's id (the send's answer), the id is indexed and the statuses the provider sent before
+// it (kept by providerStatusScript) are applied at once, in the machine's order.
+//
+// KEYS[1] message HASH, KEYS[2] pmsg key of the provider id, KEYS[3] its pending LIST, KEYS[4] the
+// pending index ZSET
+// ARGV: 1 status, 2 at ms, 3 provider message id ("" to keep), 4 error code, 5 error title,
+// 6 error message, 7 error details, 8 index the provider id 1|0, 9 index TTL s, 10 prefix,
+// 11 error summary (one sentence for the agent)
+// Returns {"ok"|"stale", conversation's agent (when ok), message fields…} / {"inbound"} /
+// {"unknown"} / {"not_found"}: the caller tells the agent without reading anything again.
+var statusScript = luascript.New[statusArgs, statusReply]("status", statusLua+`
+local k = KEYS[1]
+local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11])
+if res ~= 'ok' and res ~= 'stale' then return {res} end
+if res == 'ok' and ARGV[3] ~= '' then redis.call('HSET', k, 'provider_message_id', ARGV[3]) end
+if res == 'ok' and ARGV[8] == '1' then
+  redis.call('SET', KEYS[2], redis.call('HGET', k, 'id'), 'EX', ARGV[9])
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    drain(k, KEYS[3])
+    redis.call('ZREM', KEYS[4], KEYS[3])
+  end
+end
+return reply(res, k, ARGV[10])
+`, parseStatusReply)
+
+// statusArgs applies state to the message messageID. providerID, when given, is recorded and
+// indexed (on channel) and the statuses kept for it are applied.
+type statusArgs struct {
+	keys                keys
+	messageID           string
+	channel, providerID string
+	state               string
+	at                  int64 // ms
+	failure             *MessageError
+	indexTTL            int64 // s
+}
+
+func (a statusArgs) KeysAndArgv() ([]string, []any) {
+	channel, pid := a.channel, a.providerID
+	if pid == "" {
+		// nothing to index: the keys are not touched, but are still given (under the same tag)
+		channel, pid = "none", a.messageID
+	}
+	code, title, message, details, summary := errorArgs(a.failure)
+	return []string{a.keys.msg(a.messageID), a.keys.pmsg(channel, pid), a.keys.pendingStatuses(channel, pid), a.keys.pendingIndex()},
+		[]any{a.state, a.at, a.providerID, code, title, message, details, luascript.Flag(a.providerID != ""), a.indexTTL,
+			a.keys.prefix(), summary}
+}
+
+// statusReply is a status script's answer: its code (statusLua's apply, or "pending" / "dropped"
+// from providerStatusScript) and, for "ok" and "stale", the conversation's agent ("ok" only) and the
+// message's fields, so the caller tells the agent without reading anything again.
+type statusReply struct {
+	code   string
+	agent  string
+	fields map[string]string
+}
+
+func parseStatusReply(v any) (statusReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return statusReply{}, err
+	}
+	switch code {
+	case "ok", "stale":
+		return statusReply{code: code, agent: a.Str(1), fields: a.FieldsFrom(2)}, nil
+	case "not_found", "inbound", "unknown", "pending", "dropped":
+		return statusReply{code: code}, nil
+	}
+	return statusReply{}, luascript.UnexpectedCode(code)
+}
+
+// providerStatusScript applies a provider's status webhook to the message with that provider id;
+// when no message has it yet, the status is kept (bounded per id and overall, with a TTL) for
+// statusScript to apply when the send's answer records the id. Lookup and keeping are one step, so
+// a status cannot slip between a send recording its id and the buffer being read.
+//
+// KEYS[1] pmsg key, KEYS[2] its pending LIST, KEYS[3] the pending index ZSET (list key → expiry ms)
+// ARGV: 1 status, 2 at ms, 3 error code, 4 title, 5 message, 6 details, 7 prefix, 8 pending TTL s,
+// 9 most per id, 10 most ids, 11 now ms, 12 error summary
+// Returns statusScript's answers, or {"pending"} / {"dropped"}.
+var providerStatusScript = luascript.New[providerStatusArgs, statusReply]("provider status", statusLua+`
+local id = redis.call('GET', KEYS[1])
+if id then
+  local k = ARGV[7] .. 'msg:' .. id
+  local res = apply(k, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[12])
+  if res ~= 'ok' and res ~= 'stale' then return {res} end
+  return reply(res, k, ARGV[7])
+end
+if not order[ARGV[1]] then return {'unknown'} end
+local now, ttl = tonumber(ARGV[11]), tonumber(ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if not redis.call('ZSCORE', KEYS[3], KEYS[2]) then
+  if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[10]) then
+    local oldest = redis.call('ZPOPMIN', KEYS[3])
+    if oldest[1] then redis.call('DEL', oldest[1]) end
+  end
+elseif redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[9]) then
+  return {'dropped'}
+end
+redis.call('RPUSH', KEYS[2], cjson.encode({s = ARGV[1], at = ARGV[2], code = ARGV[3], title = ARGV[4], message = ARGV[5], details = ARGV[6], summary = ARGV[12]}))
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('ZADD', KEYS[3], now + ttl * 1000, KEYS[2])
+return {'pending'}
+`, parseStatusReply)
+
+// providerStatusArgs applies state to the message the provider calls providerID on channel, or
+// keeps it for that message, within the bounds given.
+type providerStatusArgs struct {
+	keys                 keys
+	channel, providerID  string
+	state                string
+	at, now              int64 // ms
+	failure              *MessageError
+	pendingTTL           int64 // s
+	perMessage, messages int   // most statuses kept per provider id; most provider ids kept
+}
+
+func (a providerStatusArgs) KeysAndArgv() ([]string, []any) {
+	code, title, message, details, summary := errorArgs(a.failure)
+	return []string{a.keys.pmsg(a.channel, a.providerID), a.keys.pendingStatuses(a.channel, a.providerID), a.keys.pendingIndex()},
+		[]any{a.state, a.at, code, title, message, details, a.keys.prefix(), a.pendingTTL, a.perMessage, a.messages, a.now, summary}
+}
+
+// maxWaitScript marks a waiting card whose wait passed the queue's maximum, once, and for the close
+// action closes it (only if it is still waiting: an agent may have taken it meanwhile).
+//
+// KEYS[1] card HASH, KEYS[2] waiting ZSET
+// ARGV: 1 card id, 2 now ms, 3 max wait ms, 4 action keep|close, 5 prefix
+// Returns {"no"} (not due, not waiting or already handled) or {"kept"} / {"closed", conversation id}.
+var maxWaitScript = luascript.New[maxWaitArgs, maxWaitReply]("max wait", `
+local c = redis.call('HMGET', KEYS[1], 'state', 'created_at', 'max_wait_at')
+if c[1] ~= 'waiting' or c[3] then return {'no'} end
+if tonumber(c[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return {'no'} end
+redis.call('HSET', KEYS[1], 'max_wait_at', ARGV[2])
+if ARGV[4] ~= 'close' then return {'kept'} end
+local P = ARGV[5]
+local conv = redis.call('HGET', KEYS[1], 'conversation_id')
+local convKey = P .. 'conv:' .. conv
+redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
+redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
+local k = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
+local openKey = P .. 'convopen:' .. k[1] .. ':' .. k[2] .. ':' .. k[3]
+if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return {'closed', conv}
+`, parseMaxWaitReply)
+
+// maxWaitArgs ends card's wait in (queue, channel) if it passed maxWait.
+type maxWaitArgs struct {
+	keys                 keys
+	card, queue, channel string
+	now, maxWait         int64  // ms
+	action               string // keep | close
+}
+
+func (a maxWaitArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.card(a.card), a.keys.waiting(a.queue, a.channel)},
+		[]any{a.card, a.now, a.maxWait, a.action, a.keys.prefix()}
+}
+
+// maxWaitReply: "no", "kept", or "closed" with the conversation closed.
+type maxWaitReply struct {
+	code, conversationID string
+}
+
+func parseMaxWaitReply(v any) (maxWaitReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return maxWaitReply{}, err
+	}
+	switch code {
+	case "no", "kept", "closed":
+		return maxWaitReply{code: code, conversationID: a.Str(1)}, nil
+	}
+	return maxWaitReply{}, luascript.UnexpectedCode(code)
+}

@@ -493,7 +493,7 @@ func (h *Handler) delivered(ev liveEvent) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, _, err := h.opts.Statuses.UpdateStatus(ctx, e.Message.ID, routing.StatusUpdate{State: "delivered"}); err != nil && !errors.Is(err, routing.ErrNotFound) {
+	if _, _, err := h.opts.Statuses.UpdateStatus(ctx, e.Message.ID, routing.StatusUpdate{State: routing.MessageDelivered}); err != nil && !errors.Is(err, routing.ErrNotFound) {
 		h.opts.Logger.Warn("could not mark a reply delivered", "message_id", e.Message.ID, "err", err)
 	}
 }

@@ -147,7 +147,7 @@ func (s *Sender) SendReply(ctx context.Context, conv routing.Conversation, msg r
 	if _, err := s.events.Publish(ctx, site.ID, conv.Contact.ID, ev); err != nil {
 		return fmt.Errorf("webchat: write to the visitor's stream: %w", err)
 	}
-	if _, _, err := s.statuses.UpdateStatus(ctx, msg.ID, routing.StatusUpdate{State: "sent"}); err != nil {
+	if _, _, err := s.statuses.UpdateStatus(ctx, msg.ID, routing.StatusUpdate{State: routing.MessageSent}); err != nil {
 		s.opts.Logger.Warn("reply written but its status not updated", "message_id", msg.ID, "err", err)
 	}
 	return nil
@@ -235,7 +235,7 @@ func (s *Sender) processCallback(ctx context.Context, t *asynq.Task) error {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300 && p.MessageID == "":
 		return nil
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		if _, _, err := s.statuses.UpdateStatus(ctx, p.MessageID, routing.StatusUpdate{State: "delivered"}); err != nil && !errors.Is(err, routing.ErrNotFound) {
+		if _, _, err := s.statuses.UpdateStatus(ctx, p.MessageID, routing.StatusUpdate{State: routing.MessageDelivered}); err != nil && !errors.Is(err, routing.ErrNotFound) {
 			return err // the site has it; a retry posts it again, which the site dedups by message id
 		}
 		return nil
@@ -262,7 +262,7 @@ func (s *Sender) fail(ctx context.Context, messageID string, code int, title str
 		s.opts.Logger.Warn("a close callback was given up", "code", code, "reason", title)
 		return
 	}
-	if _, _, err := s.statuses.UpdateStatus(ctx, messageID, routing.StatusUpdate{State: "failed",
+	if _, _, err := s.statuses.UpdateStatus(ctx, messageID, routing.StatusUpdate{State: routing.MessageFailed,
 		Error: &routing.MessageError{Code: code, Title: title}}); err != nil && !errors.Is(err, routing.ErrNotFound) {
 		s.opts.Logger.Warn("could not mark a reply failed", "message_id", messageID, "err", err)
 	}

@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -130,26 +129,26 @@ func (s *Sequencer) Enqueue(ctx context.Context, t Task) error {
 		return fmt.Errorf("ordered: a task needs a key, an id and a queue without spaces")
 	}
 	it := Item{Key: t.Key, Queue: t.Queue, TaskID: t.ID}
-	head, err := admitScript.Run(ctx, s.client, s.keys.all(s.name, t.Key), it.member(), time.Now().UnixMilli(),
-		s.opts.IdleTTL.Milliseconds()).Int()
+	head, err := admitScript.Run(ctx, s.client, admitArgs{sequence: s.sequence(t.Key), member: it.member(),
+		now: time.Now().UnixMilli(), idleTTL: s.opts.IdleTTL.Milliseconds()})
 	if err != nil {
 		return fmt.Errorf("ordered: admit: %w", err)
 	}
 	opts := append(append([]asynq.Option{}, t.Opts...), asynq.Queue(t.Queue), asynq.TaskID(t.ID))
-	if head == 0 {
+	if !head {
 		// Asleep until the task before it wakes it; the timer only covers a lost wake-up.
 		opts = append(opts, asynq.ProcessIn(s.opts.Recheck))
 	}
 	task := asynq.NewTaskWithHeaders(t.Type, t.Payload, map[string]string{HeaderKey: t.Key})
 	if _, err := s.enqueuer.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		next, rerr := s.remove(context.WithoutCancel(ctx), it, "cancel", "")
+		next, rerr := s.remove(context.WithoutCancel(ctx), it, removeCancel, "")
 		if rerr != nil {
 			s.logger.Warn("could not withdraw an item that was not enqueued", "key", t.Key, "task_id", t.ID, "err", rerr)
 		}
 		s.wake(ctx, next)
 		return fmt.Errorf("ordered: enqueue: %w", err)
 	}
-	if head == 0 {
+	if !head {
 		// The task before may have finished between admission and enqueue, and found nothing to
 		// wake: look again now that the task exists.
 		if s.isHead(ctx, it) {
@@ -213,12 +212,12 @@ func (s *Sequencer) run(ctx context.Context, it Item, token string, last bool, h
 	final := err == nil || last || errors.Is(err, asynq.SkipRetry) || errors.Is(err, asynq.RevokeTask)
 	bg := context.WithoutCancel(ctx)
 	if !final {
-		if rerr := s.run1(bg, releaseScript, it, token); rerr != nil {
+		if _, rerr := releaseScript.Run(bg, s.client, releaseArgs{sequence: s.sequence(it.Key), token: token}); rerr != nil {
 			s.logger.Warn("could not release a lease; it expires by itself", "key", it.Key, "err", rerr)
 		}
 		return err
 	}
-	next, aerr := s.remove(bg, it, "done", token)
+	next, aerr := s.remove(bg, it, removeDone, token)
 	if aerr != nil {
 		s.logger.Warn("could not advance a sequence", "key", it.Key, "task_id", it.TaskID, "err", aerr)
 		if err == nil {
@@ -244,9 +243,9 @@ func (s *Sequencer) keepLease(ctx context.Context, it Item, token string) (stop 
 			case <-done:
 				return
 			case <-tick.C:
-				held, err := renewScript.Run(context.WithoutCancel(ctx), s.client, s.keys.all(s.name, it.Key), token,
-					s.opts.Lease.Milliseconds()).Int()
-				if err == nil && held == 0 {
+				held, err := renewScript.Run(context.WithoutCancel(ctx), s.client, leaseArgs{sequence: s.sequence(it.Key),
+					token: token, lease: s.opts.Lease.Milliseconds()})
+				if err == nil && !held {
 					s.logger.Warn("lost the lease of a sequence while working", "key", it.Key, "task_id", it.TaskID)
 				}
 			}
@@ -255,29 +254,11 @@ func (s *Sequencer) keepLease(ctx context.Context, it Item, token string) (stop 
 	return func() { close(done); <-finished }
 }
 
-type claimResult struct {
-	state      string
-	head       string
-	leased     bool
-	admittedAt time.Time
-	leaseLeft  time.Duration
-}
-
 func (s *Sequencer) claim(ctx context.Context, it Item, token string) (claimResult, error) {
-	out, err := claimScript.Run(ctx, s.client, s.keys.all(s.name, it.Key), it.member(), token,
-		s.opts.Lease.Milliseconds()).StringSlice()
+	r, err := claimScript.Run(ctx, s.client, claimArgs{sequence: s.sequence(it.Key), member: it.member(), token: token,
+		lease: s.opts.Lease.Milliseconds()})
 	if err != nil {
-		return claimResult{}, fmt.Errorf("ordered: claim: %w", err)
-	}
-	r := claimResult{state: out[0]}
-	switch r.state {
-	case "busy":
-		ms, _ := strconv.ParseInt(out[1], 10, 64)
-		r.leaseLeft = max(time.Duration(ms)*time.Millisecond, 100*time.Millisecond)
-	case "wait":
-		r.head, r.leased = out[1], out[2] == "1"
-		ms, _ := strconv.ParseInt(out[3], 10, 64)
-		r.admittedAt = time.UnixMilli(ms)
+		return claimResult{}, fmt.Errorf("ordered: %w", err)
 	}
 	return r, nil
 }
@@ -307,7 +288,7 @@ func (s *Sequencer) skipLost(ctx context.Context, key, member string, admittedAt
 	default:
 		return false // pending, active, scheduled, retry: it will come
 	}
-	next, err := s.remove(ctx, head, "skip", "")
+	next, err := s.remove(ctx, head, removeSkip, "")
 	if err != nil {
 		return false // errHeld: it came back meanwhile
 	}
@@ -323,21 +304,22 @@ var errHeld = errors.New("ordered: the head is held")
 
 // remove runs removeScript and returns the item to wake (zero when none).
 func (s *Sequencer) remove(ctx context.Context, it Item, mode, token string) (Item, error) {
-	out, err := removeScript.Run(ctx, s.client, s.keys.all(s.name, it.Key), it.member(), mode, token).StringSlice()
+	out, err := removeScript.Run(ctx, s.client, removeArgs{sequence: s.sequence(it.Key), member: it.member(), mode: mode, token: token})
 	if err != nil {
 		return Item{}, err
 	}
-	if out[0] == "held" {
+	if out.held {
 		return Item{}, errHeld
 	}
-	if out[1] == "" {
+	if out.next == "" {
 		return Item{}, nil
 	}
-	return itemOf(it.Key, out[1]), nil
+	return itemOf(it.Key, out.next), nil
 }
 
-func (s *Sequencer) run1(ctx context.Context, script *redis.Script, it Item, args ...any) error {
-	return script.Run(ctx, s.client, s.keys.all(s.name, it.Key), args...).Err()
+// sequence names the sequence of a task key for the scripts.
+func (s *Sequencer) sequence(key string) sequence {
+	return sequence{keys: s.keys, name: s.name, key: key}
 }
 
 // wake makes a sleeping task runnable now. A task just deferring itself (active for a moment) is

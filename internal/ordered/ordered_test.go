@@ -216,8 +216,8 @@ func TestLostHeadIsSkipped(t *testing.T) {
 	}}
 	e := newEnv(t, o)
 	lost := Item{Key: "k", Queue: tasks.QueueReplies, TaskID: "k-0"}
-	if err := admitScript.Run(context.Background(), e.client, e.seq.keys.all("test", "k"), lost.member(),
-		time.Now().UnixMilli(), time.Hour.Milliseconds()).Err(); err != nil {
+	if _, err := admitScript.Run(context.Background(), e.client, admitArgs{sequence: e.seq.sequence("k"), member: lost.member(),
+		now: time.Now().UnixMilli(), idleTTL: time.Hour.Milliseconds()}); err != nil {
 		t.Fatal(err)
 	}
 	e.process(2, o, func(context.Context, payload, int) error { return nil })
@@ -243,9 +243,9 @@ func TestDeadWorkersLeaseExpires(t *testing.T) {
 	// The first item's earlier execution died holding the lease.
 	first := Item{Key: "k", Queue: tasks.QueueReplies, TaskID: "k-1"}
 	e.enqueue("k", 1)
-	out, err := claimScript.Run(context.Background(), e.client, e.seq.keys.all("test", "k"), first.member(), "dead-worker",
-		o.Lease.Milliseconds()).StringSlice()
-	if err != nil || out[0] != "go" {
+	out, err := claimScript.Run(context.Background(), e.client, claimArgs{sequence: e.seq.sequence("k"), member: first.member(),
+		token: "dead-worker", lease: o.Lease.Milliseconds()})
+	if err != nil || out.state != "go" {
 		t.Fatalf("claim: %v %v", out, err)
 	}
 	start := time.Now()

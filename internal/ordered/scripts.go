@@ -1,13 +1,31 @@
 package ordered
 
-import "github.com/redis/go-redis/v9"
+import (
+	"time"
+
+	"github.com/chatgate/chatgate/internal/luascript"
+)
 
 // Every script takes the four keys of one sequence: KEYS[1] items ZSET, KEYS[2] admitted HASH,
 // KEYS[3] counter, KEYS[4] lease.
 
+// sequence names the sequence a call acts on: the sequencer's keys and name, and the task key.
+type sequence struct {
+	keys      keys
+	name, key string
+}
+
+func (q sequence) keyList() []string { return q.keys.all(q.name, q.key) }
+
+// headReply reads admit's and renew's 1 (yes) or 0.
+func headReply(v any) (bool, error) {
+	n, err := luascript.Integer(v)
+	return n == 1, err
+}
+
 // admitScript numbers an item and puts it at the end of its sequence; admitting it again keeps
 // its place. ARGV: 1 member, 2 now ms, 3 idle TTL ms. Returns 1 when the item is the head.
-var admitScript = redis.NewScript(`
+var admitScript = luascript.New[admitArgs, bool]("ordered admit", `
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   local n = redis.call('INCR', KEYS[3])
   redis.call('ZADD', KEYS[1], n, ARGV[1])
@@ -16,13 +34,24 @@ end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 if redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then return 1 end
 return 0
-`)
+`, headReply)
+
+// admitArgs admits member to the sequence at now (ms); idleTTL (ms) is how long an idle sequence stays.
+type admitArgs struct {
+	sequence
+	member       string
+	now, idleTTL int64
+}
+
+func (a admitArgs) KeysAndArgv() ([]string, []any) {
+	return a.keyList(), []any{a.member, a.now, a.idleTTL}
+}
 
 // claimScript gives the head its turn: the item must be the head and the lease free (or already
 // its own). ARGV: 1 member, 2 token, 3 lease ms.
 // Returns {"go"} / {"gone"} (not in the sequence) / {"busy", lease ms left} (the head, leased by
 // another execution) / {"wait", head, "1" when the head is leased, head's admission ms}.
-var claimScript = redis.NewScript(`
+var claimScript = luascript.New[claimArgs, claimResult]("ordered claim", `
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'gone'} end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
 local holder = redis.call('GET', KEYS[4])
@@ -32,30 +61,88 @@ end
 if holder and holder ~= ARGV[2] then return {'busy', tostring(redis.call('PTTL', KEYS[4]))} end
 redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
 return {'go'}
-`)
+`, parseClaimReply)
+
+// claimArgs asks the head's turn for member under the lease token, for lease ms.
+type claimArgs struct {
+	sequence
+	member, token string
+	lease         int64
+}
+
+func (a claimArgs) KeysAndArgv() ([]string, []any) {
+	return a.keyList(), []any{a.member, a.token, a.lease}
+}
+
+// claimResult: state "go", "gone", "busy" (leaseLeft) or "wait" (head, leased, admittedAt).
+type claimResult struct {
+	state      string
+	head       string
+	leased     bool
+	admittedAt time.Time
+	leaseLeft  time.Duration
+}
+
+func parseClaimReply(v any) (claimResult, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return claimResult{}, err
+	}
+	r := claimResult{state: code}
+	switch code {
+	case "go", "gone":
+	case "busy":
+		r.leaseLeft = max(time.Duration(a.Int(1))*time.Millisecond, 100*time.Millisecond)
+	case "wait":
+		r.head, r.leased = a.Str(1), a.Str(2) == "1"
+		r.admittedAt = time.UnixMilli(a.Int(3))
+	default:
+		return claimResult{}, luascript.UnexpectedCode(code)
+	}
+	return r, nil
+}
 
 // renewScript extends the lease while its holder works. ARGV: 1 token, 2 lease ms. Returns 1 if held.
-var renewScript = redis.NewScript(`
+var renewScript = luascript.New[leaseArgs, bool]("ordered renew", `
 if redis.call('GET', KEYS[4]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
   return 1
 end
 return 0
-`)
+`, headReply)
+
+// leaseArgs names the lease token (and, to renew it, its lease ms).
+type leaseArgs struct {
+	sequence
+	token string
+	lease int64
+}
+
+func (a leaseArgs) KeysAndArgv() ([]string, []any) {
+	return a.keyList(), []any{a.token, a.lease}
+}
 
 // releaseScript frees the lease after a failed attempt that will be retried: the item stays head.
 // ARGV: 1 token.
-var releaseScript = redis.NewScript(`
+var releaseScript = luascript.New[releaseArgs, int64]("ordered release", `
 if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
 return 0
-`)
+`, luascript.Integer)
+
+// releaseArgs frees the lease held by token.
+type releaseArgs struct {
+	sequence
+	token string
+}
+
+func (a releaseArgs) KeysAndArgv() ([]string, []any) { return a.keyList(), []any{a.token} }
 
 // removeScript takes an item out of its sequence and returns the new head when removing it made one
 // ("" otherwise; an emptied sequence leaves no key behind). ARGV: 1 member, 2 mode: "done" (the lease
 // holder finished; ARGV[3] its token), "skip" (a lost head: only when it is still the head and
 // nobody holds the lease), "cancel" (never enqueued; anywhere in the sequence).
 // Returns {"ok", next head or ""} / {"held"} when a skip found the lease taken or the head moved.
-var removeScript = redis.NewScript(`
+var removeScript = luascript.New[removeArgs, removeReply]("ordered remove", `
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
 if ARGV[2] == 'skip' and (head ~= ARGV[1] or redis.call('EXISTS', KEYS[4]) == 1) then return {'held'} end
 if ARGV[2] == 'done' and redis.call('GET', KEYS[4]) == ARGV[3] then redis.call('DEL', KEYS[4]) end
@@ -69,4 +156,41 @@ end
 -- only a new head needs waking: waking an item that was already head would cut its retry backoff
 if head ~= ARGV[1] then return {'ok', ''} end
 return {'ok', nxt}
-`)
+`, parseRemoveReply)
+
+// Modes of removeScript.
+const (
+	removeDone   = "done"
+	removeSkip   = "skip"
+	removeCancel = "cancel"
+)
+
+// removeArgs takes member out of the sequence; token is the lease holder's (mode done).
+type removeArgs struct {
+	sequence
+	member, mode, token string
+}
+
+func (a removeArgs) KeysAndArgv() ([]string, []any) {
+	return a.keyList(), []any{a.member, a.mode, a.token}
+}
+
+// removeReply: held (a skip found the head leased or moved), or the new head to wake ("" none).
+type removeReply struct {
+	held bool
+	next string
+}
+
+func parseRemoveReply(v any) (removeReply, error) {
+	a, code, err := luascript.Coded(v)
+	if err != nil {
+		return removeReply{}, err
+	}
+	switch code {
+	case "held":
+		return removeReply{held: true}, nil
+	case "ok":
+		return removeReply{next: a.Str(1)}, nil
+	}
+	return removeReply{}, luascript.UnexpectedCode(code)
+}

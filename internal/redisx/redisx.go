@@ -166,7 +166,13 @@ func IsUnavailable(err error) bool {
 	case errors.As(err, &netErr):
 		return true
 	}
-	msg := err.Error()
-	return strings.HasPrefix(msg, "LOADING") || strings.HasPrefix(msg, "CLUSTERDOWN") ||
-		strings.HasPrefix(msg, "TRYAGAIN") || strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY")
+	// Redis's own answer may come wrapped (a script's name, the caller's step): look at each layer.
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		msg := e.Error()
+		if strings.HasPrefix(msg, "LOADING") || strings.HasPrefix(msg, "CLUSTERDOWN") ||
+			strings.HasPrefix(msg, "TRYAGAIN") || strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY") {
+			return true
+		}
+	}
+	return false
 }

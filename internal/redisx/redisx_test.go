@@ -138,6 +138,10 @@ func TestIsUnavailable(t *testing.T) {
 		{io.EOF, true},
 		{errors.New("LOADING Redis is loading the dataset in memory"), true},
 		{errors.New("CLUSTERDOWN The cluster is down"), true},
+		// as the scripts' errors come: wrapped in the script's name and the caller's step
+		{fmt.Errorf("deliver: %w", fmt.Errorf("deliver script: %w", errors.New("LOADING Redis is loading the dataset in memory"))), true},
+		{fmt.Errorf("accept script: %w", errors.New("READONLY You can't write against a read only replica.")), true},
+		{fmt.Errorf("accept script: %w", errors.New("ERR Error running script")), false},
 	} {
 		if got := IsUnavailable(tc.err); got != tc.want {
 			t.Errorf("IsUnavailable(%v): got %v, want %v", tc.err, got, tc.want)

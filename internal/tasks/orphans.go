@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/luascript"
 )
 
 // Orphans finds tasks left active without a lease and puts them back to pending.
@@ -76,19 +78,36 @@ func (o *Orphans) Shutdown() {
 
 // listOrphansScript returns the ids in the active list that have no lease.
 // KEYS[1] active LIST, KEYS[2] lease ZSET.
-var listOrphansScript = redis.NewScript(`
+var listOrphansScript = luascript.New[listOrphansArgs, []string]("list orphans", `
 local out = {}
 for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   if not redis.call('ZSCORE', KEYS[2], id) then table.insert(out, id) end
 end
 return out
-`)
+`, func(v any) ([]string, error) {
+	a, err := luascript.AsArray(v)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(a))
+	for i := range a {
+		ids[i] = a.Str(i)
+	}
+	return ids, nil
+})
+
+// listOrphansArgs names the asynq queue to look at.
+type listOrphansArgs struct{ queue string }
+
+func (a listOrphansArgs) KeysAndArgv() ([]string, []any) {
+	return []string{asynqActiveKey(a.queue), asynqLeaseKey(a.queue)}, nil
+}
 
 // requeueOrphansScript moves each given id that is still active without a lease back to pending,
 // at the end workers pop first; an id whose task hash is gone is only dropped from the active list.
 // KEYS[1] active LIST, KEYS[2] lease ZSET, KEYS[3] pending LIST. ARGV: 1 task key prefix, 2 now ns,
 // 3… ids. Returns the number re-queued.
-var requeueOrphansScript = redis.NewScript(`
+var requeueOrphansScript = luascript.New[requeueOrphansArgs, int]("requeue orphans", `
 local n = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -102,7 +121,26 @@ for i = 3, #ARGV do
   end
 end
 return n
-`)
+`, func(v any) (int, error) {
+	n, err := luascript.Integer(v)
+	return int(n), err
+})
+
+// requeueOrphansArgs names the tasks of queue to re-queue, at now.
+type requeueOrphansArgs struct {
+	queue string
+	now   time.Time
+	ids   []string
+}
+
+func (a requeueOrphansArgs) KeysAndArgv() ([]string, []any) {
+	argv := make([]any, 0, 2+len(a.ids))
+	argv = append(argv, asynqTaskPrefix(a.queue), a.now.UnixNano())
+	for _, id := range a.ids {
+		argv = append(argv, id)
+	}
+	return []string{asynqActiveKey(a.queue), asynqLeaseKey(a.queue), asynqPendingKey(a.queue)}, argv
+}
 
 // Pass looks at every queue once and re-queues the orphans seen for at least the grace. It returns
 // how many tasks went back to pending.
@@ -113,12 +151,11 @@ func (o *Orphans) Pass(ctx context.Context) (int, error) {
 	still := map[string]time.Time{}
 	total := 0
 	for _, q := range o.queues {
-		keys := []string{asynqActiveKey(q), asynqLeaseKey(q)}
-		ids, err := listOrphansScript.Run(ctx, o.client, keys).StringSlice()
+		ids, err := listOrphansScript.Run(ctx, o.client, listOrphansArgs{queue: q})
 		if err != nil {
 			return total, fmt.Errorf("orphans of %s: %w", q, err)
 		}
-		var due []any
+		var due []string
 		for _, id := range ids {
 			k := q + "\x00" + id
 			first, ok := o.seen[k]
@@ -134,8 +171,7 @@ func (o *Orphans) Pass(ctx context.Context) (int, error) {
 		if len(due) == 0 {
 			continue
 		}
-		args := append([]any{asynqTaskPrefix(q), now.UnixNano()}, due...)
-		n, err := requeueOrphansScript.Run(ctx, o.client, append(keys, asynqPendingKey(q)), args...).Int()
+		n, err := requeueOrphansScript.Run(ctx, o.client, requeueOrphansArgs{queue: q, now: now, ids: due})
 		if err != nil {
 			return total, fmt.Errorf("re-queue orphans of %s: %w", q, err)
 		}

@@ -1,0 +1,474 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/redistest"
+)
+
+// The tests below run each of routing's scripts alone on raw Redis state they seed key by key, then
+// assert every key of the database afterwards (redistest.Contents): the keys each script writes,
+// their fields and scores, and that it wrote nothing else. Times are small numbers of ms.
+
+// rawKeys are the key builders of the tenant "t": every key below is cg:{t}:<name>.
+var rawKeys = keys{keyspace.New("t")}
+
+type rawState struct {
+	t      *testing.T
+	client *redis.Client
+}
+
+func newRawState(t *testing.T) rawState { return rawState{t: t, client: redistest.Client(t)} }
+
+func (s rawState) hash(key string, fieldValues ...any) {
+	s.t.Helper()
+	if err := s.client.HSet(context.Background(), "cg:{t}:"+key, fieldValues...).Err(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s rawState) zset(key string, scoreMembers ...any) {
+	s.t.Helper()
+	for i := 0; i+1 < len(scoreMembers); i += 2 {
+		z := redis.Z{Score: float64(scoreMembers[i].(int)), Member: scoreMembers[i+1]}
+		if err := s.client.ZAdd(context.Background(), "cg:{t}:"+key, z).Err(); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+func (s rawState) set(key string, members ...any) {
+	s.t.Helper()
+	if err := s.client.SAdd(context.Background(), "cg:{t}:"+key, members...).Err(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s rawState) str(key, value string) {
+	s.t.Helper()
+	if err := s.client.Set(context.Background(), "cg:{t}:"+key, value, 0).Err(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// contents is the database as redistest.Contents renders it.
+func (s rawState) contents() string { s.t.Helper(); return redistest.Contents(s.t, s.client) }
+
+// want asserts the whole database: exactly these keys, each rendered as by the helpers below.
+func (s rawState) want(lines ...string) {
+	s.t.Helper()
+	sort.Strings(lines)
+	got := strings.Split(strings.TrimSuffix(s.contents(), "\n"), "\n")
+	if slices.Equal(got, lines) {
+		return
+	}
+	for _, l := range lines {
+		if !slices.Contains(got, l) {
+			s.t.Errorf("missing or different: %s", l)
+		}
+	}
+	for _, l := range got {
+		if !slices.Contains(lines, l) {
+			s.t.Errorf("unexpected:           %s", l)
+		}
+	}
+}
+
+// Renderings of one key, as redistest.Contents writes them.
+func wantHash(key string, fieldValues ...string) string {
+	fields := make([]string, 0, len(fieldValues)/2)
+	for i := 0; i+1 < len(fieldValues); i += 2 {
+		fields = append(fields, fieldValues[i]+"="+fieldValues[i+1])
+	}
+	sort.Strings(fields)
+	return fmt.Sprintf("cg:{t}:%s hash ttl=none %v", key, fields)
+}
+
+func wantSet(key string, members ...string) string {
+	sort.Strings(members)
+	return fmt.Sprintf("cg:{t}:%s set ttl=none %v", key, members)
+}
+
+func wantZSet(key string, scoreMembers ...any) string {
+	zs := make([]redis.Z, 0, len(scoreMembers)/2)
+	for i := 0; i+1 < len(scoreMembers); i += 2 {
+		var score float64
+		switch x := scoreMembers[i].(type) {
+		case int:
+			score = float64(x)
+		case float64:
+			score = x
+		}
+		zs = append(zs, redis.Z{Score: score, Member: scoreMembers[i+1]})
+	}
+	return fmt.Sprintf("cg:{t}:%s zset ttl=none %v", key, zs)
+}
+
+func wantList(key string, items ...string) string {
+	return fmt.Sprintf("cg:{t}:%s list ttl=none %v", key, items)
+}
+
+func wantString(key, value string) string {
+	return fmt.Sprintf("cg:{t}:%s string ttl=none %s", key, value)
+}
+
+// wantStringTTL is a string key with an expiry.
+func wantStringTTL(key, value string) string {
+	return fmt.Sprintf("cg:{t}:%s string ttl=set %s", key, value)
+}
+
+// eligibleAgent seeds an agent online on whatsapp with a capacity and a load.
+func (s rawState) eligibleAgent(agent string, capacity, load int) {
+	s.hash("presence:"+agent, "whatsapp", "online")
+	s.hash("cap:"+agent, "whatsapp", capacity)
+	if load > 0 {
+		s.hash("load:"+agent, "whatsapp", load)
+	}
+}
+
+// TestDeliverScriptRawState: a first message opens a contact, a conversation and a card and offers
+// the card to the candidate in the same step; the next message joins the conversation; a
+// redelivery changes nothing.
+func TestDeliverScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	s.eligibleAgent("ana", 2, 0)
+	s.zset("avail:sales:whatsapp", 500, "ana")
+	args := deliverArgs{keys: rawKeys, channel: "whatsapp", entryPoint: "100", queue: "sales",
+		providerMessageID: "wamid.1", messageID: "M1", conversationID: "C1", cardID: "D1", newContactID: "K1",
+		now: 1000, at: 900, kind: "text", text: "oi", payload: `{"x":1}`, contactName: "Maria",
+		windowExpires: "86400900", dedupTTL: 3600, offerTimeout: 30000, strategy: "longest_idle",
+		cardsToScan: cardsToScan, agentsToScan: agentsToScan, entries: "100\n",
+		identifiers: []Identifier{phone("5511999990001")}}
+	out, err := deliverScript.Run(ctx, s.client, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.duplicate || out.messageID != "M1" || out.conversationID != "C1" || out.cardID != "D1" || out.newCardID != "D1" ||
+		out.agent != "" || out.cardState != CardWaiting || out.candidates != 1 || out.contactID != "K1" {
+		t.Errorf("reply: %+v", out)
+	}
+	if d := out.decision; d.outcome != "offered" || d.card != "D1" || d.agent != "ana" || d.stillWaiting ||
+		d.cardFields["state"] != CardOffered || d.convFields["agent"] != "ana" {
+		t.Errorf("decision: %+v", d)
+	}
+	convFields := []string{"id", "C1", "channel", "whatsapp", "entry_point", "100", "queue", "sales", "state", "open",
+		"agent", "ana", "card", "D1", "opened_at", "1000", "contact_id", "K1", "contact_name", "Maria",
+		"contact_phone", "+5511999990001", "contact_bsuid", "", "contact_username", ""}
+	cardFields := []string{"id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
+		"agent", "ana", "created_at", "1000", "preview", "oi", "offered_at", "1000", "expires_at", "31000"}
+	m1 := wantHash("msg:M1", "id", "M1", "conversation_id", "C1", "direction", "in", "channel", "whatsapp",
+		"provider_message_id", "wamid.1", "kind", "text", "text", "oi", "payload", `{"x":1}`, "at", "900")
+	unchanged := []string{
+		wantHash("presence:ana", "whatsapp", "online"),
+		wantHash("cap:ana", "whatsapp", "2"),
+		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "name", "Maria"),
+		wantSet("contactids:K1", "phone:5511999990001"),
+		wantString("ident:whatsapp:phone:5511999990001", "K1"),
+		wantString("convopen:whatsapp:100:K1", "C1"),
+		wantHash("card:D1", cardFields...),
+		wantZSet("offers", 31000, "D1"),
+		wantHash("load:ana", "whatsapp", "1"),
+		wantSet("agentcards:ana", "D1"),
+		// longest_idle: the agent offered to goes to the back, scored by the offer's time
+		wantZSet("avail:sales:whatsapp", 1000, "ana"),
+		wantStringTTL("pmsg:whatsapp:wamid.1", "M1"),
+		m1,
+	}
+	s.want(append(unchanged,
+		wantHash("conv:C1", append(convFields, "last_customer_message_at", "900", "window_expires_at", "86400900")...),
+		wantList("convmsgs:C1", "M1"))...)
+
+	// The customer writes again: the message joins the open conversation, held by ana; the window moves on.
+	args.providerMessageID, args.messageID, args.conversationID, args.cardID, args.newContactID = "wamid.2", "M2", "C2", "D2", "K2"
+	args.now, args.at, args.text, args.windowExpires = 2000, 1900, "tudo bem?", "86401900"
+	out, err = deliverScript.Run(ctx, s.client, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.duplicate || out.messageID != "M2" || out.conversationID != "C1" || out.cardID != "D1" || out.newCardID != "" ||
+		out.agent != "ana" || out.cardState != CardOffered || out.candidates != 0 || out.decision.outcome != "" || out.contactID != "K1" {
+		t.Errorf("reply of the second message: %+v", out)
+	}
+	all := append(unchanged,
+		wantHash("conv:C1", append(convFields, "last_customer_message_at", "1900", "window_expires_at", "86401900")...),
+		wantList("convmsgs:C1", "M1", "M2"),
+		wantStringTTL("pmsg:whatsapp:wamid.2", "M2"),
+		wantHash("msg:M2", "id", "M2", "conversation_id", "C1", "direction", "in", "channel", "whatsapp",
+			"provider_message_id", "wamid.2", "kind", "text", "text", "tudo bem?", "payload", `{"x":1}`, "at", "1900"))
+	s.want(all...)
+
+	// Meta redelivers the first notification: recognised, nothing written.
+	args.providerMessageID, args.messageID = "wamid.1", "M3"
+	out, err = deliverScript.Run(ctx, s.client, args)
+	if err != nil || !out.duplicate || out.messageID != "M1" {
+		t.Errorf("redelivery: %+v, %v; want the duplicate of M1", out, err)
+	}
+	s.want(all...)
+}
+
+// TestOfferScriptRawState: the first waiting card goes to the best eligible candidate that has not
+// refused it; an ineligible candidate leaves the set; least_busy scores the load.
+func TestOfferScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
+		"agent", "", "created_at", 100)
+	s.hash("conv:C1", "id", "C1", "agent", "", "card", "D1")
+	s.zset("waiting:sales:whatsapp", 100, "D1")
+	s.set("tried:D1", "ana")
+	s.eligibleAgent("ana", 1, 0)
+	s.hash("presence:cid", "whatsapp", "paused")
+	s.hash("cap:cid", "whatsapp", 1)
+	s.eligibleAgent("bia", 2, 0)
+	s.zset("avail:sales:whatsapp", 10, "ana", 15, "cid", 20, "bia")
+
+	d, err := offerScript.Run(ctx, s.client, offerArgs{keys: rawKeys, queue: "sales", channel: "whatsapp", now: 1000,
+		offerTimeout: 30000, strategy: "least_busy", audit: true, cardsToScan: cardsToScan, agentsToScan: agentsToScan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.outcome != "offered" || d.card != "D1" || d.agent != "bia" || d.stillWaiting || d.cardFields["agent"] != "bia" ||
+		d.convFields["id"] != "C1" {
+		t.Errorf("decision: %+v", d)
+	}
+	s.want(
+		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
+			"agent", "bia", "created_at", "100", "offered_at", "1000", "expires_at", "31000"),
+		wantHash("conv:C1", "id", "C1", "agent", "bia", "card", "D1"),
+		wantSet("tried:D1", "ana"),
+		wantHash("presence:ana", "whatsapp", "online"),
+		wantHash("cap:ana", "whatsapp", "1"),
+		wantHash("presence:cid", "whatsapp", "paused"),
+		wantHash("cap:cid", "whatsapp", "1"),
+		wantHash("presence:bia", "whatsapp", "online"),
+		wantHash("cap:bia", "whatsapp", "2"),
+		wantHash("load:bia", "whatsapp", "1"),
+		wantSet("agentcards:bia", "D1"),
+		wantZSet("offers", 31000, "D1"),
+		// ana refused the card but stays a candidate; cid, paused, is dropped; bia is scored load·1e13 + now
+		wantZSet("avail:sales:whatsapp", 10, "ana", float64(1*leastBusyLoadUnit+1000), "bia"),
+		wantList("audit", "D1|bia|online|1|2"),
+	)
+
+	// Nothing waits any more.
+	d, err = offerScript.Run(ctx, s.client, offerArgs{keys: rawKeys, queue: "sales", channel: "whatsapp", now: 2000,
+		offerTimeout: 30000, strategy: "least_busy", cardsToScan: cardsToScan, agentsToScan: agentsToScan})
+	if err != nil || d.outcome != "empty" {
+		t.Errorf("offer of an empty queue: %+v, %v", d, err)
+	}
+}
+
+// offeredCard seeds card D1 of conversation C1 (open, entry point 100, contact K1) offered to ana.
+func (s rawState) offeredCard() {
+	s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
+		"agent", "ana", "created_at", 100, "offered_at", 1000, "expires_at", 31000)
+	s.hash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "open",
+		"agent", "ana", "card", "D1")
+	s.str("convopen:whatsapp:100:K1", "C1")
+	s.zset("offers", 31000, "D1")
+	s.hash("load:ana", "whatsapp", 1)
+	s.set("agentcards:ana", "D1")
+}
+
+// TestAcceptScriptRawState: only the agent offered the card accepts it, once; accepting clears the
+// offer's expiry and the agent's run of unanswered offers.
+func TestAcceptScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	s.offeredCard()
+	s.str("noanswer:ana", "2")
+	before := s.contents()
+	for _, tc := range []struct {
+		card, agent string
+		want        error
+	}{{"D1", "bia", ErrNotYours}, {"D9", "ana", ErrNotFound}} {
+		out, err := acceptScript.Run(ctx, s.client, acceptArgs{keys: rawKeys, card: tc.card, agent: tc.agent, now: 2000})
+		if err != nil || out.err() != tc.want {
+			t.Errorf("accept of %s by %s: %+v, %v; want %v", tc.card, tc.agent, out, err, tc.want)
+		}
+	}
+	if after := s.contents(); after != before {
+		t.Errorf("a refused accept changed Redis:\n%s\nwant\n%s", after, before)
+	}
+	out, err := acceptScript.Run(ctx, s.client, acceptArgs{keys: rawKeys, card: "D1", agent: "ana", now: 2000})
+	if err != nil || out.err() != nil {
+		t.Fatalf("accept: %+v, %v", out, err)
+	}
+	s.want(
+		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "accepted",
+			"agent", "ana", "created_at", "100", "offered_at", "1000", "expires_at", "", "accepted_at", "2000"),
+		wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "open",
+			"agent", "ana", "card", "D1"),
+		wantString("convopen:whatsapp:100:K1", "C1"),
+		wantHash("load:ana", "whatsapp", "1"),
+		wantSet("agentcards:ana", "D1"),
+	)
+	out, err = acceptScript.Run(ctx, s.client, acceptArgs{keys: rawKeys, card: "D1", agent: "ana", now: 3000})
+	if err != nil || out.err() != ErrWrongState || out.state != CardAccepted {
+		t.Errorf("accept again: %+v, %v; want the state accepted", out, err)
+	}
+}
+
+// TestDeclineScriptRawState: a decline (releaseScript) puts the card back in its old place, never
+// to be offered to the agent again, and frees the agent's slot; a timeout also counts the agent's
+// unanswered offers, and is not due before the offer expires.
+func TestDeclineScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	released := func(outcome string) []string {
+		return []string{
+			wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
+				"agent", "", "created_at", "100", "offered_at", "", "expires_at", "", "last_outcome", outcome),
+			wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "open",
+				"agent", "", "card", "D1"),
+			wantString("convopen:whatsapp:100:K1", "C1"),
+			wantSet("tried:D1", "ana"),
+			wantZSet("waiting:sales:whatsapp", 100, "D1"),
+			wantHash("load:ana", "whatsapp", "0"),
+		}
+	}
+	t.Run("decline", func(t *testing.T) {
+		s := newRawState(t)
+		s.offeredCard()
+		before := s.contents()
+		out, err := releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", agent: "bia", now: 2000, mode: releaseDecline})
+		if err != nil || out.err() != ErrNotYours || s.contents() != before {
+			t.Errorf("decline by another agent: %+v, %v (or Redis changed)", out, err)
+		}
+		out, err = releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", agent: "ana", now: 2000, mode: releaseDecline})
+		if err != nil || out.err() != nil || out.holder != "ana" || out.queue != "sales" || out.channel != "whatsapp" || out.noAnswer != 0 {
+			t.Fatalf("decline: %+v, %v", out, err)
+		}
+		s.want(released("declined")...)
+	})
+	t.Run("timeout", func(t *testing.T) {
+		s := newRawState(t)
+		s.offeredCard()
+		before := s.contents()
+		out, err := releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", now: 30999, mode: releaseTimeout})
+		if err != nil || out.code != "not_due" || s.contents() != before {
+			t.Errorf("timeout before the expiry: %+v, %v (or Redis changed)", out, err)
+		}
+		out, err = releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", now: 31000, mode: releaseTimeout})
+		if err != nil || out.err() != nil || out.holder != "ana" || out.noAnswer != 1 {
+			t.Fatalf("timeout: %+v, %v", out, err)
+		}
+		s.want(append(released("timed_out"), wantString("noanswer:ana", "1"))...)
+	})
+}
+
+// TestCloseScriptRawState: the holder closes its accepted card: card and conversation closed by it,
+// the open-conversation index gone, its slot freed; a supervisor may close a waiting card.
+func TestCloseScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	t.Run("holder", func(t *testing.T) {
+		s := newRawState(t)
+		s.offeredCard()
+		s.hash("card:D1", "state", "accepted", "accepted_at", 2000, "expires_at", "")
+		s.client.Del(ctx, "cg:{t}:offers")
+		before := s.contents()
+		for _, a := range []closeArgs{{card: "D1", agent: "bia"}, {card: "D9", agent: "ana"}} {
+			a.keys, a.now = rawKeys, 5000
+			out, err := closeScript.Run(ctx, s.client, a)
+			if err != nil || out.err() == nil {
+				t.Errorf("close of %s by %s: %+v, %v; want refused", a.card, a.agent, out, err)
+			}
+		}
+		if s.contents() != before {
+			t.Errorf("a refused close changed Redis")
+		}
+		out, err := closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "ana", now: 5000})
+		if err != nil || out.err() != nil || out.holder != "ana" || out.queue != "sales" || out.channel != "whatsapp" || out.conversationID != "C1" {
+			t.Fatalf("close: %+v, %v", out, err)
+		}
+		s.want(
+			wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "closed",
+				"agent", "ana", "created_at", "100", "offered_at", "1000", "expires_at", "", "accepted_at", "2000",
+				"closed_at", "5000", "closed_by", "ana"),
+			wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "closed",
+				"agent", "ana", "card", "D1", "closed_at", "5000", "closed_by", "ana"),
+			wantHash("load:ana", "whatsapp", "0"),
+		)
+		out, err = closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "ana", now: 6000})
+		if err != nil || out.err() != ErrWrongState || out.state != CardClosed {
+			t.Errorf("close again: %+v, %v", out, err)
+		}
+	})
+	t.Run("supervisor", func(t *testing.T) {
+		s := newRawState(t)
+		s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
+			"agent", "", "created_at", 100)
+		s.hash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "open",
+			"agent", "", "card", "D1")
+		s.str("convopen:whatsapp:100:K1", "C1")
+		s.zset("waiting:sales:whatsapp", 100, "D1", 200, "D2")
+		out, err := closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "sue", now: 5000})
+		if err != nil || out.err() != ErrNotYours {
+			t.Errorf("close of a waiting card without force: %+v, %v", out, err)
+		}
+		out, err = closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "sue", now: 5000, force: true})
+		if err != nil || out.err() != nil || out.holder != "" || out.conversationID != "C1" {
+			t.Fatalf("forced close: %+v, %v", out, err)
+		}
+		s.want(
+			wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "closed",
+				"agent", "", "created_at", "100", "expires_at", "", "closed_at", "5000", "closed_by", "sue"),
+			wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "closed",
+				"agent", "", "card", "D1", "closed_at", "5000", "closed_by", "sue"),
+			wantZSet("waiting:sales:whatsapp", 200, "D2"),
+		)
+	})
+}
+
+// TestRequeueScriptRawState: an agent's logout from a channel gives back its cards of that channel
+// to the front of their queues, in their order, and zeroes its load there; other channels' cards stay.
+func TestRequeueScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	card := func(id, conv, channel, state string, created int) {
+		s.hash("card:"+id, "id", id, "conversation_id", conv, "queue", "sales", "channel", channel, "state", state,
+			"agent", "ana", "created_at", created)
+		s.hash("conv:"+conv, "id", conv, "agent", "ana", "card", id)
+	}
+	card("D1", "C1", "whatsapp", "offered", 100)
+	s.hash("card:D1", "offered_at", 1000, "expires_at", 31000)
+	card("D2", "C2", "whatsapp", "accepted", 200)
+	card("D3", "C3", "webchat", "accepted", 300)
+	s.zset("offers", 31000, "D1")
+	s.zset("waiting:sales:whatsapp", 400, "D4")
+	s.set("agentcards:ana", "D1", "D2", "D3")
+	s.hash("load:ana", "whatsapp", 2, "webchat", 1)
+
+	out, err := requeueScript.Run(ctx, s.client, requeueArgs{keys: rawKeys, agent: "ana", channel: "whatsapp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].card < out[j].card })
+	if want := []requeuedCard{{"D1", CardOffered, "sales"}, {"D2", CardAccepted, "sales"}}; !slices.Equal(out, want) {
+		t.Errorf("requeued: %+v, want %+v", out, want)
+	}
+	requeued := func(id, conv, created string) []string {
+		return []string{
+			wantHash("card:"+id, "id", id, "conversation_id", conv, "queue", "sales", "channel", "whatsapp", "state", "waiting",
+				"agent", "", "created_at", created, "offered_at", "", "expires_at", "", "last_outcome", "requeued"),
+			wantHash("conv:"+conv, "id", conv, "agent", "", "card", id),
+		}
+	}
+	s.want(append(append(requeued("D1", "C1", "100"), requeued("D2", "C2", "200")...),
+		wantHash("card:D3", "id", "D3", "conversation_id", "C3", "queue", "sales", "channel", "webchat", "state", "accepted",
+			"agent", "ana", "created_at", "300"),
+		wantHash("conv:C3", "id", "C3", "agent", "ana", "card", "D3"),
+		// before the cards that waited: created_at − 1e13
+		wantZSet("waiting:sales:whatsapp", float64(100-1e13), "D1", float64(200-1e13), "D2", 400, "D4"),
+		wantSet("agentcards:ana", "D3"),
+		wantHash("load:ana", "whatsapp", "0", "webchat", "1"),
+	)...)
+}
