@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chatgate/chatgate/internal/redistest"
+)
+
+// Presence colours of the stylesheet: offline grey, online green, paused orange.
+const (
+	grey   = "rgb(107, 114, 128)"
+	green  = "rgb(21, 128, 61)"
+	orange = "rgb(194, 65, 12)"
+)
+
+// words are what the desk says in one language, as the tests expect to read them.
+type words struct {
+	lang, browser                                       string
+	offline, online1, online2, paused2, lunch, choose  string
+	statusPaused, loggedIn, sent, empty, started       string
+	logoutTitle, closeTitle, staleAccepted, windowText string
+	pauseFor, onlineFor, expiresIn, waiting            string
+}
+
+var desks = []words{
+	{lang: "pt-BR", browser: "pt-BR", offline: "Offline", online1: "Online 1/2", online2: "Online 2/2", paused2: "Em pausa 2/2",
+		lunch: "Almoço", choose: "Escolha um motivo.", statusPaused: "Em pausa", loggedIn: "Conectado", sent: "enviada",
+		empty: "Escreva algo primeiro.", started: "Conversa iniciada", logoutTitle: "Sair de WhatsApp?",
+		closeTitle: "Encerrar a conversa com Maria?", staleAccepted: "já foi aceita em outra aba",
+		windowText: "24 horas", pauseFor: "há", onlineFor: "há", expiresIn: "expira em", waiting: "aguarda há"},
+	{lang: "en", browser: "en-US", offline: "Offline", online1: "Online 1/2", online2: "Online 2/2", paused2: "Paused 2/2",
+		lunch: "Lunch", choose: "Choose a reason.", statusPaused: "Paused", loggedIn: "Logged in", sent: "sent",
+		empty: "Write something first.", started: "Conversation started", logoutTitle: "Log out of WhatsApp?",
+		closeTitle: "Close the conversation with Maria?", staleAccepted: "already accepted in another tab",
+		windowText: "24 hours", pauseFor: "for", onlineFor: "for", expiresIn: "expires in", waiting: "waiting"},
+}
+
+// indicatorIs is a condition on the chat-channels indicator: its words and its computed colour.
+func indicatorIs(text, colour string) string {
+	return fmt.Sprintf(`(() => { const i = document.querySelector('#indicator');
+		return i.querySelector('[data-label]').textContent === %q && getComputedStyle(i).backgroundColor === %q; })()`, text, colour)
+}
+
+// channelIs: the channel's row is in that state and its whole row shows the state's colour.
+func channelIs(channel, state string) string {
+	colour := map[string]string{"offline": grey, "online": green, "paused": orange}[state]
+	return fmt.Sprintf(`(() => { const r = document.querySelector('li.channel[data-channel=%q]');
+		return r?.dataset.state === %q && getComputedStyle(r).backgroundColor === %q; })()`, channel, state, colour)
+}
+
+// rects returns the page positions of the elements matched by the selectors, to check nothing moved.
+func (b *browser) rects(step string, sels ...string) string {
+	b.t.Helper()
+	list, _ := json.Marshal(sels)
+	return b.eval(step, fmt.Sprintf(`JSON.stringify(%s.map((s) => { const r = document.querySelector(s).getBoundingClientRect();
+		return [s, Math.round(r.left), Math.round(r.top), Math.round(r.width), Math.round(r.height)]; }))`, list))
+}
+
+// shots saves the page at 1280 px and at 390 px wide, and checks nothing overflows the narrow one.
+func (b *browser) shotBoth(name string) {
+	b.t.Helper()
+	b.shot(name + "-1280")
+	b.run("narrow "+name, chromedp.EmulateViewport(390, 844))
+	b.until("nothing wider than the phone at "+name, `document.documentElement.scrollWidth <= 390`)
+	b.shot(name + "-390")
+	b.run("wide again "+name, chromedp.EmulateViewport(1280, 900))
+}
+
+// keys types keys into whatever has the focus, as a keyboard does.
+func (b *browser) keys(step, keys string, mods ...chromedp.Modifier) {
+	b.t.Helper()
+	var opts []chromedp.KeyOption
+	if len(mods) > 0 {
+		opts = append(opts, chromedp.KeyModifiers(mods...))
+	}
+	b.run(step, chromedp.KeyEvent(keys, opts...))
+}
+
+// axe runs axe-core (testdata/axe, test-only: the gateway never serves it) in the page and fails on
+// any serious or critical WCAG 2.1 A/AA violation.
+func (b *browser) axe(step string) {
+	b.t.Helper()
+	if b.eval("is axe there", `typeof axe === 'undefined' ? 'no' : 'yes'`) == "no" {
+		src, err := os.ReadFile("testdata/axe/axe.min.js")
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		b.eval("inject axe-core", string(src)+"\n;'ok'")
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+		.then((r) => JSON.stringify({passes: r.passes.length, bad: r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+			.map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 4).map((n) => n.target.join(' ') + ' — ' + n.failureSummary).join(' | '))}))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s: axe: %v", step, err)
+	}
+	var res struct {
+		Passes int      `json:"passes"`
+		Bad    []string `json:"bad"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Passes == 0 {
+		b.t.Fatalf("%s: axe answered %s (%v)", step, out, err)
+	}
+	for _, v := range res.Bad {
+		b.t.Errorf("%s: accessibility: %s", step, v)
+	}
+}
+
+// newTab opens a second tab of the same browser (its own sessionStorage, the same localStorage).
+func (b *browser) newTab() *browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatal(err)
+	}
+	return &browser{t: b.t, ctx: ctx, shots: b.shots}
+}
+
+func (b *browser) signIn(base, page, who string) {
+	b.t.Helper()
+	b.run("open "+page, chromedp.Navigate(base+page))
+	b.click("sign in as "+who, fmt.Sprintf(`#dev-picker button[data-agent=%q]`, who))
+}
+
+// TestConsoleSeedScreenInTheBrowser checks every rule of the seed's screen in both languages: the
+// language comes from the browser; the indicator at the top centre (grey Offline, green Online n/m,
+// orange when paused) opens the channel panel; each channel's whole row takes its state's colour and
+// says it in words and an icon; the toggle sits beside the name and the clock under it; Pause opens
+// the reasons in the chosen language; New conversation only while logged in on WhatsApp; nothing
+// moves under the pointer when a state changes; no serious accessibility violation.
+func TestConsoleSeedScreenInTheBrowser(t *testing.T) {
+	for _, w := range desks {
+		t.Run(w.lang, func(t *testing.T) {
+			cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+			tg := startTestGateway(t, cfg, nil)
+			b := newBrowserIn(t, w.browser)
+			ana := mintFor(t, cfg, "ana")
+
+			b.signIn(tg.base, "/console/", "ana")
+			b.until("the page speaks the browser's language", fmt.Sprintf(`document.documentElement.lang === %q && document.querySelector('#lang').value === %q`, w.lang, w.lang))
+			b.until("indicator grey Offline, panel open", indicatorIs(w.offline, grey)+` && !document.querySelector('#desk').hidden && !document.querySelector('#channel-panel').hidden`)
+			b.until("both channels grey", channelIs("whatsapp", "offline")+" && "+channelIs("webchat", "offline"))
+			b.until("indicator at the top centre", `(() => { const r = document.querySelector('#indicator').getBoundingClientRect();
+				return Math.abs(r.left + r.width / 2 - innerWidth / 2) < 4 && r.top < 40; })()`)
+			b.until("the toggle beside the name, the clock under it", `(() => { const row = document.querySelector('li.channel[data-channel="whatsapp"]');
+				const n = row.querySelector('.name').getBoundingClientRect(), s = row.querySelector('[data-toggle]').getBoundingClientRect(), c = row.querySelector('[data-state-text]').getBoundingClientRect();
+				return s.left - n.right >= 0 && s.left - n.right < 60 && c.top >= n.bottom - 2 && Math.abs(c.left - n.left) < 30; })()`)
+			b.until("no new conversation while offline (its place kept)", `document.querySelector('#new-conversation').hidden && getComputedStyle(document.querySelector('#new-conversation')).visibility === 'hidden'`)
+			b.axe("offline")
+			b.shotBoth("offline")
+
+			still := []string{`#indicator`, `#new-conversation`, `button[data-toggle="whatsapp"]`, `button[data-toggle="webchat"]`, `button[data-channel-action="whatsapp"]`, `#lang`}
+			before := b.rects("positions offline", still...)
+			b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
+			b.until("Online 1/2 green", indicatorIs(w.online1, green)+" && "+channelIs("whatsapp", "online")+
+				` && document.querySelector('button[data-toggle="whatsapp"]').getAttribute('aria-checked') === 'true'`)
+			b.until("new conversation offered on WhatsApp", `!document.querySelector('#new-conversation').hidden`)
+			if after := b.rects("positions online", still...); after != before {
+				t.Errorf("controls moved when WhatsApp went online:\nbefore %s\nafter  %s", before, after)
+			}
+			first := b.eval("read the clock", `document.querySelector('li.channel[data-channel="whatsapp"] [data-since]').textContent`)
+			b.until("the clock ticks with the time online", fmt.Sprintf(`(() => { const c = document.querySelector('li.channel[data-channel="whatsapp"] [data-since]').textContent;
+				return c.startsWith(%q) && /\d\d:\d\d:\d\d$/.test(c) && c !== %q; })()`, w.onlineFor, first))
+			if got := serverState(t, tg.base, ana, "whatsapp"); got != "online" {
+				t.Errorf("server says whatsapp is %s, want online", got)
+			}
+			b.shotBoth("online-whatsapp")
+
+			b.click("log in on WebChat", `button[data-toggle="webchat"]`)
+			b.until("Online 2/2", indicatorIs(w.online2, green)+" && "+channelIs("webchat", "online"))
+
+			b.click("open the pause pop-up", `button[data-channel-action="whatsapp"]`)
+			b.until("reasons listed in the language", fmt.Sprintf(`document.querySelector('#pause-dialog').open && document.querySelectorAll('#pause-dialog input[name=reason]').length === 3
+				&& document.querySelector('label[for="reason-lunch"]').textContent === %q`, w.lunch))
+			b.until("pause disabled without a reason", `document.querySelector('#pause-dialog [data-submit]').disabled`)
+			b.eval("force the form without a reason", `document.querySelector('#pause-form').requestSubmit(); ''`)
+			b.until("told to choose a reason", fmt.Sprintf(`document.querySelector('#pause-dialog [data-error]').textContent === %q && document.querySelector('#pause-dialog').open`, w.choose))
+			if got := serverState(t, tg.base, ana, "whatsapp"); got != "online" {
+				t.Fatalf("a pause without a reason reached the server: whatsapp is %s", got)
+			}
+			b.axe("pause pop-up")
+			b.shotBoth("pause-popup")
+
+			b.click("choose lunch", `#reason-lunch`)
+			b.until("pause enabled", `!document.querySelector('#pause-dialog [data-submit]').disabled`)
+			before = b.rects("positions online", still...)
+			b.click("pause", `#pause-dialog [data-submit]`)
+			b.until("both channels orange", indicatorIs(w.paused2, orange)+" && "+channelIs("whatsapp", "paused")+" && "+channelIs("webchat", "paused")+
+				` && !document.querySelector('#pause-dialog').open`)
+			if after := b.rects("positions paused", still...); after != before {
+				t.Errorf("controls moved when the channels paused:\nbefore %s\nafter  %s", before, after)
+			}
+			b.until("WebChat says paused, with the pause time and WhatsApp's reason", fmt.Sprintf(`(() => { const r = document.querySelector('li.channel[data-channel="webchat"]');
+				return r.querySelector('[data-state-text]').textContent === %q && r.querySelector('[data-state-icon]').textContent !== ''
+					&& /^%s 00:00:0\d — %s$/.test(r.querySelector('[data-since]').textContent); })()`, w.statusPaused, w.pauseFor, w.lunch))
+			if got := serverState(t, tg.base, ana, "webchat"); got != "paused" {
+				t.Errorf("server says webchat is %s, want paused", got)
+			}
+			b.axe("paused")
+			b.shotBoth("paused")
+
+			b.click("resume WebChat", `button[data-channel-action="webchat"]`)
+			b.until("both back online", indicatorIs(w.online2, green)+" && "+channelIs("whatsapp", "online")+" && "+channelIs("webchat", "online"))
+
+			b.click("close the panel from the indicator", `#indicator`)
+			b.until("the panel closed", `document.querySelector('#channel-panel').hidden && document.querySelector('#indicator').getAttribute('aria-expanded') === 'false'`)
+			b.click("open it again", `#indicator`)
+			b.until("the panel open", `!document.querySelector('#channel-panel').hidden`)
+
+			b.click("log out of WhatsApp", `button[data-toggle="whatsapp"]`)
+			b.until("Online 1/2 without WhatsApp", indicatorIs(w.online1, green)+" && "+channelIs("whatsapp", "offline"))
+			b.until("no new conversation without WhatsApp", `document.querySelector('#new-conversation').hidden`)
+			b.shotBoth("whatsapp-logged-out")
+
+			// The switch is remembered: another language chosen here is the one after a reload.
+			other := "en"
+			if w.lang == "en" {
+				other = "pt-BR"
+			}
+			b.eval("switch the language", fmt.Sprintf(`(() => { const s = document.querySelector('#lang'); s.value = %q; s.dispatchEvent(new Event('change')); return s.value; })()`, other))
+			b.run("reload", chromedp.Reload())
+			b.until("the other language after the reload", fmt.Sprintf(`document.documentElement.lang === %q && document.querySelector('#indicator [data-label]').textContent.startsWith('Online')
+				&& document.querySelector('#lang').value === %q`, other, other))
+		})
+	}
+}
