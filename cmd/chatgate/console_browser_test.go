@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/simulate"
 )
 
 // Presence colours of the stylesheet: offline grey, online green, paused orange.
@@ -231,6 +234,160 @@ func TestConsoleSeedScreenInTheBrowser(t *testing.T) {
 			b.run("reload", chromedp.Reload())
 			b.until("the other language after the reload", fmt.Sprintf(`document.documentElement.lang === %q && document.querySelector('#indicator [data-label]').textContent.startsWith('Online')
 				&& document.querySelector('#lang').value === %q`, other, other))
+		})
+	}
+}
+
+// recordNotifications stands in for the desktop's notifications, which headless Chromium cannot
+// show: permission granted on request, and every notification the page raises recorded.
+const recordNotifications = `(() => { window.__notes = [];
+	window.Notification = class { constructor(title, o) { window.__notes.push(title + ' | ' + (o && o.body)); }
+		static get permission() { return window.__perm || 'default'; }
+		static requestPermission() { window.__perm = 'granted'; return Promise.resolve('granted'); } };
+	return 'ok'; })()`
+
+func offerOf(name string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#offers li.item[data-state="offered"]')].find((c) => c.querySelector('.who').textContent.startsWith(%q))`, name)
+}
+
+func mineOf(name string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#mine li.item')].find((c) => c.querySelector('.who').textContent.startsWith(%q))`, name)
+}
+
+// TestConsoleDeskInTheBrowser drives the desk in both languages: an offer first in the list with its
+// countdown, a sound, a desktop notification and the count in the title; accepted and answered from
+// the keyboard only (Alt+A, Enter; Enter sends, Shift+Enter a new line); times, the day and status
+// ticks in the thread; a second conversation with unread count, last message and wait; the
+// confirmations before logging out with open conversations and before closing; a template-only
+// conversation whose reply box explains the closed 24-hour window and offers a template; and the
+// new conversation's field errors in words. Each state is checked with axe-core and photographed at
+// both widths.
+func TestConsoleDeskInTheBrowser(t *testing.T) {
+	for _, w := range desks {
+		t.Run(w.lang, func(t *testing.T) {
+			fake := startFakeWhatsApp(t)
+			cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
+			tg := startTestGateway(t, cfg, nil)
+			ana := mintFor(t, cfg, "ana")
+			b := newBrowserIn(t, w.browser)
+
+			b.signIn(tg.base, "/console/", "ana")
+			b.eval("stand in for desktop notifications", recordNotifications)
+			b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
+			b.until("Online 1/2 and live", indicatorIs(w.online1, green)+` && !!document.querySelector('#stream-state').dataset.lastEventId`)
+			b.click("close the channel panel", `#indicator`)
+			b.click("turn on alerts", `#alerts`)
+			b.until("alerts on", `document.querySelector('#alerts').getAttribute('aria-pressed') === 'true'`)
+
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi, tudo bem?"})
+			b.until("the offer first in the list, with its countdown", fmt.Sprintf(`(() => { const c = %s;
+				return c && c.querySelector('[data-last]').textContent === 'Oi, tudo bem?' && c.querySelector('[data-countdown]').textContent.startsWith(%q)
+					&& document.querySelector('#conversation-list .item') === c; })()`, offerOf("Maria"), w.expiresIn))
+			b.until("the count in the title, a sound and a notification", `document.title.startsWith('(1) ') && document.body.dataset.beeps === '1'
+				&& window.__notes.length === 1 && window.__notes[0].includes('Maria')`)
+			b.axe("offer")
+			b.shotBoth("offer")
+
+			// Keyboard only: Alt+A reaches the offer's Accept, Enter accepts; the reply box takes the focus.
+			b.keys("Alt+A", "a", chromedp.ModifierAlt)
+			b.until("Accept has the focus", `document.activeElement?.dataset.action === 'accept'`)
+			b.keys("accept with Enter", kb.Enter)
+			b.until("accepted, the thread open, the reply box focused", fmt.Sprintf(`(() => { const c = %s;
+				const m = document.querySelector('#messages li.msg.in');
+				return c && c.dataset.state === 'accepted' && m && m.querySelector('[data-text]').textContent === 'Oi, tudo bem?'
+					&& /\d\d:\d\d/.test(m.querySelector('time').textContent) && document.querySelector('#messages li.day')?.textContent === %q
+					&& document.activeElement === document.querySelector('#reply'); })()`, mineOf("Maria"), map[string]string{"pt-BR": "Hoje", "en": "Today"}[w.lang]))
+			b.keys("Enter on an empty reply", kb.Enter)
+			b.until("an empty reply is refused", fmt.Sprintf(`document.querySelector('#reply-error').textContent === %q`, w.empty))
+			b.keys("type the first line", "Olá Maria!")
+			b.keys("Shift+Enter for a new line", kb.Enter, chromedp.ModifierShift)
+			b.keys("type the second line", "<b>Como</b> posso ajudar?")
+			b.until("two lines in the box", `document.querySelector('#reply').value === 'Olá Maria!\n<b>Como</b> posso ajudar?'`)
+			b.keys("send with Enter", kb.Enter)
+			b.until("the reply is sent, with its tick", fmt.Sprintf(`(() => { const m = document.querySelector('#messages li.out');
+				return m && m.dataset.status === 'sent' && m.querySelector('[data-text]').textContent === 'Olá Maria!\n<b>Como</b> posso ajudar?'
+					&& !m.querySelector('b') && m.querySelector('.tick').textContent === '✓' && m.querySelector('[data-status]').textContent.includes(%q)
+					&& document.querySelector('#reply').value === ''; })()`, w.sent))
+			if n := fake.CountTo("5511999990001"); n != 1 {
+				t.Errorf("the fake provider got %d messages for the customer, want 1", n)
+			}
+			b.axe("reply sent")
+			b.shotBoth("reply-sent")
+
+			// A second customer; Maria writes again while Joana's thread is open: unread, last message, wait.
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990003", Name: "Joana", Text: "Bom dia"})
+			b.until("Joana's offer", offerOf("Joana")+` !== undefined`)
+			b.run("accept Joana", chromedp.Click(chromedp.CSS(`#offers li.item[data-state="offered"] [data-action="accept"]`)))
+			b.until("Joana's thread", `document.querySelector('#thread-title').textContent.startsWith('Joana')`)
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Ainda está aí?"})
+			b.until("Maria's unread count, last message and wait", fmt.Sprintf(`(() => { const c = %s;
+				return c && c.querySelector('[data-unread]').textContent === '1' && c.querySelector('[data-last]').textContent === 'Ainda está aí?'
+					&& c.querySelector('[data-waited]').textContent.startsWith(%q) && document.title.startsWith('(1) '); })()`, mineOf("Maria"), w.waiting))
+			b.axe("two conversations")
+			b.shotBoth("two-conversations")
+
+			// Logging out with open conversations asks first and says what happens; staying changes nothing.
+			b.click("open the channel panel", `#indicator`)
+			b.click("log out of WhatsApp", `button[data-toggle="whatsapp"]`)
+			b.until("the logout confirmation", fmt.Sprintf(`document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-title').textContent === %q
+				&& document.querySelector('#confirm-text').textContent.includes('2')`, w.logoutTitle))
+			b.axe("logout confirmation")
+			b.shotBoth("confirm-logout")
+			b.click("stay logged in", `[data-confirm-cancel]`)
+			b.until("still online", `!document.querySelector('#confirm-dialog').open && `+channelIs("whatsapp", "online"))
+			if got := serverState(t, tg.base, ana, "whatsapp"); got != "online" {
+				t.Fatalf("cancelled logout reached the server: whatsapp is %s", got)
+			}
+			b.click("close the channel panel", `#indicator`)
+
+			// Closing asks first; keeping it open changes nothing, confirming closes it.
+			b.run("open Maria", chromedp.Click(chromedp.CSS(`#mine li.item[data-state="accepted"]:last-child .open`)))
+			b.until("Maria's thread, read", fmt.Sprintf(`document.querySelector('#thread-title').textContent.startsWith('Maria') && %s.querySelector('[data-unread]').textContent === ''`, mineOf("Maria")))
+			b.click("close Maria's conversation", `#thread-close`)
+			b.until("the close confirmation", fmt.Sprintf(`document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-title').textContent === %q`, w.closeTitle))
+			b.shotBoth("confirm-close")
+			b.click("keep it open", `[data-confirm-cancel]`)
+			b.until("still accepted", `!document.querySelector('#confirm-dialog').open && `+mineOf("Maria")+`.dataset.state === 'accepted'`)
+			b.click("close it after all", `#thread-close`)
+			b.until("asked again", `document.querySelector('#confirm-dialog').open`)
+			b.click("confirm", `[data-confirm-ok]`)
+			b.until("closed, no reply box", mineOf("Maria")+`.dataset.state === 'closed' && document.querySelector('#composer').hidden && document.querySelector('#thread-state').textContent !== ''`)
+			b.shotBoth("closed")
+
+			// A conversation started with a template: the customer has not written, so only a template may follow.
+			b.click("new conversation", `#new-conversation`)
+			b.until("templates listed", `document.querySelector('#conversation-dialog').open && document.querySelectorAll('#nc-template option').length === 3`)
+			b.eval("choose order_update", `(() => { const s = document.querySelector('#nc-template');
+				s.value = [...s.options].find((o) => o.textContent.startsWith('order_update')).value;
+				s.dispatchEvent(new Event('change')); return s.value; })()`)
+			b.type_("a bad number", `#nc-to`, "12345")
+			b.type_("the name", `#nc-body_params-0`, "Ana")
+			b.type_("the order", `#nc-body_params-1`, "#123")
+			b.click("send", `#conversation-form button[type=submit]`)
+			b.until("the number's error in words next to it", `document.querySelector('.field-error[data-field="to"]').textContent.includes('+5511999990001') && document.querySelector('#conversation-dialog').open`)
+			b.axe("new conversation error")
+			b.shotBoth("new-conversation-error")
+			b.eval("clear the number", `(() => { const i = document.querySelector('#nc-to'); i.value = ''; return i.value; })()`)
+			b.type_("fix the number", `#nc-to`, "+5511999990002")
+			b.click("send again", `#conversation-form button[type=submit]`)
+			b.until("started", fmt.Sprintf(`!document.querySelector('#conversation-dialog').open && document.querySelector('#notice').textContent.startsWith(%q)`, w.started))
+			b.until("its card in the list", mineOf("+5511999990002")+` !== undefined`)
+			b.run("open it", chromedp.Click(chromedp.CSS(`#mine li.item[data-state="accepted"]:first-child .open`)))
+			b.until("the template sent, the window explained, a template offered", fmt.Sprintf(`(() => { const m = document.querySelector('#messages li.out');
+				return document.querySelector('#thread-title').textContent === '+5511999990002' && m?.dataset.status === 'sent'
+					&& m.querySelector('[data-text]').textContent === 'Olá Ana, seu pedido #123 foi atualizado.'
+					&& !document.querySelector('#window-closed').hidden && document.querySelector('#window-closed').textContent.includes(%q)
+					&& document.querySelector('#composer').hidden; })()`, w.windowText))
+			b.axe("window closed")
+			b.shotBoth("window-closed")
+			b.click("send a template instead", `#send-template`)
+			b.until("the template form, for this customer", `document.querySelector('#conversation-dialog').open && document.querySelector('#nc-to').value === '+5511999990002'`)
+			b.click("cancel", `#conversation-form [data-cancel]`)
+
+			// Nothing the agent reads names a path or an error code.
+			if text := b.eval("the page's words", `document.body.innerText`); strings.Contains(text, "/v1/") || strings.Contains(text, "window_closed") || strings.Contains(text, "card_state") {
+				t.Errorf("the page shows API words: %s", text)
+			}
 		})
 	}
 }

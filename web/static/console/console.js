@@ -257,23 +257,28 @@
     return c.name || (c.phone && "+" + c.phone.replace(/^\+/, "")) || (c.username && "@" + c.username) || c.user_id || t("card.customer");
   }
 
-  // lastCustomerAt is when the customer last wrote: from the messages when loaded, else from the
-  // 24-hour window the card carries.
-  function lastCustomerAt(entry) {
-    let last = 0;
-    for (const m of entry.messages.values()) if (m.direction === "in" && m.kind !== "system") last = Math.max(last, Date.parse(m.at) || 0);
-    if (!last && entry.card.window_expires_at) last = Date.parse(entry.card.window_expires_at) - 24 * 3600 * 1000;
-    return last;
-  }
-  function lastAgentAt(entry) {
-    let last = 0;
-    for (const m of entry.messages.values()) if (m.direction === "out") last = Math.max(last, Date.parse(m.at) || 0);
-    return last;
+  // Messages are kept in the order they arrived (the server lists them in order): WhatsApp's times
+  // are whole seconds, so a customer's message may carry an earlier time than the reply before it.
+
+  // waitingSince is when the customer started waiting for an answer: their first message after the
+  // agent's last one; before the messages are read, when the customer last wrote (from the 24-hour
+  // window the card carries) or when the card was made. Zero when answered.
+  function waitingSince(entry) {
+    let since = 0;
+    for (const m of entry.messages.values()) {
+      if (m.direction === "out") since = 0;
+      else if (m.kind !== "system" && !since) since = Date.parse(m.at) || Date.now();
+    }
+    if (!entry.messages.size) {
+      if (entry.card.window_expires_at) since = Date.parse(entry.card.window_expires_at) - 24 * 3600 * 1000;
+      else if (entry.card.state === "offered") since = Date.parse(entry.card.created_at) || 0;
+    }
+    return since;
   }
   function lastMessage(entry) {
-    let best = null;
-    for (const m of entry.messages.values()) if (!best || Date.parse(m.at) >= Date.parse(best.at)) best = m;
-    return best ? describe(best) : entry.card.preview || "";
+    let last = null;
+    for (const m of entry.messages.values()) last = m;
+    return last ? describe(last) : entry.card.preview || "";
   }
 
   function ensureEntry(card) {
@@ -387,14 +392,16 @@
     try {
       const card = await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/" + action);
       notify("");
+      button.disabled = false;
       if (action === "decline") removeCard(id);
       else {
         renderCard(card);
         if (action === "accept") { select(id); $("reply").focus(); }
       }
     } catch (err) {
+      button.disabled = false;
       if (err.status === 409 || err.status === 403 || err.status === 404) await refreshStale(id, action);
-      else { fail(err); button.disabled = false; }
+      else fail(err);
     }
   }
 
@@ -485,6 +492,7 @@
         if (res.conversation.window_expires_at) entry.card.window_expires_at = res.conversation.window_expires_at;
       }
       for (const m of res.messages || []) mergeMessage(entry, m);
+      entry.fetched = true;
       renderCard(entry.card);
     } catch (err) {
       entry.loaded = false;
@@ -527,9 +535,13 @@
     return li;
   }
 
+  // windowClosed: on WhatsApp only a template may follow 24 hours after the customer's last message,
+  // or before the customer has written at all (a conversation started with a template).
   function windowClosed(entry) {
     if (entry.windowClosed) return true;
-    return entry.card.channel === "whatsapp" && !!entry.card.window_expires_at && Date.parse(entry.card.window_expires_at) < Date.now();
+    if (entry.card.channel !== "whatsapp") return false;
+    if (entry.card.window_expires_at) return Date.parse(entry.card.window_expires_at) < Date.now();
+    return !!entry.fetched && ![...entry.messages.values()].some((m) => m.direction === "in" && m.kind !== "system");
   }
 
   function renderThread() {
@@ -551,14 +563,14 @@
     $("thread-close").hidden = card.state !== "accepted";
     const box = $("messages");
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-    const list = [...entry.messages.values()].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+    const list = [...entry.messages.values()];
     const nodes = [];
     let day = "";
     for (const m of list) {
       const d = new Date(m.at);
       if (d.toDateString() !== day) {
         day = d.toDateString();
-        nodes.push(el("li", { class: "day", role: "separator" }, dayLabel(d)));
+        nodes.push(el("li", { class: "day" }, dayLabel(d)));
       }
       nodes.push(messageNode(m));
     }
@@ -612,11 +624,19 @@
   });
 
   // The composer: Enter sends, Shift+Enter starts a new line.
+  // enterSends stays set until the key is released, so that the line break the same key press would
+  // type (some input paths deliver it apart from the keydown) is not left in the emptied box.
+  let enterSends = false;
   $("reply").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
+      enterSends = true;
       $("composer").requestSubmit();
     }
+  });
+  $("reply").addEventListener("keyup", (e) => { if (e.key === "Enter") enterSends = false; });
+  $("reply").addEventListener("beforeinput", (e) => {
+    if (enterSends && (e.inputType === "insertLineBreak" || e.inputType === "insertParagraph" || (e.data || "").includes("\n") || (e.data || "").includes("\r"))) e.preventDefault();
   });
   $("reply").addEventListener("input", () => {
     const entry = cards.get(selected);
@@ -717,9 +737,9 @@
     for (const entry of cards.values()) {
       const w = entry.node && entry.node.querySelector("[data-waited]");
       if (!w) continue;
-      const lastIn = lastCustomerAt(entry);
-      const waiting = entry.card.state !== "closed" && lastIn && lastIn > lastAgentAt(entry);
-      w.textContent = waiting ? t("card.waiting", { time: fmtShort(Date.now() - lastIn) }) : entry.card.state === "accepted" && lastIn ? t("card.answered") : "";
+      const since = entry.card.state === "closed" ? 0 : waitingSince(entry);
+      w.textContent = since ? t("card.waiting", { time: fmtShort(Date.now() - since) }) :
+        entry.card.state === "accepted" && entry.messages.size ? t("card.answered") : "";
     }
     if (selected) {
       const entry = cards.get(selected);
