@@ -25,7 +25,7 @@ const (
 
 // words are what the desk says in one language, as the tests expect to read them.
 type words struct {
-	lang, browser                                       string
+	lang, browser                                      string
 	offline, online1, online2, paused2, lunch, choose  string
 	statusPaused, loggedIn, sent, empty, started       string
 	logoutTitle, closeTitle, staleAccepted, windowText string
