@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,9 @@ func (b *browser) shotBoth(name string) {
 	b.t.Helper()
 	b.shot(name + "-1280")
 	b.run("narrow "+name, chromedp.EmulateViewport(390, 844))
-	b.until("nothing wider than the phone at "+name, `document.documentElement.scrollWidth <= 390`)
+	b.until("nothing wider than the phone at "+name, `document.documentElement.scrollWidth <= 390
+		&& [...document.querySelectorAll('.topbar button, .topbar select')].every((e) => { const r = e.getBoundingClientRect();
+			return getComputedStyle(e).display === 'none' || (r.left >= 0 && r.right <= innerWidth); })`)
 	b.shot(name + "-390")
 	b.run("wide again "+name, chromedp.EmulateViewport(1280, 900))
 }
@@ -126,7 +129,11 @@ func (b *browser) newTab() *browser {
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatal(err)
 	}
-	return &browser{t: b.t, ctx: ctx, shots: b.shots}
+	shots := filepath.Join(b.shots, "second-tab")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	return &browser{t: b.t, ctx: ctx, shots: shots}
 }
 
 func (b *browser) signIn(base, page, who string) {
@@ -388,6 +395,92 @@ func TestConsoleDeskInTheBrowser(t *testing.T) {
 			if text := b.eval("the page's words", `document.body.innerText`); strings.Contains(text, "/v1/") || strings.Contains(text, "window_closed") || strings.Contains(text, "card_state") {
 				t.Errorf("the page shows API words: %s", text)
 			}
+		})
+	}
+}
+
+// TestConsoleTabsStayConsistentInTheBrowser opens the desk in two tabs of the same agent (through a
+// proxy that can hold the event streams). An offer shows in both; accepted in one, the other moves
+// it to the agent's conversations from the stream; a reply sent from one shows in the other. Then,
+// with the streams held, a card is accepted elsewhere: the stale tab's Accept is refused by the
+// server, and the tab reads the card again and says so in words. A close in one tab closes the
+// conversation in the other.
+func TestConsoleTabsStayConsistentInTheBrowser(t *testing.T) {
+	for _, w := range desks {
+		t.Run(w.lang, func(t *testing.T) {
+			fake := startFakeWhatsApp(t)
+			cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
+			tg := startTestGateway(t, cfg, nil)
+			cutter, base := newStreamCutter(t, tg.base)
+			ana := mintFor(t, cfg, "ana")
+			token := cliToken(t, "ana", "agent")
+			a := newBrowserIn(t, w.browser)
+			a.signInWithToken(base, "/console/", token)
+			bTab := a.newTab()
+			bTab.signInWithToken(base, "/console/", token)
+			streaming := `document.querySelector('#stream-state').textContent.startsWith('●')`
+			a.until("tab A's stream open", streaming)
+			bTab.until("tab B's stream open", streaming)
+			a.click("log in on WhatsApp in tab A", `button[data-toggle="whatsapp"]`)
+			live := `!!document.querySelector('#stream-state').dataset.lastEventId && ` + indicatorIs(w.online1, green)
+			a.until("tab A online and live", live)
+			bTab.until("tab B follows the login", live)
+			a.click("close the panel in A", `#indicator`)
+			bTab.click("close the panel in B", `#indicator`)
+
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi, tudo bem?"})
+			a.until("the offer in A", offerOf("Maria")+` !== undefined`)
+			bTab.until("the offer in B", offerOf("Maria")+` !== undefined`)
+			a.click("accept in A", `#offers [data-action="accept"]`)
+			bTab.until("B shows it accepted, from the stream", mineOf("Maria")+`?.dataset.state === 'accepted' && !document.querySelector('#offers [data-action="accept"]')`)
+			bTab.axe("second tab")
+			bTab.shotBoth("tab-b-follows-accept")
+
+			bTab.run("open Maria in B", chromedp.Click(chromedp.CSS(`#mine li.item .open`)))
+			bTab.type_("reply from B", `#reply`, "Respondo da outra aba")
+			bTab.click("send from B", `#send`)
+			a.until("A shows B's reply, sent", `[...document.querySelectorAll('#messages li.out')].some((m) => m.querySelector('[data-text]').textContent === 'Respondo da outra aba' && m.dataset.status === 'sent')`)
+			a.shotBoth("tab-a-shows-reply")
+
+			// A second offer, then the streams are held and the card is accepted elsewhere.
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990003", Name: "Joana", Text: "Bom dia"})
+			a.until("Joana's offer in A", offerOf("Joana")+` !== undefined`)
+			bTab.until("Joana's offer in B", offerOf("Joana")+` !== undefined`)
+			cutter.cut()
+			bTab.until("B's stream is gone", `!!document.querySelector('#stream-state').dataset.lastEventId && !document.querySelector('#stream-state').textContent.includes('●')`)
+			var cards struct {
+				Cards []struct{ ID, State string } `json:"cards"`
+			}
+			_, raw := do(t, "GET", tg.base+"/v1/agents/me/cards", ana, nil)
+			if err := json.Unmarshal(raw, &cards); err != nil {
+				t.Fatal(err)
+			}
+			joana := ""
+			for _, c := range cards.Cards {
+				if c.State == "offered" {
+					joana = c.ID
+				}
+			}
+			if code, body := do(t, "POST", tg.base+"/v1/cards/"+joana+"/accept", ana, nil); code != 200 {
+				t.Fatalf("accept elsewhere: %d %s", code, body)
+			}
+			bTab.until("B still offers it (its stream is held)", offerOf("Joana")+` !== undefined`)
+			bTab.click("accept the stale card in B", `#offers [data-action="accept"]`)
+			bTab.until("B reads the card again and says why", fmt.Sprintf(`%s?.dataset.state === 'accepted' && !document.querySelector('#offers li.item')
+				&& document.querySelector('#notice').textContent.includes(%q) && !/card_state|\/v1\//.test(document.querySelector('#notice').textContent)`, mineOf("Joana"), w.staleAccepted))
+			bTab.axe("stale card refreshed")
+			bTab.shotBoth("stale-card-refreshed")
+			cutter.release()
+
+			// Closing in A closes it in B.
+			a.until("A live again with Joana accepted", mineOf("Joana")+`?.dataset.state === 'accepted' && document.querySelector('#stream-state').textContent.includes('●')`)
+			a.run("open Maria in A", chromedp.Click(chromedp.CSS(`#mine li.item:last-child .open`)))
+			a.until("Maria's thread in A", `document.querySelector('#thread-title').textContent.startsWith('Maria')`)
+			a.click("close Maria in A", `#thread-close`)
+			a.until("asked", `document.querySelector('#confirm-dialog').open`)
+			a.click("confirm", `[data-confirm-ok]`)
+			bTab.until("B shows Maria closed", mineOf("Maria")+`?.dataset.state === 'closed' && document.querySelector('#composer').hidden`)
+			bTab.shotBoth("tab-b-follows-close")
 		})
 	}
 }

@@ -22,11 +22,17 @@
   let streamGeneration = 0;  // a stream loop from before a new sign-in stops itself
   let streamState = "";      // "live", "reconnecting", "signedOut": said in the current language
 
+  // notify shows a sentence over the page's corner; a click dismisses it, and an informative one
+  // leaves by itself after a while.
+  let noticeTimer = 0;
   function notify(text, info) {
     const n = $("notice");
     n.classList.toggle("info", !!info);
     n.textContent = text;
+    clearTimeout(noticeTimer);
+    if (text && info) noticeTimer = setTimeout(() => { if (n.textContent === text) n.textContent = ""; }, 12000);
   }
+  $("notice").addEventListener("click", () => notify(""));
   function announce(text) { $("announcer").textContent = text; }
   function fail(err) {
     if (err.status === 401 && err.code === "invalid_token") { sessionExpired(); return; }
@@ -415,6 +421,7 @@
     } catch (err) { fail(err); return; }
     if (fresh && (fresh.state === "accepted" || fresh.state === "offered")) {
       renderCard(fresh);
+      if (fresh.state === "accepted" && action === "accept") select(id);
       notify(t(fresh.state === "accepted" ? "stale.accepted" : "stale.gone"), true);
     } else if (action === "close" || (cards.get(id) && cards.get(id).card.state === "accepted")) {
       renderCard(Object.assign({}, cards.get(id).card, { state: "closed" }));
