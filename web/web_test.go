@@ -104,6 +104,7 @@ func TestPagesAreServedWithAStrictPolicy(t *testing.T) {
 		{"/ops/ops.js", "javascript", "/v1/ops/queues"},
 		{"/assets/style.css", "text/css", "--paused"},
 		{"/assets/common.js", "javascript", "textContent"},
+		{"/assets/i18n.js", "javascript", `"pt-BR"`},
 	} {
 		a := call(t, app, "GET", tc.path, "", "")
 		if a.status != 200 || !strings.Contains(a.header["Content-Type"], tc.contentType) || !strings.Contains(string(a.body), tc.contains) {

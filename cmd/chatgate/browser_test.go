@@ -291,7 +291,15 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 	b.until("routing's queues and agents are shown", `document.querySelector('#routing-queues tr[data-queue="sales"][data-channel="whatsapp"]')
 		&& document.querySelector('#agents-online tr[data-channel="webchat"] [data-col="offline"]').textContent === '3'
 		&& document.querySelectorAll('#servers tbody tr').length === 1`)
-	b.shot("archived")
+	b.axe("ops")
+	b.shotBoth("archived")
+	// The same page in Portuguese, chosen from the switch.
+	b.eval("switch to Portuguese", `(() => { const s = document.querySelector('#lang'); s.value = 'pt-BR'; s.dispatchEvent(new Event('change')); return s.value; })()`)
+	b.until("the page in Portuguese", fmt.Sprintf(`document.querySelector('#task-queues th').textContent === 'fila'
+		&& document.querySelector('#tasks tr[data-task-id=%q] [data-col="state"]').textContent === 'arquivada'
+		&& document.querySelector('button[data-run=%q]').textContent === 'Tentar agora'`, info.ID, info.ID))
+	b.axe("ops in Portuguese")
+	b.shotBoth("archived-pt-BR")
 
 	// Retry now: the task runs again on the gateway's workers (and, unhandled, fails again).
 	b.click("retry the task", fmt.Sprintf(`button[data-run=%q]`, info.ID))
@@ -396,7 +404,7 @@ func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
 	// Through the proxy the development sign-in is refused (it answers only direct loopback clients):
 	// the agent pastes a token.
 	b.signInWithToken(base, "/console/", cliToken(t, "ana", "agent"))
-	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
 	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
 	// The login's presence.changed event gives the page an event id to resume from.
 	b.until("an event seen", `!!document.querySelector('#stream-state').dataset.lastEventId`)
@@ -408,8 +416,8 @@ func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
 	b.shot("disconnected")
 	cutter.release()
 
-	b.until("the card offered while away arrives", `(() => { const c = document.querySelector('.card[data-state="offered"]');
-		return c && c.querySelector('h3').textContent.startsWith('Joana'); })() && document.querySelector('#stream-state').textContent === '● live'`)
+	b.until("the card offered while away arrives", `(() => { const c = document.querySelector('#offers li.item[data-state="offered"]');
+		return c && c.querySelector('.who').textContent.startsWith('Joana'); })() && document.querySelector('#stream-state').textContent === '● live'`)
 	reqs := cutter.requests()
 	if len(reqs) != 2 || reqs[0] != "" || reqs[1] != seen {
 		t.Fatalf("stream requests' Last-Event-ID: %q; want none, then %q (the last id seen)", reqs, seen)
@@ -434,26 +442,27 @@ func TestConsoleSignsInAgainWithoutLosingItsPlace(t *testing.T) {
 	b.run("open the console", chromedp.Navigate(tg.base+"/console/"))
 	b.type_("paste a short-lived token", `#token`, short)
 	b.click("sign in", `#signin-form button[type=submit]`)
-	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
 	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
+	b.click("close the channel panel", `#indicator`)
 	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rita", Text: "Primeira mensagem"})
-	b.click("accept", `.card[data-state="offered"] button[data-action="accept"]`)
-	b.until("the conversation is open", `document.querySelector('.card[data-state="accepted"] .messages li.in')?.textContent === 'Primeira mensagem'`)
-	b.type_("start a draft", `.card[data-state="accepted"] form[data-reply] input[name=text]`, "Um momento, por favor")
+	b.click("accept", `#offers li.item[data-state="offered"] button[data-action="accept"]`)
+	b.until("the conversation is open", `document.querySelector('#messages li.msg.in [data-text]')?.textContent === 'Primeira mensagem'`)
+	b.type_("start a draft", `#reply`, "Um momento, por favor")
 
 	b.until("the stream ends with the token and the page asks for a sign-in", `document.querySelector('#stream-state').textContent === '○ signed out'
 		&& !document.querySelector('#signin').hidden && document.querySelector('#notice').textContent.includes('expired')`)
 	b.shot("session-expired")
 	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rita", Text: "Escrevi enquanto você saía"})
 	time.Sleep(500 * time.Millisecond)
-	if n := b.eval("messages while signed out", `String(document.querySelectorAll('.card[data-state="accepted"] .messages li.in').length)`); n != "1" {
+	if n := b.eval("messages while signed out", `String(document.querySelectorAll('#messages li.msg.in').length)`); n != "1" {
 		t.Errorf("the page got %s customer messages after its token expired, want 1", n)
 	}
 
 	b.click("sign in again from the picker", `#dev-picker button[data-agent="ana"]`)
 	b.until("back where it was, with what came meanwhile", `document.querySelector('#signin').hidden
 		&& document.querySelector('#stream-state').textContent === '● live'
-		&& [...document.querySelectorAll('.card[data-state="accepted"] .messages li.in')].map((li) => li.textContent).join('|') === 'Primeira mensagem|Escrevi enquanto você saía'
-		&& document.querySelector('.card[data-state="accepted"] form[data-reply] input[name=text]').value === 'Um momento, por favor'`)
+		&& [...document.querySelectorAll('#messages li.msg.in [data-text]')].map((e) => e.textContent).join('|') === 'Primeira mensagem|Escrevi enquanto você saía'
+		&& document.querySelector('#reply').value === 'Um momento, por favor'`)
 	b.shot("signed-in-again")
 }
