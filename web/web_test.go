@@ -117,7 +117,7 @@ func TestPagesAreServedWithAStrictPolicy(t *testing.T) {
 	if a := call(t, app, "GET", "/console", "", ""); a.status != 301 || a.header["Location"] != "/console/" {
 		t.Errorf("GET /console: got %d Location %q, want 301 to /console/", a.status, a.header["Location"])
 	}
-	for _, path := range []string{"/console/nope.js", "/assets/../web.go", "/ops/missing/"} {
+	for _, path := range []string{"/console/nope.js", "/assets/../web.go", "/ops/missing/", "/assets/axe.min.js"} {
 		if a := call(t, app, "GET", path, "", ""); a.status != 404 {
 			t.Errorf("GET %s: got %d %s, want 404", path, a.status, a.body)
 		}
