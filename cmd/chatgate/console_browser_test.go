@@ -391,6 +391,18 @@ func TestConsoleDeskInTheBrowser(t *testing.T) {
 			b.until("the template form, for this customer", `document.querySelector('#conversation-dialog').open && document.querySelector('#nc-to').value === '+5511999990002'`)
 			b.click("cancel", `#conversation-form [data-cancel]`)
 
+			// Confirming the logout gives the open conversations back to the queue: they leave the list.
+			b.click("open the channel panel again", `#indicator`)
+			b.click("log out of WhatsApp again", `button[data-toggle="whatsapp"]`)
+			b.until("asked again", fmt.Sprintf(`document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-title').textContent === %q`, w.logoutTitle))
+			b.click("log out and give them back", `[data-confirm-ok]`)
+			b.until("offline, the open conversations gone from the list", channelIs("whatsapp", "offline")+
+				` && ![...document.querySelectorAll('#mine li.item')].some((c) => c.dataset.state === 'accepted') && document.querySelector('#new-conversation').hidden`)
+			if got := serverState(t, tg.base, ana, "whatsapp"); got != "offline" {
+				t.Errorf("server says whatsapp is %s after the confirmed logout, want offline", got)
+			}
+			b.shotBoth("logged-out-conversations-returned")
+
 			// Nothing the agent reads names a path or an error code.
 			if text := b.eval("the page's words", `document.body.innerText`); strings.Contains(text, "/v1/") || strings.Contains(text, "window_closed") || strings.Contains(text, "card_state") {
 				t.Errorf("the page shows API words: %s", text)
@@ -472,6 +484,13 @@ func TestConsoleTabsStayConsistentInTheBrowser(t *testing.T) {
 			bTab.shotBoth("stale-card-refreshed")
 			cutter.release()
 
+			// A decline in A takes the offer away in B.
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990005", Name: "Rita", Text: "Olá"})
+			bTab.until("Rita's offer in B", offerOf("Rita")+` !== undefined`)
+			a.until("Rita's offer in A", offerOf("Rita")+` !== undefined`)
+			a.click("decline in A", `#offers [data-action="decline"]`)
+			bTab.until("B drops the declined offer", offerOf("Rita")+` === undefined`)
+
 			// Closing in A closes it in B.
 			a.until("A live again with Joana accepted", mineOf("Joana")+`?.dataset.state === 'accepted' && document.querySelector('#stream-state').textContent.includes('●')`)
 			a.run("open Maria in A", chromedp.Click(chromedp.CSS(`#mine li.item:last-child .open`)))
@@ -479,7 +498,7 @@ func TestConsoleTabsStayConsistentInTheBrowser(t *testing.T) {
 			a.click("close Maria in A", `#thread-close`)
 			a.until("asked", `document.querySelector('#confirm-dialog').open`)
 			a.click("confirm", `[data-confirm-ok]`)
-			bTab.until("B shows Maria closed", mineOf("Maria")+`?.dataset.state === 'closed' && document.querySelector('#composer').hidden`)
+			bTab.until("B shows Maria closed", mineOf("Maria")+`?.dataset.state === 'closed' && document.querySelector('#thread-title').textContent.startsWith('Joana')`)
 			bTab.shotBoth("tab-b-follows-close")
 		})
 	}

@@ -442,12 +442,9 @@
         if (card.state === "accepted") loadMessages(cards.get(card.id));
       }
     }
-    // What the server no longer lists for this agent went back to the queue or elsewhere.
+    // What the server no longer lists for this agent went back to the queue (a logout) or elsewhere.
     for (const [id, e] of cards) {
-      if (!current.has(id) && (e.card.state === "offered" || e.card.state === "accepted")) {
-        if (e.card.state === "accepted") renderCard(Object.assign({}, e.card, { state: "closed" }));
-        else removeCard(id);
-      }
+      if (!current.has(id) && (e.card.state === "offered" || e.card.state === "accepted")) removeCard(id);
     }
   }
 
