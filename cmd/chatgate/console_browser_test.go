@@ -38,12 +38,12 @@ var desks = []words{
 		lunch: "Almoço", choose: "Escolha um motivo.", statusPaused: "Em pausa", loggedIn: "Conectado", sent: "enviada",
 		empty: "Escreva algo primeiro.", started: "Conversa iniciada", logoutTitle: "Sair de WhatsApp?",
 		closeTitle: "Encerrar a conversa com Maria?", staleAccepted: "já foi aceita em outra aba",
-		windowText: "24 horas", pauseFor: "há", onlineFor: "há", expiresIn: "expira em", waiting: "aguarda há"},
+		windowText: "ainda não escreveu", pauseFor: "há", onlineFor: "há", expiresIn: "expira em", waiting: "aguarda há"},
 	{lang: "en", browser: "en-US", offline: "Offline", online1: "Online 1/2", online2: "Online 2/2", paused2: "Paused 2/2",
 		lunch: "Lunch", choose: "Choose a reason.", statusPaused: "Paused", loggedIn: "Logged in", sent: "sent",
 		empty: "Write something first.", started: "Conversation started", logoutTitle: "Log out of WhatsApp?",
 		closeTitle: "Close the conversation with Maria?", staleAccepted: "already accepted in another tab",
-		windowText: "24 hours", pauseFor: "for", onlineFor: "for", expiresIn: "expires in", waiting: "waiting"},
+		windowText: "has not written", pauseFor: "for", onlineFor: "for", expiresIn: "expires in", waiting: "waiting"},
 }
 
 // indicatorIs is a condition on the chat-channels indicator: its words and its computed colour.
@@ -383,13 +383,26 @@ func TestConsoleDeskInTheBrowser(t *testing.T) {
 			b.until("the template sent, the window explained, a template offered", fmt.Sprintf(`(() => { const m = document.querySelector('#messages li.out');
 				return document.querySelector('#thread-title').textContent === '+5511999990002' && m?.dataset.status === 'sent'
 					&& m.querySelector('[data-text]').textContent === 'Olá Ana, seu pedido #123 foi atualizado.'
-					&& !document.querySelector('#window-closed').hidden && document.querySelector('#window-closed').textContent.includes(%q)
+					&& !document.querySelector('#window-closed').hidden && document.querySelector('#window-closed').dataset.reason === 'not-yet'
+					&& document.querySelector('#window-closed').textContent.includes(%q)
 					&& document.querySelector('#composer').hidden; })()`, w.windowText))
 			b.axe("window closed")
 			b.shotBoth("window-closed")
 			b.click("send a template instead", `#send-template`)
 			b.until("the template form, for this customer", `document.querySelector('#conversation-dialog').open && document.querySelector('#nc-to').value === '+5511999990002'`)
 			b.click("cancel", `#conversation-form [data-cancel]`)
+
+			// A customer whose last message is over 24 hours old: yesterday's separator, the window explained.
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990006", Name: "Paulo",
+				Text: "Mensagem de ontem", At: time.Now().Add(-25 * time.Hour)})
+			b.until("Paulo's offer", offerOf("Paulo")+` !== undefined`)
+			b.run("accept Paulo", chromedp.Click(chromedp.CSS(`#offers li.item[data-state="offered"] [data-action="accept"]`)))
+			b.until("yesterday's message, the window closed for 24 hours", fmt.Sprintf(`document.querySelector('#thread-title').textContent.startsWith('Paulo')
+				&& document.querySelector('#messages li.day')?.textContent === %q && document.querySelector('#window-closed').dataset.reason === 'expired'
+				&& !document.querySelector('#window-closed').hidden && document.querySelector('#window-text').textContent.includes('24') && document.querySelector('#composer').hidden`,
+				map[string]string{"pt-BR": "Ontem", "en": "Yesterday"}[w.lang]))
+			b.axe("window expired")
+			b.shotBoth("window-expired")
 
 			// Confirming the logout gives the open conversations back to the queue: they leave the list.
 			b.click("open the channel panel again", `#indicator`)

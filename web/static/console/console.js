@@ -587,6 +587,11 @@
     const canReply = card.state === "accepted";
     const closedWindow = canReply && windowClosed(entry);
     $("window-closed").hidden = !closedWindow;
+    if (closedWindow) {
+      const notYet = !entry.windowClosed && !entry.card.window_expires_at;
+      $("window-closed").dataset.reason = notYet ? "not-yet" : "expired";
+      $("window-text").textContent = t(notYet ? "composer.notYet" : "composer.windowClosed");
+    }
     $("composer").hidden = !canReply || closedWindow;
   }
 
