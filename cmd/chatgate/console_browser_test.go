@@ -504,9 +504,17 @@ func TestConsoleTabsStayConsistentInTheBrowser(t *testing.T) {
 			a.click("decline in A", `#offers [data-action="decline"]`)
 			bTab.until("B drops the declined offer", offerOf("Rita")+` === undefined`)
 
+			// A conversation started elsewhere (here over the API) joins both tabs' lists from its messages' events.
+			if code, body := do(t, "POST", tg.base+"/v1/conversations", ana, strings.NewReader(`{"channel":"whatsapp","to":"+5511999990009",
+				"template":{"name":"order_update","language":"pt_BR","body_params":["Ana","#9"]}}`)); code != 202 {
+				t.Fatalf("new conversation: %d %s", code, body)
+			}
+			bTab.until("B lists the conversation started elsewhere", mineOf("+5511999990009")+` !== undefined`)
+			a.until("A lists it too", mineOf("+5511999990009")+` !== undefined`)
+
 			// Closing in A closes it in B.
 			a.until("A live again with Joana accepted", mineOf("Joana")+`?.dataset.state === 'accepted' && document.querySelector('#stream-state').textContent.includes('●')`)
-			a.run("open Maria in A", chromedp.Click(chromedp.CSS(`#mine li.item:last-child .open`)))
+			a.eval("open Maria in A", mineOf("Maria")+`.querySelector('.open').click(); ''`)
 			a.until("Maria's thread in A", `document.querySelector('#thread-title').textContent.startsWith('Maria')`)
 			a.click("close Maria in A", `#thread-close`)
 			a.until("asked", `document.querySelector('#confirm-dialog').open`)

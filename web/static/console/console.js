@@ -306,7 +306,8 @@
       entry.node = el("li", { class: "item", dataset: { cardId: card.id } });
     }
     const node = entry.node;
-    const wasFocused = node.contains(document.activeElement) && document.activeElement.dataset.action !== "accept";
+    // The item is rebuilt; a keyboard user's focus inside it comes back to the same control.
+    const focused = node.contains(document.activeElement) ? (document.activeElement.dataset.action || "open") : "";
     node.dataset.state = card.state;
     node.dataset.conversationId = card.conversation_id;
     node.dataset.channel = card.channel;
@@ -336,7 +337,7 @@
     if (node.parentNode !== list) {
       if (card.state === "offered") list.append(node); else list.prepend(node);
     }
-    if (wasFocused) open.focus();
+    if (focused) (node.querySelector(`[data-action="${focused}"]`) || open).focus();
     refreshCounts();
     tick();
     if (selected === card.id) renderThread();
@@ -432,6 +433,12 @@
     }
   }
 
+  let reloadTimer = 0;
+  function reloadCardsSoon() {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(() => loadCards().catch(() => {}), 300);
+  }
+
   async function loadCards() {
     const res = await api("GET", "/v1/agents/me/cards");
     const current = new Set();
@@ -450,8 +457,8 @@
 
   // ---- messages and the thread ----
 
-  const statusRank = { queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
-  const ticks = { queued: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+  const statusRank = { queued: 1, sent: 2, delivered: 3, read: 4, played: 5, failed: 6 };
+  const ticks = { queued: "…", sent: "✓", delivered: "✓✓", read: "✓✓", played: "✓✓", failed: "!" };
 
   // describe is what the desk shows of a message: its text, what an order, an ad or a product
   // question carries; else its kind.
@@ -520,10 +527,10 @@
     const li = el("li", { class: cls, dataset: { messageId: m.id } }, el("span", { "data-text": "" }, describe(m)));
     if (m.direction === "out" && m.status) {
       li.dataset.status = m.status;
-      const words = [t("msg." + m.status)];
+      const words = [statusRank[m.status] ? t("msg." + m.status) : m.status];
       if (m.deleted_at) words.push(t("msg.deleted"));
       foot.append(el("span", { class: "status" + (m.status === "failed" ? " failed" : ""), "data-status": "" },
-        el("span", { class: "tick", "aria-hidden": "true" }, ticks[m.status] || ""), " ", words.join(" · ")));
+        el("span", { class: "tick", "aria-hidden": "true" }, ticks[m.status] || ""), " ", el("span", { "data-status-words": "" }, words.join(" · "))));
       if (m.status === "failed" && m.error) {
         // The gateway's sentence for the agent: Meta's words when Meta refused, plain words otherwise.
         li.append(el("span", { class: "error", "data-error": "" }, m.error.summary || m.error.title || m.error.message || t("err.generic")));
@@ -789,7 +796,11 @@
       case "message.status": {
         const m = ev.message;
         const entry = m && entryForConversation(m.conversation_id);
-        if (!entry) break;
+        if (!entry) {
+          // A conversation this tab has not seen (started from another tab): read the list again.
+          if (m) reloadCardsSoon();
+          break;
+        }
         mergeMessage(entry, m);
         if (ev.type === "message.received" && m.direction === "in" && selected !== entry.card.id) entry.unread++;
         if (m.direction === "in" && entry.card.channel === "whatsapp" && m.kind !== "system") {
