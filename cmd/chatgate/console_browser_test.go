@@ -36,7 +36,7 @@ type words struct {
 var desks = []words{
 	{lang: "pt-BR", browser: "pt-BR", offline: "Offline", online1: "Online 1/2", online2: "Online 2/2", paused2: "Em pausa 2/2",
 		lunch: "Almoço", choose: "Escolha um motivo.", statusPaused: "Em pausa", loggedIn: "Conectado", sent: "enviada",
-		empty: "Escreva algo primeiro.", started: "Conversa iniciada", logoutTitle: "Sair de WhatsApp?",
+		empty: "Escreva algo primeiro.", started: "Conversa iniciada", logoutTitle: "Sair do WhatsApp?",
 		closeTitle: "Encerrar a conversa com Maria?", staleAccepted: "já foi aceita em outra aba",
 		windowText: "ainda não escreveu", pauseFor: "há", onlineFor: "há", expiresIn: "expira em", waiting: "aguarda há"},
 	{lang: "en", browser: "en-US", offline: "Offline", online1: "Online 1/2", online2: "Online 2/2", paused2: "Paused 2/2",

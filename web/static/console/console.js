@@ -184,7 +184,7 @@
     const open = [...cards.values()].filter((e) => e.card.channel === channel && e.card.state === "accepted").length;
     if (open > 0) {
       const ok = await confirmAction(t("confirm.logout.title", { channel: channelName(channel) }),
-        t("confirm.logout.text", { n: open, channel: channelName(channel) }), t("confirm.logout.ok"), t("confirm.logout.cancel"));
+        t(open === 1 ? "confirm.logout.text.one" : "confirm.logout.text.other", { n: open, channel: channelName(channel) }), t("confirm.logout.ok"), t("confirm.logout.cancel"));
       if (!ok) { toggle.focus(); return; }
     }
     if (await setState(channel, "offline", "", toggle)) loadCards().catch(() => {});
@@ -368,6 +368,10 @@
     for (const e of cards.values()) unread += e.unread;
     const n = offers + unread;
     document.title = (n ? "(" + n + ") " : "") + t("console.title");
+    // On a phone the list is hidden behind the thread: the way back says what waits there.
+    const back = $("thread-back");
+    back.querySelector("[data-back-count]").textContent = n ? String(n) : "";
+    back.setAttribute("aria-label", n ? t("thread.backUnread", { n }) : t("thread.back"));
   }
 
   // listKeys: arrows move between the list's conversations; Enter or Space opens one.
