@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -421,5 +422,36 @@ func TestOpsListsConnectedServers(t *testing.T) {
 			t.Fatalf("no server listed within 10s: %s", a.body)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The pages run under script-src 'self' and style-src 'self': no inline script or style in the
+// HTML, no style attribute built by the scripts, and no HTML sink for strings from the network.
+func TestPagesNeedNoInlineScriptOrStyle(t *testing.T) {
+	inlineScript := regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`)
+	for _, page := range []string{"static/console/index.html", "static/ops/index.html"} {
+		html, err := static.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{" style=", "<style", " onclick=", " onload=", "javascript:"} {
+			if strings.Contains(string(html), bad) {
+				t.Errorf("%s contains %q", page, bad)
+			}
+		}
+		if m := inlineScript.FindString(string(html)); m != "" {
+			t.Errorf("%s has an inline script: %q", page, m)
+		}
+	}
+	for _, script := range []string{"static/console/console.js", "static/ops/ops.js", "static/assets/common.js", "static/assets/i18n.js"} {
+		js, err := static.ReadFile(script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", ".style.", `"style"`, "cssText"} {
+			if strings.Contains(string(js), bad) {
+				t.Errorf("%s uses %s", script, bad)
+			}
+		}
 	}
 }
