@@ -222,6 +222,12 @@ func TestConsoleSeedScreenInTheBrowser(t *testing.T) {
 			b.click("resume WebChat", `button[data-channel-action="webchat"]`)
 			b.until("both back online", indicatorIs(w.online2, green)+" && "+channelIs("whatsapp", "online")+" && "+channelIs("webchat", "online"))
 
+			b.eval("focus a switch", `document.querySelector('button[data-toggle="webchat"]').focus(); ''`)
+			b.keys("Escape closes the panel", kb.Escape)
+			b.until("the panel closed, the focus on the indicator", `document.querySelector('#channel-panel').hidden && document.activeElement === document.querySelector('#indicator')
+				&& document.querySelector('#indicator').getAttribute('aria-expanded') === 'false'`)
+			b.keys("Enter on the indicator opens it", kb.Enter)
+			b.until("the panel open again", `!document.querySelector('#channel-panel').hidden`)
 			b.click("close the panel from the indicator", `#indicator`)
 			b.until("the panel closed", `document.querySelector('#channel-panel').hidden && document.querySelector('#indicator').getAttribute('aria-expanded') === 'false'`)
 			b.click("open it again", `#indicator`)
@@ -330,6 +336,11 @@ func TestConsoleDeskInTheBrowser(t *testing.T) {
 			b.until("Maria's unread count, last message and wait", fmt.Sprintf(`(() => { const c = %s;
 				return c && c.querySelector('[data-unread]').textContent === '1' && c.querySelector('[data-last]').textContent === 'Ainda está aí?'
 					&& c.querySelector('[data-waited]').textContent.startsWith(%q) && document.title.startsWith('(1) '); })()`, mineOf("Maria"), w.waiting))
+			b.eval("focus the first conversation", `document.querySelector('#mine .open').focus(); ''`)
+			b.keys("arrow down the list", kb.ArrowDown)
+			b.until("the second conversation has the focus", `document.activeElement === document.querySelectorAll('#mine .open')[1]`)
+			b.keys("arrow back up", kb.ArrowUp)
+			b.until("the first again", `document.activeElement === document.querySelectorAll('#mine .open')[0]`)
 			b.axe("two conversations")
 			b.shotBoth("two-conversations")
 
