@@ -117,10 +117,12 @@ type Outbound struct {
 	RetryMax  time.Duration `yaml:"retry_max" validate:"gte=0"`
 }
 
-// PauseReason is one entry of the pause catalogue.
+// PauseReason is one entry of the pause catalogue. Label is the default; Labels, optional, gives it
+// per console language (pt-BR, en), so each agent reads the reason in the language it chose.
 type PauseReason struct {
-	ID    string `yaml:"id" json:"id" validate:"required,max=64,safeid"`
-	Label string `yaml:"label" json:"label" validate:"required,max=200"`
+	ID     string            `yaml:"id" json:"id" validate:"required,max=64,safeid"`
+	Label  string            `yaml:"label" json:"label" validate:"required,max=200"`
+	Labels map[string]string `yaml:"labels" json:"labels,omitempty" validate:"omitempty,dive,keys,oneof=pt-BR en,endkeys,required,max=200"`
 }
 
 // Queue is an attendance queue and the channels attached to it.

@@ -236,3 +236,28 @@ func TestShutdownDelayLeavesTimeToDrain(t *testing.T) {
 		t.Fatalf("got %v, want a problem at shutdown_delay", err)
 	}
 }
+
+// Pause reasons may carry a label per console language beside the default label; a language the
+// console does not speak, or an empty label, is refused with its path, and label alone stays valid.
+func TestPauseReasonLabelsPerLanguage(t *testing.T) {
+	cfg, err := Parse(Example, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := cfg.PauseReason("lunch"); r.Label != "Lunch" || r.Labels["pt-BR"] != "Almoço" || r.Labels["en"] != "Lunch" {
+		t.Errorf("lunch: got %+v, want label Lunch and labels pt-BR Almoço, en Lunch", r)
+	}
+	only := strings.Replace(string(Example), `labels: { pt-BR: "Almoço", en: "Lunch" } `, "", 1)
+	if cfg, err := Parse([]byte(only), noEnv); err != nil {
+		t.Errorf("a reason with label only was refused: %v", err)
+	} else if r, _ := cfg.PauseReason("lunch"); r.Label != "Lunch" || len(r.Labels) != 0 {
+		t.Errorf("lunch with label only: got %+v", r)
+	}
+	for _, bad := range []string{`labels: { fr: "Déjeuner" }`, `labels: { pt-BR: "" }`} {
+		raw := strings.Replace(string(Example), `labels: { pt-BR: "Almoço", en: "Lunch" }`, bad, 1)
+		_, err := Parse([]byte(raw), noEnv)
+		if err == nil || !strings.Contains(err.Error(), "pause_reasons[0].labels") {
+			t.Errorf("%s: got %v, want a problem at pause_reasons[0].labels", bad, err)
+		}
+	}
+}

@@ -23,7 +23,12 @@ func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error)
 	if err := out.err(); err != nil {
 		return Card{}, err
 	}
-	return r.Card(ctx, cardID)
+	card, err := r.Card(ctx, cardID)
+	if err == nil {
+		// The agent's other tabs learn of it from the stream and stop offering Accept.
+		r.publish(ctx, agent, Event{Type: EventCardAccepted, Card: card})
+	}
+	return card, err
 }
 
 // Decline: the agent refuses the offer; the card goes to another eligible agent, never this one again.
@@ -37,7 +42,20 @@ func (r *Router) Decline(ctx context.Context, cardID, agent string) (Card, error
 	if err != nil {
 		return Card{}, err
 	}
-	return r.Card(ctx, cardID)
+	card, err := r.Card(ctx, cardID)
+	if err == nil {
+		// The card may already be offered to someone else: the event names who declined it.
+		r.publish(ctx, agent, Event{Type: EventCardDeclined, Card: declinedCard{ID: cardID, ConversationID: card.ConversationID, Channel: card.Channel, State: "declined"}})
+	}
+	return card, err
+}
+
+// declinedCard is what a declining agent's stream says of the card: only that it left this agent.
+type declinedCard struct {
+	ID             string `json:"id"`
+	ConversationID string `json:"conversation_id"`
+	Channel        string `json:"channel"`
+	State          string `json:"state"`
 }
 
 // released is a (queue, channel) to offer again after a release.

@@ -9,6 +9,8 @@ import (
 const (
 	EventCardOffered        = "card.offered"
 	EventCardRevoked        = "card.revoked"
+	EventCardAccepted       = "card.accepted" // to the accepting agent: its other tabs follow
+	EventCardDeclined       = "card.declined" // to the declining agent: its other tabs drop the card
 	EventMessageReceived    = "message.received"
 	EventMessageStatus      = "message.status"
 	EventPresenceChanged    = "presence.changed"

@@ -100,6 +100,10 @@ func TestDeclineOverHTTP(t *testing.T) {
 	if e.pub.count("ana", EventCardOffered) != 1 {
 		t.Errorf("ana was offered the card %d times, want once", e.pub.count("ana", EventCardOffered))
 	}
+	// Each decline is on the decliner's own stream (its other tabs drop the card); refused ones are not.
+	if a, b := e.pub.count("ana", EventCardDeclined), e.pub.count("bob", EventCardDeclined); a != 1 || b != 1 {
+		t.Errorf("card.declined: ana %d, bob %d; want one each", a, b)
+	}
 }
 
 func TestQueuesOverHTTP(t *testing.T) {

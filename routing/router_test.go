@@ -246,6 +246,13 @@ func TestStickyDeliveryEvenWhenPaused(t *testing.T) {
 	if _, err := e.router.Accept(context.Background(), card.ID, "ana"); err != nil {
 		t.Fatal(err)
 	}
+	// The accept is on ana's own stream, so her other tabs stop offering the card.
+	if got := e.pub.count("ana", EventCardAccepted); got != 1 {
+		t.Errorf("ana got %d card.accepted, want 1", got)
+	}
+	if _, err := e.router.Accept(context.Background(), card.ID, "ana"); err == nil || e.pub.count("ana", EventCardAccepted) != 1 {
+		t.Errorf("a second accept: err %v, card.accepted %d; want refused and no event", err, e.pub.count("ana", EventCardAccepted))
+	}
 	e.set(t, "ana", "whatsapp", presence.Paused, "lunch")
 	e.set(t, "bob", "whatsapp", presence.Online, "")
 	e.customer(t, "whatsapp", "100", "c1", "second")

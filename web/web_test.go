@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,7 @@ func TestPagesAreServedWithAStrictPolicy(t *testing.T) {
 		{"/ops/ops.js", "javascript", "/v1/ops/queues"},
 		{"/assets/style.css", "text/css", "--paused"},
 		{"/assets/common.js", "javascript", "textContent"},
+		{"/assets/i18n.js", "javascript", `"pt-BR"`},
 	} {
 		a := call(t, app, "GET", tc.path, "", "")
 		if a.status != 200 || !strings.Contains(a.header["Content-Type"], tc.contentType) || !strings.Contains(string(a.body), tc.contains) {
@@ -118,7 +120,7 @@ func TestPagesAreServedWithAStrictPolicy(t *testing.T) {
 	if a := call(t, app, "GET", "/console", "", ""); a.status != 301 || a.header["Location"] != "/console/" {
 		t.Errorf("GET /console: got %d Location %q, want 301 to /console/", a.status, a.header["Location"])
 	}
-	for _, path := range []string{"/console/nope.js", "/assets/../web.go", "/ops/missing/"} {
+	for _, path := range []string{"/console/nope.js", "/assets/../web.go", "/ops/missing/", "/assets/axe.min.js"} {
 		if a := call(t, app, "GET", path, "", ""); a.status != 404 {
 			t.Errorf("GET %s: got %d %s, want 404", path, a.status, a.body)
 		}
@@ -419,5 +421,36 @@ func TestOpsListsConnectedServers(t *testing.T) {
 	})
 	if s := servers[0]; s.Concurrency != 2 || s.Queues["templates"] != 1 || s.Status != "active" {
 		t.Errorf("server: %+v", s)
+	}
+}
+
+// The pages run under script-src 'self' and style-src 'self': no inline script or style in the
+// HTML, no style attribute built by the scripts, and no HTML sink for strings from the network.
+func TestPagesNeedNoInlineScriptOrStyle(t *testing.T) {
+	inlineScript := regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`)
+	for _, page := range []string{"static/console/index.html", "static/ops/index.html"} {
+		html, err := static.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{" style=", "<style", " onclick=", " onload=", "javascript:"} {
+			if strings.Contains(string(html), bad) {
+				t.Errorf("%s contains %q", page, bad)
+			}
+		}
+		if m := inlineScript.FindString(string(html)); m != "" {
+			t.Errorf("%s has an inline script: %q", page, m)
+		}
+	}
+	for _, script := range []string{"static/console/console.js", "static/ops/ops.js", "static/assets/common.js", "static/assets/i18n.js"} {
+		js, err := static.ReadFile(script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", ".style.", `"style"`, "cssText"} {
+			if strings.Contains(string(js), bad) {
+				t.Errorf("%s uses %s", script, bad)
+			}
+		}
 	}
 }

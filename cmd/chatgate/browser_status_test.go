@@ -11,10 +11,6 @@ import (
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
 )
 
-func dotIs(channel, colour string) string {
-	return fmt.Sprintf(`getComputedStyle(document.querySelector('li.channel[data-channel=%q] .dot')).backgroundColor === %q`, channel, colour)
-}
-
 // lastWamid waits for the fake provider's newest accepted send to a recipient and returns its id.
 func lastWamid(t *testing.T, fake *fakeapi.Server, recipient string, n int) string {
 	t.Helper()
@@ -34,9 +30,10 @@ func lastWamid(t *testing.T, fake *fakeapi.Server, recipient string, n int) stri
 	return ids[n-1]
 }
 
-// The console's per-channel dots, a declined card, and the later statuses of sent messages
-// (delivered, read, failed with the provider's reason) as WhatsApp's status webhooks report them.
-func TestConsoleStatusesDeclineAndDotsInTheBrowser(t *testing.T) {
+// The console's per-channel colours, a declined card, and the later statuses of sent messages
+// (delivered, read, played, deleted, failed with the provider's reason) as WhatsApp's status
+// webhooks report them, each as a tick and words.
+func TestConsoleStatusesDeclineAndChannelColoursInTheBrowser(t *testing.T) {
 	fake := startFakeWhatsApp(t)
 	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
 	tg := startTestGateway(t, cfg, nil)
@@ -44,19 +41,20 @@ func TestConsoleStatusesDeclineAndDotsInTheBrowser(t *testing.T) {
 	b := newBrowser(t)
 
 	b.signIn(tg.base, "/console/", "ana")
-	b.until("dots grey while offline", `!!document.querySelector('li.channel .dot') && `+dotIs("whatsapp", grey)+" && "+dotIs("webchat", grey))
-	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
-	b.until("WhatsApp's dot green, WebChat's grey", dotIs("whatsapp", green)+" && "+dotIs("webchat", grey))
-	b.click("log in on WebChat", `input[data-toggle="webchat"]`)
-	b.until("both dots green", dotIs("whatsapp", green)+" && "+dotIs("webchat", green))
+	b.until("rows grey while offline", `!!document.querySelector('li.channel') && `+channelIs("whatsapp", "offline")+" && "+channelIs("webchat", "offline"))
+	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
+	b.until("WhatsApp's row green, WebChat's grey", channelIs("whatsapp", "online")+" && "+channelIs("webchat", "offline"))
+	b.click("log in on WebChat", `button[data-toggle="webchat"]`)
+	b.until("both rows green", channelIs("whatsapp", "online")+" && "+channelIs("webchat", "online"))
 	b.until("the event stream is open", `document.querySelector('#stream-state').textContent === '● live'`)
-	b.shot("dots-green")
+	b.shot("rows-green")
+	b.click("close the channel panel", `#indicator`)
 
 	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rui", Text: "Quero cancelar"})
-	b.until("Rui's card", `document.querySelector('.card[data-state="offered"] h3')?.textContent.startsWith('Rui')`)
-	declined := b.eval("the card's id", `document.querySelector('.card[data-state="offered"]').dataset.cardId`)
-	b.click("decline", `.card[data-state="offered"] button[data-action="decline"]`)
-	b.until("the declined card leaves the page", fmt.Sprintf(`!document.querySelector('.card[data-card-id=%q]')`, declined))
+	b.until("Rui's card", `document.querySelector('#offers li.item[data-state="offered"] .who')?.textContent.startsWith('Rui')`)
+	declined := b.eval("the card's id", `document.querySelector('#offers li.item[data-state="offered"]').dataset.cardId`)
+	b.click("decline", `#offers li.item[data-state="offered"] button[data-action="decline"]`)
+	b.until("the declined card leaves the page", fmt.Sprintf(`!document.querySelector('li.item[data-card-id=%q]')`, declined))
 	// Never offered to ana again, and nobody else is online: it waits in sales.
 	if n := waitingIn(t, tg.base, ana, "sales", "whatsapp"); n != 1 {
 		t.Fatalf("%d waiting after the decline, want 1", n)
@@ -64,12 +62,12 @@ func TestConsoleStatusesDeclineAndDotsInTheBrowser(t *testing.T) {
 	b.shot("declined")
 
 	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi"})
-	b.until("Maria's card", `[...document.querySelectorAll('.card[data-state="offered"] h3')].some((h) => h.textContent.startsWith('Maria'))`)
-	b.click("accept", `.card[data-state="offered"] button[data-action="accept"]`)
+	b.until("Maria's card", `[...document.querySelectorAll('#offers li.item[data-state="offered"] .who')].some((h) => h.textContent.startsWith('Maria'))`)
+	b.click("accept", `#offers li.item[data-state="offered"] button[data-action="accept"]`)
 	reply := func(n int, text string) string {
-		b.type_("write reply", `.card[data-state="accepted"] form[data-reply] input[name=text]`, text)
-		b.click("send reply", `.card[data-state="accepted"] form[data-reply] button[type=submit]`)
-		b.until("reply sent", fmt.Sprintf(`document.querySelectorAll('.messages li.out[data-status="sent"]').length === %d`, n))
+		b.type_("write reply", `#reply`, text)
+		b.click("send reply", `#send`)
+		b.until("reply sent", fmt.Sprintf(`document.querySelectorAll('#messages li.out[data-status="sent"]').length === %d`, n))
 		return lastWamid(t, fake, "5511999990001", n)
 	}
 	first := reply(1, "Olá Maria")
@@ -79,21 +77,23 @@ func TestConsoleStatusesDeclineAndDotsInTheBrowser(t *testing.T) {
 			MessageID: wamid, Status: state, RecipientID: "+5511999990001", ErrorCode: 131049,
 			ErrorTitle: "Message not delivered to maintain healthy ecosystem engagement", At: time.Now()}))
 	}
-	shown := func(i int) string {
-		return fmt.Sprintf(`document.querySelectorAll('.messages li.out')[%d].querySelector('[data-status]').textContent`, i)
+	out := func(i int) string { return fmt.Sprintf(`document.querySelectorAll('#messages li.out')[%d]`, i) }
+	shown := func(i int, tick, words string) string {
+		return fmt.Sprintf(`%s.querySelector('.tick').textContent === %q && %s.querySelector('[data-status-words]').textContent === %q`, out(i), tick, out(i), words)
 	}
 	status(first, "delivered")
-	b.until("delivered shown", shown(0)+` === 'delivered'`)
+	b.until("delivered shown", shown(0, "✓✓", "delivered"))
 	b.shot("delivered")
 	status(first, "read")
-	b.until("read shown", shown(0)+` === 'read'`)
+	b.until("read shown", shown(0, "✓✓", "read")+` && getComputedStyle(`+out(0)+`.querySelector('.tick')).color === 'rgb(29, 78, 216)'`)
 	b.shot("read")
 	status(first, "played")
-	b.until("played shown", shown(0)+` === 'played'`)
+	b.until("played shown", shown(0, "✓✓", "played"))
 	status(first, "deleted")
-	b.until("the deletion shown beside the status", shown(0)+` === 'played · deleted'`)
+	b.until("the deletion shown beside the status", shown(0, "✓✓", "played · deleted from the chat"))
 	status(second, "failed")
-	b.until("failed with the reason shown", shown(1)+` === 'failed: 131049 Message not delivered to maintain healthy ecosystem engagement'
-		&& document.querySelectorAll('.messages li.out')[1].querySelector('[data-status]').classList.contains('failed')`)
+	b.until("failed, with Meta's reason in its words", shown(1, "!", "not sent")+` && `+out(1)+`.querySelector('[data-error]').textContent === '131049 Message not delivered to maintain healthy ecosystem engagement'
+		&& `+out(1)+`.querySelector('[data-status]').classList.contains('failed')`)
+	b.axe("failed")
 	b.shot("failed")
 }

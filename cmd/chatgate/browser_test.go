@@ -56,6 +56,12 @@ func chromiumPath(t *testing.T) string {
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
+	return newBrowserIn(t, "en-US")
+}
+
+// newBrowserIn starts a browser whose preferred language is lang (what navigator.languages says).
+func newBrowserIn(t *testing.T, lang string) *browser {
+	t.Helper()
 	path := chromiumPath(t)
 	profile := t.TempDir() // registered first, so it is removed after the browser has exited
 	opts := []chromedp.ExecAllocatorOption{
@@ -71,6 +77,8 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("lang", lang),
+		chromedp.Flag("accept-lang", lang),
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
@@ -153,32 +161,9 @@ func (b *browser) shot(name string) {
 		b.t.Errorf("screenshot %s: %v", name, err)
 		return
 	}
-	if err := os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%02d-%s.png", b.n, name)), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%02d-%s.png", b.n, strings.ReplaceAll(name, "/", "-"))), png, 0o644); err != nil {
 		b.t.Error(err)
 	}
-}
-
-// Presence colours of the stylesheet: offline grey, online green, paused orange.
-const (
-	grey   = "rgb(107, 114, 128)"
-	green  = "rgb(21, 128, 61)"
-	orange = "rgb(194, 65, 12)"
-)
-
-// indicatorIs is a condition on the chat-channels indicator: its text and its computed colour.
-func indicatorIs(text, colour string) string {
-	return fmt.Sprintf(`(() => { const i = document.querySelector('#indicator');
-		return i.textContent === %q && getComputedStyle(i).backgroundColor === %q; })()`, text, colour)
-}
-
-func channelIs(channel, state string) string {
-	return fmt.Sprintf(`document.querySelector('li.channel[data-channel=%q]')?.dataset.state === %q`, channel, state)
-}
-
-func (b *browser) signIn(base, page, who string) {
-	b.t.Helper()
-	b.run("open "+page, chromedp.Navigate(base+page))
-	b.click("sign in as "+who, fmt.Sprintf(`#dev-picker button[data-agent=%q]`, who))
 }
 
 // signInWithToken pastes a token into the page's sign-in form, as an operator with a token from
@@ -213,133 +198,6 @@ func serverState(t *testing.T, base, token, channel string) string {
 	}
 	rest := string(body)[i+len(`"channel":"`+channel+`","state":"`):]
 	return rest[:strings.IndexByte(rest, '"')]
-}
-
-func TestConsolePresenceInTheBrowser(t *testing.T) {
-	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
-	tg := startTestGateway(t, cfg, nil)
-	b := newBrowser(t)
-	ana := mintFor(t, cfg, "ana")
-
-	b.signIn(tg.base, "/console/", "ana")
-	b.until("indicator grey Offline", indicatorIs("Offline", grey)+` && !document.querySelector('#presence').hidden`)
-	b.until("no new conversation while offline", `document.querySelector('#new-conversation').hidden`)
-	b.shot("offline")
-
-	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
-	b.until("Online 1/2 green", indicatorIs("Online 1/2", green)+" && "+channelIs("whatsapp", "online"))
-	b.until("new conversation offered on WhatsApp", `!document.querySelector('#new-conversation').hidden`)
-	first := b.eval("read the clock", `document.querySelector('li.channel[data-channel="whatsapp"] .clock').textContent`)
-	b.until("the clock ticks", fmt.Sprintf(`(() => { const c = document.querySelector('li.channel[data-channel="whatsapp"] .clock').textContent;
-		return /^\d\d:\d\d:\d\d$/.test(c) && c !== %q; })()`, first))
-	if got := serverState(t, tg.base, ana, "whatsapp"); got != "online" {
-		t.Errorf("server says whatsapp is %s, want online", got)
-	}
-	b.shot("online-whatsapp")
-
-	b.click("log in on WebChat", `input[data-toggle="webchat"]`)
-	b.until("Online 2/2", indicatorIs("Online 2/2", green)+" && "+channelIs("webchat", "online"))
-	b.shot("online-both")
-
-	b.click("open the pause pop-up", `button[data-pause="whatsapp"]`)
-	b.until("reasons listed", `document.querySelector('#pause-dialog').open && document.querySelectorAll('#pause-dialog input[name=reason]').length === 4`)
-	// A pause without a reason cannot be sent: the button is disabled, and forcing the form is refused.
-	b.until("pause disabled without a reason", `document.querySelector('#pause-dialog [data-submit]').disabled`)
-	b.eval("force the form without a reason", `document.querySelector('#pause-form').requestSubmit(); ''`)
-	b.until("told to choose a reason", `document.querySelector('#pause-dialog [data-error]').textContent === 'Choose a reason.' && document.querySelector('#pause-dialog').open`)
-	if got := serverState(t, tg.base, ana, "whatsapp"); got != "online" {
-		t.Fatalf("a pause without a reason reached the server: whatsapp is %s", got)
-	}
-	b.shot("pause-popup")
-
-	b.click("choose lunch", `#reason-lunch`)
-	b.until("pause enabled", `!document.querySelector('#pause-dialog [data-submit]').disabled`)
-	b.click("pause", `#pause-dialog [data-submit]`)
-	b.until("both channels orange", indicatorIs("Paused 2/2", orange)+" && "+channelIs("whatsapp", "paused")+" && "+channelIs("webchat", "paused")+
-		` && !document.querySelector('#pause-dialog').open && getComputedStyle(document.querySelector('li.channel[data-channel="webchat"] .dot')).backgroundColor === `+fmt.Sprintf("%q", orange))
-	webchatText := b.eval("read WebChat's state", `document.querySelector('li.channel[data-channel="webchat"] [data-state-text]').textContent`)
-	if webchatText != "paused — Lunch" {
-		t.Errorf("WebChat shows %q, want %q (it follows WhatsApp's reason)", webchatText, "paused — Lunch")
-	}
-	if got := serverState(t, tg.base, ana, "webchat"); got != "paused" {
-		t.Errorf("server says webchat is %s, want paused", got)
-	}
-	b.until("the clock counts pause time from zero", `/^00:00:0\d$/.test(document.querySelector('li.channel[data-channel="whatsapp"] .clock').textContent)`)
-	b.shot("paused")
-
-	b.click("resume WebChat", `button[data-resume="webchat"]`)
-	b.until("both back online", indicatorIs("Online 2/2", green)+" && "+channelIs("whatsapp", "online")+" && "+channelIs("webchat", "online"))
-	b.shot("resumed")
-
-	b.click("log out of WhatsApp", `input[data-toggle="whatsapp"]`)
-	b.until("Online 1/2 without WhatsApp", indicatorIs("Online 1/2", green)+" && "+channelIs("whatsapp", "offline"))
-	b.until("no new conversation without WhatsApp", `document.querySelector('#new-conversation').hidden`)
-	b.shot("whatsapp-logged-out")
-}
-
-func TestConsoleCardsRepliesAndNewConversationsInTheBrowser(t *testing.T) {
-	fake := startFakeWhatsApp(t)
-	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
-	tg := startTestGateway(t, cfg, nil)
-	b := newBrowser(t)
-
-	b.signIn(tg.base, "/console/", "ana")
-	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
-	b.until("Online 1/2", indicatorIs("Online 1/2", green))
-	b.until("the event stream is open", `document.querySelector('#stream-state').textContent === '● live'`)
-
-	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi, tudo bem?"})
-	b.until("a card arrives", `(() => { const c = document.querySelector('.card[data-state="offered"]');
-		return c && c.querySelector('h3').textContent.startsWith('Maria') && c.textContent.includes('Oi, tudo bem?'); })()`)
-	b.shot("card-offered")
-
-	b.click("accept", `.card[data-state="offered"] button[data-action="accept"]`)
-	b.until("the conversation's messages", `(() => { const m = document.querySelector('.card[data-state="accepted"] .messages li.in');
-		return m && m.textContent === 'Oi, tudo bem?'; })()`)
-	b.shot("card-accepted")
-
-	b.click("send an empty reply", `.card[data-state="accepted"] form[data-reply] button[type=submit]`)
-	b.until("an empty reply is refused", `document.querySelector('[data-reply-error]').textContent === 'Write something first.'`)
-	b.type_("write a reply", `.card[data-state="accepted"] form[data-reply] input[name=text]`, "Olá Maria! <b>Como</b> posso ajudar?")
-	b.click("send it", `.card[data-state="accepted"] form[data-reply] button[type=submit]`)
-	// The worker sends it to the fake provider; the sent status comes back on the event stream.
-	b.until("the reply is sent", `(() => { const m = document.querySelector('.messages li.out');
-		return m && m.dataset.status === 'sent' && m.querySelector('[data-text]').textContent === 'Olá Maria! <b>Como</b> posso ajudar?'
-			&& m.querySelector('[data-status]').textContent === 'sent' && !m.querySelector('b'); })()`)
-	if n := fake.CountTo("5511999990001"); n != 1 {
-		t.Errorf("the fake provider got %d messages for the customer, want 1", n)
-	}
-	b.shot("reply-sent")
-
-	b.click("open new conversation", `#new-conversation`)
-	b.until("templates listed", `document.querySelector('#conversation-dialog').open && document.querySelectorAll('#nc-template option').length === 3`)
-	b.eval("choose order_update", `(() => { const s = document.querySelector('#nc-template');
-		s.value = [...s.options].find((o) => o.textContent.startsWith('order_update')).value;
-		s.dispatchEvent(new Event('change')); return s.value; })()`)
-	b.until("its two body parameters", `document.querySelectorAll('#nc-params input').length === 2`)
-	b.type_("fill a bad number", `#nc-to`, "12345")
-	b.type_("fill the name", `#nc-body_params-0`, "Ana")
-	b.type_("fill the order", `#nc-body_params-1`, "#123")
-	b.click("send", `#conversation-form button[type=submit]`)
-	b.until("the number's error is next to it", `document.querySelector('.field-error[data-field="to"]').textContent.includes('E.164')
-		&& document.querySelector('#conversation-dialog').open`)
-	if n := fake.CountTo("5511999990002"); n != 0 {
-		t.Fatalf("an invalid conversation reached the provider")
-	}
-	b.shot("new-conversation-error")
-
-	b.eval("clear the number", `(() => { const i = document.querySelector('#nc-to'); i.value = ''; return i.value; })()`)
-	b.type_("fix the number", `#nc-to`, "+5511999990002")
-	b.click("send again", `#conversation-form button[type=submit]`)
-	b.until("the conversation is started", `!document.querySelector('#conversation-dialog').open && document.querySelector('#notice').textContent.startsWith('Conversation started')`)
-	testutil.Eventually(t, 10*time.Second, "the template at the fake provider", func() bool { return fake.CountTo("5511999990002") == 1 })
-	b.until("the new conversation's card shows the template sent", `[...document.querySelectorAll('.card[data-state="accepted"]')].some((c) =>
-		c.querySelector('h3').textContent.startsWith('+5511999990002') && c.querySelector('.messages li.out')?.dataset.status === 'sent'
-		&& c.querySelector('.messages li.out [data-text]').textContent === 'Olá Ana, seu pedido #123 foi atualizado.')`)
-	b.shot("new-conversation-started")
-
-	b.click("close the first conversation", `.card[data-state="accepted"] button[data-action="close"]`)
-	b.until("closed", `document.querySelectorAll('.card[data-state="closed"]').length === 1`)
 }
 
 func postWhatsApp(t *testing.T, base string, cfg configs.Config, m simulate.WhatsAppMessage) {
@@ -431,7 +289,15 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 	b.until("routing's queues and agents are shown", `document.querySelector('#routing-queues tr[data-queue="sales"][data-channel="whatsapp"]')
 		&& document.querySelector('#agents-online tr[data-channel="webchat"] [data-col="offline"]').textContent === '3'
 		&& document.querySelectorAll('#servers tbody tr').length === 1`)
-	b.shot("archived")
+	b.axe("ops")
+	b.shotBoth("archived")
+	// The same page in Portuguese, chosen from the switch.
+	b.eval("switch to Portuguese", `(() => { const s = document.querySelector('#lang'); s.value = 'pt-BR'; s.dispatchEvent(new Event('change')); return s.value; })()`)
+	b.until("the page in Portuguese", fmt.Sprintf(`document.querySelector('#task-queues th').textContent === 'fila'
+		&& document.querySelector('#tasks tr[data-task-id=%q] [data-col="state"]').textContent === 'arquivada'
+		&& document.querySelector('button[data-run=%q]').textContent === 'Tentar agora'`, info.ID, info.ID))
+	b.axe("ops in Portuguese")
+	b.shotBoth("archived-pt-BR")
 
 	// Retry now: the task runs again on the gateway's workers (and, unhandled, fails again).
 	b.click("retry the task", fmt.Sprintf(`button[data-run=%q]`, info.ID))
@@ -536,7 +402,7 @@ func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
 	// Through the proxy the development sign-in is refused (it answers only direct loopback clients):
 	// the agent pastes a token.
 	b.signInWithToken(base, "/console/", cliToken(t, "ana", "agent"))
-	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
 	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
 	// The login's presence.changed event gives the page an event id to resume from.
 	b.until("an event seen", `!!document.querySelector('#stream-state').dataset.lastEventId`)
@@ -548,8 +414,8 @@ func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
 	b.shot("disconnected")
 	cutter.release()
 
-	b.until("the card offered while away arrives", `(() => { const c = document.querySelector('.card[data-state="offered"]');
-		return c && c.querySelector('h3').textContent.startsWith('Joana'); })() && document.querySelector('#stream-state').textContent === '● live'`)
+	b.until("the card offered while away arrives", `(() => { const c = document.querySelector('#offers li.item[data-state="offered"]');
+		return c && c.querySelector('.who').textContent.startsWith('Joana'); })() && document.querySelector('#stream-state').textContent === '● live'`)
 	reqs := cutter.requests()
 	if len(reqs) != 2 || reqs[0] != "" || reqs[1] != seen {
 		t.Fatalf("stream requests' Last-Event-ID: %q; want none, then %q (the last id seen)", reqs, seen)
@@ -574,26 +440,27 @@ func TestConsoleSignsInAgainWithoutLosingItsPlace(t *testing.T) {
 	b.run("open the console", chromedp.Navigate(tg.base+"/console/"))
 	b.type_("paste a short-lived token", `#token`, short)
 	b.click("sign in", `#signin-form button[type=submit]`)
-	b.click("log in on WhatsApp", `input[data-toggle="whatsapp"]`)
+	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
 	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
+	b.click("close the channel panel", `#indicator`)
 	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rita", Text: "Primeira mensagem"})
-	b.click("accept", `.card[data-state="offered"] button[data-action="accept"]`)
-	b.until("the conversation is open", `document.querySelector('.card[data-state="accepted"] .messages li.in')?.textContent === 'Primeira mensagem'`)
-	b.type_("start a draft", `.card[data-state="accepted"] form[data-reply] input[name=text]`, "Um momento, por favor")
+	b.click("accept", `#offers li.item[data-state="offered"] button[data-action="accept"]`)
+	b.until("the conversation is open", `document.querySelector('#messages li.msg.in [data-text]')?.textContent === 'Primeira mensagem'`)
+	b.type_("start a draft", `#reply`, "Um momento, por favor")
 
 	b.until("the stream ends with the token and the page asks for a sign-in", `document.querySelector('#stream-state').textContent === '○ signed out'
 		&& !document.querySelector('#signin').hidden && document.querySelector('#notice').textContent.includes('expired')`)
 	b.shot("session-expired")
 	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990004", Name: "Rita", Text: "Escrevi enquanto você saía"})
 	time.Sleep(500 * time.Millisecond) // proving that nothing happens: room for the message to reach a page still listening
-	if n := b.eval("messages while signed out", `String(document.querySelectorAll('.card[data-state="accepted"] .messages li.in').length)`); n != "1" {
+	if n := b.eval("messages while signed out", `String(document.querySelectorAll('#messages li.msg.in').length)`); n != "1" {
 		t.Errorf("the page got %s customer messages after its token expired, want 1", n)
 	}
 
 	b.click("sign in again from the picker", `#dev-picker button[data-agent="ana"]`)
 	b.until("back where it was, with what came meanwhile", `document.querySelector('#signin').hidden
 		&& document.querySelector('#stream-state').textContent === '● live'
-		&& [...document.querySelectorAll('.card[data-state="accepted"] .messages li.in')].map((li) => li.textContent).join('|') === 'Primeira mensagem|Escrevi enquanto você saía'
-		&& document.querySelector('.card[data-state="accepted"] form[data-reply] input[name=text]').value === 'Um momento, por favor'`)
+		&& [...document.querySelectorAll('#messages li.msg.in [data-text]')].map((e) => e.textContent).join('|') === 'Primeira mensagem|Escrevi enquanto você saía'
+		&& document.querySelector('#reply').value === 'Um momento, por favor'`)
 	b.shot("signed-in-again")
 }

@@ -84,3 +84,30 @@ func TestWidgetOnTheDemoPageInTheBrowser(t *testing.T) {
 		t.Errorf("markup from a message became part of the page: %s", got)
 	}
 }
+
+// TestWidgetSpeaksTheVisitorsLanguage: the widget takes the visitor's browser language (Portuguese
+// here, English in the test above) and passes axe-core's checks on the demo page.
+func TestWidgetSpeaksTheVisitorsLanguage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	cfg.Listen = ln.Addr().String()
+	tg := startTestGatewayOn(t, cfg, ln, nil)
+	for _, tc := range []struct{ browser, title, open, send string }{
+		{"pt-BR", "Fale com a gente", "Conversar", "Enviar"},
+		{"en-US", "Chat with us", "Chat", "Send"},
+	} {
+		t.Run(tc.browser, func(t *testing.T) {
+			b := newBrowserIn(t, tc.browser)
+			b.run("open the demo page", chromedp.Navigate(tg.base+"/webchat/demo"))
+			b.until("the widget in the visitor's language", fmt.Sprintf(`document.querySelector('.cgw-toggle')?.textContent === %q
+				&& document.querySelector('.cgw-head').textContent === %q && document.querySelector('.cgw-form button').textContent === %q`, tc.open, tc.title, tc.send))
+			b.click("open the chat", ".cgw-toggle")
+			b.until("open, the toggle says so", `document.querySelector('.cgw').classList.contains('open') && document.querySelector('.cgw-toggle').getAttribute('aria-expanded') === 'true'`)
+			b.axe("widget open")
+			b.shot("widget-open")
+		})
+	}
+}

@@ -1,11 +1,39 @@
 // chatgate WebChat widget. One tag on the page:
 //   <script src="https://GATEWAY/webchat/widget.js" data-site="shop" async></script>
 // Every string from the visitor or an agent is rendered with textContent, never as HTML.
+// The widget speaks Brazilian Portuguese or English: data-lang="pt-BR|en" on the tag, else the
+// visitor's browser.
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script) return;
   var site = script.getAttribute("data-site") || "";
+  var catalogue = {
+    "pt-BR": {
+      title: "Fale com a gente", placeholder: "Escreva uma mensagem…", message: "Mensagem", send: "Enviar",
+      open: "Conversar", close: "Fechar conversa", typing: "Um atendente está digitando…",
+      closed: "A conversa foi encerrada. Escreva de novo para começar outra.",
+      unavailable: "O chat não está disponível agora.", notSent: "A mensagem não foi enviada. Tente de novo.",
+      log: "Conversa"
+    },
+    en: {
+      title: "Chat with us", placeholder: "Type a message…", message: "Message", send: "Send",
+      open: "Chat", close: "Close chat", typing: "An agent is typing…",
+      closed: "The conversation was closed. Write again to start a new one.",
+      unavailable: "The chat is not available right now.", notSent: "The message could not be sent. Try again.",
+      log: "Conversation"
+    }
+  };
+  var lang = script.getAttribute("data-lang") || "";
+  if (!catalogue[lang]) {
+    var prefs = navigator.languages || [navigator.language || ""];
+    lang = "en";
+    for (var i = 0; i < prefs.length; i++) {
+      if (/^pt/i.test(prefs[i])) { lang = "pt-BR"; break; }
+      if (/^en/i.test(prefs[i])) break;
+    }
+  }
+  var words = catalogue[lang];
   var base = script.getAttribute("data-gateway") || new URL(script.src, location.href).origin;
   var storeKey = "chatgate.webchat." + site;
   var session = null, stream = null, lastId = "", seen = {};
@@ -25,18 +53,22 @@
   document.head.appendChild(style);
 
   var root = el("div", "cgw");
+  root.setAttribute("lang", lang);
   var box = el("div", "cgw-box");
-  var head = el("div", "cgw-head", "Chat with us");
+  var head = el("div", "cgw-head", words.title);
   var log = el("div", "cgw-log");
+  log.setAttribute("role", "log");
+  log.setAttribute("aria-label", words.log);
   log.setAttribute("aria-live", "polite");
   var form = el("form", "cgw-form");
   var input = el("input");
-  input.placeholder = "Type a message…";
-  input.setAttribute("aria-label", "Message");
-  var sendBtn = el("button", "", "Send");
+  input.placeholder = words.placeholder;
+  input.setAttribute("aria-label", words.message);
+  var sendBtn = el("button", "", words.send);
   sendBtn.type = "submit";
-  var toggle = el("button", "cgw-toggle", "Chat");
+  var toggle = el("button", "cgw-toggle", words.open);
   toggle.type = "button";
+  toggle.setAttribute("aria-expanded", "false");
   form.appendChild(input); form.appendChild(sendBtn);
   box.appendChild(head); box.appendChild(log); box.appendChild(form);
   root.appendChild(box); root.appendChild(toggle);
@@ -90,7 +122,8 @@
       if (r.status === 401 && previous) { previous = null; return api("sessions", { site: site }); }
       return r;
     }).then(function (r) {
-      if (r.status !== 201) throw new Error((r.body.error && r.body.error.message) || "the chat is not available");
+      // The server's message is for integrators: the visitor reads the catalogue's words.
+      if (r.status !== 201) throw new Error(words.unavailable);
       session = r.body;
       try { localStorage.setItem(storeKey, JSON.stringify(session)); } catch (e) { /* private mode */ }
       return session;
@@ -107,8 +140,8 @@
       lastId = e.lastEventId || lastId;
       try { show(JSON.parse(e.data).message); } catch (err) { /* ignore a malformed event */ }
     });
-    stream.addEventListener("typing", function () { head.textContent = "Agent is typing…"; setTimeout(function () { head.textContent = "Chat with us"; }, 3000); });
-    stream.addEventListener("conversation.closed", function (e) { lastId = e.lastEventId || lastId; note("The conversation was closed. Write again to start a new one."); });
+    stream.addEventListener("typing", function () { head.textContent = words.typing; setTimeout(function () { head.textContent = words.title; }, 3000); });
+    stream.addEventListener("conversation.closed", function (e) { lastId = e.lastEventId || lastId; note(words.closed); });
     var es = stream;
     es.onopen = function () { retryDelay = 2000; };
     es.onerror = function () {
@@ -129,7 +162,9 @@
 
   var ready = null;
   toggle.addEventListener("click", function () {
-    root.classList.toggle("open");
+    var open = root.classList.toggle("open");
+    toggle.textContent = open ? words.close : words.open;
+    toggle.setAttribute("aria-expanded", String(open));
     if (!ready) ready = start().then(connect, function (err) { note(err.message); ready = null; });
   });
 
@@ -141,8 +176,8 @@
       return api("messages", { text: text, page_url: location.href });
     }).then(function (r) {
       if (r.status === 202 || r.status === 200) { input.value = ""; return; }
-      note((r.body.error && r.body.error.message) || "The message could not be sent.");
-    }, function (err) { note(err.message || "The message could not be sent."); });
+      note(words.notSent);
+    }, function (err) { note(err.message || words.notSent); });
   });
 
   window.chatgateWebChat = { open: function () { if (!root.classList.contains("open")) toggle.click(); } };

@@ -1,5 +1,6 @@
 // Shared by the console and the operations view: the API helper, sign-in and safe DOM building.
-// Every string that comes from the network is inserted with textContent, never as HTML.
+// Every string that comes from the network is inserted with textContent, never as HTML; every
+// string of the page's own comes from the catalogue (i18n.js).
 "use strict";
 
 const chatgate = (() => {
@@ -24,7 +25,14 @@ const chatgate = (() => {
       h["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const res = await fetch(path, init);
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (_) {
+      const e = new ApiError(0, null);
+      e.network = true;
+      throw e;
+    }
     let data = null;
     const text = await res.text();
     if (text) {
@@ -65,8 +73,8 @@ const chatgate = (() => {
         await check();
       } catch (err) {
         setToken("");
-        notice.textContent = err.code === "invalid_token" ? "That token is not valid here." :
-          err.code === "role_required" ? "That token's role may not open this page." : err.message;
+        notice.textContent = err.code === "invalid_token" ? i18n.t("signin.invalid") :
+          err.code === "role_required" ? i18n.t("signin.role") : i18n.errorText(err);
         return;
       }
       notice.textContent = "";
@@ -93,7 +101,7 @@ const chatgate = (() => {
               const body = await res.json();
               if (!res.ok) throw new ApiError(res.status, body);
               tryToken(body.token);
-            } catch (err) { notice.textContent = err.message; }
+            } catch (err) { notice.textContent = i18n.errorText(err); }
           },
         }, a.name ? a.name + " (" + a.id + ")" : a.id)));
       }
@@ -107,11 +115,19 @@ const chatgate = (() => {
     location.reload();
   }
 
+  // fmtShort is a wait or a countdown as people say it: 45 s, 3 min, 2 h 05.
+  function fmtShort(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    return Math.floor(s / 3600) + " h " + String(Math.floor((s % 3600) / 60)).padStart(2, "0");
+  }
+
   function fmtDuration(ms) {
     const s = Math.max(0, Math.floor(ms / 1000));
     const pad = (n) => String(n).padStart(2, "0");
     return pad(Math.floor(s / 3600)) + ":" + pad(Math.floor((s % 3600) / 60)) + ":" + pad(s % 60);
   }
 
-  return { api, el, ApiError, signIn, signOut, fmtDuration, token: () => token };
+  return { api, el, ApiError, signIn, signOut, fmtDuration, fmtShort, token: () => token };
 })();

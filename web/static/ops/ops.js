@@ -4,11 +4,14 @@
 
 (() => {
   const { api, el } = chatgate;
+  const { t } = i18n;
   const $ = (id) => document.getElementById(id);
   const refreshEvery = 3000;
   let timer = null;
 
   function notify(text) { $("notice").textContent = text; }
+  let updatedAt = null;
+  function renderUpdated() { $("updated").textContent = updatedAt ? t("ops.updated", { time: updatedAt.toLocaleTimeString(i18n.lang()) }) : ""; }
   const td = (v, cls) => el("td", { class: cls }, String(v));
   const seconds = (s) => s ? (s < 60 ? s.toFixed(1) + " s" : Math.round(s / 60) + " min") : "—";
 
@@ -23,7 +26,7 @@
       else await api("DELETE", "/v1/ops/queues/" + encodeURIComponent(q) + "/tasks/" + encodeURIComponent(id));
       notify("");
     } catch (err) {
-      notify(err.message + " (" + err.code + ")");
+      notify(i18n.errorText(err));
     }
     refresh();
   }
@@ -39,7 +42,7 @@
           "failed_today"].map((k) => el("td", { class: "num", "data-col": k }, String(q[k]))), td(seconds(q.latency_seconds)))));
 
       const days = tq.queues.find((q) => q.history.length)?.history.map((d) => d.date) || [];
-      $("history").querySelector("thead").replaceChildren(el("tr", {}, el("th", { scope: "col" }, "queue"),
+      $("history").querySelector("thead").replaceChildren(el("tr", {}, el("th", { scope: "col" }, t("ops.col.queue")),
         ...days.map((d) => el("th", { scope: "col" }, d))));
       fillTable("history", tq.queues.filter((q) => q.history.length).map((q) => el("tr", { dataset: { queue: q.queue } },
         el("th", { scope: "row" }, q.queue), ...q.history.map((d) => el("td", { class: "num", "data-date": d.date }, d.processed + " / " + d.failed)))));
@@ -53,16 +56,16 @@
       $("no-tasks").hidden = tasks.length > 0;
       $("tasks").hidden = tasks.length === 0;
       fillTable("tasks", tasks.map((t) => el("tr", { dataset: { taskId: t.id, state: t.state } },
-        td(t.queue), td(t.state), td(t.type), el("td", {}, el("code", {}, t.id)), td(t.retried + "/" + t.max_retry, "num"),
+        td(t.queue), el("td", { "data-col": "state" }, i18n.t("ops.state." + t.state)), td(t.type), el("td", {}, el("code", {}, t.id)), td(t.retried + "/" + t.max_retry, "num"),
         td(t.last_error || ""),
         el("td", {}, el("div", { class: "row" },
-          el("button", { type: "button", "data-run": t.id, onclick: (e) => taskAction(t.queue, t.id, "run", e.target) }, "Retry now"),
-          el("button", { type: "button", class: "danger", "data-delete": t.id, onclick: (e) => taskAction(t.queue, t.id, "delete", e.target) }, "Delete"))))));
+          el("button", { type: "button", "data-run": t.id, onclick: (e) => taskAction(t.queue, t.id, "run", e.target) }, i18n.t("ops.retry")),
+          el("button", { type: "button", class: "danger", "data-delete": t.id, onclick: (e) => taskAction(t.queue, t.id, "delete", e.target) }, i18n.t("ops.delete")))))));
 
       fillTable("servers", servers.servers.map((s) => el("tr", {},
         td(s.host), td(s.pid, "num"), td(s.status), td(s.concurrency, "num"),
-        td(s.active_workers.length ? s.active_workers.map((w) => w.task_type + " (" + w.queue + ")").join(", ") : "idle"),
-        td(new Date(s.started).toLocaleString()))));
+        td(s.active_workers.length ? s.active_workers.map((w) => w.task_type + " (" + w.queue + ")").join(", ") : t("ops.idle")),
+        td(new Date(s.started).toLocaleString(i18n.lang())))));
 
       fillTable("routing-queues", rq.queues.flatMap((q) => q.channels.map((c) => el("tr", { dataset: { queue: q.id, channel: c.channel } },
         el("th", { scope: "row" }, q.name || q.id), td(c.channel), el("td", { class: "num", "data-col": "waiting" }, String(c.waiting)),
@@ -79,10 +82,11 @@
       fillTable("agents-online", [...perChannel.entries()].sort().map(([ch, r]) => el("tr", { dataset: { channel: ch } },
         el("th", { scope: "row" }, ch), ...["online", "paused", "offline"].map((k) => el("td", { class: "num", "data-col": k }, String(r[k]))))));
 
-      $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      updatedAt = new Date();
+      renderUpdated();
       notify("");
     } catch (err) {
-      notify(err.message + " (" + err.code + ")");
+      notify(i18n.errorText(err));
     }
     timer = setTimeout(refresh, refreshEvery);
   }
@@ -92,9 +96,11 @@
       const res = await fetch("/metrics", { headers: { Authorization: "Bearer " + chatgate.token() }, cache: "no-store" });
       $("metrics").textContent = await res.text();
       $("metrics").hidden = false;
-    } catch (err) { notify(err.message); }
+    } catch (err) { notify(i18n.errorText(err)); }
   });
   $("refresh").addEventListener("click", refresh);
+  i18n.apply();
+  i18n.switcher($("lang"), () => { renderUpdated(); if (!$("dashboard").hidden) refresh(); });
   $("sign-out").addEventListener("click", chatgate.signOut);
   chatgate.signIn({ form: $("signin-form"), picker: $("dev-picker"), notice: $("notice"), role: "admin",
     check: () => api("GET", "/v1/ops/queues"),
