@@ -354,7 +354,7 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 	} else if err != nil {
 		return err
 	}
-	res, err := h.opts.Intake.Deliver(ctx, []routing.Inbound{ToInbound(m)})
+	res, err := h.opts.Intake.Deliver(ctx, []routing.Inbound{m.Inbound()})
 	if err != nil {
 		return err
 	}
@@ -372,14 +372,6 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 		h.opts.Logger.Warn("visitor message recorded but not echoed to its stream", "site", site.ID, "err", err)
 	}
 	return c.Status(http.StatusAccepted).JSON(messageResponse{MessageID: req.ID, Status: "recorded"})
-}
-
-// ToInbound turns a normalized WebChat message into routing's intake form, keeping the whole
-// normalized message as the payload agents see.
-func ToInbound(m webhooks.Message) routing.Inbound {
-	payload, _ := json.Marshal(m)
-	return routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: m.Contact.Name,
-		ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
 }
 
 // events is GET /webchat/v1/events: the visitor's Server-Sent Events. A new stream starts with the
