@@ -1,8 +1,8 @@
-// Package webchat is the built-in widget for sites without their own chat front end: the embedded
-// script, the visitor endpoints under /webchat/v1/ (sessions, messages, a resumable event stream),
-// and the WebChat reply sender that writes agents' replies to the visitor's stream and, for sites
-// with a callback URL, POSTs them there through asynq.
-package webchat
+// Package widget is WebChat's built-in widget, for sites without their own chat front end: the
+// embedded script, the visitor endpoints under /webchat/v1/ (sessions, messages, a resumable event
+// stream), the visitors' event log the reply sender (outbound/webchat) writes to, and the agents'
+// typing notice. Visitors' messages take the site protocol's form and limits (webhooks/webchat).
+package widget
 
 import (
 	"context"
@@ -29,7 +29,7 @@ import (
 	"github.com/chatgate/chatgate/internal/sse"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
-	hook "github.com/chatgate/chatgate/webhooks/webchat"
+	"github.com/chatgate/chatgate/webhooks/webchat"
 )
 
 //go:embed assets/widget.js
@@ -76,7 +76,7 @@ type Options struct {
 	Statuses  StatusUpdater
 	Events    *EventLog
 	Tokens    *Tokens
-	Messages  *hook.Provider // the same message limits and normal form as the signed webhook
+	Messages  *webchat.Provider // the same message limits and normal form as the signed webhook
 	Logger    *slog.Logger
 	KeepAlive time.Duration
 }
@@ -311,10 +311,10 @@ func (h *Handler) visitorOf(c *fiber.Ctx) (configs.Site, VisitorClaims, error) {
 }
 
 type messageRequest struct {
-	ID          string            `json:"id"`
-	Text        string            `json:"text"`
-	PageURL     string            `json:"page_url"`
-	Attachments []hook.Attachment `json:"attachments"`
+	ID          string               `json:"id"`
+	Text        string               `json:"text"`
+	PageURL     string               `json:"page_url"`
+	Attachments []webchat.Attachment `json:"attachments"`
 }
 
 type messageResponse struct {
@@ -345,9 +345,9 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 		_, _ = rand.Read(b)
 		req.ID = "wm-" + hex.EncodeToString(b)
 	}
-	m, err := h.opts.Messages.Normalize(hook.WayWidget, hook.Body{Site: site.ID,
-		Visitor: hook.Visitor{ID: visitor.Subject, Name: visitor.Name, Email: visitor.Email},
-		Message: hook.Content{ID: req.ID, Text: req.Text, PageURL: req.PageURL, Attachments: req.Attachments}})
+	m, err := h.opts.Messages.Normalize(webchat.WayWidget, webchat.Body{Site: site.ID,
+		Visitor: webchat.Visitor{ID: visitor.Subject, Name: visitor.Name, Email: visitor.Email},
+		Message: webchat.Content{ID: req.ID, Text: req.Text, PageURL: req.PageURL, Attachments: req.Attachments}})
 	var rejection *webhooks.Rejection
 	if errors.As(err, &rejection) {
 		return httpx.NewError(rejection.Status, rejection.Code, rejection.Message)
