@@ -45,15 +45,7 @@ func (s *StreamLog) Since(ctx context.Context, agent, id string, count int64) ([
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Event, 0, len(stored))
-	for _, e := range stored {
-		var ev Event
-		if json.Unmarshal([]byte(e.Data), &ev) == nil {
-			ev.ID = e.ID
-			out = append(out, ev)
-		}
-	}
-	return out, nil
+	return sse.Decode(stored, func(ev *Event, id string) { ev.ID = id }), nil
 }
 
 // PresenceEvents fans presence changes out to the agents' streams as presence.changed events.

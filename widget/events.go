@@ -117,13 +117,5 @@ func (l *EventLog) Since(ctx context.Context, site, visitor, id string) ([]Event
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Event, 0, len(stored))
-	for _, r := range stored {
-		var ev Event
-		if json.Unmarshal([]byte(r.Data), &ev) == nil {
-			ev.ID = r.ID
-			out = append(out, ev)
-		}
-	}
-	return out, nil
+	return sse.Decode(stored, func(ev *Event, id string) { ev.ID = id }), nil
 }

@@ -7,6 +7,7 @@ package sse
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,20 @@ func (l *Log) After(ctx context.Context, key, id string, count int64) ([]Event, 
 		}
 	}
 	return out, nil
+}
+
+// Decode unmarshals stored events into T, giving each its id with withID; an event whose JSON does
+// not decode is skipped.
+func Decode[T any](stored []Event, withID func(*T, string)) []T {
+	out := make([]T, 0, len(stored))
+	for _, e := range stored {
+		var v T
+		if json.Unmarshal([]byte(e.Data), &v) == nil {
+			withID(&v, e.ID)
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // EventStreamReset tells a client that resumed from an event no longer kept that it missed some:

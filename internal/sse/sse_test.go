@@ -150,6 +150,14 @@ func TestResumesOnAnotherProcessWithTypesFromTheStoredField(t *testing.T) {
 	if len(kept) != 2 || kept[0].Type != "card.offered" || kept[1].ID != id2 {
 		t.Fatalf("a passing notice was kept, or the log reads wrong: %+v", kept)
 	}
+	type numbered struct {
+		ID string
+		N  int `json:"n"`
+	}
+	decoded := Decode(append(kept, Event{ID: "9-9", Data: "not json"}), func(v *numbered, id string) { v.ID = id })
+	if len(decoded) != 2 || decoded[1] != (numbered{ID: id2, N: 2}) || decoded[0].ID != id1 {
+		t.Fatalf("decoded %+v", decoded)
+	}
 
 	// Resuming from an event trimmed away starts with stream.reset, under the client's own id.
 	for i := 0; i < 200; i++ {
