@@ -48,7 +48,7 @@ type EventConv struct {
 // Keys of the widget, under the tenant's hash tag like every chatgate key:
 //
 //	cg:{t}:wcevents:<site>:<visitor>  STREAM   the visitor's events (type, event JSON), trimmed
-//	cg:{t}:wcevents                   pub/sub  announces "<site>:<visitor>\n<id>\n<type>\n<JSON>" to every replica
+//	cg:{t}:wcevents                   pub/sub  announces "<site>:<visitor>\n<id>\n<JSON>\n<type>" to every replica
 //	rate:cg:{t}:wcrate:<kind>:<who>   STRING   rate limiter state (go-redis/redis_rate adds "rate:")
 type keys struct{ ks keyspace.Space }
 

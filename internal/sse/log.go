@@ -48,21 +48,38 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV
 if tonumber(ARGV[6]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[6])
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. '\n' .. id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. '\n' .. id .. '\n' .. ARGV[3] .. '\n' .. ARGV[2])
 return id
 `)
 
-// announcement is what the channel carries: "<subscriber>\n<id>\n<type>\n<JSON>" (id empty for a
-// passing notice). Neither a subscriber id, an entry id nor a type holds a newline.
+// announcement is what the channel carries: "<subscriber>\n<id>\n<JSON>\n<type>" (id empty for a
+// passing notice). Neither a subscriber id, an entry id, a type nor marshalled JSON holds a newline.
+// The type comes last so that during a rolling upgrade a replica of the previous version, which reads
+// everything after the id as the JSON, still writes a frame EventSource reads (the type line is a
+// field it ignores).
 func announcement(subscriber, id, typ string, body []byte) string {
-	return subscriber + "\n" + id + "\n" + typ + "\n" + string(body)
+	return subscriber + "\n" + id + "\n" + string(body) + "\n" + typ
 }
 
 func parseAnnouncement(payload string) (subscriber string, ev Event, ok bool) {
 	subscriber, rest, ok1 := strings.Cut(payload, "\n")
 	id, rest, ok2 := strings.Cut(rest, "\n")
-	typ, body, ok3 := strings.Cut(rest, "\n")
-	return subscriber, Event{ID: id, Type: typ, Data: body}, ok1 && ok2 && ok3
+	if !ok1 || !ok2 {
+		return "", Event{}, false
+	}
+	ev.ID = id
+	if i := strings.LastIndexByte(rest, '\n'); i >= 0 {
+		ev.Data, ev.Type = rest[:i], rest[i+1:]
+		return subscriber, ev, true
+	}
+	// From a replica of the previous version, which announced no type: the event's own says it.
+	ev.Data = rest
+	var typed struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal([]byte(rest), &typed)
+	ev.Type = typed.Type
+	return subscriber, ev, true
 }
 
 // Append stores an event of the subscriber under key, announces it and returns its id.

@@ -253,13 +253,17 @@ func TestIDs(t *testing.T) {
 			t.Errorf("ValidID(%q) != %v", id, valid)
 		}
 	}
-	for _, p := range []string{"a\n1-0\nt\n{}", "a\n\nt\n{\"x\":\"\\n\"}"} {
-		if _, _, ok := parseAnnouncement(p); !ok {
-			t.Errorf("announcement %q not parsed", p)
+	for payload, want := range map[string]Event{
+		"a\n1-0\n{}\nt":                       {ID: "1-0", Type: "t", Data: "{}"},
+		"a\n\n{\"x\":\"\\n\"}\ntyping":        {Type: "typing", Data: `{"x":"\n"}`},
+		"a\n1-0\n{\"type\":\"card.offered\"}": {ID: "1-0", Type: "card.offered", Data: `{"type":"card.offered"}`}, // previous version
+	} {
+		if who, got, ok := parseAnnouncement(payload); !ok || who != "a" || got != want {
+			t.Errorf("announcement %q: %q %+v %v, want %+v", payload, who, got, ok, want)
 		}
 	}
-	if _, _, ok := parseAnnouncement("a\n1-0\n{}"); ok {
-		t.Error("an announcement without a type was parsed")
+	if _, _, ok := parseAnnouncement("a-without-id"); ok {
+		t.Error("an announcement without an id was parsed")
 	}
 }
 
