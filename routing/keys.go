@@ -28,7 +28,7 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	cg:{t}:noanswer:<agent>                       STRING  offers in a row left to time out
 //	cg:{t}:audit                                  LIST    offer audit records (only when auditing, for tests)
 //	cg:{t}:events:<agent>                         STREAM  the agent's events (type, event JSON), trimmed
-//	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON" to every replica
+//	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON\ntype" to every replica
 type keys struct {
 	ks keyspace.Space
 }

@@ -152,7 +152,7 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		}
 		// One message per Deliver, so a kind is counted once it is recorded: not for a duplicate, nor
 		// for a 503 and again for its retry.
-		r, err := h.router.Deliver(ctx, []routing.Inbound{toInbound(m)})
+		r, err := h.router.Deliver(ctx, []routing.Inbound{m.Inbound()})
 		if err != nil && isScriptError(err) {
 			// The same message would fail the same way on every redelivery, for days: logged whole
 			// (digits masked) for an operator, and the rest of the notification still counts.
@@ -223,8 +223,10 @@ type receipt struct {
 	Pending int `json:"pending,omitempty"`
 }
 
-// toInbound keeps the normalized message whole as the stored payload, so agents see every field.
-func toInbound(m Message) routing.Inbound {
+// Inbound is the message in routing's intake form, for every way a message comes in (a provider's
+// webhook, the WebChat widget). The normalized message is kept whole as the stored payload, so
+// agents see every field.
+func (m Message) Inbound() routing.Inbound {
 	payload, _ := json.Marshal(m)
 	name := m.Contact.Name
 	in := routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: name,

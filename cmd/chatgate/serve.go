@@ -22,8 +22,8 @@ import (
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
-	"github.com/chatgate/chatgate/webchat"
 	"github.com/chatgate/chatgate/webhooks"
+	"github.com/chatgate/chatgate/widget"
 )
 
 type mode int
@@ -64,7 +64,7 @@ type gateway struct {
 	closing     atomic.Bool
 
 	// WebChat (wire.go): the visitors' event log and the shared webhook metrics.
-	webchatEvents  *webchat.EventLog
+	webchatEvents  *widget.EventLog
 	webhookMetrics *webhooks.Metrics
 	// streamGate bounds the event streams of every kind this process holds.
 	streamGate *httpx.StreamGate

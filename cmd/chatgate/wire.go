@@ -14,14 +14,15 @@ import (
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/outbound"
+	"github.com/chatgate/chatgate/outbound/webchat"
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/web"
-	"github.com/chatgate/chatgate/webchat"
 	"github.com/chatgate/chatgate/webhooks"
 	webchathook "github.com/chatgate/chatgate/webhooks/webchat"
 	"github.com/chatgate/chatgate/webhooks/whatsapp"
+	"github.com/chatgate/chatgate/widget"
 )
 
 // wire builds the domain packages on the shared Redis client and mounts their routes. In worker mode
@@ -129,7 +130,7 @@ func (g *gateway) wireOutboundWorker(router *routing.Router, sends *ordered.Sequ
 // runs workers) and tells visitors when their conversation closes.
 func (g *gateway) wireWebChatWorker(router *routing.Router) *webchat.Sender {
 	cfg := &g.cfg
-	events := webchat.NewEventLog(g.store.Client, g.keys, cfg.Events.MaxLen, cfg.WebChat.VisitorTokenTTL+24*time.Hour)
+	events := widget.NewEventLog(g.store.Client, g.keys, cfg.Events.MaxLen, cfg.WebChat.VisitorTokenTTL+24*time.Hour)
 	sender := webchat.NewSender(events, router, g.enqueuer, cfg, webchat.SenderOptions{Logger: g.logger,
 		MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout})
 	sender.Register(g.tasks)
@@ -147,12 +148,12 @@ func (g *gateway) wireWebChat(v1 fiber.Router, router *routing.Router, replies *
 	webhooks.NewHandler("webchat", provider, router, g.logger, g.webhookMetrics).Register(g.app)
 	// Before the widget's routes, so a visitor's stream takes its slot first.
 	g.app.Use("/webchat/v1/events", g.streamGate.Handler())
-	widget := webchat.NewHandler(g.store.Client, g.keys, cfg, webchat.Options{Intake: router, Statuses: router,
+	visitors := widget.NewHandler(g.store.Client, g.keys, cfg, widget.Options{Intake: router, Statuses: router,
 		Events: g.webchatEvents, Messages: provider, Logger: g.logger, KeepAlive: cfg.Events.KeepAlive,
-		Tokens: webchat.NewTokens(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.WebChat.VisitorTokenTTL, g.clock.Now)})
-	widget.Register(g.app)
-	g.beforeDrain = append(g.beforeDrain, widget.Shutdown)
-	g.components = append(g.components, widget)
-	webchat.NewTypingHandler(router, g.webchatEvents).Register(v1)
+		Tokens: widget.NewTokens(cfg.Auth.JWTSecret, cfg.Auth.PreviousJWTSecret, cfg.WebChat.VisitorTokenTTL, g.clock.Now)})
+	visitors.Register(g.app)
+	g.beforeDrain = append(g.beforeDrain, visitors.Shutdown)
+	g.components = append(g.components, visitors)
+	widget.NewTypingHandler(router, g.webchatEvents).Register(v1)
 	replies.SetSender(webchathook.Channel, sender)
 }

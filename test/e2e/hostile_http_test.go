@@ -13,7 +13,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/testutil"
-	"github.com/chatgate/chatgate/webchat"
+	"github.com/chatgate/chatgate/widget"
 )
 
 // noContentType in a row's headers sends the body with no Content-Type at all.
@@ -39,7 +39,7 @@ func TestHostileHTTPDetailsAreRefusedAndChangeNothing(t *testing.T) {
 		return out
 	}
 	origin := map[string]string{"Origin": "http://127.0.0.1"}
-	visitor, _, _ := webchat.NewTokens(jwtSecret, "", time.Hour, time.Now).Mint("shop", "w-hostile", "", "")
+	visitor, _, _ := widget.NewTokens(jwtSecret, "", time.Hour, time.Now).Mint("shop", "w-hostile", "", "")
 	visitorHeaders := with(origin, "Authorization", "Bearer "+visitor)
 	whatsApp := whatsAppMessage(customer(7), "wamid.hostile.http", "oi")
 	signed := func(body []byte, kv ...string) map[string]string {

@@ -17,7 +17,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/testutil"
-	"github.com/chatgate/chatgate/webchat"
+	"github.com/chatgate/chatgate/widget"
 )
 
 // hostile is one bad request: what is sent and the answer it must get.
@@ -84,8 +84,8 @@ func TestHostileInputIsRefusedAndChangesNothing(t *testing.T) {
 	wcNew := simulate.WebChatBody(simulate.WebChatMessage{Site: "shop", VisitorID: "v-2", ID: "m-new", Text: "new"})
 	wcLong := simulate.WebChatBody(simulate.WebChatMessage{Site: "shop", VisitorID: "v-3", ID: "m-long", Text: strings.Repeat("a", 5000)})
 	wcOtherSite := simulate.WebChatBody(simulate.WebChatMessage{Site: "elsewhere", VisitorID: "v-4", ID: "m-x", Text: "x"})
-	foreignVisitor, _, _ := webchat.NewTokens("another-gateways-secret", "", time.Hour, time.Now).Mint("shop", "w-1", "", "")
-	expiredVisitor, _, _ := webchat.NewTokens(jwtSecret, "", time.Minute, func() time.Time { return time.Now().Add(-time.Hour) }).Mint("shop", "w-1", "", "")
+	foreignVisitor, _, _ := widget.NewTokens("another-gateways-secret", "", time.Hour, time.Now).Mint("shop", "w-1", "", "")
+	expiredVisitor, _, _ := widget.NewTokens(jwtSecret, "", time.Minute, func() time.Time { return time.Now().Add(-time.Hour) }).Mint("shop", "w-1", "", "")
 	expired, _ := auth.Mint(jwtSecret, "chatgate", "a01", auth.RoleAgent, time.Minute, time.Now().Add(-time.Hour))
 	foreign, _ := auth.Mint("another-gateways-secret", "chatgate", "a01", auth.RoleAgent, time.Hour, time.Now())
 	supervisorForged, _ := auth.Mint("another-gateways-secret", "chatgate", "boss", auth.RoleAdmin, time.Hour, time.Now())

@@ -1,11 +1,10 @@
-// Package webchat is the built-in widget for sites without their own chat front end: the embedded
-// script, the visitor endpoints under /webchat/v1/ (sessions, messages, a resumable event stream),
-// and the WebChat reply sender that writes agents' replies to the visitor's stream and, for sites
-// with a callback URL, POSTs them there through asynq.
-package webchat
+// Package widget is WebChat's built-in widget, for sites without their own chat front end: the
+// embedded script, the visitor endpoints under /webchat/v1/ (sessions, messages, a resumable event
+// stream), the visitors' event log the reply sender (outbound/webchat) writes to, and the agents'
+// typing notice. Visitors' messages take the site protocol's form and limits (webhooks/webchat).
+package widget
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -14,7 +13,6 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -28,9 +26,10 @@ import (
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/logging"
+	"github.com/chatgate/chatgate/internal/sse"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/webhooks"
-	hook "github.com/chatgate/chatgate/webhooks/webchat"
+	"github.com/chatgate/chatgate/webhooks/webchat"
 )
 
 //go:embed assets/widget.js
@@ -76,7 +75,7 @@ type Options struct {
 	Statuses  StatusUpdater
 	Events    *EventLog
 	Tokens    *Tokens
-	Messages  *hook.Provider // the same message limits and normal form as the signed webhook
+	Messages  *webchat.Provider // the same message limits and normal form as the signed webhook
 	Logger    *slog.Logger
 	KeepAlive time.Duration
 }
@@ -89,7 +88,7 @@ type Handler struct {
 	sites   map[string]configs.Site
 	origins map[string]bool // every site's allowed origins
 	limiter *redis_rate.Limiter
-	hub     *hub
+	hub     *sse.Hub
 	// refusals paces the log lines of refused origins.
 	refusals *logging.Throttle
 }
@@ -104,7 +103,7 @@ func NewHandler(client redis.UniversalClient, ks keyspace.Space, cfg *configs.Co
 		o.KeepAlive = 15 * time.Second
 	}
 	h := &Handler{cfg: cfg, opts: o, keys: keys{ks}, sites: map[string]configs.Site{}, origins: map[string]bool{},
-		limiter: redis_rate.NewLimiter(client), hub: newHub(o.Events, o.Logger),
+		limiter: redis_rate.NewLimiter(client), hub: sse.NewHub(o.Events.sseLog(), sse.HubOptions{Logger: o.Logger, KeepAlive: o.KeepAlive, MaxPerSubscriber: maxStreamsPerVisitor}),
 		refusals: logging.NewThrottle(time.Minute, 64)}
 	for _, s := range cfg.WebChat.Sites {
 		if extra := listenOrigins(cfg.Env, cfg.Listen, s); len(extra) > 0 {
@@ -140,16 +139,16 @@ func (h *Handler) refused(c *fiber.Ctx, origin, site string) {
 const maxLoggedOrigin = 200
 
 // Start subscribes the process to the visitors' announcements.
-func (h *Handler) Start() error {
-	h.hub.start()
-	return nil
-}
+func (h *Handler) Start() error { return h.hub.Start() }
 
 // Shutdown ends every open visitor stream (widgets resume elsewhere with Last-Event-ID).
-func (h *Handler) Shutdown() { h.hub.shutdown() }
+func (h *Handler) Shutdown() { h.hub.Shutdown() }
 
 // OpenStreams reports how many visitor streams this process holds.
-func (h *Handler) OpenStreams() int { return h.hub.open() }
+func (h *Handler) OpenStreams() int { return h.hub.Open() }
+
+// maxStreamsPerVisitor bounds one visitor's open streams in a process (tabs, reconnect storms).
+const maxStreamsPerVisitor = 8
 
 // Register mounts the widget's routes. The demo page is not served in production.
 func (h *Handler) Register(app fiber.Router) {
@@ -311,10 +310,10 @@ func (h *Handler) visitorOf(c *fiber.Ctx) (configs.Site, VisitorClaims, error) {
 }
 
 type messageRequest struct {
-	ID          string            `json:"id"`
-	Text        string            `json:"text"`
-	PageURL     string            `json:"page_url"`
-	Attachments []hook.Attachment `json:"attachments"`
+	ID          string               `json:"id"`
+	Text        string               `json:"text"`
+	PageURL     string               `json:"page_url"`
+	Attachments []webchat.Attachment `json:"attachments"`
 }
 
 type messageResponse struct {
@@ -345,16 +344,16 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 		_, _ = rand.Read(b)
 		req.ID = "wm-" + hex.EncodeToString(b)
 	}
-	m, err := h.opts.Messages.Normalize(hook.WayWidget, hook.Body{Site: site.ID,
-		Visitor: hook.Visitor{ID: visitor.Subject, Name: visitor.Name, Email: visitor.Email},
-		Message: hook.Content{ID: req.ID, Text: req.Text, PageURL: req.PageURL, Attachments: req.Attachments}})
+	m, err := h.opts.Messages.Normalize(webchat.WayWidget, webchat.Body{Site: site.ID,
+		Visitor: webchat.Visitor{ID: visitor.Subject, Name: visitor.Name, Email: visitor.Email},
+		Message: webchat.Content{ID: req.ID, Text: req.Text, PageURL: req.PageURL, Attachments: req.Attachments}})
 	var rejection *webhooks.Rejection
 	if errors.As(err, &rejection) {
 		return webhooks.RejectionError(rejection)
 	} else if err != nil {
 		return err
 	}
-	res, err := h.opts.Intake.Deliver(ctx, []routing.Inbound{ToInbound(m)})
+	res, err := h.opts.Intake.Deliver(ctx, []routing.Inbound{m.Inbound()})
 	if err != nil {
 		return err
 	}
@@ -374,14 +373,6 @@ func (h *Handler) sendMessage(c *fiber.Ctx) error {
 	return c.Status(http.StatusAccepted).JSON(messageResponse{MessageID: req.ID, Status: "recorded"})
 }
 
-// ToInbound turns a normalized WebChat message into routing's intake form, keeping the whole
-// normalized message as the payload agents see.
-func ToInbound(m webhooks.Message) routing.Inbound {
-	payload, _ := json.Marshal(m)
-	return routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: m.Contact.Name,
-		ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload}
-}
-
 // events is GET /webchat/v1/events: the visitor's Server-Sent Events. A new stream starts with the
 // events kept so far (the conversation so far); Last-Event-ID (or ?last_event_id=) resumes after
 // that event, on any replica.
@@ -390,105 +381,31 @@ func (h *Handler) events(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	last := strings.Clone(c.Get("Last-Event-ID"))
-	if last == "" {
-		last = strings.Clone(c.Query("last_event_id"))
-	}
-	if last != "" && !validStreamID(last) {
+	last, ok := sse.LastEventID(c)
+	if !ok {
 		return errBadEventID
 	}
-	origin := strings.Clone(c.Get(fiber.HeaderOrigin))
-	who := site.ID + ":" + visitor.Subject
-	// Subscribe before reading the backlog, so nothing published in between is lost.
-	sub := h.hub.subscribe(who)
-	if sub == nil {
+	var header string
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" {
+		// originGate and siteOrigin admitted it: it is one of the site's allowed origins.
+		header = "Access-Control-Allow-Origin: " + origin + "\r\nVary: Origin\r\n"
+	}
+	err = h.hub.Serve(c, sse.Stream{Subscriber: subscriber(site.ID, visitor.Subject), Key: h.keys.events(site.ID, visitor.Subject),
+		Last: last, ReplayAll: true, Header: header, Sent: h.delivered})
+	if errors.Is(err, sse.ErrSubscriberFull) {
 		return errTooManyStreams
 	}
-	backlog, err := h.opts.Events.since(c.UserContext(), site.ID, visitor.Subject, last)
-	if err != nil {
-		h.hub.unsubscribe(who, sub)
-		return err
-	}
-	// The connection is taken over from fasthttp, as the agents' streams do: no write timeout cuts a
-	// long stream, and the response ends when the connection closes.
-	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(conn net.Conn) {
-		defer conn.Close()
-		defer h.hub.unsubscribe(who, sub)
-		h.serve(conn, origin, sub, backlog, last)
-	})
-	return nil
-}
-
-func streamHeader(origin string) string {
-	var b strings.Builder
-	b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n")
-	if origin != "" {
-		// originGate and siteOrigin admitted it: it is one of the site's allowed origins.
-		b.WriteString("Access-Control-Allow-Origin: " + origin + "\r\nVary: Origin\r\n")
-	}
-	b.WriteString("\r\nretry: 2000\n\n")
-	return b.String()
-}
-
-func (h *Handler) serve(conn net.Conn, origin string, sub *subscriber, backlog []liveEvent, last string) {
-	w := bufio.NewWriterSize(conn, 2048)
-	sent := last
-	write := func(f func()) bool {
-		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		f()
-		return w.Flush() == nil
-	}
-	send := func(ev liveEvent) bool {
-		if !write(func() { writeEvent(w, ev) }) {
-			return false
-		}
-		if ev.id == "" {
-			return true // a passing notice: it moves no resume point
-		}
-		sent = ev.id
-		h.delivered(ev)
-		return true
-	}
-	if !write(func() { w.WriteString(streamHeader(origin)) }) {
-		return
-	}
-	for _, ev := range backlog {
-		if !send(ev) {
-			return
-		}
-	}
-	ticker := time.NewTicker(h.opts.KeepAlive)
-	defer ticker.Stop()
-	for {
-		select {
-		case ev := <-sub.events:
-			if ev.id != "" && sent != "" && !streamIDLess(sent, ev.id) {
-				continue // already sent from the backlog
-			}
-			if !send(ev) {
-				return
-			}
-		case <-ticker.C:
-			if !write(func() { w.WriteString(": keep-alive\n\n") }) {
-				return
-			}
-		case <-sub.gone:
-			return
-		case <-h.hub.stop:
-			return
-		}
-	}
+	return err
 }
 
 // delivered marks an agent's reply delivered once it has been written to an open widget stream.
 // Repeats (another tab, a resumed stream) change nothing: routing's status order ignores them.
-func (h *Handler) delivered(ev liveEvent) {
-	if h.opts.Statuses == nil || !strings.Contains(ev.json, `"from":"agent"`) {
+func (h *Handler) delivered(ev sse.Event) {
+	if h.opts.Statuses == nil || ev.Type != EventMessage || !strings.Contains(ev.Data, `"from":"agent"`) {
 		return
 	}
 	var e Event
-	if json.Unmarshal([]byte(ev.json), &e) != nil || e.Type != EventMessage || e.Message == nil || e.Message.From != "agent" {
+	if json.Unmarshal([]byte(ev.Data), &e) != nil || e.Message == nil || e.Message.From != "agent" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -1,4 +1,4 @@
-package webchat_test
+package widget_test
 
 import (
 	"bufio"
@@ -29,11 +29,12 @@ import (
 	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/outbound"
+	"github.com/chatgate/chatgate/outbound/webchat"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
-	"github.com/chatgate/chatgate/webchat"
 	"github.com/chatgate/chatgate/webhooks"
-	hook "github.com/chatgate/chatgate/webhooks/webchat"
+	webchathook "github.com/chatgate/chatgate/webhooks/webchat"
+	"github.com/chatgate/chatgate/widget"
 )
 
 const (
@@ -113,7 +114,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	enqueuer := asynq.NewClientFromRedisClient(client)
-	events := webchat.NewEventLog(client, ks, cfg.Events.MaxLen, time.Hour)
+	events := widget.NewEventLog(client, ks, cfg.Events.MaxLen, time.Hour)
 	sender := webchat.NewSender(events, router, enqueuer, cfg, webchat.SenderOptions{Logger: logger, MaxRetry: 2, Timeout: 2 * time.Second})
 	router.AddConversationListener(sender)
 	if o.workers {
@@ -127,13 +128,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 
 	app := httpx.NewApp(httpx.Options{Logger: logger, Registerer: reg, Unavailable: redisx.IsUnavailable, BodyLimit: 64 << 10})
-	provider := hook.New(cfg.WebChat.Sites, hook.Options{Tolerance: cfg.WebChat.TimestampTolerance, MaxMessageLength: cfg.WebChat.MaxMessageLength,
+	provider := webchathook.New(cfg.WebChat.Sites, webchathook.Options{Tolerance: cfg.WebChat.TimestampTolerance, MaxMessageLength: cfg.WebChat.MaxMessageLength,
 		MaxAttachments: cfg.WebChat.MaxAttachments})
 	webhooks.NewHandler("webchat", provider, router, logger, webhooks.NewMetrics(reg)).Register(app)
-	widget := webchat.NewHandler(client, ks, cfg, webchat.Options{Intake: router, Statuses: router, Events: events, Messages: provider,
-		Logger: logger, KeepAlive: time.Second, Tokens: webchat.NewTokens(jwtSecret, "", cfg.WebChat.VisitorTokenTTL, nil)})
-	widget.Register(app)
-	if err := widget.Start(); err != nil {
+	visitors := widget.NewHandler(client, ks, cfg, widget.Options{Intake: router, Statuses: router, Events: events, Messages: provider,
+		Logger: logger, KeepAlive: time.Second, Tokens: widget.NewTokens(jwtSecret, "", cfg.WebChat.VisitorTokenTTL, nil)})
+	visitors.Register(app)
+	if err := visitors.Start(); err != nil {
 		t.Fatal(err)
 	}
 	svc := outbound.NewService(router, outbound.NewSequencer(client, ks, enqueuer, router, logger), topology.New(cfg),
@@ -143,7 +144,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	v1 := app.Group("/v1", auth.NewVerifier(jwtSecret, "", "").Middleware())
 	routing.NewHandler(router).Register(v1)
 	outbound.NewHandler(svc, client, ks).Register(v1)
-	webchat.NewTypingHandler(router, events).Register(v1)
+	widget.NewTypingHandler(router, events).Register(v1)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,7 +152,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() {
-		widget.Shutdown()
+		visitors.Shutdown()
 		_ = app.ShutdownWithTimeout(2 * time.Second)
 	})
 	return &env{t: t, url: "http://" + ln.Addr().String(), cfg: cfg, client: client, router: router, presence: ps, sender: sender}
@@ -206,7 +207,7 @@ func (e *env) webhook(m simulate.WebChatMessage, secret string, at time.Time) re
 	e.t.Helper()
 	body := simulate.WebChatBody(m)
 	ts, sig := simulate.SignWebChat(body, secret, at)
-	return e.do(http.MethodPost, "/webhooks/webchat", body, map[string]string{hook.HeaderTimestamp: ts, hook.HeaderSignature: sig})
+	return e.do(http.MethodPost, "/webhooks/webchat", body, map[string]string{webchathook.HeaderTimestamp: ts, webchathook.HeaderSignature: sig})
 }
 
 // session starts a widget session from origin and returns its token and visitor id.
@@ -294,7 +295,7 @@ type sse struct {
 
 type sseEvent struct {
 	id, typ string
-	data    webchat.Event
+	data    widget.Event
 }
 
 func (e *env) stream(token, lastID string) *sse {

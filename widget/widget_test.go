@@ -1,4 +1,4 @@
-package webchat_test
+package widget_test
 
 import (
 	"context"
@@ -15,10 +15,11 @@ import (
 
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/testutil"
+	"github.com/chatgate/chatgate/outbound/webchat"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
-	"github.com/chatgate/chatgate/webchat"
-	hook "github.com/chatgate/chatgate/webhooks/webchat"
+	webchathook "github.com/chatgate/chatgate/webhooks/webchat"
+	"github.com/chatgate/chatgate/widget"
 )
 
 func TestWebhookMessageWaitsThenBecomesACard(t *testing.T) {
@@ -163,11 +164,11 @@ type callbackSite struct {
 
 func (c *callbackSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	ts := r.Header.Get(hook.HeaderTimestamp)
+	ts := r.Header.Get(webchathook.HeaderTimestamp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || time.Since(time.Unix(sec, 0)) > time.Minute || !hmac.Equal([]byte(r.Header.Get(hook.HeaderSignature)), []byte(hook.Sign([]byte(hookSecret), ts, body))) {
+	if err != nil || time.Since(time.Unix(sec, 0)) > time.Minute || !hmac.Equal([]byte(r.Header.Get(webchathook.HeaderSignature)), []byte(webchathook.Sign([]byte(hookSecret), ts, body))) {
 		c.bad++
 	}
 	c.bodies = append(c.bodies, body)
@@ -244,11 +245,11 @@ func TestBadInputRecordsNothing(t *testing.T) {
 	ctx := context.Background()
 	tok, _ := e.session("shop", shopOrigin)
 	blogTok, _ := e.session("blog", blogOrigin)
-	expired, _, err := webchat.NewTokens(jwtSecret, "", time.Minute, func() time.Time { return time.Now().Add(-time.Hour) }).Mint("shop", "v-old", "", "")
+	expired, _, err := widget.NewTokens(jwtSecret, "", time.Minute, func() time.Time { return time.Now().Add(-time.Hour) }).Mint("shop", "v-old", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, _, _ := webchat.NewTokens("another-gateway-secret", "", time.Hour, nil).Mint("shop", "v-x", "", "")
+	foreign, _, _ := widget.NewTokens("another-gateway-secret", "", time.Hour, nil).Mint("shop", "v-x", "", "")
 	msg := simulate.WebChatMessage{Site: "shop", VisitorID: "v-1", ID: "m-1", Text: "Oi"}
 	signed := func(m simulate.WebChatMessage, secret string, at time.Time) func() response {
 		return func() response { return e.webhook(m, secret, at) }
@@ -434,7 +435,7 @@ func TestWidgetAssets(t *testing.T) {
 func TestSessionResumeKeepsTheVisitor(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	past := func(d time.Duration) string {
-		tok, _, err := webchat.NewTokens(jwtSecret, "", time.Hour, func() time.Time { return time.Now().Add(-d) }).Mint("shop", "w-returning", "Maria", "")
+		tok, _, err := widget.NewTokens(jwtSecret, "", time.Hour, func() time.Time { return time.Now().Add(-d) }).Mint("shop", "w-returning", "Maria", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,9 +452,9 @@ func TestSessionResumeKeepsTheVisitor(t *testing.T) {
 	if r := e.send(r.body["token"].(string), shopOrigin, `{"text":"back again"}`); r.status != http.StatusAccepted {
 		t.Fatalf("send with the renewed token: got %d %v", r.status, r.body)
 	}
-	foreign, _, _ := webchat.NewTokens("another-gateway-secret", "", time.Hour, nil).Mint("shop", "w-x", "", "")
+	foreign, _, _ := widget.NewTokens("another-gateway-secret", "", time.Hour, nil).Mint("shop", "w-x", "", "")
 	for name, c := range map[string]struct{ site, token string }{
-		"expired beyond the window": {"shop", past(webchat.ResumeWindow + 2*time.Hour)},
+		"expired beyond the window": {"shop", past(widget.ResumeWindow + 2*time.Hour)},
 		"signed by another gateway": {"shop", foreign},
 		"another site's visitor":    {"blog", past(time.Hour)},
 		"an agent token":            {"shop", agentToken(t, "cat")},

@@ -1,4 +1,4 @@
-package webchat
+package widget
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/routing"
-	hook "github.com/chatgate/chatgate/webhooks/webchat"
+	"github.com/chatgate/chatgate/webhooks/webchat"
 )
 
 // HTTP errors of the agents' typing notice.
@@ -64,7 +64,7 @@ func (h *TypingHandler) typing(c *fiber.Ctx) error {
 		return errNotYourConv
 	case conv.State != "open":
 		return errConvClosed
-	case conv.Channel != hook.Channel:
+	case conv.Channel != webchat.Channel:
 		return errNotWebChatConv
 	}
 	if err := h.events.Announce(c.UserContext(), conv.EntryPoint, conv.Contact.ID, Event{Type: EventTyping, At: time.Now().UTC(),

@@ -1,4 +1,4 @@
-package webchat
+package widget
 
 import (
 	"crypto/hmac"

@@ -1,4 +1,4 @@
-package webchat_test
+package widget_test
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/chatgate/chatgate/internal/simulate"
-	hook "github.com/chatgate/chatgate/webhooks/webchat"
+	webchathook "github.com/chatgate/chatgate/webhooks/webchat"
 )
 
 // BenchmarkWidgetMessage measures a visitor's message through the widget endpoint over loopback:
@@ -57,8 +57,8 @@ func BenchmarkWebhookIntake(b *testing.B) {
 			req.SetRequestURI(e.url + "/webhooks/webchat")
 			req.Header.SetMethod("POST")
 			req.Header.SetContentType("application/json")
-			req.Header.Set(hook.HeaderTimestamp, ts)
-			req.Header.Set(hook.HeaderSignature, sig)
+			req.Header.Set(webchathook.HeaderTimestamp, ts)
+			req.Header.Set(webchathook.HeaderSignature, sig)
 			req.SetBody(body)
 			if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 				b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())

@@ -1,3 +1,5 @@
+// Package webchat sends agents' replies on WebChat: to the visitor's stream of the widget, and for a
+// site with a callback URL as a signed POST through asynq (the site protocol of webhooks/webchat).
 package webchat
 
 import (
@@ -17,7 +19,8 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/routing"
-	hook "github.com/chatgate/chatgate/webhooks/webchat"
+	webchathook "github.com/chatgate/chatgate/webhooks/webchat"
+	"github.com/chatgate/chatgate/widget"
 )
 
 // TypeCallback is the asynq task that POSTs an agent's reply to a site's callback URL.
@@ -42,15 +45,15 @@ type SenderOptions struct {
 // a webchat:callback task whose 2xx marks it delivered and whose permanent 4xx marks it failed.
 // It also tells the visitor when a conversation closes.
 type Sender struct {
-	events   *EventLog
-	statuses StatusUpdater
+	events   *widget.EventLog
+	statuses widget.StatusUpdater
 	enqueuer Enqueuer
 	sites    map[string]configs.Site
 	opts     SenderOptions
 }
 
 // NewSender builds the WebChat channel sender. enqueuer may be nil in a process that only works tasks.
-func NewSender(events *EventLog, statuses StatusUpdater, enqueuer Enqueuer, cfg *configs.Config, o SenderOptions) *Sender {
+func NewSender(events *widget.EventLog, statuses widget.StatusUpdater, enqueuer Enqueuer, cfg *configs.Config, o SenderOptions) *Sender {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -96,12 +99,12 @@ type callbackTask struct {
 // CallbackBody is what a site's callback URL receives, signed like the webhook (X-Chatgate-Timestamp,
 // X-Chatgate-Signature over "<timestamp>.<raw body>" with the site's secret).
 type CallbackBody struct {
-	Type           string           `json:"type"` // message or conversation.closed
-	Site           string           `json:"site"`
-	Visitor        hook.Visitor     `json:"visitor"`
-	ConversationID string           `json:"conversation_id"`
-	Message        *CallbackMessage `json:"message,omitempty"`
-	ClosedAt       *time.Time       `json:"closed_at,omitempty"`
+	Type           string              `json:"type"` // message or conversation.closed
+	Site           string              `json:"site"`
+	Visitor        webchathook.Visitor `json:"visitor"`
+	ConversationID string              `json:"conversation_id"`
+	Message        *CallbackMessage    `json:"message,omitempty"`
+	ClosedAt       *time.Time          `json:"closed_at,omitempty"`
 }
 
 // CallbackMessage is the agent's reply as the site receives it.
@@ -119,7 +122,7 @@ var errNotWebChat = errors.New("webchat: not a WebChat conversation of a configu
 // its callback. It returns once both are durable.
 func (s *Sender) SendReply(ctx context.Context, conv routing.Conversation, msg routing.Message) error {
 	site, ok := s.sites[conv.EntryPoint]
-	if conv.Channel != hook.Channel || !ok {
+	if conv.Channel != webchathook.Channel || !ok {
 		return errNotWebChat
 	}
 	var media json.RawMessage
@@ -142,7 +145,7 @@ func (s *Sender) SendReply(ctx context.Context, conv routing.Conversation, msg r
 			return fmt.Errorf("webchat: enqueue callback: %w", err)
 		}
 	}
-	ev := Event{Type: EventMessage, At: msg.At, Message: &VisitorMessage{ID: msg.ID, ConversationID: conv.ID, From: "agent",
+	ev := widget.Event{Type: widget.EventMessage, At: msg.At, Message: &widget.VisitorMessage{ID: msg.ID, ConversationID: conv.ID, From: "agent",
 		Kind: msg.Kind, Text: msg.Text, Media: media, At: msg.At}}
 	if _, err := s.events.Publish(ctx, site.ID, conv.Contact.ID, ev); err != nil {
 		return fmt.Errorf("webchat: write to the visitor's stream: %w", err)
@@ -156,7 +159,7 @@ func (s *Sender) SendReply(ctx context.Context, conv routing.Conversation, msg r
 // ConversationClosed tells the visitor of a WebChat conversation that it ended: on the widget's
 // stream, and for a site with a callback URL by a conversation.closed callback.
 func (s *Sender) ConversationClosed(ctx context.Context, conv routing.Conversation) {
-	if conv.Channel != hook.Channel {
+	if conv.Channel != webchathook.Channel {
 		return
 	}
 	site, ok := s.sites[conv.EntryPoint]
@@ -176,8 +179,8 @@ func (s *Sender) ConversationClosed(ctx context.Context, conv routing.Conversati
 			s.opts.Logger.Warn("could not enqueue the close callback", "conversation_id", conv.ID, "err", err)
 		}
 	}
-	_, err := s.events.Publish(ctx, conv.EntryPoint, conv.Contact.ID, Event{Type: EventConversationClosed, At: at,
-		Conversation: &EventConv{ID: conv.ID}})
+	_, err := s.events.Publish(ctx, conv.EntryPoint, conv.Contact.ID, widget.Event{Type: widget.EventConversationClosed, At: at,
+		Conversation: &widget.EventConv{ID: conv.ID}})
 	if err != nil {
 		s.opts.Logger.Warn("could not tell the visitor the conversation closed", "conversation_id", conv.ID, "err", err)
 	}
@@ -205,7 +208,7 @@ func (s *Sender) processCallback(ctx context.Context, t *asynq.Task) error {
 		s.fail(ctx, p.MessageID, 0, "the site has no callback URL any more")
 		return fmt.Errorf("webchat callback: site %q has no callback URL: %w", p.Site, asynq.SkipRetry)
 	}
-	cb := CallbackBody{Type: CallbackMessageType, Site: p.Site, Visitor: hook.Visitor{ID: p.Visitor}, ConversationID: p.ConversationID}
+	cb := CallbackBody{Type: CallbackMessageType, Site: p.Site, Visitor: webchathook.Visitor{ID: p.Visitor}, ConversationID: p.ConversationID}
 	if p.Type == CallbackClosedType {
 		cb.Type, cb.ClosedAt = CallbackClosedType, &p.At
 	} else {
@@ -223,8 +226,8 @@ func (s *Sender) processCallback(ctx context.Context, t *asynq.Task) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "chatgate-webchat-callback")
-	req.Header.Set(hook.HeaderTimestamp, ts)
-	req.Header.Set(hook.HeaderSignature, hook.Sign([]byte(site.Secret), ts, body))
+	req.Header.Set(webchathook.HeaderTimestamp, ts)
+	req.Header.Set(webchathook.HeaderSignature, webchathook.Sign([]byte(site.Secret), ts, body))
 	resp, err := s.opts.HTTPClient.Do(req)
 	if err != nil {
 		return s.retryOrFail(ctx, p.MessageID, 0, "the callback URL did not answer", err)
