@@ -17,6 +17,9 @@ type StatusUpdate struct {
 	At                time.Time
 	ProviderMessageID string
 	Error             *MessageError
+	// Channel is the message's channel when the caller has read the message already: recording a
+	// provider id then needs no extra read (empty: UpdateStatus reads it).
+	Channel string
 }
 
 // RecordOutbound stores a message the agent sends in its conversation, status queued.
@@ -216,8 +219,13 @@ func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpd
 	code, title, message, details, summary := errorArgs(u.Error)
 	index, channel := "0", "none"
 	if u.ProviderMessageID != "" {
-		if h, err := r.client.HGet(ctx, r.keys.msg(messageID), "channel").Result(); err == nil {
-			channel = h
+		channel = u.Channel
+		if channel == "" {
+			if h, err := r.client.HGet(ctx, r.keys.msg(messageID), "channel").Result(); err == nil {
+				channel = h
+			} else {
+				channel = "none"
+			}
 		}
 		index = "1"
 	}
