@@ -49,12 +49,21 @@ YAML
 wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
 wait_http "http://127.0.0.1:$fake_port/_fake/rules"
 
+# CPU seconds a process has used (user + system), and Redis's own.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+redis_cpu() { redis-cli -p "$redis_port" info cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.2f", s}'; }
+report_cpu() { # pid, redis cpu at the start of the round
+  echo "  cpu seconds: server $(cpu_of "$1"), redis $(awk -v a="$(redis_cpu)" -v b="$2" 'BEGIN {printf "%.2f", a - b}'), load average $(cut -d' ' -f1 /proc/loadavg)"
+}
+
 run_chatgate() {
   redis-cli -p "$redis_port" flushall >/dev/null
   "$bin/chatgate" serve --config "$bin/bench.yaml" 2>>"$bin/gateway.log" & local pid=$!; pids+=($pid)
   wait_http "http://127.0.0.1:$gw_port/readyz"
+  local redis0; redis0=$(redis_cpu)
   "$bin/sendload" -url "http://127.0.0.1:$gw_port/v1/conversations" -fake "http://127.0.0.1:$fake_port" \
     -n "$n" -c "$conns" -per-customer "$per" -secret bench-secret-of-enough-length -agents "$agents" -numbers 100200300,100200301 -offset "$1"
+  report_cpu "$pid" "$redis0"
   echo "  messages sent in Redis: $(redis-cli -p "$redis_port" eval "local n=0 for _,k in ipairs(redis.call('KEYS','cg:{bench}:msg:*')) do if redis.call('HGET',k,'status')=='sent' then n=n+1 end end return n" 0)"
   stop_pid "$pid"
 }
@@ -63,8 +72,10 @@ run_bullmq() {
   node bench/bullmq/server.mjs --listen "127.0.0.1:$node_port" --redis "127.0.0.1:$redis_port" \
     --api "http://127.0.0.1:$fake_port" --token bench-token --concurrency 20 >>"$bin/bullmq.log" 2>&1 & local pid=$!; pids+=($pid)
   wait_http "http://127.0.0.1:$node_port/send"
+  local redis0; redis0=$(redis_cpu)
   "$bin/sendload" -url "http://127.0.0.1:$node_port/send" -fake "http://127.0.0.1:$fake_port" \
     -n "$n" -c "$conns" -per-customer "$per" -numbers 100200300,100200301 -offset "$1"
+  report_cpu "$pid" "$redis0"
   echo "  completed jobs: $(redis-cli -p "$redis_port" zcard bull:templates:completed)"
   stop_pid "$pid"
 }

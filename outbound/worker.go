@@ -156,7 +156,7 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 	if err == nil {
 		w.metrics.sends.WithLabelValues("sent").Inc()
-		w.record(ctx, s.MessageID, routing.StatusUpdate{State: routing.MessageSent, ProviderMessageID: res.MessageID})
+		w.record(ctx, s.MessageID, routing.StatusUpdate{State: routing.MessageSent, ProviderMessageID: res.MessageID, Channel: msg.Channel})
 		return nil
 	}
 	if whatsapp.IsPermanent(err) || last {

@@ -15,6 +15,9 @@ type StatusUpdate struct {
 	At                time.Time
 	ProviderMessageID string
 	Error             *MessageError
+	// Channel is the message's channel when the caller has read the message already: recording a
+	// provider id then needs no extra read (empty: UpdateStatus reads it).
+	Channel string
 }
 
 // RecordOutbound stores a message the agent sends in its conversation, status queued.
@@ -78,8 +81,13 @@ func KnownStatus(state string) bool {
 func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpdate) (Message, bool, error) {
 	channel := "none"
 	if u.ProviderMessageID != "" {
-		if h, err := r.client.HGet(ctx, r.keys.msg(messageID), "channel").Result(); err == nil {
-			channel = h
+		channel = u.Channel
+		if channel == "" {
+			if h, err := r.client.HGet(ctx, r.keys.msg(messageID), "channel").Result(); err == nil {
+				channel = h
+			} else {
+				channel = "none"
+			}
 		}
 	}
 	out, err := statusScript.Run(ctx, r.client, statusArgs{keys: r.keys, messageID: messageID, channel: channel,
