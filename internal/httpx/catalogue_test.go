@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 func TestCatalogueCodesAreUnique(t *testing.T) {
@@ -36,28 +38,10 @@ func TestCatalogueCodesAreUnique(t *testing.T) {
 	}
 }
 
-// moduleRoot is the directory holding go.mod, above this package.
-func moduleRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test")
-		}
-		dir = parent
-	}
-}
-
 // TestNoErrorCodeOutsideTheCatalogue reads every production Go file of the module: nothing but
 // catalogue.go may build an Error from a status and a code, nor spell a JSON error code of its own.
 func TestNoErrorCodeOutsideTheCatalogue(t *testing.T) {
-	root := moduleRoot(t)
+	root := testutil.Root(t)
 	jsonCode := regexp.MustCompile(`"code"\s*:\s*"`)
 	errorTypes := map[string]bool{"Error": true, "httpx.Error": true, "errorDetail": true, "httpx.errorDetail": true}
 	files := 0
@@ -158,7 +142,7 @@ func TestNoErrorCodeOutsideTheCatalogue(t *testing.T) {
 // TestDocumentedErrorsAreCatalogued: every "`404 some_code`" the documents promise is an entry of
 // the catalogue with that status.
 func TestDocumentedErrorsAreCatalogued(t *testing.T) {
-	root := moduleRoot(t)
+	root := testutil.Root(t)
 	byCode := map[string]int{}
 	for _, e := range Catalogue() {
 		byCode[e.Code] = e.Status
