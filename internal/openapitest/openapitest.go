@@ -8,11 +8,13 @@ package openapitest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -20,14 +22,25 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
+	"github.com/pb33f/libopenapi/datamodel/high/base"
+	"gopkg.in/yaml.v3"
 
 	"github.com/chatgate/chatgate/internal/openapi"
 )
 
 // Validator checks exchanges against chatgate's document. It is safe for concurrent use.
 type Validator struct {
-	mu sync.Mutex // the library's validator keeps per-call state
-	v  validator.Validator
+	mu      sync.Mutex // the library's validator keeps per-call state
+	v       validator.Validator
+	schemas schema_validation.SchemaValidator
+	streams []stream // operations answering with Server-Sent Events
+}
+
+// stream is an event-stream operation and the schema of its events' data (x-item-schema).
+type stream struct {
+	path  *regexp.Regexp
+	event *base.Schema
 }
 
 var (
@@ -55,7 +68,89 @@ func New(spec []byte) (*Validator, error) {
 	if ok, verrs := v.ValidateDocument(); !ok {
 		return nil, fmt.Errorf("openapitest: the document is not valid OpenAPI 3.1: %s", describe(verrs))
 	}
-	return &Validator{v: v}, nil
+	streams, err := eventStreams(spec, doc)
+	if err != nil {
+		return nil, err
+	}
+	return &Validator{v: v, schemas: schema_validation.NewSchemaValidator(), streams: streams}, nil
+}
+
+// eventStreams finds the operations whose answer is text/event-stream and the schema that their
+// x-item-schema names (OpenAPI 3.1 has no itemSchema: that comes with 3.2).
+func eventStreams(spec []byte, doc libopenapi.Document) ([]stream, error) {
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		return nil, fmt.Errorf("openapitest: build the model: %w", err)
+	}
+	type operation struct {
+		Responses map[string]struct {
+			Content map[string]struct {
+				ItemSchema struct {
+					Ref string `yaml:"$ref"`
+				} `yaml:"x-item-schema"`
+			} `yaml:"content"`
+		} `yaml:"responses"`
+	}
+	var tree struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"` // path-level parameters are a list
+	}
+	if err := yaml.Unmarshal(spec, &tree); err != nil {
+		return nil, err
+	}
+	var out []stream
+	for path, item := range tree.Paths {
+		for key, node := range item {
+			var op operation
+			if key == "parameters" || node.Decode(&op) != nil {
+				continue
+			}
+			for _, resp := range op.Responses {
+				ref := resp.Content["text/event-stream"].ItemSchema.Ref
+				if ref == "" {
+					continue
+				}
+				proxy := model.Model.Components.Schemas.GetOrZero(strings.TrimPrefix(ref, "#/components/schemas/"))
+				if proxy == nil {
+					return nil, fmt.Errorf("openapitest: %s: x-item-schema %q does not resolve", path, ref)
+				}
+				pattern := "^" + regexp.MustCompile(`\\\{[^}]+\\\}`).ReplaceAllString(regexp.QuoteMeta(path), "[^/]+") + "$"
+				out = append(out, stream{path: regexp.MustCompile(pattern), event: proxy.Schema()})
+			}
+		}
+	}
+	return out, nil
+}
+
+// eventSchema is the schema of the events' data of the stream at path, if it is one.
+func (v *Validator) eventSchema(path string) *base.Schema {
+	for _, s := range v.streams {
+		if s.path.MatchString(path) {
+			return s.event
+		}
+	}
+	return nil
+}
+
+// CheckEvent validates one Server-Sent Event of the stream at path: its data against the
+// stream's event schema, and its event name against the data's type.
+func (v *Validator) CheckEvent(path, name, data string) error {
+	schema := v.eventSchema(path)
+	if schema == nil {
+		return nil
+	}
+	v.mu.Lock()
+	ok, errs := v.schemas.ValidateSchemaString(schema, data)
+	v.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("event %q on %s: %s: %s", name, path, truncate([]byte(data)), describe(errs))
+	}
+	var typed struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(data), &typed); err != nil || (name != "" && typed.Type != name) {
+		return fmt.Errorf("event %q on %s has data of type %q: %s", name, path, typed.Type, truncate([]byte(data)))
+	}
+	return nil
 }
 
 // ErrUndocumented reports a request whose path or method the document does not describe.
@@ -197,6 +292,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	checkErr := t.Validator.Check(req, resp, body)
+	if body == nil && resp.StatusCode == http.StatusOK && checkErr == nil {
+		resp.Body = &eventReader{ReadCloser: resp.Body, w: w, v: t.Validator, path: req.URL.Path}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped || errors.Is(checkErr, ErrUndocumented) {
@@ -217,6 +315,56 @@ func (t *Transport) CloseIdleConnections() {
 	}
 	if c, ok := base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
+	}
+}
+
+// eventReader validates the events of a stream as its reader reads them.
+type eventReader struct {
+	io.ReadCloser
+	w       *Watch
+	v       *Validator
+	path    string
+	pending []byte
+}
+
+func (r *eventReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.pending = append(r.pending, p[:n]...)
+	for {
+		i := bytes.Index(r.pending, []byte("\n\n"))
+		if i < 0 {
+			break
+		}
+		r.event(string(r.pending[:i]))
+		r.pending = r.pending[i+2:]
+	}
+	return n, err
+}
+
+// event checks one event block (comments alone are keep-alives).
+func (r *eventReader) event(block string) {
+	var name string
+	var data []string
+	for _, line := range strings.Split(block, "\n") {
+		switch {
+		case strings.HasPrefix(line, "event:"):
+			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		}
+	}
+	if len(data) == 0 {
+		return
+	}
+	err := r.v.CheckEvent(r.path, name, strings.Join(data, "\n"))
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	if r.w.stopped {
+		return
+	}
+	r.w.checked++
+	if err != nil {
+		r.w.failures = append(r.w.failures, err.Error())
 	}
 }
 

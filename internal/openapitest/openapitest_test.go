@@ -90,3 +90,44 @@ func TestTransportReportsWhatTheDocumentDoesNotSay(t *testing.T) {
 		t.Error("a stopped watch still validates")
 	}
 }
+
+// TestTransportChecksEveryEventOfAStream reads an agent's stream through the transport: a valid
+// event and a keep-alive pass; an event without its time, one whose name is not its type, and a
+// conversation.closed without the whole conversation do not.
+func TestTransportChecksEveryEventOfAStream(t *testing.T) {
+	v, err := openapitest.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stream = ": keep-alive\n\n" +
+		"id: 1-0\nevent: card.revoked\ndata: {\"type\":\"card.revoked\",\"at\":\"2026-01-02T03:04:05Z\",\"card\":{\"id\":\"c1\",\"conversation_id\":\"v1\",\"queue\":\"sales\",\"channel\":\"whatsapp\",\"state\":\"waiting\",\"created_at\":\"2026-01-02T03:04:05Z\"}}\n\n" +
+		"id: 2-0\nevent: card.offered\ndata: {\"type\":\"card.offered\"}\n\n" +
+		"id: 3-0\nevent: card.offered\ndata: {\"type\":\"message.status\",\"at\":\"2026-01-02T03:04:05Z\"}\n\n" +
+		"id: 4-0\nevent: conversation.closed\ndata: {\"type\":\"conversation.closed\",\"at\":\"2026-01-02T03:04:05Z\",\"conversation\":{\"id\":\"v1\"}}\n\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, stream)
+	}))
+	defer srv.Close()
+	tr := &openapitest.Transport{Validator: v}
+	rec := &recorder{}
+	u, _ := url.Parse(srv.URL)
+	watch := tr.Watch(u.Host, rec)
+	resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/v1/agents/me/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != stream {
+		t.Errorf("the reader got %q", body)
+	}
+	if got := watch.Checked(); got != 5 { // the response, then four events
+		t.Errorf("checked %d, want 5", got)
+	}
+	watch.Stop()
+	if len(rec.errs) != 3 || !strings.Contains(rec.errs[0], `"card.offered"`) || !strings.Contains(rec.errs[1], `type "message.status"`) ||
+		!strings.Contains(rec.errs[2], `"conversation.closed"`) {
+		t.Fatalf("reported:\n%s", strings.Join(rec.errs, "\n"))
+	}
+}
