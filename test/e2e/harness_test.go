@@ -607,7 +607,7 @@ func (s *streamReader) follow(ctx context.Context, base string) error {
 		req.Header.Set("Last-Event-ID", s.lastID)
 	}
 	s.mu.Unlock()
-	resp, err := (&http.Client{}).Do(req)
+	resp, err := (&http.Client{Transport: s.e.api}).Do(req) // no timeout: a stream lasts; its events are validated
 	if err != nil {
 		return err
 	}
