@@ -1,7 +1,8 @@
 // Package openapitest checks that what chatgate answers matches its OpenAPI document: tests route
 // their HTTP clients through Transport, and every response of a documented operation is validated
-// against the document's schemas (status, content type, body). Requests are not validated: tests
-// send malformed ones on purpose, and the answer to those must match the document too.
+// against the document's schemas (status, content type, body, and each event of an event stream).
+// Requests are not validated: tests send malformed ones on purpose, and the answer to those must
+// match the document too.
 //
 // It is imported by tests only, so the validator's modules never reach the binary.
 package openapitest
@@ -263,8 +264,9 @@ func (w *Watch) Stop() {
 	}
 }
 
-// RoundTrip sends req and, for a watched host, validates the response. Event streams are checked
-// by status and content type only: their bodies end when the test closes them.
+// RoundTrip sends req and, for a watched host, validates the response. An event stream's status and
+// content type are checked here, and its events one by one as the caller reads them (it may never
+// end).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := t.Base
 	if base == nil {
