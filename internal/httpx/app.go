@@ -215,7 +215,9 @@ func observe(logger *slog.Logger, m *httpMetrics) fiber.Handler {
 		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
 			route = "unmatched"
 		}
-		method := c.Method()
+		// A copy: fiber's Method points into fasthttp's buffer, which the next request overwrites,
+		// and a new metric series keeps its label values.
+		method := strings.Clone(c.Method())
 		elapsed := time.Since(start)
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
