@@ -70,6 +70,9 @@ func startTestGatewayOn(t *testing.T, cfg configs.Config, ln net.Listener, befor
 			t.Fatal(err)
 		}
 	}
+	// Every answer the test gets from this gateway through http.DefaultClient must match the
+	// OpenAPI document (reported when the test ends).
+	t.Cleanup(apiCheck.Watch(ln.Addr().String(), t).Stop)
 	ctx, cancel := context.WithCancel(context.Background())
 	tg := &testGateway{g: g, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { tg.done <- g.run(ctx, ln) }()

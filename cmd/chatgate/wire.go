@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/chatgate/chatgate/internal/openapi"
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
@@ -82,7 +83,8 @@ func (g *gateway) wire() error {
 
 	// The embedded pages: the agent console, the operations view and their endpoints.
 	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
-	return nil
+	// The description of all the above, for integrators' client generators.
+	return openapi.Register(g.app)
 }
 
 // wireResetWatcher makes every process notice that Redis came back empty, restored or failed over

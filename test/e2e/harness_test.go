@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/openapitest"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/testutil"
@@ -98,7 +99,8 @@ type env struct {
 	fake     *process
 	replicas []*process
 	worker   *process
-	http     *http.Client
+	http     *http.Client           // its answers from the replicas are validated by api
+	api      *openapitest.Transport // against the OpenAPI document
 	mu       sync.Mutex
 	procs    []*process
 }
@@ -120,7 +122,12 @@ func newEnv(t *testing.T, o options) *env {
 		}
 		o.cluster = true
 	}
-	e := &env{t: t, opts: o, dir: t.TempDir(), http: &http.Client{Timeout: 10 * time.Second}}
+	validator, err := openapitest.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, opts: o, dir: t.TempDir(), api: &openapitest.Transport{Validator: validator}}
+	e.http = &http.Client{Timeout: 10 * time.Second, Transport: e.api}
 	var redisYAML string
 	if o.cluster {
 		e.cluster = redistest.StartCluster(t)
@@ -252,6 +259,7 @@ func (e *env) startReplica(name, addr string) *process {
 	}
 	p := e.start(name, args...)
 	p.addr = addr
+	e.t.Cleanup(e.api.Watch(addr, e.t).Stop)
 	e.waitHTTP("http://"+addr+"/readyz", 200)
 	return p
 }
@@ -597,7 +605,7 @@ func (s *streamReader) follow(ctx context.Context, base string) error {
 		req.Header.Set("Last-Event-ID", s.lastID)
 	}
 	s.mu.Unlock()
-	resp, err := (&http.Client{}).Do(req)
+	resp, err := (&http.Client{Transport: s.e.api}).Do(req) // no timeout: a stream lasts; its events are validated
 	if err != nil {
 		return err
 	}
