@@ -851,11 +851,15 @@
     while (generation === streamGeneration) {
       const headers = { Authorization: "Bearer " + chatgate.token(), Accept: "text/event-stream" };
       if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      const fresh = !lastEventId;
       try {
         const res = await fetch("/v1/agents/me/events", { headers, cache: "no-store" });
         if (res.status === 401) { sessionExpired(); return; }
         if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
         setStreamState("live");
+        // A stream without an id to resume from starts at the server's now: what changed between
+        // the first read of cards and presence and this moment is read again, the rest arrives live.
+        if (fresh) { loadCards().catch(() => {}); loadPresence().catch(() => {}); }
         delay = 1000;
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = "";
