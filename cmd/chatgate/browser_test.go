@@ -402,6 +402,9 @@ func TestConsoleResumesItsStreamInTheBrowser(t *testing.T) {
 	// Through the proxy the development sign-in is refused (it answers only direct loopback clients):
 	// the agent pastes a token.
 	b.signInWithToken(base, "/console/", cliToken(t, "ana", "agent"))
+	// The stream must be registered before the login: a new stream starts at the server's now, so a
+	// presence.changed published earlier would never carry an id to this page.
+	b.until("the stream is live", `document.querySelector('#stream-state').textContent === '● live'`)
 	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
 	b.until("Online 1/2 and live", indicatorIs("Online 1/2", green)+` && document.querySelector('#stream-state').textContent === '● live'`)
 	// The login's presence.changed event gives the page an event id to resume from.

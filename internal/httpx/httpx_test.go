@@ -268,6 +268,12 @@ func TestRouteBodyLimit(t *testing.T) {
 		{"/small", 3 << 20, 413},
 	} {
 		resp, err := http.Post(base+tc.path, "application/json", strings.NewReader(strings.Repeat("x", tc.size)))
+		if err != nil && tc.status == 413 && (strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")) {
+			// Refused, the answer lost with the connection the server closed while the client was still
+			// writing the body past what it reads: a reset when the client reads, a broken pipe when it
+			// is still writing. Only an over-limit body may end so.
+			continue
+		}
 		if err != nil {
 			t.Errorf("POST %s with %d bytes: %v", tc.path, tc.size, err)
 			continue

@@ -122,16 +122,18 @@ func TestRedisOutageAnswers503AndResumes(t *testing.T) {
 	if !resumed {
 		t.Fatal("webhooks did not resume within 15 s of Redis returning")
 	}
-	load := newWebhookLoad(e, func() []string { return base[:] })
-	load.run(pending, 0)
-	if r, err := e.setPresence(base[1], agentID(2), "whatsapp", "online"); err != nil || r.status != 200 {
-		t.Errorf("toggle after the outage: %d %v", r.status, err)
-	}
+	// Each replica notices Redis again at its own next health ping: the first one answering says
+	// nothing of the other, so the toggle below waits until every replica is ready.
 	for _, p := range e.replicas {
 		e.waitHTTP(p.url()+"/readyz", 200)
 		if !p.alive() {
 			t.Errorf("%s exited during the outage", p.name)
 		}
+	}
+	load := newWebhookLoad(e, func() []string { return base[:] })
+	load.run(pending, 0)
+	if r, err := e.setPresence(base[1], agentID(2), "whatsapp", "online"); err != nil || r.status != 200 {
+		t.Errorf("toggle after the outage: %d %v", r.status, err)
 	}
 	acked := load.ackedSet()
 	routed, duplicated, lost := e.checkRouted(acked, 5*time.Second)

@@ -74,15 +74,28 @@
   // ---- confirmation ----
 
   // confirmAction asks before an action that drops customers; it resolves true only on the OK button.
+  // A dialog's close event is a queued task: a click may ask again before the previous answer's
+  // event arrives. So the pending question is settled when the dialog closes, or when the next one
+  // is asked, with its own answer; a close event arriving while the next one is open is stale.
+  let confirmPending = null;
+  function settleConfirm() {
+    if (!confirmPending) return;
+    const resolve = confirmPending;
+    confirmPending = null;
+    resolve($("confirm-dialog").returnValue === "ok");
+  }
+  $("confirm-dialog").addEventListener("close", () => { if (!$("confirm-dialog").open) settleConfirm(); });
+
   function confirmAction(title, text, ok, cancel) {
     const d = $("confirm-dialog");
+    settleConfirm();
     $("confirm-title").textContent = title;
     $("confirm-text").textContent = text;
     d.querySelector("[data-confirm-ok]").textContent = ok;
     d.querySelector("[data-confirm-cancel]").textContent = cancel;
     d.returnValue = "";
     return new Promise((resolve) => {
-      d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+      confirmPending = resolve;
       d.showModal();
     });
   }
@@ -851,11 +864,15 @@
     while (generation === streamGeneration) {
       const headers = { Authorization: "Bearer " + chatgate.token(), Accept: "text/event-stream" };
       if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      const fresh = !lastEventId;
       try {
         const res = await fetch("/v1/agents/me/events", { headers, cache: "no-store" });
         if (res.status === 401) { sessionExpired(); return; }
         if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
         setStreamState("live");
+        // A stream without an id to resume from starts at the server's now: what changed between
+        // the first read of cards and presence and this moment is read again, the rest arrives live.
+        if (fresh) { loadCards().catch(() => {}); loadPresence().catch(() => {}); }
         delay = 1000;
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = "";
