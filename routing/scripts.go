@@ -442,29 +442,27 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
     end
     if pick then
       local e, a = pick, pick[1]
-      do
-        local cardKey = P .. 'card:' .. card
-        local expires = now + tonumber(timeoutMs)
-        redis.call('HSET', cardKey, 'state', 'offered', 'agent', a, 'offered_at', nowMs, 'expires_at', string.format('%d', expires))
-        redis.call('ZREM', waitingKey, card)
-        redis.call('ZADD', offersKey, string.format('%d', expires), card)
-        local load = redis.call('HINCRBY', P .. 'load:' .. a, ch, 1)
-        redis.call('SADD', P .. 'agentcards:' .. a, card)
-        local conv = redis.call('HGET', cardKey, 'conversation_id')
-        redis.call('HSET', P .. 'conv:' .. conv, 'agent', a)
-        if load >= e[3] then
-          redis.call('ZREM', availKey, a)
-        elseif strategy == 'least_busy' then
-          redis.call('ZADD', availKey, string.format('%d', load * 10000000000000 + now), a) -- leastBusyLoadUnit
-        else
-          redis.call('ZADD', availKey, nowMs, a)
-        end
-        if audit == '1' then
-          redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
-        end
-        return {'offered', card, a, tostring(redis.call('ZCARD', waitingKey)), conv,
-          redis.call('HGETALL', cardKey), redis.call('HGETALL', P .. 'conv:' .. conv)}
+      local cardKey = P .. 'card:' .. card
+      local expires = now + tonumber(timeoutMs)
+      redis.call('HSET', cardKey, 'state', 'offered', 'agent', a, 'offered_at', nowMs, 'expires_at', string.format('%d', expires))
+      redis.call('ZREM', waitingKey, card)
+      redis.call('ZADD', offersKey, string.format('%d', expires), card)
+      local load = redis.call('HINCRBY', P .. 'load:' .. a, ch, 1)
+      redis.call('SADD', P .. 'agentcards:' .. a, card)
+      local conv = redis.call('HGET', cardKey, 'conversation_id')
+      redis.call('HSET', P .. 'conv:' .. conv, 'agent', a)
+      if load >= e[3] then
+        redis.call('ZREM', availKey, a)
+      elseif strategy == 'least_busy' then
+        redis.call('ZADD', availKey, string.format('%d', load * 10000000000000 + now), a) -- leastBusyLoadUnit
+      else
+        redis.call('ZADD', availKey, nowMs, a)
       end
+      if audit == '1' then
+        redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
+      end
+      return {'offered', card, a, tostring(redis.call('ZCARD', waitingKey)), conv,
+        redis.call('HGETALL', cardKey), redis.call('HGETALL', P .. 'conv:' .. conv)}
     end
   end
   local more = '0'
