@@ -134,10 +134,16 @@ type Queue struct {
 	OfferTimeout time.Duration `yaml:"offer_timeout" validate:"gte=0"`
 	// NoAnswerLimit offers in a row left to time out pause the agent with reason no_answer (0: never).
 	NoAnswerLimit int `yaml:"no_answer_limit" validate:"gte=0"`
-	// MaxWait, when set, ends a wait with MaxWaitAction: keep (only reported) or close (with MaxWaitMessage).
+	// ReofferAfter is how long after an agent refused a card (declined or let the offer time out) the
+	// card may go to that agent again, when no eligible agent that never refused it is left. Unset: 1m;
+	// it cannot be turned off, so no customer waits for ever beside an agent with room.
+	ReofferAfter time.Duration `yaml:"reoffer_after" validate:"gte=0"`
+	// MaxWait, when set, ends a wait with MaxWaitAction: keep (only reported), close (with
+	// MaxWaitMessage) or overflow (the card goes first in line in OverflowQueue).
 	MaxWait        time.Duration `yaml:"max_wait" validate:"gte=0"`
-	MaxWaitAction  string        `yaml:"max_wait_action" validate:"omitempty,oneof=keep close"`
+	MaxWaitAction  string        `yaml:"max_wait_action" validate:"omitempty,oneof=keep close overflow"`
 	MaxWaitMessage string        `yaml:"max_wait_message" validate:"max=4096"`
+	OverflowQueue  string        `yaml:"overflow_queue" validate:"omitempty,max=64,safeid"`
 	// NoAgentsMessage is sent to a customer who writes while nobody is logged in on the channel.
 	NoAgentsMessage string `yaml:"no_agents_message" validate:"max=4096"`
 }

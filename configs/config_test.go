@@ -153,6 +153,52 @@ func TestAgentChannelMustBeServedByItsQueues(t *testing.T) {
 	}
 }
 
+func TestReofferAfterDefaultsToOneMinute(t *testing.T) {
+	raw := strings.Replace(string(Example), "    reoffer_after: 1m ", "    # reoffer_after: 1m ", 1)
+	cfg, err := Parse([]byte(raw), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := cfg.Queue("sales"); q.ReofferAfter != time.Minute {
+		t.Errorf("reoffer_after unset: %v, want 1m", q.ReofferAfter)
+	}
+	if q, _ := cfg.Queue("support"); q.ReofferAfter != DefaultReofferAfter {
+		t.Errorf("support: reoffer_after %v, want the default", q.ReofferAfter)
+	}
+	raw = strings.Replace(string(Example), "reoffer_after: 1m", "reoffer_after: -5s", 1)
+	if _, err := Parse([]byte(raw), noEnv); err == nil || !strings.Contains(err.Error(), "queues[0].reoffer_after") {
+		t.Fatalf("negative reoffer_after: %v, want a problem at queues[0].reoffer_after", err)
+	}
+}
+
+func TestOverflowQueueMustServeTheChannels(t *testing.T) {
+	for _, tc := range []struct{ action, overflow, want string }{
+		{"overflow", "support", `queues[0].overflow_queue: queue "support" is not attached to channel whatsapp`},
+		{"overflow", "sales", "queues[0].overflow_queue: must name another queue"},
+		{"overflow", "nowhere", `queues[0].overflow_queue: queue "nowhere" is not configured`},
+		{"overflow", "", "queues[0].overflow_queue: is required when max_wait_action is overflow"},
+		{"keep", "support", "queues[0].overflow_queue: is only used with max_wait_action overflow"},
+	} {
+		raw := strings.Replace(string(Example), "    max_wait_action: keep ", "    max_wait_action: "+tc.action+" ", 1)
+		if tc.overflow != "" {
+			raw = strings.Replace(raw, "    # overflow_queue: support", "    overflow_queue: "+tc.overflow, 1)
+		}
+		_, err := Parse([]byte(raw), noEnv)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s to %q: %v; want %q", tc.action, tc.overflow, err, tc.want)
+		}
+	}
+	// support → sales is fine: sales serves webchat.
+	raw := strings.Replace(string(Example), "    strategy: least_busy\n", "    strategy: least_busy\n    max_wait: 10m\n    max_wait_action: overflow\n    overflow_queue: sales\n", 1)
+	cfg, err := Parse([]byte(raw), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := cfg.Queue("support"); q.OverflowQueue != "sales" || q.MaxWaitAction != "overflow" {
+		t.Errorf("support: %+v", q)
+	}
+}
+
 func TestProxySettingsGoTogether(t *testing.T) {
 	withHTTP := func(lines string) error {
 		raw := strings.Replace(string(Example), "  idle_timeout: 60s\n", "  idle_timeout: 60s\n"+lines, 1)

@@ -13,6 +13,9 @@ type Problem struct {
 	Message string
 }
 
+// DefaultReofferAfter is how long a refused card waits before it may go to the same agent again.
+const DefaultReofferAfter = time.Minute
+
 func (p Problem) String() string {
 	if p.Path == "" {
 		return p.Message
@@ -182,6 +185,7 @@ func (c *Config) applyDefaults() {
 			q.Strategy = "longest_idle"
 		}
 		def(&q.OfferTimeout, 30*time.Second)
+		def(&q.ReofferAfter, DefaultReofferAfter)
 		if q.MaxWaitAction == "" {
 			q.MaxWaitAction = "keep"
 		}

@@ -206,9 +206,10 @@ func (c *Config) references() Problems {
 		}
 	}
 	for i, q := range c.Queues {
-		if q.MaxWaitAction == "close" && q.MaxWait == 0 {
-			ps = append(ps, Problem{fmt.Sprintf("queues[%d].max_wait", i), "is required when max_wait_action is close"})
+		if (q.MaxWaitAction == "close" || q.MaxWaitAction == "overflow") && q.MaxWait == 0 {
+			ps = append(ps, Problem{fmt.Sprintf("queues[%d].max_wait", i), "is required when max_wait_action is " + q.MaxWaitAction})
 		}
+		ps = append(ps, overflowProblems(i, q, queues)...)
 	}
 	if c.ShutdownDelay > c.ShutdownGrace/2 {
 		ps = append(ps, Problem{"shutdown_delay", fmt.Sprintf("is %v; must be at most half of shutdown_grace (%v), leaving time to drain", c.ShutdownDelay, c.ShutdownGrace)})
@@ -273,4 +274,34 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// overflowProblems: max_wait_action overflow needs an overflow_queue, another configured queue that
+// serves every channel of this one (a card keeps its channel); an overflow_queue without that action
+// would be silently unused.
+func overflowProblems(i int, q Queue, queues map[string]Queue) Problems {
+	path := fmt.Sprintf("queues[%d].overflow_queue", i)
+	if q.MaxWaitAction != "overflow" {
+		if q.OverflowQueue != "" {
+			return Problems{{path, "is only used with max_wait_action overflow"}}
+		}
+		return nil
+	}
+	if q.OverflowQueue == "" {
+		return Problems{{path, "is required when max_wait_action is overflow"}}
+	}
+	if q.OverflowQueue == q.ID {
+		return Problems{{path, "must name another queue"}}
+	}
+	target, ok := queues[q.OverflowQueue]
+	if !ok {
+		return Problems{{path, fmt.Sprintf("queue %q is not configured", q.OverflowQueue)}}
+	}
+	var ps Problems
+	for _, ch := range q.Channels {
+		if !contains(target.Channels, ch) {
+			ps = append(ps, Problem{path, fmt.Sprintf("queue %q is not attached to channel %s", q.OverflowQueue, ch)})
+		}
+	}
+	return ps
 }

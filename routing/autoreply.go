@@ -77,7 +77,7 @@ const maxWaitScan = 200
 
 // SweepMaxWait ends the waits that passed their queue's max_wait: with action keep the card stays
 // in line and is counted once; with close the customer gets the queue's max_wait_message and the
-// conversation closes. The wait counts from the card's creation. Several replicas may sweep.
+// conversation closes; with overflow the card goes first in line in the queue's overflow_queue. The wait counts from the card's creation. Several replicas may sweep.
 func (r *Router) SweepMaxWait(ctx context.Context) (int, error) {
 	now := r.clock.Now()
 	handled := 0
@@ -99,7 +99,7 @@ func (r *Router) SweepMaxWait(ctx context.Context) (int, error) {
 			}
 			for _, card := range cards {
 				out, err := maxWaitScript.Run(ctx, r.client, maxWaitArgs{keys: r.keys, card: card, queue: id, channel: ch,
-					now: now.UnixMilli(), maxWait: q.MaxWait.Milliseconds(), action: action})
+					now: now.UnixMilli(), maxWait: q.MaxWait.Milliseconds(), action: action, overflowQueue: q.OverflowQueue})
 				if err != nil {
 					return handled, err
 				}
@@ -108,6 +108,13 @@ func (r *Router) SweepMaxWait(ctx context.Context) (int, error) {
 					handled++
 					r.metrics.maxWait.WithLabelValues(id, "keep").Inc()
 					r.logger.Info("card waited past the queue's maximum", "queue", id, "channel", ch, "card_id", card)
+				case "overflowed":
+					handled++
+					r.metrics.maxWait.WithLabelValues(id, "overflow").Inc()
+					r.logger.Info("card moved to the overflow queue", "queue", id, "overflow_queue", q.OverflowQueue, "channel", ch, "card_id", card)
+					if err := r.Dispatch(ctx, q.OverflowQueue, ch); err != nil {
+						return handled, err
+					}
 				case "closed":
 					handled++
 					r.metrics.maxWait.WithLabelValues(id, "close").Inc()

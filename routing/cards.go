@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +32,8 @@ func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error)
 	return card, err
 }
 
-// Decline: the agent refuses the offer; the card goes to another eligible agent, never this one again.
+// Decline: the agent refuses the offer; the card goes to another eligible agent, and to this one
+// again only after the queue's reoffer_after, when no agent that never refused it is left.
 func (r *Router) Decline(ctx context.Context, cardID, agent string) (Card, error) {
 	rels, err := r.release(ctx, cardID, agent, releaseDecline)
 	for _, rel := range rels {
@@ -66,7 +68,13 @@ type released struct{ queue, channel string }
 // where it has room again); the caller dispatches them, so that a sweep of many timeouts
 // dispatches each queue once, not once per card (each dispatch may scan the waiting queue).
 func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]released, error) {
-	out, err := releaseScript.Run(ctx, r.client, releaseArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli(), mode: mode})
+	// The card's queue sets the re-offer delay; an offered card does not change queue meanwhile.
+	queue, err := r.client.HGet(ctx, r.keys.card(cardID), "queue").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out, err := releaseScript.Run(ctx, r.client, releaseArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli(), mode: mode,
+		reofferAfter: r.queues[queue].ReofferAfter.Milliseconds()})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +84,8 @@ func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]rel
 	if err := out.err(); err != nil {
 		return nil, err
 	}
-	holder, queue, channel, noAnswer := out.holder, out.queue, out.channel, out.noAnswer
+	holder, channel, noAnswer := out.holder, out.channel, out.noAnswer
+	queue = out.queue
 	if mode == releaseTimeout {
 		r.metrics.timeouts.Inc()
 		card, _ := r.Card(ctx, cardID)
@@ -128,7 +137,52 @@ func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (C
 	return card, r.Dispatch(ctx, queue, channel)
 }
 
-// SweepTimeouts revokes every offer past its expiry and moves the card on; several replicas may sweep.
+// reofferScan bounds the refusals that come due handled in one sweep.
+const reofferScan = 1000
+
+// sweepReoffers dispatches the queues of the waiting cards whose refusals came due (reoffer_after
+// passed since an agent declined or let the offer time out), so a card every eligible agent refused
+// is offered again within one sweep of the delay. A refusal due while its agent cannot take the card
+// needs no entry any more: the agent becoming eligible dispatches by itself. Entries are dropped
+// after the dispatch, so a crash between the two repeats it, never skips it.
+func (r *Router) sweepReoffers(ctx context.Context) error {
+	due, err := r.client.ZRangeByScore(ctx, r.keys.reoffers(), &redis.ZRangeBy{Min: "-inf",
+		Max: strconv.FormatInt(r.clock.Now().UnixMilli(), 10), Count: reofferScan}).Result()
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(due))
+	for i, m := range due {
+		card, _, _ := strings.Cut(m, "|")
+		cmds[i] = pipe.HMGet(ctx, r.keys.card(card), "state", "queue", "channel")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	touched := map[released]bool{}
+	for _, c := range cmds {
+		v := c.Val()
+		if st, _ := v[0].(string); st == CardWaiting {
+			q, _ := v[1].(string)
+			ch, _ := v[2].(string)
+			touched[released{queue: q, channel: ch}] = true
+		}
+	}
+	for rel := range touched {
+		if err := r.Dispatch(ctx, rel.queue, rel.channel); err != nil {
+			return err
+		}
+	}
+	members := make([]any, len(due))
+	for i, m := range due {
+		members[i] = m
+	}
+	return r.client.ZRem(ctx, r.keys.reoffers(), members...).Err()
+}
+
+// SweepTimeouts revokes every offer past its expiry and moves the card on, then offers again the
+// cards whose refusals came due (sweepReoffers); several replicas may sweep.
 func (r *Router) SweepTimeouts(ctx context.Context) (int, error) {
 	due, err := r.client.ZRangeByScore(ctx, r.keys.offers(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(r.clock.Now().UnixMilli(), 10)}).Result()
 	if err != nil {
@@ -149,7 +203,7 @@ func (r *Router) SweepTimeouts(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	return len(due), nil
+	return len(due), r.sweepReoffers(ctx)
 }
 
 // PresenceChanged keeps the candidate sets in step with presence: a login or resume makes the agent

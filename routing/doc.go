@@ -23,10 +23,11 @@
 // point (deliverScript), and the first routing decision is made in the same step. A decision
 // (offerLua) gives the first waiting card that some eligible candidate has not refused to the best
 // such candidate by the queue's strategy. The agent accepts it (acceptScript), declines it or lets
-// the offer time out (releaseScript: back in its old place, never offered to that agent again), or
-// logs out of the channel (requeueScript: its cards go first in line). A card is closed by its
-// holder, a supervisor, the queue's max_wait, or a contact merge (closeScript, maxWaitScript,
-// contactLua). An agent may also open a conversation itself (startScript): its card is born accepted.
+// the offer time out (releaseScript: back in its old place; that agent gets it again only once the
+// queue's reoffer_after has passed and every eligible agent refused it, the longest-ago refuser
+// first), or logs out of the channel (requeueScript: its cards go first in line). A card is closed by
+// its holder, a supervisor, the queue's max_wait, or a contact merge (closeScript, maxWaitScript,
+// contactLua); max_wait may instead move it first in line in the queue's overflow_queue. An agent may also open a conversation itself (startScript): its card is born accepted.
 // Later messages of an open conversation join it and go to its agent, even while paused.
 //
 // # Invariants
@@ -50,6 +51,10 @@
 //   - Waiting cards move the moment capacity appears (login, resume, decline, close, timeout); the
 //     sweeper also reconciles the candidate sets with presence every 30 s, so a lost trigger delays
 //     an offer, never loses it.
+//   - No customer is stranded: a waiting card and an agent eligible for it never coexist for longer
+//     than reoffer_after plus one sweep. Each refusal's re-offer time is in the reoffers ZSET; the
+//     timeout sweep dispatches the queues of the waiting cards whose refusals came due, and a refuser
+//     that is not eligible then gets the card through the dispatch its becoming eligible triggers.
 //
 // # Keys
 //

@@ -18,7 +18,8 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
 //	cg:{t}:msg:<id>                               HASH    message fields
 //	cg:{t}:card:<id>                              HASH    card fields
-//	cg:{t}:tried:<card>                           SET     agents that declined or let the offer time out
+//	cg:{t}:refused:<card>                         ZSET    agent → ms it declined or let the offer time out (last time)
+//	cg:{t}:reoffers                               ZSET    "card|agent" → ms a refusal allows a re-offer (swept)
 //	cg:{t}:waiting:<queue>:<channel>              ZSET    card → position (enqueue ms; requeued cards go first)
 //	cg:{t}:avail:<queue>:<channel>                ZSET    agent → strategy score (lowest is picked first)
 //	cg:{t}:offers                                 ZSET    card → offer expiry ms (swept for timeouts)
@@ -52,7 +53,8 @@ func (k keys) conv(id string) string           { return k.ks.Key("conv", id) }
 func (k keys) convMsgs(id string) string       { return k.ks.Key("convmsgs", id) }
 func (k keys) msg(id string) string            { return k.ks.Key("msg", id) }
 func (k keys) card(id string) string           { return k.ks.Key("card", id) }
-func (k keys) tried(card string) string        { return k.ks.Key("tried", card) }
+func (k keys) refused(card string) string      { return k.ks.Key("refused", card) }
+func (k keys) reoffers() string                { return k.ks.Key("reoffers") }
 func (k keys) waiting(queue, ch string) string { return k.ks.Key("waiting", queue, ch) }
 func (k keys) avail(queue, ch string) string   { return k.ks.Key("avail", queue, ch) }
 func (k keys) offers() string                  { return k.ks.Key("offers") }

@@ -361,7 +361,7 @@ func (r *Router) dispatch(ctx context.Context, queue, channel string, first deci
 			var err error
 			d, err = r.offers.run(ctx, offerArgs{keys: r.keys, queue: queue, channel: channel, now: now.UnixMilli(),
 				offerTimeout: q.OfferTimeout.Milliseconds(), strategy: q.Strategy, audit: r.audit, cardsToScan: cardsToScan,
-				agentsToScan: maxAgents, from: from})
+				agentsToScan: maxAgents, from: from, reofferAfter: q.ReofferAfter.Milliseconds()})
 			if err != nil {
 				return fmt.Errorf("offer: %w", err)
 			}

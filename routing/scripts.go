@@ -272,7 +272,7 @@ redis.call('SET', KEYS[1], ARGV[6], 'EX', ARGV[16])
 local decision = {}
 if candidates > 0 then
   local q = P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2]
-  decision = offer(P, ARGV[2], ARGV[9], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], '0',
+  decision = offer(P, ARGV[2], ARGV[9], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], '0', '0',
     q, P .. 'avail:' .. ARGV[5] .. ':' .. ARGV[2], P .. 'offers')
 end
 return {'ok', ARGV[6], conv, card, newCard, agent, cardState, tostring(candidates), decision, contact}
@@ -355,7 +355,10 @@ func parseDeliverReply(v any) (deliverReply, error) {
 }
 
 // offerLua is one routing decision for a (queue, channel): the first waiting card that some eligible
-// agent has not already refused goes to the best such agent by the queue's strategy. Eligibility is
+// agent may take goes to the best such agent by the queue's strategy. An agent may take a card it
+// never refused; one it refused (declined or let time out: the card's refused ZSET) only once the
+// queue's reoffer_after has passed since, and only when no eligible agent is left that never refused
+// it — then the one that refused it longest ago gets it, so no customer is stranded. Eligibility is
 // checked here, atomically with the offer: the agent's presence on the channel is online (read from
 // presence's HASH) and its load on the channel is below its capacity. Candidates that fail are
 // dropped from the candidate set (they are re-added when they become eligible). offerScript runs it
@@ -369,13 +372,15 @@ func parseDeliverReply(v any) (deliverReply, error) {
 // eligible agent further down.
 //
 // Arguments: prefix, channel, now ms, offer timeout ms, strategy, audit 1|0, cards to scan, agents to
-// scan (0: no bound), index of the first waiting card to scan, and the waiting, avail and offers ZSETs.
+// scan (0: no bound), index of the first waiting card to scan, re-offer delay ms (0: never), and the
+// waiting, avail and offers ZSETs.
 // Returns {"empty"} (no waiting card from that index), {"none", more cards 1|0, candidates cut 1|0}
 // (no eligible agent for the cards scanned) or {"offered", card, agent, cards still waiting,
 // conversation id, card HGETALL, conversation HGETALL}.
 const offerLua = `
-local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agentsToScan, firstIndex, waitingKey, availKey, offersKey)
+local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agentsToScan, firstIndex, reofferMs, waitingKey, availKey, offersKey)
   local now = tonumber(nowMs)
+  local reoffer = tonumber(reofferMs)
   local first = tonumber(firstIndex)
   local cards = redis.call('ZRANGE', waitingKey, first, first + tonumber(cardsToScan) - 1)
   if #cards == 0 then return {'empty'} end
@@ -418,36 +423,46 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
     return eligible[i]
   end
   for _, card in ipairs(cards) do
-    local tried = P .. 'tried:' .. card
+    local refused = P .. 'refused:' .. card
+    -- pick: the first candidate that never refused the card; failing that, among those whose
+    -- refusal is reoffer_after old, the one that refused it longest ago.
+    local pick, oldest = nil, nil
     local i = 1
     while true do
       local e = candidate(i)
       if not e then break end
-      local a = e[1]
-      if redis.call('SISMEMBER', tried, a) == 0 then
-        local cardKey = P .. 'card:' .. card
-        local expires = now + tonumber(timeoutMs)
-        redis.call('HSET', cardKey, 'state', 'offered', 'agent', a, 'offered_at', nowMs, 'expires_at', string.format('%d', expires))
-        redis.call('ZREM', waitingKey, card)
-        redis.call('ZADD', offersKey, string.format('%d', expires), card)
-        local load = redis.call('HINCRBY', P .. 'load:' .. a, ch, 1)
-        redis.call('SADD', P .. 'agentcards:' .. a, card)
-        local conv = redis.call('HGET', cardKey, 'conversation_id')
-        redis.call('HSET', P .. 'conv:' .. conv, 'agent', a)
-        if load >= e[3] then
-          redis.call('ZREM', availKey, a)
-        elseif strategy == 'least_busy' then
-          redis.call('ZADD', availKey, string.format('%d', load * 10000000000000 + now), a) -- leastBusyLoadUnit
-        else
-          redis.call('ZADD', availKey, nowMs, a)
-        end
-        if audit == '1' then
-          redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
-        end
-        return {'offered', card, a, tostring(redis.call('ZCARD', waitingKey)), conv,
-          redis.call('HGETALL', cardKey), redis.call('HGETALL', P .. 'conv:' .. conv)}
+      local at = redis.call('ZSCORE', refused, e[1])
+      if not at then
+        pick = e
+        break
       end
+      at = tonumber(at)
+      if reoffer > 0 and at + reoffer <= now and (not oldest or at < oldest) then pick, oldest = e, at end
       i = i + 1
+    end
+    if pick then
+      local e, a = pick, pick[1]
+      local cardKey = P .. 'card:' .. card
+      local expires = now + tonumber(timeoutMs)
+      redis.call('HSET', cardKey, 'state', 'offered', 'agent', a, 'offered_at', nowMs, 'expires_at', string.format('%d', expires))
+      redis.call('ZREM', waitingKey, card)
+      redis.call('ZADD', offersKey, string.format('%d', expires), card)
+      local load = redis.call('HINCRBY', P .. 'load:' .. a, ch, 1)
+      redis.call('SADD', P .. 'agentcards:' .. a, card)
+      local conv = redis.call('HGET', cardKey, 'conversation_id')
+      redis.call('HSET', P .. 'conv:' .. conv, 'agent', a)
+      if load >= e[3] then
+        redis.call('ZREM', availKey, a)
+      elseif strategy == 'least_busy' then
+        redis.call('ZADD', availKey, string.format('%d', load * 10000000000000 + now), a) -- leastBusyLoadUnit
+      else
+        redis.call('ZADD', availKey, nowMs, a)
+      end
+      if audit == '1' then
+        redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
+      end
+      return {'offered', card, a, tostring(redis.call('ZCARD', waitingKey)), conv,
+        redis.call('HGETALL', cardKey), redis.call('HGETALL', P .. 'conv:' .. conv)}
     end
   end
   local more = '0'
@@ -462,9 +477,9 @@ end
 //
 // KEYS[1] waiting ZSET, KEYS[2] avail ZSET, KEYS[3] offers ZSET
 // ARGV: 1 prefix, 2 channel, 3 now ms, 4 offer timeout ms, 5 strategy, 6 audit 1|0, 7 cards to scan,
-// 8 agents to scan (0: no bound), 9 index of the first waiting card to scan
+// 8 agents to scan (0: no bound), 9 index of the first waiting card to scan, 10 re-offer delay ms (0: never)
 var offerScript = luascript.New[offerArgs, decision]("offer", offerLua+`
-return offer(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], KEYS[1], KEYS[2], KEYS[3])
+return offer(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], KEYS[1], KEYS[2], KEYS[3])
 `, parseOfferReply)
 
 // offerArgs is one routing decision for a (queue, channel).
@@ -474,13 +489,15 @@ type offerArgs struct {
 	now, offerTimeout         int64 // ms
 	strategy                  string
 	audit                     bool
-	cardsToScan, agentsToScan int // agentsToScan 0: no bound
-	from                      int // index of the first waiting card to scan
+	cardsToScan, agentsToScan int   // agentsToScan 0: no bound
+	from                      int   // index of the first waiting card to scan
+	reofferAfter              int64 // ms; 0: a refused card is never offered to that agent again
 }
 
 func (a offerArgs) KeysAndArgv() ([]string, []any) {
 	return []string{a.keys.waiting(a.queue, a.channel), a.keys.avail(a.queue, a.channel), a.keys.offers()},
-		[]any{a.keys.prefix(), a.channel, a.now, a.offerTimeout, a.strategy, luascript.Flag(a.audit), a.cardsToScan, a.agentsToScan, a.from}
+		[]any{a.keys.prefix(), a.channel, a.now, a.offerTimeout, a.strategy, luascript.Flag(a.audit), a.cardsToScan, a.agentsToScan, a.from,
+			a.reofferAfter}
 }
 
 // decision is what offerLua decided.
@@ -579,11 +596,14 @@ func (c cardReply) err() error {
 }
 
 // releaseScript puts an offered card back in line (its old place) after a decline or a timeout; the
-// agent is remembered so the card is not offered to it again, and the outcome (declined | timed_out)
-// is kept on the card as last_outcome.
+// agent and when it refused are remembered (the card's refused ZSET), so the card goes to it again
+// only after the queue's reoffer_after, and the outcome (declined | timed_out) is kept on the card as
+// last_outcome. The refusal's re-offer time goes in the reoffers ZSET, which the sweeper reads to
+// make that decision on time.
 //
-// KEYS[1] card HASH, KEYS[2] offers ZSET
-// ARGV: 1 card id, 2 agent (decline: the caller), 3 now ms, 4 prefix, 5 mode decline|timeout
+// KEYS[1] card HASH, KEYS[2] offers ZSET, KEYS[3] the card's refused ZSET, KEYS[4] reoffers ZSET
+// ARGV: 1 card id, 2 agent (decline: the caller), 3 now ms, 4 prefix, 5 mode decline|timeout,
+// 6 re-offer delay ms (0: never)
 // Returns {"ok", agent, queue, channel, no-answer count} or {"not_found"} / {"not_yours"} / {"state", s} / {"not_due"}.
 var releaseScript = luascript.New[releaseArgs, releaseReply]("release", `
 local P = ARGV[4]
@@ -600,7 +620,10 @@ local ch = redis.call('HGET', KEYS[1], 'channel')
 local outcome = 'timed_out'
 if ARGV[5] == 'decline' then outcome = 'declined' end
 redis.call('HSET', KEYS[1], 'state', 'waiting', 'agent', '', 'offered_at', '', 'expires_at', '', 'last_outcome', outcome)
-redis.call('SADD', P .. 'tried:' .. ARGV[1], a)
+redis.call('ZADD', KEYS[3], ARGV[3], a)
+if tonumber(ARGV[6]) > 0 then
+  redis.call('ZADD', KEYS[4], string.format('%d', tonumber(ARGV[3]) + tonumber(ARGV[6])), ARGV[1] .. '|' .. a)
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, redis.call('HGET', KEYS[1], 'created_at'), ARGV[1])
 if tonumber(redis.call('HINCRBY', P .. 'load:' .. a, ch, -1)) < 0 then redis.call('HSET', P .. 'load:' .. a, ch, 0) end
@@ -619,14 +642,16 @@ const (
 
 // releaseArgs puts card back in line; agent is the caller of a decline ("" for a timeout).
 type releaseArgs struct {
-	keys        keys
-	card, agent string
-	now         int64  // ms
-	mode        string // releaseDecline | releaseTimeout
+	keys         keys
+	card, agent  string
+	now          int64  // ms
+	mode         string // releaseDecline | releaseTimeout
+	reofferAfter int64  // ms; 0: never offered to that agent again
 }
 
 func (a releaseArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.card(a.card), a.keys.offers()}, []any{a.card, a.agent, a.now, a.keys.prefix(), a.mode}
+	return []string{a.keys.card(a.card), a.keys.offers(), a.keys.refused(a.card), a.keys.reoffers()},
+		[]any{a.card, a.agent, a.now, a.keys.prefix(), a.mode, a.reofferAfter}
 }
 
 // releaseReply: the card's former holder, its queue and channel, and (timeout) the holder's offers
@@ -1112,20 +1137,31 @@ func (a providerStatusArgs) KeysAndArgv() ([]string, []any) {
 }
 
 // maxWaitScript marks a waiting card whose wait passed the queue's maximum, once, and for the close
-// action closes it (only if it is still waiting: an agent may have taken it meanwhile).
+// action closes it, for the overflow action moves it (and its conversation) to the overflow queue,
+// first in line there, like a requeued card (only if it is still waiting: an agent may have taken it
+// meanwhile). A card is handled by max_wait once: the overflow queue's own max_wait leaves it be.
 //
-// KEYS[1] card HASH, KEYS[2] waiting ZSET
-// ARGV: 1 card id, 2 now ms, 3 max wait ms, 4 action keep|close, 5 prefix
-// Returns {"no"} (not due, not waiting or already handled) or {"kept"} / {"closed", conversation id}.
+// KEYS[1] card HASH, KEYS[2] waiting ZSET, KEYS[3] the overflow queue's waiting ZSET (KEYS[2] again
+// when the action is not overflow)
+// ARGV: 1 card id, 2 now ms, 3 max wait ms, 4 action keep|close|overflow, 5 prefix, 6 overflow queue
+// Returns {"no"} (not due, not waiting or already handled) or {"kept"} / {"closed", conversation id} /
+// {"overflowed", conversation id}.
 var maxWaitScript = luascript.New[maxWaitArgs, maxWaitReply]("max wait", `
 local c = redis.call('HMGET', KEYS[1], 'state', 'created_at', 'max_wait_at')
 if c[1] ~= 'waiting' or c[3] then return {'no'} end
 if tonumber(c[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return {'no'} end
 redis.call('HSET', KEYS[1], 'max_wait_at', ARGV[2])
-if ARGV[4] ~= 'close' then return {'kept'} end
+if ARGV[4] ~= 'close' and ARGV[4] ~= 'overflow' then return {'kept'} end
 local P = ARGV[5]
 local conv = redis.call('HGET', KEYS[1], 'conversation_id')
 local convKey = P .. 'conv:' .. conv
+if ARGV[4] == 'overflow' then
+  redis.call('HSET', KEYS[1], 'queue', ARGV[6], 'overflowed_from', redis.call('HGET', KEYS[1], 'queue'))
+  redis.call('HSET', convKey, 'queue', ARGV[6])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], string.format('%d', tonumber(c[2]) - 10000000000000), ARGV[1])
+  return {'overflowed', conv}
+end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
 redis.call('HSET', convKey, 'state', 'closed', 'closed_at', ARGV[2], 'closed_by', 'max_wait')
 local k = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
@@ -1140,15 +1176,20 @@ type maxWaitArgs struct {
 	keys                 keys
 	card, queue, channel string
 	now, maxWait         int64  // ms
-	action               string // keep | close
+	action               string // keep | close | overflow
+	overflowQueue        string // action overflow: the queue the card moves to
 }
 
 func (a maxWaitArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.card(a.card), a.keys.waiting(a.queue, a.channel)},
-		[]any{a.card, a.now, a.maxWait, a.action, a.keys.prefix()}
+	overflow := a.keys.waiting(a.queue, a.channel)
+	if a.action == "overflow" {
+		overflow = a.keys.waiting(a.overflowQueue, a.channel)
+	}
+	return []string{a.keys.card(a.card), a.keys.waiting(a.queue, a.channel), overflow},
+		[]any{a.card, a.now, a.maxWait, a.action, a.keys.prefix(), a.overflowQueue}
 }
 
-// maxWaitReply: "no", "kept", or "closed" with the conversation closed.
+// maxWaitReply: "no", "kept", or "closed" / "overflowed" with the conversation.
 type maxWaitReply struct {
 	code, conversationID string
 }
@@ -1159,7 +1200,7 @@ func parseMaxWaitReply(v any) (maxWaitReply, error) {
 		return maxWaitReply{}, err
 	}
 	switch code {
-	case "no", "kept", "closed":
+	case "no", "kept", "closed", "overflowed":
 		return maxWaitReply{code: code, conversationID: a.Str(1)}, nil
 	}
 	return maxWaitReply{}, luascript.UnexpectedCode(code)

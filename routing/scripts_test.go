@@ -224,7 +224,7 @@ func TestOfferScriptRawState(t *testing.T) {
 		"agent", "", "created_at", 100)
 	s.hash("conv:C1", "id", "C1", "agent", "", "card", "D1")
 	s.zset("waiting:sales:whatsapp", 100, "D1")
-	s.set("tried:D1", "ana")
+	s.zset("refused:D1", 500, "ana")
 	s.eligibleAgent("ana", 1, 0)
 	s.hash("presence:cid", "whatsapp", "paused")
 	s.hash("cap:cid", "whatsapp", 1)
@@ -244,7 +244,7 @@ func TestOfferScriptRawState(t *testing.T) {
 		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
 			"agent", "bia", "created_at", "100", "offered_at", "1000", "expires_at", "31000"),
 		wantHash("conv:C1", "id", "C1", "agent", "bia", "card", "D1"),
-		wantSet("tried:D1", "ana"),
+		wantZSet("refused:D1", 500, "ana"),
 		wantHash("presence:ana", "whatsapp", "online"),
 		wantHash("cap:ana", "whatsapp", "1"),
 		wantHash("presence:cid", "whatsapp", "paused"),
@@ -264,6 +264,102 @@ func TestOfferScriptRawState(t *testing.T) {
 		offerTimeout: 30000, strategy: "least_busy", cardsToScan: cardsToScan, agentsToScan: agentsToScan})
 	if err != nil || d.outcome != "empty" {
 		t.Errorf("offer of an empty queue: %+v, %v", d, err)
+	}
+}
+
+// TestOfferScriptReoffersRawState: a card every eligible candidate refused goes to none of them
+// before reoffer_after; then to the one that refused it longest ago, whatever the strategy order;
+// a candidate that never refused it comes first.
+func TestOfferScriptReoffersRawState(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
+		"agent", "", "created_at", 100)
+	s.hash("conv:C1", "id", "C1", "agent", "", "card", "D1")
+	s.zset("waiting:sales:whatsapp", 100, "D1")
+	s.zset("refused:D1", 500, "ana", 300, "bia", 400, "cid")
+	s.eligibleAgent("ana", 1, 0)
+	s.eligibleAgent("bia", 1, 0)
+	s.eligibleAgent("cid", 1, 0)
+	s.hash("presence:bia", "whatsapp", "paused") // bia refused first, but cannot take it now
+	s.zset("avail:sales:whatsapp", 10, "ana", 20, "bia", 30, "cid")
+	run := func(now int64) decision {
+		t.Helper()
+		d, err := offerScript.Run(ctx, s.client, offerArgs{keys: rawKeys, queue: "sales", channel: "whatsapp", now: now,
+			offerTimeout: 30000, strategy: "longest_idle", cardsToScan: cardsToScan, agentsToScan: agentsToScan, reofferAfter: 600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := run(999); d.outcome != "none" {
+		t.Errorf("before cid's refusal is reoffer_after old: %+v; want none", d)
+	}
+	s.zset("avail:sales:whatsapp", 20, "bia") // bia, dropped as paused, is a candidate again (still paused)
+	if d := run(1000); d.outcome != "offered" || d.agent != "cid" {
+		t.Fatalf("at 1000: %+v; want cid (refused at 400, the oldest of the eligible)", d)
+	}
+	s.want(
+		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
+			"agent", "cid", "created_at", "100", "offered_at", "1000", "expires_at", "31000"),
+		wantHash("conv:C1", "id", "C1", "agent", "cid", "card", "D1"),
+		wantZSet("refused:D1", 300, "bia", 400, "cid", 500, "ana"),
+		wantHash("presence:ana", "whatsapp", "online"),
+		wantHash("cap:ana", "whatsapp", "1"),
+		wantHash("presence:bia", "whatsapp", "paused"),
+		wantHash("cap:bia", "whatsapp", "1"),
+		wantHash("presence:cid", "whatsapp", "online"),
+		wantHash("cap:cid", "whatsapp", "1"),
+		wantHash("load:cid", "whatsapp", "1"),
+		wantSet("agentcards:cid", "D1"),
+		wantZSet("offers", 31000, "D1"),
+		// bia, paused, is dropped; cid, at capacity, leaves the set
+		wantZSet("avail:sales:whatsapp", 10, "ana"),
+	)
+
+	// A candidate that never refused the card is preferred to any due refusal.
+	s.hash("card:D2", "id", "D2", "conversation_id", "C2", "queue", "sales", "channel", "whatsapp", "state", "waiting",
+		"agent", "", "created_at", 200)
+	s.hash("conv:C2", "id", "C2", "agent", "", "card", "D2")
+	s.zset("waiting:sales:whatsapp", 200, "D2")
+	s.zset("refused:D2", 100, "ana")
+	s.eligibleAgent("dan", 1, 0)
+	s.zset("avail:sales:whatsapp", 40, "dan")
+	if d := run(5000); d.outcome != "offered" || d.card != "D2" || d.agent != "dan" {
+		t.Errorf("D2: %+v; want dan, who never refused it", d)
+	}
+}
+
+// TestMaxWaitOverflowScriptRawState: a card past max_wait with the overflow action leaves its queue
+// for the overflow queue, first in line there, and its conversation follows; once.
+func TestMaxWaitOverflowScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
+		"agent", "", "created_at", 100)
+	s.hash("conv:C1", "id", "C1", "queue", "sales", "agent", "", "card", "D1")
+	s.zset("waiting:sales:whatsapp", 100, "D1")
+	s.zset("waiting:help:whatsapp", 50, "D0")
+	args := maxWaitArgs{keys: rawKeys, card: "D1", queue: "sales", channel: "whatsapp", now: 1099, maxWait: 1000,
+		action: "overflow", overflowQueue: "help"}
+	before := s.contents()
+	if out, err := maxWaitScript.Run(ctx, s.client, args); err != nil || out.code != "no" || s.contents() != before {
+		t.Errorf("before max_wait: %+v, %v (or Redis changed)", out, err)
+	}
+	args.now = 1100
+	if out, err := maxWaitScript.Run(ctx, s.client, args); err != nil || out.code != "overflowed" || out.conversationID != "C1" {
+		t.Fatalf("at max_wait: %+v, %v", out, err)
+	}
+	s.want(
+		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "help", "channel", "whatsapp", "state", "waiting",
+			"agent", "", "created_at", "100", "max_wait_at", "1100", "overflowed_from", "sales"),
+		wantHash("conv:C1", "id", "C1", "queue", "help", "agent", "", "card", "D1"),
+		wantZSet("waiting:help:whatsapp", 100-10000000000000, "D1", 50, "D0"),
+	)
+	args.queue, args.overflowQueue, args.now = "help", "sales", 5000
+	after := s.contents()
+	if out, err := maxWaitScript.Run(ctx, s.client, args); err != nil || out.code != "no" || s.contents() != after {
+		t.Errorf("max_wait again in the overflow queue: %+v, %v; want no (handled once)", out, err)
 	}
 }
 
@@ -323,14 +419,15 @@ func TestAcceptScriptRawState(t *testing.T) {
 // unanswered offers, and is not due before the offer expires.
 func TestDeclineScriptRawState(t *testing.T) {
 	ctx := context.Background()
-	released := func(outcome string) []string {
+	released := func(outcome string, at int) []string {
 		return []string{
 			wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
 				"agent", "", "created_at", "100", "offered_at", "", "expires_at", "", "last_outcome", outcome),
 			wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "open",
 				"agent", "", "card", "D1"),
 			wantString("convopen:whatsapp:100:K1", "C1"),
-			wantSet("tried:D1", "ana"),
+			wantZSet("refused:D1", at, "ana"),
+			wantZSet("reoffers", at+60000, "D1|ana"),
 			wantZSet("waiting:sales:whatsapp", 100, "D1"),
 			wantHash("load:ana", "whatsapp", "0"),
 		}
@@ -343,11 +440,12 @@ func TestDeclineScriptRawState(t *testing.T) {
 		if err != nil || out.err() != ErrNotYours || s.contents() != before {
 			t.Errorf("decline by another agent: %+v, %v (or Redis changed)", out, err)
 		}
-		out, err = releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", agent: "ana", now: 2000, mode: releaseDecline})
+		out, err = releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", agent: "ana", now: 2000, mode: releaseDecline,
+			reofferAfter: 60000})
 		if err != nil || out.err() != nil || out.holder != "ana" || out.queue != "sales" || out.channel != "whatsapp" || out.noAnswer != 0 {
 			t.Fatalf("decline: %+v, %v", out, err)
 		}
-		s.want(released("declined")...)
+		s.want(released("declined", 2000)...)
 	})
 	t.Run("timeout", func(t *testing.T) {
 		s := newRawState(t)
@@ -357,11 +455,11 @@ func TestDeclineScriptRawState(t *testing.T) {
 		if err != nil || out.code != "not_due" || s.contents() != before {
 			t.Errorf("timeout before the expiry: %+v, %v (or Redis changed)", out, err)
 		}
-		out, err = releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", now: 31000, mode: releaseTimeout})
+		out, err = releaseScript.Run(ctx, s.client, releaseArgs{keys: rawKeys, card: "D1", now: 31000, mode: releaseTimeout, reofferAfter: 60000})
 		if err != nil || out.err() != nil || out.holder != "ana" || out.noAnswer != 1 {
 			t.Fatalf("timeout: %+v, %v", out, err)
 		}
-		s.want(append(released("timed_out"), wantString("noanswer:ana", "1"))...)
+		s.want(append(released("timed_out", 31000), wantString("noanswer:ana", "1"))...)
 	})
 }
 
