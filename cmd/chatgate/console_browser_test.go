@@ -286,6 +286,8 @@ func TestConsoleDeskInTheBrowser(t *testing.T) {
 
 			b.signIn(tg.base, "/console/", "ana")
 			b.eval("stand in for desktop notifications", recordNotifications)
+			// The login's presence.changed gives the page its first event id only if the stream is open.
+			b.until("the stream is open", `document.querySelector('#stream-state').textContent.startsWith('●')`)
 			b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
 			b.until("Online 1/2 and live", indicatorIs(w.online1, green)+` && !!document.querySelector('#stream-state').dataset.lastEventId`)
 			b.click("close the channel panel", `#indicator`)
