@@ -321,6 +321,15 @@
     const node = entry.node;
     // The item is rebuilt; a keyboard user's focus inside it comes back to the same control.
     const focused = node.contains(document.activeElement) ? (document.activeElement.dataset.action || "open") : "";
+    if (node.dataset.state === card.state && node.parentNode === list && node.firstChild) {
+      // Same state: only its words change. The buttons stay the same nodes, so a click that is under
+      // way (pressed on one render, released on the next) is never lost.
+      updateCardText(node, entry);
+      refreshCounts();
+      tick();
+      if (selected === card.id) renderThread();
+      return;
+    }
     node.dataset.state = card.state;
     node.dataset.conversationId = card.conversation_id;
     node.dataset.channel = card.channel;
@@ -354,6 +363,21 @@
     refreshCounts();
     tick();
     if (selected === card.id) renderThread();
+  }
+
+  // updateCardText refreshes what an item says without rebuilding it.
+  function updateCardText(node, entry) {
+    const card = entry.card;
+    node.querySelector(".who").firstChild.textContent = contactName(card);
+    node.querySelector("[data-last]").textContent = lastMessage(entry);
+    const unread = node.querySelector("[data-unread]");
+    unread.textContent = entry.unread ? String(entry.unread) : "";
+    if (entry.unread) unread.setAttribute("aria-label", t("card.unread", { n: entry.unread })); else unread.removeAttribute("aria-label");
+    const countdown = node.querySelector("[data-countdown]");
+    if (countdown) countdown.dataset.countdown = card.expires_at || "";
+    for (const b of node.querySelectorAll("[data-action=accept], [data-action=decline]")) {
+      b.setAttribute("aria-label", t(b.dataset.action === "accept" ? "card.accept" : "card.decline") + " — " + contactName(card));
+    }
   }
 
   function removeCard(id) {
@@ -1008,7 +1032,11 @@
   function rerender() {
     setStreamState(streamState);
     if (presence) renderPresence(presence);
-    for (const entry of cards.values()) renderCard(entry.card);
+    // A new language rebuilds every item (its buttons' words included).
+    for (const entry of cards.values()) {
+      if (entry.node) delete entry.node.dataset.state;
+      renderCard(entry.card);
+    }
     renderThread();
     renderAlertsButton();
     refreshCounts();
