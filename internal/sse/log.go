@@ -150,12 +150,25 @@ func (l *Log) backlog(ctx context.Context, key, last string, replayAll, resetWhe
 	if err != nil || last == "" || !resetWhenTrimmed {
 		return entries, err
 	}
-	first, err := l.client.XRangeN(ctx, key, "-", "+", 1).Result()
-	if err == nil && len(first) == 1 && IDLess(last, first[0].ID) && len(entries) > 0 && entries[0].ID == first[0].ID {
+	if l.trimmedAfter(ctx, key, last, entries) {
 		reset := Event{ID: last, Type: EventStreamReset, Data: `{"type":"` + EventStreamReset + `","at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`}
 		entries = append([]Event{reset}, entries...)
 	}
 	return entries, nil
+}
+
+// trimmedAfter reports whether an event after last is no longer kept: last is older than the oldest
+// kept entry, and entries were trimmed (Redis 7 counts the entries ever added, so a stream that never
+// lost one, as long as it keeps all it was given, never resets a client whose id it does not hold).
+func (l *Log) trimmedAfter(ctx context.Context, key, last string, entries []Event) bool {
+	first, err := l.client.XRangeN(ctx, key, "-", "+", 1).Result()
+	if err != nil || len(first) != 1 || !IDLess(last, first[0].ID) || len(entries) == 0 || entries[0].ID != first[0].ID {
+		return false
+	}
+	if info, err := l.client.XInfoStream(ctx, key).Result(); err == nil && info.EntriesAdded > 0 {
+		return info.EntriesAdded > info.Length
+	}
+	return true // the store does not count additions (the embedded one): assume the worst
 }
 
 // IDLess compares Redis stream ids "ms-seq".
