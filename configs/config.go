@@ -146,6 +146,35 @@ type Queue struct {
 	OverflowQueue  string        `yaml:"overflow_queue" validate:"omitempty,max=64,safeid"`
 	// NoAgentsMessage is sent to a customer who writes while nobody is logged in on the channel.
 	NoAgentsMessage string `yaml:"no_agents_message" validate:"max=4096"`
+	// Dispositions are the outcomes an agent records when closing a conversation ("tabulação");
+	// RequireDisposition refuses a close without one.
+	Dispositions       []Disposition `yaml:"dispositions" validate:"dive"`
+	RequireDisposition bool          `yaml:"require_disposition"`
+	// WrapUp is the after-conversation work time: after closing a conversation it accepted, the
+	// agent takes no new offer on that channel for this long, or until it ends the wrap-up itself.
+	WrapUp time.Duration `yaml:"wrap_up" validate:"gte=0,lte=24h"`
+	// FirstResponseTimeout, when set, flags a conversation accepted without an agent message for this
+	// long (conversation.unanswered); FirstResponseAction requeue also puts it back first in line.
+	FirstResponseTimeout time.Duration `yaml:"first_response_timeout" validate:"gte=0"`
+	FirstResponseAction  string        `yaml:"first_response_action" validate:"omitempty,oneof=notify requeue"`
+}
+
+// Disposition is one outcome of a queue's conversations. Label is the default; Labels, optional,
+// gives it per console language (pt-BR, en), as for pause reasons.
+type Disposition struct {
+	ID     string            `yaml:"id" json:"id" validate:"required,max=64,safeid"`
+	Label  string            `yaml:"label" json:"label" validate:"required,max=200"`
+	Labels map[string]string `yaml:"labels" json:"labels,omitempty" validate:"omitempty,dive,keys,oneof=pt-BR en,endkeys,required,max=200"`
+}
+
+// Disposition returns the queue's disposition with that id.
+func (q Queue) Disposition(id string) (Disposition, bool) {
+	for _, d := range q.Dispositions {
+		if d.ID == id {
+			return d, true
+		}
+	}
+	return Disposition{}, false
 }
 
 // Agent is a configured agent and the channels enabled for it.

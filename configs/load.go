@@ -189,6 +189,9 @@ func (c *Config) applyDefaults() {
 		if q.MaxWaitAction == "" {
 			q.MaxWaitAction = "keep"
 		}
+		if q.FirstResponseAction == "" {
+			q.FirstResponseAction = "notify"
+		}
 	}
 	if c.WhatsApp.APIBaseURL == "" {
 		c.WhatsApp.APIBaseURL = "https://graph.facebook.com"

@@ -210,6 +210,7 @@ func (c *Config) references() Problems {
 			ps = append(ps, Problem{fmt.Sprintf("queues[%d].max_wait", i), "is required when max_wait_action is " + q.MaxWaitAction})
 		}
 		ps = append(ps, overflowProblems(i, q, queues)...)
+		ps = append(ps, floorProblems(i, q)...)
 	}
 	if c.ShutdownDelay > c.ShutdownGrace/2 {
 		ps = append(ps, Problem{"shutdown_delay", fmt.Sprintf("is %v; must be at most half of shutdown_grace (%v), leaving time to drain", c.ShutdownDelay, c.ShutdownGrace)})
@@ -302,6 +303,26 @@ func overflowProblems(i int, q Queue, queues map[string]Queue) Problems {
 		if !contains(target.Channels, ch) {
 			ps = append(ps, Problem{path, fmt.Sprintf("queue %q is not attached to channel %s", q.OverflowQueue, ch)})
 		}
+	}
+	return ps
+}
+
+// floorProblems: disposition ids are unique within a queue; require_disposition needs some to pick
+// from; first_response_action means nothing without first_response_timeout.
+func floorProblems(i int, q Queue) Problems {
+	var ps Problems
+	seen := map[string]bool{}
+	for j, d := range q.Dispositions {
+		if seen[d.ID] {
+			ps = append(ps, Problem{fmt.Sprintf("queues[%d].dispositions[%d].id", i, j), fmt.Sprintf("%q is listed twice", d.ID)})
+		}
+		seen[d.ID] = true
+	}
+	if q.RequireDisposition && len(q.Dispositions) == 0 {
+		ps = append(ps, Problem{fmt.Sprintf("queues[%d].require_disposition", i), "needs dispositions to choose from"})
+	}
+	if q.FirstResponseAction == "requeue" && q.FirstResponseTimeout == 0 {
+		ps = append(ps, Problem{fmt.Sprintf("queues[%d].first_response_action", i), "is only used with first_response_timeout"})
 	}
 	return ps
 }

@@ -18,6 +18,9 @@ type ChannelPresence struct {
 	ReasonLabel string     `json:"reason_label,omitempty"`
 	// Group lists the channels that pause and resume with this one (shared-queue rule).
 	Group []string `json:"group"`
+	// WrapUpUntil: the channel is in wrap-up after a conversation closed and takes no new offer
+	// until then (routing writes the <channel>:wrap_up_until field; the agent may end it early).
+	WrapUpUntil *time.Time `json:"wrap_up_until,omitempty"`
 }
 
 // AgentPresence is an agent's presence on every enabled channel and the aggregate chat status:
@@ -47,6 +50,10 @@ func (s *Store) build(agent string, t *topology.Agent, h map[string]string, now 
 		}
 		if cp.Reason != "" {
 			cp.ReasonLabel = s.reasons[cp.Reason]
+		}
+		if ms, err := strconv.ParseInt(h[ch+":wrap_up_until"], 10, 64); err == nil && ms > now.UnixMilli() && st != Offline {
+			until := time.UnixMilli(ms).UTC()
+			cp.WrapUpUntil = &until
 		}
 		if st != Offline {
 			p.Logged++

@@ -24,6 +24,7 @@ func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error)
 	if err := out.err(); err != nil {
 		return Card{}, err
 	}
+	r.startFirstResponseTimer(ctx, cardID)
 	card, err := r.Card(ctx, cardID)
 	if err == nil {
 		// The agent's other tabs learn of it from the stream and stop offering Accept.
@@ -109,12 +110,34 @@ func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]rel
 // Close ends the conversation of a card held by the agent (a supervisor may close any card, force);
 // the card and its conversation record agent as closed_by.
 func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (Card, error) {
-	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli(), force: force})
+	return r.CloseWith(ctx, cardID, agent, force, CloseDetails{})
+}
+
+// CloseWith is Close with a disposition and its note, checked against the card's queue
+// (ErrDisposition); a holder who had accepted the card then begins the queue's wrap-up on its channel.
+func (r *Router) CloseWith(ctx context.Context, cardID, agent string, force bool, d CloseDetails) (Card, error) {
+	queue, err := r.client.HGet(ctx, r.keys.card(cardID), "queue").Result()
+	if errors.Is(err, redis.Nil) {
+		return Card{}, ErrNotFound
+	}
+	if err != nil {
+		return Card{}, err
+	}
+	q := r.queues[queue]
+	if err := checkDisposition(q, d); err != nil {
+		return Card{}, err
+	}
+	now := r.clock.Now()
+	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: now.UnixMilli(), force: force,
+		wrapUp: q.WrapUp.Milliseconds(), disposition: d.Disposition, dispoNote: d.Note})
 	if err != nil {
 		return Card{}, err
 	}
 	if err := out.err(); err != nil {
 		return Card{}, err
+	}
+	if out.wrapUpUntil > 0 {
+		r.wrapUpStarted(ctx, out.holder, out.channel, out.wrapUpUntil)
 	}
 	holder, queue, channel, convID := out.holder, out.queue, out.channel, out.conversationID
 	if holder != agent {
@@ -203,7 +226,8 @@ func (r *Router) SweepTimeouts(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	return len(due), r.sweepReoffers(ctx)
+	// floor: wrap-ups that ended and first responses that came due (floor.go)
+	return len(due), errors.Join(r.sweepReoffers(ctx), r.sweepWrapUps(ctx), r.sweepFirstResponses(ctx))
 }
 
 // PresenceChanged keeps the candidate sets in step with presence: a login or resume makes the agent

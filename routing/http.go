@@ -53,6 +53,7 @@ func (h *Handler) Register(v1 fiber.Router) {
 	v1.Post("/cards/:id/accept", h.cardAction(h.router.Accept))
 	v1.Post("/cards/:id/decline", h.cardAction(h.router.Decline))
 	v1.Post("/cards/:id/close", h.close)
+	h.registerFloor(v1) // transfer, wrap-up (floorhttp.go)
 	v1.Get("/agents/:id/cards", h.cards)
 	v1.Get("/conversations/:id", h.conversation)
 	v1.Get("/conversations/:id/messages", h.messages)
@@ -88,9 +89,16 @@ func (h *Handler) close(c *fiber.Ctx) error {
 		return err
 	}
 	caller := auth.Caller(c)
-	card, err := h.router.Close(c.UserContext(), id, caller.Agent, caller.Role.AtLeast(auth.RoleSupervisor))
+	var req closeRequest
+	if len(c.Body()) > 0 { // the body is optional: a close without a disposition
+		if err := httpx.BindJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	card, err := h.router.CloseWith(c.UserContext(), id, caller.Agent, caller.Role.AtLeast(auth.RoleSupervisor),
+		CloseDetails{Disposition: req.Disposition, Note: req.Note})
 	if err != nil {
-		return routingError(err)
+		return floorError(routingError(err))
 	}
 	return c.JSON(card)
 }
@@ -157,6 +165,10 @@ type QueueStatus struct {
 	Name     string          `json:"name,omitempty"`
 	Strategy string          `json:"strategy"`
 	Channels []ChannelStatus `json:"channels"`
+	// floor: what a close in this queue asks (dispositions, labels per language) and the wrap-up after it
+	Dispositions       []configs.Disposition `json:"dispositions"`
+	RequireDisposition bool                  `json:"require_disposition"`
+	WrapUpSeconds      float64               `json:"wrap_up_seconds"`
 }
 
 // ChannelStatus is one channel of a queue. AgentsOnline counts the queue's agents online on the
@@ -176,7 +188,8 @@ func (r *Router) QueuesStatus(ctx context.Context) ([]QueueStatus, error) {
 	now := r.clock.Now()
 	out := make([]QueueStatus, 0, len(r.queues))
 	for _, q := range r.orderedQueues() {
-		qs := QueueStatus{ID: q.ID, Name: q.Name, Strategy: q.Strategy}
+		qs := QueueStatus{ID: q.ID, Name: q.Name, Strategy: q.Strategy,
+			Dispositions: append([]configs.Disposition{}, q.Dispositions...), RequireDisposition: q.RequireDisposition, WrapUpSeconds: q.WrapUp.Seconds()}
 		for _, ch := range q.Channels {
 			cs := ChannelStatus{Channel: ch}
 			n, err := r.client.ZCard(ctx, r.keys.waiting(q.ID, ch)).Result()

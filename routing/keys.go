@@ -1,6 +1,9 @@
 package routing
 
-import "github.com/chatgate/chatgate/internal/keyspace"
+import (
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/presence"
+)
 
 // Keys of routing, all under the tenant's hash tag. Scripts that reach keys they cannot know
 // beforehand (a conversation found by lookup, candidates' presence) build them from Prefix() inside
@@ -27,6 +30,8 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	cg:{t}:cap:<agent>                            HASH    channel → capacity (from configuration)
 //	cg:{t}:agentcards:<agent>                     SET     cards offered to or accepted by the agent
 //	cg:{t}:noanswer:<agent>                       STRING  offers in a row left to time out
+//	cg:{t}:wrapups                                ZSET    "agent|channel" → ms its wrap-up ends (swept)
+//	cg:{t}:firstresp                              ZSET    card → ms its first-response timer comes due (swept)
 //	cg:{t}:audit                                  LIST    offer audit records (only when auditing, for tests)
 //	cg:{t}:events:<agent>                         STREAM  the agent's events (type, event JSON), trimmed
 //	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON\ntype" to every replica
@@ -65,6 +70,13 @@ func (k keys) noAnswer(agent string) string    { return k.ks.Key("noanswer", age
 func (k keys) audit() string                   { return k.ks.Key("audit") }
 func (k keys) events(agent string) string      { return k.ks.Key("events", agent) }
 func (k keys) eventsChannel() string           { return k.ks.Key("events") }
+func (k keys) wrapUps() string                 { return k.ks.Key("wrapups") }
+func (k keys) firstResponses() string          { return k.ks.Key("firstresp") }
+
+// presence and presenceHistory are presence's keys (its state HASH, which also holds the
+// <channel>:wrap_up_until fields routing writes, and its history STREAM, which also gets wrap-up entries).
+func (k keys) presence(agent string) string        { return presence.StateKey(k.ks, agent) }
+func (k keys) presenceHistory(agent string) string { return k.ks.Key("presence", "history", agent) }
 
 // ident is the index key of one identifier a provider showed for a customer; the caller builds it
 // for every identifier of a message and passes it as a KEY, since the contact is not known yet.

@@ -73,6 +73,25 @@ type Conversation struct {
 	ClosedBy              string     `json:"closed_by,omitempty"`
 	LastCustomerMessageAt *time.Time `json:"last_customer_message_at,omitempty"`
 	WindowExpiresAt       *time.Time `json:"window_expires_at,omitempty"`
+	// Running the floor: transfers so far and the last one, the disposition recorded at close, the
+	// first agent message, and when the first-response timer found it unanswered.
+	Transfers       int        `json:"transfers,omitempty"`
+	LastTransfer    *Transfer  `json:"last_transfer,omitempty"`
+	Disposition     string     `json:"disposition,omitempty"`
+	DispositionNote string     `json:"disposition_note,omitempty"`
+	FirstResponseAt *time.Time `json:"first_response_at,omitempty"`
+	UnansweredAt    *time.Time `json:"unanswered_at,omitempty"`
+}
+
+// Transfer is a conversation moved by its holder or a supervisor: by whom, from which holder ("" when
+// nobody held it), to an agent or a queue, with the note for the next holder.
+type Transfer struct {
+	By      string    `json:"by"`
+	From    string    `json:"from,omitempty"`
+	ToAgent string    `json:"to_agent,omitempty"`
+	ToQueue string    `json:"to_queue,omitempty"`
+	Note    string    `json:"note,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Card is a conversation offered to agents: waiting → offered → accepted → closed.
@@ -96,6 +115,9 @@ type Card struct {
 	LastOutcome     string     `json:"last_outcome,omitempty"`
 	Contact         *Contact   `json:"contact,omitempty"`
 	WindowExpiresAt *time.Time `json:"window_expires_at,omitempty"`
+	// Transfer is the last transfer of the card's conversation (who, from whom, the note), shown to
+	// the agent it is offered to next.
+	Transfer *Transfer `json:"transfer,omitempty"`
 }
 
 // Message is one message of a conversation, from the customer (in) or from the agent (out).
@@ -191,15 +213,32 @@ func cardFrom(h map[string]string) Card {
 	return Card{ID: h["id"], ConversationID: h["conversation_id"], Queue: h["queue"], Channel: h["channel"], State: h["state"],
 		Agent: h["agent"], Preview: h["preview"], CreatedAt: msTime(h["created_at"]), OfferedAt: msTimePtr(h["offered_at"]),
 		ExpiresAt: msTimePtr(h["expires_at"]), AcceptedAt: msTimePtr(h["accepted_at"]), LastOutcome: h["last_outcome"],
-		ClosedAt: msTimePtr(h["closed_at"]), ClosedBy: h["closed_by"]}
+		ClosedAt: msTimePtr(h["closed_at"]), ClosedBy: h["closed_by"], Transfer: cardTransfer(h)}
+}
+
+// cardTransfer is the card's last transfer, nil when it was never transferred.
+func cardTransfer(h map[string]string) *Transfer {
+	if h["transferred_by"] == "" {
+		return nil
+	}
+	t := &Transfer{By: h["transferred_by"], From: h["transferred_from"], Note: h["transfer_note"], At: msTime(h["transferred_at"])}
+	return t
 }
 
 func conversationFrom(h map[string]string) Conversation {
-	return Conversation{ID: h["id"], Channel: h["channel"], EntryPoint: h["entry_point"], Queue: h["queue"],
+	c := Conversation{ID: h["id"], Channel: h["channel"], EntryPoint: h["entry_point"], Queue: h["queue"],
 		Contact: Contact{ID: h["contact_id"], Name: h["contact_name"], Phone: h["contact_phone"],
 			UserID: h["contact_bsuid"], Username: h["contact_username"]}, State: h["state"],
 		Agent: h["agent"], CardID: h["card"], OpenedAt: msTime(h["opened_at"]), ClosedAt: msTimePtr(h["closed_at"]), ClosedBy: h["closed_by"],
-		LastCustomerMessageAt: msTimePtr(h["last_customer_message_at"]), WindowExpiresAt: msTimePtr(h["window_expires_at"])}
+		LastCustomerMessageAt: msTimePtr(h["last_customer_message_at"]), WindowExpiresAt: msTimePtr(h["window_expires_at"]),
+		Disposition: h["disposition"], DispositionNote: h["disposition_note"], FirstResponseAt: msTimePtr(h["first_response_at"]),
+		UnansweredAt: msTimePtr(h["unanswered_at"])}
+	c.Transfers, _ = strconv.Atoi(h["transfers"])
+	if h["last_transfer_by"] != "" {
+		c.LastTransfer = &Transfer{By: h["last_transfer_by"], From: h["last_transfer_from"], ToAgent: h["last_transfer_to_agent"],
+			ToQueue: h["last_transfer_to_queue"], Note: h["last_transfer_note"], At: msTime(h["last_transfer_at"])}
+	}
+	return c
 }
 
 func messageFrom(h map[string]string) Message {

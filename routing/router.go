@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -56,6 +57,8 @@ type Options struct {
 	Pauser     Pauser
 	// Audit records every offer with the agent's state at that moment (tests check invariants with it).
 	Audit bool
+	// Supervisors, when set, receives the floor's events for supervisors (SetSupervisorPublisher too).
+	Supervisors SupervisorPublisher
 }
 
 type agentInfo struct {
@@ -87,6 +90,7 @@ type Router struct {
 
 	listenersMu sync.RWMutex
 	listeners   []ConversationListener
+	supervisors atomic.Pointer[SupervisorPublisher]
 }
 
 // ConversationListener hears of conversations that end (a channel tells its customer, for example).
@@ -117,6 +121,7 @@ type routerMetrics struct {
 	timeouts    prometheus.Counter
 	autoReplies *prometheus.CounterVec
 	maxWait     *prometheus.CounterVec
+	floor       floorMetrics
 }
 
 // NewRouter builds a router on the topology's queues, agents and entry points.
@@ -143,12 +148,16 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 				Help: "Automatic messages sent to customers, by reason (no_agents, max_wait)."}, []string{"reason"}),
 			maxWait: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_max_wait_total",
 				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
+			floor: newFloorMetrics(),
 		}}
+	if opts.Supervisors != nil {
+		r.SetSupervisorPublisher(opts.Supervisors)
+	}
 	r.intake = newBatcher(client, deliverScript)
 	r.offers = newBatcher(client, offerScript)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
-			r.metrics.autoReplies, r.metrics.maxWait)
+			r.metrics.autoReplies, r.metrics.maxWait, r.metrics.floor.transfers, r.metrics.floor.unanswered)
 	}
 	for _, q := range topo.Queues {
 		r.queues[q.ID] = q

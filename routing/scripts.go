@@ -412,7 +412,9 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
         local st = redis.call('HGET', P .. 'presence:' .. a, ch)
         local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
         local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
-        if st ~= 'online' or load >= cap then
+        -- floor: an agent in wrap-up on the channel takes no offer there (floorscripts.go)
+        local wrapUntil = tonumber(redis.call('HGET', P .. 'presence:' .. a, ch .. ':wrap_up_until') or '0')
+        if st ~= 'online' or load >= cap or wrapUntil > now then
           redis.call('ZREM', availKey, a)
           scanned = scanned - 1 -- later members moved up one place
         else
@@ -550,6 +552,7 @@ if not st then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then return {'not_yours'} end
 if st ~= 'offered' then return {'state', st} end
 redis.call('HSET', KEYS[1], 'state', 'accepted', 'accepted_at', ARGV[3], 'expires_at', '')
+redis.call('HDEL', KEYS[1], 'transfer_pending') -- floor: a transfer offer, once accepted, is done
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 return {'ok'}
@@ -625,7 +628,13 @@ if tonumber(ARGV[6]) > 0 then
   redis.call('ZADD', KEYS[4], string.format('%d', tonumber(ARGV[3]) + tonumber(ARGV[6])), ARGV[1] .. '|' .. a)
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, redis.call('HGET', KEYS[1], 'created_at'), ARGV[1])
+local place = redis.call('HGET', KEYS[1], 'created_at')
+-- floor: a transfer offered to this agent and refused goes first in line in the card's queue
+if redis.call('HGET', KEYS[1], 'transfer_pending') == a then
+  place = string.format('%d', tonumber(place) - 10000000000000)
+end
+redis.call('HDEL', KEYS[1], 'transfer_pending')
+redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, place, ARGV[1])
 if tonumber(redis.call('HINCRBY', P .. 'load:' .. a, ch, -1)) < 0 then redis.call('HSET', P .. 'load:' .. a, ch, 0) end
 redis.call('SREM', P .. 'agentcards:' .. a, ARGV[1])
 redis.call('HSET', P .. 'conv:' .. redis.call('HGET', KEYS[1], 'conversation_id'), 'agent', '')
@@ -677,9 +686,10 @@ func parseReleaseReply(v any) (releaseReply, error) {
 // them (closed_by): the holder, or the supervisor who closed someone else's card.
 //
 // KEYS[1] card HASH, KEYS[2] offers ZSET
-// ARGV: 1 card id, 2 agent (the caller), 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card)
-// Returns {"ok", agent, queue, channel, conversation id} or {"not_found"} / {"not_yours"} / {"state", s}.
-var closeScript = luascript.New[closeArgs, closeReply]("close", `
+// ARGV: 1 card id, 2 agent (the caller), 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card),
+// 6 wrap-up ms (0: none), 7 disposition ("" none), 8 disposition note
+// Returns {"ok", agent, queue, channel, conversation id, wrap-up until ms or ""} or {"not_found"} / {"not_yours"} / {"state", s}.
+var closeScript = luascript.New[closeArgs, closeReply]("close", wrapUpLua+`
 local P = ARGV[4]
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
@@ -702,7 +712,14 @@ if a and a ~= '' then
   if tonumber(redis.call('HINCRBY', P .. 'load:' .. a, ch, -1)) < 0 then redis.call('HSET', P .. 'load:' .. a, ch, 0) end
   redis.call('SREM', P .. 'agentcards:' .. a, ARGV[1])
 end
-return {'ok', a or '', queue, ch, conv}
+-- floor: the disposition, and the holder's wrap-up on the channel in the same step as its slot
+-- frees, so no offer slips in between (floorscripts.go ends it)
+if (ARGV[7] or '') ~= '' then redis.call('HSET', convKey, 'disposition', ARGV[7], 'disposition_note', ARGV[8]) end
+local wrapUntil = ''
+if a and a ~= '' and st == 'accepted' and tonumber(ARGV[6] or '0') > 0 then
+  wrapUntil = startWrapUp(P, a, ch, tonumber(ARGV[3]), tonumber(ARGV[6]), ARGV[2])
+end
+return {'ok', a or '', queue, ch, conv, wrapUntil}
 `, parseCloseReply)
 
 // closeArgs: agent closes card; force lets a supervisor close any card.
@@ -711,16 +728,21 @@ type closeArgs struct {
 	card, agent string
 	now         int64 // ms
 	force       bool
+	// floor: the holder's wrap-up (ms; 0 none) and the disposition recorded on the conversation
+	wrapUp                 int64
+	disposition, dispoNote string
 }
 
 func (a closeArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.card(a.card), a.keys.offers()}, []any{a.card, a.agent, a.now, a.keys.prefix(), luascript.Flag(a.force)}
+	return []string{a.keys.card(a.card), a.keys.offers()}, []any{a.card, a.agent, a.now, a.keys.prefix(), luascript.Flag(a.force),
+		a.wrapUp, a.disposition, a.dispoNote}
 }
 
 // closeReply: who held the card ("" nobody), its queue, channel and conversation.
 type closeReply struct {
 	cardReply
 	holder, queue, channel, conversationID string
+	wrapUpUntil                            int64 // ms; 0 when no wrap-up began
 }
 
 func parseCloseReply(v any) (closeReply, error) {
@@ -731,7 +753,8 @@ func parseCloseReply(v any) (closeReply, error) {
 	if code != "ok" {
 		return closeReply{cardReply: cardReply{code: code, state: a.Str(1)}}, nil
 	}
-	return closeReply{cardReply: cardReply{code: code}, holder: a.Str(1), queue: a.Str(2), channel: a.Str(3), conversationID: a.Str(4)}, nil
+	return closeReply{cardReply: cardReply{code: code}, holder: a.Str(1), queue: a.Str(2), channel: a.Str(3), conversationID: a.Str(4),
+		wrapUpUntil: a.Int(5)}, nil
 }
 
 // requeueScript gives back an agent's cards on one channel (the agent logged out): each goes to the
@@ -902,6 +925,9 @@ if ARGV[8] == '1' and tonumber(c[5] or '0') <= tonumber(ARGV[4]) then return {'w
 redis.call('HSET', P .. 'msg:' .. ARGV[3], 'id', ARGV[3], 'conversation_id', c[6], 'direction', 'out',
   'channel', c[4], 'kind', ARGV[5], 'text', ARGV[6], 'payload', ARGV[7], 'at', ARGV[4], 'agent', agent, 'status', 'queued')
 redis.call('RPUSH', P .. 'convmsgs:' .. c[6], ARGV[3])
+-- floor: the first agent message (reports) and the latest (the first-response timer)
+redis.call('HSETNX', KEYS[1], 'first_response_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'last_agent_message_at', ARGV[4])
 return {'ok', c[4]}
 `, parseReplyScriptReply)
 

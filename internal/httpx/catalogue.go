@@ -55,6 +55,10 @@ var (
 	ErrConversationClosed   = def(http.StatusConflict, "conversation_closed", "the conversation is closed")
 	ErrChannelNotSupported  = def(http.StatusUnprocessableEntity, "channel_not_supported", "this channel does not support this")
 
+	// Running the floor: transfers and wrap-up.
+	ErrAgentNotAvailable = def(http.StatusConflict, "agent_not_available", "the agent cannot take the conversation now (offline, paused, wrapping up or without room on the channel)")
+	ErrNoWrapUp          = def(http.StatusConflict, "no_wrap_up", "no wrap-up is running on this channel")
+
 	// Outbound: new conversations and replies.
 	ErrNotLoggedIn        = def(http.StatusConflict, "whatsapp_not_logged_in", "log in on WhatsApp to start a conversation")
 	ErrAtCapacity         = def(http.StatusConflict, "agent_at_capacity", "you are at your WhatsApp capacity; close a conversation first")
