@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
@@ -226,17 +228,22 @@ func TestMaxWaitOverflowsToAnotherQueue(t *testing.T) {
 }
 
 // TestRandomizedNoStrandedCustomer drives two replicas with a fake clock through random messages,
-// presence changes, accepts, declines, closes and offers left to time out, sweeping every 5 s of
-// simulated time. After every step: a waiting card and an agent eligible for it (member of the
-// queue, online on the channel, below capacity) never coexist longer than reoffer_after plus the
-// longest gap between sweeps; and, as ever, no offer goes to an ineligible agent.
+// presence changes, accepts, declines, closes (each starting a wrap-up), transfers to agents and to
+// queues, early ends of wrap-ups, first responses left to time out (q2 requeues them) and offers
+// left to time out, sweeping every 5 s of simulated time. After every step: a waiting card and an
+// agent eligible for it (member of the queue, online on the channel, below capacity, not wrapping
+// up there) never coexist longer than reoffer_after plus the longest gap between sweeps; and, as
+// ever, no offer goes to an ineligible agent. Every 50 steps and at the end: no agent above
+// capacity, no card held by two agents, no card lost (checkCards).
 func TestRandomizedNoStrandedCustomer(t *testing.T) {
 	const reofferAfter, sweepEvery, maxStep = 40 * time.Second, 5 * time.Second, 2 * time.Second
 	cfg := &configs.Config{
 		PauseReasons: []configs.PauseReason{{ID: "lunch", Label: "Lunch"}},
 		Queues: []configs.Queue{
-			{ID: "q1", Channels: []string{"whatsapp", "webchat"}, Strategy: "longest_idle", OfferTimeout: 15 * time.Second, ReofferAfter: reofferAfter},
-			{ID: "q2", Channels: []string{"webchat"}, Strategy: "least_busy", OfferTimeout: 15 * time.Second, ReofferAfter: reofferAfter},
+			{ID: "q1", Channels: []string{"whatsapp", "webchat"}, Strategy: "longest_idle", OfferTimeout: 15 * time.Second, ReofferAfter: reofferAfter,
+				WrapUp: 10 * time.Second},
+			{ID: "q2", Channels: []string{"webchat"}, Strategy: "least_busy", OfferTimeout: 15 * time.Second, ReofferAfter: reofferAfter,
+				WrapUp: 6 * time.Second, FirstResponseTimeout: 20 * time.Second, FirstResponseAction: "requeue"},
 		},
 		WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q1"}}},
 		WebChat:  configs.WebChat{Sites: []configs.Site{{ID: "s1", Queue: "q1"}, {ID: "s2", Queue: "q2"}}},
@@ -276,6 +283,7 @@ func TestRandomizedNoStrandedCustomer(t *testing.T) {
 	since := map[[2]string]time.Time{} // (card, agent) → first seen coexisting
 	lastSweep := clk.Now()
 	refusals, reoffered := 0, 0
+	transfers, wrapUps := 0, 0
 	bound := reofferAfter + sweepEvery + maxStep
 	for step := 0; step < 1500; step++ {
 		r, ps := routers[step%2], stores[step%2]
@@ -285,7 +293,7 @@ func TestRandomizedNoStrandedCustomer(t *testing.T) {
 			chans = append(chans, "whatsapp")
 		}
 		ch := chans[rnd.Intn(len(chans))]
-		switch op := rnd.Intn(20); {
+		switch op := rnd.Intn(24); {
 		case op < 4:
 			entries := [][2]string{{"whatsapp", "100"}, {"webchat", "s1"}, {"webchat", "s2"}}
 			en := entries[rnd.Intn(len(entries))]
@@ -311,9 +319,41 @@ func TestRandomizedNoStrandedCustomer(t *testing.T) {
 						refusals++
 					}
 				case c.State == CardAccepted && op >= 12:
-					_, _ = r.Close(ctx, c.ID, a.ID, false)
+					if _, err := r.Close(ctx, c.ID, a.ID, false); err == nil {
+						wrapUps++
+					}
 				}
 			}
+		case op < 17: // a transfer, by the holder or (one in three) a supervisor
+			var cards []Card
+			for i := 0; i < len(cfg.Agents) && len(cards) == 0; i++ { // the first agent from a with an accepted card
+				a = cfg.Agents[(rnd.Intn(len(cfg.Agents))+i)%len(cfg.Agents)]
+				cards, _ = r.Cards(ctx, a.ID)
+			}
+			for _, c := range cards {
+				if c.State != CardAccepted {
+					continue
+				}
+				req := TransferRequest{By: a.ID}
+				if rnd.Intn(3) == 0 {
+					req = TransferRequest{By: "sup", Supervisor: true}
+				}
+				for try := 0; try < 4; try++ { // targets are often unavailable (a refusal changes nothing)
+					req.ToAgent, req.ToQueue = "", ""
+					if rnd.Intn(2) == 0 {
+						req.ToAgent = cfg.Agents[rnd.Intn(len(cfg.Agents))].ID
+					} else {
+						req.ToQueue = cfg.Queues[rnd.Intn(len(cfg.Queues))].ID
+					}
+					if _, err := r.Transfer(ctx, c.ConversationID, req); err == nil {
+						transfers++
+						break
+					}
+				}
+				break
+			}
+		case op < 18:
+			_ = r.EndWrapUp(ctx, a.ID, ch, a.ID)
 		default: // nobody answers: offers run toward their timeout
 		}
 		clk.Advance(time.Duration(rnd.Int63n(int64(maxStep))))
@@ -341,7 +381,8 @@ func TestRandomizedNoStrandedCustomer(t *testing.T) {
 					}
 					st := client.HGet(ctx, presence.StateKey(ks, ag.ID), qch).Val()
 					load, _ := client.HGet(ctx, k.load(ag.ID), qch).Int()
-					if st != string(presence.Online) || load >= capacity.Capacity {
+					wrapUntil, _ := client.HGet(ctx, presence.StateKey(ks, ag.ID), qch+":wrap_up_until").Int64()
+					if st != string(presence.Online) || load >= capacity.Capacity || wrapUntil > now.UnixMilli() {
 						continue
 					}
 					for _, card := range waiting {
@@ -365,6 +406,13 @@ func TestRandomizedNoStrandedCustomer(t *testing.T) {
 				delete(since, pair)
 			}
 		}
+		if step%50 == 0 {
+			checkCards(t, client, k, cfg)
+		}
+	}
+	checkCards(t, client, k, cfg)
+	if transfers < 20 || wrapUps < 20 {
+		t.Fatalf("only %d transfers and %d wrap-ups: the test exercised too little", transfers, wrapUps)
 	}
 	audit := client.LRange(ctx, k.audit(), 0, -1).Val()
 	offeredBefore := map[string]map[string]bool{}
@@ -386,7 +434,8 @@ func TestRandomizedNoStrandedCustomer(t *testing.T) {
 	if refusals < 50 || reoffered < 10 {
 		t.Fatalf("only %d refusals and %d re-offers: the test exercised too little", refusals, reoffered)
 	}
-	t.Logf("%d offers, %d refusals (declines and timeouts), %d re-offers to an agent that had refused", len(audit), refusals, reoffered)
+	t.Logf("%d offers, %d refusals (declines and timeouts), %d re-offers to an agent that had refused, %d transfers, %d wrap-ups",
+		len(audit), refusals, reoffered, transfers, wrapUps)
 }
 
 func containsString(list []string, s string) bool {
@@ -396,4 +445,68 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkCards: no agent above capacity and every load equal to the cards held; no card held by two
+// agents; no card lost — a waiting card is in its own queue's waiting ZSET and in no other, an
+// offered or accepted one is held by the agent it names, and the offers ZSET holds only offers.
+func checkCards(t *testing.T, client redis.UniversalClient, k keys, cfg *configs.Config) {
+	t.Helper()
+	ctx := context.Background()
+	holders := map[string]string{}
+	for _, a := range cfg.Agents {
+		held := map[string]int{}
+		for _, card := range client.SMembers(ctx, k.agentCards(a.ID)).Val() {
+			if prev, ok := holders[card]; ok {
+				t.Fatalf("card %s is held by %s and %s", card, prev, a.ID)
+			}
+			holders[card] = a.ID
+			h := client.HGetAll(ctx, k.card(card)).Val()
+			if h["agent"] != a.ID || (h["state"] != CardOffered && h["state"] != CardAccepted) {
+				t.Fatalf("card %s in %s's set is %s/%s", card, a.ID, h["state"], h["agent"])
+			}
+			held[h["channel"]]++
+		}
+		for ch, c := range a.Channels {
+			load, _ := client.HGet(ctx, k.load(a.ID), ch).Int()
+			if load != held[ch] || load > c.Capacity {
+				t.Fatalf("%s on %s: load %d, holds %d cards, capacity %d", a.ID, ch, load, held[ch], c.Capacity)
+			}
+		}
+	}
+	inLine := map[string]string{} // card → the waiting ZSET it is in
+	for _, q := range cfg.Queues {
+		for _, ch := range q.Channels {
+			key := k.waiting(q.ID, ch)
+			for _, card := range client.ZRange(ctx, key, 0, -1).Val() {
+				if prev, ok := inLine[card]; ok {
+					t.Fatalf("card %s waits in %s and %s", card, prev, key)
+				}
+				inLine[card] = key
+			}
+		}
+	}
+	for _, card := range client.ZRange(ctx, k.offers(), 0, -1).Val() {
+		if st := client.HGet(ctx, k.card(card), "state").Val(); st != CardOffered {
+			t.Fatalf("card %s is in the offers but %s", card, st)
+		}
+	}
+	iter := client.Scan(ctx, 0, k.ks.Prefix()+"card:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		h := client.HGetAll(ctx, iter.Val()).Val()
+		switch h["state"] {
+		case CardWaiting:
+			if inLine[h["id"]] != k.waiting(h["queue"], h["channel"]) {
+				t.Fatalf("waiting card %s of %s/%s is in %q", h["id"], h["queue"], h["channel"], inLine[h["id"]])
+			}
+		case CardOffered, CardAccepted:
+			if holders[h["id"]] != h["agent"] || inLine[h["id"]] != "" {
+				t.Fatalf("card %s (%s) names %s but is held by %q, in line %q", h["id"], h["state"], h["agent"], holders[h["id"]], inLine[h["id"]])
+			}
+		case CardClosed:
+			if inLine[h["id"]] != "" || holders[h["id"]] != "" {
+				t.Fatalf("closed card %s is still in line or held", h["id"])
+			}
+		}
+	}
 }
