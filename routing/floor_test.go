@@ -20,6 +20,7 @@ import (
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/internal/openapitest"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/presence"
 )
@@ -288,6 +289,14 @@ func (e *env) callBody(t *testing.T, method, path, agent string, role auth.Role,
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	// Every answer is what the OpenAPI document says.
+	v, err := openapitest.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Check(req, resp, b); err != nil {
+		t.Errorf("against the OpenAPI document: %v", err)
+	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
