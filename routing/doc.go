@@ -30,6 +30,12 @@
 // contactLua); max_wait may instead move it first in line in the queue's overflow_queue. An agent may also open a conversation itself (startScript): its card is born accepted.
 // Later messages of an open conversation join it and go to its agent, even while paused.
 //
+// Running the floor (floor.go, floorscripts.go): a holder or a supervisor transfers a conversation
+// to one agent (offered to it only; refused, first in line in its queue) or first in line in a queue;
+// a close records the disposition and starts the holder's wrap-up on the channel, during which the
+// offer script skips that agent there; the first-response timer flags (or requeues) a conversation
+// accepted without an agent message.
+//
 // # Invariants
 //
 //   - Every step that changes several keys together is atomic, so replicas never see half of it: a
