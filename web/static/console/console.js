@@ -13,6 +13,7 @@
   const stateIcons = { offline: "○", online: "●", paused: "❚❚", wrapup: "◐" };
 
   let presence = null;       // the last GET /v1/agents/me/presence
+  let queues = new Map();    // queue id → {dispositions, require_disposition} (GET /v1/queues)
   let reasons = [];          // the pause catalogue: {id, label, labels}
   const cards = new Map();   // card id → entry {card, node, messages: Map, loaded, unread, seen}
   let selected = "";         // the card id whose thread is open
@@ -174,7 +175,55 @@
       action.dataset.does = ch.state === "paused" ? "resume" : "pause";
       action.setAttribute("aria-label", action.textContent + " " + channelName(ch.channel));
     }
+    renderWrapUps();
     tick();
+  }
+
+  // ---- wrap-up: after a close, the channel takes no new offer for a while; the agent may end it ----
+
+  // renderWrapUps keeps one bar per channel wrapping up, updated in place (its button stays put).
+  function renderWrapUps() {
+    const box = $("wrapups");
+    const now = Date.now();
+    const want = new Set();
+    for (const ch of (presence && presence.channels) || []) {
+      if (!ch.wrap_up_until || Date.parse(ch.wrap_up_until) <= now) continue;
+      want.add(ch.channel);
+      let li = box.querySelector(`li[data-channel="${CSS.escape(ch.channel)}"]`);
+      if (!li) {
+        const end = el("button", { type: "button", "data-end-wrapup": ch.channel }, t("wrapup.end"));
+        end.addEventListener("click", () => endWrapUp(ch.channel, end));
+        li = el("li", { dataset: { channel: ch.channel } }, el("span", { role: "timer", "data-wrapup-text": "" }), end);
+        box.append(li);
+      }
+      li.dataset.until = ch.wrap_up_until;
+      const end = li.querySelector("[data-end-wrapup]");
+      end.textContent = t("wrapup.end");
+      end.setAttribute("aria-label", t("wrapup.endLabel", { channel: channelName(ch.channel) }));
+    }
+    for (const li of [...box.children]) if (!want.has(li.dataset.channel)) li.remove();
+    tickWrapUps();
+  }
+
+  function tickWrapUps() {
+    for (const li of $("wrapups").children) {
+      const left = Date.parse(li.dataset.until) - Date.now();
+      if (left <= 0) { li.remove(); loadPresence().catch(() => {}); continue; }
+      li.querySelector("[data-wrapup-text]").textContent = t("wrapup.text", { channel: channelName(li.dataset.channel), time: fmtShort(left) });
+    }
+  }
+
+  async function endWrapUp(channel, button) {
+    button.disabled = true;
+    try {
+      await api("POST", "/v1/agents/me/channels/" + encodeURIComponent(channel) + "/wrap-up/end");
+      announce(t("wrapup.ended"));
+    } catch (err) {
+      if (err.code !== "no_wrap_up") fail(err);
+    } finally {
+      button.disabled = false;
+    }
+    await loadPresence().catch(() => {});
   }
 
   function channelClock(node) {
@@ -336,6 +385,8 @@
     const open = el("button", { type: "button", class: "open", "data-open": "",
       onclick: () => select(card.id), onkeydown: listKeys },
     el("span", { class: "who" }, contactName(card), " ", el("span", { class: "badge" }, channelName(card.channel))),
+    card.transfer && card.transfer.by !== (presence && presence.agent) ?
+      el("span", { class: "transfer", "data-transfer": "" }, t("transfer.badge", { by: card.transfer.by })) : null,
     el("span", { class: "last", "data-last": "" }, lastMessage(entry)),
     el("span", { class: "meta" },
       el("span", { class: "unread", "data-unread": "", "aria-label": entry.unread ? t("card.unread", { n: entry.unread }) : null },
@@ -430,12 +481,7 @@
   // ---- card actions, with the server's refusals turned into a refreshed card and words ----
 
   async function cardAction(id, action, button) {
-    const entry = cards.get(id);
-    if (action === "close") {
-      const ok = await confirmAction(t("confirm.close.title", { who: contactName(entry.card) }), t("confirm.close.text"),
-        t("confirm.close.ok"), t("confirm.close.cancel"));
-      if (!ok) { button.focus(); return; }
-    }
+    if (action === "close") { openClose(id, button); return; }
     button.disabled = true;
     try {
       const card = await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/" + action);
@@ -613,6 +659,12 @@
     if (card.contact && card.contact.phone && card.contact.name) sub.push("+" + card.contact.phone.replace(/^\+/, ""));
     $("thread-sub").textContent = sub.join(" · ");
     $("thread-close").hidden = card.state !== "accepted";
+    $("thread-transfer").hidden = card.state !== "accepted";
+    const tr = card.transfer && card.transfer.by !== (presence && presence.agent) ? card.transfer : null;
+    $("thread-transfer-note").hidden = !tr || card.state === "closed";
+    $("thread-transfer-note").textContent = !tr ? "" : tr.note ? t("transfer.noteLine", { by: tr.by, note: tr.note }) : t("transfer.noteLineEmpty", { by: tr.by });
+    $("thread-unanswered").hidden = !(entry.unanswered && card.state === "accepted");
+    $("thread-unanswered").textContent = entry.unanswered ? t("unanswered.warn", { time: fmtShort(entry.unanswered.timeout_seconds * 1000) }) : "";
     const box = $("messages");
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
     const list = [...entry.messages.values()];
@@ -787,6 +839,7 @@
   // long each customer has waited for an answer.
   function tick() {
     for (const c of document.querySelectorAll("#channels [data-since]")) c.textContent = channelClock(c);
+    tickWrapUps();
     for (const c of document.querySelectorAll("[data-countdown]")) {
       const left = Date.parse(c.dataset.countdown) - Date.now();
       c.textContent = c.dataset.countdown ? (left > 0 ? t("card.expiresIn", { time: fmtShort(left) }) : t("card.expired")) : "";
@@ -843,6 +896,7 @@
           break;
         }
         mergeMessage(entry, m);
+        if (m.direction === "out") entry.unanswered = null;
         if (ev.type === "message.received" && m.direction === "in" && selected !== entry.card.id) entry.unread++;
         if (m.direction === "in" && entry.card.channel === "whatsapp" && m.kind !== "system") {
           entry.windowClosed = false;
@@ -852,8 +906,35 @@
         break;
       }
       case "presence.changed":
+      case "wrap_up.started":
+      case "wrap_up.ended":
         loadPresence().catch(fail);
         break;
+      case "conversation.transferred": {
+        const me = presence && presence.agent;
+        const who = contactName((cards.get(ev.card.id) || { card: ev.card }).card);
+        if (ev.card.agent === me && ev.card.state === "offered") {
+          renderCard(ev.card);
+          const by = ev.transfer ? ev.transfer.by : "";
+          if (by !== me) notify(t("transfer.received", { by, who }), true);
+        } else if (cards.has(ev.card.id)) {
+          removeCard(ev.card.id);
+          if (ev.transfer && ev.transfer.by !== me) notify(t("transfer.away", { who, by: ev.transfer.by }), true);
+        }
+        break;
+      }
+      case "conversation.unanswered": {
+        const entry = cards.get(ev.card.id);
+        const u = ev.unanswered || {};
+        const who = contactName((entry || { card: ev.card }).card);
+        if (u.action === "requeue") notify(t("unanswered.requeued", { who, time: fmtShort((u.timeout_seconds || 0) * 1000) }));
+        else if (entry) {
+          entry.unanswered = u;
+          notify(t("unanswered.warn", { time: fmtShort((u.timeout_seconds || 0) * 1000) }) + " — " + who);
+          if (selected === entry.card.id) renderThread();
+        }
+        break;
+      }
       case "stream.reset":
         loadCards().catch(fail);
         break;
@@ -929,6 +1010,134 @@
       loadPresence().catch(() => {});
     }
   }
+
+  // ---- close with a disposition ("tabulação") ----
+
+  let closing = null; // {id, button}
+  async function loadQueues() {
+    const res = await api("GET", "/v1/queues");
+    queues = new Map((res.queues || []).map((q) => [q.id, q]));
+  }
+
+  async function openClose(id, button) {
+    const entry = cards.get(id);
+    if (!entry) return;
+    closing = { id, button };
+    if (!queues.has(entry.card.queue)) await loadQueues().catch(() => {});
+    const q = queues.get(entry.card.queue) || { dispositions: [] };
+    const form = $("close-form");
+    for (const s of form.querySelectorAll(".field-error")) s.textContent = "";
+    $("close-title").textContent = t("confirm.close.title", { who: contactName(entry.card) });
+    $("close-note").value = "";
+    const box = form.querySelector("[data-dispositions]");
+    box.replaceChildren(...(q.dispositions || []).map((d) => {
+      const rid = "dispo-" + d.id;
+      return el("div", { class: "reason-option" }, el("input", { type: "radio", name: "disposition", id: rid, value: d.id }),
+        el("label", { for: rid }, i18n.label(d)));
+    }));
+    form.querySelector("[data-dispositions-box]").hidden = !(q.dispositions || []).length;
+    form.dataset.required = q.require_disposition ? "true" : "false";
+    $("close-dialog").showModal();
+  }
+  $("close-form").querySelector("[data-cancel]").addEventListener("click", () => {
+    $("close-dialog").close();
+    if (closing && closing.button) closing.button.focus();
+  });
+  $("close-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = e.target;
+    for (const s of form.querySelectorAll(".field-error")) s.textContent = "";
+    const chosen = form.querySelector("input[name=disposition]:checked");
+    if (!chosen && form.dataset.required === "true") {
+      form.querySelector('[data-field="disposition"]').textContent = t("close.chooseDisposition");
+      return;
+    }
+    const body = { note: $("close-note").value.trim() };
+    if (chosen) body.disposition = chosen.value;
+    const button = e.submitter;
+    if (button) button.disabled = true;
+    const id = closing.id;
+    try {
+      const card = await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/close", body);
+      $("close-dialog").close();
+      notify("");
+      renderCard(card);
+    } catch (err) {
+      if (err.status === 422 && (err.fields || []).some((f) => f.field === "disposition")) {
+        form.querySelector('[data-field="disposition"]').textContent = t(chosen ? "close.unknownDisposition" : "close.chooseDisposition");
+        loadQueues().catch(() => {});
+      } else if (err.status === 409 || err.status === 403 || err.status === 404) {
+        $("close-dialog").close();
+        await refreshStale(id, "close");
+      } else {
+        form.querySelector('[data-field=""]').textContent = i18n.errorText(err);
+      }
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+
+  // ---- transfer: to an agent (offered to that agent only) or first in line in a queue ----
+
+  let transferring = null; // {id, button}
+  async function openTransfer(id, button) {
+    const entry = cards.get(id);
+    if (!entry) return;
+    let targets;
+    try {
+      targets = await api("GET", "/v1/conversations/" + encodeURIComponent(entry.card.conversation_id) + "/transfer-targets");
+    } catch (err) { fail(err); return; }
+    transferring = { id, button };
+    const form = $("transfer-form");
+    for (const s of form.querySelectorAll(".field-error")) s.textContent = "";
+    $("transfer-title").textContent = t("transfer.title", { who: contactName(entry.card) });
+    $("transfer-note").value = "";
+    const agents = el("optgroup", { label: t("transfer.agents") }, ...(targets.agents || []).map((a) =>
+      el("option", { value: "agent:" + a.id, disabled: !a.available, "data-name": a.name || a.id },
+        a.available ? (a.name || a.id) : t("transfer.unavailable", { name: a.name || a.id, why: t("transfer.why." + a.reason) }))));
+    const qs = el("optgroup", { label: t("transfer.queues") }, ...(targets.queues || []).map((q) =>
+      el("option", { value: "queue:" + q.id, "data-name": t("transfer.queueOption", { name: q.name || q.id }) }, t("transfer.queueOption", { name: q.name || q.id }))));
+    $("transfer-to").replaceChildren(el("option", { value: "" }, "—"), agents, qs);
+    $("transfer-dialog").showModal();
+  }
+  $("thread-transfer").addEventListener("click", (e) => { if (selected) openTransfer(selected, e.currentTarget); });
+  $("transfer-form").querySelector("[data-cancel]").addEventListener("click", () => {
+    $("transfer-dialog").close();
+    if (transferring && transferring.button) transferring.button.focus();
+  });
+  $("transfer-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = e.target;
+    for (const s of form.querySelectorAll(".field-error")) s.textContent = "";
+    const opt = $("transfer-to").selectedOptions[0];
+    if (!opt || !opt.value) { form.querySelector('[data-field="to_agent"]').textContent = t("transfer.choose"); return; }
+    const [kind, target] = [opt.value.slice(0, opt.value.indexOf(":")), opt.value.slice(opt.value.indexOf(":") + 1)];
+    const to = opt.dataset.name;
+    const note = $("transfer-note").value.trim();
+    const { id, button } = transferring;
+    const entry = cards.get(id);
+    const who = entry ? contactName(entry.card) : "";
+    $("transfer-dialog").close();
+    const ok = await confirmAction(t("confirm.transfer.title", { to }), t("confirm.transfer.text"), t("confirm.transfer.ok"), t("confirm.transfer.cancel"));
+    if (!ok) { $("transfer-dialog").showModal(); return; }
+    const body = { note };
+    body[kind === "agent" ? "to_agent" : "to_queue"] = target;
+    try {
+      await api("POST", "/v1/conversations/" + encodeURIComponent(entry.card.conversation_id) + "/transfer", body);
+      removeCard(id);
+      notify(t("transfer.done", { who, to }), true);
+    } catch (err) {
+      if (err.code === "agent_not_available" || err.status === 422) {
+        const why = (err.fields || [])[0];
+        form.querySelector('[data-field="to_agent"]').textContent = why && t("transfer.why." + why.message) !== "transfer.why." + why.message ?
+          t("transfer.unavailable", { name: to, why: t("transfer.why." + why.message) }) : i18n.errorText(err);
+        $("transfer-dialog").showModal();
+      } else if (err.status === 409 || err.status === 403 || err.status === 404) {
+        await refreshStale(id, "close");
+      } else fail(err);
+      if (button && !$("transfer-dialog").open) button.focus();
+    }
+  });
 
   // ---- new conversation ----
 
@@ -1058,6 +1267,7 @@
       reasons = ((await api("GET", "/v1/pause-reasons")).pause_reasons || [])
         .map((r) => ({ id: r.id || r.ID, label: r.label || r.Label, labels: r.labels || {} }));
       if (presence) renderPresence(presence);
+      loadQueues().catch(() => {});
       // An agent who arrives offline finds the channel panel open: going online is the first thing to do.
       if (presence && presence.status === "offline") openPanel(true);
       await loadCards();
