@@ -334,7 +334,7 @@ const i18n = (() => {
       "close.unknownDisposition": "That outcome is no longer offered for this queue: choose another.",
       "wrapup.text": "Wrapping up on {channel}: {time} left. New conversations arrive after it.",
       "wrapup.end": "End now",
-      "wrapup.endLabel": "End the wrap-up on {channel} now",
+      "wrapup.endLabel": "End now the wrap-up on {channel}",
       "wrapup.ended": "Wrap-up over: new conversations may arrive.",
       "unanswered.warn": "No answer for the customer in over {time}: reply now.",
       "unanswered.requeued": "The conversation with {who} went back to the queue: {time} without an answer.",
