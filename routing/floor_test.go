@@ -131,6 +131,17 @@ func TestTransferToAnAgent(t *testing.T) {
 			if h["transfers"] != "1" || h["last_transfer_by"] != "ana" || h["last_transfer_note"] != "wants a refund" {
 				t.Fatalf("conversation hash: %v", h)
 			}
+			// In the same step: ana counts as having refused it (a re-offer entry is due after reoffer_after).
+			if _, err := e.client.ZScore(ctx, e.router.keys.refused(card.ID), "ana").Result(); err != nil {
+				t.Fatalf("ana is not among the card's refusers: %v", err)
+			}
+			if at, err := e.client.ZScore(ctx, e.router.keys.reoffers(), card.ID+"|ana").Result(); err != nil || int64(at) != e.clock.Now().Add(time.Minute).UnixMilli() {
+				t.Fatalf("ana's re-offer entry: %v %v", at, err)
+			}
+			if h := e.client.HGetAll(ctx, e.router.keys.card(card.ID)).Val(); h["transfer_pending"] != "bob" || h["state"] != CardOffered ||
+				e.client.ZScore(ctx, e.router.keys.offers(), card.ID).Val() != float64(e.clock.Now().Add(30*time.Second).UnixMilli()) {
+				t.Fatalf("card after the transfer: %v", h)
+			}
 			if len(e.cards(t, "ana")) != 0 || e.load("ana", "whatsapp") != 0 || e.load("bob", "whatsapp") != 1 {
 				t.Fatalf("ana holds %v (load %d), bob load %d", e.cards(t, "ana"), e.load("ana", "whatsapp"), e.load("bob", "whatsapp"))
 			}
@@ -175,8 +186,12 @@ func TestTransferToAnAgentRefusals(t *testing.T) {
 		if !errors.As(err, &na) || na.Reason != want {
 			t.Fatalf("transfer to %s: %v, want agent not available (%s)", to, err, want)
 		}
-		if after := e.client.HGetAll(ctx, e.router.keys.card(wa.ID)).Val(); after["state"] != before["state"] || after["agent"] != "ana" {
-			t.Fatalf("a refused transfer changed the card: %v", after)
+		if after := e.client.HGetAll(ctx, e.router.keys.card(wa.ID)).Val(); after["state"] != before["state"] || after["agent"] != "ana" ||
+			after["transfer_pending"] != "" || e.load("ana", "whatsapp") != 1 {
+			t.Fatalf("a refused transfer changed the card: %v (ana's load %d)", after, e.load("ana", "whatsapp"))
+		}
+		if n := e.client.HGet(ctx, e.router.keys.conv(wa.ConversationID), "transfers").Val(); n != "" {
+			t.Fatalf("a refused transfer was counted: %q", n)
 		}
 	}
 	try("bob", "offline")
