@@ -109,7 +109,8 @@ func (r *Router) release(ctx context.Context, cardID, agent, mode string) ([]rel
 // Close ends the conversation of a card held by the agent (a supervisor may close any card, force);
 // the card and its conversation record agent as closed_by.
 func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (Card, error) {
-	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli(), force: force})
+	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: r.clock.Now().UnixMilli(), force: force,
+		reportRetention: r.reportRetentionSeconds()})
 	if err != nil {
 		return Card{}, err
 	}

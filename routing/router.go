@@ -56,6 +56,8 @@ type Options struct {
 	Pauser     Pauser
 	// Audit records every offer with the agent's state at that moment (tests check invariants with it).
 	Audit bool
+	// ReportRetention keeps closed conversations' report rows (reports.detail_retention; 0: 35 days).
+	ReportRetention time.Duration
 }
 
 type agentInfo struct {
@@ -65,17 +67,19 @@ type agentInfo struct {
 
 // Router routes conversations to agents.
 type Router struct {
-	client  redis.UniversalClient
-	keys    keys
-	clock   clock.Clock
-	logger  *slog.Logger
-	pub     Publisher
-	pauser  Pauser
-	audit   bool
-	topo    *topology.Topology
-	queues  map[string]configs.Queue
-	agents  map[string]agentInfo
-	entries map[string]string // "channel:entry point" → queue
+	client redis.UniversalClient
+	keys   keys
+	clock  clock.Clock
+	logger *slog.Logger
+	pub    Publisher
+	pauser Pauser
+	audit  bool
+	// reportRetention keeps report rows (reportLua).
+	reportRetention time.Duration
+	topo            *topology.Topology
+	queues          map[string]configs.Queue
+	agents          map[string]agentInfo
+	entries         map[string]string // "channel:entry point" → queue
 	// entryList is each channel's entry points, one a line: a contact merge moves conversations on all of them.
 	entryList map[string]string
 	members   map[string][]string // queue → agents
@@ -131,7 +135,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 		opts.Publisher = NewStreamLog(client, ks, 0)
 	}
 	r := &Router{client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "routing"),
-		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit, topo: topo,
+		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit, reportRetention: opts.ReportRetention, topo: topo,
 		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{}, members: map[string][]string{},
 		entryList: map[string]string{},
 		metrics: routerMetrics{
