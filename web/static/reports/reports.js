@@ -34,8 +34,12 @@
   const pad = (n) => String(n).padStart(2, "0");
   const isoDate = (d) => d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
   const dur = (s) => (s === null || s === undefined) ? "—" : chatgate.fmtShort(s * 1000);
-  const hhmm = (iso) => iso ? new Date(iso).toLocaleTimeString(i18n.lang(), { hour: "2-digit", minute: "2-digit" }) : "—";
-  const when = (iso) => iso ? new Date(iso).toLocaleString(i18n.lang(), { dateStyle: "short", timeStyle: "short" }) : "—";
+  // Times are shown in the reports' time zone (the header's), not the browser's.
+  let zone = undefined;
+  const hhmm = (iso) => iso ? new Date(iso).toLocaleTimeString(i18n.lang(), { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone }) : "—";
+  const when = (iso) => iso ? new Date(iso).toLocaleString(i18n.lang(), { dateStyle: "short", timeStyle: "short", timeZone: zone }) : "—";
+  const hourOf = (ms) => new Date(ms).toLocaleTimeString("en-GB", { hour: "2-digit", hourCycle: "h23", timeZone: zone }).slice(0, 2);
+  const dayOf = (ms) => new Date(ms).toLocaleDateString("en-CA", { timeZone: zone }).slice(5);
   const reasonLabel = (id) => { const r = reasons.find((x) => x.id === id); return r ? i18n.label(r) : id; };
   const num = (v, cls) => el("td", { class: "num " + (cls || "") }, String(v));
 
@@ -101,16 +105,18 @@
     body.replaceChildren(node, legendNode || "");
   }
 
+  // niceMax is the axis' top: five steps of 1, 2 or 5 times a power of ten, so every tick is whole.
   function niceMax(v) {
-    if (v <= 5) return 5;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    return Math.ceil(v / p) * p;
+    const raw = Math.max(1, v / 5);
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw);
+    return step * 5;
   }
 
   function axisY(g, max, x0, y0, h, w) {
-    for (let i = 0; i <= 4; i++) {
-      const v = Math.round(max * i / 4);
-      const y = y0 - h * i / 4;
+    for (let i = 0; i <= 5; i++) {
+      const v = Math.round(max * i / 5);
+      const y = y0 - h * i / 5;
       g.append(svg("line", { x1: x0, x2: x0 + w, y1: y, y2: y, stroke: "#e2e8f0" }),
         svg("text", { x: x0 - 6, y: y + 4, "text-anchor": "end" }, String(v)));
     }
@@ -182,9 +188,8 @@
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H });
     const span = to - from, step = span <= 86400000 * 1.01 ? 3 * 3600000 : 86400000;
     for (let ms = from; ms <= to; ms += step) {
-      const d = new Date(ms);
       root.append(svg("line", { x1: x(ms), x2: x(ms), y1: top - 4, y2: H - 8, stroke: "#e2e8f0" }),
-        svg("text", { x: x(ms), y: top - 8, "text-anchor": "middle" }, step < 86400000 ? pad(d.getHours()) + "h" : isoDate(d).slice(5)));
+        svg("text", { x: x(ms), y: top - 8, "text-anchor": "middle" }, step < 86400000 ? hourOf(ms) + "h" : dayOf(ms)));
     }
     const shade = new Map();
     const colour = (seg) => {
@@ -225,6 +230,7 @@
         api("GET", "/v1/reports/presence?" + query({ group_by: "agent" })),
         api("GET", "/v1/reports/presence/timeline?" + query({ group_by: "" })),
       ]);
+      zone = s.header.timezone;
       renderSummary(s);
       drawHours(hours);
       drawWait(s);
