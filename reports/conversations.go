@@ -107,14 +107,60 @@ func (s *Service) conversations(ctx context.Context, q Query) ([]Conversation, e
 				(q.Agent != "" && !slices.Contains(c.Agents, q.Agent)) {
 				continue
 			}
-			if !q.Contacts {
-				c.Contact = mask(c.Contact)
-			}
 			out = append(out, c)
 		}
 	}
 	// Days are read in order and each is sorted by score; ties keep the member order.
 	return out, nil
+}
+
+// page reads one unfiltered page without reading the period's other rows: each day's count, then
+// the page's slice of the days it falls in.
+func (s *Service) page(ctx context.Context, q Query) ([]Conversation, int, error) {
+	days := utcDays(q.From, q.To)
+	lo, hi := strconv.FormatInt(q.From.UnixMilli(), 10), "("+strconv.FormatInt(q.To.UnixMilli(), 10)
+	pipe := s.client.Pipeline()
+	counts := make([]*redis.IntCmd, len(days))
+	for i, d := range days {
+		counts[i] = pipe.ZCount(ctx, s.rowKey(d), lo, hi)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, 0, err
+	}
+	total := 0
+	for _, c := range counts {
+		total += int(c.Val())
+	}
+	skip, want := q.Offset, q.Limit
+	var cmds []*redis.StringSliceCmd
+	pipe = s.client.Pipeline()
+	for i, d := range days {
+		n := int(counts[i].Val())
+		if want == 0 {
+			break
+		}
+		if skip >= n {
+			skip -= n
+			continue
+		}
+		take := min(n-skip, want)
+		cmds = append(cmds, pipe.ZRangeByScore(ctx, s.rowKey(d), &redis.ZRangeBy{Min: lo, Max: hi, Offset: int64(skip), Count: int64(take)}))
+		skip, want = 0, want-take
+	}
+	if len(cmds) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return nil, 0, err
+		}
+	}
+	var out []Conversation
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			if c, ok := parseRow(v); ok {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, total, nil
 }
 
 // ConversationsReport is the detailed listing, one page of it.
@@ -128,14 +174,28 @@ type ConversationsReport struct {
 
 // Conversations answers the listing; all rows when q.Limit is 0 (CSV).
 func (s *Service) Conversations(ctx context.Context, q Query) (ConversationsReport, error) {
-	rows, err := s.conversations(ctx, q)
+	out := ConversationsReport{Header: s.header("conversations", q), Offset: q.Offset, Limit: q.Limit}
+	var rows []Conversation
+	var err error
+	if q.Limit > 0 && q.Agent == "" && q.Queue == "" && q.Channel == "" {
+		rows, out.Total, err = s.page(ctx, q)
+	} else {
+		rows, err = s.conversations(ctx, q)
+		out.Total = len(rows)
+		if q.Limit > 0 {
+			lo := min(q.Offset, len(rows))
+			rows = rows[lo:min(lo+q.Limit, len(rows))]
+		}
+	}
 	if err != nil {
 		return ConversationsReport{}, err
 	}
-	out := ConversationsReport{Header: s.header("conversations", q), Total: len(rows), Offset: q.Offset, Limit: q.Limit}
-	if q.Limit > 0 {
-		lo := min(q.Offset, len(rows))
-		rows = rows[lo:min(lo+q.Limit, len(rows))]
+	if !q.Contacts {
+		// Only the rows answered are masked (the summary never shows contacts).
+		rows = slices.Clone(rows)
+		for i := range rows {
+			rows[i].Contact = mask(rows[i].Contact)
+		}
 	}
 	out.Rows = rows
 	if out.Rows == nil {
