@@ -99,7 +99,11 @@ func (s *Service) conversations(ctx context.Context, q Query) ([]Conversation, e
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, err
 	}
-	var out []Conversation
+	n := 0
+	for _, cmd := range cmds {
+		n += len(cmd.Val())
+	}
+	out := make([]Conversation, 0, n) // rows are large: growing the slice would copy them again and again
 	for _, cmd := range cmds {
 		for _, v := range cmd.Val() {
 			c, ok := parseRow(v)
