@@ -521,3 +521,41 @@ func TestScriptedDay(t *testing.T) {
 		}
 	})
 }
+
+// TestWrapUpFromHistory: wrap-up periods (history entries to and from wrap_up, written by the
+// floor's wrap-up) count as logged-in and wrap-up time, not online, and show in the timeline.
+func TestWrapUpFromHistory(t *testing.T) {
+	d := newDay(t)
+	key := d.ks.Key("presence", "history", "bob")
+	add := func(at time.Time, from, to string) {
+		if err := d.client.XAdd(d.ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-*", at.UnixMilli()), Values: []any{
+			"channel", "whatsapp", "from", from, "to", to, "reason", "", "by", "bob", "cause", "toggle", "at", fmt.Sprint(at.UnixMilli())}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(local(25, 8, 0, 0), "offline", "online")
+	add(local(25, 9, 0, 0), "online", "wrap_up")
+	add(local(25, 9, 5, 0), "wrap_up", "online")
+	add(local(25, 10, 0, 0), "online", "offline")
+	d.at(local(25, 18, 0, 0))
+	var r reports.PresenceReport
+	d.get("/v1/reports/presence?from=2026-11-25&agent=bob", "sue", auth.RoleSupervisor, &r)
+	if len(r.Groups) != 1 || r.Groups[0].LoggedSeconds != 7200 || r.Groups[0].OnlineSeconds != 6900 || r.Groups[0].WrapUpSeconds != 300 ||
+		r.Groups[0].Pauses != 0 {
+		t.Errorf("bob: %+v", r.Groups)
+	}
+	var ev reports.PresenceEventsReport
+	d.get("/v1/reports/presence/events?from=2026-11-25&agent=bob", "sue", auth.RoleSupervisor, &ev)
+	var kinds []string
+	for _, e := range ev.Rows {
+		kinds = append(kinds, fmt.Sprintf("%s:%v", e.Kind, e.DurationSeconds))
+	}
+	if strings.Join(kinds, " ") != "login:3600 wrap_up:300 resume:3300 logout:28800" {
+		t.Errorf("events: %v", kinds)
+	}
+	var tl reports.TimelineReport
+	d.get("/v1/reports/presence/timeline?from=2026-11-25&agent=bob", "sue", auth.RoleSupervisor, &tl)
+	if s := tl.Agents[0].Segments; len(s) != 5 || s[2].State != "wrap_up" {
+		t.Errorf("timeline: %+v", s)
+	}
+}
