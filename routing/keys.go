@@ -27,6 +27,7 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	cg:{t}:cap:<agent>                            HASH    channel → capacity (from configuration)
 //	cg:{t}:agentcards:<agent>                     SET     cards offered to or accepted by the agent
 //	cg:{t}:noanswer:<agent>                       STRING  offers in a row left to time out
+//	cg:{t}:rpt:conv:<UTC day>                     ZSET    closed conversations' report rows by creation ms (reportrow.go; EXPIRE)
 //	cg:{t}:audit                                  LIST    offer audit records (only when auditing, for tests)
 //	cg:{t}:events:<agent>                         STREAM  the agent's events (type, event JSON), trimmed
 //	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON\ntype" to every replica
