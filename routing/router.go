@@ -67,19 +67,17 @@ type agentInfo struct {
 
 // Router routes conversations to agents.
 type Router struct {
-	client redis.UniversalClient
-	keys   keys
-	clock  clock.Clock
-	logger *slog.Logger
-	pub    Publisher
-	pauser Pauser
-	audit  bool
-	// reportRetention keeps report rows (reportLua).
-	reportRetention time.Duration
-	topo            *topology.Topology
-	queues          map[string]configs.Queue
-	agents          map[string]agentInfo
-	entries         map[string]string // "channel:entry point" → queue
+	client  redis.UniversalClient
+	keys    keys
+	clock   clock.Clock
+	logger  *slog.Logger
+	pub     Publisher
+	pauser  Pauser
+	audit   bool
+	topo    *topology.Topology
+	queues  map[string]configs.Queue
+	agents  map[string]agentInfo
+	entries map[string]string // "channel:entry point" → queue
 	// entryList is each channel's entry points, one a line: a contact merge moves conversations on all of them.
 	entryList map[string]string
 	members   map[string][]string // queue → agents
@@ -91,6 +89,9 @@ type Router struct {
 
 	listenersMu sync.RWMutex
 	listeners   []ConversationListener
+
+	// reportRetention keeps closed conversations' report rows (reportLua).
+	reportRetention time.Duration
 }
 
 // ConversationListener hears of conversations that end (a channel tells its customer, for example).
