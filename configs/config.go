@@ -20,6 +20,7 @@ type Config struct {
 	HTTP          HTTP          `yaml:"http"`
 	Auth          Auth          `yaml:"auth"`
 	Presence      Presence      `yaml:"presence"`
+	Reports       Reports       `yaml:"reports"`
 	Events        Events        `yaml:"events"`
 	Outbound      Outbound      `yaml:"outbound"`
 	PauseReasons  []PauseReason `yaml:"pause_reasons" validate:"required,min=1,dive"`
@@ -93,6 +94,17 @@ type Presence struct {
 	HistoryRetention time.Duration `yaml:"history_retention" validate:"gte=0"`
 }
 
+// Reports configures the contact center's reports.
+type Reports struct {
+	// Timezone (IANA name) draws the reports' days and hours; empty: America/Sao_Paulo.
+	Timezone string `yaml:"timezone" validate:"omitempty,timezone"`
+	// DetailRetention keeps one row per closed conversation (the listing, summary and quantitative
+	// reports read them).
+	DetailRetention time.Duration `yaml:"detail_retention" validate:"gte=0"`
+	// SummaryRetention keeps the daily aggregates (the summary beyond the detail retention).
+	SummaryRetention time.Duration `yaml:"summary_retention" validate:"gte=0"`
+}
+
 // Events tunes the agents' event streams.
 type Events struct {
 	// MaxLen bounds each agent's stream, and so how far back a reconnecting stream can resume with
@@ -157,6 +169,8 @@ type Queue struct {
 	// long (conversation.unanswered); FirstResponseAction requeue also puts it back first in line.
 	FirstResponseTimeout time.Duration `yaml:"first_response_timeout" validate:"gte=0"`
 	FirstResponseAction  string        `yaml:"first_response_action" validate:"omitempty,oneof=notify requeue"`
+	// ServiceLevel is the wait within which a conversation counts as answered in time (reports).
+	ServiceLevel time.Duration `yaml:"service_level" validate:"gte=0"`
 }
 
 // Disposition is one outcome of a queue's conversations. Label is the default; Labels, optional,

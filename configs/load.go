@@ -169,6 +169,11 @@ func (c *Config) applyDefaults() {
 	def(&c.Presence.DisconnectGrace, 60*time.Second)
 	def(&c.Presence.ReaperInterval, 5*time.Second)
 	def(&c.Presence.HistoryRetention, 90*24*time.Hour)
+	if c.Reports.Timezone == "" {
+		c.Reports.Timezone = "America/Sao_Paulo"
+	}
+	def(&c.Reports.DetailRetention, 35*24*time.Hour)
+	def(&c.Reports.SummaryRetention, 400*24*time.Hour)
 	if c.Events.MaxLen == 0 {
 		c.Events.MaxLen = 1000
 	}
@@ -186,6 +191,7 @@ func (c *Config) applyDefaults() {
 		}
 		def(&q.OfferTimeout, 30*time.Second)
 		def(&q.ReofferAfter, DefaultReofferAfter)
+		def(&q.ServiceLevel, 60*time.Second)
 		if q.MaxWaitAction == "" {
 			q.MaxWaitAction = "keep"
 		}

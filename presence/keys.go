@@ -10,7 +10,8 @@ import (
 // Keys of the presence store, all under the tenant's hash tag.
 //
 //	cg:{t}:presence:<agent>                 HASH   <channel> → state, <channel>:since → Unix ms, <channel>:reason
-//	cg:{t}:presence:history:<agent>         STREAM one entry per change: channel from to reason by cause at
+//	cg:{t}:presence:history:<agent>         STREAM one entry per change: channel from to reason by cause at; ids are
+//	                                               the gateway's ms (<at>-<seq>), so reports read a period by id
 //	cg:{t}:presence:totals:<agent>          HASH   <day>:<channel>:online → ms, <day>:<channel>:paused:<reason> → ms,
 //	                                               pruned → last day old fields were dropped; day = Unix days
 //	cg:{t}:presence:seen                    ZSET   agent → last heartbeat (Unix ms) of agents logged in somewhere

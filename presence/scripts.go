@@ -11,7 +11,8 @@ import (
 // rest of its channel group, atomically: two replicas toggling the same agent cannot leave a group
 // half paused or lose a counter.
 //
-// KEYS[1] state HASH, KEYS[2] history STREAM, KEYS[3] seen ZSET, KEYS[4] totals HASH
+// KEYS[1] state HASH, KEYS[2] history STREAM (entry ids are the gateway's ms: reports read by id),
+// KEYS[3] seen ZSET, KEYS[4] totals HASH
 // ARGV[1] now (Unix ms)      ARGV[2] agent        ARGV[3] channel   ARGV[4] want: online|offline|paused|logout_all
 // ARGV[5] reason (of a pause; of a logout_all, recorded in the history only)
 // ARGV[6] by                 ARGV[7] cause        ARGV[8] first Unix day the totals keep (older fields are pruned)
@@ -68,6 +69,22 @@ local function prune()
   redis.call('HSET', KEYS[4], 'pruned', string.format('%d', today))
 end
 
+-- historyId names a history entry by the gateway's clock (<ms>-*), so reports read a period with
+-- XRANGE by id, and MINID trims by the same clock; never below the last entry (a replica's clock
+-- behind another's), and a refused id falls back to Redis's own (*).
+local historyMs = nil
+local function historyId()
+  if not historyMs then
+    historyMs = now
+    local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+    if last[1] then
+      local ms = tonumber(string.match(last[1][1], '^(%d+)'))
+      if ms and ms > historyMs then historyMs = ms end
+    end
+  end
+  return string.format('%d', historyMs) .. '-*'
+end
+
 local changes = {}
 -- set moves c to (to, why); logged is the reason the history and the change carry (why, or for a
 -- logout the reason of the logout, which is not a state of the channel).
@@ -78,7 +95,9 @@ local function set(c, to, why, logged)
   if from == to and oldWhy == why then return end
   accrue(c, from, oldWhy, tonumber(redis.call('HGET', KEYS[1], c .. ':since') or ''))
   redis.call('HSET', KEYS[1], c, to, c .. ':since', ARGV[1], c .. ':reason', why)
-  redis.call('XADD', KEYS[2], '*', 'channel', c, 'from', from, 'to', to, 'reason', logged, 'by', by, 'cause', cause, 'at', ARGV[1])
+  local entry = {'channel', c, 'from', from, 'to', to, 'reason', logged, 'by', by, 'cause', cause, 'at', ARGV[1]}
+  local added = redis.pcall('XADD', KEYS[2], historyId(), unpack(entry))
+  if type(added) == 'table' and added.err then redis.call('XADD', KEYS[2], '*', unpack(entry)) end
   table.insert(changes, {c, from, to, logged})
 end
 

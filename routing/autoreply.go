@@ -99,7 +99,8 @@ func (r *Router) SweepMaxWait(ctx context.Context) (int, error) {
 			}
 			for _, card := range cards {
 				out, err := maxWaitScript.Run(ctx, r.client, maxWaitArgs{keys: r.keys, card: card, queue: id, channel: ch,
-					now: now.UnixMilli(), maxWait: q.MaxWait.Milliseconds(), action: action, overflowQueue: q.OverflowQueue})
+					now: now.UnixMilli(), maxWait: q.MaxWait.Milliseconds(), action: action, overflowQueue: q.OverflowQueue,
+					reportRetention: r.reportRetentionSeconds()})
 				if err != nil {
 					return handled, err
 				}

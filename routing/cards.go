@@ -129,7 +129,8 @@ func (r *Router) CloseWith(ctx context.Context, cardID, agent string, force bool
 	}
 	now := r.clock.Now()
 	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: now.UnixMilli(), force: force,
-		wrapUp: q.WrapUp.Milliseconds(), disposition: d.Disposition, dispoNote: d.Note})
+		wrapUp: q.WrapUp.Milliseconds(), disposition: d.Disposition, dispoNote: d.Note,
+		reportRetention: r.reportRetentionSeconds()})
 	if err != nil {
 		return Card{}, err
 	}

@@ -32,6 +32,7 @@ import (
 //	cg:{t}:noanswer:<agent>                       STRING  offers in a row left to time out
 //	cg:{t}:wrapups                                ZSET    "agent|channel" → ms its wrap-up ends (swept)
 //	cg:{t}:firstresp                              ZSET    card → ms its first-response timer comes due (swept)
+//	cg:{t}:rpt:conv:<UTC day>                     ZSET    closed conversations' report rows by creation ms (reportrow.go; EXPIRE)
 //	cg:{t}:audit                                  LIST    offer audit records (only when auditing, for tests)
 //	cg:{t}:events:<agent>                         STREAM  the agent's events (type, event JSON), trimmed
 //	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON\ntype" to every replica

@@ -59,6 +59,8 @@ type Options struct {
 	Audit bool
 	// Supervisors, when set, receives the floor's events for supervisors (SetSupervisorPublisher too).
 	Supervisors SupervisorPublisher
+	// ReportRetention keeps closed conversations' report rows (reports.detail_retention; 0: 35 days).
+	ReportRetention time.Duration
 }
 
 type agentInfo struct {
@@ -91,6 +93,9 @@ type Router struct {
 	listenersMu sync.RWMutex
 	listeners   []ConversationListener
 	supervisors atomic.Pointer[SupervisorPublisher]
+
+	// reportRetention keeps closed conversations' report rows (reportLua).
+	reportRetention time.Duration
 }
 
 // ConversationListener hears of conversations that end (a channel tells its customer, for example).
@@ -136,7 +141,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 		opts.Publisher = NewStreamLog(client, ks, 0)
 	}
 	r := &Router{client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "routing"),
-		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit, topo: topo,
+		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit, reportRetention: opts.ReportRetention, topo: topo,
 		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{}, members: map[string][]string{},
 		entryList: map[string]string{},
 		metrics: routerMetrics{

@@ -453,6 +453,9 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
       redis.call('SADD', P .. 'agentcards:' .. a, card)
       local conv = redis.call('HGET', cardKey, 'conversation_id')
       redis.call('HSET', P .. 'conv:' .. conv, 'agent', a)
+      -- reports: the conversation's offers (reportLua)
+      redis.call('HSETNX', P .. 'conv:' .. conv, 'first_offered_at', nowMs)
+      redis.call('HINCRBY', P .. 'conv:' .. conv, 'offers', 1)
       if load >= e[3] then
         redis.call('ZREM', availKey, a)
       elseif strategy == 'least_busy' then
@@ -545,7 +548,7 @@ func parseDecision(a luascript.Array) decision {
 // acceptScript: an offered card becomes accepted by the agent it was offered to.
 //
 // KEYS[1] card HASH, KEYS[2] offers ZSET, KEYS[3] the agent's no-answer counter
-// ARGV: 1 card id, 2 agent, 3 now ms. Returns {"ok"}, {"not_found"}, {"not_yours"} or {"state", state}.
+// ARGV: 1 card id, 2 agent, 3 now ms, 4 prefix. Returns {"ok"}, {"not_found"}, {"not_yours"} or {"state", state}.
 var acceptScript = luascript.New[acceptArgs, cardReply]("accept", `
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
@@ -553,6 +556,13 @@ if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then return {'not_yours'} end
 if st ~= 'offered' then return {'state', st} end
 redis.call('HSET', KEYS[1], 'state', 'accepted', 'accepted_at', ARGV[3], 'expires_at', '')
 redis.call('HDEL', KEYS[1], 'transfer_pending') -- floor: a transfer offer, once accepted, is done
+-- reports: every agent that accepted the conversation, in order (reportLua)
+local convKey = ARGV[4] .. 'conv:' .. redis.call('HGET', KEYS[1], 'conversation_id')
+local agents = redis.call('HGET', convKey, 'agents') or ''
+if not string.find(',' .. agents .. ',', ',' .. ARGV[2] .. ',', 1, true) then
+  if agents ~= '' then agents = agents .. ',' end
+  redis.call('HSET', convKey, 'agents', agents .. ARGV[2])
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 return {'ok'}
@@ -566,7 +576,7 @@ type acceptArgs struct {
 }
 
 func (a acceptArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.card(a.card), a.keys.offers(), a.keys.noAnswer(a.agent)}, []any{a.card, a.agent, a.now}
+	return []string{a.keys.card(a.card), a.keys.offers(), a.keys.noAnswer(a.agent)}, []any{a.card, a.agent, a.now, a.keys.prefix()}
 }
 
 // cardReply is the answer of a script acting on one card: "ok", or why not (see err).
@@ -638,6 +648,10 @@ redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, place, ARGV[1])
 if tonumber(redis.call('HINCRBY', P .. 'load:' .. a, ch, -1)) < 0 then redis.call('HSET', P .. 'load:' .. a, ch, 0) end
 redis.call('SREM', P .. 'agentcards:' .. a, ARGV[1])
 redis.call('HSET', P .. 'conv:' .. redis.call('HGET', KEYS[1], 'conversation_id'), 'agent', '')
+-- reports: the conversation's refusals (reportLua)
+local refusals = 'timeouts'
+if ARGV[5] == 'decline' then refusals = 'declines' end
+redis.call('HINCRBY', P .. 'conv:' .. redis.call('HGET', KEYS[1], 'conversation_id'), refusals, 1)
 local n = 0
 if ARGV[5] == 'timeout' then n = redis.call('INCR', P .. 'noanswer:' .. a) end
 return {'ok', a, queue, ch, n}
@@ -687,9 +701,10 @@ func parseReleaseReply(v any) (releaseReply, error) {
 //
 // KEYS[1] card HASH, KEYS[2] offers ZSET
 // ARGV: 1 card id, 2 agent (the caller), 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card),
-// 6 wrap-up ms (0: none), 7 disposition ("" none), 8 disposition note
+// 6 wrap-up ms (0: none), 7 disposition ("" none), 8 disposition note,
+// 9 report rows' retention s, 10 close reason for the report ("" for an agent's or supervisor's close)
 // Returns {"ok", agent, queue, channel, conversation id, wrap-up until ms or ""} or {"not_found"} / {"not_yours"} / {"state", s}.
-var closeScript = luascript.New[closeArgs, closeReply]("close", wrapUpLua+`
+var closeScript = luascript.New[closeArgs, closeReply]("close", wrapUpLua+reportLua+`
 local P = ARGV[4]
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
@@ -719,6 +734,7 @@ local wrapUntil = ''
 if a and a ~= '' and st == 'accepted' and tonumber(ARGV[6] or '0') > 0 then
   wrapUntil = startWrapUp(P, a, ch, tonumber(ARGV[3]), tonumber(ARGV[6]), ARGV[2])
 end
+reportRow(P, conv, ARGV[1], ARGV[3], ARGV[10] or '', ARGV[9])
 return {'ok', a or '', queue, ch, conv, wrapUntil}
 `, parseCloseReply)
 
@@ -731,11 +747,15 @@ type closeArgs struct {
 	// floor: the holder's wrap-up (ms; 0 none) and the disposition recorded on the conversation
 	wrapUp                 int64
 	disposition, dispoNote string
+	// reportRetention (s) keeps the conversation's report row; reason is the close reason reportLua
+	// maps to an outcome ("" for an agent's or a supervisor's close).
+	reportRetention int64
+	reason          string
 }
 
 func (a closeArgs) KeysAndArgv() ([]string, []any) {
 	return []string{a.keys.card(a.card), a.keys.offers()}, []any{a.card, a.agent, a.now, a.keys.prefix(), luascript.Flag(a.force),
-		a.wrapUp, a.disposition, a.dispoNote}
+		a.wrapUp, a.disposition, a.dispoNote, a.reportRetention, a.reason}
 }
 
 // closeReply: who held the card ("" nobody), its queue, channel and conversation.
@@ -1169,10 +1189,11 @@ func (a providerStatusArgs) KeysAndArgv() ([]string, []any) {
 //
 // KEYS[1] card HASH, KEYS[2] waiting ZSET, KEYS[3] the overflow queue's waiting ZSET (KEYS[2] again
 // when the action is not overflow)
-// ARGV: 1 card id, 2 now ms, 3 max wait ms, 4 action keep|close|overflow, 5 prefix, 6 overflow queue
+// ARGV: 1 card id, 2 now ms, 3 max wait ms, 4 action keep|close|overflow, 5 prefix, 6 overflow queue,
+// 7 report rows' retention s
 // Returns {"no"} (not due, not waiting or already handled) or {"kept"} / {"closed", conversation id} /
 // {"overflowed", conversation id}.
-var maxWaitScript = luascript.New[maxWaitArgs, maxWaitReply]("max wait", `
+var maxWaitScript = luascript.New[maxWaitArgs, maxWaitReply]("max wait", reportLua+`
 local c = redis.call('HMGET', KEYS[1], 'state', 'created_at', 'max_wait_at')
 if c[1] ~= 'waiting' or c[3] then return {'no'} end
 if tonumber(c[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return {'no'} end
@@ -1194,6 +1215,7 @@ local k = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
 local openKey = P .. 'convopen:' .. k[1] .. ':' .. k[2] .. ':' .. k[3]
 if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end
 redis.call('ZREM', KEYS[2], ARGV[1])
+reportRow(P, conv, ARGV[1], ARGV[2], 'max_wait', ARGV[7])
 return {'closed', conv}
 `, parseMaxWaitReply)
 
@@ -1204,6 +1226,7 @@ type maxWaitArgs struct {
 	now, maxWait         int64  // ms
 	action               string // keep | close | overflow
 	overflowQueue        string // action overflow: the queue the card moves to
+	reportRetention      int64  // s, of the conversation's report row
 }
 
 func (a maxWaitArgs) KeysAndArgv() ([]string, []any) {
@@ -1212,7 +1235,7 @@ func (a maxWaitArgs) KeysAndArgv() ([]string, []any) {
 		overflow = a.keys.waiting(a.overflowQueue, a.channel)
 	}
 	return []string{a.keys.card(a.card), a.keys.waiting(a.queue, a.channel), overflow},
-		[]any{a.card, a.now, a.maxWait, a.action, a.keys.prefix(), a.overflowQueue}
+		[]any{a.card, a.now, a.maxWait, a.action, a.keys.prefix(), a.overflowQueue, a.reportRetention}
 }
 
 // maxWaitReply: "no", "kept", or "closed" / "overflowed" with the conversation.

@@ -120,6 +120,11 @@ func wantString(key, value string) string {
 	return fmt.Sprintf("cg:{t}:%s string ttl=none %s", key, value)
 }
 
+// wantRow is a report rows' day ZSET of one row (it expires).
+func wantRow(key string, score int, row string) string {
+	return fmt.Sprintf("cg:{t}:%s zset ttl=set %v", key, []redis.Z{{Score: float64(score), Member: row}})
+}
+
 // wantStringTTL is a string key with an expiry.
 func wantStringTTL(key, value string) string {
 	return fmt.Sprintf("cg:{t}:%s string ttl=set %s", key, value)
@@ -162,7 +167,8 @@ func TestDeliverScriptRawState(t *testing.T) {
 	}
 	convFields := []string{"id", "C1", "channel", "whatsapp", "entry_point", "100", "queue", "sales", "state", "open",
 		"agent", "ana", "card", "D1", "opened_at", "1000", "contact_id", "K1", "contact_name", "Maria",
-		"contact_phone", "+5511999990001", "contact_bsuid", "", "contact_username", ""}
+		"contact_phone", "+5511999990001", "contact_bsuid", "", "contact_username", "",
+		"first_offered_at", "1000", "offers", "1"} // reports: the offer is counted
 	cardFields := []string{"id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
 		"agent", "ana", "created_at", "1000", "preview", "oi", "offered_at", "1000", "expires_at", "31000"}
 	m1 := wantHash("msg:M1", "id", "M1", "conversation_id", "C1", "direction", "in", "channel", "whatsapp",
@@ -243,7 +249,7 @@ func TestOfferScriptRawState(t *testing.T) {
 	s.want(
 		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
 			"agent", "bia", "created_at", "100", "offered_at", "1000", "expires_at", "31000"),
-		wantHash("conv:C1", "id", "C1", "agent", "bia", "card", "D1"),
+		wantHash("conv:C1", "id", "C1", "agent", "bia", "card", "D1", "first_offered_at", "1000", "offers", "1"),
 		wantZSet("refused:D1", 500, "ana"),
 		wantHash("presence:ana", "whatsapp", "online"),
 		wantHash("cap:ana", "whatsapp", "1"),
@@ -302,7 +308,7 @@ func TestOfferScriptReoffersRawState(t *testing.T) {
 	s.want(
 		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
 			"agent", "cid", "created_at", "100", "offered_at", "1000", "expires_at", "31000"),
-		wantHash("conv:C1", "id", "C1", "agent", "cid", "card", "D1"),
+		wantHash("conv:C1", "id", "C1", "agent", "cid", "card", "D1", "first_offered_at", "1000", "offers", "1"),
 		wantZSet("refused:D1", 300, "bia", 400, "cid", 500, "ana"),
 		wantHash("presence:ana", "whatsapp", "online"),
 		wantHash("cap:ana", "whatsapp", "1"),
@@ -403,7 +409,7 @@ func TestAcceptScriptRawState(t *testing.T) {
 		wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "accepted",
 			"agent", "ana", "created_at", "100", "offered_at", "1000", "expires_at", "", "accepted_at", "2000"),
 		wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "open",
-			"agent", "ana", "card", "D1"),
+			"agent", "ana", "card", "D1", "agents", "ana"),
 		wantString("convopen:whatsapp:100:K1", "C1"),
 		wantHash("load:ana", "whatsapp", "1"),
 		wantSet("agentcards:ana", "D1"),
@@ -420,11 +426,12 @@ func TestAcceptScriptRawState(t *testing.T) {
 func TestDeclineScriptRawState(t *testing.T) {
 	ctx := context.Background()
 	released := func(outcome string, at int) []string {
+		counter := map[string]string{"declined": "declines", "timed_out": "timeouts"}[outcome]
 		return []string{
 			wantHash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
 				"agent", "", "created_at", "100", "offered_at", "", "expires_at", "", "last_outcome", outcome),
 			wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "open",
-				"agent", "", "card", "D1"),
+				"agent", "", "card", "D1", counter, "1"),
 			wantString("convopen:whatsapp:100:K1", "C1"),
 			wantZSet("refused:D1", at, "ana"),
 			wantZSet("reoffers", at+60000, "D1|ana"),
@@ -494,6 +501,8 @@ func TestCloseScriptRawState(t *testing.T) {
 			wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "closed",
 				"agent", "ana", "card", "D1", "closed_at", "5000", "closed_by", "ana"),
 			wantHash("load:ana", "whatsapp", "0"),
+			// reports: the conversation's row, on the UTC day of its creation (day 0 here)
+			wantRow("rpt:conv:0", 100, "v1|C1|whatsapp||100|ana|K1||100||1900||4900|0|0|0|0||handled|ana"),
 		)
 		out, err = closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "ana", now: 6000})
 		if err != nil || out.err() != ErrWrongState || out.state != CardClosed {
@@ -522,6 +531,8 @@ func TestCloseScriptRawState(t *testing.T) {
 			wantHash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "contact_id", "K1", "state", "closed",
 				"agent", "", "card", "D1", "closed_at", "5000", "closed_by", "sue"),
 			wantZSet("waiting:sales:whatsapp", 200, "D2"),
+			// closed before anyone accepted it: the customer left
+			wantRow("rpt:conv:0", 100, "v1|C1|whatsapp||100||K1||100||||4900|0|0|0|0||abandoned|sue"),
 		)
 	})
 }
@@ -569,4 +580,54 @@ func TestRequeueScriptRawState(t *testing.T) {
 		wantSet("agentcards:ana", "D3"),
 		wantHash("load:ana", "whatsapp", "0", "webchat", "1"),
 	)...)
+}
+
+// TestReportRowOutcomes: the close reason and whether anyone accepted decide the row's outcome
+// (reportOutcome, the one mapping); the other parts' fields (transfers, disposition,
+// first_response_at) are read when present; a row whose day is older than the retention is not written.
+func TestReportRowOutcomes(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		reason   string
+		accepted bool
+		want     string
+	}{
+		{"", true, "handled"}, {"", false, "abandoned"}, {"max_wait", false, "closed_max_wait"},
+		{"out_of_hours", false, "closed_out_of_hours"}, {"idle", true, "closed_idle"},
+	} {
+		s := newRawState(t)
+		s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "waiting",
+			"agent", "", "created_at", 86400000+100)
+		s.hash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "queue", "sales", "contact_id", "K1",
+			"contact_phone", "+55|11", "state", "open", "agent", "", "card", "D1", "transfers", "2", "disposition", "venda\nfeita",
+			"first_response_at", 86400000+700, "offers", "3", "agents", "ana,bob")
+		if tc.accepted {
+			s.hash("card:D1", "state", "accepted", "accepted_at", 86400000+400, "agent", "bob")
+		}
+		out, err := closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "sue", now: 86400000 + 5000, force: true,
+			reportRetention: 3600, reason: tc.reason})
+		if err != nil || out.err() != nil {
+			t.Fatalf("%+v: %+v, %v", tc, out, err)
+		}
+		rows := s.client.ZRange(ctx, "cg:{t}:rpt:conv:1", 0, -1).Val()
+		accepted := ""
+		if tc.accepted {
+			accepted = "300"
+		}
+		want := "v1|C1|whatsapp|sales|100|ana,bob|K1|+55 11|86400100||" + accepted + "|600|4900|3|0|0|2|venda feita|" + tc.want + "|sue"
+		if len(rows) != 1 || rows[0] != want {
+			t.Errorf("%+v: rows %q, want %q", tc, rows, want)
+		}
+		// A conversation older than the retention leaves no row.
+		s.client.Del(ctx, "cg:{t}:rpt:conv:1")
+		s.hash("card:D1", "state", "accepted")
+		s.hash("conv:C1", "state", "open")
+		if _, err := closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "sue", now: 3 * 86400000, force: true,
+			reportRetention: 3600, reason: tc.reason}); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.client.Exists(ctx, "cg:{t}:rpt:conv:1").Val(); n != 0 {
+			t.Errorf("a row past the retention was written")
+		}
+	}
 }

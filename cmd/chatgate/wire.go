@@ -18,6 +18,7 @@ import (
 	"github.com/chatgate/chatgate/outbound/webchat"
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/presence"
+	"github.com/chatgate/chatgate/reports"
 	"github.com/chatgate/chatgate/routing"
 	"github.com/chatgate/chatgate/web"
 	"github.com/chatgate/chatgate/webhooks"
@@ -39,6 +40,7 @@ func (g *gateway) wire() error {
 	events := routing.NewStreamLog(g.store.Client, g.keys, cfg.Events.MaxLen)
 	router := routing.NewRouter(g.store.Client, g.keys, topo, routing.Options{
 		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: events, Pauser: presenceStore,
+		ReportRetention: cfg.Reports.DetailRetention,
 	})
 	presenceStore.AddListener(router)
 	presenceStore.AddListener(routing.PresenceEvents{Publisher: events})
@@ -74,6 +76,11 @@ func (g *gateway) wire() error {
 	v1 := g.app.Group("/v1", g.verifier.Middleware())
 	presence.NewHandler(presenceStore, topo).Register(v1)
 	routing.NewHandler(router).Register(v1)
+	loc, err := time.LoadLocation(cfg.Reports.Timezone)
+	if err != nil {
+		return err
+	}
+	reports.NewHandler(reports.New(g.store.Client, g.keys, topo, reports.Options{Clock: g.clock, Location: loc})).Register(v1)
 	outboundSvc := outbound.NewService(router, sends, topo, outbound.ServiceOptions{Templates: cfg.WhatsApp.Templates,
 		Tasks: outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout}}, logger)
 	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)

@@ -45,6 +45,9 @@ var (
 	ErrInvalidDay        = def(http.StatusBadRequest, "invalid_day", "day must be YYYY-MM-DD")
 	ErrInvalidRange      = def(http.StatusBadRequest, "invalid_range", "from and to must be RFC 3339 times, from not after to")
 
+	// Reports.
+	ErrInvalidReportQuery = def(http.StatusBadRequest, "invalid_report_query", "the report's period, filters, grouping or page are not valid")
+
 	// Routing: cards and conversations.
 	ErrCardNotFound         = def(http.StatusNotFound, "card_not_found", "no such card")
 	ErrNotYourCard          = def(http.StatusForbidden, "not_your_card", "the card is not offered to or held by you")
