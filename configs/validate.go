@@ -210,6 +210,7 @@ func (c *Config) references() Problems {
 			ps = append(ps, Problem{fmt.Sprintf("queues[%d].max_wait", i), "is required when max_wait_action is " + q.MaxWaitAction})
 		}
 		ps = append(ps, overflowProblems(i, q, queues)...)
+		ps = append(ps, floorProblems(i, q)...)
 	}
 	if c.ShutdownDelay > c.ShutdownGrace/2 {
 		ps = append(ps, Problem{"shutdown_delay", fmt.Sprintf("is %v; must be at most half of shutdown_grace (%v), leaving time to drain", c.ShutdownDelay, c.ShutdownGrace)})

@@ -28,6 +28,7 @@ func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error)
 	if err == nil {
 		// The agent's other tabs learn of it from the stream and stop offering Accept.
 		r.publish(ctx, agent, Event{Type: EventCardAccepted, Card: card})
+		r.recordWait(ctx, card)
 	}
 	return card, err
 }
@@ -443,6 +444,9 @@ func (s *Sweeper) Start() error {
 				}
 				if _, err := s.router.SweepMaxWait(ctx); err != nil {
 					s.router.logger.Warn("max-wait sweep failed", "err", err)
+				}
+				if _, err := s.router.SweepPositions(ctx); err != nil {
+					s.router.logger.Warn("position sweep failed", "err", err)
 				}
 				if time.Since(last) >= s.reconcile {
 					last = time.Now()

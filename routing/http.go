@@ -157,6 +157,11 @@ type QueueStatus struct {
 	Name     string          `json:"name,omitempty"`
 	Strategy string          `json:"strategy"`
 	Channels []ChannelStatus `json:"channels"`
+	// Open says whether the queue is within its business hours (always, without hours); ClosesAt
+	// is when an open queue closes, OpensAt when a closed one opens (absent: not within a year).
+	Open     bool       `json:"open"`
+	ClosesAt *time.Time `json:"closes_at,omitempty"`
+	OpensAt  *time.Time `json:"opens_at,omitempty"`
 }
 
 // ChannelStatus is one channel of a queue. AgentsOnline counts the queue's agents online on the
@@ -177,6 +182,15 @@ func (r *Router) QueuesStatus(ctx context.Context) ([]QueueStatus, error) {
 	out := make([]QueueStatus, 0, len(r.queues))
 	for _, q := range r.orderedQueues() {
 		qs := QueueStatus{ID: q.ID, Name: q.Name, Strategy: q.Strategy}
+		var change time.Time
+		if qs.Open, change = r.QueueOpen(q.ID, now); !change.IsZero() {
+			change = change.UTC()
+			if qs.Open {
+				qs.ClosesAt = &change
+			} else {
+				qs.OpensAt = &change
+			}
+		}
 		for _, ch := range q.Channels {
 			cs := ChannelStatus{Channel: ch}
 			n, err := r.client.ZCard(ctx, r.keys.waiting(q.ID, ch)).Result()
