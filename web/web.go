@@ -50,7 +50,7 @@ func Register(app *fiber.App, o Options) {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	registerDevSignIn(app, o.Config)
-	for _, page := range []string{"console", "ops", "assets"} {
+	for _, page := range []string{"console", "ops", "wallboard", "assets"} {
 		page := page
 		files := filesystem.New(filesystem.Config{Root: http.FS(root), PathPrefix: page, Index: "/index.html"})
 		app.Use("/"+page, securityHeaders, func(c *fiber.Ctx) error {
