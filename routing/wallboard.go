@@ -252,64 +252,63 @@ func (w *Wallboard) Refresh(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// refreshAgent publishes one agent's row if it changed.
-func (w *Wallboard) refreshAgent(ctx context.Context, agent string) error {
-	p, err := w.presence.Get(ctx, agent)
-	if err != nil {
-		return err
-	}
-	row, err := w.row(ctx, p)
-	if err != nil {
-		return err
-	}
-	_, err = w.publishIfChanged(ctx, "agent:"+agent, BoardEvent{Type: EventBoardAgent, At: w.router.clock.Now().UTC(), Agent: agent, Row: &row})
-	return err
-}
-
-// row completes an agent's presence with its loads and conversations.
-func (w *Wallboard) row(ctx context.Context, p presence.AgentPresence) (BoardAgent, error) {
+// rows completes the agents' presence with their loads and conversations, in three pipelined
+// round trips whatever the number of agents (the board is read every second).
+func (w *Wallboard) rows(ctx context.Context, all []presence.AgentPresence) ([]BoardAgent, error) {
 	r := w.router
-	row := BoardAgent{AgentPresence: p, Loads: []BoardLoad{}, Cards: []BoardCard{}}
 	pipe := r.client.Pipeline()
-	loads := pipe.HGetAll(ctx, r.keys.load(p.Agent))
-	ids := pipe.SMembers(ctx, r.keys.agentCards(p.Agent))
+	loads := make([]*redis.MapStringStringCmd, len(all))
+	ids := make([]*redis.StringSliceCmd, len(all))
+	for i, p := range all {
+		loads[i] = pipe.HGetAll(ctx, r.keys.load(p.Agent))
+		ids[i] = pipe.SMembers(ctx, r.keys.agentCards(p.Agent))
+	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-		return row, err
+		return nil, err
 	}
-	info := r.agents[p.Agent]
-	for _, ch := range p.Channels {
-		n := 0
-		if v, ok := loads.Val()[ch.Channel]; ok {
-			n = atoiOr0(v)
+	pipe = r.client.Pipeline()
+	cards := make([][]*redis.MapStringStringCmd, len(all))
+	n := 0
+	for i := range all {
+		for _, id := range ids[i].Val() {
+			cards[i] = append(cards[i], pipe.HGetAll(ctx, r.keys.card(id)))
+			n++
 		}
-		row.Loads = append(row.Loads, BoardLoad{Channel: ch.Channel, Load: n, Capacity: info.channels[ch.Channel]})
 	}
-	if len(ids.Val()) > 0 {
-		pipe := r.client.Pipeline()
-		cards := make([]*redis.MapStringStringCmd, len(ids.Val()))
-		for i, id := range ids.Val() {
-			cards[i] = pipe.HGetAll(ctx, r.keys.card(id))
-		}
+	if n > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			return row, err
+			return nil, err
 		}
-		convs := make([]*redis.StringCmd, len(cards))
-		pipe = r.client.Pipeline()
-		for i, c := range cards {
-			convs[i] = pipe.HGet(ctx, r.keys.conv(c.Val()["conversation_id"]), "contact_name")
+	}
+	pipe = r.client.Pipeline()
+	names := make([][]*redis.StringCmd, len(all))
+	for i := range all {
+		for _, c := range cards[i] {
+			names[i] = append(names[i], pipe.HGet(ctx, r.keys.conv(c.Val()["conversation_id"]), "contact_name"))
 		}
-		_, _ = pipe.Exec(ctx)
-		for i, c := range cards {
+	}
+	if n > 0 {
+		_, _ = pipe.Exec(ctx) // a conversation without a name is shown without one
+	}
+	out := make([]BoardAgent, len(all))
+	for i, p := range all {
+		row := BoardAgent{AgentPresence: p, Loads: []BoardLoad{}, Cards: []BoardCard{}}
+		info := r.agents[p.Agent]
+		for _, ch := range p.Channels {
+			row.Loads = append(row.Loads, BoardLoad{Channel: ch.Channel, Load: atoiOr0(loads[i].Val()[ch.Channel]), Capacity: info.channels[ch.Channel]})
+		}
+		for j, c := range cards[i] {
 			if len(c.Val()) == 0 {
 				continue
 			}
 			card := cardFrom(c.Val())
 			row.Cards = append(row.Cards, BoardCard{ID: card.ID, ConversationID: card.ConversationID, Queue: card.Queue,
-				Channel: card.Channel, State: card.State, Contact: convs[i].Val(), CreatedAt: card.CreatedAt, AcceptedAt: card.AcceptedAt})
+				Channel: card.Channel, State: card.State, Contact: names[i][j].Val(), CreatedAt: card.CreatedAt, AcceptedAt: card.AcceptedAt})
 		}
-		sort.Slice(row.Cards, func(i, j int) bool { return row.Cards[i].CreatedAt.Before(row.Cards[j].CreatedAt) })
+		sort.Slice(row.Cards, func(x, y int) bool { return row.Cards[x].CreatedAt.Before(row.Cards[y].CreatedAt) })
+		out[i] = row
 	}
-	return row, nil
+	return out, nil
 }
 
 func atoiOr0(s string) int {
@@ -329,13 +328,9 @@ func (w *Wallboard) Snapshot(ctx context.Context) (Board, error) {
 	if err != nil {
 		return Board{}, err
 	}
-	b := Board{Agents: make([]BoardAgent, 0, len(all)), At: w.router.clock.Now().UTC()}
-	for _, p := range all {
-		row, err := w.row(ctx, p)
-		if err != nil {
-			return Board{}, err
-		}
-		b.Agents = append(b.Agents, row)
+	b := Board{At: w.router.clock.Now().UTC()}
+	if b.Agents, err = w.rows(ctx, all); err != nil {
+		return Board{}, err
 	}
 	if b.Queues, err = w.router.QueuesStatus(ctx); err != nil {
 		return Board{}, err
@@ -355,10 +350,19 @@ func (w *Wallboard) Start() error {
 			select {
 			case <-w.stop:
 				return
-			case agent := <-w.dirty:
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := w.refreshAgent(ctx, agent); err != nil {
-					w.logger.Debug("wallboard row not refreshed", "agent", agent, "err", err)
+			case <-w.dirty:
+				// An agent's event changes its row and its queues' counters: the whole board is read
+				// once for every event pending (a burst of offers costs one read).
+				for drained := false; !drained; {
+					select {
+					case <-w.dirty:
+					default:
+						drained = true
+					}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*w.interval)
+				if _, err := w.Refresh(ctx); err != nil {
+					w.logger.Debug("wallboard not refreshed", "err", err)
 				}
 				cancel()
 			case <-t.C:
