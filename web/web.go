@@ -1,4 +1,5 @@
-// Package web serves the pages embedded in the binary: the agent console (/console/) and the
+// Package web serves the pages embedded in the binary: the agent console (/console/), the
+// supervisors' wallboard (/wallboard/) and the
 // operations view (/ops/), plain HTML, CSS and JavaScript with no build step. The pages talk only to
 // the public API with a Bearer token, so they show exactly what an integrator's desktop would get.
 package web
@@ -42,7 +43,7 @@ func securityHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// Register mounts /console/, /ops/, their shared assets, the development sign-in endpoints and the
+// Register mounts /console/, /wallboard/, /ops/, their shared assets, the development sign-in endpoints and the
 // admin-only /v1/ops API.
 func Register(app *fiber.App, o Options) {
 	root, err := fs.Sub(static, "static")

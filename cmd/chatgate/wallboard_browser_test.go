@@ -73,6 +73,14 @@ func TestWallboardInTheBrowser(t *testing.T) {
 			&& a.querySelector('li.board-channel[data-channel="whatsapp"] [data-load]').textContent === '1/3'; })()`)
 	b.axe("wallboard")
 	b.shotBoth("taking-a-card")
+	// The same board from the API (validated against the OpenAPI document like every answer here).
+	code, raw = do(t, "GET", tg.base+"/v1/supervisor/wallboard", supervisor, nil)
+	if code != 200 || !strings.Contains(string(raw), `"contact":"Maria"`) || !strings.Contains(string(raw), `"open":true`) {
+		t.Fatalf("wallboard: %d %s", code, raw)
+	}
+	if code, _ := do(t, "GET", tg.base+"/v1/supervisor/wallboard", ana, nil); code != 403 {
+		t.Fatalf("an agent read the wallboard: %d", code)
+	}
 
 	// The supervisor pauses ana from the wallboard, choosing the reason in the dialog.
 	b.click("pause ana's WhatsApp", `li.board-agent[data-agent="ana"] li.board-channel[data-channel="whatsapp"] button[data-pause]`)
