@@ -428,6 +428,7 @@ func (s *Sweeper) Start() error {
 		t := time.NewTicker(s.interval)
 		defer t.Stop()
 		last := time.Now()
+		var lastPositions time.Time
 		synced := false
 		for {
 			select {
@@ -445,8 +446,12 @@ func (s *Sweeper) Start() error {
 				if _, err := s.router.SweepMaxWait(ctx); err != nil {
 					s.router.logger.Warn("max-wait sweep failed", "err", err)
 				}
-				if _, err := s.router.SweepPositions(ctx); err != nil {
-					s.router.logger.Warn("position sweep failed", "err", err)
+				// Places in line are told in minutes: every five seconds is soon enough.
+				if time.Since(lastPositions) >= 5*time.Second {
+					lastPositions = time.Now()
+					if _, err := s.router.SweepPositions(ctx); err != nil {
+						s.router.logger.Warn("position sweep failed", "err", err)
+					}
 				}
 				if time.Since(last) >= s.reconcile {
 					last = time.Now()

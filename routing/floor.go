@@ -205,8 +205,11 @@ const positionScan = 200
 // and only when the place changed since the last message. Several replicas may sweep: the claim is
 // the card's, so one of them sends.
 //
-// KEYS[1] card. ARGV: 1 now ms, 2 after ms, 3 every ms, 4 position. Returns {code, conversation id}:
-// claimed, or why not (state, early, recent, same).
+// On a channel with a customer service window (ARGV[5] = 1) the conversation's window must be open;
+// that is checked before the claim, so a customer who writes again (reopening it) is told.
+//
+// KEYS[1] card. ARGV: 1 now ms, 2 after ms, 3 every ms, 4 position, 5 window flag, 6 key prefix.
+// Returns {code, conversation id}: claimed, or why not (state, early, recent, same, window).
 var positionClaimScript = luascript.New[positionClaimArgs, positionClaimReply]("position_claim", `
 local c = redis.call('HMGET', KEYS[1], 'state', 'created_at', 'position_at', 'position_sent', 'conversation_id')
 if c[1] ~= 'waiting' then return {'state', ''} end
@@ -214,6 +217,10 @@ local now = tonumber(ARGV[1])
 if now - tonumber(c[2] or '0') < tonumber(ARGV[2]) then return {'early', ''} end
 if c[3] and c[3] ~= '' and now - tonumber(c[3]) < tonumber(ARGV[3]) then return {'recent', ''} end
 if c[4] == ARGV[4] then return {'same', ''} end
+if ARGV[5] == '1' then
+  local exp = redis.call('HGET', ARGV[6] .. 'conv:' .. (c[5] or ''), 'window_expires_at')
+  if not exp or exp == '' or tonumber(exp) <= now then return {'window', ''} end
+end
 redis.call('HSET', KEYS[1], 'position_at', ARGV[1], 'position_sent', ARGV[4])
 return {'claimed', c[5] or ''}
 `, parsePositionClaim)
@@ -223,10 +230,11 @@ type positionClaimArgs struct {
 	card              string
 	now, after, every int64
 	position          int
+	window            bool
 }
 
 func (a positionClaimArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.card(a.card)}, []any{a.now, a.after, a.every, a.position}
+	return []string{a.keys.card(a.card)}, []any{a.now, a.after, a.every, a.position, luascript.Flag(a.window), a.keys.prefix()}
 }
 
 type positionClaimReply struct{ code, conversationID string }
@@ -272,19 +280,9 @@ func (r *Router) SweepPositions(ctx context.Context) (int, error) {
 }
 
 func (r *Router) tellPosition(ctx context.Context, q configs.Queue, channel, card string, position int, every time.Duration, now time.Time) (int, error) {
-	if win := r.topo.Channel(channel).Window; win > 0 {
-		// Checked before the claim, so a customer who writes again (reopening the window) is told.
-		conv, err := r.client.HGet(ctx, r.keys.card(card), "conversation_id").Result()
-		if err != nil {
-			return 0, nil
-		}
-		exp, _ := r.client.HGet(ctx, r.keys.conv(conv), "window_expires_at").Result()
-		if t := msTimePtr(exp); t == nil || !now.Before(*t) {
-			return 0, nil
-		}
-	}
 	out, err := positionClaimScript.Run(ctx, r.client, positionClaimArgs{keys: r.keys, card: card, now: now.UnixMilli(),
-		after: q.PositionAfter.Milliseconds(), every: every.Milliseconds(), position: position})
+		after: q.PositionAfter.Milliseconds(), every: every.Milliseconds(), position: position,
+		window: r.topo.Channel(channel).Window > 0})
 	if err != nil {
 		return 0, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/presence"
 )
@@ -280,5 +281,47 @@ func TestWordEstimate(t *testing.T) {
 		if got := WordEstimate(c.d, c.known, "en"); got != c.en {
 			t.Errorf("%v en: %q, want %q", c.d, got, c.en)
 		}
+	}
+}
+
+// TestPositionClaimScriptOnRawState drives the claim on hand-written keys: each refusal, then the claim.
+func TestPositionClaimScriptOnRawState(t *testing.T) {
+	client := redistest.Client(t)
+	ctx := context.Background()
+	k := keys{keyspace.New("t")}
+	client.HSet(ctx, k.card("c1"), "state", "waiting", "created_at", 1000, "conversation_id", "v1")
+	client.HSet(ctx, k.conv("v1"), "window_expires_at", 50_000)
+	claim := func(now int64, position int, window bool) string {
+		t.Helper()
+		out, err := positionClaimScript.Run(ctx, client, positionClaimArgs{keys: k, card: "c1", now: now, after: 2000, every: 5000,
+			position: position, window: window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.code + ":" + out.conversationID
+	}
+	for _, c := range []struct {
+		now      int64
+		position int
+		window   bool
+		want     string
+	}{
+		{2500, 1, true, "early:"},      // waited 1.5s < position_after
+		{60_000, 1, true, "window:"},   // the window closed at 50s
+		{3000, 2, true, "claimed:v1"},  // told: place 2
+		{7000, 1, true, "recent:"},     // 4s later < position_every
+		{8000, 2, false, "same:"},      // the same place
+		{8000, 1, false, "claimed:v1"}, // moved up
+	} {
+		if got := claim(c.now, c.position, c.window); got != c.want {
+			t.Fatalf("now %d position %d: %s, want %s", c.now, c.position, got, c.want)
+		}
+	}
+	if h := client.HMGet(ctx, k.card("c1"), "position_at", "position_sent").Val(); h[0] != "8000" || h[1] != "1" {
+		t.Fatalf("card after claims: %v", h)
+	}
+	client.HSet(ctx, k.card("c1"), "state", "offered")
+	if got := claim(100_000, 3, false); got != "state:" {
+		t.Fatalf("offered card: %s", got)
 	}
 }

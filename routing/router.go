@@ -141,7 +141,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 			offers:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_offers_total", Help: "Cards offered, by queue."}, []string{"queue"}),
 			timeouts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "chatgate_routing_offer_timeouts_total", Help: "Offers that timed out."}),
 			autoReplies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_auto_replies_total",
-				Help: "Automatic messages sent to customers, by reason (no_agents, max_wait)."}, []string{"reason"}),
+				Help: "Automatic messages sent to customers, by reason (no_agents, max_wait, closed, position)."}, []string{"reason"}),
 			maxWait: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_max_wait_total",
 				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
 		}}

@@ -1,6 +1,6 @@
 // Package web serves the pages embedded in the binary: the agent console (/console/), the
-// supervisors' wallboard (/wallboard/) and the
-// operations view (/ops/), plain HTML, CSS and JavaScript with no build step. The pages talk only to
+// supervisors' wallboard (/wallboard/) and the operations view (/ops/), plain HTML, CSS and
+// JavaScript with no build step. The pages talk only to
 // the public API with a Bearer token, so they show exactly what an integrator's desktop would get.
 package web
 
