@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -232,14 +233,34 @@ func TestWallboardStreamCarriesTheFloor(t *testing.T) {
 		t.Fatalf("paused row: %+v / %+v", got[0].Row, got[1])
 	}
 
+	// The floor's notices (f1-floor's first-response timer, transfers) reach the supervisors as they are.
+	if _, err := b.board.Publish(context.Background(), "ana", Event{Type: "conversation.unanswered", At: t0,
+		Conversation: map[string]string{"id": "conv-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	got = take(t, ch, 1)
+	if got[0].Type != "conversation.unanswered" || got[0].Agent != "ana" || !strings.Contains(fmt.Sprint(got[0].Conversation), "conv-1") {
+		t.Fatalf("unanswered: %+v", got[0])
+	}
+	// Customers' messages are the agents' business: they never reach the supervisors' stream.
+	if _, err := b.board.Publish(context.Background(), "ana", Event{Type: EventMessageReceived, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.board.Publish(context.Background(), "bob", Event{Type: "conversation.transferred", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if got = take(t, ch, 1); got[0].Type != "conversation.transferred" || got[0].Agent != "bob" {
+		t.Fatalf("after a customer's message: %+v, want the transfer next", got[0])
+	}
+
 	// A supervisor who lost the connection resumes after the login: everything since, in order.
 	again := b.openBoard(t, loginID)
-	replay := take(t, again, 6)
+	replay := take(t, again, 8)
 	types := []string{}
 	for _, ev := range replay {
 		types = append(types, ev.Type)
 	}
-	want := "agent.updated queue.updated agent.updated presence.changed agent.updated queue.updated"
+	want := "agent.updated queue.updated agent.updated presence.changed agent.updated queue.updated conversation.unanswered conversation.transferred"
 	if strings.Join(types, " ") != want {
 		t.Fatalf("resumed: %s, want %s", strings.Join(types, " "), want)
 	}
