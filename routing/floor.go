@@ -68,12 +68,13 @@ func (r *Router) QueueOpen(queue string, now time.Time) (bool, time.Time) {
 type floorCheck struct{ queue, channel, conversation, card string }
 
 // answerOutOfHours tells a customer who wrote while the queue is closed, once per conversation and
-// closed period, and with closed_action close ends the conversation (closed_by out_of_hours).
-func (r *Router) answerOutOfHours(ctx context.Context, fc floorCheck) {
+// closed period, and with closed_action close ends the conversation (closed_by out_of_hours). It
+// reports whether the queue was closed.
+func (r *Router) answerOutOfHours(ctx context.Context, fc floorCheck) bool {
 	q := r.queues[fc.queue]
 	open, opens := r.QueueOpen(fc.queue, r.clock.Now())
 	if open {
-		return
+		return false
 	}
 	if q.ClosedMessage != "" && r.autoReplier != nil {
 		period := "never"
@@ -101,6 +102,7 @@ func (r *Router) answerOutOfHours(ctx context.Context, fc floorCheck) {
 			r.logger.Warn("out-of-hours close failed", "card_id", fc.card, "err", err)
 		}
 	}
+	return true
 }
 
 // recordWait keeps the accepted card's wait in its queue's bounded record (for the estimate).

@@ -135,6 +135,7 @@ func TestClosedActionCloseEndsTheConversation(t *testing.T) {
 		q.Hours = nyHours()
 		q.ClosedMessage = "Volte na segunda"
 		q.ClosedAction = "close"
+		q.NoAgentsMessage = "Ninguém conectado" // not said besides the closed message
 	})
 	res := e.customer(t, "whatsapp", "100", "c1", "hello")
 	convID := e.client.HGet(context.Background(), e.router.keys.msg(res.Messages[0]), "conversation_id").Val()
@@ -154,7 +155,8 @@ func TestClosedActionCloseEndsTheConversation(t *testing.T) {
 	// Opening hours: a new conversation is routed as usual.
 	e.clock.Set(time.Date(2026, 11, 30, 15, 0, 0, 0, time.UTC))
 	e.customer(t, "whatsapp", "100", "c1", "hello again")
-	if e.waiting(t, "sales", "whatsapp") != 1 || len(replies.list()) != 1 {
+	// Open: routed as usual, and told that nobody is logged in (that message was left out while closed).
+	if got := replies.list(); e.waiting(t, "sales", "whatsapp") != 1 || len(got) != 2 || !strings.HasSuffix(got[1], ": Ninguém conectado") {
 		t.Fatalf("open: waiting %d, replies %v", e.waiting(t, "sales", "whatsapp"), replies.list())
 	}
 }

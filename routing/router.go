@@ -333,11 +333,15 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			r.logger.Warn("dispatch after delivery failed", "queue", d.queue, "channel", d.channel, "err", err)
 		}
 	}
+	closedTold := map[string]bool{}
 	for _, fc := range outOfHours {
-		r.answerOutOfHours(ctx, fc)
+		// A customer told the queue is closed is not told, besides, that nobody is logged in.
+		closedTold[fc.conversation] = r.answerOutOfHours(ctx, fc)
 	}
 	for _, a := range arrived {
-		r.greetIfNobody(ctx, a[0], a[1], a[2])
+		if !closedTold[a[2]] {
+			r.greetIfNobody(ctx, a[0], a[1], a[2])
+		}
 	}
 	return res, nil
 }
