@@ -171,6 +171,23 @@ type Queue struct {
 	FirstResponseAction  string        `yaml:"first_response_action" validate:"omitempty,oneof=notify requeue"`
 	// ServiceLevel is the wait within which a conversation counts as answered in time (reports).
 	ServiceLevel time.Duration `yaml:"service_level" validate:"gte=0"`
+
+	// ---- Business hours and the customer's place in line (issue 17) ----
+
+	// Hours, when set, are the queue's business hours; without them the queue is always open.
+	Hours *Hours `yaml:"hours"`
+	// ClosedMessage is sent at once to a customer who writes while the queue is closed, once per
+	// conversation and closed period; ClosedAction then keeps the card waiting for the opening (wait,
+	// the default) or closes the conversation with closed_by out_of_hours (close).
+	ClosedMessage string `yaml:"closed_message" validate:"max=4096"`
+	ClosedAction  string `yaml:"closed_action" validate:"omitempty,oneof=wait close"`
+	// PositionMessage ({{position}}, {{estimated_wait}}) tells a waiting customer its place in line
+	// after PositionAfter of waiting, then every PositionEvery while the place changes.
+	// PositionLanguage words the estimate (pt-BR, the default, or en).
+	PositionMessage  string        `yaml:"position_message" validate:"max=4096"`
+	PositionAfter    time.Duration `yaml:"position_after" validate:"gte=0"`
+	PositionEvery    time.Duration `yaml:"position_every" validate:"gte=0"`
+	PositionLanguage string        `yaml:"position_language" validate:"omitempty,oneof=pt-BR en"`
 }
 
 // Disposition is one outcome of a queue's conversations. Label is the default; Labels, optional,

@@ -211,6 +211,7 @@ func (c *Config) references() Problems {
 		}
 		ps = append(ps, overflowProblems(i, q, queues)...)
 		ps = append(ps, floorProblems(i, q)...)
+		ps = append(ps, hoursProblems(i, q)...)
 	}
 	if c.ShutdownDelay > c.ShutdownGrace/2 {
 		ps = append(ps, Problem{"shutdown_delay", fmt.Sprintf("is %v; must be at most half of shutdown_grace (%v), leaving time to drain", c.ShutdownDelay, c.ShutdownGrace)})

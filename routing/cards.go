@@ -29,6 +29,7 @@ func (r *Router) Accept(ctx context.Context, cardID, agent string) (Card, error)
 	if err == nil {
 		// The agent's other tabs learn of it from the stream and stop offering Accept.
 		r.publish(ctx, agent, Event{Type: EventCardAccepted, Card: card})
+		r.recordWait(ctx, card)
 	}
 	return card, err
 }
@@ -130,7 +131,7 @@ func (r *Router) CloseWith(ctx context.Context, cardID, agent string, force bool
 	now := r.clock.Now()
 	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: now.UnixMilli(), force: force,
 		wrapUp: q.WrapUp.Milliseconds(), disposition: d.Disposition, dispoNote: d.Note,
-		reportRetention: r.reportRetentionSeconds()})
+		reportRetention: r.reportRetentionSeconds(), reason: d.Reason})
 	if err != nil {
 		return Card{}, err
 	}
@@ -452,6 +453,7 @@ func (s *Sweeper) Start() error {
 		t := time.NewTicker(s.interval)
 		defer t.Stop()
 		last := time.Now()
+		var lastPositions time.Time
 		synced := false
 		for {
 			select {
@@ -468,6 +470,13 @@ func (s *Sweeper) Start() error {
 				}
 				if _, err := s.router.SweepMaxWait(ctx); err != nil {
 					s.router.logger.Warn("max-wait sweep failed", "err", err)
+				}
+				// Places in line are told in minutes: every five seconds is soon enough.
+				if time.Since(lastPositions) >= 5*time.Second {
+					lastPositions = time.Now()
+					if _, err := s.router.SweepPositions(ctx); err != nil {
+						s.router.logger.Warn("position sweep failed", "err", err)
+					}
 				}
 				if time.Since(last) >= s.reconcile {
 					last = time.Now()

@@ -63,10 +63,16 @@ func (e *DispositionError) Error() string {
 type CloseDetails struct {
 	Disposition string
 	Note        string
+	// Reason names a close the gateway makes itself (out_of_hours, idle): no disposition is asked
+	// of it, and reports count it under its own outcome.
+	Reason string
 }
 
 func checkDisposition(q configs.Queue, d CloseDetails) error {
 	if d.Disposition == "" {
+		if d.Reason != "" {
+			return nil
+		}
 		if q.RequireDisposition {
 			return &DispositionError{Reason: "required"}
 		}

@@ -169,6 +169,11 @@ type QueueStatus struct {
 	Dispositions       []configs.Disposition `json:"dispositions"`
 	RequireDisposition bool                  `json:"require_disposition"`
 	WrapUpSeconds      float64               `json:"wrap_up_seconds"`
+	// Open says whether the queue is within its business hours (always, without hours); ClosesAt
+	// is when an open queue closes, OpensAt when a closed one opens (absent: not within a year).
+	Open     bool       `json:"open"`
+	ClosesAt *time.Time `json:"closes_at,omitempty"`
+	OpensAt  *time.Time `json:"opens_at,omitempty"`
 }
 
 // ChannelStatus is one channel of a queue. AgentsOnline counts the queue's agents online on the
@@ -190,6 +195,15 @@ func (r *Router) QueuesStatus(ctx context.Context) ([]QueueStatus, error) {
 	for _, q := range r.orderedQueues() {
 		qs := QueueStatus{ID: q.ID, Name: q.Name, Strategy: q.Strategy,
 			Dispositions: append([]configs.Disposition{}, q.Dispositions...), RequireDisposition: q.RequireDisposition, WrapUpSeconds: q.WrapUp.Seconds()}
+		var change time.Time
+		if qs.Open, change = r.QueueOpen(q.ID, now); !change.IsZero() {
+			change = change.UTC()
+			if qs.Open {
+				qs.ClosesAt = &change
+			} else {
+				qs.OpensAt = &change
+			}
+		}
 		for _, ch := range q.Channels {
 			cs := ChannelStatus{Channel: ch}
 			n, err := r.client.ZCard(ctx, r.keys.waiting(q.ID, ch)).Result()

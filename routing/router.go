@@ -83,7 +83,8 @@ type Router struct {
 	entries map[string]string // "channel:entry point" → queue
 	// entryList is each channel's entry points, one a line: a contact merge moves conversations on all of them.
 	entryList map[string]string
-	members   map[string][]string // queue → agents
+	members   map[string][]string          // queue → agents
+	schedules map[string]*configs.Schedule // queue → business hours (none: always open)
 	metrics   routerMetrics
 	// autoReplier is set once at wiring, before traffic.
 	autoReplier AutoReplier
@@ -150,7 +151,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 			offers:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_offers_total", Help: "Cards offered, by queue."}, []string{"queue"}),
 			timeouts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "chatgate_routing_offer_timeouts_total", Help: "Offers that timed out."}),
 			autoReplies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_auto_replies_total",
-				Help: "Automatic messages sent to customers, by reason (no_agents, max_wait)."}, []string{"reason"}),
+				Help: "Automatic messages sent to customers, by reason (no_agents, max_wait, closed, position)."}, []string{"reason"}),
 			maxWait: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_max_wait_total",
 				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
 			floor: newFloorMetrics(),
@@ -167,6 +168,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 	for _, q := range topo.Queues {
 		r.queues[q.ID] = q
 	}
+	r.schedules = compileSchedules(topo.Queues)
 	for _, a := range topo.Agents {
 		r.agents[a.ID] = agentInfo{queues: a.Queues, channels: a.Capacity}
 		for _, q := range a.Queues {
@@ -279,7 +281,8 @@ type DeliverResult struct {
 func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, error) {
 	var res DeliverResult
 	var dispatch []pendingDispatch
-	var arrived [][3]string // queue, channel, conversation of each new card
+	var arrived [][3]string     // queue, channel, conversation of each new card
+	var outOfHours []floorCheck // messages of waiting conversations in queues with business hours
 	for _, m := range msgs {
 		queue, ok := r.QueueFor(m.Channel, m.EntryPoint)
 		if !ok {
@@ -327,6 +330,11 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		if newCard != "" {
 			arrived = append(arrived, [3]string{queue, m.Channel, convID})
 		}
+		if r.schedules[queue] != nil && !m.Notice && (newCard != "" || agent == "") {
+			// A conversation without an agent is waiting: its customer hears of the hours; one being
+			// served after hours is left to its agent.
+			outOfHours = append(outOfHours, floorCheck{queue: queue, channel: m.Channel, conversation: convID, card: cardID})
+		}
 		if agent != "" && (cardState == CardOffered || cardState == CardAccepted) {
 			msg := Message{ID: out.messageID, ConversationID: convID, Direction: "in", Channel: m.Channel, ProviderMessageID: m.ProviderMessageID,
 				Kind: m.Kind, Text: m.Text, Payload: m.Payload, At: at.UTC()}
@@ -339,8 +347,15 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			r.logger.Warn("dispatch after delivery failed", "queue", d.queue, "channel", d.channel, "err", err)
 		}
 	}
+	closedTold := map[string]bool{}
+	for _, fc := range outOfHours {
+		// A customer told the queue is closed is not told, besides, that nobody is logged in.
+		closedTold[fc.conversation] = r.answerOutOfHours(ctx, fc)
+	}
 	for _, a := range arrived {
-		r.greetIfNobody(ctx, a[0], a[1], a[2])
+		if !closedTold[a[2]] {
+			r.greetIfNobody(ctx, a[0], a[1], a[2])
+		}
 	}
 	return res, nil
 }

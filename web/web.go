@@ -1,5 +1,6 @@
-// Package web serves the pages embedded in the binary: the agent console (/console/) and the
-// operations view (/ops/), plain HTML, CSS and JavaScript with no build step. The pages talk only to
+// Package web serves the pages embedded in the binary: the agent console (/console/), the
+// supervisors' wallboard (/wallboard/) and the operations view (/ops/), plain HTML, CSS and
+// JavaScript with no build step. The pages talk only to
 // the public API with a Bearer token, so they show exactly what an integrator's desktop would get.
 package web
 
@@ -42,7 +43,7 @@ func securityHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// Register mounts /console/, /ops/, their shared assets, the development sign-in endpoints and the
+// Register mounts /console/, /wallboard/, /ops/, their shared assets, the development sign-in endpoints and the
 // admin-only /v1/ops API.
 func Register(app *fiber.App, o Options) {
 	root, err := fs.Sub(static, "static")
@@ -50,7 +51,7 @@ func Register(app *fiber.App, o Options) {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	registerDevSignIn(app, o.Config)
-	for _, page := range []string{"console", "ops", "reports", "assets"} {
+	for _, page := range []string{"console", "ops", "reports", "wallboard", "assets"} {
 		page := page
 		files := filesystem.New(filesystem.Config{Root: http.FS(root), PathPrefix: page, Index: "/index.html"})
 		app.Use("/"+page, securityHeaders, func(c *fiber.Ctx) error {

@@ -38,12 +38,16 @@ func (g *gateway) wire() error {
 		Clock: g.clock, Logger: logger, Registerer: g.registry, HistoryRetention: cfg.Presence.HistoryRetention,
 	})
 	events := routing.NewStreamLog(g.store.Client, g.keys, cfg.Events.MaxLen)
+	// Every agent event passes through the wallboard, which tells the supervisors' stream.
+	board := routing.NewWallboard(g.store.Client, events, presenceStore, cfg.Events.MaxLen, time.Second, logger)
 	router := routing.NewRouter(g.store.Client, g.keys, topo, routing.Options{
-		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: events, Pauser: presenceStore,
+		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: board, Pauser: presenceStore,
 		ReportRetention: cfg.Reports.DetailRetention,
 	})
+	board.SetRouter(router)
+	router.SetSupervisorPublisher(board)
 	presenceStore.AddListener(router)
-	presenceStore.AddListener(routing.PresenceEvents{Publisher: events})
+	presenceStore.AddListener(routing.PresenceEvents{Publisher: board})
 	// One sequencer per process: the service enqueues through it, the workers are gated by it.
 	sends := outbound.NewSequencer(g.store.Client, g.keys, g.enqueuer, router, logger)
 	if err := g.wireOutboundWorker(router, sends); err != nil {
@@ -66,6 +70,7 @@ func (g *gateway) wire() error {
 		streams,
 		presence.NewReaper(presenceStore, cfg.Presence.ReaperInterval, cfg.Presence.DisconnectGrace),
 		routing.NewSweeper(router, time.Second, 30*time.Second),
+		board,
 	)
 
 	hooks := webhooks.NewMetrics(g.registry)
@@ -87,6 +92,7 @@ func (g *gateway) wire() error {
 	router.SetAutoReplier(outboundSvc)
 	g.wireWebChat(v1, router, outboundSvc, webchatSender)
 	v1.Get("/agents/:id/events", g.streamGate.Handler(), streams.Handler())
+	board.Register(v1, streams, g.streamGate.Handler())
 
 	// The embedded pages: the agent console, the operations view and their endpoints.
 	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})

@@ -1,0 +1,439 @@
+package routing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/luascript"
+	"github.com/chatgate/chatgate/internal/sse"
+	"github.com/chatgate/chatgate/presence"
+)
+
+// The supervisors' wallboard: one resumable stream (GET /v1/supervisor/events) for every supervisor
+// of the tenant, carrying each agent's presence changes as they are stored, each agent's row (presence
+// per channel, load against capacity, conversations) and each queue's counters whenever they change,
+// and the floor's notices (transfers, unanswered conversations). GET /v1/supervisor/wallboard is the
+// same rows at once, for a page that opens or lost its place.
+//
+// Keys (under the tenant's hash tag):
+//
+//	cg:{t}:board:events   STREAM  the supervisors' events (type, event JSON), trimmed like the agents'
+//	cg:{t}:board:digest   HASH    "agent:<id>" | "queue:<id>" → digest of the row last published
+//
+// The stream's announcements travel on the agents' channel under the subscriber "~board", which no
+// agent id can be (ids start with a letter or digit).
+
+// Event types of the supervisors' stream (besides presence.changed and the agents' floor notices).
+const (
+	EventBoardAgent = "agent.updated"
+	EventBoardQueue = "queue.updated"
+	boardSubscriber = "~board"
+)
+
+// forwarded are the agents' event types the supervisors' stream also carries (as they are, with
+// the agent named). The floor's own supervisor events (transfers, unanswered conversations, wrap-ups)
+// arrive once through PublishSupervisor instead, not once per agent told.
+var forwarded = map[string]bool{
+	EventPresenceChanged: true,
+}
+
+// dirtying are the agents' event types after which the agent's row (load, conversations) is read again.
+var dirtying = map[string]bool{
+	EventCardOffered: true, EventCardRevoked: true, EventCardAccepted: true, EventCardDeclined: true,
+	EventConversationClosed: true, EventPresenceChanged: true,
+	EventConversationTransferred: true, EventConversationUnanswered: true, EventWrapUpStarted: true, EventWrapUpEnded: true,
+}
+
+func (k keys) boardEvents() string { return k.ks.Key("board", "events") }
+func (k keys) boardDigest() string { return k.ks.Key("board", "digest") }
+
+// BoardEvent is one entry of the supervisors' stream.
+type BoardEvent struct {
+	ID    string    `json:"id,omitempty"`
+	Type  string    `json:"type"`
+	At    time.Time `json:"at"`
+	Agent string    `json:"agent,omitempty"`
+	// Row is the agent's whole row (agent.updated).
+	Row *BoardAgent `json:"row,omitempty"`
+	// Queue is the queue's counters (queue.updated).
+	Queue *QueueStatus `json:"queue,omitempty"`
+	// Presence, Card, Conversation: as on the agent's stream (forwarded events).
+	Presence     any `json:"presence,omitempty"`
+	Card         any `json:"card,omitempty"`
+	Conversation any `json:"conversation,omitempty"`
+	// Transfer, Unanswered, WrapUp: the floor's events for supervisors, as the router gives them.
+	Transfer   any `json:"transfer,omitempty"`
+	Unanswered any `json:"unanswered,omitempty"`
+	WrapUp     any `json:"wrap_up,omitempty"`
+}
+
+// BoardAgent is an agent's row on the wallboard: its presence on each channel (state, since, reason,
+// and whatever else presence reports, such as wrap_up_until), its load against capacity per channel
+// and the conversations it holds or is offered.
+type BoardAgent struct {
+	presence.AgentPresence
+	Loads []BoardLoad `json:"loads"`
+	Cards []BoardCard `json:"cards"`
+}
+
+// BoardLoad is an agent's load on one channel.
+type BoardLoad struct {
+	Channel  string `json:"channel"`
+	Load     int    `json:"load"`
+	Capacity int    `json:"capacity"`
+}
+
+// BoardCard is one conversation on an agent's row.
+type BoardCard struct {
+	ID             string     `json:"id"`
+	ConversationID string     `json:"conversation_id"`
+	Queue          string     `json:"queue"`
+	Channel        string     `json:"channel"`
+	State          string     `json:"state"`
+	Contact        string     `json:"contact,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	AcceptedAt     *time.Time `json:"accepted_at,omitempty"`
+}
+
+// Board is the whole wallboard at one moment.
+type Board struct {
+	Agents []BoardAgent  `json:"agents"`
+	Queues []QueueStatus `json:"queues"`
+	At     time.Time     `json:"at"`
+}
+
+// Wallboard keeps the supervisors' stream: it wraps the agents' publisher (every agent event passes
+// through it) and refreshes rows when they change.
+type Wallboard struct {
+	inner    Publisher
+	router   *Router
+	presence *presence.Store
+	log      *sse.Log
+	keys     keys
+	logger   *slog.Logger
+	interval time.Duration
+
+	dirty chan string
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+var _ Publisher = (*Wallboard)(nil)
+
+// NewWallboard builds the wallboard over the agents' event log. Give it to the router and to
+// PresenceEvents as their Publisher (after SetRouter), so it hears every agent event.
+func NewWallboard(client redis.UniversalClient, events *StreamLog, ps *presence.Store, maxLen int64, interval time.Duration, logger *slog.Logger) *Wallboard {
+	if maxLen <= 0 {
+		maxLen = 1000
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Wallboard{inner: events, presence: ps, log: sse.NewLog(client, events.keys.eventsChannel(), maxLen, 0), keys: events.keys,
+		logger: logger.With("component", "wallboard"), interval: interval, dirty: make(chan string, 256), stop: make(chan struct{})}
+}
+
+// SetRouter gives the wallboard the router whose loads and queues it reads (the router is built
+// with the wallboard as its publisher, so this comes after).
+func (w *Wallboard) SetRouter(r *Router) { w.router = r }
+
+// Publish is the agent's publisher: the event goes to the agent's stream, then the supervisors'
+// stream carries it when it is one of theirs, and the agent's row is read again soon.
+func (w *Wallboard) Publish(ctx context.Context, agent string, ev Event) (string, error) {
+	id, err := w.inner.Publish(ctx, agent, ev)
+	if forwarded[ev.Type] {
+		at := ev.At
+		if at.IsZero() {
+			at = time.Now().UTC()
+		}
+		w.append(ctx, BoardEvent{Type: ev.Type, At: at, Agent: agent, Presence: ev.Presence, Card: ev.Card, Conversation: ev.Conversation})
+	}
+	if dirtying[ev.Type] {
+		select {
+		case w.dirty <- agent:
+		default: // the next tick reads every row anyway
+		}
+	}
+	return id, err
+}
+
+var _ SupervisorPublisher = (*Wallboard)(nil)
+
+// PublishSupervisor carries the router's events meant for supervisors (transfers, unanswered
+// conversations, wrap-ups) on the supervisors' stream, and has the agents concerned read again.
+func (w *Wallboard) PublishSupervisor(ctx context.Context, ev Event) error {
+	at := ev.At
+	if at.IsZero() {
+		at = time.Now().UTC()
+	}
+	if !w.append(ctx, BoardEvent{Type: ev.Type, At: at, Card: ev.Card, Conversation: ev.Conversation,
+		Transfer: ev.Transfer, Unanswered: ev.Unanswered, WrapUp: ev.WrapUp}) {
+		return fmt.Errorf("wallboard: %s not published", ev.Type)
+	}
+	select {
+	case w.dirty <- "":
+	default:
+	}
+	return nil
+}
+
+func (w *Wallboard) append(ctx context.Context, ev BoardEvent) bool {
+	body, err := json.Marshal(ev)
+	if err == nil {
+		_, err = w.log.Append(ctx, w.keys.boardEvents(), boardSubscriber, ev.Type, body)
+	}
+	if err != nil {
+		w.logger.Warn("wallboard event not published", "type", ev.Type, "err", err)
+		return false
+	}
+	return true
+}
+
+// changedScript records a row's digest and says whether it differs from the last one published, so
+// that replicas refreshing the same rows publish each change once.
+var changedScript = luascript.New[changedArgs, int64]("board_changed", `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`, luascript.Integer)
+
+type changedArgs struct {
+	keys          keys
+	field, digest string
+}
+
+func (a changedArgs) KeysAndArgv() ([]string, []any) {
+	return []string{a.keys.boardDigest()}, []any{a.field, a.digest}
+}
+
+// publishIfChanged publishes the row when its content changed since the last one published. A
+// failed publish forgets the digest, so the next refresh tries again.
+func (w *Wallboard) publishIfChanged(ctx context.Context, field string, ev BoardEvent) (bool, error) {
+	row, err := json.Marshal(struct {
+		A *BoardAgent  `json:"a"`
+		Q *QueueStatus `json:"q"`
+	}{ev.Row, ev.Queue})
+	if err != nil {
+		return false, err
+	}
+	sum := sha256.Sum256(row)
+	changed, err := changedScript.Run(ctx, w.router.client, changedArgs{keys: w.router.keys, field: field, digest: hex.EncodeToString(sum[:12])})
+	if err != nil || changed == 0 {
+		return false, err
+	}
+	if !w.append(ctx, ev) {
+		w.router.client.HDel(context.WithoutCancel(ctx), w.router.keys.boardDigest(), field)
+		return false, nil
+	}
+	return true, nil
+}
+
+// Refresh reads every agent's row and every queue's counters and publishes those that changed; it
+// returns how many it published. The wallboard runs it every interval (queues change with arrivals
+// and with the clock: waits grow, business hours open and close); tests call it directly.
+func (w *Wallboard) Refresh(ctx context.Context) (int, error) {
+	board, err := w.Snapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range board.Agents {
+		a := &board.Agents[i]
+		ok, err := w.publishIfChanged(ctx, "agent:"+a.Agent, BoardEvent{Type: EventBoardAgent, At: board.At, Agent: a.Agent, Row: a})
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	for i := range board.Queues {
+		q := board.Queues[i]
+		// The oldest wait grows every second: the stream carries it to the second, and pages count
+		// on from there.
+		ok, err := w.publishIfChanged(ctx, "queue:"+q.ID, BoardEvent{Type: EventBoardQueue, At: board.At, Queue: &q})
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// rows completes the agents' presence with their loads and conversations, in three pipelined
+// round trips whatever the number of agents (the board is read every second).
+func (w *Wallboard) rows(ctx context.Context, all []presence.AgentPresence) ([]BoardAgent, error) {
+	r := w.router
+	pipe := r.client.Pipeline()
+	loads := make([]*redis.MapStringStringCmd, len(all))
+	ids := make([]*redis.StringSliceCmd, len(all))
+	for i, p := range all {
+		loads[i] = pipe.HGetAll(ctx, r.keys.load(p.Agent))
+		ids[i] = pipe.SMembers(ctx, r.keys.agentCards(p.Agent))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, err
+	}
+	pipe = r.client.Pipeline()
+	cards := make([][]*redis.MapStringStringCmd, len(all))
+	n := 0
+	for i := range all {
+		for _, id := range ids[i].Val() {
+			cards[i] = append(cards[i], pipe.HGetAll(ctx, r.keys.card(id)))
+			n++
+		}
+	}
+	if n > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return nil, err
+		}
+	}
+	pipe = r.client.Pipeline()
+	names := make([][]*redis.StringCmd, len(all))
+	for i := range all {
+		for _, c := range cards[i] {
+			names[i] = append(names[i], pipe.HGet(ctx, r.keys.conv(c.Val()["conversation_id"]), "contact_name"))
+		}
+	}
+	if n > 0 {
+		_, _ = pipe.Exec(ctx) // a conversation without a name is shown without one
+	}
+	out := make([]BoardAgent, len(all))
+	for i, p := range all {
+		row := BoardAgent{AgentPresence: p, Loads: []BoardLoad{}, Cards: []BoardCard{}}
+		info := r.agents[p.Agent]
+		for _, ch := range p.Channels {
+			row.Loads = append(row.Loads, BoardLoad{Channel: ch.Channel, Load: atoiOr0(loads[i].Val()[ch.Channel]), Capacity: info.channels[ch.Channel]})
+		}
+		for j, c := range cards[i] {
+			if len(c.Val()) == 0 {
+				continue
+			}
+			card := cardFrom(c.Val())
+			row.Cards = append(row.Cards, BoardCard{ID: card.ID, ConversationID: card.ConversationID, Queue: card.Queue,
+				Channel: card.Channel, State: card.State, Contact: names[i][j].Val(), CreatedAt: card.CreatedAt, AcceptedAt: card.AcceptedAt})
+		}
+		sort.Slice(row.Cards, func(x, y int) bool { return row.Cards[x].CreatedAt.Before(row.Cards[y].CreatedAt) })
+		out[i] = row
+	}
+	return out, nil
+}
+
+func atoiOr0(s string) int {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// Snapshot is the whole wallboard now: every configured agent's row and every queue's counters.
+func (w *Wallboard) Snapshot(ctx context.Context) (Board, error) {
+	all, err := w.presence.List(ctx)
+	if err != nil {
+		return Board{}, err
+	}
+	b := Board{At: w.router.clock.Now().UTC()}
+	if b.Agents, err = w.rows(ctx, all); err != nil {
+		return Board{}, err
+	}
+	if b.Queues, err = w.router.QueuesStatus(ctx); err != nil {
+		return Board{}, err
+	}
+	return b, nil
+}
+
+// Start refreshes the rows of agents whose events passed through, at once, and every row every
+// interval.
+func (w *Wallboard) Start() error {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTicker(w.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-w.dirty:
+				// An agent's event changes its row and its queues' counters: the whole board is read
+				// once for every event pending (a burst of offers costs one read).
+				for drained := false; !drained; {
+					select {
+					case <-w.dirty:
+					default:
+						drained = true
+					}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*w.interval)
+				if _, err := w.Refresh(ctx); err != nil {
+					w.logger.Debug("wallboard not refreshed", "err", err)
+				}
+				cancel()
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), 10*w.interval)
+				if _, err := w.Refresh(ctx); err != nil {
+					w.logger.Warn("wallboard refresh failed", "err", err)
+				}
+				cancel()
+			}
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops the refreshes.
+func (w *Wallboard) Shutdown() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+// Register mounts GET /v1/supervisor/wallboard and the supervisors' stream GET /v1/supervisor/events
+// (served by the agents' stream hub, resumable with Last-Event-ID) for supervisors and admins.
+func (w *Wallboard) Register(v1 fiber.Router, streams *Streams, gate fiber.Handler) {
+	sup := auth.Require(auth.RoleSupervisor)
+	v1.Get("/supervisor/wallboard", sup, func(c *fiber.Ctx) error {
+		b, err := w.Snapshot(c.UserContext())
+		if err != nil {
+			return err
+		}
+		return c.JSON(b)
+	})
+	handlers := []fiber.Handler{sup}
+	if gate != nil {
+		handlers = append(handlers, gate)
+	}
+	handlers = append(handlers, func(c *fiber.Ctx) error {
+		last, ok := sse.LastEventID(c)
+		if !ok {
+			return errBadEventID
+		}
+		expires := auth.Caller(c).ExpiresAt
+		return streams.hub.Serve(c, sse.Stream{Subscriber: boardSubscriber, Key: w.keys.boardEvents(), Last: last,
+			ResetWhenTrimmed: true, Expires: expires,
+			Expired: func() sse.Event {
+				return sse.Event{Type: EventSessionExpired, Data: `{"type":"` + EventSessionExpired + `","at":"` +
+					time.Now().UTC().Format(time.RFC3339Nano) + `","message":"the token has expired: sign in again and reconnect with Last-Event-ID"}`}
+			}})
+	})
+	v1.Get("/supervisor/events", handlers...)
+}
