@@ -6,8 +6,7 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 // beforehand (a conversation found by lookup, candidates' presence) build them from Prefix() inside
 // Lua; they carry the same tag, so every script still touches one slot.
 //
-//	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → message id (dedup of redeliveries; status lookup)
-//	cg:{t}:pmsg:<channel>:<sender>:<id>          STRING  → message id (dedup of ids unique only per sender)
+//	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → id of a message the gateway sent (status lookup)
 //	cg:{t}:pstatus:<channel>:<provider id>        LIST    statuses that came before the send's answer (TTL)
 //	cg:{t}:pstatuses                              ZSET    pstatus key → expiry ms (bounds how many wait)
 //	cg:{t}:ident:<channel>:<kind>:<value>          STRING  → contact id (kind: phone, bsuid, pbsuid, username)
@@ -16,7 +15,8 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id (WebChat: the visitor id as contact)
 //	cg:{t}:conv:<id>                              HASH    conversation fields
 //	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
-//	cg:{t}:msg:<id>                               HASH    message fields
+//	cg:{t}:msg:<id>                               HASH    message fields; a customer's message is compact (compact.go):
+//	                                                      its id derived from the provider's (the key is the dedup), no id field, payload in x
 //	cg:{t}:card:<id>                              HASH    card fields
 //	cg:{t}:refused:<card>                         ZSET    agent → ms it declined or let the offer time out (last time)
 //	cg:{t}:reoffers                               ZSET    "card|agent" → ms a refusal allows a re-offer (swept)
@@ -36,15 +36,6 @@ type keys struct {
 
 func (k keys) prefix() string                 { return k.ks.Prefix() }
 func (k keys) pmsg(channel, id string) string { return k.ks.Key("pmsg", channel, id) }
-
-// dedup is the key that recognises a redelivered inbound message: the provider's id, scoped by its
-// sender when the id is not globally unique (see Inbound.Sender).
-func (k keys) dedup(channel, sender, id string) string {
-	if sender == "" {
-		return k.pmsg(channel, id)
-	}
-	return k.ks.Key("pmsg", channel, sender, id)
-}
 func (k keys) pendingStatuses(channel, id string) string {
 	return k.ks.Key("pstatus", channel, id)
 }

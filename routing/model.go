@@ -202,12 +202,19 @@ func conversationFrom(h map[string]string) Conversation {
 		LastCustomerMessageAt: msTimePtr(h["last_customer_message_at"]), WindowExpiresAt: msTimePtr(h["window_expires_at"])}
 }
 
-func messageFrom(h map[string]string) Message {
-	m := Message{ID: h["id"], ConversationID: h["conversation_id"], Direction: h["direction"], Channel: h["channel"],
+// messageFrom reads a message's HASH; id is its key's (inbound messages have no id field) and conv,
+// when given, its conversation's fields, from which an inbound message's payload is completed.
+func messageFrom(id string, h, conv map[string]string) Message {
+	if id == "" {
+		id = h["id"]
+	}
+	m := Message{ID: id, ConversationID: h["conversation_id"], Direction: h["direction"], Channel: h["channel"],
 		ProviderMessageID: h["provider_message_id"], Kind: h["kind"], Text: h["text"], At: msTime(h["at"]), Agent: h["agent"],
 		Status: h["status"], StatusAt: msTimePtr(h["status_at"])}
 	if p := h["payload"]; p != "" && json.Valid([]byte(p)) {
 		m.Payload = json.RawMessage(p)
+	} else if x, ok := h["x"]; ok {
+		expandPayload(&m, x, conv)
 	}
 	if c, err := strconv.Atoi(h["error_code"]); err == nil {
 		m.Error = &MessageError{Code: c, Title: h["error_title"], Message: h["error_message"], Details: h["error_details"],

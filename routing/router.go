@@ -282,11 +282,20 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			window = strconv.FormatInt(at.Add(win).UnixMilli(), 10)
 		}
 		q := r.queues[queue]
+		msgID := newID()
+		if m.ProviderMessageID != "" {
+			msgID = InboundMessageID(m.Channel, m.Sender, m.ProviderMessageID)
+		}
+		at = at.Truncate(time.Millisecond)
+		x, display := compactPayload(m, at)
+		if len(m.Payload) > 0 && x == "" {
+			x = "{}" // a payload, all of it in other fields
+		}
 		out, err := r.intake.run(ctx, deliverArgs{keys: r.keys, channel: m.Channel, entryPoint: m.EntryPoint, queue: queue,
 			sender: m.Sender, providerMessageID: m.ProviderMessageID, contactID: m.ContactID,
-			messageID: newID(), conversationID: newID(), cardID: newID(), newContactID: newID(), now: now.UnixMilli(), at: at.UnixMilli(),
-			kind: m.Kind, text: m.Text, payload: string(m.Payload), contactName: m.ContactName, contactPhone: m.ContactPhone,
-			windowExpires: window, dedupTTL: int64(dedupTTL / time.Second), offerTimeout: q.OfferTimeout.Milliseconds(),
+			messageID: msgID, conversationID: newID(), cardID: newID(), newContactID: newID(), now: now.UnixMilli(), at: at.UnixMilli(),
+			kind: m.Kind, text: m.Text, payload: x, contactName: m.ContactName, contactPhone: m.ContactPhone,
+			windowExpires: window, entryDisplay: display, offerTimeout: q.OfferTimeout.Milliseconds(),
 			strategy: q.Strategy, audit: r.audit, notice: m.Notice, cardsToScan: cardsToScan, agentsToScan: agentsToScan,
 			entries: r.entryList[m.Channel], identifiers: m.Identifiers, replaced: m.Replaced})
 		if err != nil {
@@ -480,15 +489,16 @@ func (r *Router) Messages(ctx context.Context, conversationID string, limit int6
 	for i, id := range ids {
 		cmds[i] = pipe.HGetAll(ctx, r.keys.msg(id))
 	}
+	conv := pipe.HGetAll(ctx, r.keys.conv(conversationID)) // completes inbound payloads (compact.go)
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, err
 		}
 	}
 	out := make([]Message, 0, len(ids))
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if len(c.Val()) > 0 {
-			out = append(out, messageFrom(c.Val()))
+			out = append(out, messageFrom(ids[i], c.Val(), conv.Val()))
 		}
 	}
 	return out, nil
