@@ -169,6 +169,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Presence.DisconnectGrace, 60*time.Second)
 	def(&c.Presence.ReaperInterval, 5*time.Second)
 	def(&c.Presence.HistoryRetention, 90*24*time.Hour)
+	def(&c.Retention.ClosedConversations, 7*24*time.Hour)
 	if c.Events.MaxLen == 0 {
 		c.Events.MaxLen = 1000
 	}

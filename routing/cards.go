@@ -117,7 +117,7 @@ func (r *Router) Close(ctx context.Context, cardID, agent string, force bool) (C
 		return Card{}, err
 	}
 	holder, queue, channel, convID := out.holder, out.queue, out.channel, out.conversationID
-	if holder != agent {
+	if holder != agent && agent != ClosedIdle {
 		// A supervisor acted on someone else's work (or on a card nobody held): an audit line.
 		r.logger.Info("supervisor closed a card", "audit", "card.closed", "actor", agent, "holder", holder,
 			"card", cardID, "conversation", convID, "queue", queue, "channel", channel)
@@ -443,6 +443,9 @@ func (s *Sweeper) Start() error {
 				}
 				if _, err := s.router.SweepMaxWait(ctx); err != nil {
 					s.router.logger.Warn("max-wait sweep failed", "err", err)
+				}
+				if _, err := s.router.SweepRetention(ctx); err != nil {
+					s.router.logger.Warn("retention sweep failed", "err", err)
 				}
 				if time.Since(last) >= s.reconcile {
 					last = time.Now()

@@ -29,6 +29,9 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	cg:{t}:noanswer:<agent>                       STRING  offers in a row left to time out
 //	cg:{t}:audit                                  LIST    offer audit records (only when auditing, for tests)
 //	cg:{t}:events:<agent>                         STREAM  the agent's events (type, event JSON), trimmed
+//	cg:{t}:retention                              ZSET    conversation → ms retention looks at it next (retention.go)
+//	cg:{t}:retention:held                         ZSET    conversation → ms its expiry was first held (outlet not acknowledged)
+//	cg:{t}:integ:unacked                          HASH    conversation → events the integration outlet has not acknowledged (read only here)
 //	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON\ntype" to every replica
 type keys struct {
 	ks keyspace.Space
@@ -62,6 +65,13 @@ func (k keys) eventsChannel() string           { return k.ks.Key("events") }
 func (k keys) ident(channel string, id Identifier) string {
 	return k.ks.Key("ident", channel, id.Kind, id.Value)
 }
+
+func (k keys) retention() string     { return k.ks.Key("retention") }
+func (k keys) retentionHeld() string { return k.ks.Key("retention", "held") }
+
+// integUnacked is the integration outlet's HASH: conversation id → events not acknowledged yet
+// (> 0 holds the conversation's expiry). The outlet maintains it; retention only reads it.
+func (k keys) integUnacked() string { return k.ks.Key("integ", "unacked") }
 
 func (k keys) contact(id string) string    { return k.ks.Key("contact", id) }
 func (k keys) contactIDs(id string) string { return k.ks.Key("contactids", id) }

@@ -56,6 +56,8 @@ type Options struct {
 	Pauser     Pauser
 	// Audit records every offer with the agent's state at that moment (tests check invariants with it).
 	Audit bool
+	// Retention: how long closed conversations are kept, when silent ones close (retention.go).
+	Retention RetentionOptions
 }
 
 type agentInfo struct {
@@ -77,9 +79,11 @@ type Router struct {
 	agents  map[string]agentInfo
 	entries map[string]string // "channel:entry point" → queue
 	// entryList is each channel's entry points, one a line: a contact merge moves conversations on all of them.
-	entryList map[string]string
-	members   map[string][]string // queue → agents
-	metrics   routerMetrics
+	entryList        map[string]string
+	members          map[string][]string // queue → agents
+	metrics          routerMetrics
+	retention        RetentionOptions
+	retentionMetrics retentionMetrics
 	// autoReplier is set once at wiring, before traffic.
 	autoReplier AutoReplier
 	intake      *batcher[deliverArgs, deliverReply]
@@ -144,11 +148,16 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 			maxWait: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatgate_routing_max_wait_total",
 				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
 		}}
+	if opts.Retention.ClosedConversations <= 0 {
+		opts.Retention.ClosedConversations = 7 * 24 * time.Hour
+	}
+	r.retention, r.retentionMetrics = opts.Retention, newRetentionMetrics()
 	r.intake = newBatcher(client, deliverScript)
 	r.offers = newBatcher(client, offerScript)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
-			r.metrics.autoReplies, r.metrics.maxWait)
+			r.metrics.autoReplies, r.metrics.maxWait, r.retentionMetrics.deleted, r.retentionMetrics.idleClosed,
+			r.retentionMetrics.held, r.retentionMetrics.oldestHold)
 	}
 	for _, q := range topo.Queues {
 		r.queues[q.ID] = q

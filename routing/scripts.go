@@ -57,6 +57,8 @@ local function mergeContacts(P, ch, entry, entries, list, nowMs)
         redis.call('SET', P .. 'ident:' .. ch .. ':' .. ident, survivor)
         redis.call('SADD', P .. 'contactids:' .. survivor, ident)
       end
+      local convs = tonumber(redis.call('HGET', P .. 'contact:' .. c, 'convs') or '0')
+      if convs > 0 then redis.call('HINCRBY', sKey, 'convs', convs) end
       local f = redis.call('HMGET', P .. 'contact:' .. c, unpack(contactFields))
       for i, name in ipairs(contactFields) do
         if f[i] and f[i] ~= '' then redis.call('HSETNX', sKey, name, f[i]) end
@@ -240,6 +242,9 @@ elseif not conv then
     'last_customer_message_at', ARGV[18], unpack(who))
   if ARGV[15] ~= '' then redis.call('HSET', convKey, 'window_expires_at', ARGV[15]) end
   redis.call('SET', openKey, conv)
+  -- retention looks at every conversation (retention.go); the contact counts its conversations
+  redis.call('ZADD', P .. 'retention', ARGV[9], conv)
+  if n > 0 then redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1) end
   redis.call('HSET', P .. 'card:' .. card, 'id', card, 'conversation_id', conv, 'queue', ARGV[5],
     'channel', ARGV[2], 'state', 'waiting', 'agent', '', 'created_at', ARGV[9], 'preview', ARGV[11])
   redis.call('ZADD', P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2], ARGV[9], card)
@@ -838,6 +843,8 @@ else
     'contact_username', cf[2] or '', 'state', 'open', 'agent', agent,
     'card', ARGV[9], 'opened_at', ARGV[11], 'origin', 'agent')
   redis.call('SET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact, conv)
+  redis.call('ZADD', P .. 'retention', ARGV[11], conv)
+  redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1)
   redis.call('HSET', P .. 'card:' .. ARGV[9], 'id', ARGV[9], 'conversation_id', conv, 'queue', ARGV[7],
     'channel', ch, 'state', 'accepted', 'agent', agent, 'created_at', ARGV[11], 'offered_at', ARGV[11],
     'accepted_at', ARGV[11], 'preview', ARGV[13])

@@ -39,6 +39,7 @@ func (g *gateway) wire() error {
 	events := routing.NewStreamLog(g.store.Client, g.keys, cfg.Events.MaxLen)
 	router := routing.NewRouter(g.store.Client, g.keys, topo, routing.Options{
 		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: events, Pauser: presenceStore,
+		Retention: routing.RetentionOptions{ClosedConversations: cfg.Retention.ClosedConversations, IdleClose: cfg.Retention.IdleCloseAfter()},
 	})
 	presenceStore.AddListener(router)
 	presenceStore.AddListener(routing.PresenceEvents{Publisher: events})
