@@ -93,13 +93,25 @@ func main() {
 		}
 		return 0
 	}
+	cpu := func() float64 { // redis-server's CPU seconds (user + system)
+		var t float64
+		for _, l := range strings.Split(client.Info(ctx, "cpu").Val(), "\r\n") {
+			for _, f := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+				if v, ok := strings.CutPrefix(l, f); ok {
+					x, _ := strconv.ParseFloat(v, 64)
+					t += x
+				}
+			}
+		}
+		return t
+	}
 	// The customers' conversations first, so the figure is the messages' own cost.
 	deliver(*customers)
-	before, keysBefore := used(), client.DBSize(ctx).Val()
+	before, keysBefore, cpuBefore := used(), client.DBSize(ctx).Val(), cpu()
 	start := time.Now()
 	deliver(*customers + *n)
-	after, keysAfter := used(), client.DBSize(ctx).Val()
-	fmt.Printf("messages=%d customers=%d used_memory %d -> %d bytes, per message %.0f bytes, keys per message %.2f, %.0f msg/s\n",
+	after, keysAfter, cpuAfter := used(), client.DBSize(ctx).Val(), cpu()
+	fmt.Printf("messages=%d customers=%d used_memory %d -> %d bytes, per message %.0f bytes, keys per message %.2f, %.0f msg/s, redis CPU per message %.1f µs\n",
 		*n, *customers, before, after, float64(after-before)/float64(*n), float64(keysAfter-keysBefore)/float64(*n),
-		float64(*n)/time.Since(start).Seconds())
+		float64(*n)/time.Since(start).Seconds(), (cpuAfter-cpuBefore)*1e6/float64(*n))
 }
