@@ -41,7 +41,7 @@ for w in a b; do
   fi
   rport[$w]=$rp
   gw[$w]=$(port)
-  CHATGATE_LISTEN=127.0.0.1:${gw[$w]} CHATGATE_REDIS_URL=redis://127.0.0.1:$rp/0 CHATGATE_CONFIG=configs/chatgate.yaml \
+  CHATGATE_LISTEN=127.0.0.1:${gw[$w]} CHATGATE_REDIS_URL=redis://127.0.0.1:$rp/0 CHATGATE_CONFIG="$work/src-$w/configs/chatgate.yaml" \
     "$work/chatgate-$w" serve 2>"$work/gateway-$w.log" &
   pids+=($!)
 done
