@@ -20,7 +20,9 @@ import (
 //   - the payload (the normalized message) is stored as x, with every member that repeats a stored
 //     field left out: channel, id, at, kind and text (the message's fields), entry_point,
 //     entry_point_display and the contact (the conversation's). x is absent when nothing is left
-//     (a plain text message). Reading a message puts the payload back together (expandPayload).
+//     (a plain text message). Reading a message puts the payload back together (expandPayload);
+//   - a text or x over 64 bytes is cut in 64-byte pieces (text, text~1, …), which keeps the listpack
+//     encoding (one value over 64 bytes would turn the whole HASH into a hashtable, twice the size).
 //
 // The contact is left out only when it is exactly what the conversation's contact fields rebuild, so
 // nothing the provider sent is lost; when read back it is the conversation's contact as it is then.

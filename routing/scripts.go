@@ -273,8 +273,15 @@ if conv ~= '' then redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[6]) end
 -- redelivery, so a script that failed before this point leaves the id unseen and the retry records it.
 local m = {'conversation_id', conv, 'direction', 'in', 'channel', ARGV[2], 'provider_message_id', ARGV[17],
   'kind', ARGV[10], 'at', ARGV[18]}
-if ARGV[11] ~= '' then table.insert(m, 'text'); table.insert(m, ARGV[11]) end
-if ARGV[12] ~= '' then table.insert(m, 'x'); table.insert(m, ARGV[12]) end
+-- values over 64 bytes are cut in 64-byte pieces (text, text~1, text~2…): Redis keeps a HASH whose values
+-- are all that short in its listpack encoding, less than half the size (messageFrom joins them)
+local function put(name, v)
+  if v == '' then return end
+  table.insert(m, name); table.insert(m, string.sub(v, 1, 64))
+  for i = 65, #v, 64 do table.insert(m, name .. '~' .. ((i - 1) / 64)); table.insert(m, string.sub(v, i, i + 63)) end
+end
+put('text', ARGV[11])
+put('x', ARGV[12])
 if conv == '' then table.insert(m, 'contact_id'); table.insert(m, contact) end
 redis.call('HSET', KEYS[1], unpack(m))
 local decision = {}

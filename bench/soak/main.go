@@ -61,6 +61,7 @@ func main() {
 		}
 		return 0
 	}
+	base := used()
 	var opened atomic.Int64
 	stop := time.Now().Add(*dur)
 	go func() {
@@ -99,8 +100,9 @@ func main() {
 		u := used()
 		samples = append(samples, u)
 		at = append(at, time.Since(start))
-		fmt.Printf("t=%5.1fmin used_memory=%d conversations=%d keys=%d held=%d\n", time.Since(start).Minutes(), u, opened.Load(),
-			client.DBSize(ctx).Val(), client.ZCard(ctx, "cg:{t}:retention:held").Val())
+		kept := client.ZCard(ctx, "cg:{t}:retention").Val()
+		fmt.Printf("t=%5.1fmin used_memory=%d conversations=%d kept=%d keys=%d held=%d bytes/kept=%.0f\n", time.Since(start).Minutes(), u,
+			opened.Load(), kept, client.DBSize(ctx).Val(), client.ZCard(ctx, "cg:{t}:retention:held").Val(), float64(u-base)/float64(max(kept, 1)))
 	}
 	// Flat: every sample after the first retention period (plus a minute for the sweep to catch up)
 	// within ±10 % of their mean.

@@ -33,6 +33,7 @@ func main() {
 	n := flag.Int("n", 100000, "messages to measure")
 	customers := flag.Int("customers", 1000, "distinct customers the messages come from")
 	conc := flag.Int("c", 32, "concurrent deliveries")
+	text := flag.String("text", "Olá, gostaria de saber o status do meu pedido", "the messages' text")
 	flag.Parse()
 	if !strings.HasPrefix(*addr, "127.0.0.1:") {
 		fmt.Fprintln(os.Stderr, "storage: -redis must be 127.0.0.1:<port>")
@@ -68,7 +69,7 @@ func main() {
 					id := "wamid.HBgM" + base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%035d", i)))
 					body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", DisplayNumber: "5511400000000",
 						From: "+55119" + fmt.Sprintf("%08d", i%int64(*customers)), Name: "Maria da Silva", ID: id,
-						Text: "Olá, gostaria de saber o status do meu pedido", At: time.Now()})
+						Text: *text, At: time.Now()})
 					notif, err := p.Parse(body)
 					if err != nil {
 						panic(err)
