@@ -10,13 +10,16 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	cg:{t}:pstatus:<channel>:<provider id>        LIST    statuses that came before the send's answer (TTL)
 //	cg:{t}:pstatuses                              ZSET    pstatus key → expiry ms (bounds how many wait)
 //	cg:{t}:ident:<channel>:<kind>:<value>          STRING  → contact id (kind: phone, bsuid, pbsuid, username)
-//	cg:{t}:contact:<id>                           HASH    the contact's current identifiers (phone, bsuid, pbsuid, username), name
+//	cg:{t}:contact:<id>                           HASH    the contact's current identifiers (phone, bsuid, pbsuid, username), name,
+//	                                                      convs (its conversations still kept: retention deletes the contact with the last)
 //	cg:{t}:contactids:<id>                        SET     every "kind:value" indexed to the contact (the reverse of ident)
 //	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id (WebChat: the visitor id as contact)
-//	cg:{t}:conv:<id>                              HASH    conversation fields
+//	cg:{t}:conv:<id>                              HASH    conversation fields (contact_pbsuid and entry_point_display complete
+//	                                                      its messages' payloads, see compact.go)
 //	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
 //	cg:{t}:msg:<id>                               HASH    message fields; a customer's message is compact (compact.go):
-//	                                                      its id derived from the provider's (the key is the dedup), no id field, payload in x
+//	                                                      its id derived from the provider's (the key is the dedup), no id field, the
+//	                                                      payload's rest in x, values over 64 bytes in pieces (text, text~1, …)
 //	cg:{t}:card:<id>                              HASH    card fields
 //	cg:{t}:refused:<card>                         ZSET    agent → ms it declined or let the offer time out (last time)
 //	cg:{t}:reoffers                               ZSET    "card|agent" → ms a refusal allows a re-offer (swept)
