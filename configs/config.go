@@ -28,6 +28,25 @@ type Config struct {
 	Agents        []Agent       `yaml:"agents" validate:"dive"`
 	WhatsApp      WhatsApp      `yaml:"whatsapp"`
 	WebChat       WebChat       `yaml:"webchat"`
+	Retention     Retention     `yaml:"retention"`
+}
+
+// Retention bounds how long Redis keeps conversations.
+type Retention struct {
+	// ClosedConversations: a closed conversation, its messages, card and indexes are deleted this long
+	// after closing (default 7 days), but never before the integration outlet acknowledged its events.
+	ClosedConversations time.Duration `yaml:"closed_conversations" validate:"gte=0"`
+	// IdleClose: an open conversation silent this long is closed with reason idle (default 24 h; an
+	// explicit 0 turns it off).
+	IdleClose *time.Duration `yaml:"idle_close" validate:"omitempty,gte=0"`
+}
+
+// IdleCloseAfter is IdleClose with its default (0: off).
+func (r Retention) IdleCloseAfter() time.Duration {
+	if r.IdleClose == nil {
+		return 24 * time.Hour
+	}
+	return *r.IdleClose
 }
 
 // Log configures log/slog.

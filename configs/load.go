@@ -174,6 +174,7 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.Reports.DetailRetention, 35*24*time.Hour)
 	def(&c.Reports.SummaryRetention, 400*24*time.Hour)
+	def(&c.Retention.ClosedConversations, 7*24*time.Hour)
 	if c.Events.MaxLen == 0 {
 		c.Events.MaxLen = 1000
 	}

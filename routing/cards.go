@@ -142,7 +142,7 @@ func (r *Router) CloseWith(ctx context.Context, cardID, agent string, force bool
 		r.wrapUpStarted(ctx, out.holder, out.channel, out.wrapUpUntil)
 	}
 	holder, queue, channel, convID := out.holder, out.queue, out.channel, out.conversationID
-	if holder != agent {
+	if holder != agent && agent != ClosedIdle {
 		// A supervisor acted on someone else's work (or on a card nobody held): an audit line.
 		r.logger.Info("supervisor closed a card", "audit", "card.closed", "actor", agent, "holder", holder,
 			"card", cardID, "conversation", convID, "queue", queue, "channel", channel)
@@ -477,6 +477,9 @@ func (s *Sweeper) Start() error {
 					if _, err := s.router.SweepPositions(ctx); err != nil {
 						s.router.logger.Warn("position sweep failed", "err", err)
 					}
+				}
+				if _, err := s.router.SweepRetention(ctx); err != nil {
+					s.router.logger.Warn("retention sweep failed", "err", err)
 				}
 				if time.Since(last) >= s.reconcile {
 					last = time.Now()

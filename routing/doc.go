@@ -50,7 +50,7 @@
 //     agent's load and listed in its agentcards SET (offered, accepted); an offered card is also in
 //     the offers ZSET until accepted or released. A closed card is in none.
 //   - A contact has at most one open conversation per entry point (the convopen key); a provider's
-//     redelivered message is recorded once (the pmsg key, set last in the intake script).
+//     redelivered message is recorded once (its key, derived from the provider id and written last in the intake script).
 //   - The customer service window never moves back, and a message's status only moves forward
 //     (statusLua; but for an operator's retry of a send that never reached the provider); statuses
 //     that arrive before the send's answer are kept and applied with it.

@@ -9,17 +9,20 @@ import (
 // beforehand (a conversation found by lookup, candidates' presence) build them from Prefix() inside
 // Lua; they carry the same tag, so every script still touches one slot.
 //
-//	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → message id (dedup of redeliveries; status lookup)
-//	cg:{t}:pmsg:<channel>:<sender>:<id>          STRING  → message id (dedup of ids unique only per sender)
+//	cg:{t}:pmsg:<channel>:<provider message id>  STRING  → id of a message the gateway sent (status lookup)
 //	cg:{t}:pstatus:<channel>:<provider id>        LIST    statuses that came before the send's answer (TTL)
 //	cg:{t}:pstatuses                              ZSET    pstatus key → expiry ms (bounds how many wait)
 //	cg:{t}:ident:<channel>:<kind>:<value>          STRING  → contact id (kind: phone, bsuid, pbsuid, username)
-//	cg:{t}:contact:<id>                           HASH    the contact's current identifiers (phone, bsuid, pbsuid, username), name
+//	cg:{t}:contact:<id>                           HASH    the contact's current identifiers (phone, bsuid, pbsuid, username), name,
+//	                                                      convs (its conversations still kept: retention deletes the contact with the last)
 //	cg:{t}:contactids:<id>                        SET     every "kind:value" indexed to the contact (the reverse of ident)
 //	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id (WebChat: the visitor id as contact)
-//	cg:{t}:conv:<id>                              HASH    conversation fields
+//	cg:{t}:conv:<id>                              HASH    conversation fields (contact_pbsuid and entry_point_display complete
+//	                                                      its messages' payloads, see compact.go)
 //	cg:{t}:convmsgs:<id>                          LIST    message ids, oldest first
-//	cg:{t}:msg:<id>                               HASH    message fields
+//	cg:{t}:msg:<id>                               HASH    message fields; a customer's message is compact (compact.go):
+//	                                                      its id derived from the provider's (the key is the dedup), no id field, the
+//	                                                      payload's rest in x, values over 64 bytes in pieces (text, text~1, …)
 //	cg:{t}:card:<id>                              HASH    card fields
 //	cg:{t}:refused:<card>                         ZSET    agent → ms it declined or let the offer time out (last time)
 //	cg:{t}:reoffers                               ZSET    "card|agent" → ms a refusal allows a re-offer (swept)
@@ -35,6 +38,9 @@ import (
 //	cg:{t}:rpt:conv:<UTC day>                     ZSET    closed conversations' report rows by creation ms (reportrow.go; EXPIRE)
 //	cg:{t}:audit                                  LIST    offer audit records (only when auditing, for tests)
 //	cg:{t}:events:<agent>                         STREAM  the agent's events (type, event JSON), trimmed
+//	cg:{t}:retention                              ZSET    conversation → ms retention looks at it next (retention.go)
+//	cg:{t}:retention:held                         ZSET    conversation → ms its expiry was first held (outlet not acknowledged)
+//	cg:{t}:integ:unacked                          HASH    conversation → events the integration outlet has not acknowledged (read only here)
 //	cg:{t}:events                                 pub/sub channel announcing "agent\nid\nJSON\ntype" to every replica
 type keys struct {
 	ks keyspace.Space
@@ -42,15 +48,6 @@ type keys struct {
 
 func (k keys) prefix() string                 { return k.ks.Prefix() }
 func (k keys) pmsg(channel, id string) string { return k.ks.Key("pmsg", channel, id) }
-
-// dedup is the key that recognises a redelivered inbound message: the provider's id, scoped by its
-// sender when the id is not globally unique (see Inbound.Sender).
-func (k keys) dedup(channel, sender, id string) string {
-	if sender == "" {
-		return k.pmsg(channel, id)
-	}
-	return k.ks.Key("pmsg", channel, sender, id)
-}
 func (k keys) pendingStatuses(channel, id string) string {
 	return k.ks.Key("pstatus", channel, id)
 }
@@ -84,6 +81,13 @@ func (k keys) presenceHistory(agent string) string { return k.ks.Key("presence",
 func (k keys) ident(channel string, id Identifier) string {
 	return k.ks.Key("ident", channel, id.Kind, id.Value)
 }
+
+func (k keys) retention() string     { return k.ks.Key("retention") }
+func (k keys) retentionHeld() string { return k.ks.Key("retention", "held") }
+
+// integUnacked is the integration outlet's HASH: conversation id → events not acknowledged yet
+// (> 0 holds the conversation's expiry). The outlet maintains it; retention only reads it.
+func (k keys) integUnacked() string { return k.ks.Key("integ", "unacked") }
 
 func (k keys) contact(id string) string    { return k.ks.Key("contact", id) }
 func (k keys) contactIDs(id string) string { return k.ks.Key("contactids", id) }

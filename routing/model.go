@@ -209,6 +209,27 @@ func msTimePtr(s string) *time.Time {
 	return &t
 }
 
+// joinPieces puts back a value the intake script cut in pieces (name, name~1, name~2…; compact.go).
+func joinPieces(h map[string]string, name string) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = v
+	}
+	var b strings.Builder
+	b.WriteString(h[name])
+	for i := 1; ; i++ {
+		k := name + "~" + strconv.Itoa(i)
+		v, ok := h[k]
+		if !ok {
+			break
+		}
+		b.WriteString(v)
+		delete(out, k)
+	}
+	out[name] = b.String()
+	return out
+}
+
 func cardFrom(h map[string]string) Card {
 	return Card{ID: h["id"], ConversationID: h["conversation_id"], Queue: h["queue"], Channel: h["channel"], State: h["state"],
 		Agent: h["agent"], Preview: h["preview"], CreatedAt: msTime(h["created_at"]), OfferedAt: msTimePtr(h["offered_at"]),
@@ -241,12 +262,25 @@ func conversationFrom(h map[string]string) Conversation {
 	return c
 }
 
-func messageFrom(h map[string]string) Message {
-	m := Message{ID: h["id"], ConversationID: h["conversation_id"], Direction: h["direction"], Channel: h["channel"],
+// messageFrom reads a message's HASH; id is its key's (inbound messages have no id field) and conv,
+// when given, its conversation's fields, from which an inbound message's payload is completed.
+func messageFrom(id string, h, conv map[string]string) Message {
+	if id == "" {
+		id = h["id"]
+	}
+	if _, ok := h["text~1"]; ok {
+		h = joinPieces(h, "text")
+	}
+	if _, ok := h["x~1"]; ok {
+		h = joinPieces(h, "x")
+	}
+	m := Message{ID: id, ConversationID: h["conversation_id"], Direction: h["direction"], Channel: h["channel"],
 		ProviderMessageID: h["provider_message_id"], Kind: h["kind"], Text: h["text"], At: msTime(h["at"]), Agent: h["agent"],
 		Status: h["status"], StatusAt: msTimePtr(h["status_at"])}
 	if p := h["payload"]; p != "" && json.Valid([]byte(p)) {
 		m.Payload = json.RawMessage(p)
+	} else if x, ok := h["x"]; ok {
+		expandPayload(&m, x, conv)
 	}
 	if c, err := strconv.Atoi(h["error_code"]); err == nil {
 		m.Error = &MessageError{Code: c, Title: h["error_title"], Message: h["error_message"], Details: h["error_details"],

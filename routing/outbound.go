@@ -121,7 +121,11 @@ func (r *Router) Message(ctx context.Context, id string) (Message, error) {
 	if len(h) == 0 {
 		return Message{}, ErrNotFound
 	}
-	return messageFrom(h), nil
+	var conv map[string]string
+	if _, ok := h["x"]; ok && h["conversation_id"] != "" {
+		conv, _ = r.client.HGetAll(ctx, r.keys.conv(h["conversation_id"])).Result()
+	}
+	return messageFrom(id, h, conv), nil
 }
 
 // FailMessage marks a queued message failed when it could not even be handed to its channel.

@@ -61,6 +61,8 @@ type Options struct {
 	Supervisors SupervisorPublisher
 	// ReportRetention keeps closed conversations' report rows (reports.detail_retention; 0: 35 days).
 	ReportRetention time.Duration
+	// Retention: how long closed conversations are kept, when silent ones close (retention.go).
+	Retention RetentionOptions
 }
 
 type agentInfo struct {
@@ -82,10 +84,12 @@ type Router struct {
 	agents  map[string]agentInfo
 	entries map[string]string // "channel:entry point" → queue
 	// entryList is each channel's entry points, one a line: a contact merge moves conversations on all of them.
-	entryList map[string]string
-	members   map[string][]string          // queue → agents
-	schedules map[string]*configs.Schedule // queue → business hours (none: always open)
-	metrics   routerMetrics
+	entryList        map[string]string
+	members          map[string][]string          // queue → agents
+	schedules        map[string]*configs.Schedule // queue → business hours (none: always open)
+	metrics          routerMetrics
+	retention        RetentionOptions
+	retentionMetrics retentionMetrics
 	// autoReplier is set once at wiring, before traffic.
 	autoReplier AutoReplier
 	intake      *batcher[deliverArgs, deliverReply]
@@ -159,11 +163,16 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 	if opts.Supervisors != nil {
 		r.SetSupervisorPublisher(opts.Supervisors)
 	}
+	if opts.Retention.ClosedConversations <= 0 {
+		opts.Retention.ClosedConversations = 7 * 24 * time.Hour
+	}
+	r.retention, r.retentionMetrics = opts.Retention, newRetentionMetrics()
 	r.intake = newBatcher(client, deliverScript)
 	r.offers = newBatcher(client, offerScript)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
-			r.metrics.autoReplies, r.metrics.maxWait, r.metrics.floor.transfers, r.metrics.floor.unanswered)
+			r.metrics.autoReplies, r.metrics.maxWait, r.metrics.floor.transfers, r.metrics.floor.unanswered, r.retentionMetrics.deleted, r.retentionMetrics.idleClosed,
+			r.retentionMetrics.held, r.retentionMetrics.oldestHold)
 	}
 	for _, q := range topo.Queues {
 		r.queues[q.ID] = q
@@ -299,11 +308,20 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			window = strconv.FormatInt(at.Add(win).UnixMilli(), 10)
 		}
 		q := r.queues[queue]
+		msgID := newID()
+		if m.ProviderMessageID != "" {
+			msgID = InboundMessageID(m.Channel, m.Sender, m.ProviderMessageID)
+		}
+		at = at.Truncate(time.Millisecond)
+		x, display := compactPayload(m, at)
+		if len(m.Payload) > 0 && x == "" {
+			x = "{}" // a payload, all of it in other fields
+		}
 		out, err := r.intake.run(ctx, deliverArgs{keys: r.keys, channel: m.Channel, entryPoint: m.EntryPoint, queue: queue,
 			sender: m.Sender, providerMessageID: m.ProviderMessageID, contactID: m.ContactID,
-			messageID: newID(), conversationID: newID(), cardID: newID(), newContactID: newID(), now: now.UnixMilli(), at: at.UnixMilli(),
-			kind: m.Kind, text: m.Text, payload: string(m.Payload), contactName: m.ContactName, contactPhone: m.ContactPhone,
-			windowExpires: window, dedupTTL: int64(dedupTTL / time.Second), offerTimeout: q.OfferTimeout.Milliseconds(),
+			messageID: msgID, conversationID: newID(), cardID: newID(), newContactID: newID(), now: now.UnixMilli(), at: at.UnixMilli(),
+			kind: m.Kind, text: m.Text, payload: x, contactName: m.ContactName, contactPhone: m.ContactPhone,
+			windowExpires: window, entryDisplay: display, offerTimeout: q.OfferTimeout.Milliseconds(),
 			strategy: q.Strategy, audit: r.audit, notice: m.Notice, cardsToScan: cardsToScan, agentsToScan: agentsToScan,
 			entries: r.entryList[m.Channel], identifiers: m.Identifiers, replaced: m.Replaced})
 		if err != nil {
@@ -509,15 +527,16 @@ func (r *Router) Messages(ctx context.Context, conversationID string, limit int6
 	for i, id := range ids {
 		cmds[i] = pipe.HGetAll(ctx, r.keys.msg(id))
 	}
+	conv := pipe.HGetAll(ctx, r.keys.conv(conversationID)) // completes inbound payloads (compact.go)
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, err
 		}
 	}
 	out := make([]Message, 0, len(ids))
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if len(c.Val()) > 0 {
-			out = append(out, messageFrom(c.Val()))
+			out = append(out, messageFrom(ids[i], c.Val(), conv.Val()))
 		}
 	}
 	return out, nil

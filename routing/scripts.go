@@ -57,6 +57,8 @@ local function mergeContacts(P, ch, entry, entries, list, nowMs)
         redis.call('SET', P .. 'ident:' .. ch .. ':' .. ident, survivor)
         redis.call('SADD', P .. 'contactids:' .. survivor, ident)
       end
+      local convs = tonumber(redis.call('HGET', P .. 'contact:' .. c, 'convs') or '0')
+      if convs > 0 then redis.call('HINCRBY', sKey, 'convs', convs) end
       local f = redis.call('HMGET', P .. 'contact:' .. c, unpack(contactFields))
       for i, name in ipairs(contactFields) do
         if f[i] and f[i] ~= '' then redis.call('HSETNX', sKey, name, f[i]) end
@@ -197,11 +199,13 @@ end
 // and neither opens a conversation nor moves the window; without an open conversation it is kept
 // with no conversation.
 //
-// KEYS[1] pmsg key of the provider message id, KEYS[2..n+1] the index keys of the message's identifiers
+// KEYS[1] the message's key (its id derived from the provider's, so the key is the dedup), KEYS[2..n+1]
+// the index keys of the message's identifiers
 // ARGV: 1 prefix, 2 channel, 3 entry point, 4 contact id (channels without identifiers: the contact
 // is this id), 5 queue, 6 new message id, 7 new conversation id,
-// 8 new card id, 9 now ms, 10 kind, 11 text, 12 payload JSON, 13 contact name, 14 contact phone,
-// 15 window expiry ms ("" when the channel has none), 16 dedup TTL s, 17 provider message id, 18 message time ms,
+// 8 new card id, 9 now ms, 10 kind, 11 text, 12 compact payload ("" none; see compact.go), 13 contact name,
+// 14 contact phone, 15 window expiry ms ("" when the channel has none), 16 entry point's display name
+// (kept on the conversation), 17 provider message id, 18 message time ms,
 // and for the first decision on a new card (offerLua): 19 offer timeout ms, 20 strategy, 21 audit 1|0,
 // 22 cards to scan, 23 agents to scan; 24 the channel's entry points, one a line (for a merge),
 // 25 new contact id, 26 notice 1|0, 27 n identifiers, then n pairs: "kind:value", role a|d.
@@ -210,10 +214,9 @@ end
 // read), number of candidate agents in the queue (new cards only), the decision ({} when none was
 // tried: no new card, or no candidate), contact id}.
 var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", offerLua+contactLua+`
-local existing = redis.call('GET', KEYS[1])
-if existing then return {'dup', existing} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup', ARGV[6]} end
 local P = ARGV[1]
-local contact, cf = ARGV[4], {phone = ARGV[14], bsuid = '', username = '', name = ARGV[13]}
+local contact, cf = ARGV[4], {phone = ARGV[14], bsuid = '', pbsuid = '', username = '', name = ARGV[13]}
 local n = tonumber(ARGV[27])
 if n > 0 then
   local ids = {}
@@ -224,8 +227,10 @@ end
 local note = ARGV[26] == '1'
 local openKey = P .. 'convopen:' .. ARGV[2] .. ':' .. ARGV[3] .. ':' .. contact
 local conv = redis.call('GET', openKey)
-local who = {'contact_id', contact, 'contact_phone', cf.phone, 'contact_bsuid', cf.bsuid, 'contact_username', cf.username}
-if cf.name ~= '' then who[9], who[10] = 'contact_name', cf.name end
+local who = {'contact_id', contact, 'contact_phone', cf.phone, 'contact_bsuid', cf.bsuid, 'contact_username', cf.username,
+  'contact_pbsuid', cf.pbsuid}
+if cf.name ~= '' then table.insert(who, 'contact_name'); table.insert(who, cf.name) end
+if ARGV[16] ~= '' then table.insert(who, 'entry_point_display'); table.insert(who, ARGV[16]) end
 local card, newCard, agent, cardState, candidates = ARGV[8], '', '', '', 0
 if not conv and note then
   card, conv = '', ''
@@ -237,6 +242,9 @@ elseif not conv then
     'last_customer_message_at', ARGV[18], unpack(who))
   if ARGV[15] ~= '' then redis.call('HSET', convKey, 'window_expires_at', ARGV[15]) end
   redis.call('SET', openKey, conv)
+  -- retention looks at every conversation (retention.go); the contact counts its conversations
+  redis.call('ZADD', P .. 'retention', ARGV[9], conv)
+  if n > 0 then redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1) end
   redis.call('HSET', P .. 'card:' .. card, 'id', card, 'conversation_id', conv, 'queue', ARGV[5],
     'channel', ARGV[2], 'state', 'waiting', 'agent', '', 'created_at', ARGV[9], 'preview', ARGV[11])
   redis.call('ZADD', P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2], ARGV[9], card)
@@ -260,15 +268,22 @@ else
     cardState = redis.call('HGET', P .. 'card:' .. card, 'state') or ''
   end
 end
-redis.call('HSET', P .. 'msg:' .. ARGV[6], 'id', ARGV[6], 'conversation_id', conv, 'direction', 'in',
-  'channel', ARGV[2], 'provider_message_id', ARGV[17], 'kind', ARGV[10], 'text', ARGV[11], 'payload', ARGV[12], 'at', ARGV[18])
-if conv ~= '' then
-  redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[6])
-else
-  redis.call('HSET', P .. 'msg:' .. ARGV[6], 'contact_id', contact)
+if conv ~= '' then redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[6]) end
+-- The message last (compact: no id field, no dedup key, see compact.go): its key is what recognises a
+-- redelivery, so a script that failed before this point leaves the id unseen and the retry records it.
+local m = {'conversation_id', conv, 'direction', 'in', 'channel', ARGV[2], 'provider_message_id', ARGV[17],
+  'kind', ARGV[10], 'at', ARGV[18]}
+-- values over 64 bytes are cut in 64-byte pieces (text, text~1, text~2…): Redis keeps a HASH whose values
+-- are all that short in its listpack encoding, less than half the size (messageFrom joins them)
+local function put(name, v)
+  if v == '' then return end
+  table.insert(m, name); table.insert(m, string.sub(v, 1, 64))
+  for i = 65, #v, 64 do table.insert(m, name .. '~' .. ((i - 1) / 64)); table.insert(m, string.sub(v, i, i + 63)) end
 end
--- Last: a script that failed before this point leaves the id unseen, so the provider's retry records it.
-redis.call('SET', KEYS[1], ARGV[6], 'EX', ARGV[16])
+put('text', ARGV[11])
+put('x', ARGV[12])
+if conv == '' then table.insert(m, 'contact_id'); table.insert(m, contact) end
+redis.call('HSET', KEYS[1], unpack(m))
 local decision = {}
 if candidates > 0 then
   local q = P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2]
@@ -289,7 +304,7 @@ type deliverArgs struct {
 	kind, text, payload               string
 	contactName, contactPhone         string
 	windowExpires                     string // ms; "" when the channel has no window
-	dedupTTL                          int64  // s
+	entryDisplay                      string // the entry point's display name, kept on the conversation
 	offerTimeout                      int64  // ms
 	strategy                          string
 	audit, notice                     bool
@@ -302,7 +317,7 @@ type deliverArgs struct {
 func (a deliverArgs) KeysAndArgv() ([]string, []any) {
 	n := len(a.identifiers) + len(a.replaced)
 	keys := make([]string, 1, 1+n)
-	keys[0] = a.keys.dedup(a.channel, a.sender, a.providerMessageID)
+	keys[0] = a.keys.msg(a.messageID)
 	idents := make([]any, 0, 2*n)
 	seen := map[Identifier]bool{}
 	add := func(ids []Identifier, role string) {
@@ -319,7 +334,7 @@ func (a deliverArgs) KeysAndArgv() ([]string, []any) {
 	add(a.replaced, "d")
 	argv := append(make([]any, 0, 27+len(idents)), a.keys.prefix(), a.channel, a.entryPoint, a.contactID, a.queue,
 		a.messageID, a.conversationID, a.cardID, a.now, a.kind, a.text, a.payload, a.contactName, a.contactPhone,
-		a.windowExpires, a.dedupTTL, a.providerMessageID, a.at,
+		a.windowExpires, a.entryDisplay, a.providerMessageID, a.at,
 		a.offerTimeout, a.strategy, luascript.Flag(a.audit), a.cardsToScan, a.agentsToScan,
 		a.entries, a.newContactID, luascript.Flag(a.notice), len(idents)/2)
 	return keys, append(argv, idents...)
@@ -878,6 +893,8 @@ else
     'contact_username', cf[2] or '', 'state', 'open', 'agent', agent,
     'card', ARGV[9], 'opened_at', ARGV[11], 'origin', 'agent')
   redis.call('SET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact, conv)
+  redis.call('ZADD', P .. 'retention', ARGV[11], conv)
+  redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1)
   redis.call('HSET', P .. 'card:' .. ARGV[9], 'id', ARGV[9], 'conversation_id', conv, 'queue', ARGV[7],
     'channel', ch, 'state', 'accepted', 'agent', agent, 'created_at', ARGV[11], 'offered_at', ARGV[11],
     'accepted_at', ARGV[11], 'preview', ARGV[13])
@@ -1135,7 +1152,8 @@ func parseStatusReply(v any) (statusReply, error) {
 // statusScript to apply when the send's answer records the id. Lookup and keeping are one step, so
 // a status cannot slip between a send recording its id and the buffer being read.
 //
-// KEYS[1] pmsg key, KEYS[2] its pending LIST, KEYS[3] the pending index ZSET (list key → expiry ms)
+// KEYS[1] pmsg key, KEYS[2] its pending LIST, KEYS[3] the pending index ZSET (list key → expiry ms),
+// KEYS[4] the key an inbound message with that provider id would have
 // ARGV: 1 status, 2 at ms, 3 error code, 4 title, 5 message, 6 details, 7 prefix, 8 pending TTL s,
 // 9 most per id, 10 most ids, 11 now ms, 12 error summary
 // Returns statusScript's answers, or {"pending"} / {"dropped"}.
@@ -1147,6 +1165,8 @@ if id then
   if res ~= 'ok' and res ~= 'stale' then return {res} end
   return reply(res, k, ARGV[7])
 end
+-- a customer's message has no pmsg key: its own key, derived from the provider id, says it is inbound
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'inbound'} end
 if not order[ARGV[1]] then return {'unknown'} end
 local now, ttl = tonumber(ARGV[11]), tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -1178,7 +1198,8 @@ type providerStatusArgs struct {
 
 func (a providerStatusArgs) KeysAndArgv() ([]string, []any) {
 	code, title, message, details, summary := errorArgs(a.failure)
-	return []string{a.keys.pmsg(a.channel, a.providerID), a.keys.pendingStatuses(a.channel, a.providerID), a.keys.pendingIndex()},
+	return []string{a.keys.pmsg(a.channel, a.providerID), a.keys.pendingStatuses(a.channel, a.providerID), a.keys.pendingIndex(),
+			a.keys.msg(InboundMessageID(a.channel, "", a.providerID))},
 		[]any{a.state, a.at, code, title, message, details, a.keys.prefix(), a.pendingTTL, a.perMessage, a.messages, a.now, summary}
 }
 

@@ -150,7 +150,7 @@ func TestDeliverScriptRawState(t *testing.T) {
 	args := deliverArgs{keys: rawKeys, channel: "whatsapp", entryPoint: "100", queue: "sales",
 		providerMessageID: "wamid.1", messageID: "M1", conversationID: "C1", cardID: "D1", newContactID: "K1",
 		now: 1000, at: 900, kind: "text", text: "oi", payload: `{"x":1}`, contactName: "Maria",
-		windowExpires: "86400900", dedupTTL: 3600, offerTimeout: 30000, strategy: "longest_idle",
+		windowExpires: "86400900", entryDisplay: "+55 11 4000-0000", offerTimeout: 30000, strategy: "longest_idle",
 		cardsToScan: cardsToScan, agentsToScan: agentsToScan, entries: "100\n",
 		identifiers: []Identifier{phone("5511999990001")}}
 	out, err := deliverScript.Run(ctx, s.client, args)
@@ -167,17 +167,20 @@ func TestDeliverScriptRawState(t *testing.T) {
 	}
 	convFields := []string{"id", "C1", "channel", "whatsapp", "entry_point", "100", "queue", "sales", "state", "open",
 		"agent", "ana", "card", "D1", "opened_at", "1000", "contact_id", "K1", "contact_name", "Maria",
-		"contact_phone", "+5511999990001", "contact_bsuid", "", "contact_username", "",
+		"contact_phone", "+5511999990001", "contact_bsuid", "", "contact_username", "", "contact_pbsuid", "",
+		"entry_point_display", "+55 11 4000-0000",
 		"first_offered_at", "1000", "offers", "1"} // reports: the offer is counted
 	cardFields := []string{"id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",
 		"agent", "ana", "created_at", "1000", "preview", "oi", "offered_at", "1000", "expires_at", "31000"}
-	m1 := wantHash("msg:M1", "id", "M1", "conversation_id", "C1", "direction", "in", "channel", "whatsapp",
-		"provider_message_id", "wamid.1", "kind", "text", "text", "oi", "payload", `{"x":1}`, "at", "900")
+	// Compact: no id field (the key has it), the payload as given (the caller compacts it), no dedup key.
+	m1 := wantHash("msg:M1", "conversation_id", "C1", "direction", "in", "channel", "whatsapp",
+		"provider_message_id", "wamid.1", "kind", "text", "text", "oi", "x", `{"x":1}`, "at", "900")
 	unchanged := []string{
 		wantHash("presence:ana", "whatsapp", "online"),
 		wantHash("cap:ana", "whatsapp", "2"),
-		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "name", "Maria"),
+		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "name", "Maria", "convs", "1"),
 		wantSet("contactids:K1", "phone:5511999990001"),
+		wantZSet("retention", 1000, "C1"), // retention looks at it at once, and schedules it (retention.go)
 		wantString("ident:whatsapp:phone:5511999990001", "K1"),
 		wantString("convopen:whatsapp:100:K1", "C1"),
 		wantHash("card:D1", cardFields...),
@@ -186,7 +189,6 @@ func TestDeliverScriptRawState(t *testing.T) {
 		wantSet("agentcards:ana", "D1"),
 		// longest_idle: the agent offered to goes to the back, scored by the offer's time
 		wantZSet("avail:sales:whatsapp", 1000, "ana"),
-		wantStringTTL("pmsg:whatsapp:wamid.1", "M1"),
 		m1,
 	}
 	s.want(append(unchanged,
@@ -207,13 +209,13 @@ func TestDeliverScriptRawState(t *testing.T) {
 	all := append(unchanged,
 		wantHash("conv:C1", append(convFields, "last_customer_message_at", "1900", "window_expires_at", "86401900")...),
 		wantList("convmsgs:C1", "M1", "M2"),
-		wantStringTTL("pmsg:whatsapp:wamid.2", "M2"),
-		wantHash("msg:M2", "id", "M2", "conversation_id", "C1", "direction", "in", "channel", "whatsapp",
-			"provider_message_id", "wamid.2", "kind", "text", "text", "tudo bem?", "payload", `{"x":1}`, "at", "1900"))
+		wantHash("msg:M2", "conversation_id", "C1", "direction", "in", "channel", "whatsapp",
+			"provider_message_id", "wamid.2", "kind", "text", "text", "tudo bem?", "x", `{"x":1}`, "at", "1900"))
 	s.want(all...)
 
-	// Meta redelivers the first notification: recognised, nothing written.
-	args.providerMessageID, args.messageID = "wamid.1", "M3"
+	// Meta redelivers the first notification (the same provider id, so the same message id): recognised,
+	// nothing written.
+	args.providerMessageID, args.messageID, args.text = "wamid.1", "M1", "changed"
 	out, err = deliverScript.Run(ctx, s.client, args)
 	if err != nil || !out.duplicate || out.messageID != "M1" {
 		t.Errorf("redelivery: %+v, %v; want the duplicate of M1", out, err)

@@ -153,7 +153,7 @@ func (r *Router) statusResult(ctx context.Context, out statusReply) (Message, St
 	default:
 		return Message{}, StatusUnknown
 	}
-	m := messageFrom(out.fields)
+	m := messageFrom("", out.fields, nil)
 	if out.code != "ok" {
 		return m, StatusStale
 	}

@@ -10,8 +10,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/httpx"
+	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/routing"
 )
 
 var (
@@ -28,10 +31,13 @@ var (
 type ops struct {
 	inspector *asynq.Inspector
 	always    []string
+	redis     redis.UniversalClient
+	keys      keyspace.Space
 }
 
 func newOps(o Options) *ops {
-	return &ops{inspector: asynq.NewInspectorFromRedisClient(o.Redis), always: o.Queues}
+	return &ops{inspector: asynq.NewInspectorFromRedisClient(o.Redis), always: o.Queues, redis: o.Redis,
+		keys: keyspace.New(o.Config.Tenant)}
 }
 
 func (o *ops) register(r fiber.Router) {
@@ -40,6 +46,22 @@ func (o *ops) register(r fiber.Router) {
 	r.Post("/queues/:queue/tasks/:id/run", o.run)
 	r.Delete("/queues/:queue/tasks/:id", o.delete)
 	r.Get("/servers", o.servers)
+	r.Get("/retention", o.retention)
+}
+
+// retention says how many closed conversations are kept past their retention because the
+// integration outlet has not acknowledged their events, and since when the oldest is held.
+func (o *ops) retention(c *fiber.Ctx) error {
+	st, err := routing.ReadRetention(c.UserContext(), o.redis, o.keys)
+	if err != nil {
+		return err
+	}
+	out := fiber.Map{"held": st.Held, "at": time.Now().UTC()}
+	if st.OldestHold != nil {
+		out["oldest_hold"] = st.OldestHold
+		out["oldest_hold_seconds"] = time.Since(*st.OldestHold).Seconds()
+	}
+	return c.JSON(out)
 }
 
 // queueJSON is one asynq queue: sizes by task state, and today's processed and failed counts.

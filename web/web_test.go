@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -293,7 +294,7 @@ func TestOpsNeedsAnAdmin(t *testing.T) {
 		{mint(t, cfg, "ana", auth.RoleAgent), 403, "role_required"},
 		{mint(t, cfg, "bruno", auth.RoleSupervisor), 403, "role_required"},
 	} {
-		for _, path := range []string{"/v1/ops/queues", "/v1/ops/servers", "/v1/ops/queues/templates/tasks"} {
+		for _, path := range []string{"/v1/ops/queues", "/v1/ops/servers", "/v1/ops/queues/templates/tasks", "/v1/ops/retention"} {
 			a := call(t, app, "GET", path, tc.token, "")
 			if a.status != tc.status || a.code(t) != tc.errorCode {
 				t.Errorf("GET %s with %q: got %d %s, want %d %s", path, tc.token, a.status, a.body, tc.status, tc.errorCode)
@@ -421,6 +422,34 @@ func TestOpsListsConnectedServers(t *testing.T) {
 	})
 	if s := servers[0]; s.Concurrency != 2 || s.Queues["templates"] != 1 || s.Status != "active" {
 		t.Errorf("server: %+v", s)
+	}
+}
+
+// TestOpsShowsHeldRetention: conversations retention holds (the routing sweeper's held ZSET) are
+// counted, with the age of the oldest hold.
+func TestOpsShowsHeldRetention(t *testing.T) {
+	cfg := testConfig(t, "development")
+	client := redistest.Client(t)
+	app := testApp(t, cfg, client)
+	admin := mint(t, cfg, "ops", auth.RoleAdmin)
+	read := func() map[string]any {
+		a := call(t, app, "GET", "/v1/ops/retention", admin, "")
+		var out map[string]any
+		if err := json.Unmarshal(a.body, &out); a.status != 200 || err != nil {
+			t.Fatalf("retention: %d %s", a.status, a.body)
+		}
+		return out
+	}
+	if out := read(); out["held"] != 0.0 || out["oldest_hold"] != nil {
+		t.Errorf("nothing held: %v", out)
+	}
+	since := time.Now().Add(-90 * time.Minute)
+	key := "cg:{" + cfg.Tenant + "}:retention:held"
+	client.ZAdd(context.Background(), key, redis.Z{Score: float64(since.UnixMilli()), Member: "C1"},
+		redis.Z{Score: float64(since.Add(time.Hour).UnixMilli()), Member: "C2"})
+	out := read()
+	if age, _ := out["oldest_hold_seconds"].(float64); out["held"] != 2.0 || age < 90*60 || age > 95*60 {
+		t.Errorf("two held, the oldest 90 minutes ago: %v", out)
 	}
 }
 

@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,13 +233,18 @@ func runCorpusFile(t *testing.T, body []byte) map[string]any {
 
 	var stored []any
 	for _, pid := range msgIDs {
-		id := client.Get(ctx, "cg:{t}:pmsg:whatsapp:"+pid).Val()
-		if id == "" {
+		// Read back through routing, which completes the compact payload from the conversation.
+		m, err := router.Message(ctx, routing.InboundMessageID("whatsapp", "", pid))
+		if errors.Is(err, routing.ErrNotFound) {
 			stored = append(stored, map[string]any{"provider_message_id": pid, "stored": false})
 			continue
 		}
-		h := client.HGetAll(ctx, "cg:{t}:msg:"+id).Val()
-		conv := client.HGetAll(ctx, "cg:{t}:conv:"+h["conversation_id"]).Val()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := map[string]string{"direction": m.Direction, "channel": m.Channel, "kind": m.Kind, "text": m.Text,
+			"at": strconv.FormatInt(m.At.UnixMilli(), 10), "payload": string(m.Payload)}
+		conv := client.HGetAll(ctx, "cg:{t}:conv:"+m.ConversationID).Val()
 		stored = append(stored, map[string]any{
 			"provider_message_id": pid,
 			"stored":              true,

@@ -393,7 +393,7 @@ func TestPreviousSecretOverHTTP(t *testing.T) {
 		if status != 200 || !strings.Contains(resp, `"recorded":1`) {
 			t.Errorf("signed with %s: got %d %s, want 200 recorded", secret, status, resp)
 		}
-		if n := len(client.Keys(ctx, "cg:{t}:pmsg:*").Val()); n != i+1 {
+		if n := len(client.Keys(ctx, "cg:{t}:msg:*").Val()); n != i+1 {
 			t.Errorf("signed with %s: %d messages recorded in all, want %d", secret, n, i+1)
 		}
 	}

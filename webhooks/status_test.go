@@ -261,8 +261,7 @@ func TestFlowReplyWithNumericTimestamp(t *testing.T) {
 		t.Fatalf("got %d %s, want the Flow reply recorded", status, resp)
 	}
 	ctx := context.Background()
-	id := client.Get(ctx, "cg:{t}:pmsg:whatsapp:wamid.wegrchytvwcggt==").Val()
-	m, err := router.Message(ctx, id)
+	m, err := router.Message(ctx, routing.InboundMessageID("whatsapp", "", "wamid.wegrchytvwcggt=="))
 	if err != nil {
 		t.Fatal(err)
 	}

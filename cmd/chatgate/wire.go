@@ -43,6 +43,7 @@ func (g *gateway) wire() error {
 	router := routing.NewRouter(g.store.Client, g.keys, topo, routing.Options{
 		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: board, Pauser: presenceStore,
 		ReportRetention: cfg.Reports.DetailRetention,
+		Retention:       routing.RetentionOptions{ClosedConversations: cfg.Retention.ClosedConversations, IdleClose: cfg.Retention.IdleCloseAfter()},
 	})
 	board.SetRouter(router)
 	router.SetSupervisorPublisher(board)

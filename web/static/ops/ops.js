@@ -34,8 +34,12 @@
   async function refresh() {
     clearTimeout(timer);
     try {
-      const [tq, servers, rq, agents] = await Promise.all([
-        api("GET", "/v1/ops/queues"), api("GET", "/v1/ops/servers"), api("GET", "/v1/queues"), api("GET", "/v1/agents")]);
+      const [tq, servers, rq, agents, kept] = await Promise.all([
+        api("GET", "/v1/ops/queues"), api("GET", "/v1/ops/servers"), api("GET", "/v1/queues"), api("GET", "/v1/agents"),
+        api("GET", "/v1/ops/retention")]);
+
+      $("retention").dataset.held = String(kept.held);
+      $("retention").textContent = kept.held ? t("ops.retentionHeld", { n: kept.held, age: seconds(kept.oldest_hold_seconds) }) : t("ops.retentionNone");
 
       fillTable("task-queues", tq.queues.map((q) => el("tr", { dataset: { queue: q.queue } },
         el("th", { scope: "row" }, q.queue), ...["size", "pending", "active", "scheduled", "retry", "archived", "processed_today",
