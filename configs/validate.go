@@ -67,6 +67,7 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, c.uniqueness()...)
 	ps = append(ps, c.references()...)
 	ps = append(ps, c.productionSafety()...)
+	ps = append(ps, c.integrationsProblems(c.queueIDs())...)
 	return ps
 }
 
@@ -304,4 +305,12 @@ func overflowProblems(i int, q Queue, queues map[string]Queue) Problems {
 		}
 	}
 	return ps
+}
+
+func (c *Config) queueIDs() map[string]bool {
+	out := make(map[string]bool, len(c.Queues))
+	for _, q := range c.Queues {
+		out[q.ID] = true
+	}
+	return out
 }

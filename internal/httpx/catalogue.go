@@ -82,6 +82,7 @@ var (
 
 	// Integrations: event subscriptions, their dead letters and replays; transcripts.
 	ErrSubscriptionNotFound  = def(http.StatusNotFound, "subscription_not_found", "no such event subscription")
+	ErrSubscriptionDisabled  = def(http.StatusConflict, "subscription_disabled", "the subscription is disabled (its receiver answered 410 Gone); enable it first")
 	ErrDeadLetterNotFound    = def(http.StatusNotFound, "dead_letter_not_found", "no such dead-lettered event for this subscription")
 	ErrInvalidSince          = def(http.StatusBadRequest, "invalid_since", `since must be an RFC 3339 time, e.g. {"since":"2026-01-02T15:04:05Z"}`)
 	ErrInvalidTranscriptType = def(http.StatusBadRequest, "invalid_format", `format must be "json" or "text"`)
