@@ -24,6 +24,7 @@ const chainTimeout = 5 * time.Minute
 type retryError struct {
 	err   error
 	delay time.Duration
+	asked bool // the delay is the receiver's Retry-After
 }
 
 func (e *retryError) Error() string { return e.err.Error() }
@@ -48,7 +49,12 @@ func (s *Service) startWorkers(sub *subscription) error {
 				return 0
 			}
 			var r *retryError
-			if errors.As(err, &r) && r.delay > 0 {
+			switch {
+			case errors.As(err, &r) && r.delay > 0 && r.asked:
+				// asynq schedules in whole seconds, which could retry up to a second before the
+				// receiver asked; the extra second keeps the retry at or after it.
+				return r.delay + time.Second
+			case errors.As(err, &r) && r.delay > 0:
 				return r.delay
 			}
 			return s.backoff(n)
@@ -102,7 +108,8 @@ func (s *Service) processChain(ctx context.Context, t *asynq.Task) error {
 			return errYield
 		}
 		now := s.clock.Now()
-		age := now.Sub(time.UnixMilli(h.at))
+		born := time.UnixMilli(max(h.at, h.again))
+		age := now.Sub(born)
 		var sendErr error
 		if len(h.body) == 0 {
 			sendErr = errors.New("the event expired before it could be delivered")
@@ -117,7 +124,7 @@ func (s *Service) processChain(ctx context.Context, t *asynq.Task) error {
 			s.health(ctx, sub, nil)
 			s.metrics.delivered.WithLabelValues(sub.ID, "ok").Inc()
 			retried = 0
-			h, err = doneScript.Run(context.WithoutCancel(ctx), s.client, doneArgs{chainArgs: ca, eventID: h.eventID, now: now.UnixMilli()})
+			h, err = doneScript.Run(context.WithoutCancel(ctx), s.client, doneArgs{chainArgs: ca, element: h.element, eventID: h.eventID, now: now.UnixMilli()})
 		case errors.As(sendErr, &gone):
 			s.metrics.delivered.WithLabelValues(sub.ID, "gone").Inc()
 			return s.disable(context.WithoutCancel(ctx), sub, sendErr)
@@ -126,7 +133,7 @@ func (s *Service) processChain(ctx context.Context, t *asynq.Task) error {
 			info := mustJSON(map[string]any{"key": p.Key, "type": h.typ, "error": shortErr(sendErr), "attempts": retried + 1})
 			s.logger.Warn("event dead-lettered", "subscription", sub.ID, "webhook_id", h.eventID, "type", h.typ, "err", sendErr)
 			retried = 0
-			h, err = doneScript.Run(context.WithoutCancel(ctx), s.client, doneArgs{chainArgs: ca, eventID: h.eventID, dead: true,
+			h, err = doneScript.Run(context.WithoutCancel(ctx), s.client, doneArgs{chainArgs: ca, element: h.element, eventID: h.eventID, dead: true,
 				now: now.UnixMilli(), info: info})
 		default:
 			s.health(ctx, sub, sendErr)
@@ -134,11 +141,13 @@ func (s *Service) processChain(ctx context.Context, t *asynq.Task) error {
 			var r *retryError
 			if errors.As(sendErr, &r) && r.delay > 0 {
 				// a Retry-After past max_age is cut to it: the event is dead-lettered then
-				r.delay = min(r.delay, max(time.UnixMilli(h.at).Add(sub.MaxAge).Sub(now), time.Second))
+				if left := born.Add(sub.MaxAge).Sub(now); left < r.delay {
+					r.delay, r.asked = max(left, time.Second), false
+				}
 				return sendErr
 			}
 			// the backoff never waits past max_age either
-			if left := time.UnixMilli(h.at).Add(sub.MaxAge).Sub(now); left < s.backoff(retried) {
+			if left := born.Add(sub.MaxAge).Sub(now); left < s.backoff(retried) {
 				return &retryError{err: sendErr, delay: max(left, time.Second)}
 			}
 			return sendErr
@@ -185,7 +194,8 @@ func (s *Service) send(ctx context.Context, sub *subscription, id string, body [
 	case resp.StatusCode == http.StatusGone:
 		return &goneError{status: resp.StatusCode}
 	}
-	return &retryError{err: fmt.Errorf("the receiver answered %d", resp.StatusCode), delay: retryAfter(resp.Header.Get("Retry-After"), ts)}
+	d := retryAfter(resp.Header.Get("Retry-After"), ts)
+	return &retryError{err: fmt.Errorf("the receiver answered %d", resp.StatusCode), delay: d, asked: d > 0}
 }
 
 // retryAfter reads a Retry-After header (seconds or an HTTP date); 0 when absent or unreadable.

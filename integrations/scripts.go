@@ -22,11 +22,13 @@ local function unhold(P, key, n)
     redis.call('ZREM', P .. 'integ:unacked_since', key)
   end
 end
--- push returns the new chain's task id when the list was empty (a chain starts), else false.
-local function push(P, sub, key, eid, now)
-  local n = redis.call('RPUSH', P .. 'integ:q:' .. sub .. ':' .. key, eid)
+-- push returns the new chain's task id when the list was empty (a chain starts), else false. A list
+-- element is an event id, or "id|ms" for an event sent again (a retried dead letter, a replay):
+-- its max_age counts from ms.
+local function push(P, sub, key, el, now)
+  local n = redis.call('RPUSH', P .. 'integ:q:' .. sub .. ':' .. key, el)
   if n ~= 1 then return false end
-  local tid = sub .. ':' .. key .. ':' .. eid
+  local tid = sub .. ':' .. key .. ':' .. el
   redis.call('HSET', P .. 'integ:chain:' .. sub, key, tid)
   redis.call('ZADD', P .. 'integ:chains:' .. sub, now, key)
   return tid
@@ -34,17 +36,18 @@ end
 local function disabled(P, sub)
   return redis.call('HGET', P .. 'integ:health:' .. sub, 'state') == 'disabled'
 end
--- head reads the event at the head of a list: {'ok', id, body, at ms, type} or, when the list is
--- empty, ends the chain: {'end'}.
+-- head reads the event at the head of a list: {'ok', id, body, at ms, type, element, again ms} or,
+-- when the list is empty, ends the chain: {'end'}.
 local function head(P, sub, key, q)
-  local eid = redis.call('LINDEX', q, 0)
-  if not eid then
+  local el = redis.call('LINDEX', q, 0)
+  if not el then
     redis.call('HDEL', P .. 'integ:chain:' .. sub, key)
     redis.call('ZREM', P .. 'integ:chains:' .. sub, key)
     return {'end'}
   end
+  local eid, again = string.match(el, '^([^|]*)|?(%d*)$')
   local ev = redis.call('HMGET', P .. 'integ:ev:' .. eid, 'b', 'at', 't')
-  return {'ok', eid, ev[1] or '', ev[2] or '0', ev[3] or ''}
+  return {'ok', eid, ev[1] or '', ev[2] or '0', ev[3] or '', el, again}
 end
 `
 
@@ -167,8 +170,10 @@ type headReply struct {
 	code    string // ok | end | stale
 	eventID string
 	body    []byte
-	at      int64
+	at      int64 // ms: when the event was emitted
 	typ     string
+	element string // the list element (the id, or "id|ms" when sent again)
+	again   int64  // ms: when it was sent again (0: never); max_age counts from the later
 }
 
 func parseHeadReply(v any) (headReply, error) {
@@ -180,7 +185,7 @@ func parseHeadReply(v any) (headReply, error) {
 	case "stale", "end":
 		return headReply{code: code}, nil
 	case "ok":
-		return headReply{code: code, eventID: a.Str(1), body: []byte(a.Str(2)), at: a.Int(3), typ: a.Str(4)}, nil
+		return headReply{code: code, eventID: a.Str(1), body: []byte(a.Str(2)), at: a.Int(3), typ: a.Str(4), element: a.Str(5), again: a.Int(6)}, nil
 	}
 	return headReply{}, luascript.UnexpectedCode(code)
 }
@@ -189,7 +194,7 @@ func parseHeadReply(v any) (headReply, error) {
 // with its hold, until an operator retries or deletes it), and reads the next head.
 //
 // KEYS[1] chain HASH, KEYS[2] the list, KEYS[3] dead ZSET, KEYS[4] dead info HASH
-// ARGV: 1 prefix, 2 sub, 3 key, 4 task id, 5 event id, 6 ack|dead, 7 now ms, 8 dead info JSON
+// ARGV: 1 prefix, 2 sub, 3 key, 4 task id, 5 list element, 6 ack|dead, 7 now ms, 8 dead info JSON, 9 event id
 // Returns headScript's answers.
 var doneScript = luascript.New[doneArgs, headReply]("integrations done", commonLua+`
 local P, sub, key = ARGV[1], ARGV[2], ARGV[3]
@@ -199,15 +204,16 @@ redis.call('LPOP', KEYS[2])
 if ARGV[6] == 'ack' then
   unhold(P, key, 1)
 else
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[5])
-  redis.call('HSET', KEYS[4], ARGV[5], ARGV[8])
-  redis.call('PERSIST', P .. 'integ:ev:' .. ARGV[5])
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[9])
+  redis.call('HSET', KEYS[4], ARGV[9], ARGV[8])
+  redis.call('PERSIST', P .. 'integ:ev:' .. ARGV[9])
 end
 return head(P, sub, key, KEYS[2])
 `, parseHeadReply)
 
 type doneArgs struct {
 	chainArgs
+	element string
 	eventID string
 	dead    bool
 	now     int64
@@ -220,7 +226,7 @@ func (a doneArgs) KeysAndArgv() ([]string, []any) {
 		mode = "dead"
 	}
 	return []string{a.keys.chain(a.sub), a.keys.queue(a.sub, a.key), a.keys.dead(a.sub), a.keys.deadInfo(a.sub)},
-		[]any{a.keys.prefix(), a.sub, a.key, a.taskID, a.eventID, mode, a.now, a.info}
+		[]any{a.keys.prefix(), a.sub, a.key, a.taskID, a.element, mode, a.now, a.info, a.eventID}
 }
 
 // dropScript forgets everything a subscription still had to deliver: its lists (releasing their
@@ -287,7 +293,7 @@ if ARGV[4] == 'delete' or key == '' then
   return {'ok', {}}
 end
 redis.call('PEXPIRE', P .. 'integ:ev:' .. eid, ARGV[6])
-local tid = push(P, sub, key, eid, tonumber(ARGV[5]))
+local tid = push(P, sub, key, eid .. '|' .. ARGV[5], tonumber(ARGV[5]))
 if tid then return {'ok', {{sub, key, tid}}} end
 return {'ok', {}}
 `, parseDeadReply)
@@ -339,7 +345,7 @@ for i = 4, #ARGV, 2 do
   local eid, key = ARGV[i], ARGV[i + 1]
   if redis.call('EXISTS', P .. 'integ:ev:' .. eid) == 1 then
     hold(P, key, 1, now)
-    local tid = push(P, sub, key, eid, now)
+    local tid = push(P, sub, key, eid .. '|' .. ARGV[3], now)
     if tid then table.insert(starts, {sub, key, tid}) end
     n = n + 1
   end
