@@ -232,7 +232,10 @@ func TestTimeoutsAndRetryAfterAreRetriedWithTheSameID(t *testing.T) {
 		}
 		return 200
 	})
-	e := newEnv(t, nil, hook("crm", rc.srv.URL, func(w *configs.Webhook) { w.Timeout = 300 * time.Millisecond; w.Events = []string{"conversation.opened"} }))
+	e := newEnv(t, nil, hook("crm", rc.srv.URL, func(w *configs.Webhook) {
+		w.Timeout = 300 * time.Millisecond
+		w.Events = []string{"conversation.opened"}
+	}))
 	e.start(t, nil)
 	e.customer(t, "5511999990003", "text", "oi")
 	testutil.Eventually(t, 15*time.Second, "the third attempt", func() bool { return len(rc.all()) >= 3 })
