@@ -81,21 +81,13 @@ func (s *Service) dispatchOnce(ctx context.Context) (int, error) {
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
-	events := make([]acceptedEvent, len(entries))
-	errs := make([]error, len(entries))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i, e := range entries {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			events[i], errs[i] = s.event(ctx, e)
-		}()
+	src, err := s.snapshot(ctx, entries)
+	if err != nil {
+		return 0, err
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
+	events := make([]acceptedEvent, len(entries))
+	for i, e := range entries {
+		if events[i], err = s.event(ctx, src, e); err != nil {
 			return 0, err // Redis is failing: the batch is read again
 		}
 	}
@@ -113,9 +105,9 @@ func (s *Service) dispatchOnce(ctx context.Context) (int, error) {
 }
 
 // event builds one outbox entry's event and picks the subscriptions that want it.
-func (s *Service) event(ctx context.Context, e redis.XMessage) (acceptedEvent, error) {
+func (s *Service) event(ctx context.Context, src Source, e redis.XMessage) (acceptedEvent, error) {
 	id := "evt_" + e.ID
-	b, err := s.build(ctx, id, e.Values)
+	b, err := s.build(ctx, src, id, e.Values)
 	if err != nil {
 		return acceptedEvent{}, err
 	}
@@ -133,13 +125,56 @@ func (s *Service) event(ctx context.Context, e redis.XMessage) (acceptedEvent, e
 		subs: strings.Join(subs, ","), queue: b.queue}, nil
 }
 
-// startChains enqueues the task of each chain that started; one that fails is found by the sweeper.
-func (s *Service) startChains(ctx context.Context, starts []chainStart) {
-	for _, c := range starts {
-		if err := s.enqueue(ctx, c.sub, c.key, c.taskID); err != nil {
-			s.logger.Warn("could not enqueue a delivery; the sweeper will", "subscription", c.sub, "err", err)
+// snapshot reads ahead, in two round trips, everything a batch of entries refers to.
+func (s *Service) snapshot(ctx context.Context, entries []redis.XMessage) (Source, error) {
+	var convs, msgs, cards []string
+	for _, e := range entries {
+		str := func(k string) string { v, _ := e.Values[k].(string); return v }
+		if c := str(outbox.FieldConversation); c != "" {
+			convs = append(convs, c)
+		}
+		if m := str(outbox.FieldMessage); m != "" {
+			msgs = append(msgs, m)
+		}
+		if k := str(outbox.FieldCard); k != "" {
+			cards = append(cards, k)
 		}
 	}
+	snap, err := s.src.ReadSnapshot(ctx, dedup(convs), dedup(msgs), dedup(cards))
+	if err != nil {
+		return nil, err
+	}
+	return snapshotSource{Source: s.src, snap: snap}, nil
+}
+
+func dedup(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// startChains enqueues the task of each chain that started; one that fails is found by the sweeper.
+// Enqueues run side by side (one round trip each; asynq has no batch enqueue).
+func (s *Service) startChains(ctx context.Context, starts []chainStart) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, c := range starts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := s.enqueue(ctx, c.sub, c.key, c.taskID); err != nil {
+				s.logger.Warn("could not enqueue a delivery; the sweeper will", "subscription", c.sub, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // chainPayload is a delivery task's payload.

@@ -13,6 +13,7 @@ import (
 
 // Source reads what events describe (routing.Router).
 type Source interface {
+	ReadSnapshot(ctx context.Context, convs, msgs, cards []string) (routing.Snapshot, error)
 	Conversation(ctx context.Context, id string) (routing.Conversation, error)
 	Card(ctx context.Context, id string) (routing.Card, error)
 	Message(ctx context.Context, id string) (routing.Message, error)
@@ -60,8 +61,39 @@ type built struct {
 // errGone: what the entry names no longer exists.
 var errGone = errors.New("gone")
 
-// build reads what an outbox entry refers to and writes the event's body.
-func (s *Service) build(ctx context.Context, id string, f map[string]any) (built, error) {
+// snapshotSource answers from a batch's snapshot (read ahead, pipelined); transcripts from the store.
+type snapshotSource struct {
+	Source
+	snap routing.Snapshot
+}
+
+func (v snapshotSource) Conversation(_ context.Context, id string) (routing.Conversation, error) {
+	if c, ok := v.snap.Conversations[id]; ok {
+		return c, nil
+	}
+	return routing.Conversation{}, routing.ErrNotFound
+}
+
+func (v snapshotSource) Card(_ context.Context, id string) (routing.Card, error) {
+	if c, ok := v.snap.Cards[id]; ok {
+		return c, nil
+	}
+	return routing.Card{}, routing.ErrNotFound
+}
+
+func (v snapshotSource) Message(_ context.Context, id string) (routing.Message, error) {
+	if m, ok := v.snap.Messages[id]; ok {
+		return m, nil
+	}
+	return routing.Message{}, routing.ErrNotFound
+}
+
+func (v snapshotSource) ContactIdentifiers(_ context.Context, contactID string) ([]routing.Identifier, error) {
+	return v.snap.Identifiers[contactID], nil
+}
+
+// build reads what an outbox entry refers to (from src) and writes the event's body.
+func (s *Service) build(ctx context.Context, src Source, id string, f map[string]any) (built, error) {
 	str := func(k string) string { v, _ := f[k].(string); return v }
 	typ, conv := str(outbox.FieldType), str(outbox.FieldConversation)
 	at := time.Now().UTC()
@@ -76,7 +108,7 @@ func (s *Service) build(ctx context.Context, id string, f map[string]any) (built
 	var err error
 	var c routing.Conversation
 	if conv != "" {
-		c, err = s.src.Conversation(ctx, conv)
+		c, err = src.Conversation(ctx, conv)
 		if errors.Is(err, routing.ErrNotFound) {
 			err = errGone
 		}
@@ -90,7 +122,7 @@ func (s *Service) build(ctx context.Context, id string, f map[string]any) (built
 	case typ == outbox.ConversationOpened:
 		data["conversation"] = c
 	case typ == outbox.MessageReceived || typ == outbox.MessageSent:
-		m, err := s.src.Message(ctx, str(outbox.FieldMessage))
+		m, err := src.Message(ctx, str(outbox.FieldMessage))
 		if err != nil {
 			return b.dropIf(gone(err))
 		}
@@ -100,7 +132,7 @@ func (s *Service) build(ctx context.Context, id string, f map[string]any) (built
 		}
 		data["message"] = md
 		if typ == outbox.MessageReceived {
-			ids, err := s.src.ContactIdentifiers(ctx, c.Contact.ID)
+			ids, err := src.ContactIdentifiers(ctx, c.Contact.ID)
 			if err != nil {
 				return b, err
 			}
@@ -111,7 +143,7 @@ func (s *Service) build(ctx context.Context, id string, f map[string]any) (built
 			data["contact"] = cd
 		}
 	case typ == outbox.MessageStatus:
-		m, err := s.src.Message(ctx, str(outbox.FieldMessage))
+		m, err := src.Message(ctx, str(outbox.FieldMessage))
 		if err != nil {
 			return b.dropIf(gone(err))
 		}
@@ -126,7 +158,7 @@ func (s *Service) build(ctx context.Context, id string, f map[string]any) (built
 			data[k] = v
 		}
 	case strings.HasPrefix(typ, "card."):
-		card, err := s.src.Card(ctx, str(outbox.FieldCard))
+		card, err := src.Card(ctx, str(outbox.FieldCard))
 		if err != nil {
 			return b.dropIf(gone(err))
 		}
@@ -136,12 +168,12 @@ func (s *Service) build(ctx context.Context, id string, f map[string]any) (built
 	case typ == outbox.ConversationClosed:
 		data["conversation"] = c
 		if k := str(outbox.FieldCard); k != "" {
-			if card, err := s.src.Card(ctx, k); err == nil {
+			if card, err := src.Card(ctx, k); err == nil {
 				card.Contact = nil
 				data["card"] = card
 			}
 		}
-		msgs, err := s.src.Messages(ctx, conv, int64(s.opts.TranscriptInline)+1)
+		msgs, err := src.Messages(ctx, conv, int64(s.opts.TranscriptInline)+1)
 		if err != nil {
 			return b, err
 		}

@@ -111,3 +111,73 @@ func (h *Handler) transcript(c *fiber.Ctx) error {
 	}
 	return c.JSON(t)
 }
+
+// Snapshot is what a batch of integration events describes, read in two round trips.
+type Snapshot struct {
+	Conversations map[string]Conversation
+	Messages      map[string]Message
+	Cards         map[string]Card
+	// Identifiers of each conversation's contact, by contact id.
+	Identifiers map[string][]Identifier
+}
+
+// ReadSnapshot reads conversations, messages and cards by id (missing ones are absent), and the
+// identifiers of the conversations' contacts, pipelined.
+func (r *Router) ReadSnapshot(ctx context.Context, convs, msgs, cards []string) (Snapshot, error) {
+	s := Snapshot{Conversations: map[string]Conversation{}, Messages: map[string]Message{}, Cards: map[string]Card{},
+		Identifiers: map[string][]Identifier{}}
+	pipe := r.client.Pipeline()
+	get := func(ids []string, key func(string) string) []*redis.MapStringStringCmd {
+		out := make([]*redis.MapStringStringCmd, len(ids))
+		for i, id := range ids {
+			out[i] = pipe.HGetAll(ctx, key(id))
+		}
+		return out
+	}
+	cc, mc, kc := get(convs, r.keys.conv), get(msgs, r.keys.msg), get(cards, r.keys.card)
+	if len(convs)+len(msgs)+len(cards) == 0 {
+		return s, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return s, err
+	}
+	contacts := map[string]bool{}
+	for i, c := range cc {
+		if h := c.Val(); len(h) > 0 {
+			conv := conversationFrom(h)
+			s.Conversations[convs[i]] = conv
+			if conv.Contact.ID != "" {
+				contacts[conv.Contact.ID] = true
+			}
+		}
+	}
+	for i, c := range mc {
+		if h := c.Val(); len(h) > 0 {
+			s.Messages[msgs[i]] = messageFrom(h)
+		}
+	}
+	for i, c := range kc {
+		if h := c.Val(); len(h) > 0 {
+			s.Cards[cards[i]] = cardWithConversation(h, nil)
+		}
+	}
+	if len(contacts) == 0 {
+		return s, nil
+	}
+	pipe = r.client.Pipeline()
+	ids := map[string]*redis.StringSliceCmd{}
+	for c := range contacts {
+		ids[c] = pipe.SMembers(ctx, r.keys.contactIDs(c))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return s, err
+	}
+	for c, cmd := range ids {
+		for _, m := range cmd.Val() {
+			if kind, value, ok := strings.Cut(m, ":"); ok {
+				s.Identifiers[c] = append(s.Identifiers[c], Identifier{Kind: kind, Value: value})
+			}
+		}
+	}
+	return s, nil
+}
