@@ -70,7 +70,7 @@ func BenchmarkDeliveryToLocalReceiver(b *testing.B) {
 				defer wg.Done()
 				for j := range perConv {
 					if _, err := e.router.Deliver(context.Background(), []routing.Inbound{{Channel: "whatsapp", EntryPoint: "100",
-						Identifiers: []routing.Identifier{{Kind: routing.IdentPhone, Value: fmt.Sprintf("55117%08d", c)}},
+						Identifiers:       []routing.Identifier{{Kind: routing.IdentPhone, Value: fmt.Sprintf("55117%08d", c)}},
 						ProviderMessageID: fmt.Sprintf("w%d-%d", c, j), Kind: "text", Text: fmt.Sprintf("c%d-m%d", c, j)}}); err != nil {
 						b.Error(err)
 					}
