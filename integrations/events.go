@@ -50,6 +50,10 @@ type MessageData struct {
 // mediaKinds are the message kinds whose content is a file.
 var mediaKinds = map[string]bool{"image": true, "audio": true, "video": true, "document": true, "sticker": true, "voice": true}
 
+// cardStateAfter is the card's state right after each card event.
+var cardStateAfter = map[string]string{outbox.CardOffered: routing.CardOffered, outbox.CardAccepted: routing.CardAccepted,
+	outbox.CardDeclined: routing.CardWaiting, outbox.CardTimedOut: routing.CardWaiting, outbox.CardRequeued: routing.CardWaiting}
+
 // built is an outbox entry made an event: its type, order key, queue (for filters) and body.
 type built struct {
 	typ, key, queue string
@@ -163,6 +167,8 @@ func (s *Service) build(ctx context.Context, src Source, id string, f map[string
 			return b.dropIf(gone(err))
 		}
 		card.Contact = nil // the conversation's contact is in conversation.opened and message.received
+		// The record is read at dispatch, a moment later: the card says the state this event made.
+		card.State = cardStateAfter[typ]
 		data["card"] = card
 		data["agent"] = str(outbox.FieldAgent)
 	case typ == outbox.ConversationClosed:
