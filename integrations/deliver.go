@@ -213,7 +213,18 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 // health records an attempt's outcome; a change of health is logged once (whichever process saw it).
+// Successes are recorded at most once a second per subscription and process (a success after a
+// failure at once): the common case costs no round trip per event.
 func (s *Service) health(ctx context.Context, sub *subscription, failure error) {
+	now := time.Now().UnixNano()
+	if failure == nil {
+		if last := sub.okAt.Load(); last != 0 && now-last < int64(time.Second) {
+			return
+		}
+		sub.okAt.Store(now)
+	} else {
+		sub.okAt.Store(0)
+	}
 	msg := ""
 	if failure != nil {
 		msg = shortErr(failure)

@@ -225,7 +225,7 @@ func (b built) dropIf(err error) (built, error) {
 }
 
 // wants reports whether a subscription takes an event of type typ in queue.
-func (w subscription) wants(typ, queue string) bool {
+func (w *subscription) wants(typ, queue string) bool {
 	if len(w.events) > 0 {
 		ok := false
 		for _, e := range w.events {

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -75,6 +76,7 @@ type subscription struct {
 	signer         *Signer
 	client         *http.Client
 	server         *asynq.Server
+	okAt           atomic.Int64 // when this process last recorded a success (unix ns; 0: after a failure)
 }
 
 // Service is the integrations of one tenant: dispatcher, delivery workers, operations.
