@@ -28,6 +28,7 @@ type Config struct {
 	Agents        []Agent       `yaml:"agents" validate:"dive"`
 	WhatsApp      WhatsApp      `yaml:"whatsapp"`
 	WebChat       WebChat       `yaml:"webchat"`
+	Integrations  Integrations  `yaml:"integrations"`
 	Retention     Retention     `yaml:"retention"`
 }
 

@@ -54,8 +54,10 @@ func Parse(raw []byte, env func(string) (string, bool)) (Config, error) {
 		return Config{}, ps
 	}
 	cfg.applyEnv(env)
+	cfg.applyIntegrationsEnv(env)
 	envGiven := cfg.Env != ""
 	cfg.applyDefaults()
+	cfg.applyIntegrationsDefaults()
 	for _, p := range cfg.Validate() {
 		if !under(p.Path, badPaths) {
 			ps = append(ps, p)

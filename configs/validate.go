@@ -67,6 +67,7 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, c.uniqueness()...)
 	ps = append(ps, c.references()...)
 	ps = append(ps, c.productionSafety()...)
+	ps = append(ps, c.integrationsProblems(c.queueIDs())...)
 	return ps
 }
 
@@ -326,4 +327,12 @@ func floorProblems(i int, q Queue) Problems {
 		ps = append(ps, Problem{fmt.Sprintf("queues[%d].first_response_action", i), "is only used with first_response_timeout"})
 	}
 	return ps
+}
+
+func (c *Config) queueIDs() map[string]bool {
+	out := make(map[string]bool, len(c.Queues))
+	for _, q := range c.Queues {
+		out[q.ID] = true
+	}
+	return out
 }

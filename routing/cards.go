@@ -322,7 +322,7 @@ func (r *Router) eligible(agent, channel, state string, load int) bool {
 }
 
 func (r *Router) requeue(ctx context.Context, agent, channel string) error {
-	out, err := requeueScript.Run(ctx, r.client, requeueArgs{keys: r.keys, agent: agent, channel: channel})
+	out, err := requeueScript.Run(ctx, r.client, requeueArgs{keys: r.keys, agent: agent, channel: channel, now: r.clock.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}

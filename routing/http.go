@@ -26,6 +26,8 @@ var (
 	errBadID         = httpx.ErrBadID
 	errAgentNotFound = httpx.ErrAgentNotFound
 	errBadEventID    = httpx.ErrInvalidLastEvent
+
+	errBadTranscriptFormat = httpx.ErrInvalidTranscriptType
 )
 
 func routingError(err error) error {
@@ -57,6 +59,7 @@ func (h *Handler) Register(v1 fiber.Router) {
 	v1.Get("/agents/:id/cards", h.cards)
 	v1.Get("/conversations/:id", h.conversation)
 	v1.Get("/conversations/:id/messages", h.messages)
+	v1.Get("/conversations/:id/transcript", h.transcript)
 	v1.Get("/queues", h.queuesStatus)
 }
 

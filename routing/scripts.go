@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/chatgate/chatgate/internal/luascript"
+	"github.com/chatgate/chatgate/internal/outbox"
 )
 
 // contactLua keeps one contact per customer and channel. Every identifier a provider shows
@@ -87,6 +88,7 @@ local function mergeContacts(P, ch, entry, entries, list, nowMs)
                 redis.call('RPUSH', P .. 'convmsgs:' .. sconv, m)
               end
               redis.call('DEL', mk)
+              outboxEmit(P, nowMs, 'conversation.closed', lconv, 'k', card, 'a', '')
             else
               redis.call('HSET', lKey, 'contact_id', survivor, 'merged_into', sconv)
             end
@@ -213,7 +215,7 @@ end
 // conversation), card id, new card id or "", agent, card state ("" when no agent holds the card: not
 // read), number of candidate agents in the queue (new cards only), the decision ({} when none was
 // tried: no new card, or no candidate), contact id}.
-var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", offerLua+contactLua+`
+var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", outbox.Lua+offerLua+contactLua+`
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup', ARGV[6]} end
 local P = ARGV[1]
 local contact, cf = ARGV[4], {phone = ARGV[14], bsuid = '', pbsuid = '', username = '', name = ARGV[13]}
@@ -284,6 +286,10 @@ put('text', ARGV[11])
 put('x', ARGV[12])
 if conv == '' then table.insert(m, 'contact_id'); table.insert(m, contact) end
 redis.call('HSET', KEYS[1], unpack(m))
+if conv ~= '' then
+  if newCard ~= '' then outboxEmit(P, ARGV[9], 'conversation.opened', conv) end
+  outboxEmit(P, ARGV[9], 'message.received', conv, 'm', ARGV[6])
+end
 local decision = {}
 if candidates > 0 then
   local q = P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2]
@@ -481,6 +487,7 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
       if audit == '1' then
         redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
       end
+      outboxEmit(P, nowMs, 'card.offered', conv, 'k', card, 'a', a)
       return {'offered', card, a, tostring(redis.call('ZCARD', waitingKey)), conv,
         redis.call('HGETALL', cardKey), redis.call('HGETALL', P .. 'conv:' .. conv)}
     end
@@ -498,7 +505,7 @@ end
 // KEYS[1] waiting ZSET, KEYS[2] avail ZSET, KEYS[3] offers ZSET
 // ARGV: 1 prefix, 2 channel, 3 now ms, 4 offer timeout ms, 5 strategy, 6 audit 1|0, 7 cards to scan,
 // 8 agents to scan (0: no bound), 9 index of the first waiting card to scan, 10 re-offer delay ms (0: never)
-var offerScript = luascript.New[offerArgs, decision]("offer", offerLua+`
+var offerScript = luascript.New[offerArgs, decision]("offer", outbox.Lua+offerLua+`
 return offer(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], KEYS[1], KEYS[2], KEYS[3])
 `, parseOfferReply)
 
@@ -564,7 +571,7 @@ func parseDecision(a luascript.Array) decision {
 //
 // KEYS[1] card HASH, KEYS[2] offers ZSET, KEYS[3] the agent's no-answer counter
 // ARGV: 1 card id, 2 agent, 3 now ms, 4 prefix. Returns {"ok"}, {"not_found"}, {"not_yours"} or {"state", state}.
-var acceptScript = luascript.New[acceptArgs, cardReply]("accept", `
+var acceptScript = luascript.New[acceptArgs, cardReply]("accept", outbox.Lua+`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then return {'not_yours'} end
@@ -580,6 +587,7 @@ if not string.find(',' .. agents .. ',', ',' .. ARGV[2] .. ',', 1, true) then
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
+outboxEmit(ARGV[4], ARGV[3], 'card.accepted', redis.call('HGET', KEYS[1], 'conversation_id'), 'k', ARGV[1], 'a', ARGV[2])
 return {'ok'}
 `, parseCardReply)
 
@@ -633,7 +641,7 @@ func (c cardReply) err() error {
 // ARGV: 1 card id, 2 agent (decline: the caller), 3 now ms, 4 prefix, 5 mode decline|timeout,
 // 6 re-offer delay ms (0: never)
 // Returns {"ok", agent, queue, channel, no-answer count} or {"not_found"} / {"not_yours"} / {"state", s} / {"not_due"}.
-var releaseScript = luascript.New[releaseArgs, releaseReply]("release", `
+var releaseScript = luascript.New[releaseArgs, releaseReply]("release", outbox.Lua+`
 local P = ARGV[4]
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
@@ -669,6 +677,7 @@ if ARGV[5] == 'decline' then refusals = 'declines' end
 redis.call('HINCRBY', P .. 'conv:' .. redis.call('HGET', KEYS[1], 'conversation_id'), refusals, 1)
 local n = 0
 if ARGV[5] == 'timeout' then n = redis.call('INCR', P .. 'noanswer:' .. a) end
+outboxEmit(P, ARGV[3], 'card.' .. outcome, redis.call('HGET', KEYS[1], 'conversation_id'), 'k', ARGV[1], 'a', a)
 return {'ok', a, queue, ch, n}
 `, parseReleaseReply)
 
@@ -719,7 +728,7 @@ func parseReleaseReply(v any) (releaseReply, error) {
 // 6 wrap-up ms (0: none), 7 disposition ("" none), 8 disposition note,
 // 9 report rows' retention s, 10 close reason for the report ("" for an agent's or supervisor's close)
 // Returns {"ok", agent, queue, channel, conversation id, wrap-up until ms or ""} or {"not_found"} / {"not_yours"} / {"state", s}.
-var closeScript = luascript.New[closeArgs, closeReply]("close", wrapUpLua+reportLua+`
+var closeScript = luascript.New[closeArgs, closeReply]("close", outbox.Lua+wrapUpLua+reportLua+`
 local P = ARGV[4]
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'not_found'} end
@@ -750,6 +759,7 @@ if a and a ~= '' and st == 'accepted' and tonumber(ARGV[6] or '0') > 0 then
   wrapUntil = startWrapUp(P, a, ch, tonumber(ARGV[3]), tonumber(ARGV[6]), ARGV[2])
 end
 reportRow(P, conv, ARGV[1], ARGV[3], ARGV[10] or '', ARGV[9])
+outboxEmit(P, ARGV[3], 'conversation.closed', conv, 'k', ARGV[1], 'a', a or '')
 return {'ok', a or '', queue, ch, conv, wrapUntil}
 `, parseCloseReply)
 
@@ -796,8 +806,8 @@ func parseCloseReply(v any) (closeReply, error) {
 // front of its queue, keeping their relative order, and the agent's load on the channel is zero.
 //
 // KEYS[1] the agent's cards SET, KEYS[2] offers ZSET, KEYS[3] the agent's load HASH
-// ARGV: 1 agent, 2 channel, 3 prefix. Returns {{card, previous state, queue}, …}.
-var requeueScript = luascript.New[requeueArgs, []requeuedCard]("requeue", `
+// ARGV: 1 agent, 2 channel, 3 prefix, 4 now ms. Returns {{card, previous state, queue}, …}.
+var requeueScript = luascript.New[requeueArgs, []requeuedCard]("requeue", outbox.Lua+`
 local P, ch = ARGV[3], ARGV[2]
 local out = {}
 for _, card in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -810,6 +820,7 @@ for _, card in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch,
         string.format('%d', tonumber(redis.call('HGET', cardKey, 'created_at')) - 10000000000000), card)
       redis.call('HSET', P .. 'conv:' .. redis.call('HGET', cardKey, 'conversation_id'), 'agent', '')
+      outboxEmit(P, ARGV[4], 'card.requeued', redis.call('HGET', cardKey, 'conversation_id'), 'k', card, 'a', ARGV[1])
       table.insert(out, {card, st, queue})
     end
     redis.call('ZREM', KEYS[2], card)
@@ -824,10 +835,11 @@ return out
 type requeueArgs struct {
 	keys           keys
 	agent, channel string
+	now            int64 // ms
 }
 
 func (a requeueArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.agentCards(a.agent), a.keys.offers(), a.keys.load(a.agent)}, []any{a.agent, a.channel, a.keys.prefix()}
+	return []string{a.keys.agentCards(a.agent), a.keys.offers(), a.keys.load(a.agent)}, []any{a.agent, a.channel, a.keys.prefix(), a.now}
 }
 
 // requeuedCard is a card requeueScript took from its agent.
@@ -864,7 +876,7 @@ func parseRequeueReply(v any) ([]requeuedCard, error) {
 // ARGV: 1 prefix, 2 agent, 3 channel, 4 entry point, 5 "phone:<digits>", 6 phone digits, 7 queue,
 // 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id
 // Returns {"ok", conversation id, new 1|0} or {"not_logged_in"} / {"at_capacity"} / {"taken", conversation id}.
-var startScript = luascript.New[startArgs, startReply]("start", `
+var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+`
 local P, agent, ch = ARGV[1], ARGV[2], ARGV[3]
 local st = redis.call('HGET', P .. 'presence:' .. agent, ch)
 if st ~= 'online' and st ~= 'paused' then return {'not_logged_in'} end
@@ -904,6 +916,8 @@ end
 redis.call('HSET', P .. 'msg:' .. ARGV[10], 'id', ARGV[10], 'conversation_id', conv, 'direction', 'out',
   'channel', ch, 'kind', ARGV[12], 'text', ARGV[13], 'payload', ARGV[14], 'at', ARGV[11], 'agent', agent, 'status', 'queued')
 redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[10])
+if new == '1' then outboxEmit(P, ARGV[11], 'conversation.opened', conv) end
+outboxEmit(P, ARGV[11], 'message.sent', conv, 'm', ARGV[10])
 return {'ok', conv, new}
 `, parseStartReply)
 
@@ -951,7 +965,7 @@ func parseStartReply(v any) (startReply, error) {
 // KEYS[1] conversation HASH
 // ARGV: 1 prefix, 2 agent, 3 message id, 4 now ms, 5 kind, 6 text, 7 payload, 8 check window 1|0
 // Returns {"ok", channel} or {"not_found"} / {"closed"} / {"not_assigned"} / {"not_accepted"} / {"window_closed"}.
-var replyScript = luascript.New[replyArgs, replyScriptReply]("reply", `
+var replyScript = luascript.New[replyArgs, replyScriptReply]("reply", outbox.Lua+`
 local P, agent = ARGV[1], ARGV[2]
 local c = redis.call('HMGET', KEYS[1], 'state', 'agent', 'card', 'channel', 'window_expires_at', 'id')
 if not c[1] then return {'not_found'} end
@@ -965,6 +979,7 @@ redis.call('RPUSH', P .. 'convmsgs:' .. c[6], ARGV[3])
 -- floor: the first agent message (reports) and the latest (the first-response timer)
 redis.call('HSETNX', KEYS[1], 'first_response_at', ARGV[4])
 redis.call('HSET', KEYS[1], 'last_agent_message_at', ARGV[4])
+outboxEmit(P, ARGV[4], 'message.sent', c[6], 'm', ARGV[3])
 return {'ok', c[4]}
 `, parseReplyScriptReply)
 
@@ -1085,11 +1100,12 @@ end
 // 11 error summary (one sentence for the agent)
 // Returns {"ok"|"stale", conversation's agent (when ok), message fields…} / {"inbound"} /
 // {"unknown"} / {"not_found"}: the caller tells the agent without reading anything again.
-var statusScript = luascript.New[statusArgs, statusReply]("status", statusLua+`
+var statusScript = luascript.New[statusArgs, statusReply]("status", outbox.Lua+statusLua+`
 local k = KEYS[1]
 local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11])
 if res ~= 'ok' and res ~= 'stale' then return {res} end
 if res == 'ok' and ARGV[3] ~= '' then redis.call('HSET', k, 'provider_message_id', ARGV[3]) end
+if res == 'ok' then outboxEmit(ARGV[10], ARGV[2], 'message.status', redis.call('HGET', k, 'conversation_id'), 'm', redis.call('HGET', k, 'id'), 's', ARGV[1]) end
 if res == 'ok' and ARGV[8] == '1' then
   redis.call('SET', KEYS[2], redis.call('HGET', k, 'id'), 'EX', ARGV[9])
   if redis.call('EXISTS', KEYS[3]) == 1 then
@@ -1157,12 +1173,13 @@ func parseStatusReply(v any) (statusReply, error) {
 // ARGV: 1 status, 2 at ms, 3 error code, 4 title, 5 message, 6 details, 7 prefix, 8 pending TTL s,
 // 9 most per id, 10 most ids, 11 now ms, 12 error summary
 // Returns statusScript's answers, or {"pending"} / {"dropped"}.
-var providerStatusScript = luascript.New[providerStatusArgs, statusReply]("provider status", statusLua+`
+var providerStatusScript = luascript.New[providerStatusArgs, statusReply]("provider status", outbox.Lua+statusLua+`
 local id = redis.call('GET', KEYS[1])
 if id then
   local k = ARGV[7] .. 'msg:' .. id
   local res = apply(k, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[12])
   if res ~= 'ok' and res ~= 'stale' then return {res} end
+  if res == 'ok' then outboxEmit(ARGV[7], ARGV[2], 'message.status', redis.call('HGET', k, 'conversation_id'), 'm', id, 's', ARGV[1]) end
   return reply(res, k, ARGV[7])
 end
 -- a customer's message has no pmsg key: its own key, derived from the provider id, says it is inbound
@@ -1214,7 +1231,7 @@ func (a providerStatusArgs) KeysAndArgv() ([]string, []any) {
 // 7 report rows' retention s
 // Returns {"no"} (not due, not waiting or already handled) or {"kept"} / {"closed", conversation id} /
 // {"overflowed", conversation id}.
-var maxWaitScript = luascript.New[maxWaitArgs, maxWaitReply]("max wait", reportLua+`
+var maxWaitScript = luascript.New[maxWaitArgs, maxWaitReply]("max wait", outbox.Lua+reportLua+`
 local c = redis.call('HMGET', KEYS[1], 'state', 'created_at', 'max_wait_at')
 if c[1] ~= 'waiting' or c[3] then return {'no'} end
 if tonumber(c[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return {'no'} end
@@ -1237,6 +1254,7 @@ local openKey = P .. 'convopen:' .. k[1] .. ':' .. k[2] .. ':' .. k[3]
 if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 reportRow(P, conv, ARGV[1], ARGV[2], 'max_wait', ARGV[7])
+outboxEmit(P, ARGV[2], 'conversation.closed', conv, 'k', ARGV[1], 'a', '')
 return {'closed', conv}
 `, parseMaxWaitReply)
 

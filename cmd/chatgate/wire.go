@@ -9,6 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/chatgate/chatgate/integrations"
+	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/openapi"
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/redisx"
@@ -49,6 +51,10 @@ func (g *gateway) wire() error {
 	router.SetSupervisorPublisher(board)
 	presenceStore.AddListener(router)
 	presenceStore.AddListener(routing.PresenceEvents{Publisher: board})
+	integ, err := g.wireIntegrations(router, presenceStore)
+	if err != nil {
+		return err
+	}
 	// One sequencer per process: the service enqueues through it, the workers are gated by it.
 	sends := outbound.NewSequencer(g.store.Client, g.keys, g.enqueuer, router, logger)
 	if err := g.wireOutboundWorker(router, sends); err != nil {
@@ -96,9 +102,28 @@ func (g *gateway) wire() error {
 	board.Register(v1, streams, g.streamGate.Handler())
 
 	// The embedded pages: the agent console, the operations view and their endpoints.
-	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client, Queues: slices.Collect(maps.Keys(tasks.Weights))})
+	web.Register(g.app, web.Options{Config: cfg, Verifier: g.verifier, Redis: g.store.Client,
+		Queues: append(slices.Collect(maps.Keys(tasks.Weights)), integ.Queues()...)})
+	integ.Register(g.app.Group("/v1/ops", g.verifier.Middleware(), auth.Require(auth.RoleAdmin)))
 	// The description of all the above, for integrators' client generators.
 	return openapi.Register(g.app)
+}
+
+// wireIntegrations builds the event subscriptions: the dispatcher and sweeper run in every process
+// (one dispatches at a time), the delivery workers wherever asynq workers run.
+func (g *gateway) wireIntegrations(router *routing.Router, presenceStore *presence.Store) (*integrations.Service, error) {
+	cfg := &g.cfg
+	integ, err := integrations.New(g.store.Client, g.keys, router, cfg.Integrations, integrations.Options{
+		Clock: g.clock, Logger: g.logger, Registerer: g.registry, MediaSecret: cfg.Auth.JWTSecret, NoWorkers: g.mode == modeHTTPOnly,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Integrations.Webhooks) > 0 {
+		presenceStore.AddListener(integ)
+	}
+	g.components = append(g.components, integ)
+	return integ, nil
 }
 
 // wireResetWatcher makes every process notice that Redis came back empty, restored or failed over

@@ -86,6 +86,13 @@ var (
 	ErrQueueNotFound = def(http.StatusNotFound, "queue_not_found", "no such task queue")
 	ErrTaskNotFound  = def(http.StatusNotFound, "task_not_found", "no such task in this queue")
 	ErrTaskState     = def(http.StatusConflict, "task_state", "a running task cannot be run or deleted; a pending one is already due")
+
+	// Integrations: event subscriptions, their dead letters and replays; transcripts.
+	ErrSubscriptionNotFound  = def(http.StatusNotFound, "subscription_not_found", "no such event subscription")
+	ErrSubscriptionDisabled  = def(http.StatusConflict, "subscription_disabled", "the subscription is disabled (its receiver answered 410 Gone); enable it first")
+	ErrDeadLetterNotFound    = def(http.StatusNotFound, "dead_letter_not_found", "no such dead-lettered event for this subscription")
+	ErrInvalidSince          = def(http.StatusBadRequest, "invalid_since", `since must be an RFC 3339 time, e.g. {"since":"2026-01-02T15:04:05Z"}`)
+	ErrInvalidTranscriptType = def(http.StatusBadRequest, "invalid_format", `format must be "json" or "text"`)
 )
 
 // catalogue lists the entries in declaration order, for the tests and for documentation.

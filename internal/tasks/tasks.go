@@ -263,3 +263,6 @@ func (f *inflight) wait(ctx context.Context) bool {
 		return false
 	}
 }
+
+// NewSlogAdapter lets another asynq server (the integrations' own) log through slog, paced alike.
+func NewSlogAdapter(l *slog.Logger) asynq.Logger { return newSlogAdapter(l) }

@@ -84,6 +84,7 @@ type options struct {
 	capacity     int           // per channel (default 1000)
 	offerTimeout time.Duration // default 30 s
 	fake         bool          // the fake WhatsApp Cloud API
+	integrations string        // an integrations: block, appended to the configuration
 }
 
 // env is one running gateway: its Redis, processes and configuration.
@@ -208,7 +209,7 @@ webchat:
   sites:
     - { id: shop, queue: sales, secret: %q, allowed_origins: ["http://127.0.0.1"] }
 `, tenant, redisYAML, jwtSecret, e.opts.offerTimeout, agents.String(), appSecret, verifyToken, apiBase,
-		phoneNumberID, accessToken, siteSecret)
+		phoneNumberID, accessToken, siteSecret) + e.opts.integrations
 }
 
 func agentID(i int) string { return fmt.Sprintf("a%02d", i) }
