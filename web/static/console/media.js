@@ -74,7 +74,7 @@ const consoleMedia = (() => {
     if (m.kind === "document") {
       // The name is known at once; the size when the file is fetched (or from the agent's upload).
       const name = f.name || t("media.document");
-      node.replaceChildren(el("span", { class: "doc" }, el("span", { "aria-hidden": "true" }, "📄 "),
+      node.replaceChildren(el("span", { class: "doc" }, el("span", { "aria-hidden": "true" }, "↓ "),
         el("span", { "data-doc-name": "" }, name), " ", el("span", { class: "muted", "data-doc-size": "" }, fmtSize(f.size))));
     }
     load();
@@ -102,7 +102,7 @@ const consoleMedia = (() => {
       case "document": {
         const name = f.name || t("media.document");
         node.replaceChildren(el("a", { href: file.url, download: name, class: "doc", "data-doc": "" },
-          el("span", { "aria-hidden": "true" }, "📄 "), el("span", { "data-doc-name": "" }, name), " ",
+          el("span", { "aria-hidden": "true" }, "↓ "), el("span", { "data-doc-name": "" }, name), " ",
           el("span", { class: "muted", "data-doc-size": "" }, fmtSize(f.size || file.size)),
           el("span", { class: "visually-hidden" }, " " + t("media.download"))));
         break;
@@ -123,7 +123,7 @@ const consoleMedia = (() => {
     const href = "https://www.openstreetmap.org/?mlat=" + lat + "&mlon=" + lon + "#map=17/" + lat + "/" + lon;
     const label = [l.name, l.address].filter(Boolean).join(" — ") || lat.toFixed(5) + ", " + lon.toFixed(5);
     return el("div", { class: "media media-location", dataset: { media: "location" } },
-      el("a", { href, target: "_blank", rel: "noopener noreferrer" }, el("span", { "aria-hidden": "true" }, "📍 "), label,
+      el("a", { href, target: "_blank", rel: "noopener noreferrer" }, label,
         el("span", { class: "visually-hidden" }, " " + t("media.map"))));
   }
 
@@ -134,7 +134,7 @@ const consoleMedia = (() => {
       for (const p of c.phones || []) if (p.phone) lines.push(el("li", {}, t("media.phone"), ": ", p.phone));
       for (const e of c.emails || []) if (e.email) lines.push(el("li", {}, t("media.email"), ": ", e.email));
       if (c.org && c.org.company) lines.push(el("li", {}, c.org.company));
-      return el("div", { class: "contact-card", "data-contact-card": "" }, el("strong", {}, "👤 " + name), el("ul", {}, ...lines));
+      return el("div", { class: "contact-card", "data-contact-card": "" }, el("strong", {}, name), el("ul", {}, ...lines));
     });
     return el("div", { class: "media media-contacts", dataset: { media: "contacts" } }, ...cardsOf);
   }
@@ -216,6 +216,7 @@ const consoleMedia = (() => {
 
   function pick(file) {
     pending = file || null;
+    $("reply-error").textContent = "";
     const chip = $("attach-chip");
     chip.hidden = !pending;
     $("attach-name").textContent = pending ? pending.name + " · " + fmtSize(pending.size) : "";
