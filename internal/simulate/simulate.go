@@ -94,7 +94,9 @@ func WhatsAppNotification(m WhatsAppMessage) []byte {
 		msg[md.Kind] = obj
 	} else if m.ImageID != "" {
 		msg["type"] = "image"
-		msg["image"] = map[string]any{"id": m.ImageID, "mime_type": "image/jpeg", "sha256": "c2ltdWxhdGVk", "caption": m.Caption}
+		// No sha256: the simulated id names no real file whose checksum is known (the gateway still
+		// checks the download against Meta's lookup).
+		msg["image"] = map[string]any{"id": m.ImageID, "mime_type": "image/jpeg", "caption": m.Caption}
 	} else {
 		msg["type"] = "text"
 		msg["text"] = map[string]any{"body": m.Text}
