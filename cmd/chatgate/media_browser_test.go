@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/oggtest"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
@@ -146,6 +148,18 @@ func TestConsoleMediaInTheBrowser(t *testing.T) {
 	b.axe("voice note")
 	b.shotBoth("voice-note")
 
+	// A shared place is a link to the map; shared contacts are cards.
+	postWhatsAppKind(t, tg.base, cfg, customer, "location", map[string]any{"latitude": -23.5614, "longitude": -46.6559,
+		"name": "Loja Paulista", "address": "Av. Paulista, 1000"})
+	postWhatsAppKind(t, tg.base, cfg, customer, "contacts", []any{map[string]any{
+		"name": map[string]any{"formatted_name": "João Técnico", "first_name": "João"}, "phones": []any{map[string]any{"phone": "+55 11 97777-0000", "type": "CELL"}}}})
+	b.until("the place links to the map; the contact is a card", `(() => {
+		const a = document.querySelector('#messages [data-media=location] a'), c = document.querySelector('#messages [data-contact-card]');
+		return a && a.href.includes('mlat=-23.5614') && a.href.includes('mlon=-46.6559') && a.textContent.includes('Loja Paulista — Av. Paulista, 1000')
+			&& a.target === '_blank' && c && c.textContent.includes('João Técnico') && c.textContent.includes('+55 11 97777-0000'); })()`)
+	b.axe("place and contact")
+	b.shotBoth("place-and-contact")
+
 	// The agent attaches a file: it shows as a chip, goes with the text as its caption, reaches
 	// WhatsApp as an upload and is sent by its id.
 	doc := filepath.Join(t.TempDir(), "orcamento.pdf")
@@ -225,4 +239,28 @@ func lastCall(fake *fakeapi.Server, typ string) string {
 		}
 	}
 	return body
+}
+
+// postWhatsAppKind posts a customer's message of another kind (location, contacts, …): the object
+// given is the message's field of that kind, as Meta sends it.
+func postWhatsAppKind(t *testing.T, base string, cfg configs.Config, m simulate.WhatsAppMessage, kind string, obj any) {
+	t.Helper()
+	m.Text = "x"
+	var n map[string]any
+	if err := json.Unmarshal(simulate.WhatsAppNotification(m), &n); err != nil {
+		t.Fatal(err)
+	}
+	value := n["entry"].([]any)[0].(map[string]any)["changes"].([]any)[0].(map[string]any)["value"].(map[string]any)
+	msg := value["messages"].([]any)[0].(map[string]any)
+	delete(msg, "text")
+	msg["type"], msg[kind] = kind, obj
+	body, _ := json.Marshal(n)
+	req, _ := http.NewRequest("POST", base+"/webhooks/whatsapp", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Hub-Signature-256", simulate.SignWhatsApp(body, cfg.WhatsApp.AppSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
 }
