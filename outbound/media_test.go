@@ -352,7 +352,9 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-func itoa(n int64) string { return strings.TrimSpace(strings.Replace(string(mustJSON(n)), `"`, "", -1)) }
+func itoa(n int64) string {
+	return strings.TrimSpace(strings.Replace(string(mustJSON(n)), `"`, "", -1))
+}
 
 // webchatConversation delivers a WebChat visitor's message and has ana accept it.
 func (e *env) webchatConversation() string {
