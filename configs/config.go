@@ -30,6 +30,7 @@ type Config struct {
 	WebChat       WebChat       `yaml:"webchat"`
 	Integrations  Integrations  `yaml:"integrations"`
 	Retention     Retention     `yaml:"retention"`
+	Media         Media         `yaml:"media"`
 }
 
 // Retention bounds how long Redis keeps conversations.
@@ -48,6 +49,23 @@ func (r Retention) IdleCloseAfter() time.Duration {
 		return 24 * time.Hour
 	}
 	return *r.IdleClose
+}
+
+// Media configures customers' files: the per-replica disk cache of downloads, the largest upload
+// an agent may send, and the key of the signed links integrations fetch media with.
+type Media struct {
+	// CacheDir holds downloaded files (default: chatgate-media in the system's temporary directory).
+	CacheDir string `yaml:"cache_dir"`
+	// CacheMaxBytes bounds the cache; the least recently used files go first (default 256 MiB).
+	CacheMaxBytes int64 `yaml:"cache_max_bytes" validate:"gte=0"`
+	// UploadLimit bounds the body of a multipart reply (default 101 MiB: Meta's largest document
+	// and room for the form).
+	UploadLimit int `yaml:"upload_limit" validate:"gte=0"`
+	// LinkKey signs the time-limited media links (at least 32 characters); required in production,
+	// generated per process in development.
+	LinkKey string `yaml:"link_key" validate:"omitempty,min=32"`
+	// LinkTTL is how long a signed link given to integrations stays valid (default 24h).
+	LinkTTL time.Duration `yaml:"link_ttl" validate:"gte=0"`
 }
 
 // Log configures log/slog.

@@ -139,6 +139,7 @@ func TestProductionRefusesDevelopmentSecrets(t *testing.T) {
 		"CHATGATE_ENV": "production", "CHATGATE_AUTH_JWT_SECRET": "a-real-secret-1", "CHATGATE_WHATSAPP_APP_SECRET": "real-app",
 		"CHATGATE_WHATSAPP_VERIFY_TOKEN": "real-verify", "CHATGATE_WEBCHAT_SITES_SHOP_SECRET": "real-shop-secret",
 		"CHATGATE_REDIS_URL": "redis://127.0.0.1:6379/0", "CHATGATE_WHATSAPP_NUMBERS_100200300_ACCESS_TOKEN": "EAAreal",
+		"CHATGATE_MEDIA_LINK_KEY": "a-real-media-link-key-of-32-chars!",
 	}
 	if _, err := Parse(Example, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatalf("production with real secrets: %v", err)

@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -97,6 +98,8 @@ func (c *Config) applyEnv(env func(string) (string, bool)) {
 	set(&c.WhatsApp.PreviousAppSecret, "CHATGATE_WHATSAPP_PREVIOUS_APP_SECRET")
 	set(&c.WhatsApp.VerifyToken, "CHATGATE_WHATSAPP_VERIFY_TOKEN")
 	set(&c.WhatsApp.APIBaseURL, "CHATGATE_WHATSAPP_API_BASE_URL")
+	set(&c.Media.LinkKey, "CHATGATE_MEDIA_LINK_KEY")
+	set(&c.Media.CacheDir, "CHATGATE_MEDIA_CACHE_DIR")
 	if v, ok := env("CHATGATE_REDIS_ADDRS"); ok && v != "" {
 		c.Redis.Addrs = strings.Split(v, ",")
 	}
@@ -217,4 +220,12 @@ func (c *Config) applyDefaults() {
 	defInt(&c.WebChat.MaxAttachments, 5)
 	defInt(&c.WebChat.VisitorRate, 30)
 	defInt(&c.WebChat.IPRate, 120)
+	if c.Media.CacheDir == "" {
+		c.Media.CacheDir = filepath.Join(os.TempDir(), "chatgate-media")
+	}
+	if c.Media.CacheMaxBytes == 0 {
+		c.Media.CacheMaxBytes = 256 << 20
+	}
+	defInt(&c.Media.UploadLimit, 101<<20)
+	def(&c.Media.LinkTTL, 24*time.Hour)
 }

@@ -255,6 +255,7 @@ func (c *Config) productionSafety() Problems {
 		check(fmt.Sprintf("webchat.sites[%d].secret", i), s.Secret, SiteSecretEnv(s.ID))
 		previous(fmt.Sprintf("webchat.sites[%d].previous_secret", i), s.PreviousSecret, "CHATGATE_WEBCHAT_SITES_"+envName(s.ID)+"_PREVIOUS_SECRET")
 	}
+	check("media.link_key", c.Media.LinkKey, "CHATGATE_MEDIA_LINK_KEY")
 	if c.Redis.Embedded() {
 		ps = append(ps, Problem{"redis.url", "is empty: the embedded store keeps nothing and serves one process only; in production set CHATGATE_REDIS_URL (or CHATGATE_REDIS_ADDRS)"})
 	}

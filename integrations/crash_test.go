@@ -42,7 +42,7 @@ func child() int {
 	topo := topology.New(cfg)
 	ps := presence.NewStore(client, ks, topo, presence.Options{HistoryRetention: time.Hour})
 	r := routing.NewRouter(client, ks, topo, routing.Options{Pauser: ps})
-	s, err := New(client, ks, r, cfg.Integrations, Options{Clock: clock.Real{}, MediaSecret: "m", Lease: time.Second})
+	s, err := New(client, ks, r, cfg.Integrations, Options{Clock: clock.Real{}, MediaLinks: testMediaLinks, Lease: time.Second})
 	if err == nil {
 		err = s.Start()
 	}

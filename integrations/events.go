@@ -131,8 +131,8 @@ func (s *Service) build(ctx context.Context, src Source, id string, f map[string
 			return b.dropIf(gone(err))
 		}
 		md := MessageData{Message: m}
-		if mediaKinds[m.Kind] {
-			md.MediaURL = s.media.URL(s.opts.PublicURL, m.ID, time.Now().Add(s.opts.MediaURLTTL))
+		if mediaKinds[m.Kind] && s.opts.MediaLinks != nil {
+			md.MediaURL = strings.TrimRight(s.opts.PublicURL, "/") + s.opts.MediaLinks.SignURL(m.ID, time.Now().Add(s.opts.MediaURLTTL))
 		}
 		data["message"] = md
 		if typ == outbox.MessageReceived {

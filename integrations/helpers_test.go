@@ -217,7 +217,7 @@ func newEnvOn(t testing.TB, client *redis.Client, clk clock.Clock, hooks ...conf
 // start runs one more integrations service (a gateway process) on the env's Redis.
 func (e *env) start(t testing.TB, tweak func(*Options)) *Service {
 	t.Helper()
-	o := Options{Clock: e.clock, MediaSecret: "media-secret", RetryBase: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond,
+	o := Options{Clock: e.clock, MediaLinks: testMediaLinks, RetryBase: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond,
 		Lease: time.Second, SweepEvery: 500 * time.Millisecond, PublicURL: "https://gw.example"}
 	if tweak != nil {
 		tweak(&o)

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/medialink"
+
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -52,8 +54,9 @@ type Options struct {
 	MediaURLTTL      time.Duration
 	TranscriptInline int
 	RetainEvents     time.Duration
-	// MediaSecret keys the media links (the gateway's JWT secret).
-	MediaSecret string
+	// MediaLinks signs the links to customers' files that events carry (media.link_key: the key the
+	// media endpoint checks); nil leaves media_url out.
+	MediaLinks *medialink.Signer
 	// RetryBase and RetryMax bound the backoff between attempts: about RetryBase·2ⁿ with jitter, at
 	// most RetryMax (defaults 1 s and 10 min). A receiver's Retry-After wins.
 	RetryBase, RetryMax time.Duration
@@ -88,7 +91,6 @@ type Service struct {
 	opts     Options
 	logger   *slog.Logger
 	clock    clock.Clock
-	media    MediaSigner
 	enqueuer *asynq.Client
 	subs     map[string]*subscription
 	order    []string
@@ -133,7 +135,7 @@ func New(client redis.UniversalClient, ks keyspace.Space, src Source, cfg config
 		o.RetainEvents = max(cfg.RetainEvents, time.Hour)
 	}
 	s := &Service{client: client, ks: ks, keys: keys{ks}, src: src, opts: o, clock: o.Clock,
-		logger: o.Logger.With("component", "integrations"), media: NewMediaSigner(o.MediaSecret),
+		logger:   o.Logger.With("component", "integrations"),
 		enqueuer: asynq.NewClientFromRedisClient(client), subs: map[string]*subscription{}, stop: make(chan struct{}),
 		token: newToken()}
 	for _, w := range cfg.Webhooks {

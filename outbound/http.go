@@ -20,9 +20,10 @@ import (
 
 // Handler serves the agents' outbound endpoints.
 type Handler struct {
-	svc    *Service
-	client redis.UniversalClient
-	keys   keyspace.Space
+	svc      *Service
+	receipts *Receipts
+	client   redis.UniversalClient
+	keys     keyspace.Space
 }
 
 // NewHandler builds the handler; client and keys hold the idempotency records.
@@ -30,11 +31,17 @@ func NewHandler(svc *Service, client redis.UniversalClient, ks keyspace.Space) *
 	return &Handler{svc: svc, client: client, keys: ks}
 }
 
+// SetReceipts serves POST /v1/conversations/{id}/read with r.
+func (h *Handler) SetReceipts(r *Receipts) { h.receipts = r }
+
 // Register mounts the routes on the authenticated /v1 group.
 func (h *Handler) Register(v1 fiber.Router) {
 	v1.Get("/templates", h.templates)
 	v1.Post("/conversations", h.start)
 	v1.Post("/conversations/:id/messages", h.reply)
+	if h.receipts != nil {
+		v1.Post("/conversations/:id/read", h.read)
+	}
 }
 
 func (h *Handler) templates(c *fiber.Ctx) error {
@@ -59,6 +66,16 @@ func (h *Handler) reply(c *fiber.Ctx) error {
 		return errBadID
 	}
 	agent := auth.Caller(c).Agent
+	if isMultipart(c) {
+		return h.idempotent(c, agent, func(ctx context.Context) (Accepted, error) {
+			f, err := readFile(c)
+			if err != nil {
+				return Accepted{}, err
+			}
+			ans, err := h.svc.ReplyFile(ctx, agent, id, f)
+			return ans, httpError(err)
+		})
+	}
 	return h.idempotent(c, agent, func(ctx context.Context) (Accepted, error) {
 		var body ReplyBody
 		if err := httpx.BindJSON(c, &body); err != nil {

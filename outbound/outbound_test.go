@@ -32,6 +32,7 @@ import (
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
+	"github.com/chatgate/chatgate/widget"
 )
 
 const (
@@ -148,12 +149,25 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.startWorker(client, o.recipientInterval)
 	}
 
+	api, err := whatsapp.New(whatsapp.Config{BaseURL: fake.URL(), APIVersion: "v21.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := serviceOptions(cfg)
+	opts.Uploader, opts.Tokens = api, map[string]string{number: token}
 	e.svc = outbound.NewService(router, outbound.NewSequencer(client, ks, asynq.NewClientFromRedisClient(client), router, nil),
-		topology.New(cfg), serviceOptions(cfg), slog.New(slog.DiscardHandler))
+		topology.New(cfg), opts, slog.New(slog.DiscardHandler))
 	verifier := auth.NewVerifier(secret, "", "")
-	e.app = httpx.NewApp(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
+	e.app = httpx.NewApp(httpx.Options{Logger: slog.New(slog.DiscardHandler),
+		BodyLimitFor: func(path, contentType string) int { return 110 << 20 }})
 	v1 := e.app.Group("/v1", verifier.Middleware())
-	outbound.NewHandler(e.svc, client, ks).Register(v1)
+	h := outbound.NewHandler(e.svc, client, ks)
+	receipts := outbound.NewReceipts(router, client, ks, api, map[string]string{number: token}, nil)
+	h.SetReceipts(receipts)
+	h.Register(v1)
+	typing := widget.NewTypingHandler(router, nil)
+	typing.SetWhatsApp(receipts.Typing)
+	typing.Register(v1)
 	routing.NewHandler(router).Register(v1) // cards and conversations, to read them as agents do
 	return e
 }

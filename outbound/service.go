@@ -11,6 +11,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/topology"
+	"github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/routing"
 )
 
@@ -39,6 +40,8 @@ type NewConversation struct {
 type ReplyBody struct {
 	Text  string `json:"text"`
 	Media *Media `json:"media"`
+	// Interactive is reply buttons or a list (WhatsApp).
+	Interactive *whatsapp.Interactive `json:"interactive"`
 }
 
 // Service validates what agents send, records it through routing and hands it to its channel:
@@ -53,6 +56,8 @@ type Service struct {
 	order     []string            // phone number ids in configuration order
 	agents    map[string][]string // agent → queues
 	senders   map[string]ChannelSender
+	uploader  Uploader
+	tokens    map[string]string // phone number id → access token, for uploads
 	logger    *slog.Logger
 }
 
@@ -62,6 +67,10 @@ type ServiceOptions struct {
 	Templates []configs.Template
 	// Tasks bound each send's retries and attempt time.
 	Tasks TaskOptions
+	// Uploader puts agents' files on the provider (*whatsapp.Client); Tokens are the numbers'
+	// access tokens it uses. Without them, files cannot be sent from the agent's computer.
+	Uploader Uploader
+	Tokens   map[string]string
 }
 
 // NewService builds the service on the topology's agents and WhatsApp numbers.
@@ -70,8 +79,8 @@ func NewService(router *routing.Router, enqueuer Enqueuer, topo *topology.Topolo
 		logger = slog.Default()
 	}
 	s := &Service{router: router, topo: topo, catalogue: NewCatalogue(opts.Templates), enqueuer: enqueuer,
-		taskOpts: opts.Tasks,
-		numbers:  map[string]string{}, agents: map[string][]string{}, senders: map[string]ChannelSender{},
+		taskOpts: opts.Tasks, uploader: opts.Uploader, tokens: opts.Tokens,
+		numbers: map[string]string{}, agents: map[string][]string{}, senders: map[string]ChannelSender{},
 		logger: logger.With("component", "outbound")}
 	for _, e := range topo.EntryPoints {
 		if e.Channel == topology.WhatsApp {
@@ -164,6 +173,12 @@ func (s *Service) Reply(ctx context.Context, agent, conversationID string, body 
 	if err != nil {
 		return Accepted{}, err
 	}
+	if out.Kind == "interactive" || out.Kind == "sticker" {
+		// WhatsApp's own kinds: refused up front on other channels, before anything is recorded.
+		if _, err := s.whatsappConversation(ctx, agent, conversationID); err != nil {
+			return Accepted{}, err
+		}
+	}
 	conv, msg, err := s.router.Reply(ctx, conversationID, agent, out)
 	if err != nil {
 		return Accepted{}, err
@@ -199,6 +214,23 @@ func (s *Service) AutoReply(ctx context.Context, conv routing.Conversation, text
 }
 
 func checkReply(body ReplyBody) (routing.Outbound, error) {
+	if body.Interactive != nil {
+		if body.Text != "" || body.Media != nil {
+			return routing.Outbound{}, invalid(FieldError{Field: "interactive", Message: "send text, media or interactive, one of them"})
+		}
+		var bad []FieldError
+		for _, p := range body.Interactive.Check() {
+			bad = append(bad, FieldError{Field: "interactive." + p.Field, Message: p.Message})
+		}
+		if len(bad) > 0 {
+			return routing.Outbound{}, invalid(bad...)
+		}
+		payload, err := json.Marshal(body.Interactive)
+		if err != nil {
+			return routing.Outbound{}, err
+		}
+		return routing.Outbound{Kind: "interactive", Text: body.Interactive.Body, Payload: payload}, nil
+	}
 	switch {
 	case body.Media == nil && strings.TrimSpace(body.Text) == "":
 		return routing.Outbound{}, invalid(FieldError{Field: "text", Message: "is required (or media)"})
@@ -214,9 +246,9 @@ func checkReply(body ReplyBody) (routing.Outbound, error) {
 	m := body.Media
 	var bad []FieldError
 	switch m.Kind {
-	case "image", "document", "audio", "video":
+	case "image", "document", "audio", "video", "sticker":
 	default:
-		bad = append(bad, FieldError{Field: "media.kind", Message: "must be image, document, audio or video"})
+		bad = append(bad, FieldError{Field: "media.kind", Message: "must be image, document, audio, video or sticker"})
 	}
 	if (m.URL == "") == (m.ID == "") {
 		bad = append(bad, FieldError{Field: "media.url", Message: "give exactly one of url and id"})
@@ -229,8 +261,8 @@ func checkReply(body ReplyBody) (routing.Outbound, error) {
 	if len([]rune(m.Caption)) > 1024 {
 		bad = append(bad, FieldError{Field: "media.caption", Message: "is longer than 1024 characters"})
 	}
-	if (m.Kind == "audio") && m.Caption != "" {
-		bad = append(bad, FieldError{Field: "media.caption", Message: "audio takes no caption"})
+	if (m.Kind == "audio" || m.Kind == "sticker") && m.Caption != "" {
+		bad = append(bad, FieldError{Field: "media.caption", Message: m.Kind + " takes no caption"})
 	}
 	if m.Filename != "" && (m.Kind != "document" || len(m.Filename) > 240) {
 		bad = append(bad, FieldError{Field: "media.filename", Message: "only documents take a filename (at most 240 characters)"})
@@ -260,10 +292,18 @@ func (w whatsappSender) SendReply(ctx context.Context, conv routing.Conversation
 	send := Send{MessageID: msg.ID, ConversationID: conv.ID, PhoneNumberID: conv.EntryPoint, To: to}
 	var task ordered.Task
 	var err error
-	if msg.Kind == "text" {
+	switch msg.Kind {
+	case "text":
 		send.Text = msg.Text
 		task, err = NewTextTask(send, w.s.taskOpts)
-	} else {
+	case "interactive":
+		var it whatsapp.Interactive
+		if err := json.Unmarshal(msg.Payload, &it); err != nil {
+			return err
+		}
+		send.Interactive = &it
+		task, err = NewInteractiveTask(send, w.s.taskOpts)
+	default:
 		var m Media
 		if err := json.Unmarshal(msg.Payload, &m); err != nil {
 			return err

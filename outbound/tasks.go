@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/outbound/whatsapp"
 )
 
 // Task types. A template opens a conversation (queue "templates"); text and media answer inside an
@@ -18,6 +19,8 @@ const (
 	TypeTemplate = "outbound:template"
 	TypeText     = "outbound:text"
 	TypeMedia    = "outbound:media"
+	// TypeInteractive sends reply buttons or a list.
+	TypeInteractive = "outbound:interactive"
 )
 
 // taskRetention keeps a finished task's id taken for a day, so a client retrying its HTTP call with
@@ -27,13 +30,14 @@ const taskRetention = 24 * time.Hour
 // Send is the payload of every outbound task: which stored message to send, from which number, to
 // whom, and what.
 type Send struct {
-	MessageID      string        `json:"message_id"`
-	ConversationID string        `json:"conversation_id"`
-	PhoneNumberID  string        `json:"phone_number_id"`
-	To             string        `json:"to"`
-	Text           string        `json:"text,omitempty"`
-	Template       *TemplateSend `json:"template,omitempty"`
-	Media          *Media        `json:"media,omitempty"`
+	MessageID      string                `json:"message_id"`
+	ConversationID string                `json:"conversation_id"`
+	PhoneNumberID  string                `json:"phone_number_id"`
+	To             string                `json:"to"`
+	Text           string                `json:"text,omitempty"`
+	Template       *TemplateSend         `json:"template,omitempty"`
+	Media          *Media                `json:"media,omitempty"`
+	Interactive    *whatsapp.Interactive `json:"interactive,omitempty"`
 }
 
 // TemplateSend is a validated template with its parameters.
@@ -53,6 +57,9 @@ type Media struct {
 	ID       string `json:"id,omitempty"`
 	Caption  string `json:"caption,omitempty"`
 	Filename string `json:"filename,omitempty"`
+	// MimeType and Size describe a file uploaded from the agent's computer (shown in the console).
+	MimeType string `json:"mime_type,omitempty"`
+	Size     int64  `json:"size,omitempty"`
 }
 
 // TaskOptions are what every outbound task is enqueued with.
@@ -114,4 +121,12 @@ func NewMediaTask(s Send, o TaskOptions) (ordered.Task, error) {
 		return ordered.Task{}, fmt.Errorf("outbound: a media task needs media")
 	}
 	return newTask(TypeMedia, tasks.QueueReplies, s, o)
+}
+
+// NewInteractiveTask is the task that sends reply buttons or a list.
+func NewInteractiveTask(s Send, o TaskOptions) (ordered.Task, error) {
+	if s.Interactive == nil {
+		return ordered.Task{}, fmt.Errorf("outbound: an interactive task needs its message")
+	}
+	return newTask(TypeInteractive, tasks.QueueReplies, s, o)
 }

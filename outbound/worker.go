@@ -89,6 +89,7 @@ func (w *Worker) Register(srv *tasks.Server) {
 	srv.Handle(TypeTemplate, h)
 	srv.Handle(TypeText, h)
 	srv.Handle(TypeMedia, h)
+	srv.Handle(TypeInteractive, h)
 }
 
 // ProcessTask sends one message. A message whose status moved past queued was sent by an earlier
@@ -236,6 +237,11 @@ func (w *Worker) message(typ string, s Send) (whatsapp.Message, error) {
 		}
 		return whatsapp.MediaMessage{To: s.To, Kind: whatsapp.MediaKind(s.Media.Kind), ID: s.Media.ID, Link: s.Media.URL,
 			Caption: s.Media.Caption, Filename: s.Media.Filename}, nil
+	case TypeInteractive:
+		if s.Interactive == nil {
+			return nil, errors.New("interactive task without its message")
+		}
+		return whatsapp.InteractiveMessage{To: s.To, Interactive: *s.Interactive}, nil
 	}
 	return nil, fmt.Errorf("unknown task type %q", typ)
 }

@@ -22,7 +22,7 @@ var (
 	errConvNotFound   = httpx.ErrConversationNotFound
 	errNotYourConv    = httpx.ErrNotYourConversation
 	errConvClosed     = httpx.ErrConversationClosed
-	errNotWebChatConv = httpx.ErrChannelNotSupported.WithMessage("typing notices are sent on WebChat only")
+	errNotWebChatConv = httpx.ErrChannelNotSupported.WithMessage("typing notices are sent on WebChat and WhatsApp only")
 )
 
 // Conversations finds a conversation (routing.Router satisfies it).
@@ -36,6 +36,14 @@ type Conversations interface {
 type TypingHandler struct {
 	convs  Conversations
 	events *EventLog
+	// whatsapp shows WhatsApp's typing indicator; nil: typing is refused on WhatsApp.
+	whatsapp func(ctx context.Context, conv routing.Conversation) error
+}
+
+// SetWhatsApp makes typing on a WhatsApp conversation show WhatsApp's typing indicator through f
+// (outbound.Receipts.Typing).
+func (h *TypingHandler) SetWhatsApp(f func(ctx context.Context, conv routing.Conversation) error) {
+	h.whatsapp = f
 }
 
 // NewTypingHandler builds the typing endpoint.
@@ -64,6 +72,11 @@ func (h *TypingHandler) typing(c *fiber.Ctx) error {
 		return errNotYourConv
 	case conv.State != "open":
 		return errConvClosed
+	case conv.Channel == "whatsapp" && h.whatsapp != nil:
+		if err := h.whatsapp(c.UserContext(), conv); err != nil {
+			return err
+		}
+		return c.SendStatus(http.StatusNoContent)
 	case conv.Channel != webchat.Channel:
 		return errNotWebChatConv
 	}

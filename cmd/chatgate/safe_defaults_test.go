@@ -27,6 +27,7 @@ func TestConfigCheckInProductionNamesEveryPlaceholderAndItsVariable(t *testing.T
 		"whatsapp.numbers[0].access_token: is a development placeholder (or empty); in production set CHATGATE_WHATSAPP_NUMBERS_100200300_ACCESS_TOKEN",
 		"webchat.sites[0].secret: is a development placeholder (or empty); in production set CHATGATE_WEBCHAT_SITES_SHOP_SECRET",
 		"redis.url: is empty",
+		"media.link_key: is a development placeholder (or empty); in production set CHATGATE_MEDIA_LINK_KEY",
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("config check does not say %q:\n%s", want, stderr.String())
@@ -36,6 +37,7 @@ func TestConfigCheckInProductionNamesEveryPlaceholderAndItsVariable(t *testing.T
 		"CHATGATE_AUTH_JWT_SECRET": "a-real-jwt-secret", "CHATGATE_WHATSAPP_APP_SECRET": "a-real-app-secret",
 		"CHATGATE_WHATSAPP_VERIFY_TOKEN": "a-real-verify-token", "CHATGATE_WHATSAPP_NUMBERS_100200300_ACCESS_TOKEN": "EAAreal",
 		"CHATGATE_WEBCHAT_SITES_SHOP_SECRET": "a-real-site-secret", "CHATGATE_REDIS_URL": "redis://127.0.0.1:6379/0",
+		"CHATGATE_MEDIA_LINK_KEY": "a-real-media-link-key-of-32-chars!",
 	} {
 		t.Setenv(k, v)
 	}

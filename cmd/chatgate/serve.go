@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +21,10 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/medialink"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
+	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/webhooks"
 	"github.com/chatgate/chatgate/widget"
 )
@@ -68,6 +71,10 @@ type gateway struct {
 	webhookMetrics *webhooks.Metrics
 	// streamGate bounds the event streams of every kind this process holds.
 	streamGate *httpx.StreamGate
+	// whatsapp is the Cloud API client of uploads, media downloads and receipts (wire.go).
+	whatsapp *whatsappapi.Client
+	// links signs media links (media.link_key); integrations' events carry them.
+	links *medialink.Signer
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, m mode) int {
@@ -153,15 +160,17 @@ func newGateway(ctx context.Context, cfg configs.Config, m mode, logger *slog.Lo
 		BodyLimit:   cfg.HTTP.BodyLimit,
 		// Meta's notifications are larger than anything else the gateway takes.
 		RouteBodyLimits: map[string]int{"/webhooks/whatsapp": cfg.HTTP.WhatsAppBodyLimit},
-		HeaderLimit:     cfg.HTTP.HeaderLimit,
-		ReadTimeout:     cfg.HTTP.ReadTimeout,
-		WriteTimeout:    cfg.HTTP.WriteTimeout,
-		IdleTimeout:     cfg.HTTP.IdleTimeout,
-		MaxConnections:  cfg.HTTP.MaxConnections,
-		TrustedProxies:  cfg.HTTP.TrustedProxies,
-		ProxyHeader:     cfg.HTTP.ProxyHeader,
-		Ready:           g.ready,
-		ReadyDetail:     g.readyDetail,
+		// A file reply from the agent's computer: up to Meta's largest document.
+		BodyLimitFor:   fileReplyLimit(cfg.Media.UploadLimit),
+		HeaderLimit:    cfg.HTTP.HeaderLimit,
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		WriteTimeout:   cfg.HTTP.WriteTimeout,
+		IdleTimeout:    cfg.HTTP.IdleTimeout,
+		MaxConnections: cfg.HTTP.MaxConnections,
+		TrustedProxies: cfg.HTTP.TrustedProxies,
+		ProxyHeader:    cfg.HTTP.ProxyHeader,
+		Ready:          g.ready,
+		ReadyDetail:    g.readyDetail,
 	})
 	budget := streamBudget(cfg.HTTP.MaxConnections)
 	g.streamGate = httpx.NewStreamGate(budget, cfg.HTTP.MaxStreamsPerIP, g.registry)
@@ -325,4 +334,19 @@ func (g *gateway) modeName() string {
 		return "serve (no workers)"
 	}
 	return "serve"
+}
+
+// fileReplyLimit gives multipart POST /v1/conversations/{id}/messages the upload limit.
+func fileReplyLimit(limit int) func(path, contentType string) int {
+	return func(path, contentType string) int {
+		rest, ok := strings.CutPrefix(path, "/v1/conversations/")
+		if !ok || !strings.HasPrefix(contentType, "multipart/form-data") {
+			return 0
+		}
+		id, tail, _ := strings.Cut(rest, "/")
+		if id == "" || tail != "messages" {
+			return 0
+		}
+		return limit
+	}
 }

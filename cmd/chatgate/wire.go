@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -11,11 +12,13 @@ import (
 
 	"github.com/chatgate/chatgate/integrations"
 	"github.com/chatgate/chatgate/internal/auth"
+	"github.com/chatgate/chatgate/internal/medialink"
 	"github.com/chatgate/chatgate/internal/openapi"
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/internal/topology"
+	"github.com/chatgate/chatgate/media"
 	"github.com/chatgate/chatgate/outbound"
 	"github.com/chatgate/chatgate/outbound/webchat"
 	whatsappapi "github.com/chatgate/chatgate/outbound/whatsapp"
@@ -85,6 +88,11 @@ func (g *gateway) wire() error {
 	webhooks.NewHandler("whatsapp", whatsapp.New(cfg.WhatsApp.AppSecret, cfg.WhatsApp.PreviousAppSecret, cfg.WhatsApp.VerifyToken),
 		router, logger, hooks).Register(g.app)
 
+	// Before the /v1 group: a signed media link carries no Bearer token.
+	receipts, err := g.wireMedia(router)
+	if err != nil {
+		return err
+	}
 	v1 := g.app.Group("/v1", g.verifier.Middleware())
 	presence.NewHandler(presenceStore, topo).Register(v1)
 	routing.NewHandler(router).Register(v1)
@@ -94,10 +102,13 @@ func (g *gateway) wire() error {
 	}
 	reports.NewHandler(reports.New(g.store.Client, g.keys, topo, reports.Options{Clock: g.clock, Location: loc})).Register(v1)
 	outboundSvc := outbound.NewService(router, sends, topo, outbound.ServiceOptions{Templates: cfg.WhatsApp.Templates,
-		Tasks: outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout}}, logger)
-	outbound.NewHandler(outboundSvc, g.store.Client, g.keys).Register(v1)
+		Tasks:    outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout},
+		Uploader: g.whatsapp, Tokens: g.numberTokens()}, logger)
+	outboundHandler := outbound.NewHandler(outboundSvc, g.store.Client, g.keys)
+	outboundHandler.SetReceipts(receipts)
+	outboundHandler.Register(v1)
 	router.SetAutoReplier(outboundSvc)
-	g.wireWebChat(v1, router, outboundSvc, webchatSender)
+	g.wireWebChat(v1, router, outboundSvc, webchatSender, receipts)
 	v1.Get("/agents/:id/events", g.streamGate.Handler(), streams.Handler())
 	board.Register(v1, streams, g.streamGate.Handler())
 
@@ -113,8 +124,12 @@ func (g *gateway) wire() error {
 // (one dispatches at a time), the delivery workers wherever asynq workers run.
 func (g *gateway) wireIntegrations(router *routing.Router, presenceStore *presence.Store) (*integrations.Service, error) {
 	cfg := &g.cfg
+	links, err := g.mediaLinks()
+	if err != nil {
+		return nil, err
+	}
 	integ, err := integrations.New(g.store.Client, g.keys, router, cfg.Integrations, integrations.Options{
-		Clock: g.clock, Logger: g.logger, Registerer: g.registry, MediaSecret: cfg.Auth.JWTSecret, NoWorkers: g.mode == modeHTTPOnly,
+		Clock: g.clock, Logger: g.logger, Registerer: g.registry, MediaLinks: links, NoWorkers: g.mode == modeHTTPOnly,
 	})
 	if err != nil {
 		return nil, err
@@ -155,6 +170,13 @@ func (g *gateway) wireOutboundWorker(router *routing.Router, sends *ordered.Sequ
 	if err != nil {
 		return err
 	}
+	// Uploads, downloads and receipts share the API's settings, without the sends' short timeout
+	// (a 100 MB file takes longer than a message).
+	g.whatsapp, err = whatsappapi.New(whatsappapi.Config{BaseURL: cfg.WhatsApp.APIBaseURL, APIVersion: cfg.WhatsApp.APIVersion,
+		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: transport}, Logger: g.logger})
+	if err != nil {
+		return err
+	}
 	rates, tokens := map[string]int{}, map[string]string{}
 	for _, n := range cfg.WhatsApp.Numbers {
 		rates[n.PhoneNumberID] = n.RatePerSecond
@@ -182,7 +204,7 @@ func (g *gateway) wireWebChatWorker(router *routing.Router) *webchat.Sender {
 
 // wireWebChat mounts the signed webhook, the widget and its visitor endpoints and the agents' typing
 // notice, and plugs the sender into replies.
-func (g *gateway) wireWebChat(v1 fiber.Router, router *routing.Router, replies *outbound.Service, sender *webchat.Sender) {
+func (g *gateway) wireWebChat(v1 fiber.Router, router *routing.Router, replies *outbound.Service, sender *webchat.Sender, receipts *outbound.Receipts) {
 	cfg := &g.cfg
 	provider := webchathook.New(cfg.WebChat.Sites, webchathook.Options{Tolerance: cfg.WebChat.TimestampTolerance,
 		MaxMessageLength: cfg.WebChat.MaxMessageLength, MaxAttachments: cfg.WebChat.MaxAttachments, Clock: g.clock})
@@ -195,6 +217,54 @@ func (g *gateway) wireWebChat(v1 fiber.Router, router *routing.Router, replies *
 	visitors.Register(g.app)
 	g.beforeDrain = append(g.beforeDrain, visitors.Shutdown)
 	g.components = append(g.components, visitors)
-	widget.NewTypingHandler(router, g.webchatEvents).Register(v1)
+	typing := widget.NewTypingHandler(router, g.webchatEvents)
+	typing.SetWhatsApp(receipts.Typing)
+	typing.Register(v1)
 	replies.SetSender(webchathook.Channel, sender)
+}
+
+// ---- Media --------------------------------------------------------------------------------------
+
+// numberTokens maps each WhatsApp number to its access token.
+func (g *gateway) numberTokens() map[string]string {
+	tokens := map[string]string{}
+	for _, n := range g.cfg.WhatsApp.Numbers {
+		tokens[n.PhoneNumberID] = n.AccessToken
+	}
+	return tokens
+}
+
+// wireMedia mounts GET /v1/messages/{id}/media (on the app: it takes a Bearer token or a signed
+// link) and builds the read receipts and typing sender.
+func (g *gateway) wireMedia(router *routing.Router) (*outbound.Receipts, error) {
+	cfg := &g.cfg
+	cache, err := media.OpenCache(cfg.Media.CacheDir, cfg.Media.CacheMaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("media.cache_dir: %w", err)
+	}
+	links, err := g.mediaLinks()
+	if err != nil {
+		return nil, err
+	}
+	media.NewHandler(media.Options{Store: router, Provider: g.whatsapp, Tokens: g.numberTokens(), Cache: cache,
+		Links: links, Verifier: g.verifier, Logger: g.logger}).Register(g.app)
+	return outbound.NewReceipts(router, g.store.Client, g.keys, g.whatsapp, g.numberTokens(), g.logger), nil
+}
+
+// mediaLinks is the signer of media links: media.link_key, or in development a key made for this
+// process (its links work on it only, until it restarts).
+func (g *gateway) mediaLinks() (*medialink.Signer, error) {
+	key := []byte(g.cfg.Media.LinkKey)
+	if len(key) == 0 && g.cfg.Development() {
+		g.logger.Warn("media.link_key is not set: signed media links are signed with a key made for this process; they fail on other replicas and after a restart")
+		key = medialink.RandomKey()
+	}
+	if g.links == nil {
+		s, err := medialink.New(key, g.clock.Now)
+		if err != nil {
+			return nil, fmt.Errorf("media.link_key: %w", err)
+		}
+		g.links = s
+	}
+	return g.links, nil
 }

@@ -29,10 +29,13 @@ type Options struct {
 	// notifications are larger than anything else the process takes. Other paths keep BodyLimit,
 	// read limit included: a body declared over twice it is still refused from its header.
 	RouteBodyLimits map[string]int
-	HeaderLimit     int
-	ReadTimeout     time.Duration
-	WriteTimeout    time.Duration
-	IdleTimeout     time.Duration
+	// BodyLimitFor, when set, gives the limit of requests RouteBodyLimits does not name (0:
+	// BodyLimit), by path and content type: routes with parameters (a file reply to any conversation).
+	BodyLimitFor func(path, contentType string) int
+	HeaderLimit  int
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
 	// MaxConnections bounds concurrent connections, so slow clients cannot exhaust the process.
 	MaxConnections int
 	// TrustedProxies and ProxyHeader: requests from these addresses carry the client's address in
@@ -84,22 +87,33 @@ func NewApp(o Options) *fiber.App {
 			routeLimits[routeKey(path)] = limit
 		}
 	}
-	if len(routeLimits) > 0 {
+	limitOf := func(path, contentType string) (int, bool) {
+		if limit, ok := routeLimits[routeKey(path)]; ok {
+			return limit, true
+		}
+		if o.BodyLimitFor != nil {
+			if limit := o.BodyLimitFor(path, contentType); limit > 0 {
+				return limit, true
+			}
+		}
+		return 0, false
+	}
+	if len(routeLimits) > 0 || o.BodyLimitFor != nil {
 		// fasthttp reads a request's body up to the limit this returns, decided from the header alone.
 		app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 			path, _, _ := strings.Cut(string(h.RequestURI()), "?")
-			if limit, ok := routeLimits[routeKey(path)]; ok {
+			if limit, ok := limitOf(path, string(h.ContentType())); ok {
 				return fasthttp.RequestConfig{MaxRequestBodySize: readLimit(limit)}
 			}
 			return fasthttp.RequestConfig{}
 		}
 	}
-	if o.BodyLimit > 0 || len(routeLimits) > 0 {
+	if o.BodyLimit > 0 || len(routeLimits) > 0 || o.BodyLimitFor != nil {
 		// fasthttp answers a body over its own limit and closes the connection with the rest of the
 		// body unread, so the client, still writing, often sees a reset instead of the 413. Bodies up
 		// to twice the limit are read whole and refused here, on a connection that stays usable.
 		app.Use(func(c *fiber.Ctx) error {
-			limit, ok := routeLimits[routeKey(c.Path())]
+			limit, ok := limitOf(c.Path(), c.Get(fiber.HeaderContentType))
 			if !ok {
 				limit = o.BodyLimit
 			}

@@ -93,6 +93,16 @@ var (
 	ErrDeadLetterNotFound    = def(http.StatusNotFound, "dead_letter_not_found", "no such dead-lettered event for this subscription")
 	ErrInvalidSince          = def(http.StatusBadRequest, "invalid_since", `since must be an RFC 3339 time, e.g. {"since":"2026-01-02T15:04:05Z"}`)
 	ErrInvalidTranscriptType = def(http.StatusBadRequest, "invalid_format", `format must be "json" or "text"`)
+	// Media: customers' files and agents' uploads.
+	ErrMessageNotFound  = def(http.StatusNotFound, "message_not_found", "no such message")
+	ErrNoMedia          = def(http.StatusNotFound, "media_not_found", "the message carries no file held by the provider")
+	ErrMediaExpired     = def(http.StatusGone, "media_expired", "the provider no longer holds this file (WhatsApp keeps customers' media for a limited time)")
+	ErrMediaMismatch    = def(http.StatusBadGateway, "media_mismatch", "the file the provider served does not match its size or checksum; it was not served")
+	ErrMediaUnavailable = def(http.StatusBadGateway, "media_unavailable", "the provider could not be reached for this file; retry")
+	ErrInvalidMediaLink = def(http.StatusForbidden, "invalid_media_link", "the media link is expired or not signed by this gateway")
+	ErrMediaTooLarge    = def(http.StatusRequestEntityTooLarge, "media_too_large", "the file is over WhatsApp's limit for its kind")
+	ErrMediaTypeRefused = def(http.StatusUnsupportedMediaType, "media_type_not_accepted", "WhatsApp does not accept this type of file for its kind")
+	ErrProviderRefused  = def(http.StatusBadGateway, "provider_refused", "the provider refused the request")
 )
 
 // catalogue lists the entries in declaration order, for the tests and for documentation.

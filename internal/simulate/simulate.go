@@ -25,7 +25,16 @@ type WhatsAppMessage struct {
 	Text          string
 	ImageID       string // an image message instead of text when set
 	Caption       string
-	At            time.Time
+	// Media, when set, makes it a media message as Meta sends one (with the file's real sha256).
+	Media *WhatsAppMedia
+	At    time.Time
+}
+
+// WhatsAppMedia is the file of a media message: kind is image, audio, video, document or sticker;
+// SHA256 is base64, as Meta's webhooks give it.
+type WhatsAppMedia struct {
+	Kind, ID, MimeType, SHA256, Filename, Caption string
+	Voice                                         bool
 }
 
 // WhatsAppStatus describes one status notification of an outbound message.
@@ -70,9 +79,24 @@ func WhatsAppNotification(m WhatsAppMessage) []byte {
 		contact["user_id"] = m.UserID
 		msg["from_user_id"] = m.UserID
 	}
-	if m.ImageID != "" {
+	if md := m.Media; md != nil {
+		obj := map[string]any{"id": md.ID, "mime_type": md.MimeType, "sha256": md.SHA256}
+		if md.Caption != "" {
+			obj["caption"] = md.Caption
+		}
+		if md.Filename != "" {
+			obj["filename"] = md.Filename
+		}
+		if md.Voice {
+			obj["voice"] = true
+		}
+		msg["type"] = md.Kind
+		msg[md.Kind] = obj
+	} else if m.ImageID != "" {
 		msg["type"] = "image"
-		msg["image"] = map[string]any{"id": m.ImageID, "mime_type": "image/jpeg", "sha256": "c2ltdWxhdGVk", "caption": m.Caption}
+		// No sha256: the simulated id names no real file whose checksum is known (the gateway still
+		// checks the download against Meta's lookup).
+		msg["image"] = map[string]any{"id": m.ImageID, "mime_type": "image/jpeg", "caption": m.Caption}
 	} else {
 		msg["type"] = "text"
 		msg["text"] = map[string]any{"body": m.Text}

@@ -224,6 +224,8 @@ func maskedRecipient(msg Message) string {
 		to = m.To
 	case MediaMessage:
 		to = m.To
+	case InteractiveMessage:
+		to = m.To
 	case *TextMessage:
 		to = m.To
 	case *TemplateMessage:

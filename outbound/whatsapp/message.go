@@ -78,6 +78,7 @@ const (
 	MediaDocument MediaKind = "document"
 	MediaAudio    MediaKind = "audio"
 	MediaVideo    MediaKind = "video"
+	MediaSticker  MediaKind = "sticker"
 )
 
 // MediaMessage sends media by a public link or by an uploaded media id
@@ -105,6 +106,8 @@ type request struct {
 	Document         *mediaObject    `json:"document,omitempty"`
 	Audio            *mediaObject    `json:"audio,omitempty"`
 	Video            *mediaObject    `json:"video,omitempty"`
+	Sticker          *mediaObject    `json:"sticker,omitempty"`
+	Interactive      *interactiveObj `json:"interactive,omitempty"`
 	Template         *templateObject `json:"template,omitempty"`
 }
 
@@ -247,9 +250,9 @@ func textParams(where string, values []string) ([]parameter, error) {
 
 func (m MediaMessage) build() (*request, error) {
 	switch m.Kind {
-	case MediaImage, MediaDocument, MediaAudio, MediaVideo:
+	case MediaImage, MediaDocument, MediaAudio, MediaVideo, MediaSticker:
 	default:
-		return nil, invalid("media kind %q, want image, document, audio or video", m.Kind)
+		return nil, invalid("media kind %q, want image, document, audio, video or sticker", m.Kind)
 	}
 	req, err := newRequest(m.To, string(m.Kind), m.ReplyTo)
 	if err != nil {
@@ -268,8 +271,8 @@ func (m MediaMessage) build() (*request, error) {
 		return nil, invalid("media id: surrounding spaces")
 	}
 	if m.Caption != "" {
-		if m.Kind == MediaAudio {
-			return nil, invalid("caption: audio takes no caption")
+		if m.Kind == MediaAudio || m.Kind == MediaSticker {
+			return nil, invalid("caption: %s takes no caption", m.Kind)
 		}
 		if n := utf8.RuneCountInString(m.Caption); n > MaxCaption || !utf8.ValidString(m.Caption) {
 			return nil, invalid("caption: invalid or longer than %d characters", MaxCaption)
@@ -288,6 +291,8 @@ func (m MediaMessage) build() (*request, error) {
 		req.Audio = obj
 	case MediaVideo:
 		req.Video = obj
+	case MediaSticker:
+		req.Sticker = obj
 	}
 	return req, nil
 }

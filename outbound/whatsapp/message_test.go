@@ -194,7 +194,7 @@ func TestEncodeRejectsBadInput(t *testing.T) {
 			ButtonParams: []ButtonParam{{Kind: "copy_code", Index: 0, Value: "x"}}}, "button_params[0]"},
 		{"button empty value", TemplateMessage{To: phone, Name: "a", Language: "en",
 			ButtonParams: []ButtonParam{{Kind: QuickReplyButton, Index: 0}}}, "button_params[0]"},
-		{"media unknown kind", MediaMessage{To: phone, Kind: "sticker", ID: "1"}, "media kind"},
+		{"media unknown kind", MediaMessage{To: phone, Kind: "gif", ID: "1"}, "media kind"},
 		{"media without id or link", MediaMessage{To: phone, Kind: MediaImage}, "exactly one"},
 		{"media with id and link", MediaMessage{To: phone, Kind: MediaImage, ID: "1", Link: "https://x.test/a"}, "exactly one"},
 		{"media relative link", MediaMessage{To: phone, Kind: MediaImage, Link: "/a.jpg"}, "media link"},

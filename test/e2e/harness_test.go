@@ -187,6 +187,7 @@ log: { level: info, format: json }
 redis:
 %shttp: { body_limit: 65536, whatsapp_body_limit: 4194304, header_limit: 8192, read_timeout: 5s, write_timeout: 5s, idle_timeout: 30s }
 auth: { jwt_secret: %q }
+media: { link_key: "e2e-media-link-key-0123456789abcdef" }
 presence: { disconnect_grace: 120s, reaper_interval: 1s }
 events: { max_len: 100000, keep_alive: 1s }
 outbound: { concurrency: 10, max_retry: 25, recipient_interval: 10ms, send_timeout: 5s, retry_base: 200ms, retry_max: 2s }

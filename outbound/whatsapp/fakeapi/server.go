@@ -51,17 +51,20 @@ type Options struct {
 
 // Call is one send the fake answered.
 type Call struct {
-	PhoneNumberID string          `json:"phone_number_id"`
-	Recipient     string          `json:"recipient"` // digits of the number, or the user id
-	Type          string          `json:"type"`
-	Template      string          `json:"template,omitempty"`
-	Language      string          `json:"language,omitempty"`
-	MessageID     string          `json:"message_id,omitempty"` // the wamid answered; empty when failed
-	Status        int             `json:"status"`
-	Code          int             `json:"code,omitempty"` // Meta code of a failure
-	Injected      bool            `json:"injected,omitempty"`
-	Body          json.RawMessage `json:"body,omitempty"`
-	At            time.Time       `json:"at"`
+	PhoneNumberID string `json:"phone_number_id"`
+	Recipient     string `json:"recipient"` // digits of the number, or the user id
+	Type          string `json:"type"`
+	Template      string `json:"template,omitempty"`
+	Language      string `json:"language,omitempty"`
+	// Read is the customer's message a read receipt marked (Type "read", or "typing" when it also
+	// showed the typing indicator).
+	Read      string          `json:"read,omitempty"`
+	MessageID string          `json:"message_id,omitempty"` // the wamid answered; empty when failed
+	Status    int             `json:"status"`
+	Code      int             `json:"code,omitempty"` // Meta code of a failure
+	Injected  bool            `json:"injected,omitempty"`
+	Body      json.RawMessage `json:"body,omitempty"`
+	At        time.Time       `json:"at"`
 }
 
 // Server is the fake. All methods are safe for concurrent use.
@@ -80,6 +83,7 @@ type Server struct {
 	total     int
 	dropped   int
 	closed    bool
+	media     map[string]*storedMedia
 
 	srv *http.Server
 	url string
@@ -124,9 +128,22 @@ func New(opts Options) *Server {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.registerAdmin(mux)
+	s.registerMediaAdmin(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/message_templates") {
 			s.serveTemplates(w, r)
+			return
+		}
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		switch {
+		case len(parts) == 2 && parts[0] == "_media" && r.Method == http.MethodGet:
+			s.serveDownload(w, r, parts[1])
+			return
+		case len(parts) == 2 && versionPattern.MatchString(parts[0]) && r.Method == http.MethodGet:
+			s.serveMediaInfo(w, r, parts[1])
+			return
+		case len(parts) == 3 && versionPattern.MatchString(parts[0]) && parts[2] == "media" && r.Method == http.MethodPost:
+			s.serveUpload(w, r, parts[1])
 			return
 		}
 		s.serveAPI(w, r)
@@ -209,9 +226,16 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	call.MessageID = newMessageID()
 	call.Status = http.StatusOK
 	call.Body = body.raw
+	if body.typ == "read" || body.typ == "typing" {
+		// A read receipt (with or without the typing indicator) answers success, not a message.
+		call.Recipient = ""
+		s.recordAccepted(*call)
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+		return
+	}
+	call.MessageID = newMessageID()
 	s.recordAccepted(*call)
 	contact := map[string]string{"input": body.input}
 	if body.byUserID {
@@ -285,7 +309,7 @@ func (s *Server) check(r *http.Request) (*Call, checkedBody, *apiError) {
 	if e != nil {
 		return call, checkedBody{}, e
 	}
-	call.Recipient, call.Type, call.Template, call.Language = body.recipient, body.typ, body.template, body.language
+	call.Recipient, call.Type, call.Template, call.Language, call.Read = body.recipient, body.typ, body.template, body.language, body.read
 	return call, checkedBody{sendBody: body, raw: raw}, nil
 }
 

@@ -49,6 +49,7 @@ type sendBody struct {
 	typ       string
 	template  string
 	language  string
+	read      string // the message a read receipt marks
 }
 
 // Message objects a send may carry; the one named by "type" must be present
@@ -75,6 +76,9 @@ func validateSend(raw []byte, templates []Template) (*sendBody, *apiError) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
 		return nil, badParam(whatsapp.CodeInvalidParameter, "the request body is not a JSON object")
+	}
+	if _, ok := top["status"]; ok {
+		return validateRead(top)
 	}
 	for k := range top {
 		if !envelopeKeys[k] && !messageObjects[k] {
@@ -147,7 +151,9 @@ func validateSend(raw []byte, templates []Template) (*sendBody, *apiError) {
 		if json.Unmarshal(obj, &list) != nil || len(list) == 0 {
 			e = badParam(whatsapp.CodeInvalidParameterVal, "contacts must be a non-empty array")
 		}
-	default: // location, interactive, reaction: shape not modelled beyond an object
+	case "interactive":
+		e = validateInteractive(obj)
+	default: // location, reaction: shape not modelled beyond an object
 		var m map[string]json.RawMessage
 		if json.Unmarshal(obj, &m) != nil || len(m) == 0 {
 			e = badParam(whatsapp.CodeInvalidParameterVal, "%s must be a non-empty object", body.typ)
@@ -424,6 +430,101 @@ func requiredString(obj map[string]json.RawMessage, key string, dst *string) *ap
 	}
 	if strings.TrimSpace(*dst) == "" {
 		return badParam(whatsapp.CodeInvalidParameterVal, "%s must not be empty", key)
+	}
+	return nil
+}
+
+// validateRead checks a read receipt, {"messaging_product","status":"read","message_id"}, with an
+// optional typing indicator {"type":"text"} (Meta's typing indicators).
+func validateRead(top map[string]json.RawMessage) (*sendBody, *apiError) {
+	for k := range top {
+		switch k {
+		case "messaging_product", "status", "message_id", "typing_indicator":
+		default:
+			return nil, badParam(whatsapp.CodeInvalidParameter, "param %s is not valid with status", k)
+		}
+	}
+	var product, status, id string
+	for key, dst := range map[string]*string{"messaging_product": &product, "status": &status, "message_id": &id} {
+		if e := requiredString(top, key, dst); e != nil {
+			return nil, e
+		}
+	}
+	if product != "whatsapp" || status != "read" {
+		return nil, badParam(whatsapp.CodeInvalidParameterVal, "messaging_product must be whatsapp and status read")
+	}
+	body := &sendBody{typ: "read", read: id}
+	if raw, ok := top["typing_indicator"]; ok {
+		ti, e := object("typing_indicator", raw, "type")
+		if e != nil {
+			return nil, e
+		}
+		var t string
+		if e := requiredString(ti, "type", &t); e != nil {
+			return nil, e
+		}
+		if t != "text" {
+			return nil, badParam(whatsapp.CodeInvalidParameterVal, "typing_indicator.type must be text")
+		}
+		body.typ = "typing"
+	}
+	return body, nil
+}
+
+// validateInteractive checks reply buttons and lists against Meta's limits (other interactive
+// types are only required to be objects).
+func validateInteractive(raw json.RawMessage) *apiError {
+	var m struct {
+		Type   string `json:"type"`
+		Header *struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"header"`
+		Body *struct {
+			Text string `json:"text"`
+		} `json:"body"`
+		Footer *struct {
+			Text string `json:"text"`
+		} `json:"footer"`
+		Action *struct {
+			Buttons []struct {
+				Type  string                `json:"type"`
+				Reply *whatsapp.ReplyButton `json:"reply"`
+			} `json:"buttons"`
+			Button   string                 `json:"button"`
+			Sections []whatsapp.ListSection `json:"sections"`
+		} `json:"action"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return badParam(whatsapp.CodeInvalidParameterVal, "interactive must be an object: %v", err)
+	}
+	if m.Type != "button" && m.Type != "list" {
+		if m.Type == "" {
+			return badParam(whatsapp.CodeMissingParameter, "the parameter interactive.type is required")
+		}
+		return nil
+	}
+	if m.Body == nil || m.Action == nil {
+		return badParam(whatsapp.CodeMissingParameter, "interactive %s requires body and action", m.Type)
+	}
+	it := whatsapp.Interactive{Type: m.Type, Body: m.Body.Text, Button: m.Action.Button, Sections: m.Action.Sections}
+	if m.Header != nil {
+		if m.Header.Type != "text" {
+			return badParam(whatsapp.CodeInvalidParameterVal, "interactive.header.type: only text is modelled by the fake")
+		}
+		it.Header = m.Header.Text
+	}
+	if m.Footer != nil {
+		it.Footer = m.Footer.Text
+	}
+	for i, b := range m.Action.Buttons {
+		if b.Type != "reply" || b.Reply == nil {
+			return badParam(whatsapp.CodeInvalidParameterVal, "interactive.action.buttons[%d] must be a reply button", i)
+		}
+		it.Buttons = append(it.Buttons, *b.Reply)
+	}
+	if ps := it.Check(); len(ps) > 0 {
+		return badParam(whatsapp.CodeInvalidParameterVal, "interactive.%s %s", ps[0].Field, ps[0].Message)
 	}
 	return nil
 }

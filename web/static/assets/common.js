@@ -21,7 +21,9 @@ const chatgate = (() => {
   async function api(method, path, body, headers) {
     const h = Object.assign({ Authorization: "Bearer " + token }, headers || {});
     const init = { method, headers: h, cache: "no-store" };
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body; // multipart: the browser writes the Content-Type with its boundary
+    } else if (body !== undefined) {
       h["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }

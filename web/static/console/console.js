@@ -592,6 +592,7 @@
       for (const m of res.messages || []) mergeMessage(entry, m);
       entry.fetched = true;
       renderCard(entry.card);
+      if (cards.get(selected) === entry) consoleMedia.opened(entry);
     } catch (err) {
       entry.loaded = false;
       fail(err);
@@ -612,6 +613,7 @@
     const time = new Intl.DateTimeFormat(i18n.lang(), { hour: "2-digit", minute: "2-digit" }).format(at);
     const foot = el("span", { class: "foot" }, el("time", { datetime: at.toISOString() }, time));
     const li = el("li", { class: cls, dataset: { messageId: m.id } }, el("span", { "data-text": "" }, describe(m)));
+    appendMedia(li, m);
     if (m.direction === "out" && m.status) {
       li.dataset.status = m.status;
       const words = [statusRank[m.status] ? t("msg." + m.status) : m.status];
@@ -631,6 +633,14 @@
     }
     li.append(foot);
     return li;
+  }
+
+  // appendMedia adds what media.js shows of a message (files, places, contacts, buttons, the message
+  // a choice answers); a file or card stands in for the "[kind]" label.
+  function appendMedia(li, m) {
+    const extra = consoleMedia.content(m, entryForConversation(m.conversation_id) || cards.get(selected));
+    if (extra.replacesLabel) li.querySelector("[data-text]").textContent = "";
+    li.append(...extra.parts);
   }
 
   // windowClosed: on WhatsApp only a template may follow 24 hours after the customer's last message,
@@ -700,6 +710,7 @@
       const prev = cards.get(selected);
       if (prev) prev.draft = $("reply").value;
       selected = id;
+      consoleMedia.conversationChanged();
       const entry = cards.get(id);
       $("reply").value = (entry && entry.draft) || "";
       $("reply-error").textContent = "";
@@ -714,6 +725,7 @@
       entry.unread = 0;
       if (entry.card.state === "accepted") loadMessages(entry);
       renderCard(entry.card);
+      if (entry.fetched) consoleMedia.opened(entry);
     }
     renderThread();
   }
@@ -757,6 +769,7 @@
     if (!entry) return;
     const text = $("reply").value;
     const error = $("reply-error");
+    if (consoleMedia.sendPending(entry, text)) return; // a chosen file goes with the text as its caption
     if (!text.trim()) { error.textContent = t("composer.empty"); return; }
     const button = $("send");
     button.disabled = true;
@@ -903,6 +916,7 @@
           entry.card.window_expires_at = new Date(Date.parse(m.at) + 24 * 3600 * 1000).toISOString();
         }
         renderCard(entry.card);
+        if (m.direction === "in" && selected === entry.card.id) consoleMedia.opened(entry);
         break;
       }
       case "presence.changed":
@@ -1239,6 +1253,7 @@
   // ---- language ----
 
   function rerender() {
+    consoleMedia.relabel();
     setStreamState(streamState);
     if (presence) renderPresence(presence);
     // A new language rebuilds every item (its buttons' words included).
@@ -1300,6 +1315,18 @@
     if (!$("composer").hidden) $("reply").focus();
   }
 
+  // media.js: what it sends joins the thread like a typed reply.
+  consoleMedia.install({
+    current: () => cards.get(selected),
+    sent(entry, res, m) {
+      if (!entry.messages.has(res.message_id)) {
+        mergeMessage(entry, Object.assign({ id: res.message_id, conversation_id: entry.card.conversation_id, direction: "out",
+          status: res.status || "queued", at: new Date().toISOString() }, m));
+      }
+      savePlace({ draft: "" });
+      renderCard(entry.card);
+    },
+  });
   i18n.apply();
   i18n.switcher($("lang"), rerender);
   refreshCounts();
