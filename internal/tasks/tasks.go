@@ -38,9 +38,6 @@ var Weights = map[string]int{QueueReplies: 6, QueueTemplates: 3, QueueDefault: 1
 // costs one round trip per task, and replies never wait for a worker behind a campaign.
 var pools = [][]string{{QueueReplies}, {QueueTemplates, QueueDefault}}
 
-// dequeueLoops is how many asynq servers share a pool's workers, each with its own dequeue loop.
-var dequeueLoops = 4
-
 // Server is the process's asynq workers (one asynq server per pool, sharing one handler mux): Start
 // after wiring; at shutdown Stop (no new tasks), Wait for the active ones while HTTP drains, then
 // Shutdown.
@@ -119,20 +116,13 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		}),
 	}
 	s := &Server{mux: asynq.NewServeMux(), logger: logger}
-	loops := max(1, min(dequeueLoops, o.Concurrency))
 	for _, pool := range pools {
 		c := cfg
 		c.Queues = map[string]int{}
 		for i, q := range pool {
 			c.Queues[q] = len(pool) - i // strict priority: the first queue first
 		}
-		for i := range loops {
-			c.Concurrency = o.Concurrency / loops
-			if i < o.Concurrency%loops {
-				c.Concurrency++
-			}
-			s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(client, c))
-		}
+		s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(client, c))
 	}
 	s.mux.Use(func(h asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
