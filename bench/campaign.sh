@@ -2,10 +2,13 @@
 # Replies during a campaign: the time from a reply's 202 to the fake Cloud API, alone and while a
 # campaign of templates is sent through the same gateway (bench/campaign). Loopback only.
 # Usage: bench/campaign.sh [templates] [rounds] [concurrency] [reply interval]   e.g. bench/campaign.sh 10000 3 32 20ms
+# The two campaign numbers send at most CAMPAIGN_RATE/s each (default 250, so the campaign is held by
+# the numbers' rate, as a real one is: its sends wait for their turn); the replied conversations use a
+# third number.
 # BASE=<commit> also runs chatgate built at that commit, alternating rounds with this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-10000}; rounds=${2:-3}; conns=${3:-32}; interval=${4:-20ms}
+n=${1:-10000}; rounds=${2:-3}; conns=${3:-32}; interval=${4:-20ms}; rate=${CAMPAIGN_RATE:-250}
 . scripts/redis-for-tests.sh
 bin=$(mktemp -d)
 pids=()
@@ -40,8 +43,8 @@ whatsapp:
   api_base_url: "http://127.0.0.1:$fake_port"
   api_version: v21.0
   numbers:
-    - { phone_number_id: "100200300", queue: sales, access_token: bench-token, rate_per_second: 1000 }
-    - { phone_number_id: "100200301", queue: sales, access_token: bench-token, rate_per_second: 1000 }
+    - { phone_number_id: "100200300", queue: sales, access_token: bench-token, rate_per_second: $rate }
+    - { phone_number_id: "100200301", queue: sales, access_token: bench-token, rate_per_second: $rate }
     - { phone_number_id: "100200302", queue: sales, access_token: bench-token, rate_per_second: 1000 }
   templates:
     - { name: order_update, language: pt_BR, body_params: 2, text: "Olá {{1}}, seu pedido {{2}} foi atualizado." }

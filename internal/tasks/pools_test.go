@@ -15,8 +15,8 @@ import (
 // TestEveryQueueHasOnePool: each queue the gateway names is polled by exactly one pool.
 func TestEveryQueueHasOnePool(t *testing.T) {
 	seen := map[string]int{}
-	for _, pool := range pools {
-		for _, q := range pool {
+	for _, p := range pools {
+		for _, q := range p.queues {
 			seen[q]++
 		}
 	}

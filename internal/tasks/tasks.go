@@ -33,10 +33,21 @@ var Weights = map[string]int{QueueReplies: 6, QueueTemplates: 3, QueueDefault: 1
 // pools split the queues between worker pools, each an asynq server of its own with its own
 // workers and its own dequeue loop. asynq dequeues one task at a time per server, asking each
 // queue in turn with one round trip: with all queues on one server, a send cost about two
-// dequeue round trips (the empty replies queue asked first six times in ten) and the one loop
-// capped the rate at which workers got tasks. A pool asks its first queue first, so a busy queue
-// costs one round trip per task, and replies never wait for a worker behind a campaign.
-var pools = [][]string{{QueueReplies}, {QueueTemplates, QueueDefault}}
+// dequeue round trips (the empty replies queue asked first six times in ten). A pool asks its
+// first queue first, so a busy queue costs one round trip per task; and replies never wait for a
+// worker behind a campaign (whose sends may all be waiting in place for the number's rate).
+var pools = []pool{
+	// An idle pool looks for new tasks every ½–1½ check: a reply's wait when it arrives at an
+	// idle pool. Replies look often (an idle process then asks Redis ~200 times a second, each a
+	// cheap script); a campaign's templates, a few milliseconds late, do not matter.
+	{queues: []string{QueueReplies}, check: 5 * time.Millisecond},
+	{queues: []string{QueueTemplates, QueueDefault}, check: 20 * time.Millisecond},
+}
+
+type pool struct {
+	queues []string
+	check  time.Duration
+}
 
 // Server is the process's asynq workers (one asynq server per pool, sharing one handler mux): Start
 // after wiring; at shutdown Stop (no new tasks), Wait for the active ones while HTTP drains, then
@@ -79,10 +90,6 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		// A pool's queues are asked in their order: its first queue is its work, the others
 		// are asked only when it is empty.
 		StrictPriority: true,
-		// With no task pending, the pool looks again after ½–1½ of this: a reply, or the next
-		// message of a conversation woken when the one before it is sent, waits that long. One
-		// dequeue script per queue per look, so this costs Redis ~50 calls/s per idle pool.
-		TaskCheckInterval: 20 * time.Millisecond,
 		// Deferred and retried tasks become due this often: a rate-limit deferral is short.
 		DelayedTaskCheckInterval: time.Second,
 		RetryDelayFunc: func(n int, err error, task *asynq.Task) time.Duration {
@@ -116,11 +123,14 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		}),
 	}
 	s := &Server{mux: asynq.NewServeMux(), logger: logger}
-	for _, pool := range pools {
+	for _, p := range pools {
 		c := cfg
+		// With no task pending, the pool looks again after ½–1½ of this: a reply, or the next
+		// message of a conversation woken when the one before it is sent, waits that long.
+		c.TaskCheckInterval = p.check
 		c.Queues = map[string]int{}
-		for i, q := range pool {
-			c.Queues[q] = len(pool) - i // strict priority: the first queue first
+		for i, q := range p.queues {
+			c.Queues[q] = len(p.queues) - i // strict priority: the first queue first
 		}
 		s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(client, c))
 	}
