@@ -52,36 +52,19 @@ func NewLimits(client redis.UniversalClient, ks keyspace.Space, rates map[string
 // long to wait before asking again. Both limits are checked and spent in one script: a send the
 // customer's pace refuses must not use up the number's capacity, nor the other way round.
 func (l *Limits) Take(ctx context.Context, number, recipient string) (time.Duration, error) {
-	g, err := l.Reserve(ctx, number, recipient, 0)
-	return g.Wait, err
-}
-
-// Grant is a limiter's answer: the send may go now (Wait 0); or it holds a slot Wait from now
-// (Reserved: sleep, then send without asking again); or it must ask again after Wait.
-type Grant struct {
-	Wait     time.Duration
-	Reserved bool
-}
-
-// Reserve is Take that, when the send would have to wait at most within, books its slot at once
-// instead of refusing it: under a saturated rate the workers then sleep until their own slots
-// rather than all asking again for the next one (one script per send instead of one per worker per
-// slot).
-func (l *Limits) Reserve(ctx context.Context, number, recipient string, within time.Duration) (Grant, error) {
-	r, err := takeBoth.Run(ctx, l.client, l.args(number, recipient, within, ordered.Turn{}))
+	wait, err := takeBoth.Run(ctx, l.client, l.args(number, recipient, ordered.Turn{}))
 	if err != nil {
-		return Grant{}, fmt.Errorf("rate limit: %w", err)
+		return 0, fmt.Errorf("rate limit: %w", err)
 	}
-	return r.grant(), nil
+	return waitOf(wait), nil
 }
 
-func (l *Limits) args(number, recipient string, within time.Duration, turn ordered.Turn) takeArgs {
+func (l *Limits) args(number, recipient string, turn ordered.Turn) takeArgs {
 	limit, ok := l.perNumber[number]
 	if !ok {
 		limit = redis_rate.PerSecond(DefaultRatePerSecond)
 	}
-	take := takeArgs{keys: []string{rateKeyPrefix + l.keys.Key("rate", "number", number)}, limits: []redis_rate.Limit{limit},
-		within: within, turn: turn}
+	take := takeArgs{keys: []string{rateKeyPrefix + l.keys.Key("rate", "number", number)}, limits: []redis_rate.Limit{limit}, turn: turn}
 	if l.paced {
 		take.keys = append(take.keys, rateKeyPrefix+l.keys.Key("rate", "to", number, recipient))
 		take.limits = append(take.limits, l.recipient)
@@ -89,26 +72,33 @@ func (l *Limits) args(number, recipient string, within time.Duration, turn order
 	return take
 }
 
-// PendingTake is a Reserve queued on a pipeline, for a send that may go only while a turn is held.
-type PendingTake struct{ cmd *redis.Cmd }
-
-// QueueReserve queues Reserve on pipe, spending nothing unless turn's lease key holds its token
-// when the script runs (the claim queued before it on the same pipeline granted the turn).
-func (l *Limits) QueueReserve(ctx context.Context, pipe redis.Pipeliner, number, recipient string, within time.Duration, turn ordered.Turn) PendingTake {
-	return PendingTake{cmd: takeBoth.EvalSha(ctx, pipe, l.args(number, recipient, within, turn))}
+func waitOf(seconds float64) time.Duration {
+	if seconds <= 0 {
+		return 0
+	}
+	return max(time.Duration(seconds*float64(time.Second)), time.Millisecond)
 }
 
-// Result is the queued Reserve's answer once the pipeline ran; ok is false when it did not run with
-// the turn held, or failed (the caller then asks again).
-func (p PendingTake) Result() (g Grant, ok bool) {
+// PendingTake is a Take queued on a pipeline, for a send that may go only while a turn is held.
+type PendingTake struct{ cmd *redis.Cmd }
+
+// QueueTake queues Take on pipe, spending nothing unless turn's lease key holds its token when the
+// script runs (the claim queued before it on the same pipeline granted the turn).
+func (l *Limits) QueueTake(ctx context.Context, pipe redis.Pipeliner, number, recipient string, turn ordered.Turn) PendingTake {
+	return PendingTake{cmd: takeBoth.EvalSha(ctx, pipe, l.args(number, recipient, turn))}
+}
+
+// Result is the queued Take's answer once the pipeline ran; ok is false when it did not run with
+// the turn held, or failed (the caller then takes again).
+func (p PendingTake) Result() (wait time.Duration, ok bool) {
 	if p.cmd == nil {
-		return Grant{}, false
+		return 0, false
 	}
-	r, err := takeBoth.Reply(p.cmd.Result())
-	if err != nil || r.noTurn {
-		return Grant{}, false
+	seconds, err := takeBoth.Reply(p.cmd.Result())
+	if err != nil || seconds < 0 {
+		return 0, false
 	}
-	return r.grant(), true
+	return waitOf(seconds), true
 }
 
 // rateKeyPrefix is redis_rate's, so the keys and their values (GCRA theoretical arrival times)
@@ -116,91 +106,57 @@ func (p PendingTake) Result() (g Grant, ok bool) {
 const rateKeyPrefix = "rate:"
 
 // takeBoth is redis_rate's GCRA (allowN, cost 1) over each key, spending on all of them only when
-// all allow. It answers "0" (go), "w<seconds>" (the longest wait among the limits that refuse;
-// nothing spent), "r<seconds>" (that wait was within the reservation bound: the slot that far ahead
-// is spent on every key), or "turn" (a turn was given and is not held; nothing spent).
-// KEYS: the limits' keys, then the turn's lease key if any; ARGV: the number of limits n, the
-// reservation bound (seconds, 0: none), burst, rate, period (seconds) per limit, then the turn's
-// token if any.
-var takeBoth = luascript.New[takeArgs, takeReply]("take both", `
+// all allow. It returns 0, or the longest wait (seconds) among the limits that refuse; or -1, having
+// spent nothing, when a turn is given and not held.
+// KEYS: the limits' keys, then the turn's lease key if any; ARGV: the number of limits, burst, rate,
+// period (seconds) per limit, then the turn's token if any.
+var takeBoth = luascript.New[takeArgs, float64]("take both", `
 redis.replicate_commands()
 local n = tonumber(ARGV[1])
-local within = tonumber(ARGV[2])
-if #KEYS > n and redis.call('GET', KEYS[n+1]) ~= ARGV[3*n+3] then return 'turn' end
+if #KEYS > n and redis.call('GET', KEYS[n+1]) ~= ARGV[3*n+2] then return '-1' end
 local jan_1_2017 = 1483228800
 local t = redis.call('TIME')
 local now = (t[1] - jan_1_2017) + (t[2] / 1000000)
 local wait = 0
-local tats, emissions = {}, {}
+local new_tats = {}
 for i = 1, n do
-  local burst = tonumber(ARGV[3*i])
-  local emission = tonumber(ARGV[3*i+2]) / tonumber(ARGV[3*i+1])
-  local tat = math.max(tonumber(redis.call('GET', KEYS[i])) or now, now)
-  local diff = now - (tat + emission - emission * burst)
+  local key = KEYS[i]
+  local burst = tonumber(ARGV[3*i-1])
+  local emission = tonumber(ARGV[3*i+1]) / tonumber(ARGV[3*i])
+  local tat = tonumber(redis.call('GET', key)) or now
+  tat = math.max(tat, now)
+  local new_tat = tat + emission
+  local diff = now - (new_tat - emission * burst)
   if diff < 0 then
     wait = math.max(wait, -diff)
   end
-  tats[i], emissions[i] = tat, emission
+  new_tats[i] = new_tat
 end
-if wait > within then
-  return 'w' .. tostring(wait)
+if wait > 0 then
+  return tostring(wait)
 end
--- The send goes at now + wait: each key's next arrival moves past that moment.
-local at = now + wait
 for i = 1, n do
-  local new_tat = math.max(tats[i], at) + emissions[i]
-  redis.call('SET', KEYS[i], new_tat, 'EX', math.ceil(new_tat - now))
+  redis.call('SET', KEYS[i], new_tats[i], 'EX', math.ceil(new_tats[i] - now))
 end
-if wait > 0 then return 'r' .. tostring(wait) end
 return '0'
-`, parseTakeReply)
-
-// takeReply is takeBoth's answer: wait seconds, reserved or not, or no turn.
-type takeReply struct {
-	wait     float64
-	reserved bool
-	noTurn   bool
-}
-
-func (r takeReply) grant() Grant {
-	if r.wait <= 0 {
-		return Grant{}
-	}
-	return Grant{Wait: max(time.Duration(r.wait*float64(time.Second)), time.Millisecond), Reserved: r.reserved}
-}
-
-func parseTakeReply(v any) (takeReply, error) {
+`, func(v any) (float64, error) {
 	s, ok := v.(string)
-	if !ok || s == "" {
-		return takeReply{}, fmt.Errorf("%w: %v, want a wait", luascript.ErrReply, v)
+	if !ok {
+		return 0, fmt.Errorf("%w: %T, want a number as a string", luascript.ErrReply, v)
 	}
-	switch {
-	case s == "turn":
-		return takeReply{noTurn: true}, nil
-	case s == "0":
-		return takeReply{}, nil
-	case s[0] == 'w' || s[0] == 'r':
-		w, err := strconv.ParseFloat(s[1:], 64)
-		if err != nil {
-			return takeReply{}, fmt.Errorf("%w: %q", luascript.ErrReply, s)
-		}
-		return takeReply{wait: w, reserved: s[0] == 'r'}, nil
-	}
-	return takeReply{}, fmt.Errorf("%w: %q", luascript.ErrReply, s)
-}
+	return strconv.ParseFloat(s, 64)
+})
 
-// takeArgs takes one send from each key under its limit, reserving a slot up to within ahead, only
-// while turn is held when it names one.
+// takeArgs takes one send from each key under its limit, only while turn is held when it names one.
 type takeArgs struct {
 	keys   []string
 	limits []redis_rate.Limit
-	within time.Duration
 	turn   ordered.Turn
 }
 
 func (a takeArgs) KeysAndArgv() ([]string, []any) {
-	argv := make([]any, 0, 3+3*len(a.limits))
-	argv = append(argv, len(a.limits), a.within.Seconds())
+	argv := make([]any, 0, 2+3*len(a.limits))
+	argv = append(argv, len(a.limits))
 	for _, l := range a.limits {
 		argv = append(argv, l.Burst, l.Rate, l.Period.Seconds())
 	}

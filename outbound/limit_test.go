@@ -54,10 +54,10 @@ func TestQueuedTakeSpendsOnlyWithTheTurn(t *testing.T) {
 	// 1/s with a burst of 1: after one send, the next waits about a second.
 	limits := outbound.NewLimits(client, keyspace.New("t"), map[string]int{number: 1}, 0)
 	turn := ordered.Turn{LeaseKey: keyspace.New("t").Key("test", "lease"), Token: "mine"}
-	queued := func() (outbound.Grant, bool) {
+	queued := func() (time.Duration, bool) {
 		t.Helper()
 		pipe := client.Pipeline()
-		p := limits.QueueReserve(ctx, pipe, number, "5511900000001", 0, turn)
+		p := limits.QueueTake(ctx, pipe, number, "5511900000001", turn)
 		if _, err := pipe.Exec(ctx); err != nil && !strings.HasPrefix(err.Error(), "NOSCRIPT") {
 			t.Fatal(err)
 		}
@@ -75,38 +75,10 @@ func TestQueuedTakeSpendsOnlyWithTheTurn(t *testing.T) {
 		t.Fatal("a take without the turn reported a result")
 	}
 	client.Set(ctx, turn.LeaseKey, "mine", time.Minute)
-	if g, ok := queued(); !ok || g.Wait != 0 {
-		t.Fatalf("with the turn: %+v, ok %v; want the send to go (nothing was spent before)", g, ok)
+	if w, ok := queued(); !ok || w != 0 {
+		t.Fatalf("with the turn: wait %v, ok %v; want the send to go (nothing was spent before)", w, ok)
 	}
-	if g, ok := queued(); !ok || g.Wait == 0 || g.Reserved {
-		t.Fatalf("the second take with the turn: %+v, ok %v; want a wait, not booked (the first spent the rate)", g, ok)
-	}
-}
-
-// Reserve books the next slots one after another (each a rate interval after the one before) as
-// long as they are within its bound, and books nothing beyond it.
-func TestReserveBooksSlotsInTurn(t *testing.T) {
-	ctx := context.Background()
-	// 1/s with a burst of 1: a slot a second.
-	limits := outbound.NewLimits(redistest.Client(t), keyspace.New("t"), map[string]int{number: 1}, 0)
-	reserve := func(within time.Duration) outbound.Grant {
-		t.Helper()
-		g, err := limits.Reserve(ctx, number, "5511900000001", within)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
-	if g := reserve(5 * time.Second); g.Wait != 0 {
-		t.Fatalf("the first send: %+v, want it to go now", g)
-	}
-	if g := reserve(5 * time.Second); !g.Reserved || g.Wait < 900*time.Millisecond || g.Wait > time.Second {
-		t.Fatalf("the second send: %+v, want the slot a second ahead booked", g)
-	}
-	if g := reserve(1500 * time.Millisecond); g.Reserved || g.Wait < 1900*time.Millisecond {
-		t.Fatalf("the third send with a bound of 1.5 s: %+v, want a refusal for the slot 2 s ahead", g)
-	}
-	if g := reserve(5 * time.Second); !g.Reserved || g.Wait < 1900*time.Millisecond || g.Wait > 2*time.Second {
-		t.Fatalf("the third send with a bound of 5 s: %+v, want the slot 2 s ahead (the refusal booked nothing)", g)
+	if w, ok := queued(); !ok || w == 0 {
+		t.Fatalf("the second take with the turn: wait %v, ok %v; want a wait (the first spent the rate)", w, ok)
 	}
 }

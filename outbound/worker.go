@@ -100,8 +100,8 @@ type prefetched struct {
 
 type prefetchKey struct{}
 
-// Prefetch takes (or books, within the inline wait) the number's rate and the customer's pace in the
-// claim's round trip (see ordered.Prefetcher): spent only when the turn is granted. A send that then finds its message
+// Prefetch takes the number's rate and the customer's pace in the claim's round trip (see
+// ordered.Prefetcher): spent only when the turn is granted. A send that then finds its message
 // already sent (a run after a crash) has spent one unit of each; that is rare and only slows the
 // number by one send.
 func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task, pipe redis.Pipeliner, turn ordered.Turn) context.Context {
@@ -112,7 +112,7 @@ func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task, pipe redis.Pipe
 	if _, ok := w.tokens[s.PhoneNumberID]; !ok {
 		return ctx // never sent: spend nothing
 	}
-	return context.WithValue(ctx, prefetchKey{}, &prefetched{send: s, take: w.limits.QueueReserve(ctx, pipe, s.PhoneNumberID, s.To, w.inlineWait, turn)})
+	return context.WithValue(ctx, prefetchKey{}, &prefetched{send: s, take: w.limits.QueueTake(ctx, pipe, s.PhoneNumberID, s.To, turn)})
 }
 
 // ProcessTask sends one message. A message whose status moved past queued was sent by an earlier
@@ -197,44 +197,40 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	return tasks.RetryAfter(err, whatsapp.RetryAfter(err))
 }
 
-// waitTurn takes the number's rate and the customer's pace, booking the slot and waiting in place
-// for short waits and putting the task back for longer ones (without using up an attempt). On the last attempt a
+// waitTurn takes the number's rate and the customer's pace, waiting in place for short waits and
+// putting the task back for longer ones (without using up an attempt). On the last attempt a
 // deferral would archive the task, so it waits in place as long as the task's deadline allows.
 func (w *Worker) waitTurn(ctx context.Context, s Send, last bool) error {
 	pre, _ := ctx.Value(prefetchKey{}).(*prefetched)
 	for {
-		inline := w.inlineWait
-		if last {
-			inline = max(inline, time.Until(deadline(ctx))-w.sendReserve)
-		}
-		var g Grant
-		ok := false
+		wait, ok := time.Duration(0), false
 		if pre != nil && pre.send.PhoneNumberID == s.PhoneNumberID && pre.send.To == s.To {
-			g, ok = pre.take.Result() // asked with the claim, once
+			wait, ok = pre.take.Result() // taken with the claim, once
 			pre = nil
 		}
 		if !ok {
 			var err error
-			if g, err = w.limits.Reserve(ctx, s.PhoneNumberID, s.To, inline); err != nil {
+			if wait, err = w.limits.Take(ctx, s.PhoneNumberID, s.To); err != nil {
 				return err
 			}
 		}
-		if g.Wait == 0 {
+		if wait == 0 {
 			return nil
 		}
-		if !g.Reserved && g.Wait > inline {
-			w.metrics.deferred.Inc()
-			return tasks.Defer(g.Wait, errors.New("rate limit"))
+		inline := w.inlineWait
+		if last {
+			inline = max(inline, time.Until(deadline(ctx))-w.sendReserve)
 		}
-		t := time.NewTimer(g.Wait)
+		if wait > inline {
+			w.metrics.deferred.Inc()
+			return tasks.Defer(wait, errors.New("rate limit"))
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
-		}
-		if g.Reserved {
-			return nil // the slot is ours
 		}
 	}
 }
