@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/tasks"
@@ -90,6 +91,29 @@ func (w *Worker) Register(srv *tasks.Server) {
 	srv.Handle(TypeText, h)
 	srv.Handle(TypeMedia, h)
 	srv.Handle(TypeInteractive, h)
+}
+
+// prefetched is what Prefetch queued with the claim of a send's turn.
+type prefetched struct {
+	send Send
+	take PendingTake
+}
+
+type prefetchKey struct{}
+
+// Prefetch takes the number's rate and the customer's pace in the claim's round trip (see
+// ordered.Prefetcher): spent only when the turn is granted. A send that then finds its message
+// already sent (a run after a crash) has spent one unit of each; that is rare and only slows the
+// number by one send.
+func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task, pipe redis.Pipeliner, turn ordered.Turn) context.Context {
+	var s Send
+	if err := json.Unmarshal(task.Payload(), &s); err != nil || s.MessageID == "" {
+		return ctx // ProcessTask reports it
+	}
+	if _, ok := w.tokens[s.PhoneNumberID]; !ok {
+		return ctx // never sent: spend nothing
+	}
+	return context.WithValue(ctx, prefetchKey{}, &prefetched{send: s, take: w.limits.QueueTake(ctx, pipe, s.PhoneNumberID, s.To, turn)})
 }
 
 // ProcessTask sends one message. A message whose status moved past queued was sent by an earlier
@@ -178,10 +202,18 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 // putting the task back for longer ones (without using up an attempt). On the last attempt a
 // deferral would archive the task, so it waits in place as long as the task's deadline allows.
 func (w *Worker) waitTurn(ctx context.Context, s Send, last bool) error {
+	pre, _ := ctx.Value(prefetchKey{}).(*prefetched)
 	for {
-		wait, err := w.limits.Take(ctx, s.PhoneNumberID, s.To)
-		if err != nil {
-			return err
+		wait, ok := time.Duration(0), false
+		if pre != nil && pre.send.PhoneNumberID == s.PhoneNumberID && pre.send.To == s.To {
+			wait, ok = pre.take.Result() // taken with the claim, once
+			pre = nil
+		}
+		if !ok {
+			var err error
+			if wait, err = w.limits.Take(ctx, s.PhoneNumberID, s.To); err != nil {
+				return err
+			}
 		}
 		if wait == 0 {
 			return nil

@@ -295,8 +295,13 @@ func (r *Router) candidate(ctx context.Context, agent, channel string) []string 
 	if len(queues) == 0 {
 		return nil
 	}
-	state, _ := r.client.HGet(ctx, presence.StateKey(r.keys.ks, agent), channel).Result()
-	load, _ := r.client.HGet(ctx, r.keys.load(agent), channel).Int()
+	// One round trip for both reads (this runs on every conversation an agent opens or closes).
+	pipe := r.client.Pipeline()
+	stateCmd := pipe.HGet(ctx, presence.StateKey(r.keys.ks, agent), channel)
+	loadCmd := pipe.HGet(ctx, r.keys.load(agent), channel)
+	_, _ = pipe.Exec(ctx)
+	state, _ := stateCmd.Result()
+	load, _ := loadCmd.Int()
 	if !r.eligible(agent, channel, state, load) {
 		return nil
 	}

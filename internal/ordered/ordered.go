@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/luascript"
 	"github.com/chatgate/chatgate/internal/tasks"
 )
 
@@ -158,8 +159,26 @@ func (s *Sequencer) Enqueue(ctx context.Context, t Task) error {
 	return nil
 }
 
-// Handler wraps h so that the tasks enqueued by Enqueue run in their key's order.
+// Prefetcher is a handler whose first Redis call travels with the claim of its task's turn, in the
+// same round trip (the claim is one of a handful per task; a send is a few round trips in all).
+// What Prefetch queues on pipe runs right after the claim script, whatever its answer: it must be
+// harmless when the turn is not granted — a read, or a script that acts only while turn.LeaseKey
+// holds turn.Token, which is so exactly when the claim granted the turn. The context Prefetch
+// returns is the one the handler then runs with (the queued commands' results are read there, after
+// the pipeline ran; a command that failed, NOSCRIPT included, is the handler's to redo).
+type Prefetcher interface {
+	Prefetch(ctx context.Context, t *asynq.Task, pipe redis.Pipeliner, turn Turn) context.Context
+}
+
+// Turn is the lease a granted claim holds: LeaseKey's value is Token while the handler runs.
+type Turn struct {
+	LeaseKey, Token string
+}
+
+// Handler wraps h so that the tasks enqueued by Enqueue run in their key's order. When h is a
+// Prefetcher, its first call goes in the claim's round trip.
 func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
+	pre, _ := h.(Prefetcher)
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		key := t.Headers()[HeaderKey]
 		if key == "" {
@@ -173,8 +192,14 @@ func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 		// asynq archives a task whose attempts are used up whatever it returns, a deferral too.
 		last := retried >= maxRetry
 		token := newToken()
-		for {
-			st, err := s.claim(ctx, it, token)
+		for first := true; ; first = false {
+			var st claimResult
+			var err error
+			if first && pre != nil {
+				st, ctx, err = s.claimPrefetching(ctx, it, token, pre, t)
+			} else {
+				st, err = s.claim(ctx, it, token)
+			}
 			if err != nil {
 				return err
 			}
@@ -261,6 +286,27 @@ func (s *Sequencer) claim(ctx context.Context, it Item, token string) (claimResu
 		return claimResult{}, fmt.Errorf("ordered: %w", err)
 	}
 	return r, nil
+}
+
+// claimPrefetching claims the turn with the handler's first calls in the same pipeline.
+func (s *Sequencer) claimPrefetching(ctx context.Context, it Item, token string, pre Prefetcher, t *asynq.Task) (claimResult, context.Context, error) {
+	args := claimArgs{sequence: s.sequence(it.Key), member: it.member(), token: token, lease: s.opts.Lease.Milliseconds()}
+	pipe := s.client.Pipeline()
+	cmd := claimScript.EvalSha(ctx, pipe, args)
+	hctx := pre.Prefetch(ctx, t, pipe, Turn{LeaseKey: s.keys.lease(s.name, it.Key), Token: token})
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	raw, err := cmd.Result()
+	if luascript.IsNoScript(err) {
+		// Redis restarted or was flushed: claim alone (loading the script); the handler redoes
+		// whatever of its own failed the same way.
+		r, err := s.claim(ctx, it, token)
+		return r, hctx, err
+	}
+	r, err := claimScript.Reply(raw, err)
+	if err != nil {
+		return claimResult{}, ctx, fmt.Errorf("ordered: %w", err)
+	}
+	return r, hctx, nil
 }
 
 // isHead reports whether it heads its sequence now.

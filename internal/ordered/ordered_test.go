@@ -284,3 +284,98 @@ func TestEnqueueAgainKeepsThePlace(t *testing.T) {
 		t.Errorf("finished as %v", got)
 	}
 }
+
+// counting is a Prefetcher whose queued script counts a turn only while the turn's lease is held.
+type counting struct {
+	client  *redis.Client
+	key     string
+	mu      sync.Mutex
+	order   []int
+	granted []int64 // per run: the count the prefetched script made
+	redone  int     // runs whose prefetched script did not see the turn (the claim was retried alone)
+}
+
+type prefetchedCount struct {
+	cmd  *redis.Cmd
+	turn Turn
+}
+
+var countIfHeld = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+return redis.call('INCR', KEYS[2])
+`)
+
+func (c *counting) Prefetch(ctx context.Context, _ *asynq.Task, pipe redis.Pipeliner, turn Turn) context.Context {
+	return context.WithValue(ctx, prefetchedCount{}, prefetchedCount{
+		cmd: countIfHeld.EvalSha(ctx, pipe, []string{turn.LeaseKey, c.key}, turn.Token), turn: turn})
+}
+
+func (c *counting) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, _ := ctx.Value(prefetchedCount{}).(prefetchedCount)
+	n, err := p.cmd.Int64()
+	if err != nil || n == -1 {
+		// NOSCRIPT (a fresh Redis), or the claim itself met NOSCRIPT and ran again alone after
+		// this script: redo it, as a handler must.
+		c.mu.Lock()
+		c.redone++
+		c.mu.Unlock()
+		if n, err = countIfHeld.Run(ctx, c.client, []string{p.turn.LeaseKey, c.key}, p.turn.Token).Int64(); err != nil {
+			return err
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the work, long enough for the next items to wake and find it busy
+	var item int
+	fmt.Sscanf(string(t.Payload()), "%d", &item)
+	c.mu.Lock()
+	c.order = append(c.order, item)
+	c.granted = append(c.granted, n)
+	c.mu.Unlock()
+	return nil
+}
+
+// A Prefetcher's calls travel with the claim and see the lease held exactly when the turn is
+// granted: items that wake out of turn (a short recheck) count nothing, each item in turn counts once.
+func TestPrefetchRunsWithTheClaimAndSeesTheTurn(t *testing.T) {
+	e := newEnv(t, Options{Recheck: 5 * time.Millisecond})
+	counter := keyspace.New("t").Key("test", "turns")
+	h := &counting{client: e.client, key: counter}
+	seq := New(e.client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(e.client), Options{Recheck: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	srv := tasks.NewServer(e.client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second,
+		RetryDelay: func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond }})
+	srv.Handle(taskType, seq.Handler(h))
+	const items = 6
+	for n := 1; n <= items; n++ {
+		if err := e.seq.Enqueue(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n),
+			Type: taskType, Payload: fmt.Appendf(nil, "%d", n), Opts: []asynq.Option{asynq.MaxRetry(20)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every item runnable at once: all but the head run out of turn (busy or waiting) first.
+	insp := asynq.NewInspectorFromRedisClient(e.client)
+	for n := 2; n <= items; n++ {
+		if err := insp.RunTask(tasks.QueueReplies, fmt.Sprintf("k-%d", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	if !testutil.Within(30*time.Second, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.order) == items }) {
+		t.Fatalf("ran %v", h.order)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !slices.Equal(h.order, upTo(items)) {
+		t.Errorf("ran in the order %v", h.order)
+	}
+	if want := []int64{1, 2, 3, 4, 5, 6}; !slices.Equal(h.granted, want) {
+		t.Errorf("the prefetched script counted %v on the granted turns, want %v", h.granted, want)
+	}
+	if n, _ := e.client.Get(context.Background(), counter).Int(); n != items {
+		t.Errorf("counted %d turns, want %d: out-of-turn runs counted", n, items)
+	}
+	if h.redone > 2 {
+		t.Errorf("%d runs redid their prefetched call; only the first (scripts not loaded yet) should", h.redone)
+	}
+}
