@@ -154,6 +154,7 @@ func testConfig(hooks ...configs.Webhook) *configs.Config {
 		Queues: []configs.Queue{
 			{ID: "sales", Channels: []string{"whatsapp", "webchat"}, Strategy: "longest_idle", OfferTimeout: 30 * time.Second},
 			{ID: "support", Channels: []string{"webchat"}, Strategy: "longest_idle", OfferTimeout: 30 * time.Second},
+			{ID: "vip", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: 30 * time.Second},
 		},
 		Agents: []configs.Agent{
 			{ID: "ana", Queues: []string{"sales"}, Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 5}}},

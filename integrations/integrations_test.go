@@ -110,6 +110,40 @@ func TestConversationEventsAreSignedOrderedAndWhole(t *testing.T) {
 	}
 }
 
+// A transfer reaches the receiver as conversation.transferred, written by the transfer's own
+// script (durable like every other event), after the events that came before it.
+func TestTransferIsAnEvent(t *testing.T) {
+	ctx := context.Background()
+	rc := newReceiver(t, secretA, nil)
+	e := newEnv(t, nil, hook("crm", rc.srv.URL, func(w *configs.Webhook) {
+		w.Secret = secretA
+		w.Events = []string{"card.accepted", "conversation.transferred"}
+	}))
+	e.start(t, nil)
+	if _, err := e.presence.Set(ctx, "ana", "whatsapp", presence.Online, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	e.customer(t, "5511999990002", "text", "Quero falar com o gerente.")
+	card := e.mustCard(t, "ana")
+	if _, err := e.router.Accept(ctx, card.ID, "ana"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.router.Transfer(ctx, card.ConversationID, routing.TransferRequest{ToQueue: "vip", Note: "cliente VIP", By: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, "the transfer at the receiver", func() bool { return len(rc.acked()) >= 2 })
+	got := rc.acked()
+	if got[0].typ != "card.accepted" || got[1].typ != "conversation.transferred" {
+		t.Fatalf("events %v", rc.ackedTypes())
+	}
+	data := got[1].event["data"].(map[string]any)
+	tr, _ := data["transfer"].(map[string]any)
+	if data["conversation_id"] != card.ConversationID || tr["to_queue"] != "vip" || tr["from"] != "ana" || tr["by"] != "ana" ||
+		tr["note"] != "cliente VIP" || tr["from_queue"] != "sales" {
+		t.Fatalf("transferred data %v", data)
+	}
+}
+
 func (e *env) mustCard(t testing.TB, agent string) routing.Card {
 	t.Helper()
 	var cards []routing.Card

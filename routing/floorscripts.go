@@ -1,6 +1,9 @@
 package routing
 
-import "github.com/chatgate/chatgate/internal/luascript"
+import (
+	"github.com/chatgate/chatgate/internal/luascript"
+	"github.com/chatgate/chatgate/internal/outbox"
+)
 
 // Scripts of running the floor: transfers, wrap-up and the first-response timer. They follow the
 // card's rules of scripts.go (a card is in one place at a time; load and agentcards follow its holder).
@@ -63,7 +66,7 @@ end
 // Returns {"ok", former holder, queue, channel, conversation id} / {"unavailable", reason}
 // (already_holder, channel_not_enabled, offline, paused, wrap_up, at_capacity) / {"not_found"} /
 // {"not_yours"} / {"state", s}.
-var transferAgentScript = luascript.New[transferAgentArgs, transferReply]("transfer to agent", transferReleaseLua+`
+var transferAgentScript = luascript.New[transferAgentArgs, transferReply]("transfer to agent", outbox.Lua+transferReleaseLua+`
 local P, card, to, nowMs = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
 local now = tonumber(nowMs)
 local c = redis.call('HMGET', KEYS[1], 'state', 'agent', 'queue', 'channel', 'conversation_id')
@@ -91,6 +94,8 @@ redis.call('SADD', P .. 'agentcards:' .. to, card)
 local convKey = P .. 'conv:' .. conv
 redis.call('HSET', convKey, 'agent', to)
 recordTransfer(P, convKey, ARGV[3], holder, to, '', ARGV[8], nowMs)
+outboxEmit(P, nowMs, 'conversation.transferred', conv, 'd', cjson.encode({transfer = {by = ARGV[3], from = holder,
+  to_agent = to, note = ARGV[8], at_ms = now}, card_id = card}))
 if ARGV[9] == '1' then
   redis.call('RPUSH', P .. 'audit', card .. '|' .. to .. '|' .. ps[1] .. '|' .. load .. '|' .. cap)
 end
@@ -120,7 +125,7 @@ func (a transferAgentArgs) KeysAndArgv() ([]string, []any) {
 // 8 re-offer delay ms (the holder's refusal)
 // Returns {"ok", former holder, former queue, channel, conversation id} / {"not_found"} /
 // {"not_yours"} / {"state", s}.
-var transferQueueScript = luascript.New[transferQueueArgs, transferReply]("transfer to queue", transferReleaseLua+`
+var transferQueueScript = luascript.New[transferQueueArgs, transferReply]("transfer to queue", outbox.Lua+transferReleaseLua+`
 local P, card, to, nowMs = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
 local c = redis.call('HMGET', KEYS[1], 'state', 'agent', 'queue', 'channel', 'conversation_id', 'created_at')
 if not c[1] then return {'not_found'} end
@@ -138,6 +143,8 @@ redis.call('ZADD', P .. 'waiting:' .. to .. ':' .. ch, string.format('%d', tonum
 local convKey = P .. 'conv:' .. conv
 redis.call('HSET', convKey, 'agent', '', 'queue', to)
 recordTransfer(P, convKey, ARGV[3], holder, '', to, ARGV[7], nowMs)
+outboxEmit(P, nowMs, 'conversation.transferred', conv, 'd', cjson.encode({transfer = {by = ARGV[3], from = holder,
+  from_queue = queue, to_queue = to, note = ARGV[7], at_ms = tonumber(nowMs)}, card_id = card}))
 return {'ok', holder, queue, ch, conv}
 `, parseTransferReply)
 

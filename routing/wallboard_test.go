@@ -233,23 +233,30 @@ func TestWallboardStreamCarriesTheFloor(t *testing.T) {
 		t.Fatalf("paused row: %+v / %+v", got[0].Row, got[1])
 	}
 
-	// The floor's notices (f1-floor's first-response timer, transfers) reach the supervisors as they are.
+	// The floor's notices (the first-response timer, transfers, wrap-ups) reach the supervisors once,
+	// as the router gives them to its supervisor publisher (not once per agent told).
 	if _, err := b.board.Publish(context.Background(), "ana", Event{Type: "conversation.unanswered", At: t0,
 		Conversation: map[string]string{"id": "conv-1"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.board.PublishSupervisor(context.Background(), Event{Type: "conversation.unanswered", At: t0,
+		Conversation: map[string]string{"id": "conv-1"}, Unanswered: map[string]string{"agent": "ana"}}); err != nil {
+		t.Fatal(err)
+	}
 	got = take(t, ch, 1)
-	if got[0].Type != "conversation.unanswered" || got[0].Agent != "ana" || !strings.Contains(fmt.Sprint(got[0].Conversation), "conv-1") {
+	if got[0].Type != "conversation.unanswered" || !strings.Contains(fmt.Sprint(got[0].Conversation), "conv-1") ||
+		!strings.Contains(fmt.Sprint(got[0].Unanswered), "ana") {
 		t.Fatalf("unanswered: %+v", got[0])
 	}
 	// Customers' messages are the agents' business: they never reach the supervisors' stream.
 	if _, err := b.board.Publish(context.Background(), "ana", Event{Type: EventMessageReceived, At: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.board.Publish(context.Background(), "bob", Event{Type: "conversation.transferred", At: t0}); err != nil {
+	if err := b.board.PublishSupervisor(context.Background(), Event{Type: "conversation.transferred", At: t0,
+		Transfer: map[string]string{"by": "bob"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got = take(t, ch, 1); got[0].Type != "conversation.transferred" || got[0].Agent != "bob" {
+	if got = take(t, ch, 1); got[0].Type != "conversation.transferred" || !strings.Contains(fmt.Sprint(got[0].Transfer), "bob") {
 		t.Fatalf("after a customer's message: %+v, want the transfer next", got[0])
 	}
 
