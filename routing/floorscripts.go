@@ -14,7 +14,23 @@ import (
 // from its state to wrap_up, so reports can sum wrap-up time (wrap-up's end writes the entry back).
 // A wrap-up already running is extended to the later end. Nothing starts for an agent that is
 // offline on the channel. Returns the end (ms, as a string) or "".
-const wrapUpLua = `
+// historyAddLua appends to an agent's presence history with an id on the gateway's clock (<ms>-*),
+// as presence's own script does, so reports read a period by id and wrap-ups fall in it; never
+// below the last entry, and a refused id falls back to Redis's own.
+const historyAddLua = `
+local function historyAdd(key, nowMs, ...)
+  local ms = nowMs
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if last[1] then
+    local l = tonumber(string.match(last[1][1], '^(%d+)'))
+    if l and l > ms then ms = l end
+  end
+  local added = redis.pcall('XADD', key, string.format('%d', ms) .. '-*', ...)
+  if type(added) == 'table' and added.err then redis.call('XADD', key, '*', ...) end
+end
+`
+
+const wrapUpLua = historyAddLua + `
 local function startWrapUp(P, a, ch, nowMs, ms, by)
   local pk = P .. 'presence:' .. a
   local st = redis.call('HGET', pk, ch) or 'offline'
@@ -26,7 +42,7 @@ local function startWrapUp(P, a, ch, nowMs, ms, by)
   redis.call('HSET', pk, field, s)
   redis.call('ZADD', P .. 'wrapups', s, a .. '|' .. ch)
   if prev == 0 then
-    redis.call('XADD', P .. 'presence:history:' .. a, '*', 'channel', ch, 'from', st, 'to', 'wrap_up', 'reason', '',
+    historyAdd(P .. 'presence:history:' .. a, nowMs, 'channel', ch, 'from', st, 'to', 'wrap_up', 'reason', '',
       'by', by, 'cause', 'wrap_up', 'at', string.format('%d', nowMs))
   end
   return s
@@ -188,7 +204,7 @@ func parseTransferReply(v any) (transferReply, error) {
 // KEYS[1] presence HASH, KEYS[2] presence history STREAM, KEYS[3] wrapups ZSET
 // ARGV: 1 agent, 2 channel, 3 now ms, 4 early 1|0, 5 by, 6 cause
 // Returns {"ended", until ms, state} / {"none"} (no wrap-up) / {"not_due"}.
-var endWrapUpScript = luascript.New[endWrapUpArgs, endWrapUpReply]("end wrap-up", `
+var endWrapUpScript = luascript.New[endWrapUpArgs, endWrapUpReply]("end wrap-up", historyAddLua+`
 local ch, nowMs = ARGV[2], ARGV[3]
 local field = ch .. ':wrap_up_until'
 local member = ARGV[1] .. '|' .. ch
@@ -201,7 +217,7 @@ if ARGV[4] ~= '1' and tonumber(untilMs) > tonumber(nowMs) then return {'not_due'
 redis.call('HDEL', KEYS[1], field)
 redis.call('ZREM', KEYS[3], member)
 local st = redis.call('HGET', KEYS[1], ch) or 'offline'
-redis.call('XADD', KEYS[2], '*', 'channel', ch, 'from', 'wrap_up', 'to', st, 'reason', '', 'by', ARGV[5], 'cause', ARGV[6], 'at', nowMs)
+historyAdd(KEYS[2], tonumber(nowMs), 'channel', ch, 'from', 'wrap_up', 'to', st, 'reason', '', 'by', ARGV[5], 'cause', ARGV[6], 'at', nowMs)
 return {'ended', untilMs, st}
 `, parseEndWrapUpReply)
 
