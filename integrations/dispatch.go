@@ -199,6 +199,10 @@ func (s *Service) enqueue(ctx context.Context, sub, key, taskID string) error {
 func (s *Service) sweepLoop() {
 	defer s.wg.Done()
 	for sleep(s.stop, s.opts.SweepEvery) {
+		if err := s.keepOn(context.Background()); err != nil {
+			s.logger.Warn("integrations: outbox flag not set", "err", err)
+			continue
+		}
 		if err := s.Sweep(context.Background()); err != nil {
 			s.logger.Warn("integrations sweep", "err", err)
 		}

@@ -84,12 +84,14 @@ type subscription struct {
 
 // Service is the integrations of one tenant: dispatcher, delivery workers, operations.
 type Service struct {
-	client   redis.UniversalClient
-	ks       keyspace.Space
-	keys     keys
-	src      Source
-	opts     Options
-	logger   *slog.Logger
+	client redis.UniversalClient
+	ks     keyspace.Space
+	keys   keys
+	src    Source
+	opts   Options
+	logger *slog.Logger
+	// prepared: the outbox flag and the removed subscriptions were handled (Start, or a later sweep).
+	prepared atomic.Bool
 	clock    clock.Clock
 	enqueuer *asynq.Client
 	subs     map[string]*subscription
@@ -168,19 +170,27 @@ func (s *Service) Queues() []string {
 }
 
 // Start turns the outbox on (or off, with no subscription), forgets subscriptions no longer
-// configured, and starts the dispatcher, the sweeper and the workers.
+// configured, and starts the dispatcher, the sweeper and the workers. Redis being unreachable does
+// not stop the gateway from starting: the preparation is tried again until it succeeds.
 func (s *Service) Start() error {
-	ctx := context.Background()
+	if err := s.prepare(context.Background()); err != nil {
+		s.logger.Warn("integrations not prepared yet (Redis); trying again", "err", err)
+	} else {
+		s.prepared.Store(true)
+	}
 	if len(s.subs) == 0 {
-		// Nothing wants events: the routing scripts stop writing them. Entries already in the outbox
-		// are left for a later start with subscriptions.
-		return s.client.Del(ctx, outbox.OnKey(s.ks)).Err()
-	}
-	if err := s.forgetRemoved(ctx); err != nil {
-		return err
-	}
-	if err := s.client.Set(ctx, outbox.OnKey(s.ks), "1", 0).Err(); err != nil {
-		return err
+		if !s.prepared.Load() {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				for !s.prepared.Load() && sleep(s.stop, time.Second) {
+					if s.prepare(context.Background()) == nil {
+						s.prepared.Store(true)
+					}
+				}
+			}()
+		}
+		return nil
 	}
 	if !s.opts.NoWorkers {
 		for _, id := range s.order {
@@ -193,6 +203,33 @@ func (s *Service) Start() error {
 	go s.dispatchLoop()
 	go s.sweepLoop()
 	return nil
+}
+
+// prepare turns the outbox on or off and forgets removed subscriptions.
+func (s *Service) prepare(ctx context.Context) error {
+	if len(s.subs) == 0 {
+		// Nothing wants events: the routing scripts stop writing them. Entries already in the outbox
+		// are left for a later start with subscriptions.
+		return s.client.Del(ctx, outbox.OnKey(s.ks)).Err()
+	}
+	if err := s.forgetRemoved(ctx); err != nil {
+		return err
+	}
+	return s.client.Set(ctx, outbox.OnKey(s.ks), "1", 0).Err()
+}
+
+// keepOn runs before each sweep: it finishes a preparation Redis refused at start, and sets the
+// outbox's flag again, so a Redis that came back empty (restarted, failed over) resumes writing
+// events within one sweep.
+func (s *Service) keepOn(ctx context.Context) error {
+	if !s.prepared.Load() {
+		if err := s.prepare(ctx); err != nil {
+			return err
+		}
+		s.prepared.Store(true)
+		return nil
+	}
+	return s.client.Set(ctx, outbox.OnKey(s.ks), "1", 0).Err()
 }
 
 // Shutdown stops dispatching and lets in-flight deliveries finish (asynq hands back the rest).

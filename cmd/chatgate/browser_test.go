@@ -289,7 +289,7 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 		cell("archived"), cell("failed_today"), info.ID, info.ID, info.ID))
 	b.until("routing's queues and agents are shown", `document.querySelector('#routing-queues tr[data-queue="sales"][data-channel="whatsapp"]')
 		&& document.querySelector('#agents-online tr[data-channel="webchat"] [data-col="offline"]').textContent === '3'
-		&& document.querySelectorAll('#servers tbody tr').length === 1`)
+		&& document.querySelectorAll('#servers tbody tr').length === 2`) // the one process's two worker pools: replies; templates and default
 	// Retention holds a closed conversation the integration outlet has not acknowledged (the
 	// sweeper's held ZSET, seeded here as it would write it): the panel says how many and since when.
 	heldKey := g2key(tg, "retention", "held")

@@ -254,17 +254,18 @@ func (g *gateway) wireMedia(router *routing.Router) (*outbound.Receipts, error) 
 // mediaLinks is the signer of media links: media.link_key, or in development a key made for this
 // process (its links work on it only, until it restarts).
 func (g *gateway) mediaLinks() (*medialink.Signer, error) {
+	if g.links != nil {
+		return g.links, nil
+	}
 	key := []byte(g.cfg.Media.LinkKey)
 	if len(key) == 0 && g.cfg.Development() {
 		g.logger.Warn("media.link_key is not set: signed media links are signed with a key made for this process; they fail on other replicas and after a restart")
 		key = medialink.RandomKey()
 	}
-	if g.links == nil {
-		s, err := medialink.New(key, g.clock.Now)
-		if err != nil {
-			return nil, fmt.Errorf("media.link_key: %w", err)
-		}
-		g.links = s
+	s, err := medialink.New(key, g.clock.Now)
+	if err != nil {
+		return nil, fmt.Errorf("media.link_key: %w", err)
 	}
+	g.links = s
 	return g.links, nil
 }
