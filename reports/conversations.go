@@ -305,7 +305,14 @@ func (s *Service) keysOf(c *Conversation, q Query) []string {
 		if len(c.Agents) == 0 {
 			return []string{""}
 		}
-		return c.Agents
+		// Once per agent, as the daily aggregates count it (an agent it came back to is listed twice).
+		out := make([]string, 0, len(c.Agents))
+		for _, a := range c.Agents {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+		return out
 	case "channel":
 		return []string{c.Channel}
 	case "day":

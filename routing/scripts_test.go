@@ -652,7 +652,7 @@ func TestReportAggregatesZone(t *testing.T) {
 	s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "accepted",
 		"agent", "bob", "created_at", created.UnixMilli(), "accepted_at", created.Add(30*time.Second).UnixMilli())
 	s.hash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "queue", "sales", "contact_id", "K1",
-		"state", "open", "agent", "bob", "card", "D1", "agents", "ana,bob")
+		"state", "open", "agent", "bob", "card", "D1", "agents", "ana,bob,ana") // ana took it back: counted once
 	out, err := closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "bob", now: now.UnixMilli(),
 		reportRetention: 3600, agg: r.reportAgg(now, time.Minute)})
 	if err != nil || out.err() != nil {
