@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http/httptest"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +28,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redisx"
 	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/reports"
+	"github.com/chatgate/chatgate/routing"
 )
 
 // A month of a 100-agent center: 30 days × 2,000 conversations (rows in routing's format, seeded
@@ -59,6 +63,7 @@ func seedMonth(tb testing.TB, client *redis.Client, ks keyspace.Space, start tim
 	days := map[int64]bool{}
 	for d := range benchDays {
 		day := start.AddDate(0, 0, d)
+		agg := map[string][]int64{}
 		for i := range benchConvs {
 			created := day.Add(8*time.Hour + time.Duration(rng.Int64N(int64(10*time.Hour))))
 			agent := fmt.Sprintf("agent%03d", rng.IntN(benchAgents))
@@ -80,6 +85,11 @@ func seedMonth(tb testing.TB, client *redis.Client, ks keyspace.Space, start tim
 			utc := created.UnixMilli() / 86400000
 			days[utc] = true
 			pipe.ZAdd(ctx, ks.Key("rpt", "conv", fmt.Sprint(utc)), redis.Z{Score: float64(created.UnixMilli()), Member: row})
+			addAgg(agg, row, created)
+		}
+		y, m, dd := day.Date()
+		for f, v := range agg {
+			pipe.HSet(ctx, ks.Key("rpt", "agg", fmt.Sprint(time.Date(y, m, dd, 0, 0, 0, 0, time.UTC).Unix()/86400)), f, joinInts(v))
 		}
 		for a := range benchAgents {
 			agent := fmt.Sprintf("agent%03d", a)
@@ -112,6 +122,55 @@ func seedMonth(tb testing.TB, client *redis.Client, ks keyspace.Space, start tim
 	return rowBytes, histBytes
 }
 
+// addAgg adds a seeded row to its day's aggregates the way routing's reportLua does (same groups,
+// same packed layout), so the month's summary can also be read from aggregates.
+func addAgg(agg map[string][]int64, row string, created time.Time) {
+	f := strings.Split(row, "|")
+	nb := len(routing.ReportBuckets)
+	ms := func(s string) (int64, bool) { v, err := strconv.ParseInt(s, 10, 64); return v, err == nil && s != "" }
+	bucket := func(v int64) int { return sort.SearchInts(routing.ReportBuckets, int(v/1000)+1) - 1 }
+	acc, accepted := ms(f[10])
+	closed, _ := ms(f[12])
+	wait, handle := closed, int64(-1)
+	if accepted {
+		wait, handle = acc, closed-acc
+	}
+	frt, hasFrt := ms(f[11])
+	groups := []string{"*|", "q|" + f[3], "c|" + f[2], "d|" + f[17], "o|" + f[18], "h|" + created.In(saoPaulo).Format("15"), "a|" + f[5]}
+	for _, g := range groups {
+		a := agg[g]
+		if a == nil {
+			a = make([]int64, 12+3*nb)
+			agg[g] = a
+		}
+		a[0]++
+		a[1+slices.Index(reports.Outcomes, f[18])]++
+		if accepted && wait <= 60_000 {
+			a[6]++
+		}
+		a[7] += wait
+		a[12+bucket(wait)]++
+		if handle >= 0 {
+			a[8]++
+			a[9] += handle
+			a[12+nb+bucket(handle)]++
+		}
+		if hasFrt {
+			a[10]++
+			a[11] += frt
+			a[12+2*nb+bucket(frt)]++
+		}
+	}
+}
+
+func joinInts(v []int64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatInt(x, 10)
+	}
+	return strings.Join(s, ",")
+}
+
 // BenchmarkReportsMonth: each report over 30 days of a 100-agent center, through the HTTP handler.
 //
 //	CHATGATE_TEST_REDIS_ADDR=… go test -run '^$' -bench ReportsMonth -benchtime 10x ./reports/
@@ -128,6 +187,9 @@ func BenchmarkReportsMonth(b *testing.B) {
 		Unavailable: redisx.IsUnavailable, BodyLimit: 1 << 16})
 	v1 := app.Group("/v1", auth.NewVerifier(secret, "", "chatgate").Middleware())
 	reports.NewHandler(reports.New(client, ks, topology.New(cfg), reports.Options{Clock: clk, Location: saoPaulo})).Register(v1)
+	// The same month read from the daily aggregates: a service whose rows would be gone.
+	v1agg := app.Group("/agg/v1", auth.NewVerifier(secret, "", "chatgate").Middleware())
+	reports.NewHandler(reports.New(client, ks, topology.New(cfg), reports.Options{Clock: clk, Location: saoPaulo, DetailRetention: 24 * time.Hour})).Register(v1agg)
 	tok, _ := auth.Mint(secret, "chatgate", "sue", auth.RoleSupervisor, time.Hour, time.Now())
 	period := "from=2026-10-01&to=2026-10-30"
 	for _, bc := range []struct{ name, path string }{
@@ -136,6 +198,8 @@ func BenchmarkReportsMonth(b *testing.B) {
 		{"conversations_csv", "/v1/reports/conversations?" + period + "&format=csv"},
 		{"summary_queue", "/v1/reports/summary?" + period + "&group_by=queue"},
 		{"summary_hour", "/v1/reports/summary?" + period + "&group_by=hour"},
+		{"summary_queue_aggregates", "/agg/v1/reports/summary?" + period + "&group_by=queue"},
+		{"summary_agent_aggregates", "/agg/v1/reports/summary?" + period + "&group_by=agent"},
 		{"presence_agent", "/v1/reports/presence?" + period + "&group_by=agent"},
 		{"presence_day", "/v1/reports/presence?" + period + "&group_by=day"},
 		{"presence_events", "/v1/reports/presence/events?" + period + "&limit=100"},

@@ -236,6 +236,9 @@ type SummaryReport struct {
 	Header Header         `json:"header"`
 	Groups []SummaryGroup `json:"groups"`
 	Total  SummaryGroup   `json:"total"`
+	// Source: "rows" when the period is within the detail retention (exact), else "aggregates" (the
+	// daily aggregates; p50 and p90 are estimated inside their histogram bucket).
+	Source string `json:"source"`
 	// WaitHistogram counts conversations by wait (seconds) in WaitBuckets' ranges [b[i], b[i+1]), the last open.
 	WaitBuckets   []int `json:"wait_buckets"`
 	WaitHistogram []int `json:"wait_histogram"`
@@ -254,6 +257,10 @@ func (s *Service) Summary(ctx context.Context, q Query) (SummaryReport, error) {
 	}
 	if !slices.Contains(GroupsConversations, q.GroupBy) {
 		return SummaryReport{}, ErrBadGroupBy
+	}
+	// Rows created since now − detail retention all exist (a day's rows expire with its last).
+	if q.From.Before(s.clock.Now().Add(-s.detail)) {
+		return s.summaryAggregates(ctx, q)
 	}
 	rows, err := s.conversations(ctx, q)
 	if err != nil {
@@ -280,7 +287,7 @@ func (s *Service) Summary(ctx context.Context, q Query) (SummaryReport, error) {
 	}
 	sort.Strings(order)
 	out := SummaryReport{Header: s.header("summary", q), Groups: make([]SummaryGroup, 0, len(order)), Total: total.group("total"),
-		WaitBuckets: WaitBuckets, WaitHistogram: hist}
+		Source: SourceRows, WaitBuckets: WaitBuckets, WaitHistogram: hist}
 	for _, k := range order {
 		out.Groups = append(out.Groups, groups[k].group(k))
 	}
@@ -298,7 +305,14 @@ func (s *Service) keysOf(c *Conversation, q Query) []string {
 		if len(c.Agents) == 0 {
 			return []string{""}
 		}
-		return c.Agents
+		// Once per agent, as the daily aggregates count it (an agent it came back to is listed twice).
+		out := make([]string, 0, len(c.Agents))
+		for _, a := range c.Agents {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+		return out
 	case "channel":
 		return []string{c.Channel}
 	case "day":

@@ -83,7 +83,8 @@ func newDay(t *testing.T) *day {
 	clk := clock.NewFake(local(25, 7, 0, 0))
 	topo := topology.New(cfg)
 	ps := presence.NewStore(client, ks, topo, presence.Options{Clock: clk, HistoryRetention: cfg.Presence.HistoryRetention})
-	r := routing.NewRouter(client, ks, topo, routing.Options{Clock: clk, Pauser: ps, ReportRetention: 35 * 24 * time.Hour})
+	r := routing.NewRouter(client, ks, topo, routing.Options{Clock: clk, Pauser: ps, ReportRetention: 35 * 24 * time.Hour,
+		ReportLocation: saoPaulo})
 	ps.AddListener(r)
 	t.Cleanup(r.Shutdown)
 	if err := r.SyncCapacity(context.Background()); err != nil {

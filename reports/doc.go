@@ -7,7 +7,9 @@
 //
 // Nothing here writes. The rows are written where the state changes, in the same Lua scripts:
 // conversations' rows by routing (routing/reportrow.go: one ZSET per UTC day of creation, member =
-// the row, score = created ms, kept detail_retention past its day), presence by the presence
+// the row, score = created ms, kept detail_retention past its day; and, in the same step, the daily
+// aggregates: one HASH per day in the reports' zone, kept summary_retention, which the summary reads
+// for periods beyond detail_retention), presence by the presence
 // transition script (the per-agent history STREAM, entry ids in the gateway's ms). A report reads
 // only the days of its period, so its cost follows the period, not the history kept.
 package reports

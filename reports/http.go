@@ -78,7 +78,7 @@ func (h *Handler) checkFormat(c *fiber.Ctx) error {
 }
 
 func mapErr(err error) error {
-	if errors.Is(err, ErrBadGroupBy) {
+	if errors.Is(err, ErrBadGroupBy) || errors.Is(err, ErrSummaryDays) || errors.Is(err, ErrSummaryFilter) {
 		return errQuery.WithMessage("%s", err.Error())
 	}
 	return err

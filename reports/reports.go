@@ -37,6 +37,9 @@ type Options struct {
 	Location *time.Location // reports.timezone; nil: UTC
 	// ContactRole is the lowest role that sees contacts unmasked (default admin).
 	ContactRole auth.Role
+	// DetailRetention is how long conversation rows are kept (reports.detail_retention; 0: 35 days):
+	// a summary reaching further back reads the daily aggregates.
+	DetailRetention time.Duration
 }
 
 // Service answers reports from Redis.
@@ -46,6 +49,7 @@ type Service struct {
 	clock       clock.Clock
 	loc         *time.Location
 	contactRole auth.Role
+	detail      time.Duration
 	topo        *topology.Topology
 	queues      map[string]configs.Queue
 	reasons     map[string]string
@@ -59,10 +63,13 @@ func New(client redis.UniversalClient, ks keyspace.Space, topo *topology.Topolog
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
+	if opts.DetailRetention < time.Second {
+		opts.DetailRetention = 35 * 24 * time.Hour
+	}
 	if opts.ContactRole == "" {
 		opts.ContactRole = auth.RoleAdmin
 	}
-	s := &Service{client: client, ks: ks, clock: opts.Clock, loc: opts.Location, contactRole: opts.ContactRole, topo: topo,
+	s := &Service{client: client, ks: ks, clock: opts.Clock, loc: opts.Location, contactRole: opts.ContactRole, detail: opts.DetailRetention, topo: topo,
 		queues: map[string]configs.Queue{}, reasons: map[string]string{}}
 	for _, q := range topo.Queues {
 		s.queues[q.ID] = q
@@ -116,6 +123,10 @@ var (
 	ErrBadGroupBy = errors.New("unknown group_by")
 	ErrBadFilter  = errors.New("unknown agent, queue or channel")
 	ErrBadPage    = errors.New("offset and limit must be whole numbers, limit 1 to 1000")
+	// The summary beyond the detail retention reads daily aggregates: whole days, and at most one
+	// filter, on the dimension grouped by (or grouped by day).
+	ErrSummaryDays   = errors.New("a summary reaching back beyond reports.detail_retention counts whole days: give from and to as dates")
+	ErrSummaryFilter = errors.New("a summary reaching back beyond reports.detail_retention takes at most one of agent, queue and channel, and is then grouped by that or by day")
 )
 
 // ParsePeriod reads from and to: a date is a whole day in the reports' time zone (to included), a

@@ -100,7 +100,7 @@ func (r *Router) SweepMaxWait(ctx context.Context) (int, error) {
 			for _, card := range cards {
 				out, err := maxWaitScript.Run(ctx, r.client, maxWaitArgs{keys: r.keys, card: card, queue: id, channel: ch,
 					now: now.UnixMilli(), maxWait: q.MaxWait.Milliseconds(), action: action, overflowQueue: q.OverflowQueue,
-					reportRetention: r.reportRetentionSeconds()})
+					reportRetention: r.reportRetentionSeconds(), agg: r.reportAgg(now, q.ServiceLevel)})
 				if err != nil {
 					return handled, err
 				}

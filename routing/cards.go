@@ -131,7 +131,7 @@ func (r *Router) CloseWith(ctx context.Context, cardID, agent string, force bool
 	now := r.clock.Now()
 	out, err := closeScript.Run(ctx, r.client, closeArgs{keys: r.keys, card: cardID, agent: agent, now: now.UnixMilli(), force: force,
 		wrapUp: q.WrapUp.Milliseconds(), disposition: d.Disposition, dispoNote: d.Note,
-		reportRetention: r.reportRetentionSeconds(), reason: d.Reason})
+		reportRetention: r.reportRetentionSeconds(), reason: d.Reason, agg: r.reportAgg(now, q.ServiceLevel)})
 	if err != nil {
 		return Card{}, err
 	}

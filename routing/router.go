@@ -61,6 +61,10 @@ type Options struct {
 	Supervisors SupervisorPublisher
 	// ReportRetention keeps closed conversations' report rows (reports.detail_retention; 0: 35 days).
 	ReportRetention time.Duration
+	// ReportSummaryRetention keeps the daily aggregates (reports.summary_retention; 0: 400 days) and
+	// ReportLocation decides their day and hour (reports.timezone; nil: UTC).
+	ReportSummaryRetention time.Duration
+	ReportLocation         *time.Location
 	// Retention: how long closed conversations are kept, when silent ones close (retention.go).
 	Retention RetentionOptions
 }
@@ -101,6 +105,9 @@ type Router struct {
 
 	// reportRetention keeps closed conversations' report rows (reportLua).
 	reportRetention time.Duration
+	// reportSummaryRetention and reportLocation: the daily aggregates (reportLua).
+	reportSummaryRetention time.Duration
+	reportLocation         *time.Location
 }
 
 // ConversationListener hears of conversations that end (a channel tells its customer, for example).
@@ -147,6 +154,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 	}
 	r := &Router{client: client, keys: keys{ks}, clock: opts.Clock, logger: opts.Logger.With("component", "routing"),
 		pub: opts.Publisher, pauser: opts.Pauser, audit: opts.Audit, reportRetention: opts.ReportRetention, topo: topo,
+		reportSummaryRetention: opts.ReportSummaryRetention, reportLocation: opts.ReportLocation,
 		queues: map[string]configs.Queue{}, agents: map[string]agentInfo{}, entries: map[string]string{}, members: map[string][]string{},
 		entryList: map[string]string{},
 		metrics: routerMetrics{

@@ -726,7 +726,8 @@ func parseReleaseReply(v any) (releaseReply, error) {
 // KEYS[1] card HASH, KEYS[2] offers ZSET
 // ARGV: 1 card id, 2 agent (the caller), 3 now ms, 4 prefix, 5 force 1|0 (a supervisor may close any card),
 // 6 wrap-up ms (0: none), 7 disposition ("" none), 8 disposition note,
-// 9 report rows' retention s, 10 close reason for the report ("" for an agent's or supervisor's close)
+// 9 report rows' retention s, 10 close reason for the report ("" for an agent's or supervisor's close),
+// 11–15 the daily aggregates' arguments (reportAgg; absent: no aggregates)
 // Returns {"ok", agent, queue, channel, conversation id, wrap-up until ms or ""} or {"not_found"} / {"not_yours"} / {"state", s}.
 var closeScript = luascript.New[closeArgs, closeReply]("close", outbox.Lua+wrapUpLua+reportLua+`
 local P = ARGV[4]
@@ -758,7 +759,9 @@ local wrapUntil = ''
 if a and a ~= '' and st == 'accepted' and tonumber(ARGV[6] or '0') > 0 then
   wrapUntil = startWrapUp(P, a, ch, tonumber(ARGV[3]), tonumber(ARGV[6]), ARGV[2])
 end
-reportRow(P, conv, ARGV[1], ARGV[3], ARGV[10] or '', ARGV[9])
+local agg = nil
+if ARGV[11] then agg = {ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]} end
+reportRow(P, conv, ARGV[1], ARGV[3], ARGV[10] or '', ARGV[9], agg)
 outboxEmit(P, ARGV[3], 'conversation.closed', conv, 'k', ARGV[1], 'a', a or '')
 return {'ok', a or '', queue, ch, conv, wrapUntil}
 `, parseCloseReply)
@@ -776,11 +779,12 @@ type closeArgs struct {
 	// maps to an outcome ("" for an agent's or a supervisor's close).
 	reportRetention int64
 	reason          string
+	agg             []any // Router.reportAgg; nil: no aggregates
 }
 
 func (a closeArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.card(a.card), a.keys.offers()}, []any{a.card, a.agent, a.now, a.keys.prefix(), luascript.Flag(a.force),
-		a.wrapUp, a.disposition, a.dispoNote, a.reportRetention, a.reason}
+	return []string{a.keys.card(a.card), a.keys.offers()}, append([]any{a.card, a.agent, a.now, a.keys.prefix(), luascript.Flag(a.force),
+		a.wrapUp, a.disposition, a.dispoNote, a.reportRetention, a.reason}, a.agg...)
 }
 
 // closeReply: who held the card ("" nobody), its queue, channel and conversation.
@@ -1228,7 +1232,7 @@ func (a providerStatusArgs) KeysAndArgv() ([]string, []any) {
 // KEYS[1] card HASH, KEYS[2] waiting ZSET, KEYS[3] the overflow queue's waiting ZSET (KEYS[2] again
 // when the action is not overflow)
 // ARGV: 1 card id, 2 now ms, 3 max wait ms, 4 action keep|close|overflow, 5 prefix, 6 overflow queue,
-// 7 report rows' retention s
+// 7 report rows' retention s, 8–12 the daily aggregates' arguments (reportAgg; absent: none)
 // Returns {"no"} (not due, not waiting or already handled) or {"kept"} / {"closed", conversation id} /
 // {"overflowed", conversation id}.
 var maxWaitScript = luascript.New[maxWaitArgs, maxWaitReply]("max wait", outbox.Lua+reportLua+`
@@ -1253,7 +1257,9 @@ local k = redis.call('HMGET', convKey, 'channel', 'entry_point', 'contact_id')
 local openKey = P .. 'convopen:' .. k[1] .. ':' .. k[2] .. ':' .. k[3]
 if redis.call('GET', openKey) == conv then redis.call('DEL', openKey) end
 redis.call('ZREM', KEYS[2], ARGV[1])
-reportRow(P, conv, ARGV[1], ARGV[2], 'max_wait', ARGV[7])
+local agg = nil
+if ARGV[8] then agg = {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]} end
+reportRow(P, conv, ARGV[1], ARGV[2], 'max_wait', ARGV[7], agg)
 outboxEmit(P, ARGV[2], 'conversation.closed', conv, 'k', ARGV[1], 'a', '')
 return {'closed', conv}
 `, parseMaxWaitReply)
@@ -1266,6 +1272,7 @@ type maxWaitArgs struct {
 	action               string // keep | close | overflow
 	overflowQueue        string // action overflow: the queue the card moves to
 	reportRetention      int64  // s, of the conversation's report row
+	agg                  []any  // Router.reportAgg; nil: no aggregates
 }
 
 func (a maxWaitArgs) KeysAndArgv() ([]string, []any) {
@@ -1274,7 +1281,7 @@ func (a maxWaitArgs) KeysAndArgv() ([]string, []any) {
 		overflow = a.keys.waiting(a.overflowQueue, a.channel)
 	}
 	return []string{a.keys.card(a.card), a.keys.waiting(a.queue, a.channel), overflow},
-		[]any{a.card, a.now, a.maxWait, a.action, a.keys.prefix(), a.overflowQueue, a.reportRetention}
+		append([]any{a.card, a.now, a.maxWait, a.action, a.keys.prefix(), a.overflowQueue, a.reportRetention}, a.agg...)
 }
 
 // maxWaitReply: "no", "kept", or "closed" / "overflowed" with the conversation.

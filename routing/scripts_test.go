@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -631,5 +632,57 @@ func TestReportRowOutcomes(t *testing.T) {
 		if n := s.client.Exists(ctx, "cg:{t}:rpt:conv:1").Val(); n != 0 {
 			t.Errorf("a row past the retention was written")
 		}
+	}
+}
+
+// TestReportAggregatesZone: the close adds the conversation to its day's aggregates in the reports'
+// zone, by the offset in effect at its creation (New York, the night summer time ended: created 00:30
+// EDT on 1 November, closed after the change) — one packed group per dimension, every agent that
+// accepted it, expiring the summary retention after the day.
+func TestReportAggregatesZone(t *testing.T) {
+	ctx := context.Background()
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Router{reportLocation: ny, reportSummaryRetention: 400 * 24 * time.Hour}
+	created := time.Date(2026, 11, 1, 4, 30, 0, 0, time.UTC) // 00:30 EDT
+	now := time.Date(2026, 11, 1, 7, 0, 0, 0, time.UTC)      // 02:00 EST
+	s := newRawState(t)
+	s.hash("card:D1", "id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "accepted",
+		"agent", "bob", "created_at", created.UnixMilli(), "accepted_at", created.Add(30*time.Second).UnixMilli())
+	s.hash("conv:C1", "id", "C1", "channel", "whatsapp", "entry_point", "100", "queue", "sales", "contact_id", "K1",
+		"state", "open", "agent", "bob", "card", "D1", "agents", "ana,bob,ana") // ana took it back: counted once
+	out, err := closeScript.Run(ctx, s.client, closeArgs{keys: rawKeys, card: "D1", agent: "bob", now: now.UnixMilli(),
+		reportRetention: 3600, agg: r.reportAgg(now, time.Minute)})
+	if err != nil || out.err() != nil {
+		t.Fatalf("%+v, %v", out, err)
+	}
+	key := fmt.Sprintf("cg:{t}:rpt:agg:%d", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix()/86400)
+	got := s.client.HGetAll(ctx, key).Val()
+	// 1 conversation, handled, in time (30 s ≤ 60 s), wait 30 000 ms, 1 handle of 8 970 000 ms, no
+	// first response; wait in [30, 60), handle in [7200, ∞).
+	hist := func(i int) string {
+		h := make([]string, len(ReportBuckets))
+		for j := range h {
+			h[j] = "0"
+			if j == i {
+				h[j] = "1"
+			}
+		}
+		return strings.Join(h, ",")
+	}
+	want := "1,1,0,0,0,0,1,30000,1,8970000,0,0," + hist(4) + "," + hist(len(ReportBuckets)-1) + "," + hist(-1)
+	fields := []string{"*|", "q|sales", "c|whatsapp", "d|", "o|handled", "h|00", "a|ana", "a|bob"}
+	if len(got) != len(fields) {
+		t.Errorf("aggregates of %s: %v", key, got)
+	}
+	for _, f := range fields {
+		if got[f] != want {
+			t.Errorf("%s = %q, want %q", f, got[f], want)
+		}
+	}
+	if ttl := s.client.TTL(ctx, key).Val(); ttl < 400*24*time.Hour || ttl > 401*24*time.Hour {
+		t.Errorf("TTL %v", ttl)
 	}
 }

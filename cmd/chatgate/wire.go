@@ -45,10 +45,15 @@ func (g *gateway) wire() error {
 	events := routing.NewStreamLog(g.store.Client, g.keys, cfg.Events.MaxLen)
 	// Every agent event passes through the wallboard, which tells the supervisors' stream.
 	board := routing.NewWallboard(g.store.Client, events, presenceStore, cfg.Events.MaxLen, time.Second, logger)
+	// The reports' zone decides the day of the daily aggregates routing writes.
+	loc, err := time.LoadLocation(cfg.Reports.Timezone)
+	if err != nil {
+		return err
+	}
 	router := routing.NewRouter(g.store.Client, g.keys, topo, routing.Options{
 		Clock: g.clock, Logger: logger, Registerer: g.registry, Publisher: board, Pauser: presenceStore,
-		ReportRetention: cfg.Reports.DetailRetention,
-		Retention:       routing.RetentionOptions{ClosedConversations: cfg.Retention.ClosedConversations, IdleClose: cfg.Retention.IdleCloseAfter()},
+		ReportRetention: cfg.Reports.DetailRetention, ReportSummaryRetention: cfg.Reports.SummaryRetention, ReportLocation: loc,
+		Retention: routing.RetentionOptions{ClosedConversations: cfg.Retention.ClosedConversations, IdleClose: cfg.Retention.IdleCloseAfter()},
 	})
 	board.SetRouter(router)
 	router.SetSupervisorPublisher(board)
@@ -96,11 +101,8 @@ func (g *gateway) wire() error {
 	v1 := g.app.Group("/v1", g.verifier.Middleware())
 	presence.NewHandler(presenceStore, topo).Register(v1)
 	routing.NewHandler(router).Register(v1)
-	loc, err := time.LoadLocation(cfg.Reports.Timezone)
-	if err != nil {
-		return err
-	}
-	reports.NewHandler(reports.New(g.store.Client, g.keys, topo, reports.Options{Clock: g.clock, Location: loc})).Register(v1)
+	reports.NewHandler(reports.New(g.store.Client, g.keys, topo, reports.Options{Clock: g.clock, Location: loc,
+		DetailRetention: cfg.Reports.DetailRetention})).Register(v1)
 	outboundSvc := outbound.NewService(router, sends, topo, outbound.ServiceOptions{Templates: cfg.WhatsApp.Templates,
 		Tasks:    outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout},
 		Uploader: g.whatsapp, Tokens: g.numberTokens()}, logger)
