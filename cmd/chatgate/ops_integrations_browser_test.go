@@ -88,7 +88,9 @@ func TestOpsIntegrationsInTheBrowser(t *testing.T) {
 		&& `+row(retried.ID)+`.textContent.includes('conversation.opened') && `+row(retried.ID)+`.textContent.includes('`+retried.ConversationID+`')
 		&& `+row(retried.ID)+`.querySelector('[data-col="error"]').textContent === 'the receiver did not acknowledge it within the retry period'
 		&& /\d+ (s|min) ago/.test(`+row(retried.ID)+`.textContent)`)
-	scroll := func() { b.eval("show the section", `(document.querySelector('#integrations-title').scrollIntoView(), '')`) }
+	scroll := func() {
+		b.eval("show the section", `(document.querySelector('#integrations-title').scrollIntoView(), '')`)
+	}
 	scroll()
 	b.axe("ops integrations")
 	b.shotBoth("integrations-dead")
