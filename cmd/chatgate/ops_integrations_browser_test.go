@@ -23,7 +23,7 @@ import (
 // customers' conversation.opened events are dead-lettered; the ops page shows the subscription
 // unhealthy with both dead letters in words; Retry (the receiver now answering 204) delivers one
 // with its webhook-id, Delete (after a confirmation, which Keep it cancels first) removes the other;
-// Enable clears the health.
+// Enable clears the failures first.
 func TestOpsIntegrationsInTheBrowser(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
@@ -104,6 +104,12 @@ func TestOpsIntegrationsInTheBrowser(t *testing.T) {
 	b.shot("integrations-dead-pt-BR")
 	b.eval("back to English", `(() => { const s = document.querySelector('#lang'); s.value = 'en'; s.dispatchEvent(new Event('change')); return s.value; })()`)
 
+	// Enable clears the failures; the keyboard's place goes to the subscription's heading.
+	b.click("enable the subscription", `button[data-enable="crm"]`)
+	b.until("healthy, without Enable, the dead letters kept", sub+`.dataset.state === 'healthy' && !document.querySelector('button[data-enable="crm"]')
+		&& `+sub+`.querySelector('[data-col="state"]').textContent === 'Healthy' && `+sub+`.querySelectorAll('tbody tr').length === 2
+		&& document.activeElement === `+sub+`.querySelector('h3')`)
+
 	// Retry, with the receiver back: the event is delivered, with its webhook-id, and leaves the list.
 	failing.Store(false)
 	b.click("retry a dead letter", `button[data-retry-dead="`+retried.ID+`"]`)
@@ -134,8 +140,7 @@ func TestOpsIntegrationsInTheBrowser(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// A delivery succeeded after the failures: healthy again; Enable is offered only when it is not.
-	b.until("healthy again", sub+`.dataset.state === 'healthy' && !document.querySelector('button[data-enable="crm"]')`)
+	b.until("still healthy", sub+`.dataset.state === 'healthy' && !document.querySelector('button[data-enable="crm"]')`)
 	scroll()
 	b.shot("integrations-clean")
 }
