@@ -7,8 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/chatgate/chatgate/internal/outbox"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/routing"
+	"github.com/redis/go-redis/v9"
 )
 
 // BenchmarkDeliveryToLocalReceiver: customers' messages recorded by routing while no dispatcher
@@ -81,6 +86,8 @@ func BenchmarkDeliveryToLocalReceiver(b *testing.B) {
 		if n := client.XLen(context.Background(), outbox.StreamKey(e.ks)).Val(); n != total {
 			b.Fatalf("outbox holds %d, want %d", n, total)
 		}
+		cpu0, rus0 := redisCPU(b, client), processCPU()
+		per0, cmds0 := redisCalls(b, client)
 		b.StartTimer()
 		start := time.Now()
 		e.start(b, nil)
@@ -99,6 +106,20 @@ func BenchmarkDeliveryToLocalReceiver(b *testing.B) {
 		elapsed := time.Since(start)
 		b.StopTimer()
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "events/s")
+		// Where the time goes: Redis's CPU and commands (those inside scripts included) and this
+		// process's CPU (gateway and receiver together) per delivered event.
+		b.ReportMetric(float64((redisCPU(b, client)-cpu0).Microseconds())/float64(total), "redis-µs/event")
+		per1, cmds1 := redisCalls(b, client)
+		b.ReportMetric(float64(cmds1-cmds0)/float64(total), "redis-cmds/event")
+		var diff []string
+		for k, v := range per1 {
+			if d := float64(v-per0[k]) / float64(total); d >= 0.05 {
+				diff = append(diff, fmt.Sprintf("%s %.2f", k, d))
+			}
+		}
+		sort.Strings(diff)
+		b.Logf("Redis commands per event: %s", strings.Join(diff, ", "))
+		b.ReportMetric(float64((processCPU()-rus0).Microseconds())/float64(total), "go-µs/event")
 		if disorder > 0 {
 			b.Fatalf("%d events out of order", disorder)
 		}
@@ -107,4 +128,50 @@ func BenchmarkDeliveryToLocalReceiver(b *testing.B) {
 		}
 		srv.Close()
 	}
+}
+
+// redisCPU is the CPU time the Redis server has used (INFO cpu: system and user).
+func redisCPU(b *testing.B, c redis.UniversalClient) time.Duration {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += f
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// redisCalls is how many commands Redis has run, per command (INFO commandstats, scripts' commands
+// included), and their total.
+func redisCalls(b *testing.B, c redis.UniversalClient) (map[string]int64, int64) {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	per, n := map[string]int64{}, int64(0)
+	for _, line := range strings.Split(info, "\r\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
+		if !ok {
+			continue
+		}
+		v, _, _ := strings.Cut(rest, ",")
+		k, _ := strconv.ParseInt(v, 10, 64)
+		per[name] += k
+		n += k
+	}
+	return per, n
+}
+
+// processCPU is this process's CPU time (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -33,6 +33,7 @@ func (s *Service) dispatchLoop() {
 	defer s.wg.Done()
 	ctx := context.Background()
 	var renewed time.Time
+	var ahead *batch // the next batch, read while the previous one was accepted
 	for {
 		select {
 		case <-s.stop:
@@ -42,6 +43,7 @@ func (s *Service) dispatchLoop() {
 		if time.Since(renewed) > s.opts.Lease/3 {
 			held, err := leaseScript.Run(ctx, s.client, []string{s.keys.leader()}, s.token, s.opts.Lease.Milliseconds()).Int()
 			if err != nil || held != 1 {
+				ahead = nil
 				if err != nil {
 					s.logger.Warn("dispatcher lease", "err", err)
 				}
@@ -52,7 +54,8 @@ func (s *Service) dispatchLoop() {
 			}
 			renewed = time.Now()
 		}
-		n, err := s.dispatchOnce(ctx)
+		n, next, err := s.dispatchAhead(ctx, ahead)
+		ahead = next
 		if err != nil {
 			s.logger.Warn("dispatch failed; trying again", "err", err)
 			if !sleep(s.stop, 500*time.Millisecond) {
@@ -69,39 +72,75 @@ func (s *Service) dispatchLoop() {
 	}
 }
 
-// dispatchOnce moves up to dispatchBatch entries after the cursor and returns how many.
-func (s *Service) dispatchOnce(ctx context.Context) (int, error) {
-	cursor, err := s.client.Get(ctx, s.keys.cursor()).Result()
-	if errors.Is(err, redis.Nil) {
-		cursor = "0-0"
-	} else if err != nil {
-		return 0, err
+// batch is a run of outbox entries after cursor with their events built, ready for the accept script.
+type batch struct {
+	cursor  string
+	entries []redis.XMessage
+	events  []acceptedEvent
+	err     error
+}
+
+// readBatch reads up to dispatchBatch entries after cursor and builds their events.
+func (s *Service) readBatch(ctx context.Context, cursor string) *batch {
+	b := &batch{cursor: cursor}
+	b.entries, b.err = s.client.XRangeN(ctx, outbox.StreamKey(s.ks), "("+cursor, "+", dispatchBatch).Result()
+	if b.err != nil || len(b.entries) == 0 {
+		return b
 	}
-	entries, err := s.client.XRangeN(ctx, outbox.StreamKey(s.ks), "("+cursor, "+", dispatchBatch).Result()
-	if err != nil || len(entries) == 0 {
-		return 0, err
-	}
-	src, err := s.snapshot(ctx, entries)
+	src, err := s.snapshot(ctx, b.entries)
 	if err != nil {
-		return 0, err
+		b.err = err
+		return b
 	}
-	events := make([]acceptedEvent, len(entries))
-	for i, e := range entries {
-		if events[i], err = s.event(ctx, src, e); err != nil {
-			return 0, err // Redis is failing: the batch is read again
+	b.events = make([]acceptedEvent, len(b.entries))
+	for i, e := range b.entries {
+		if b.events[i], b.err = s.event(ctx, src, e); b.err != nil {
+			return b // Redis is failing: the batch is read again
 		}
 	}
-	r, err := acceptScript.Run(ctx, s.client, acceptArgs{keys: s.keys, outbox: outbox.StreamKey(s.ks), expected: cursor,
-		cursor: entries[len(entries)-1].ID, now: s.clock.Now().UnixMilli(), retain: s.opts.RetainEvents.Milliseconds(), events: events})
+	return b
+}
+
+// dispatchAhead moves one batch (ahead, read during the previous call, or read now from the stored
+// cursor) and, while its accept script and chain starts run, reads the batch after it, which it
+// returns for the next call. The accept script moves the cursor only from the batch's own cursor, so a
+// batch read ahead by a dispatcher that lost its lease, or after another one moved, changes nothing.
+// The entries a batch refers to were written before them: reading them ahead sees what reading them
+// later would.
+func (s *Service) dispatchAhead(ctx context.Context, ahead *batch) (int, *batch, error) {
+	b := ahead
+	if b == nil {
+		cursor, err := s.client.Get(ctx, s.keys.cursor()).Result()
+		if errors.Is(err, redis.Nil) {
+			cursor = "0-0"
+		} else if err != nil {
+			return 0, nil, err
+		}
+		b = s.readBatch(ctx, cursor)
+	}
+	if b.err != nil || len(b.entries) == 0 {
+		return 0, nil, b.err
+	}
+	last := b.entries[len(b.entries)-1].ID
+	next := make(chan *batch, 1)
+	go func() { next <- s.readBatch(ctx, last) }()
+	r, err := acceptScript.Run(ctx, s.client, acceptArgs{keys: s.keys, outbox: outbox.StreamKey(s.ks), expected: b.cursor,
+		cursor: last, now: s.clock.Now().UnixMilli(), retain: s.opts.RetainEvents.Milliseconds(), events: b.events})
 	if err != nil {
-		return 0, err
+		<-next
+		return 0, nil, err
 	}
 	if r.moved {
-		return len(entries), nil // another dispatcher moved it: read again from where it is
+		<-next
+		return len(b.entries), nil, nil // another dispatcher moved it: read again from where it is
 	}
-	s.metrics.dispatched.Add(float64(len(entries)))
+	s.metrics.dispatched.Add(float64(len(b.entries)))
 	s.startChains(ctx, r.starts)
-	return len(entries), nil
+	nb := <-next
+	if nb.err != nil {
+		nb = nil // read again from the stored cursor
+	}
+	return len(b.entries), nb, nil
 }
 
 // event builds one outbox entry's event and picks the subscriptions that want it.

@@ -287,9 +287,14 @@ func TestOpsPageInTheBrowser(t *testing.T) {
 		&& document.querySelector('#tasks tr[data-task-id=%q]').textContent.includes('outbound:template')
 		&& document.querySelector('#tasks tr[data-task-id=%q]').textContent.includes('131026')`,
 		cell("archived"), cell("failed_today"), info.ID, info.ID, info.ID))
-	b.until("routing's queues and agents are shown", `document.querySelector('#routing-queues tr[data-queue="sales"][data-channel="whatsapp"]')
+	// One server row per asynq server of the process (a worker pool each), as asynq lists them.
+	servers, err := inspector.Servers()
+	if err != nil || len(servers) == 0 {
+		t.Fatalf("asynq servers: %d %v", len(servers), err)
+	}
+	b.until("routing's queues and agents are shown", fmt.Sprintf(`document.querySelector('#routing-queues tr[data-queue="sales"][data-channel="whatsapp"]')
 		&& document.querySelector('#agents-online tr[data-channel="webchat"] [data-col="offline"]').textContent === '3'
-		&& document.querySelectorAll('#servers tbody tr').length === 2`) // the one process's two worker pools: replies; templates and default
+		&& document.querySelectorAll('#servers tbody tr').length === %d`, len(servers)))
 	// Retention holds a closed conversation the integration outlet has not acknowledged (the
 	// sweeper's held ZSET, seeded here as it would write it): the panel says how many and since when.
 	heldKey := g2key(tg, "retention", "held")

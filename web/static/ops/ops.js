@@ -1,5 +1,6 @@
 // The operations view: asynq's queues, tasks and servers (/v1/ops), routing's waiting queues
-// (/v1/queues) and agents per channel (/v1/agents), refreshed every few seconds.
+// (/v1/queues), agents per channel (/v1/agents) and the event subscriptions with their dead letters
+// (/v1/ops/integrations), refreshed every few seconds.
 "use strict";
 
 (() => {
@@ -31,12 +32,127 @@
     refresh();
   }
 
+  // ---- confirmation (the console's dialog: resolves true only on the OK button) ----
+  let confirmPending = null;
+  function settleConfirm() {
+    if (!confirmPending) return;
+    const resolve = confirmPending;
+    confirmPending = null;
+    resolve($("confirm-dialog").returnValue === "ok");
+  }
+  $("confirm-dialog").addEventListener("close", () => { if (!$("confirm-dialog").open) settleConfirm(); });
+  function confirmAction(title, text, ok, cancel) {
+    const d = $("confirm-dialog");
+    settleConfirm();
+    $("confirm-title").textContent = title;
+    $("confirm-text").textContent = text;
+    d.querySelector("[data-confirm-ok]").textContent = ok;
+    d.querySelector("[data-confirm-cancel]").textContent = cancel;
+    d.returnValue = "";
+    return new Promise((resolve) => { confirmPending = resolve; d.showModal(); });
+  }
+
+  // ---- integrations ----
+
+  // ago says how long since an instant, in the page's language.
+  function ago(iso) {
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (s < 60) return t("ops.int.ago.s", { n: Math.floor(s) });
+    if (s < 3600) return t("ops.int.ago.min", { n: Math.floor(s / 60) });
+    if (s < 86400) return t("ops.int.ago.h", { n: Math.floor(s / 3600) });
+    return t("ops.int.ago.d", { n: Math.floor(s / 86400) });
+  }
+
+  // errorWords puts a delivery error into words: what the receiver answered, or that it was not reached.
+  function errorWords(e) {
+    if (!e) return "";
+    let m = /answered (\d{3})/.exec(e);
+    if (m && m[1] === "410") return t("ops.int.err.gone");
+    if (m) return t("ops.int.err.status", { code: m[1] });
+    if (/max_age/.test(e)) return t("ops.int.err.maxAge");
+    if (/expired/.test(e)) return t("ops.int.err.expired");
+    if (/timeout|deadline/i.test(e)) return t("ops.int.err.timeout");
+    if (/POST failed/.test(e)) return t("ops.int.err.unreachable");
+    return e;
+  }
+
+  const subPath = (id) => "/v1/ops/integrations/" + encodeURIComponent(id);
+  let intSig = "";
+
+  async function deadAction(sub, d, action, button) {
+    if (action === "delete") {
+      const ok = await confirmAction(t("ops.int.confirmDelete.title", { type: d.type }), t("ops.int.confirmDelete.text"),
+        t("ops.int.confirmDelete.ok"), t("ops.int.confirmDelete.cancel"));
+      if (!ok) { button.focus(); return; }
+    }
+    button.disabled = true;
+    try {
+      if (action === "retry") await api("POST", subPath(sub) + "/dead-letters/" + encodeURIComponent(d.id) + "/retry");
+      else if (action === "delete") await api("DELETE", subPath(sub) + "/dead-letters/" + encodeURIComponent(d.id));
+      else await api("POST", subPath(sub) + "/enable");
+      notify(t(action === "enable" ? "ops.int.enabled" : action === "retry" ? "ops.int.retried" : "ops.int.deleted"));
+    } catch (err) {
+      button.disabled = false;
+      notify(i18n.errorText(err));
+      return;
+    }
+    // The section's heading keeps the keyboard's place: the row with the button is gone.
+    refresh().then(() => document.querySelector(`[data-subscription="${CSS.escape(sub)}"] h3`)?.focus());
+  }
+
+  function renderIntegrations(st, dead) {
+    const held = st.held.conversations;
+    $("integrations-summary").textContent = st.subscriptions.length === 0 ? t("ops.int.none")
+      : t("ops.int.summary", { outbox: st.outbox, held }) + (held && st.held.oldest_since ? " " + t("ops.int.heldSince", { age: ago(st.held.oldest_since) }) : "");
+    $("integrations").replaceChildren(...st.subscriptions.map((s, i) => {
+      const dl = dead[i];
+      const facts = [t("ops.int.pending", { n: s.pending }), t("ops.int.deadCount", { n: s.dead_letters })];
+      if (s.state !== "healthy" && s.failures) facts.push(t("ops.int.failures", { n: s.failures }));
+      if (s.failing_since) facts.push(t("ops.int.failingSince", { age: ago(s.failing_since) }));
+      if (s.last_success_at) facts.push(t("ops.int.lastSuccess", { age: ago(s.last_success_at) }));
+      return el("article", { class: "subscription", dataset: { subscription: s.id, state: s.state }, "aria-labelledby": "sub-" + i },
+        el("h3", { id: "sub-" + i, tabindex: "-1" }, s.id + " → " + s.host),
+        el("p", {}, el("strong", { class: "sub-state " + s.state, "data-col": "state" }, t("ops.int.state." + s.state)), " · ", facts.join(" · ")),
+        s.state !== "healthy" && s.last_error ? el("p", { "data-col": "last_error" }, t("ops.int.lastError", { error: errorWords(s.last_error) })) : null,
+        s.state !== "healthy" ? el("p", {}, el("button", { type: "button", "data-enable": s.id, onclick: (e) => deadAction(s.id, null, "enable", e.target) },
+          t("ops.int.enable")), " ", el("span", { class: "muted" }, t(s.state === "disabled" ? "ops.int.enableDisabled" : "ops.int.enableUnhealthy"))) : null,
+        dl.length === 0 ? el("p", { class: "muted" }, t("ops.int.noDead")) :
+          el("table", { class: "dead-letters" },
+            el("caption", {}, t("ops.int.deadCaption", { id: s.id })),
+            el("thead", {}, el("tr", {}, ...["type", "conversation", "age", "error", "attempts", "actions"].map((c) => el("th", { scope: "col" }, t("ops.int.col." + c))))),
+            el("tbody", {}, ...dl.map((d) => el("tr", { dataset: { deadLetter: d.id } },
+              el("th", { scope: "row" }, d.type || "—"), el("td", {}, d.conversation_id ? el("code", {}, d.conversation_id) : "—"),
+              el("td", { "data-dead-at": d.dead_at }, ago(d.dead_at)), el("td", { "data-col": "error" }, errorWords(d.error)), td(d.attempts, "num"),
+              el("td", {}, el("div", { class: "row" },
+                el("button", { type: "button", "data-retry-dead": d.id, "aria-label": t("ops.int.retryOf", { type: d.type, id: d.id }),
+                  onclick: (e) => deadAction(s.id, d, "retry", e.target) }, t("ops.retry")),
+                el("button", { type: "button", class: "danger", "data-delete-dead": d.id, "aria-label": t("ops.int.deleteOf", { type: d.type, id: d.id }),
+                  onclick: (e) => deadAction(s.id, d, "delete", e.target) }, t("ops.delete")))))))));
+    }));
+  }
+
+  async function refreshIntegrations() {
+    const st = await api("GET", "/v1/ops/integrations");
+    const dead = await Promise.all(st.subscriptions.map((s) => s.dead_letters
+      ? api("GET", subPath(s.id) + "/dead-letters?limit=100").then((r) => r.dead_letters) : Promise.resolve([])));
+    // Rebuilt only when something changed, so a focused button stays under the keyboard; the ages
+    // are updated in place. Never while a confirmation is open.
+    const sig = JSON.stringify([st, dead, i18n.lang()]);
+    if ($("confirm-dialog").open) return;
+    if (sig !== intSig) {
+      intSig = sig;
+      renderIntegrations(st, dead);
+    } else {
+      for (const c of $("integrations").querySelectorAll("[data-dead-at]")) c.textContent = ago(c.dataset.deadAt);
+    }
+  }
+
   async function refresh() {
     clearTimeout(timer);
     try {
       const [tq, servers, rq, agents, kept] = await Promise.all([
         api("GET", "/v1/ops/queues"), api("GET", "/v1/ops/servers"), api("GET", "/v1/queues"), api("GET", "/v1/agents"),
-        api("GET", "/v1/ops/retention")]);
+        api("GET", "/v1/ops/retention"), refreshIntegrations()]);
 
       $("retention").dataset.held = String(kept.held);
       $("retention").textContent = kept.held ? t("ops.retentionHeld", { n: kept.held, age: seconds(kept.oldest_hold_seconds) }) : t("ops.retentionNone");
@@ -104,7 +220,7 @@
   });
   $("refresh").addEventListener("click", refresh);
   i18n.apply();
-  i18n.switcher($("lang"), () => { renderUpdated(); if (!$("dashboard").hidden) refresh(); });
+  i18n.switcher($("lang"), () => { renderUpdated(); intSig = ""; if (!$("dashboard").hidden) refresh(); });
   $("sign-out").addEventListener("click", chatgate.signOut);
   chatgate.signIn({ form: $("signin-form"), picker: $("dev-picker"), notice: $("notice"), role: "admin",
     check: () => api("GET", "/v1/ops/queues"),
