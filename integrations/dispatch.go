@@ -14,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/outbox"
-	"github.com/chatgate/chatgate/presence"
 )
 
 // dispatchBatch is how many outbox entries one accept script moves.
@@ -272,18 +271,6 @@ func (s *Service) Sweep(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// PresenceChanged emits presence.changed for workforce systems (a presence.Listener). It is written
-// after presence stored the change, not in the same script: a crash in between loses the event.
-func (s *Service) PresenceChanged(ctx context.Context, changes []presence.Change) {
-	for _, c := range changes {
-		err := outbox.Emit(ctx, s.client, s.ks, outbox.PresenceChanged, "", c.At, map[string]string{
-			outbox.FieldAgent: c.Agent, outbox.FieldData: mustJSON(c)})
-		if err != nil {
-			s.logger.Warn("could not record presence.changed", "agent", c.Agent, "err", err)
-		}
-	}
 }
 
 func mustJSON(v any) string {

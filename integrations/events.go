@@ -192,6 +192,9 @@ func (s *Service) build(ctx context.Context, src Source, id string, f map[string
 	case typ == outbox.PresenceChanged:
 		b.key = agentKeyPrefix + str(outbox.FieldAgent)
 		data["agent"] = str(outbox.FieldAgent)
+		if _, ok := data["at"]; !ok {
+			data["at"] = at // written by presence's script: the change's time is the entry's
+		}
 	default:
 		// conversation.transferred and other Go emitters: their data is the entry's d field
 		if a := str(outbox.FieldAgent); a != "" {

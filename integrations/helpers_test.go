@@ -231,7 +231,6 @@ func (e *env) start(t testing.TB, tweak func(*Options)) *Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Shutdown)
-	e.presence.AddListener(s)
 	e.services = append(e.services, s)
 	return s
 }

@@ -2,6 +2,7 @@ package integrations
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -103,4 +104,49 @@ func keysOf(t *testing.T, e *env, ids ...string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A delivery receipt that arrives before the send's answer is kept, then applied the moment the
+// answer records the provider's id: each status applied then is a message.status event too.
+func TestStatusesBeforeTheSendsAnswerAreEvents(t *testing.T) {
+	ctx := context.Background()
+	rc := newReceiver(t, secretA, nil)
+	e := newEnv(t, nil, hook("crm", rc.srv.URL, func(w *configs.Webhook) {
+		w.Secret = secretA
+		w.Events = []string{"message.status"}
+	}))
+	e.start(t, nil)
+	if _, err := e.presence.Set(ctx, "ana", "whatsapp", presence.Online, "", "ana", presence.CauseToggle); err != nil {
+		t.Fatal(err)
+	}
+	e.customer(t, "5511999990041", "text", "Oi")
+	card := e.mustCard(t, "ana")
+	if _, err := e.router.Accept(ctx, card.ID, "ana"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.router.RecordOutbound(ctx, card.ConversationID, "ana", "text", "Olá!", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meta's receipts outrun the send's answer.
+	for _, st := range []string{"read", "delivered"} {
+		if _, outcome, err := e.router.ApplyProviderStatus(ctx, "whatsapp", "wamid.EARLY41", routing.StatusUpdate{State: st}); err != nil || outcome != routing.StatusPending {
+			t.Fatalf("%s before the answer: %s %v, want pending", st, outcome, err)
+		}
+	}
+	if _, _, err := e.router.UpdateStatus(ctx, m.ID, routing.StatusUpdate{State: "sent", ProviderMessageID: "wamid.EARLY41", Channel: "whatsapp"}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, "three statuses at the receiver", func() bool { return len(rc.acked()) >= 3 })
+	var states []string
+	for _, r := range rc.acked() {
+		data := r.event["data"].(map[string]any)
+		if data["conversation_id"] != card.ConversationID {
+			t.Fatalf("status of another conversation: %v", data)
+		}
+		states = append(states, fmt.Sprint(data["status"]))
+	}
+	if strings.Join(states, " ") != "sent delivered read" {
+		t.Fatalf("statuses %v, want sent delivered read (the machine's order)", states)
+	}
 }

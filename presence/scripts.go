@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/luascript"
+	"github.com/chatgate/chatgate/internal/outbox"
 )
 
 // transitionScript applies one toggle to an agent's channel and, by the shared-queue rule, to the
@@ -19,7 +20,8 @@ import (
 // ARGV[9] totals TTL (s)     ARGV[10] history MINID (ms)            ARGV[11] allow login: 1|0
 // ARGV[12] reaper cutoff (ms, or "" when not reaping)
 // ARGV[13] n = size of the channel's group, ARGV[14..13+n] the group (the channel included),
-// then m = number of the agent's enabled channels, and those channels.
+// then m = number of the agent's enabled channels, and those channels; last, the tenant's key prefix
+// (the integrations' outbox, written in this same step: presence.changed is as durable as the change).
 //
 // Totals fields are <Unix day>:<channel>:online and <Unix day>:<channel>:paused:<reason> (ms), plus
 // "pruned" → the last day a prune ran, so old days are swept once a day, not at every transition.
@@ -27,7 +29,7 @@ import (
 // Returns {"ok", changes, state} where changes = {{channel, from, to, reason}, …} and state is the
 // HGETALL of the state HASH after the change; or {"channel_offline"} (pause of an offline channel),
 // {"login_denied"} (a login asked by someone else), {"skipped"} (the reaper saw a fresh heartbeat).
-var transitionScript = luascript.New[transitionArgs, transitionReply]("presence transition", `
+var transitionScript = luascript.New[transitionArgs, transitionReply]("presence transition", outbox.Lua+`
 local now = tonumber(ARGV[1])
 local agent, ch, want, reason, by, cause = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local keepDay, ttl, minid = tonumber(ARGV[8]), ARGV[9], ARGV[10]
@@ -99,6 +101,11 @@ local function set(c, to, why, logged)
   local added = redis.pcall('XADD', KEYS[2], historyId(), unpack(entry))
   if type(added) == 'table' and added.err then redis.call('XADD', KEYS[2], '*', unpack(entry)) end
   table.insert(changes, {c, from, to, logged})
+  local d = {agent = agent, channel = c, from = from, to = to}
+  if logged ~= '' then d.reason = logged end
+  if by ~= '' then d.by = by end
+  if cause ~= '' then d.cause = cause end
+  outboxEmit(ARGV[#ARGV], ARGV[1], 'presence.changed', '', 'a', agent, 'd', cjson.encode(d))
 end
 
 local cur = state(ch)
@@ -172,6 +179,7 @@ func (a transitionArgs) KeysAndArgv() ([]string, []any) {
 	for _, c := range a.channels {
 		argv = append(argv, c)
 	}
+	argv = append(argv, a.keys.ks.Prefix())
 	return []string{a.keys.state(a.agent), a.keys.history(a.agent), a.keys.seen(), a.keys.totals(a.agent)}, argv
 }
 

@@ -1026,8 +1026,8 @@ func parseReplyScriptReply(v any) (replyScriptReply, error) {
 // status: a provider id of a customer's message changes nothing.
 //
 // apply(message key, status, at ms, error code, title, message, details) returns 'ok', 'stale',
-// 'inbound', 'unknown' or 'not_found'. drain(message key, pending list) applies the kept statuses
-// in the machine's order.
+// 'inbound', 'unknown' or 'not_found'. drain(message key, pending list, prefix) applies the kept
+// statuses in the machine's order, each an integrations event (message.status) when applied.
 const statusLua = `
 local rank = {queued = 1, sent = 2, delivered = 3, read = 4, played = 5}
 local order = {queued = 0, sent = 1, delivered = 2, read = 3, played = 4, failed = 5, warning = 6, deleted = 7}
@@ -1066,7 +1066,7 @@ local function apply(k, st, at, code, title, message, details, summary)
   redis.call('HSET', k, 'status', st, 'status_at', at)
   return 'ok'
 end
-local function drain(k, list)
+local function drain(k, list, P)
   local kept = {}
   for i, e in ipairs(redis.call('LRANGE', list, 0, -1)) do
     local ok, v = pcall(cjson.decode, e)
@@ -1078,7 +1078,13 @@ local function drain(k, list)
     return a.i < b.i
   end)
   for _, v in ipairs(kept) do
-    apply(k, v.s, tostring(v.at or ''), tostring(v.code or ''), tostring(v.title or ''), tostring(v.message or ''), tostring(v.details or ''), tostring(v.summary or ''))
+    local at = tostring(v.at or '')
+    if at == '' then at = ARGV[2] end
+    local res = apply(k, v.s, at, tostring(v.code or ''), tostring(v.title or ''), tostring(v.message or ''), tostring(v.details or ''), tostring(v.summary or ''))
+    -- each kept status applied is an event of its own for the integrations, as if it came now
+    if res == 'ok' and P then
+      outboxEmit(P, at, 'message.status', redis.call('HGET', k, 'conversation_id'), 'm', redis.call('HGET', k, 'id'), 's', v.s)
+    end
   end
   redis.call('DEL', list)
 end
@@ -1113,7 +1119,7 @@ if res == 'ok' then outboxEmit(ARGV[10], ARGV[2], 'message.status', redis.call('
 if res == 'ok' and ARGV[8] == '1' then
   redis.call('SET', KEYS[2], redis.call('HGET', k, 'id'), 'EX', ARGV[9])
   if redis.call('EXISTS', KEYS[3]) == 1 then
-    drain(k, KEYS[3])
+    drain(k, KEYS[3], ARGV[10])
     redis.call('ZREM', KEYS[4], KEYS[3])
   end
 end

@@ -103,6 +103,9 @@ func TestOpsIntegrationsInTheBrowser(t *testing.T) {
 	scroll()
 	b.shot("integrations-dead-pt-BR")
 	b.eval("back to English", `(() => { const s = document.querySelector('#lang'); s.value = 'en'; s.dispatchEvent(new Event('change')); return s.value; })()`)
+	// the section is drawn again in English: click only once it is
+	b.until("the section in English again", sub+`?.querySelector('[data-col="state"]').textContent !== 'Com falhas seguidas'
+		&& document.querySelector('button[data-retry-dead="`+retried.ID+`"]')?.textContent !== 'Tentar agora'`)
 
 	// Enable clears the failures; the keyboard's place goes to the subscription's heading.
 	b.click("enable the subscription", `button[data-enable="crm"]`)

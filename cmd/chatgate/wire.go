@@ -136,9 +136,6 @@ func (g *gateway) wireIntegrations(router *routing.Router, presenceStore *presen
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Integrations.Webhooks) > 0 {
-		presenceStore.AddListener(integ)
-	}
 	g.components = append(g.components, integ)
 	return integ, nil
 }
