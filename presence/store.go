@@ -228,18 +228,31 @@ func (s *Store) Get(ctx context.Context, agent string) (AgentPresence, error) {
 }
 
 // List returns every configured agent's presence (the supervisor's view), pipelined.
-func (s *Store) List(ctx context.Context) ([]AgentPresence, error) {
+func (s *Store) List(ctx context.Context) ([]AgentPresence, error) { return s.ListOf(ctx, s.order) }
+
+// ListOf returns the presence of the given agents, in that order, pipelined; ids that are not
+// configured agents are left out.
+func (s *Store) ListOf(ctx context.Context, agents []string) ([]AgentPresence, error) {
+	known := make([]string, 0, len(agents))
+	for _, id := range agents {
+		if _, ok := s.agents[id]; ok {
+			known = append(known, id)
+		}
+	}
+	if len(known) == 0 {
+		return nil, nil
+	}
 	pipe := s.client.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(s.order))
-	for i, id := range s.order {
+	cmds := make([]*redis.MapStringStringCmd, len(known))
+	for i, id := range known {
 		cmds[i] = pipe.HGetAll(ctx, s.keys.state(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
 	now := s.clock.Now()
-	out := make([]AgentPresence, len(s.order))
-	for i, id := range s.order {
+	out := make([]AgentPresence, len(known))
+	for i, id := range known {
 		out[i] = s.build(id, s.agents[id], cmds[i].Val(), now)
 	}
 	return out, nil

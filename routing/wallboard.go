@@ -84,8 +84,25 @@ type BoardEvent struct {
 type BoardAgent struct {
 	presence.AgentPresence
 	Loads []BoardLoad `json:"loads"`
-	Cards []BoardCard `json:"cards"`
+	// Cards are the agent's oldest conversations, at most boardCardsPerAgent of them; CardsTotal
+	// counts them all.
+	Cards      []BoardCard `json:"cards"`
+	CardsTotal int         `json:"cards_total"`
 }
+
+// boardCardsPerAgent bounds the conversations read for one row: a row is read again after every
+// event of its agent, and an agent holding hundreds (a bulk queue, a test) must not cost hundreds
+// of reads each time. A supervisor acts on the oldest.
+const boardCardsPerAgent = 20
+
+// boardEventGap is the least time between two event-driven reads of the rows: a burst of offers
+// costs one read of the agents it touched, not one per offer.
+const boardEventGap = 200 * time.Millisecond
+
+// boardSweepEvery is how many intervals pass between reads of every agent's row; in between, rows
+// are read when their agent's events pass through (every change of a row has one), and the
+// queues' counters every interval (waits grow with the clock).
+const boardSweepEvery = 30
 
 // BoardLoad is an agent's load on one channel.
 type BoardLoad struct {
@@ -124,9 +141,12 @@ type Wallboard struct {
 	logger   *slog.Logger
 	interval time.Duration
 
-	dirty chan string
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	mu          sync.Mutex
+	dirtyAgents map[string]struct{}
+	queuesDirty bool
+	wake        chan struct{}
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 var _ Publisher = (*Wallboard)(nil)
@@ -144,7 +164,8 @@ func NewWallboard(client redis.UniversalClient, events *StreamLog, ps *presence.
 		logger = slog.Default()
 	}
 	return &Wallboard{inner: events, presence: ps, log: sse.NewLog(client, events.keys.eventsChannel(), maxLen, 0), keys: events.keys,
-		logger: logger.With("component", "wallboard"), interval: interval, dirty: make(chan string, 256), stop: make(chan struct{})}
+		logger: logger.With("component", "wallboard"), interval: interval,
+		dirtyAgents: map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // SetRouter gives the wallboard the router whose loads and queues it reads (the router is built
@@ -163,10 +184,7 @@ func (w *Wallboard) Publish(ctx context.Context, agent string, ev Event) (string
 		w.append(ctx, BoardEvent{Type: ev.Type, At: at, Agent: agent, Presence: ev.Presence, Card: ev.Card, Conversation: ev.Conversation})
 	}
 	if dirtying[ev.Type] {
-		select {
-		case w.dirty <- agent:
-		default: // the next tick reads every row anyway
-		}
+		w.markDirty(agent)
 	}
 	return id, err
 }
@@ -174,7 +192,8 @@ func (w *Wallboard) Publish(ctx context.Context, agent string, ev Event) (string
 var _ SupervisorPublisher = (*Wallboard)(nil)
 
 // PublishSupervisor carries the router's events meant for supervisors (transfers, unanswered
-// conversations, wrap-ups) on the supervisors' stream, and has the agents concerned read again.
+// conversations, wrap-ups) on the supervisors' stream, and has the queues' counters read again (the
+// agents concerned hear their own events, which mark their rows).
 func (w *Wallboard) PublishSupervisor(ctx context.Context, ev Event) error {
 	at := ev.At
 	if at.IsZero() {
@@ -184,11 +203,34 @@ func (w *Wallboard) PublishSupervisor(ctx context.Context, ev Event) error {
 		Transfer: ev.Transfer, Unanswered: ev.Unanswered, WrapUp: ev.WrapUp}) {
 		return fmt.Errorf("wallboard: %s not published", ev.Type)
 	}
-	select {
-	case w.dirty <- "":
-	default:
-	}
+	w.markDirty("")
 	return nil
+}
+
+// markDirty notes that the agent's row (none for "") and the queues' counters are to be read again.
+func (w *Wallboard) markDirty(agent string) {
+	w.mu.Lock()
+	if agent != "" {
+		w.dirtyAgents[agent] = struct{}{}
+	}
+	w.queuesDirty = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default: // already woken
+	}
+}
+
+// takeDirty hands over the rows and counters marked since the last call.
+func (w *Wallboard) takeDirty() (agents []string, queues bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for a := range w.dirtyAgents {
+		agents = append(agents, a)
+	}
+	clear(w.dirtyAgents)
+	queues, w.queuesDirty = w.queuesDirty, false
+	return agents, queues
 }
 
 func (w *Wallboard) append(ctx context.Context, ev BoardEvent) bool {
@@ -203,81 +245,140 @@ func (w *Wallboard) append(ctx context.Context, ev BoardEvent) bool {
 	return true
 }
 
-// changedScript records a row's digest and says whether it differs from the last one published, so
-// that replicas refreshing the same rows publish each change once.
-var changedScript = luascript.New[changedArgs, int64]("board_changed", `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-`, luascript.Integer)
+// changedScript records rows' digests (ARGV: field, digest, field, digest…) and returns the
+// 1-based positions of the pairs whose digest differs from the last one published, so that replicas
+// refreshing the same rows publish each change once.
+var changedScript = luascript.New[changedArgs, []int64]("board_changed", `
+local out = {}
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    out[#out + 1] = (i + 1) / 2
+  end
+end
+return out
+`, changedPositions)
+
+func changedPositions(v any) ([]int64, error) {
+	arr, err := luascript.AsArray(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(arr))
+	for i := range arr {
+		out[i] = arr.Int(i)
+	}
+	return out, nil
+}
 
 type changedArgs struct {
-	keys          keys
-	field, digest string
+	keys  keys
+	pairs []any
 }
 
 func (a changedArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.boardDigest()}, []any{a.field, a.digest}
+	return []string{a.keys.boardDigest()}, a.pairs
 }
 
-// publishIfChanged publishes the row when its content changed since the last one published. A
-// failed publish forgets the digest, so the next refresh tries again.
-func (w *Wallboard) publishIfChanged(ctx context.Context, field string, ev BoardEvent) (bool, error) {
-	row, err := json.Marshal(struct {
-		A *BoardAgent  `json:"a"`
-		Q *QueueStatus `json:"q"`
-	}{ev.Row, ev.Queue})
-	if err != nil {
-		return false, err
-	}
-	sum := sha256.Sum256(row)
-	changed, err := changedScript.Run(ctx, w.router.client, changedArgs{keys: w.router.keys, field: field, digest: hex.EncodeToString(sum[:12])})
-	if err != nil || changed == 0 {
-		return false, err
-	}
-	if !w.append(ctx, ev) {
-		w.router.client.HDel(context.WithoutCancel(ctx), w.router.keys.boardDigest(), field)
-		return false, nil
-	}
-	return true, nil
-}
+// changedPerCall bounds one digest script's rows, so a board of thousands of agents does not hold
+// Redis for one long script.
+const changedPerCall = 256
 
-// Refresh reads every agent's row and every queue's counters and publishes those that changed; it
-// returns how many it published. The wallboard runs it every interval (queues change with arrivals
-// and with the clock: waits grow, business hours open and close); tests call it directly.
-func (w *Wallboard) Refresh(ctx context.Context) (int, error) {
-	board, err := w.Snapshot(ctx)
-	if err != nil {
-		return 0, err
-	}
+// publishChanged publishes the events whose rows changed since the last ones published; it returns
+// how many it published. A failed publish forgets the digest, so the next read tries again.
+func (w *Wallboard) publishChanged(ctx context.Context, fields []string, evs []BoardEvent) (int, error) {
 	n := 0
-	for i := range board.Agents {
-		a := &board.Agents[i]
-		ok, err := w.publishIfChanged(ctx, "agent:"+a.Agent, BoardEvent{Type: EventBoardAgent, At: board.At, Agent: a.Agent, Row: a})
+	for lo := 0; lo < len(evs); lo += changedPerCall {
+		hi := min(lo+changedPerCall, len(evs))
+		pairs := make([]any, 0, 2*(hi-lo))
+		for i := lo; i < hi; i++ {
+			row, err := json.Marshal(struct {
+				A *BoardAgent  `json:"a"`
+				Q *QueueStatus `json:"q"`
+			}{evs[i].Row, evs[i].Queue})
+			if err != nil {
+				return n, err
+			}
+			sum := sha256.Sum256(row)
+			pairs = append(pairs, fields[i], hex.EncodeToString(sum[:12]))
+		}
+		changed, err := changedScript.Run(ctx, w.router.client, changedArgs{keys: w.router.keys, pairs: pairs})
 		if err != nil {
 			return n, err
 		}
-		if ok {
-			n++
-		}
-	}
-	for i := range board.Queues {
-		q := board.Queues[i]
-		// The oldest wait grows every second: the stream carries it to the second, and pages count
-		// on from there.
-		ok, err := w.publishIfChanged(ctx, "queue:"+q.ID, BoardEvent{Type: EventBoardQueue, At: board.At, Queue: &q})
-		if err != nil {
-			return n, err
-		}
-		if ok {
+		for _, pos := range changed {
+			i := lo + int(pos) - 1
+			if i < lo || i >= hi {
+				continue
+			}
+			if !w.append(ctx, evs[i]) {
+				w.router.client.HDel(context.WithoutCancel(ctx), w.router.keys.boardDigest(), fields[i])
+				continue
+			}
 			n++
 		}
 	}
 	return n, nil
 }
 
-// rows completes the agents' presence with their loads and conversations, in three pipelined
-// round trips whatever the number of agents (the board is read every second).
+// Refresh reads every agent's row and every queue's counters and publishes those that changed; it
+// returns how many it published. The wallboard runs it at start and every boardSweepEvery
+// intervals; tests call it directly.
+func (w *Wallboard) Refresh(ctx context.Context) (int, error) {
+	n, err := w.refreshAgents(ctx, nil)
+	if err != nil {
+		return n, err
+	}
+	m, err := w.refreshQueues(ctx)
+	return n + m, err
+}
+
+// refreshAgents reads the rows of the given agents (every agent for nil) and publishes those that
+// changed.
+func (w *Wallboard) refreshAgents(ctx context.Context, agents []string) (int, error) {
+	var all []presence.AgentPresence
+	var err error
+	if agents == nil {
+		all, err = w.presence.List(ctx)
+	} else {
+		all, err = w.presence.ListOf(ctx, agents)
+	}
+	if err != nil || len(all) == 0 {
+		return 0, err
+	}
+	rows, err := w.rows(ctx, all)
+	if err != nil {
+		return 0, err
+	}
+	at := w.router.clock.Now().UTC()
+	fields := make([]string, len(rows))
+	evs := make([]BoardEvent, len(rows))
+	for i := range rows {
+		fields[i] = "agent:" + rows[i].Agent
+		evs[i] = BoardEvent{Type: EventBoardAgent, At: at, Agent: rows[i].Agent, Row: &rows[i]}
+	}
+	return w.publishChanged(ctx, fields, evs)
+}
+
+// refreshQueues reads every queue's counters and publishes those that changed. The oldest wait grows
+// every second: the stream carries it to the second, and pages count on from there.
+func (w *Wallboard) refreshQueues(ctx context.Context) (int, error) {
+	queues, err := w.router.QueuesStatus(ctx)
+	if err != nil {
+		return 0, err
+	}
+	at := w.router.clock.Now().UTC()
+	fields := make([]string, len(queues))
+	evs := make([]BoardEvent, len(queues))
+	for i := range queues {
+		fields[i] = "queue:" + queues[i].ID
+		evs[i] = BoardEvent{Type: EventBoardQueue, At: at, Queue: &queues[i]}
+	}
+	return w.publishChanged(ctx, fields, evs)
+}
+
+// rows completes the agents' presence with their loads and their oldest conversations, in three
+// pipelined round trips whatever the number of agents.
 func (w *Wallboard) rows(ctx context.Context, all []presence.AgentPresence) ([]BoardAgent, error) {
 	r := w.router
 	pipe := r.client.Pipeline()
@@ -294,7 +395,10 @@ func (w *Wallboard) rows(ctx context.Context, all []presence.AgentPresence) ([]B
 	cards := make([][]*redis.MapStringStringCmd, len(all))
 	n := 0
 	for i := range all {
-		for _, id := range ids[i].Val() {
+		held := ids[i].Val()
+		// Card ids are ULIDs: in id order, the oldest first.
+		sort.Strings(held)
+		for _, id := range held[:min(len(held), boardCardsPerAgent)] {
 			cards[i] = append(cards[i], pipe.HGetAll(ctx, r.keys.card(id)))
 			n++
 		}
@@ -316,13 +420,14 @@ func (w *Wallboard) rows(ctx context.Context, all []presence.AgentPresence) ([]B
 	}
 	out := make([]BoardAgent, len(all))
 	for i, p := range all {
-		row := BoardAgent{AgentPresence: p, Loads: []BoardLoad{}, Cards: []BoardCard{}}
+		row := BoardAgent{AgentPresence: p, Loads: []BoardLoad{}, Cards: []BoardCard{}, CardsTotal: len(ids[i].Val())}
 		info := r.agents[p.Agent]
 		for _, ch := range p.Channels {
 			row.Loads = append(row.Loads, BoardLoad{Channel: ch.Channel, Load: atoiOr0(loads[i].Val()[ch.Channel]), Capacity: info.channels[ch.Channel]})
 		}
 		for j, c := range cards[i] {
 			if len(c.Val()) == 0 {
+				row.CardsTotal--
 				continue
 			}
 			card := cardFrom(c.Val())
@@ -362,43 +467,60 @@ func (w *Wallboard) Snapshot(ctx context.Context) (Board, error) {
 	return b, nil
 }
 
-// Start refreshes the rows of agents whose events passed through, at once, and every row every
-// interval.
+// Start reads the whole board at once; then the rows of agents whose events passed through (at most
+// one read per boardEventGap, however many events), the queues' counters every interval and after
+// events, and every row every boardSweepEvery intervals.
 func (w *Wallboard) Start() error {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		t := time.NewTicker(w.interval)
 		defer t.Stop()
+		w.run(w.Refresh, "wallboard refresh failed")
+		ticks := 0
 		for {
 			select {
 			case <-w.stop:
 				return
-			case <-w.dirty:
-				// An agent's event changes its row and its queues' counters: the whole board is read
-				// once for every event pending (a burst of offers costs one read).
-				for drained := false; !drained; {
-					select {
-					case <-w.dirty:
-					default:
-						drained = true
+			case <-w.wake:
+				agents, queues := w.takeDirty()
+				w.run(func(ctx context.Context) (int, error) {
+					n, err := 0, error(nil)
+					if len(agents) > 0 {
+						n, err = w.refreshAgents(ctx, agents)
 					}
+					if err == nil && queues {
+						var m int
+						m, err = w.refreshQueues(ctx)
+						n += m
+					}
+					return n, err
+				}, "wallboard rows not refreshed")
+				// Events arriving meanwhile wait for the next read, which takes them all.
+				select {
+				case <-w.stop:
+					return
+				case <-time.After(boardEventGap):
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*w.interval)
-				if _, err := w.Refresh(ctx); err != nil {
-					w.logger.Debug("wallboard not refreshed", "err", err)
-				}
-				cancel()
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), 10*w.interval)
-				if _, err := w.Refresh(ctx); err != nil {
-					w.logger.Warn("wallboard refresh failed", "err", err)
+				if ticks++; ticks%boardSweepEvery == 0 {
+					w.run(w.Refresh, "wallboard refresh failed")
+				} else {
+					w.run(w.refreshQueues, "wallboard queues not refreshed")
 				}
-				cancel()
 			}
 		}
 	}()
 	return nil
+}
+
+// run runs one read of the board, bounded in time, and logs its failure.
+func (w *Wallboard) run(read func(context.Context) (int, error), failure string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*w.interval)
+	defer cancel()
+	if _, err := read(ctx); err != nil {
+		w.logger.Warn(failure, "err", err)
+	}
 }
 
 // Shutdown stops the refreshes.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/httpx"
@@ -33,8 +34,12 @@ type boardEnv struct {
 
 func newBoardEnv(t *testing.T) *boardEnv {
 	t.Helper()
+	return newBoardEnvWith(t, testConfig("longest_idle"))
+}
+
+func newBoardEnvWith(t *testing.T, cfg *configs.Config) *boardEnv {
+	t.Helper()
 	client := redistest.Client(t)
-	cfg := testConfig("longest_idle")
 	clk := clock.NewFake(t0)
 	ks := keyspace.New("t")
 	topo := topology.New(cfg)
@@ -280,5 +285,71 @@ func TestWallboardStreamCarriesTheFloor(t *testing.T) {
 	}
 	if resp := b.do(t, http.MethodGet, "/v1/supervisor/wallboard", "ana", auth.RoleAgent, "", ""); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an agent read the wallboard: %d", resp.StatusCode)
+	}
+}
+
+// An agent holding more conversations than a row shows: the row names the oldest and counts them all.
+func TestWallboardRowShowsTheOldestConversations(t *testing.T) {
+	cfg := testConfig("longest_idle")
+	cfg.Agents[0].Channels["whatsapp"] = configs.AgentChannel{Capacity: 100}
+	b := newBoardEnvWith(t, cfg)
+	b.set(t, "ana", "whatsapp", presence.Online, "")
+	held := boardCardsPerAgent + 5
+	for i := 0; i < held; i++ {
+		b.clock.Advance(time.Second)
+		b.customer(t, "whatsapp", "100", fmt.Sprintf("c%02d", i), "oi")
+	}
+	board, err := b.board.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := board.Agents[0]
+	if row.Agent != "ana" || row.CardsTotal != held || len(row.Cards) != boardCardsPerAgent {
+		t.Fatalf("ana's row: %d cards of %d, want %d of %d", len(row.Cards), row.CardsTotal, boardCardsPerAgent, held)
+	}
+	for i, c := range row.Cards {
+		if want := fmt.Sprintf("c%02d", i); c.Contact != want {
+			t.Fatalf("card %d is %s's, want the oldest first (%s)", i, c.Contact, want)
+		}
+	}
+}
+
+// Once started, the wallboard reads again the rows of the agents whose events passed through, not
+// every row: a row whose agent had no event is left for the periodic read of every row.
+func TestWallboardReadsTheRowsOfAgentsWithEvents(t *testing.T) {
+	b := newBoardEnv(t)
+	ch := b.openBoard(t, "")
+	if err := b.board.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.board.Shutdown)
+	take(t, ch, 6) // the first read: 4 agents, 2 queues
+
+	// bob's row changes behind the wallboard's back (no event of his passes through it).
+	if err := b.client.HSet(context.Background(), b.router.keys.load("bob"), "whatsapp", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.set(t, "ana", "whatsapp", presence.Online, "")
+	got := take(t, ch, 3) // the change, ana's row, sales' counters
+	var rows []string
+	for _, ev := range got {
+		if ev.Type == EventBoardAgent {
+			rows = append(rows, ev.Row.Agent)
+		}
+	}
+	if len(rows) != 1 || rows[0] != "ana" {
+		t.Fatalf("rows read after ana's login: %v (events %+v)", rows, got)
+	}
+	select {
+	case ev := <-ch:
+		t.Fatalf("an event beyond ana's: %+v", ev)
+	case <-time.After(2 * boardEventGap):
+	}
+	// The full read (as the periodic sweep does) finds bob's row.
+	if n := b.refresh(t); n != 1 {
+		t.Fatalf("the full read published %d rows, want bob's", n)
+	}
+	if got := take(t, ch, 1); got[0].Row == nil || got[0].Row.Agent != "bob" {
+		t.Fatalf("full read: %+v", got[0])
 	}
 }

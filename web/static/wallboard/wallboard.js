@@ -118,7 +118,9 @@
       el("ul", { class: "board-channels plain" }, ...row.channels.map((ch) => channelRow(row, ch))),
       el("h4", { class: "sr-only" }, t("wb.conversationsOf", { name: row.name || row.agent })),
       row.cards.length ? el("ul", { class: "board-cards plain" }, ...row.cards.map((c) => cardRow(row, c))) :
-        el("p", { class: "muted empty-cards" }, t("wb.noConversations")));
+        el("p", { class: "muted empty-cards" }, t("wb.noConversations")),
+      (row.cards_total || 0) > row.cards.length ?
+        el("p", { class: "muted more-cards" }, t("wb.moreConversations", { n: row.cards_total - row.cards.length })) : false);
     if (node) node.replaceWith(fresh); else list.append(fresh);
   }
 
