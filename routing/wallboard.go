@@ -97,7 +97,7 @@ const boardCardsPerAgent = 20
 
 // boardEventGap is the least time between two event-driven reads of the rows: a burst of offers
 // costs one read of the agents it touched, not one per offer.
-const boardEventGap = 200 * time.Millisecond
+const boardEventGap = 500 * time.Millisecond
 
 // boardSweepEvery is how many intervals pass between reads of every agent's row; in between, rows
 // are read when their agent's events pass through (every change of a row has one), and the
