@@ -1,4 +1,5 @@
-// Shared by the console and the operations view: the API helper, sign-in and safe DOM building.
+// Shared by the pages (console, wallboard, reports, operations view): the API helper, sign-in, the
+// event-stream reader and safe DOM building.
 // Every string that comes from the network is inserted with textContent, never as HTML; every
 // string of the page's own comes from the catalogue (i18n.js).
 "use strict";
@@ -131,5 +132,67 @@ const chatgate = (() => {
     return pad(Math.floor(s / 3600)) + ":" + pad(Math.floor((s % 3600) / 60)) + ":" + pad(s % 60);
   }
 
-  return { api, el, ApiError, signIn, signOut, fmtDuration, fmtShort, token: () => token };
+  // parseBlock turns one Server-Sent Events block (lines up to a blank line) into {id, data}.
+  function parseBlock(block) {
+    let id = null;
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line === "" || line.startsWith(":")) continue;
+      const i = line.indexOf(":");
+      const field = i < 0 ? line : line.slice(0, i);
+      let value = i < 0 ? "" : line.slice(i + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "id") id = value;
+      else if (field === "data") data.push(value);
+    }
+    return { id, data: data.join("\n") };
+  }
+
+  // follow reads a Server-Sent Events stream with fetch, so that the token travels in a header
+  // (EventSource cannot send one), and after a drop resumes from the last event id, so nothing is
+  // missed or seen twice. It goes on until wanted() turns false or the server answers 401.
+  // o: path; lastEventId() and saveEventId(id); wanted(); onState("live" | "reconnecting");
+  // onOpen(fresh) — fresh: no id to resume from, the stream starts at the server's now; onEvent(event);
+  // onUnauthorized(); onReconnect() (optional, after the wait that follows a drop).
+  async function follow(o) {
+    let delay = 1000;
+    while (o.wanted()) {
+      const last = o.lastEventId();
+      const headers = { Authorization: "Bearer " + token, Accept: "text/event-stream" };
+      if (last) headers["Last-Event-ID"] = last;
+      try {
+        const res = await fetch(o.path, { headers, cache: "no-store" });
+        if (res.status === 401) { o.onUnauthorized(); return; }
+        if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
+        o.onState("live");
+        o.onOpen(!last);
+        delay = 1000;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value.replace(/\r\n?/g, "\n");
+          let cut;
+          while ((cut = buf.indexOf("\n\n")) >= 0) {
+            const { id, data } = parseBlock(buf.slice(0, cut));
+            buf = buf.slice(cut + 2);
+            if (id) o.saveEventId(id);
+            if (!data) continue;
+            try { o.onEvent(JSON.parse(data)); } catch (err) { console.error("event", err); }
+            if (!o.wanted()) { reader.cancel().catch(() => {}); return; }
+          }
+        }
+      } catch (err) {
+        console.warn("event stream", o.path, err);
+      }
+      if (!o.wanted()) return;
+      o.onState("reconnecting");
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 15000);
+      if (o.onReconnect) o.onReconnect();
+    }
+  }
+
+  return { api, el, ApiError, signIn, signOut, follow, fmtDuration, fmtShort, token: () => token };
 })();

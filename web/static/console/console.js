@@ -958,71 +958,27 @@
     }
   }
 
-  // parseBlock turns one SSE block (lines up to a blank line) into {id, data}.
-  function parseBlock(block) {
-    let id = null;
-    const data = [];
-    for (const line of block.split("\n")) {
-      if (line === "" || line.startsWith(":")) continue;
-      const i = line.indexOf(":");
-      const field = i < 0 ? line : line.slice(0, i);
-      let value = i < 0 ? "" : line.slice(i + 1);
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "id") id = value;
-      else if (field === "data") data.push(value);
-    }
-    return { id, data: data.join("\n") };
-  }
-
-  // The stream is read with fetch so that the token travels in a header (EventSource cannot send
-  // one); after a drop it resumes from the last event id, so nothing is missed or seen twice. The
-  // server ends it with session.expired when the token expires; it resumes after the next sign-in.
-  async function streamLoop() {
+  // The agent's stream (chatgate.follow): a fresh one starts at the server's now, so what changed
+  // between the first read of cards and presence and this moment is read again and the rest arrives
+  // live. The server ends it with session.expired when the token expires; it resumes after the next
+  // sign-in. What happened while disconnected and is not replayed (presence) is fetched again.
+  function streamLoop() {
     const generation = ++streamGeneration;
-    let delay = 1000;
-    while (generation === streamGeneration) {
-      const headers = { Authorization: "Bearer " + chatgate.token(), Accept: "text/event-stream" };
-      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
-      const fresh = !lastEventId;
-      try {
-        const res = await fetch("/v1/agents/me/events", { headers, cache: "no-store" });
-        if (res.status === 401) { sessionExpired(); return; }
-        if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
-        setStreamState("live");
-        // A stream without an id to resume from starts at the server's now: what changed between
-        // the first read of cards and presence and this moment is read again, the rest arrives live.
-        if (fresh) { loadCards().catch(() => {}); loadPresence().catch(() => {}); }
-        delay = 1000;
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value.replace(/\r\n?/g, "\n");
-          let cut;
-          while ((cut = buf.indexOf("\n\n")) >= 0) {
-            const { id, data } = parseBlock(buf.slice(0, cut));
-            buf = buf.slice(cut + 2);
-            if (id) {
-              lastEventId = id;
-              $("stream-state").dataset.lastEventId = id; // what a reconnect resumes from
-              savePlace({ lastEventId: id });
-            }
-            if (!data) continue;
-            try { handleEvent(JSON.parse(data)); } catch (err) { console.error("event", err); }
-            if (generation !== streamGeneration) { reader.cancel().catch(() => {}); return; }
-          }
-        }
-      } catch (err) {
-        console.warn("event stream", err);
-      }
-      if (generation !== streamGeneration) return;
-      setStreamState("reconnecting");
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 15000);
-      // What happened while disconnected and was not replayed (presence) is fetched again.
-      loadPresence().catch(() => {});
-    }
+    return chatgate.follow({
+      path: "/v1/agents/me/events",
+      lastEventId: () => lastEventId,
+      saveEventId: (id) => {
+        lastEventId = id;
+        $("stream-state").dataset.lastEventId = id; // what a reconnect resumes from
+        savePlace({ lastEventId: id });
+      },
+      wanted: () => generation === streamGeneration,
+      onState: setStreamState,
+      onOpen: (fresh) => { if (fresh) { loadCards().catch(() => {}); loadPresence().catch(() => {}); } },
+      onEvent: handleEvent,
+      onUnauthorized: sessionExpired,
+      onReconnect: () => loadPresence().catch(() => {}),
+    });
   }
 
   // ---- close with a disposition ("tabulação") ----

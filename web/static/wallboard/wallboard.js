@@ -339,61 +339,19 @@
     }
   }
 
-  function parseBlock(block) {
-    let id = null;
-    const data = [];
-    for (const line of block.split("\n")) {
-      if (line === "" || line.startsWith(":")) continue;
-      const i = line.indexOf(":");
-      const field = i < 0 ? line : line.slice(0, i);
-      let value = i < 0 ? "" : line.slice(i + 1);
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "id") id = value;
-      else if (field === "data") data.push(value);
-    }
-    return { id, data: data.join("\n") };
-  }
-
-  // The stream is read with fetch so that the token travels in a header; after a drop it resumes
-  // from the last event id. A stream that starts fresh reads the whole board again.
-  async function streamLoop() {
+  // The supervisors' stream (chatgate.follow): a stream that starts fresh reads the whole board again.
+  function streamLoop() {
     const generation = ++streamGeneration;
-    let delay = 1000;
-    while (generation === streamGeneration) {
-      const headers = { Authorization: "Bearer " + chatgate.token(), Accept: "text/event-stream" };
-      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
-      const fresh = !lastEventId;
-      try {
-        const res = await fetch("/v1/supervisor/events", { headers, cache: "no-store" });
-        if (res.status === 401) { handleEvent({ type: "session.expired" }); return; }
-        if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
-        setStreamState("live");
-        if (fresh) loadBoard().catch(() => {});
-        delay = 1000;
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value.replace(/\r\n?/g, "\n");
-          let cut;
-          while ((cut = buf.indexOf("\n\n")) >= 0) {
-            const { id, data } = parseBlock(buf.slice(0, cut));
-            buf = buf.slice(cut + 2);
-            if (id) { lastEventId = id; $("stream-state").dataset.lastEventId = id; }
-            if (!data) continue;
-            try { handleEvent(JSON.parse(data)); } catch (err) { console.error("event", err); }
-            if (generation !== streamGeneration) { reader.cancel().catch(() => {}); return; }
-          }
-        }
-      } catch (err) {
-        console.warn("supervisor stream", err);
-      }
-      if (generation !== streamGeneration) return;
-      setStreamState("reconnecting");
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 15000);
-    }
+    return chatgate.follow({
+      path: "/v1/supervisor/events",
+      lastEventId: () => lastEventId,
+      saveEventId: (id) => { lastEventId = id; $("stream-state").dataset.lastEventId = id; },
+      wanted: () => generation === streamGeneration,
+      onState: setStreamState,
+      onOpen: (fresh) => { if (fresh) loadBoard().catch(() => {}); },
+      onEvent: handleEvent,
+      onUnauthorized: () => handleEvent({ type: "session.expired" }),
+    });
   }
 
   async function start() {
