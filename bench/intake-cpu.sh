@@ -5,6 +5,7 @@
 # commandstats), all over the measured window only (after a warm-up).
 # Usage: bench/intake-cpu.sh [rate] [duration] [rounds]      e.g. bench/intake-cpu.sh 4000 5s 3
 # PPROF_OUT=file also takes a CPU profile of the gateway over the last round (built with -tags benchpprof).
+# CHATGATE_BIN=path measures that binary instead of building this tree (e.g. another commit's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-4000}; dur=${2:-5s}; rounds=${3:-3}
@@ -13,7 +14,7 @@ bin=$(mktemp -d)
 pids=()
 stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$bin"; }
 trap 'stop; cleanup' EXIT
-go build -tags benchpprof -o "$bin/chatgate" ./cmd/chatgate
+if [ -n "${CHATGATE_BIN:-}" ]; then cp "$CHATGATE_BIN" "$bin/chatgate"; else go build -tags benchpprof -o "$bin/chatgate" ./cmd/chatgate; fi
 go build -o "$bin/loadgen" ./bench/loadgen
 gw_port=$(go run ./scripts/freeport); pp_port=$(go run ./scripts/freeport)
 rp=${CHATGATE_TEST_REDIS_ADDR##*:}
