@@ -2,7 +2,10 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,4 +101,65 @@ func BenchmarkIntakeOfAnOpenConversation(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkIntakeScript measures Redis's side of the usual WhatsApp message (a customer of an open
+// conversation, named by phone and name, as bench/loadgen sends them) through the intake batcher with
+// concurrent callers: redis-µs/msg is the intake script's time in INFO commandstats, redis-calls/msg
+// the commands it runs. Both hold whatever the machine's load (bench/intake-cpu.sh measures the binary).
+func BenchmarkIntakeScript(b *testing.B) {
+	cfg := &configs.Config{
+		Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
+		WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
+	}
+	client := redistest.Client(b)
+	r := NewRouter(client, keyspace.New("t"), topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
+	defer r.Shutdown()
+	ctx := context.Background()
+	var seq atomic.Int64
+	in := func(i int64) Inbound {
+		phone := fmt.Sprintf("55119%08d", i%1000)
+		return Inbound{Channel: "whatsapp", EntryPoint: "100", ProviderMessageID: fmt.Sprintf("wamid.%d", i), Kind: "text",
+			Text: "load test message", Payload: json.RawMessage(`{"type":"text"}`), At: time.Now(), ContactName: "Load",
+			ContactPhone: "+" + phone, Identifiers: []Identifier{{IdentPhone, phone}}}
+	}
+	for i := int64(0); i < 1000; i++ {
+		if _, err := r.Deliver(ctx, []Inbound{in(-1 - i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stats := func() (scripts, usec, calls float64) {
+		info := client.Info(ctx, "commandstats").Val()
+		for _, line := range strings.Split(info, "\n") {
+			var name string
+			var c, u float64
+			line = strings.TrimSpace(line)
+			if i := strings.IndexByte(line, ':'); strings.HasPrefix(line, "cmdstat_") && i > 0 {
+				name = line[len("cmdstat_"):i]
+				_, _ = fmt.Sscanf(line[i+1:], "calls=%g,usec=%g", &c, &u)
+			}
+			switch name {
+			case "evalsha":
+				scripts, usec = c, u
+			case "", "info", "ping", "eval", "script", "select", "flushdb", "client", "hello":
+			default:
+				calls += c
+			}
+		}
+		return
+	}
+	s0, u0, c0 := stats()
+	b.ResetTimer()
+	b.SetParallelism(16) // 32 callers on 2 cores, as bench/intake.sh
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if res, err := r.Deliver(ctx, []Inbound{in(seq.Add(1))}); err != nil || res.Recorded != 1 {
+				b.Fatal(err, res)
+			}
+		}
+	})
+	b.StopTimer()
+	s1, u1, c1 := stats()
+	b.ReportMetric((u1-u0)/(s1-s0), "redis-µs/msg")
+	b.ReportMetric((c1-c0)/(s1-s0), "redis-calls/msg")
 }

@@ -2,6 +2,9 @@ package routing
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/chatgate/chatgate/internal/luascript"
 	"github.com/chatgate/chatgate/internal/outbox"
@@ -103,13 +106,15 @@ local function mergeContacts(P, ch, entry, entries, list, nowMs)
 end
 
 -- resolveContact finds, creates or merges the message's contact and brings its identifiers up to
--- date. ids: {key = index KEY, ident = "kind:value", role = 'a' (shown now) | 'd' (replaced)}.
+-- date. ids: {key = index KEY, ident = "kind:value", role = 'a' (shown now) | 'd' (replaced)}. more()
+-- returns the channel's entry points and the id of a new contact: only a new contact or a merge needs them.
 -- Returns the contact id and its current {phone, bsuid, pbsuid, username, name}.
-local function resolveContact(P, ch, entry, entries, newContact, nowMs, name, ids)
+local function resolveContact(P, ch, entry, more, nowMs, name, ids)
   local found, list, weak, strong = {}, {}, nil, false
-  for _, it in ipairs(ids) do
+  for i = 1, #ids do
+    local it = ids[i]
     it.kind = identKind(it.ident)
-    it.cur = redis.call('GET', it.key)
+    if it.cur == nil then it.cur = redis.call('GET', it.key) end
     if it.kind ~= 'username' then strong = true end
     if it.cur then
       if it.kind == 'username' then
@@ -123,6 +128,7 @@ local function resolveContact(P, ch, entry, entries, newContact, nowMs, name, id
   if not strong and weak then list = {weak} end
   local contact
   if #list == 0 then
+    local entries, newContact = more()
     contact = newContact
     redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', nowMs)
     -- Conversations opened before contacts were keyed by the user id or the number itself: a new
@@ -143,24 +149,26 @@ local function resolveContact(P, ch, entry, entries, newContact, nowMs, name, id
   elseif #list == 1 then
     contact = list[1]
   else
-    contact = mergeContacts(P, ch, entry, entries, list, nowMs)
+    contact = mergeContacts(P, ch, entry, (more()), list, nowMs)
   end
   local cKey, setKey = P .. 'contact:' .. contact, P .. 'contactids:' .. contact
   local cur = redis.call('HMGET', cKey, unpack(contactFields))
   local want = {}
   for i, f in ipairs(contactFields) do want[f] = cur[i] or '' end
   local shown = {}
-  for _, it in ipairs(ids) do
-    if it.role == 'a' then shown[it.ident] = true end
+  for i = 1, #ids do
+    if ids[i].role == 'a' then shown[ids[i].ident] = true end
   end
-  for _, it in ipairs(ids) do
+  for i = 1, #ids do
+    local it = ids[i]
     if it.role == 'd' and not shown[it.ident] and redis.call('GET', it.key) == contact then
       redis.call('DEL', it.key)
       redis.call('SREM', setKey, it.ident)
       if want[it.kind] == identValue(it.ident) then want[it.kind] = '' end
     end
   end
-  for _, it in ipairs(ids) do
+  for i = 1, #ids do
+    local it = ids[i]
     if it.role == 'a' then
       if it.cur ~= contact then
         if it.cur and not found[it.cur] and it.cur ~= list[1] then
@@ -201,102 +209,145 @@ end
 // and neither opens a conversation nor moves the window; without an open conversation it is kept
 // with no conversation.
 //
+// It runs for every inbound message, so the usual one (a conversation already open, its customer
+// known) reads what it must and writes only what changed: arguments that only a new conversation
+// needs travel as one string, unpacked only then (each argument costs Redis a string object and a
+// Lua string on every call), and the conversation's contact fields are written only when they differ.
+//
 // KEYS[1] the message's key (its id derived from the provider's, so the key is the dedup), KEYS[2..n+1]
 // the index keys of the message's identifiers
 // ARGV: 1 prefix, 2 channel, 3 entry point, 4 contact id (channels without identifiers: the contact
-// is this id), 5 queue, 6 new message id, 7 new conversation id,
-// 8 new card id, 9 now ms, 10 kind, 11 text, 12 compact payload ("" none; see compact.go), 13 contact name,
-// 14 contact phone, 15 window expiry ms ("" when the channel has none), 16 entry point's display name
-// (kept on the conversation), 17 provider message id, 18 message time ms,
-// and for the first decision on a new card (offerLua): 19 offer timeout ms, 20 strategy, 21 audit 1|0,
-// 22 cards to scan, 23 agents to scan; 24 the channel's entry points, one a line (for a merge),
-// 25 new contact id, 26 notice 1|0, 27 n identifiers, then n pairs: "kind:value", role a|d.
+// is this id), 5 new message id, 6 now ms, 7 kind, 8 text, 9 compact payload ("" none; see compact.go),
+// 10 contact name, 11 contact phone, 12 window expiry ms ("" when the channel has none), 13 entry point's
+// display name (kept on the conversation), 14 provider message id, 15 message time ms, 16 notice 1|0,
+// 17 what a new conversation or contact needs, one a line: queue, new conversation id, new card id,
+// new contact id, and for the first decision on a new card (offerLua) offer timeout ms, strategy,
+// audit 1|0, cards to scan, agents to scan; then the channel's entry points, one a line (for a merge);
+// 18.. one per identifier: its role a|d followed by "kind:value".
 // Returns {"dup", message id} or {"ok", message id, conversation id ("" for a notice without an open
 // conversation), card id, new card id or "", agent, card state ("" when no agent holds the card: not
 // read), number of candidate agents in the queue (new cards only), the decision ({} when none was
 // tried: no new card, or no candidate), contact id}.
 var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", outbox.Lua+offerLua+contactLua+`
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup', ARGV[6]} end
-local P = ARGV[1]
-local contact, cf = ARGV[4], {phone = ARGV[14], bsuid = '', pbsuid = '', username = '', name = ARGV[13]}
-local n = tonumber(ARGV[27])
-if n > 0 then
+local A = ARGV
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup', A[5]} end
+local P, ch, entry, nowMs = A[1], A[2], A[3], A[6]
+-- what only a new conversation or contact needs, unpacked on first use (fresh())
+local queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, entries
+local function fresh()
+  if not queue then
+    queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, entries =
+      string.match(A[17], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  end
+end
+local contact, cf = A[4], {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}
+local n = #A - 17
+-- the usual message names its customer one way (role a: shown now)
+local kind, value
+if n == 1 then kind, value = string.match(A[18], '^a([^:]*):(.*)$') end
+local looked = kind == 'phone' or kind == 'bsuid' or kind == 'pbsuid' or kind == 'username'
+local known = looked and redis.call('GET', KEYS[2])
+if known then
+  -- What resolveContact does for one identifier already indexed to a contact, without its tables: the
+  -- identifier becomes the current one of its kind, the name the current name.
+  local cur = redis.call('HMGET', P .. 'contact:' .. known, 'phone', 'bsuid', 'pbsuid', 'username', 'name')
+  contact = known
+  cf = {phone = cur[1] or '', bsuid = cur[2] or '', pbsuid = cur[3] or '', username = cur[4] or '', name = cur[5] or ''}
+  local h = {}
+  if cf[kind] ~= value then cf[kind] = value; h[1] = kind; h[2] = value end
+  if A[10] ~= '' and cf.name ~= A[10] then cf.name = A[10]; h[#h + 1] = 'name'; h[#h + 1] = A[10] end
+  if #h > 0 then redis.call('HSET', P .. 'contact:' .. known, unpack(h)) end
+  if cf.phone ~= '' then cf.phone = '+' .. cf.phone end
+elseif n > 0 then
   local ids = {}
-  for i = 1, n do ids[i] = {key = KEYS[1 + i], ident = ARGV[26 + 2 * i], role = ARGV[27 + 2 * i]} end
-  contact, cf = resolveContact(P, ARGV[2], ARGV[3], ARGV[24], ARGV[25], ARGV[9], ARGV[13], ids)
+  for i = 1, n do
+    local v = A[17 + i]
+    ids[i] = {key = KEYS[1 + i], ident = string.sub(v, 2), role = string.sub(v, 1, 1)}
+  end
+  if looked then ids[1].cur = known end -- looked up above: not indexed yet
+  contact, cf = resolveContact(P, ch, entry, function() fresh(); return entries, newContact end, nowMs, A[10], ids)
   if cf.phone ~= '' then cf.phone = '+' .. cf.phone end
 end
-local note = ARGV[26] == '1'
-local openKey = P .. 'convopen:' .. ARGV[2] .. ':' .. ARGV[3] .. ':' .. contact
+local note = A[16] == '1'
+local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
 local conv = redis.call('GET', openKey)
-local who = {'contact_id', contact, 'contact_phone', cf.phone, 'contact_bsuid', cf.bsuid, 'contact_username', cf.username,
-  'contact_pbsuid', cf.pbsuid}
-if cf.name ~= '' then table.insert(who, 'contact_name'); table.insert(who, cf.name) end
-if ARGV[16] ~= '' then table.insert(who, 'entry_point_display'); table.insert(who, ARGV[16]) end
-local card, newCard, agent, cardState, candidates = ARGV[8], '', '', '', 0
+-- the conversation's contact fields; name and display only when the message has them
+local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
+local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
+local card, newCard, agent, cardState, candidates = '', '', '', '', 0
 if not conv and note then
   card, conv = '', ''
 elseif not conv then
-  conv = ARGV[7]
+  fresh()
+  conv, card = newConv, newCardID
   local convKey = P .. 'conv:' .. conv
-  redis.call('HSET', convKey, 'id', conv, 'channel', ARGV[2], 'entry_point', ARGV[3], 'queue', ARGV[5],
-    'contact_name', '', 'state', 'open', 'agent', '', 'card', card, 'opened_at', ARGV[9],
-    'last_customer_message_at', ARGV[18], unpack(who))
-  if ARGV[15] ~= '' then redis.call('HSET', convKey, 'window_expires_at', ARGV[15]) end
+  local h = {'id', conv, 'channel', ch, 'entry_point', entry, 'queue', queue, 'contact_name', '', 'state', 'open', 'agent', '',
+    'card', card, 'opened_at', nowMs, 'last_customer_message_at', A[15]}
+  for i = 1, 7 do
+    if i < 6 or whoV[i] ~= '' then h[#h + 1] = whoF[i]; h[#h + 1] = whoV[i] end
+  end
+  if A[12] ~= '' then h[#h + 1] = 'window_expires_at'; h[#h + 1] = A[12] end
+  redis.call('HSET', convKey, unpack(h))
   redis.call('SET', openKey, conv)
   -- retention looks at every conversation (retention.go); the contact counts its conversations
-  redis.call('ZADD', P .. 'retention', ARGV[9], conv)
+  redis.call('ZADD', P .. 'retention', nowMs, conv)
   if n > 0 then redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1) end
-  redis.call('HSET', P .. 'card:' .. card, 'id', card, 'conversation_id', conv, 'queue', ARGV[5],
-    'channel', ARGV[2], 'state', 'waiting', 'agent', '', 'created_at', ARGV[9], 'preview', ARGV[11])
-  redis.call('ZADD', P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2], ARGV[9], card)
+  redis.call('HSET', P .. 'card:' .. card, 'id', card, 'conversation_id', conv, 'queue', queue,
+    'channel', ch, 'state', 'waiting', 'agent', '', 'created_at', nowMs, 'preview', A[8])
+  redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, nowMs, card)
   newCard, cardState = card, 'waiting'
-  candidates = redis.call('ZCARD', P .. 'avail:' .. ARGV[5] .. ':' .. ARGV[2])
+  candidates = redis.call('ZCARD', P .. 'avail:' .. queue .. ':' .. ch)
 else
   local convKey = P .. 'conv:' .. conv
-  local c = redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at')
+  local c = redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', unpack(whoF))
   card, agent = c[1], c[2] or ''
+  -- only the fields that differ: rewriting equal values costs Redis a search and a copy each
+  local h = {}
+  for i = 1, 7 do
+    local v = whoV[i]
+    if (i < 6 or v ~= '') and c[4 + i] ~= v then h[#h + 1] = whoF[i]; h[#h + 1] = v end
+  end
   if not note then
     -- the later of the stored and the message's times: a late message never moves the window back
-    if tonumber(c[3] or '0') < tonumber(ARGV[18]) then
-      table.insert(who, 'last_customer_message_at'); table.insert(who, ARGV[18])
+    if tonumber(c[3] or '0') < tonumber(A[15]) then
+      h[#h + 1] = 'last_customer_message_at'; h[#h + 1] = A[15]
     end
-    if ARGV[15] ~= '' and tonumber(c[4] or '0') < tonumber(ARGV[15]) then
-      table.insert(who, 'window_expires_at'); table.insert(who, ARGV[15])
+    if A[12] ~= '' and tonumber(c[4] or '0') < tonumber(A[12]) then
+      h[#h + 1] = 'window_expires_at'; h[#h + 1] = A[12]
     end
   end
-  redis.call('HSET', convKey, unpack(who))
+  if #h > 0 then redis.call('HSET', convKey, unpack(h)) end
   if agent ~= '' then
     cardState = redis.call('HGET', P .. 'card:' .. card, 'state') or ''
   end
 end
-if conv ~= '' then redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[6]) end
+if conv ~= '' then redis.call('RPUSH', P .. 'convmsgs:' .. conv, A[5]) end
 -- The message last (compact: no id field, no dedup key, see compact.go): its key is what recognises a
 -- redelivery, so a script that failed before this point leaves the id unseen and the retry records it.
-local m = {'conversation_id', conv, 'direction', 'in', 'channel', ARGV[2], 'provider_message_id', ARGV[17],
-  'kind', ARGV[10], 'at', ARGV[18]}
+local m = {'conversation_id', conv, 'direction', 'in', 'channel', ch, 'provider_message_id', A[14],
+  'kind', A[7], 'at', A[15]}
 -- values over 64 bytes are cut in 64-byte pieces (text, text~1, text~2…): Redis keeps a HASH whose values
 -- are all that short in its listpack encoding, less than half the size (messageFrom joins them)
 local function put(name, v)
   if v == '' then return end
-  table.insert(m, name); table.insert(m, string.sub(v, 1, 64))
-  for i = 65, #v, 64 do table.insert(m, name .. '~' .. ((i - 1) / 64)); table.insert(m, string.sub(v, i, i + 63)) end
+  m[#m + 1] = name; m[#m + 1] = string.sub(v, 1, 64)
+  for i = 65, #v, 64 do m[#m + 1] = name .. '~' .. ((i - 1) / 64); m[#m + 1] = string.sub(v, i, i + 63) end
 end
-put('text', ARGV[11])
-put('x', ARGV[12])
-if conv == '' then table.insert(m, 'contact_id'); table.insert(m, contact) end
+put('text', A[8])
+put('x', A[9])
+if conv == '' then m[#m + 1] = 'contact_id'; m[#m + 1] = contact end
 redis.call('HSET', KEYS[1], unpack(m))
 if conv ~= '' then
-  if newCard ~= '' then outboxEmit(P, ARGV[9], 'conversation.opened', conv) end
-  outboxEmit(P, ARGV[9], 'message.received', conv, 'm', ARGV[6])
+  if newCard ~= '' then outboxEmit(P, nowMs, 'conversation.opened', conv) end
+  outboxEmit(P, nowMs, 'message.received', conv, 'm', A[5])
 end
 local decision = {}
 if candidates > 0 then
-  local q = P .. 'waiting:' .. ARGV[5] .. ':' .. ARGV[2]
-  decision = offer(P, ARGV[2], ARGV[9], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], '0', '0',
-    q, P .. 'avail:' .. ARGV[5] .. ':' .. ARGV[2], P .. 'offers')
+  local q = P .. 'waiting:' .. queue .. ':' .. ch
+  decision = offer(P, ch, nowMs, offerTimeout, strategy, audit, cardsToScan, agentsToScan, '0', '0',
+    q, P .. 'avail:' .. queue .. ':' .. ch, P .. 'offers')
 end
-return {'ok', ARGV[6], conv, card, newCard, agent, cardState, tostring(candidates), decision, contact}
+return {'ok', A[5], conv, card, newCard, agent, cardState, tostring(candidates), decision, contact}
 `, parseDeliverReply)
 
 // deliverArgs is one inbound message for deliverScript.
@@ -324,26 +375,26 @@ func (a deliverArgs) KeysAndArgv() ([]string, []any) {
 	n := len(a.identifiers) + len(a.replaced)
 	keys := make([]string, 1, 1+n)
 	keys[0] = a.keys.msg(a.messageID)
-	idents := make([]any, 0, 2*n)
-	seen := map[Identifier]bool{}
+	argv := make([]any, 17, 17+n)
+	var kept [8]Identifier // a message names its customer a few ways: no map for the repeats
+	seen := kept[:0]
 	add := func(ids []Identifier, role string) {
 		for _, id := range ids {
-			if id.Kind == "" || id.Value == "" || len(id.Value) > maxIdentifierLen || seen[id] {
+			if id.Kind == "" || id.Value == "" || len(id.Value) > maxIdentifierLen || slices.Contains(seen, id) {
 				continue
 			}
-			seen[id] = true
+			seen = append(seen, id)
 			keys = append(keys, a.keys.ident(a.channel, id))
-			idents = append(idents, id.Kind+":"+id.Value, role)
+			argv = append(argv, role+id.Kind+":"+id.Value)
 		}
 	}
 	add(a.identifiers, "a")
 	add(a.replaced, "d")
-	argv := append(make([]any, 0, 27+len(idents)), a.keys.prefix(), a.channel, a.entryPoint, a.contactID, a.queue,
-		a.messageID, a.conversationID, a.cardID, a.now, a.kind, a.text, a.payload, a.contactName, a.contactPhone,
-		a.windowExpires, a.entryDisplay, a.providerMessageID, a.at,
-		a.offerTimeout, a.strategy, luascript.Flag(a.audit), a.cardsToScan, a.agentsToScan,
-		a.entries, a.newContactID, luascript.Flag(a.notice), len(idents)/2)
-	return keys, append(argv, idents...)
+	fresh := strings.Join([]string{a.queue, a.conversationID, a.cardID, a.newContactID, strconv.FormatInt(a.offerTimeout, 10),
+		a.strategy, luascript.Flag(a.audit), strconv.Itoa(a.cardsToScan), strconv.Itoa(a.agentsToScan), a.entries}, "\n")
+	copy(argv, []any{a.keys.prefix(), a.channel, a.entryPoint, a.contactID, a.messageID, a.now, a.kind, a.text, a.payload,
+		a.contactName, a.contactPhone, a.windowExpires, a.entryDisplay, a.providerMessageID, a.at, luascript.Flag(a.notice), fresh})
+	return keys, argv
 }
 
 // deliverReply is what deliverScript recorded.
