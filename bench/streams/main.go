@@ -180,7 +180,7 @@ func main() {
 	doPublish := flag.Bool("publish", true, "change every agent's presence once and measure the events' delivery")
 	publishers := flag.Int("publishers", 32, "concurrent presence requests (connections from 127.0.0.1)")
 	wait := flag.Duration("wait", 30*time.Second, "how long to wait for events after the last request (at most 2m)")
-	pprofURL := flag.String("pprof", "", "the gateway's pprof address (a -tags benchpprof build): heap and goroutine profiles are saved while the streams are open")
+	pprofURL := flag.String("pprof", "", "the gateway's pprof address (a -tags benchpprof build): heap (after a collection) and goroutine profiles are saved before and while the streams are open")
 	profileDir := flag.String("profile-dir", ".", "where the profiles go")
 	flag.Parse()
 	u, err := url.Parse(*target)
@@ -199,7 +199,20 @@ func main() {
 		publishClient: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *publishers, MaxConnsPerHost: *publishers}}}
 	b.adminToken = b.token(agentID(0), auth.RoleAdmin)
 
+	profiles := func(when string) {
+		if *pprofURL == "" {
+			return
+		}
+		// gc=1: the heap profile is taken right after a collection, so it holds what is live.
+		for _, p := range []string{"heap?gc=1", "goroutine"} {
+			name, _, _ := strings.Cut(p, "?")
+			if err := saveProfile("http://"+*pprofURL+"/debug/pprof/"+p, fmt.Sprintf("%s/%s-%s-%d.pb.gz", *profileDir, name, when, *n)); err != nil {
+				fmt.Fprintln(os.Stderr, "streams: profile:", err)
+			}
+		}
+	}
 	rssBefore, goBefore := rss(*pid), b.goroutines()
+	profiles("before")
 	streams := make([]stream, *n)
 	var opened, failed atomic.Int64
 	var firstErr atomic.Value
@@ -212,7 +225,7 @@ func main() {
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			source := net.IPv4(127, 0, 0, byte(2+i / *perSource))
+			source := net.IPv4(127, 0, 0, byte(2 + i / *perSource))
 			if err := b.open(&streams[i], source, agentID(i)); err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
@@ -225,13 +238,7 @@ func main() {
 	openTime := time.Since(start)
 	time.Sleep(*hold)
 	rssOpen, goOpen := rss(*pid), b.goroutines()
-	if *pprofURL != "" {
-		for _, p := range []string{"heap", "goroutine"} {
-			if err := saveProfile("http://"+*pprofURL+"/debug/pprof/"+p, fmt.Sprintf("%s/%s-%d.pb.gz", *profileDir, p, *n)); err != nil {
-				fmt.Fprintln(os.Stderr, "streams: profile:", err)
-			}
-		}
-	}
+	profiles("open")
 	fmt.Printf("streams=%d opened=%d failed=%d open_time=%s sources=%d gateway_rss_before=%.1fMB gateway_rss_open=%.1fMB per_stream=%.1fKB goroutines_before=%d goroutines_open=%d per_stream=%.2f\n",
 		*n, opened.Load(), failed.Load(), openTime.Round(time.Millisecond), (*n+*perSource-1) / *perSource,
 		float64(rssBefore)/1e6, float64(rssOpen)/1e6, float64(rssOpen-rssBefore)/float64(max(opened.Load(), 1))/1e3,
