@@ -200,6 +200,9 @@ type Stream struct {
 // fasthttp's request context and read buffer go back to it; without, the handler waits for the
 // stream's end, since fasthttp closes the connection when it returns.
 func (h *Hub) Serve(c *fiber.Ctx, s Stream) error {
+	// The stream outlives the request, whose buffers fasthttp reuses at once: nothing of it may point
+	// into them (the callbacks must not capture such strings either).
+	s.Subscriber, s.Key, s.Last, s.Header = strings.Clone(s.Subscriber), strings.Clone(s.Key), strings.Clone(s.Last), strings.Clone(s.Header)
 	// Register before reading the backlog, so nothing published in between is lost.
 	cl, err := h.register(s.Subscriber, s)
 	if err != nil {
