@@ -71,6 +71,10 @@ func NewApp(o Options) *fiber.App {
 		JSONEncoder:             json.Marshal,
 		JSONDecoder:             json.Unmarshal,
 	})
+	// Event streams (internal/sse) take their connection over and keep it past the hijack handler,
+	// so fasthttp's request context, read buffer and goroutine are not held for a stream's life. A
+	// hijack handler closes its connection itself.
+	app.Server().KeepHijackedConns = true
 	app.Use(requestIDs)
 	// observe wraps recover so that a panic is measured and logged as the 500 it becomes.
 	app.Use(observe(o.Logger, newHTTPMetrics(o.Registerer)))

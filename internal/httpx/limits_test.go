@@ -100,6 +100,7 @@ func streamAppWithin(t *testing.T, gate *StreamGate, maxConns int) string {
 	app.Get("/stream", gate.Handler(), func(c *fiber.Ctx) error {
 		c.Context().HijackSetNoResponse(true)
 		c.Context().Hijack(func(conn net.Conn) {
+			defer conn.Close() // NewApp keeps hijacked connections: the handler closes them
 			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n: open\n\n")
 			_, _ = io.Copy(io.Discard, conn) // until the client closes
 		})

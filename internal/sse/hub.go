@@ -1,7 +1,6 @@
 package sse
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -39,15 +38,6 @@ type Hub struct {
 	closed sync.Once
 	wg     sync.WaitGroup
 }
-
-// client is one open stream as the hub sees it.
-type client struct {
-	events chan Event
-	once   sync.Once
-	gone   chan struct{} // closed when the hub drops a slow client
-}
-
-func (c *client) drop() { c.once.Do(func() { close(c.gone) }) }
 
 // clientBuffer is how many events a stream may fall behind before the hub drops it.
 const clientBuffer = 32
@@ -102,26 +92,39 @@ func (h *Hub) Shutdown() {
 			_ = h.pubsub.Close()
 		}
 		h.wg.Wait()
+		h.mu.Lock()
+		var open []*client
+		for _, set := range h.subs {
+			for c := range set {
+				open = append(open, c)
+			}
+		}
+		h.mu.Unlock()
+		for _, c := range open {
+			c.end()
+		}
 	})
 }
 
 func (h *Hub) fanOut(subscriber string, ev Event) {
+	var behind []*client
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for c := range h.subs[subscriber] {
-		select {
-		case c.events <- ev:
-		default:
-			// A client this far behind is closed rather than allowed to block the hub; it resumes
-			// from its Last-Event-ID.
-			c.drop()
+		if !c.push(ev) {
+			behind = append(behind, c)
 		}
+	}
+	h.mu.Unlock()
+	// A client this far behind is closed rather than allowed to hold events without bound; it
+	// resumes from its Last-Event-ID. Ended outside the lock: ending removes it from subs.
+	for _, c := range behind {
+		c.end()
 	}
 }
 
 // register adds a stream of the subscriber; ErrSubscriberFull beyond MaxPerSubscriber.
-func (h *Hub) register(subscriber string) (*client, error) {
-	c := &client{events: make(chan Event, clientBuffer), gone: make(chan struct{})}
+func (h *Hub) register(subscriber string, s Stream) (*client, error) {
+	c := &client{hub: h, stream: s, sent: s.Last}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.opts.MaxPerSubscriber > 0 && len(h.subs[subscriber]) >= h.opts.MaxPerSubscriber {
@@ -185,13 +188,23 @@ type Stream struct {
 }
 
 // Serve registers the stream, reads what the client missed, and takes the connection over from
-// fasthttp: its per-connection buffers and goroutine are released, a stream costs one goroutine and
-// a small writer, and no write timeout cuts it. The response is delimited by closing the connection
-// (HTTP/1.1 allows it), which every EventSource client handles. An error (ErrSubscriberFull, or the
-// log not read) leaves the request to the caller's error handler.
+// fasthttp. An open stream holds no goroutine and no buffer: only its connection, its queue of
+// unwritten events and two timers (keep-alive, expiry). A goroutine writes while there is something
+// to write (events, a keep-alive, the expiry) and ends, so 50,000 idle streams cost no stacks, and a
+// client that stops reading holds up only its own writer, for at most writeTimeout. No write timeout
+// of fasthttp cuts a stream. The response is delimited by closing the connection (HTTP/1.1 allows
+// it), which every EventSource client handles. An error (ErrSubscriberFull, or the log not read)
+// leaves the request to the caller's error handler.
+//
+// With fasthttp's KeepHijackedConns (httpx.NewApp sets it) the hijack handler returns at once and
+// fasthttp's request context and read buffer go back to it; without, the handler waits for the
+// stream's end, since fasthttp closes the connection when it returns.
 func (h *Hub) Serve(c *fiber.Ctx, s Stream) error {
+	// The stream outlives the request, whose buffers fasthttp reuses at once: nothing of it may point
+	// into them (the callbacks must not capture such strings either).
+	s.Subscriber, s.Key, s.Last, s.Header = strings.Clone(s.Subscriber), strings.Clone(s.Key), strings.Clone(s.Last), strings.Clone(s.Header)
 	// Register before reading the backlog, so nothing published in between is lost.
-	cl, err := h.register(s.Subscriber)
+	cl, err := h.register(s.Subscriber, s)
 	if err != nil {
 		return err
 	}
@@ -203,11 +216,18 @@ func (h *Hub) Serve(c *fiber.Ctx, s Stream) error {
 	if s.Alive != nil {
 		s.Alive()
 	}
+	// The connection itself rather than fasthttp's wrapper, which holds the request's read buffer.
+	conn := c.Context().Conn()
+	keep := c.App().Server().KeepHijackedConns
+	if !keep {
+		cl.done = make(chan struct{})
+	}
 	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(conn net.Conn) {
-		defer conn.Close()
-		defer h.remove(s.Subscriber, cl)
-		h.serve(conn, cl, s, backlog)
+	c.Context().Hijack(func(net.Conn) {
+		cl.start(conn, backlog)
+		if !keep {
+			<-cl.done
+		}
 	})
 	return nil
 }
@@ -218,90 +238,255 @@ const (
 	// retry asks EventSource to reconnect after 2s.
 	streamStart = "\r\nretry: 2000\n\n"
 	// writeTimeout bounds one write: a client that stops reading is let go.
-	writeTimeout = 10 * time.Second
+	writeTimeout     = 10 * time.Second
+	keepAliveComment = ": keep-alive\n\n"
 )
 
-// serve writes the backlog, then live events and keep-alives, until the client goes, the hub drops
-// the stream, the process shuts down or the stream expires.
-func (h *Hub) serve(conn net.Conn, cl *client, s Stream, backlog []Event) {
-	w := bufio.NewWriterSize(conn, 2048)
-	sent := s.Last
-	write := func(f func()) bool {
-		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		f()
-		return w.Flush() == nil
-	}
-	send := func(ev Event) bool {
-		if !write(func() { writeEvent(w, ev) }) {
-			return false
-		}
-		if ev.ID == "" {
-			return true // a passing notice: it moves no resume point
-		}
-		sent = ev.ID
-		if s.Sent != nil {
-			s.Sent(ev)
-		}
+// client is one open stream. Events wait in queue until a writer goroutine, started when there is
+// something to write and none runs (writing), writes them; sent, the last id written, and the
+// stream's callbacks are only touched by that writer, one at a time.
+type client struct {
+	hub    *Hub
+	stream Stream
+	sent   string
+	done   chan struct{} // closed at the end when Serve waits for it; nil otherwise
+
+	mu           sync.Mutex
+	conn         net.Conn // nil until the connection is taken over
+	queue        []Event
+	keepAliveDue bool
+	expired      bool
+	writing      bool
+	ended        bool
+	keepAlive    *time.Timer
+	expiry       *time.Timer
+}
+
+// push queues a live event and has it written; false when the client is too far behind.
+func (c *client) push(ev Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
 		return true
 	}
-	if !write(func() { w.WriteString(streamHeader + s.Header + streamStart) }) {
+	if len(c.queue) >= clientBuffer {
+		return false
+	}
+	c.queue = append(c.queue, ev)
+	c.wakeLocked()
+	return true
+}
+
+// wakeLocked starts a writer when the stream is under way and none runs.
+func (c *client) wakeLocked() {
+	if c.conn == nil || c.writing || c.ended {
 		return
 	}
+	c.writing = true
+	go c.write()
+}
+
+// start writes the header and the backlog on the taken-over connection, then lets live events,
+// keep-alives and the expiry through.
+func (c *client) start(conn net.Conn, backlog []Event) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	*buf = append(*buf, streamHeader...)
+	*buf = append(*buf, c.stream.Header...)
+	*buf = append(*buf, streamStart...)
+	var sent []Event
 	for _, ev := range backlog {
-		if !send(ev) {
-			return
+		*buf = appendEvent(*buf, ev)
+		if ev.ID != "" {
+			c.sent = ev.ID
+			sent = append(sent, ev)
 		}
 	}
-	ticker := time.NewTicker(h.opts.KeepAlive)
-	defer ticker.Stop()
-	var expiry <-chan time.Time
-	if !s.Expires.IsZero() {
-		t := time.NewTimer(time.Until(s.Expires))
-		defer t.Stop()
-		expiry = t.C
+	c.mu.Lock()
+	c.conn, c.writing = conn, true // the writing is this goroutine's until it lets go below
+	ended := c.ended
+	c.mu.Unlock()
+	if ended { // dropped or shut down before it started: end saw no connection to close
+		_ = conn.Close()
+		return
 	}
-	for {
-		select {
-		case <-expiry:
-			if s.Expired != nil {
-				ev := s.Expired()
-				write(func() { writeEvent(w, ev) })
-			}
-			return
-		case ev := <-cl.events:
-			if ev.ID != "" && sent != "" && !IDLess(sent, ev.ID) {
-				continue // already sent from the backlog
-			}
-			if !send(ev) {
-				return
-			}
-		case <-ticker.C:
-			if !write(func() { w.WriteString(": keep-alive\n\n") }) {
-				return
-			}
-			if s.Alive != nil {
-				s.Alive()
-			}
-		case <-cl.gone:
-			return
-		case <-h.stop:
-			return
+	select {
+	case <-c.hub.stop: // opened while the hub was shutting down
+		c.end()
+		return
+	default:
+	}
+	if !c.flush(*buf) {
+		c.end()
+		return
+	}
+	c.notifySent(sent)
+	c.mu.Lock()
+	if !c.ended {
+		c.keepAlive = time.AfterFunc(c.hub.opts.KeepAlive, c.keepAliveFired)
+		if !c.stream.Expires.IsZero() {
+			c.expiry = time.AfterFunc(time.Until(c.stream.Expires), c.expiryFired)
 		}
+	}
+	c.writing = false
+	c.wakeIfDueLocked()
+	c.mu.Unlock()
+}
+
+// wakeIfDueLocked starts a writer when something waits to be written.
+func (c *client) wakeIfDueLocked() {
+	if len(c.queue) > 0 || c.keepAliveDue || c.expired {
+		c.wakeLocked()
 	}
 }
 
-func writeEvent(w *bufio.Writer, ev Event) {
+func (c *client) keepAliveFired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
+	c.keepAlive.Reset(c.hub.opts.KeepAlive)
+	c.keepAliveDue = true
+	c.wakeLocked()
+}
+
+func (c *client) expiryFired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expired = true
+	c.wakeLocked()
+}
+
+// write writes what is due until nothing is, then lets go; the stream ends on a failed write or at
+// its expiry.
+func (c *client) write() {
+	var events []Event
+	for {
+		c.mu.Lock()
+		if c.ended {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		events, c.queue = c.queue, events[:0]
+		keepAlive, expired := c.keepAliveDue, c.expired
+		c.keepAliveDue = false
+		if len(events) == 0 && !keepAlive && !expired {
+			c.writing = false
+			c.queue = nil // an idle stream keeps no array
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if expired {
+			// A stream must not carry anything past its credentials: only the last word is written.
+			if c.stream.Expired != nil {
+				buf := getBuffer()
+				*buf = appendEvent(*buf, c.stream.Expired())
+				c.flush(*buf)
+				putBuffer(buf)
+			}
+			c.end()
+			return
+		}
+		buf := getBuffer()
+		var sent []Event
+		for _, ev := range events {
+			if ev.ID != "" && c.sent != "" && !IDLess(c.sent, ev.ID) {
+				continue // already sent from the backlog
+			}
+			*buf = appendEvent(*buf, ev)
+			if ev.ID != "" { // an event without an id is a passing notice: it moves no resume point
+				c.sent = ev.ID
+				sent = append(sent, ev)
+			}
+		}
+		if keepAlive {
+			*buf = append(*buf, keepAliveComment...)
+		}
+		ok := len(*buf) == 0 || c.flush(*buf)
+		putBuffer(buf)
+		if !ok {
+			c.end()
+			return
+		}
+		c.notifySent(sent)
+		if keepAlive && c.stream.Alive != nil {
+			c.stream.Alive()
+		}
+		clear(events)
+	}
+}
+
+func (c *client) notifySent(events []Event) {
+	if c.stream.Sent == nil {
+		return
+	}
+	for _, ev := range events {
+		c.stream.Sent(ev)
+	}
+}
+
+// flush writes b within writeTimeout.
+func (c *client) flush(b []byte) bool {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.conn.Write(b)
+	return err == nil
+}
+
+// end closes the stream once: its timers, its connection (a write under way fails), its place in
+// the hub.
+func (c *client) end() {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.queue = nil
+	if c.keepAlive != nil {
+		c.keepAlive.Stop()
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close()
+	}
+	c.hub.remove(c.stream.Subscriber, c)
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
+// buffers holds the writers' buffers between writes: streams keep none while idle.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // one large backlog's buffer is not kept
+	}
+	*b = (*b)[:0]
+	buffers.Put(b)
+}
+
+func appendEvent(b []byte, ev Event) []byte {
 	if ev.ID != "" {
-		w.WriteString("id: ")
-		w.WriteString(ev.ID)
-		w.WriteString("\n")
+		b = append(b, "id: "...)
+		b = append(b, ev.ID...)
+		b = append(b, '\n')
 	}
 	if ev.Type != "" {
-		w.WriteString("event: ")
-		w.WriteString(ev.Type)
-		w.WriteString("\n")
+		b = append(b, "event: "...)
+		b = append(b, ev.Type...)
+		b = append(b, '\n')
 	}
-	w.WriteString("data: ")
-	w.WriteString(ev.Data)
-	w.WriteString("\n\n")
+	b = append(b, "data: "...)
+	b = append(b, ev.Data...)
+	return append(b, "\n\n"...)
 }

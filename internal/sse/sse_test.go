@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +28,20 @@ type server struct {
 
 func newServer(t *testing.T, log *Log, o HubOptions, stream func(c *fiber.Ctx) Stream) *server {
 	t.Helper()
+	return newServerKeeping(t, log, o, stream, false)
+}
+
+// newServerKeeping is newServer with fasthttp's KeepHijackedConns as given (httpx.NewApp sets it):
+// without, Serve waits in the hijack handler for the stream's end.
+func newServerKeeping(t *testing.T, log *Log, o HubOptions, stream func(c *fiber.Ctx) Stream, keepHijacked bool) *server {
+	t.Helper()
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := NewHub(log, o)
 	if err := hub.Start(); err != nil {
 		t.Fatal(err)
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Server().KeepHijackedConns = keepHijacked
 	app.Get("/events/:who", func(c *fiber.Ctx) error {
 		last, ok := LastEventID(c)
 		if !ok {
@@ -275,5 +285,54 @@ func waitOpen(t *testing.T, h *Hub, n int) {
 			t.Fatalf("open streams %d, want %d", h.Open(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Idle streams hold no goroutine when fasthttp keeps hijacked connections, and every one of them still
+// gets its events.
+func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
+	_, log := testLog(t, 0)
+	srv := newServerKeeping(t, log, HubOptions{KeepAlive: time.Hour}, func(c *fiber.Ctx) Stream {
+		return Stream{Subscriber: c.Params("who"), Key: "cg:{t}:sse:" + c.Params("who")}
+	}, true)
+	const n = 200
+	before := runtime.NumGoroutine()
+	readers := make([]*bufio.Reader, n)
+	for i := range readers {
+		// A bare connection: an http.Client would add goroutines of its own to the count.
+		c, err := net.Dial("tcp", strings.TrimPrefix(srv.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(c, "GET /events/s%d HTTP/1.1\r\nHost: x\r\n\r\n", i); err != nil {
+			t.Fatal(err)
+		}
+		readers[i] = bufio.NewReader(c)
+		if status, err := readers[i].ReadString('\n'); err != nil || !strings.Contains(status, " 200 ") {
+			t.Fatalf("stream %d: %q %v", i, status, err)
+		}
+	}
+	waitOpen(t, srv.hub, n)
+	time.Sleep(100 * time.Millisecond) // let fasthttp's hijack goroutines end
+	if grew := runtime.NumGoroutine() - before; grew > n/10 {
+		t.Fatalf("%d idle streams added %d goroutines", n, grew)
+	}
+	for i := range readers {
+		if _, err := log.Append(context.Background(), fmt.Sprintf("cg:{t}:sse:s%d", i), fmt.Sprintf("s%d", i), "ping", []byte(`{"n":1}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range readers {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream %d ended before its event: %v", i, err)
+			}
+			if line == "event: ping\n" {
+				break
+			}
+		}
 	}
 }
