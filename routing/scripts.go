@@ -1208,7 +1208,7 @@ type statusArgs struct {
 	state               string
 	at                  int64 // ms
 	failure             *MessageError
-	indexTTL            int64 // s
+	indexTTL            int64            // s
 	advance             *ordered.Advance // statusAdvanceScript's turn
 }
 
