@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/ordered"
 )
 
 // Errors of agent-initiated messages.
@@ -42,12 +44,30 @@ type StartRequest struct {
 // StartConversation opens a conversation from the agent's side and records its first message as
 // queued. It reports the conversation, the message and whether the conversation is new.
 func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conversation, Message, bool, error) {
+	conv, msg, opened, _, err := r.start(ctx, req, nil)
+	return conv, msg, opened, err
+}
+
+// StartAdmitted is StartConversation that also admits the message's send to its conversation's
+// sequence in the same step (admit names the send of a message id: ordered.Sequencer.Admission), and
+// reports whether the send heads its sequence (for ordered.Sequencer.EnqueueAdmitted).
+func (r *Router) StartAdmitted(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, error) {
+	conv, msg, _, head, err := r.start(ctx, req, admit)
+	return conv, msg, head, err
+}
+
+func (r *Router) start(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, bool, error) {
 	queue, ok := r.QueueFor(req.Channel, req.EntryPoint)
 	if !ok {
-		return Conversation{}, Message{}, false, ErrUnknownQueue
+		return Conversation{}, Message{}, false, false, ErrUnknownQueue
 	}
 	now := r.clock.Now()
 	msgID := newID()
+	var admission *ordered.Admission
+	if admit != nil {
+		a := admit(msgID)
+		admission = &a
+	}
 	var candidateIn []candidateQueue
 	for _, q := range r.agentQueues(req.Agent, req.Channel) {
 		candidateIn = append(candidateIn, candidateQueue{id: q, strategy: r.queues[q].Strategy})
@@ -56,20 +76,20 @@ func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conve
 		entryPoint: req.EntryPoint, queue: queue, phone: strings.TrimPrefix(req.ContactPhone, "+"),
 		conversationID: newID(), cardID: newID(), messageID: msgID, now: now.UnixMilli(),
 		kind: req.Message.Kind, text: req.Message.Text, payload: string(req.Message.Payload), newContactID: newID(),
-		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn})
+		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn, admit: admission})
 	if err != nil {
-		return Conversation{}, Message{}, false, fmt.Errorf("start conversation: %w", err)
+		return Conversation{}, Message{}, false, false, fmt.Errorf("start conversation: %w", err)
 	}
 	switch out.code {
 	case "not_logged_in":
-		return Conversation{}, Message{}, false, ErrNotLoggedIn
+		return Conversation{}, Message{}, false, false, ErrNotLoggedIn
 	case "at_capacity":
-		return Conversation{}, Message{}, false, ErrAtCapacity
+		return Conversation{}, Message{}, false, false, ErrAtCapacity
 	case "taken":
-		return Conversation{ID: out.conversationID}, Message{}, false, ErrConversationTaken
+		return Conversation{ID: out.conversationID}, Message{}, false, false, ErrConversationTaken
 	}
 	if len(out.convFields) == 0 {
-		return Conversation{}, Message{}, false, ErrNotFound
+		return Conversation{}, Message{}, false, false, ErrNotFound
 	}
 	conv := conversationFrom(out.convFields)
 	// The script made the agent a candidate again (see candidate); only queues where cards wait
@@ -81,7 +101,7 @@ func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conve
 	}
 	msg := Message{ID: msgID, ConversationID: conv.ID, Direction: "out", Channel: req.Channel, Kind: req.Message.Kind,
 		Text: req.Message.Text, Payload: req.Message.Payload, At: now.UTC(), Agent: req.Agent, Status: MessageQueued}
-	return conv, msg, out.opened, nil
+	return conv, msg, out.opened, out.head, nil
 }
 
 // Reply records an agent's message in its conversation as queued. On a channel with a customer

@@ -881,10 +881,11 @@ func parseRequeueReply(v any) ([]requeuedCard, error) {
 // ARGV: 1 prefix, 2 agent, 3 channel, 4 entry point, 5 "phone:<digits>", 6 phone digits, 7 queue,
 // 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id,
 // 16 the agent's configured capacity on the channel, 17 how many of its queues carry the channel, then per
-// queue: avail ZSET, waiting ZSET, strategy, queue id
-// Returns {"ok", conversation id, new 1|0, queues to dispatch, conversation fields…} or {"not_logged_in"} /
-// {"at_capacity"} / {"taken", conversation id}.
-var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+`
+// queue: avail ZSET, waiting ZSET, strategy, queue id; then the admission of the message's send to the
+// conversation's sequence (ordered.Admission: prefix, "" for none, member, now ms, idle TTL ms)
+// Returns {"ok", conversation id, new 1|0, queues to dispatch, conversation fields, 1 when the send
+// heads its sequence} or {"not_logged_in"} / {"at_capacity"} / {"taken", conversation id}.
+var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+ordered.KeysLua+ordered.AdmitLua+`
 local P, agent, ch = ARGV[1], ARGV[2], ARGV[3]
 local st = redis.call('HGET', P .. 'presence:' .. agent, ch)
 if st ~= 'online' and st ~= 'paused' then return {'not_logged_in'} end
@@ -945,7 +946,14 @@ if new == '1' and st == 'online' and load < tonumber(ARGV[16]) then
     if redis.call('EXISTS', waiting) == 1 then table.insert(dispatch, ARGV[21 + 4*i]) end
   end
 end
-return {'ok', conv, new, dispatch, redis.call('HGETALL', P .. 'conv:' .. conv)}
+-- the message's send admitted to the conversation's sequence (ordered.Admission), in the same step
+local head = 0
+local adm = 18 + 4 * tonumber(ARGV[17])
+if ARGV[adm] ~= '' then
+  local items, at, counter = orderedKeys(ARGV[adm], conv)
+  head = orderedAdmit(items, at, counter, ARGV[adm + 1], ARGV[adm + 2], ARGV[adm + 3])
+end
+return {'ok', conv, new, dispatch, redis.call('HGETALL', P .. 'conv:' .. conv), head}
 `, parseStartReply)
 
 // startArgs opens a conversation from agent's side with its first message.
@@ -960,6 +968,7 @@ type startArgs struct {
 	// capacity is the agent's on the channel; candidateIn its queues of the channel, with their strategy.
 	capacity    int
 	candidateIn []candidateQueue
+	admit       *ordered.Admission
 }
 
 // candidateQueue is one of an agent's queues the start script makes it a candidate in.
@@ -973,6 +982,11 @@ func (a startArgs) KeysAndArgv() ([]string, []any) {
 	for _, q := range a.candidateIn {
 		argv = append(argv, a.keys.avail(q.id, a.channel), a.keys.waiting(q.id, a.channel), q.strategy, q.id)
 	}
+	if a.admit != nil {
+		argv = append(argv, a.admit.Prefix, a.admit.Member, a.admit.Now, a.admit.IdleTTL)
+	} else {
+		argv = append(argv, "", "", 0, 0)
+	}
 	return []string{a.keys.ident(a.channel, phone)}, argv
 }
 
@@ -984,6 +998,7 @@ type startReply struct {
 	opened         bool     // the conversation is new
 	dispatch       []string // queues where cards wait, the agent a candidate there again
 	convFields     map[string]string
+	head           bool // the admitted send heads its sequence
 }
 
 func parseStartReply(v any) (startReply, error) {
@@ -1001,6 +1016,7 @@ func parseStartReply(v any) (startReply, error) {
 				}
 			}
 			r.convFields = a.Fields(4)
+			r.head = a.Int(5) == 1
 		}
 		return r, nil
 	}

@@ -135,6 +135,31 @@ func (s *Sequencer) Enqueue(ctx context.Context, t Task) error {
 	if err != nil {
 		return fmt.Errorf("ordered: admit: %w", err)
 	}
+	return s.EnqueueAdmitted(ctx, t, head)
+}
+
+// Admission is what a script needs to admit a task whose key it decides itself (a conversation
+// found or opened by the same script), in the same step as its own writes: it includes KeysLua and
+// AdmitLua and calls orderedAdmit(orderedKeys(Prefix, key), Member, Now, IdleTTL), then the caller
+// gives EnqueueAdmitted orderedAdmit's answer (1: the head).
+type Admission struct {
+	Prefix, Member string
+	Now, IdleTTL   int64 // ms
+}
+
+// Admission is the admission of the task queue/id in one of this sequencer's sequences.
+func (s *Sequencer) Admission(queue, id string) Admission {
+	return Admission{Prefix: s.keys.keyPrefix(s.name), Member: Item{Queue: queue, TaskID: id}.member(),
+		Now: time.Now().UnixMilli(), IdleTTL: s.opts.IdleTTL.Milliseconds()}
+}
+
+// EnqueueAdmitted enqueues t, already admitted (Admission) as its sequence's head or not. On an
+// error nothing stays admitted.
+func (s *Sequencer) EnqueueAdmitted(ctx context.Context, t Task, head bool) error {
+	if t.Key == "" || t.ID == "" || t.Queue == "" || strings.Contains(t.Queue, " ") {
+		return fmt.Errorf("ordered: a task needs a key, an id and a queue without spaces")
+	}
+	it := Item{Key: t.Key, Queue: t.Queue, TaskID: t.ID}
 	opts := append(append([]asynq.Option{}, t.Opts...), asynq.Queue(t.Queue), asynq.TaskID(t.ID))
 	if !head {
 		// Asleep until the task before it wakes it; the timer only covers a lost wake-up.

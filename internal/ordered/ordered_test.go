@@ -446,3 +446,57 @@ func TestAdvanceInTheHandlersScript(t *testing.T) {
 		t.Errorf("%d keys of the emptied sequence are left", n)
 	}
 }
+
+// A script that admits a task itself (Admission) names the sequence's keys as the sequencer does,
+// and EnqueueAdmitted then runs it in its turn.
+func TestAdmissionByAnotherScript(t *testing.T) {
+	e := newEnv(t, Options{})
+	admitInScript := redis.NewScript(KeysLua + AdmitLua + `
+local items, at, counter, lease = orderedKeys(ARGV[1], ARGV[2])
+return {orderedAdmit(items, at, counter, ARGV[3], ARGV[4], ARGV[5]), items, at, counter, lease}
+`)
+	var ran []int
+	var mu sync.Mutex
+	srv := tasks.NewServer(e.client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 2, ShutdownTimeout: time.Second})
+	srv.Handle(taskType, e.seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		var n int
+		fmt.Sscanf(string(task.Payload()), "%d", &n)
+		mu.Lock()
+		ran = append(ran, n)
+		mu.Unlock()
+		return nil
+	})))
+	for n := 1; n <= 3; n++ {
+		id := fmt.Sprintf("k-%d", n)
+		a := e.seq.Admission(tasks.QueueReplies, id)
+		out, err := admitInScript.Run(context.Background(), e.client, nil, a.Prefix, "k", a.Member, a.Now, a.IdleTTL).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := e.seq.keys.all("test", "k")
+		for i, k := range want {
+			if out[i+1] != k {
+				t.Fatalf("the script's key %d is %v, the sequencer's %s", i, out[i+1], k)
+			}
+		}
+		if head := out[0] == int64(1); head != (n == 1) {
+			t.Fatalf("item %d admitted as head: %v", n, head)
+		}
+		if err := e.seq.EnqueueAdmitted(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: id, Type: taskType,
+			Payload: fmt.Appendf(nil, "%d", n)}, out[0] == int64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	if !testutil.Within(20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 3 }) {
+		t.Fatalf("ran %v", ran)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(ran, upTo(3)) {
+		t.Errorf("ran in the order %v", ran)
+	}
+}

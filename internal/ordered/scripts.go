@@ -25,16 +25,24 @@ func headReply(v any) (bool, error) {
 
 // admitScript numbers an item and puts it at the end of its sequence; admitting it again keeps
 // its place. ARGV: 1 member, 2 now ms, 3 idle TTL ms. Returns 1 when the item is the head.
-var admitScript = luascript.New[admitArgs, bool]("ordered admit", `
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  local n = redis.call('INCR', KEYS[3])
-  redis.call('ZADD', KEYS[1], n, ARGV[1])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-if redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then return 1 end
-return 0
+var admitScript = luascript.New[admitArgs, bool]("ordered admit", AdmitLua+`
+return orderedAdmit(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 `, headReply)
+
+// AdmitLua defines orderedAdmit(items, at, counter, member, now ms, idle TTL ms), admitScript's
+// work, for a script that admits a task itself (Admission).
+const AdmitLua = `
+local function orderedAdmit(items, at, counter, member, now, ttl)
+  if not redis.call('ZSCORE', items, member) then
+    local n = redis.call('INCR', counter)
+    redis.call('ZADD', items, n, member)
+    redis.call('HSET', at, member, now)
+  end
+  for _, k in ipairs({items, at, counter}) do redis.call('PEXPIRE', k, ttl) end
+  if redis.call('ZRANGE', items, 0, 0)[1] == member then return 1 end
+  return 0
+end
+`
 
 // admitArgs admits member to the sequence at now (ms); idleTTL (ms) is how long an idle sequence stays.
 type admitArgs struct {
