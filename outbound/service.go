@@ -157,7 +157,9 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 	conv, msg, head, err := s.router.StartAdmitted(ctx, routing.StartRequest{Agent: agent, Channel: topology.WhatsApp,
 		EntryPoint: number, ContactPhone: digits,
 		Message: routing.Outbound{Kind: "template", Text: tpl.Render(t.BodyParams), Payload: payload}},
-		func(messageID string) ordered.Admission { return s.enqueuer.Admission(tasks.QueueTemplates, TaskID(messageID)) })
+		func(messageID string) ordered.Admission {
+			return s.enqueuer.Admission(tasks.QueueTemplates, TaskID(messageID))
+		})
 	if err != nil {
 		return Accepted{}, err
 	}
