@@ -34,6 +34,7 @@ agents=$(seq -s, -f 'a%g' 1 10)
 cat >"$bin/bench.yaml" <<YAML
 listen: "127.0.0.1:$gw_port"
 tenant: bench
+env: development
 log: { level: warn }
 redis: { url: "redis://127.0.0.1:$redis_port/0" }
 auth: { jwt_secret: "bench-secret-of-enough-length" }
@@ -78,8 +79,8 @@ start_monitor() { # side, round
 }
 stop_monitor() { [ -n "${MONITOR:-}" ] && stop_pid "$mon" || true; }
 
-run_chatgate() { # customer offset, round[, binary]
-  local exe=${3:-$bin/chatgate}
+run_chatgate() { # customer offset, round[, binary, side]
+  local exe=${3:-$bin/chatgate} side=${4:-chatgate}
   redis-cli -p "$redis_port" flushall >/dev/null
   local pprof_port=""
   [ -n "${PPROF:-}" ] && pprof_port=$(go run ./scripts/freeport)
@@ -90,7 +91,7 @@ run_chatgate() { # customer offset, round[, binary]
     curl -s -o "${PROFILE_DIR:-/tmp}/chatgate-$2.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=$PPROF" & prof=$!
   fi
   local redis0; redis0=$(redis_cpu)
-  redis-cli -p "$redis_port" config resetstat >/dev/null; start_monitor chatgate "$2"
+  redis-cli -p "$redis_port" config resetstat >/dev/null; start_monitor "$side" "$2"
   "$bin/sendload" -url "http://127.0.0.1:$gw_port/v1/conversations" -fake "http://127.0.0.1:$fake_port" \
     -n "$n" -c "$conns" -per-customer "$per" -secret bench-secret-of-enough-length -agents "$agents" -numbers 100200300,100200301 -offset "$1"
   stop_monitor; report_cpu "$pid" "$redis0"
@@ -116,7 +117,7 @@ for round in $(seq 1 "$rounds"); do
   for side in $sides; do
     case $side in
       chatgate) echo " chatgate:"; run_chatgate $((round * 3 * n)) "$round" ;;
-      base) echo " chatgate at $BASE:"; run_chatgate $((round * 3 * n + 2 * n)) "$round" "$bin/chatgate-base" ;;
+      base) echo " chatgate at $BASE:"; run_chatgate $((round * 3 * n + 2 * n)) "$round" "$bin/chatgate-base" base ;;
       bullmq) echo " bullmq:"; run_bullmq $((round * 3 * n + n)) "$round" ;;
     esac
   done

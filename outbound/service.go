@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/ordered"
+	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
 	"github.com/chatgate/chatgate/routing"
@@ -19,6 +20,9 @@ import (
 // (*ordered.Sequencer).
 type Enqueuer interface {
 	Enqueue(ctx context.Context, t ordered.Task) error
+	// Admission and EnqueueAdmitted enqueue a send admitted by the script that records its message.
+	Admission(queue, id string) ordered.Admission
+	EnqueueAdmitted(ctx context.Context, t ordered.Task, head bool) error
 }
 
 // Accepted is the answer to a new conversation or a reply: the message is durably queued.
@@ -149,17 +153,24 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 		return Accepted{}, err
 	}
 	digits := strings.TrimPrefix(req.To, "+")
-	conv, msg, _, err := s.router.StartConversation(ctx, routing.StartRequest{Agent: agent, Channel: topology.WhatsApp,
+	// The start script admits the send to the conversation's sequence (one round trip fewer).
+	conv, msg, head, err := s.router.StartAdmitted(ctx, routing.StartRequest{Agent: agent, Channel: topology.WhatsApp,
 		EntryPoint: number, ContactPhone: digits,
-		Message: routing.Outbound{Kind: "template", Text: tpl.Render(t.BodyParams), Payload: payload}})
+		Message: routing.Outbound{Kind: "template", Text: tpl.Render(t.BodyParams), Payload: payload}},
+		func(messageID string) ordered.Admission {
+			return s.enqueuer.Admission(tasks.QueueTemplates, TaskID(messageID))
+		})
 	if err != nil {
 		return Accepted{}, err
 	}
 	task, err := NewTemplateTask(Send{MessageID: msg.ID, ConversationID: conv.ID, PhoneNumberID: number, To: digits, Template: send}, s.taskOpts)
-	if err != nil {
-		return Accepted{}, err
+	if err == nil {
+		err = s.enqueuer.EnqueueAdmitted(ctx, task, head)
+		if err != nil {
+			s.logger.Error("could not enqueue a send", "type", task.Type, "err", err)
+		}
 	}
-	if err := s.enqueue(ctx, task); err != nil {
+	if err != nil {
 		s.router.FailMessage(context.WithoutCancel(ctx), msg.ID, 0, "could not be queued")
 		return Accepted{}, err
 	}

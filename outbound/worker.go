@@ -21,6 +21,7 @@ import (
 // Statuses is what the worker needs of routing: the stored message and its status changes.
 type Statuses interface {
 	Message(ctx context.Context, id string) (routing.Message, error)
+	QueueMessage(ctx context.Context, pipe redis.Pipeliner, id string) routing.PendingMessage
 	UpdateStatus(ctx context.Context, messageID string, u routing.StatusUpdate) (routing.Message, bool, error)
 }
 
@@ -97,14 +98,15 @@ func (w *Worker) Register(srv *tasks.Server) {
 type prefetched struct {
 	send Send
 	take PendingTake
+	msg  routing.PendingMessage
 }
 
 type prefetchKey struct{}
 
-// Prefetch takes the number's rate and the customer's pace in the claim's round trip (see
-// ordered.Prefetcher): spent only when the turn is granted. A send that then finds its message
-// already sent (a run after a crash) has spent one unit of each; that is rare and only slows the
-// number by one send.
+// Prefetch reads the message and takes the number's rate and the customer's pace in the claim's
+// round trip (see ordered.Prefetcher): the take is spent only when the turn is granted. A send that
+// then finds its message already sent (a run after a crash) has spent one unit of each; that is
+// rare and only slows the number by one send.
 func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task, pipe redis.Pipeliner, turn ordered.Turn) context.Context {
 	var s Send
 	if err := json.Unmarshal(task.Payload(), &s); err != nil || s.MessageID == "" {
@@ -113,7 +115,8 @@ func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task, pipe redis.Pipe
 	if _, ok := w.tokens[s.PhoneNumberID]; !ok {
 		return ctx // never sent: spend nothing
 	}
-	return context.WithValue(ctx, prefetchKey{}, &prefetched{send: s, take: w.limits.QueueTake(ctx, pipe, s.PhoneNumberID, s.To, turn)})
+	return context.WithValue(ctx, prefetchKey{}, &prefetched{send: s, take: w.limits.QueueTake(ctx, pipe, s.PhoneNumberID, s.To, turn),
+		msg: w.statuses.QueueMessage(ctx, pipe, s.MessageID)})
 }
 
 // ProcessTask sends one message. A message whose status moved past queued was sent by an earlier
@@ -140,7 +143,13 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 
 // process sends s; last tells it this is the task's last attempt.
 func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) error {
-	msg, err := w.statuses.Message(ctx, s.MessageID)
+	var msg routing.Message
+	var err error
+	if pre, _ := ctx.Value(prefetchKey{}).(*prefetched); pre != nil && pre.send.MessageID == s.MessageID {
+		msg, err = pre.msg.Result(ctx) // read with the claim
+	} else {
+		msg, err = w.statuses.Message(ctx, s.MessageID)
+	}
 	if errors.Is(err, routing.ErrNotFound) {
 		return fmt.Errorf("%w: message %s is not stored", asynq.SkipRetry, s.MessageID)
 	}
@@ -282,6 +291,9 @@ func (w *Worker) message(typ string, s Send) (whatsapp.Message, error) {
 // message, failing the task would send it again.
 func (w *Worker) record(ctx context.Context, id string, u routing.StatusUpdate) {
 	u.At = time.Now()
+	// Every status recorded here is the send's final outcome: the conversation's next send may go
+	// once it is written, and the same script moves the sequence on.
+	u.Advance = ordered.AdvanceOf(ctx)
 	delay := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		_, _, err := w.statuses.UpdateStatus(context.WithoutCancel(ctx), id, u)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/presence"
+	"github.com/redis/go-redis/v9"
 )
 
 func phone(v string) Identifier             { return Identifier{Kind: IdentPhone, Value: v} }
@@ -479,5 +481,52 @@ func TestAContactTakesOverAConversationOpenedBeforeContacts(t *testing.T) {
 	}
 	if open := e.keysLike(t, "convopen:*"); len(open) != 1 || open[0] != e.router.keys.convOpen("whatsapp", "100", k) {
 		t.Errorf("open keys %v", open)
+	}
+}
+
+// Starting a conversation makes the agent a candidate again in the same script (least_busy scores
+// the new load), returns the stored conversation, and offers what waits only to an agent online and
+// below capacity: a paused agent's start leaves the waiting card waiting.
+func TestStartMakesTheAgentACandidateAndOffersWhatWaits(t *testing.T) {
+	cfg := testConfig("least_busy")
+	cfg.Agents[0].Channels["whatsapp"] = configs.AgentChannel{Capacity: 5}
+	e := newEnvWith(t, redistest.Client(t), cfg, clock.NewFake(t0))
+	ctx := context.Background()
+	e.set(t, "ana", "whatsapp", presence.Online, "")
+	e.set(t, "ana", "whatsapp", presence.Paused, "lunch")
+	e.customer(t, "whatsapp", "100", "c1", "hello")
+	start := func(to string) Conversation {
+		t.Helper()
+		conv, _, isNew, err := e.router.StartConversation(ctx, StartRequest{Agent: "ana", Channel: "whatsapp", EntryPoint: "100",
+			ContactPhone: to, Message: Outbound{Kind: "template", Text: "Seu pedido saiu"}})
+		if err != nil || !isNew {
+			t.Fatalf("start to %s: %v %v", to, isNew, err)
+		}
+		return conv
+	}
+	conv := start("+5511999990003")
+	if stored, err := e.router.Conversation(ctx, conv.ID); err != nil || !reflect.DeepEqual(stored, conv) {
+		t.Errorf("start returned %+v, stored %+v (%v)", conv, stored, err)
+	}
+	if e.waiting(t, "sales", "whatsapp") != 1 || len(e.pub.events["ana"]) != 0 {
+		t.Fatalf("a paused agent's start offered the waiting card: %v", e.pub.events["ana"])
+	}
+	if _, err := e.client.ZScore(ctx, e.router.keys.avail("sales", "whatsapp"), "ana").Result(); err != redis.Nil {
+		t.Fatalf("a paused agent became a candidate: %v", err)
+	}
+	// Online (written without the presence listener, as if the offer it triggers were lost): the
+	// next start makes her a candidate again and offers her the card.
+	e.client.HSet(ctx, presence.StateKey(e.router.keys.ks, "ana"), "whatsapp", string(presence.Online))
+	start("+5511999990004")
+	if cs := e.cards(t, "ana"); len(cs) != 3 || e.waiting(t, "sales", "whatsapp") != 0 {
+		t.Fatalf("after the start: %d waiting, ana's cards %+v", e.waiting(t, "sales", "whatsapp"), cs)
+	}
+	// Nothing waits: the start only scores her by her new load.
+	e.clock.Advance(time.Second)
+	start("+5511999990005")
+	load, _ := e.client.HGet(ctx, e.router.keys.load("ana"), "whatsapp").Int()
+	score, err := e.client.ZScore(ctx, e.router.keys.avail("sales", "whatsapp"), "ana").Result()
+	if want := float64(load)*leastBusyLoadUnit + float64(e.clock.Now().UnixMilli()); load < 3 || err != nil || score != want {
+		t.Errorf("ana's least_busy score %v (%v), want %v (load %d)", score, err, want, load)
 	}
 }

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/ordered"
 )
 
 // Errors of agent-initiated messages.
@@ -40,37 +44,64 @@ type StartRequest struct {
 // StartConversation opens a conversation from the agent's side and records its first message as
 // queued. It reports the conversation, the message and whether the conversation is new.
 func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conversation, Message, bool, error) {
+	conv, msg, opened, _, err := r.start(ctx, req, nil)
+	return conv, msg, opened, err
+}
+
+// StartAdmitted is StartConversation that also admits the message's send to its conversation's
+// sequence in the same step (admit names the send of a message id: ordered.Sequencer.Admission), and
+// reports whether the send heads its sequence (for ordered.Sequencer.EnqueueAdmitted).
+func (r *Router) StartAdmitted(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, error) {
+	conv, msg, _, head, err := r.start(ctx, req, admit)
+	return conv, msg, head, err
+}
+
+func (r *Router) start(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, bool, error) {
 	queue, ok := r.QueueFor(req.Channel, req.EntryPoint)
 	if !ok {
-		return Conversation{}, Message{}, false, ErrUnknownQueue
+		return Conversation{}, Message{}, false, false, ErrUnknownQueue
 	}
 	now := r.clock.Now()
 	msgID := newID()
+	var admission *ordered.Admission
+	if admit != nil {
+		a := admit(msgID)
+		admission = &a
+	}
+	var candidateIn []candidateQueue
+	for _, q := range r.agentQueues(req.Agent, req.Channel) {
+		candidateIn = append(candidateIn, candidateQueue{id: q, strategy: r.queues[q].Strategy})
+	}
 	out, err := startScript.Run(ctx, r.client, startArgs{keys: r.keys, agent: req.Agent, channel: req.Channel,
 		entryPoint: req.EntryPoint, queue: queue, phone: strings.TrimPrefix(req.ContactPhone, "+"),
 		conversationID: newID(), cardID: newID(), messageID: msgID, now: now.UnixMilli(),
-		kind: req.Message.Kind, text: req.Message.Text, payload: string(req.Message.Payload), newContactID: newID()})
+		kind: req.Message.Kind, text: req.Message.Text, payload: string(req.Message.Payload), newContactID: newID(),
+		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn, admit: admission})
 	if err != nil {
-		return Conversation{}, Message{}, false, fmt.Errorf("start conversation: %w", err)
+		return Conversation{}, Message{}, false, false, fmt.Errorf("start conversation: %w", err)
 	}
 	switch out.code {
 	case "not_logged_in":
-		return Conversation{}, Message{}, false, ErrNotLoggedIn
+		return Conversation{}, Message{}, false, false, ErrNotLoggedIn
 	case "at_capacity":
-		return Conversation{}, Message{}, false, ErrAtCapacity
+		return Conversation{}, Message{}, false, false, ErrAtCapacity
 	case "taken":
-		return Conversation{ID: out.conversationID}, Message{}, false, ErrConversationTaken
+		return Conversation{ID: out.conversationID}, Message{}, false, false, ErrConversationTaken
 	}
-	conv, err := r.Conversation(ctx, out.conversationID)
-	if err != nil {
-		return Conversation{}, Message{}, false, err
+	if len(out.convFields) == 0 {
+		return Conversation{}, Message{}, false, false, ErrNotFound
 	}
-	if out.opened {
-		r.refreshAgent(ctx, req.Agent, req.Channel)
+	conv := conversationFrom(out.convFields)
+	// The script made the agent a candidate again (see candidate); only queues where cards wait
+	// have anything to offer.
+	for _, q := range out.dispatch {
+		if err := r.Dispatch(ctx, q, req.Channel); err != nil {
+			r.logger.Warn("dispatch failed", "queue", q, "err", err)
+		}
 	}
 	msg := Message{ID: msgID, ConversationID: conv.ID, Direction: "out", Channel: req.Channel, Kind: req.Message.Kind,
 		Text: req.Message.Text, Payload: req.Message.Payload, At: now.UTC(), Agent: req.Agent, Status: MessageQueued}
-	return conv, msg, out.opened, nil
+	return conv, msg, out.opened, out.head, nil
 }
 
 // Reply records an agent's message in its conversation as queued. On a channel with a customer
@@ -118,6 +149,12 @@ func (r *Router) Message(ctx context.Context, id string) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
+	return r.messageOf(ctx, id, h)
+}
+
+// messageOf is the message of its stored fields h, reading its conversation when the compact
+// payload needs it.
+func (r *Router) messageOf(ctx context.Context, id string, h map[string]string) (Message, error) {
 	if len(h) == 0 {
 		return Message{}, ErrNotFound
 	}
@@ -126,6 +163,27 @@ func (r *Router) Message(ctx context.Context, id string) (Message, error) {
 		conv, _ = r.client.HGetAll(ctx, r.keys.conv(h["conversation_id"])).Result()
 	}
 	return messageFrom(id, h, conv), nil
+}
+
+// PendingMessage is a message's read queued on a pipeline (QueueMessage).
+type PendingMessage struct {
+	r   *Router
+	id  string
+	cmd *redis.MapStringStringCmd
+}
+
+// QueueMessage queues the read of a message on pipe, to travel with the caller's other commands.
+func (r *Router) QueueMessage(ctx context.Context, pipe redis.Pipeliner, id string) PendingMessage {
+	return PendingMessage{r: r, id: id, cmd: pipe.HGetAll(ctx, r.keys.msg(id))}
+}
+
+// Result is the message once the pipeline ran (read again when the queued read failed).
+func (p PendingMessage) Result(ctx context.Context) (Message, error) {
+	h, err := p.cmd.Result()
+	if err != nil {
+		return p.r.Message(ctx, p.id)
+	}
+	return p.r.messageOf(ctx, p.id, h)
 }
 
 // FailMessage marks a queued message failed when it could not even be handed to its channel.

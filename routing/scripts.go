@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/chatgate/chatgate/internal/luascript"
+	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/outbox"
 )
 
@@ -929,9 +930,13 @@ func parseRequeueReply(v any) ([]requeuedCard, error) {
 //
 // KEYS[1] the index key of the phone (routing's ident key)
 // ARGV: 1 prefix, 2 agent, 3 channel, 4 entry point, 5 "phone:<digits>", 6 phone digits, 7 queue,
-// 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id
-// Returns {"ok", conversation id, new 1|0} or {"not_logged_in"} / {"at_capacity"} / {"taken", conversation id}.
-var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+`
+// 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id,
+// 16 the agent's configured capacity on the channel, 17 how many of its queues carry the channel, then per
+// queue: avail ZSET, waiting ZSET, strategy, queue id; then the admission of the message's send to the
+// conversation's sequence (ordered.Admission: prefix, "" for none, member, now ms, idle TTL ms)
+// Returns {"ok", conversation id, new 1|0, queues to dispatch, conversation fields, 1 when the send
+// heads its sequence} or {"not_logged_in"} / {"at_capacity"} / {"taken", conversation id}.
+var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+ordered.KeysLua+ordered.AdmitLua+`
 local P, agent, ch = ARGV[1], ARGV[2], ARGV[3]
 local st = redis.call('HGET', P .. 'presence:' .. agent, ch)
 if st ~= 'online' and st ~= 'paused' then return {'not_logged_in'} end
@@ -973,7 +978,33 @@ redis.call('HSET', P .. 'msg:' .. ARGV[10], 'id', ARGV[10], 'conversation_id', c
 redis.call('RPUSH', P .. 'convmsgs:' .. conv, ARGV[10])
 if new == '1' then outboxEmit(P, ARGV[11], 'conversation.opened', conv) end
 outboxEmit(P, ARGV[11], 'message.sent', conv, 'm', ARGV[10])
-return {'ok', conv, new}
+-- A new conversation changed the agent's load: still online and below capacity, it is a candidate
+-- again in its queues (least_busy scores by load), and the queues where cards wait are named for
+-- the caller to dispatch (an empty queue has nothing to offer).
+local dispatch = {}
+local load = tonumber(redis.call('HGET', P .. 'load:' .. agent, ch) or '0')
+if new == '1' and st == 'online' and load < tonumber(ARGV[16]) then
+  local now = tonumber(ARGV[11])
+  for i = 0, tonumber(ARGV[17]) - 1 do
+    local avail, waiting, strategy = ARGV[18 + 4*i], ARGV[19 + 4*i], ARGV[20 + 4*i]
+    if strategy == 'least_busy' then
+      redis.call('ZADD', avail, string.format('%.0f', load * 1e13 + now), agent)
+    elseif strategy == 'round_robin' then
+      redis.call('ZADD', avail, 'NX', now, agent)
+    else
+      redis.call('ZADD', avail, now, agent)
+    end
+    if redis.call('EXISTS', waiting) == 1 then table.insert(dispatch, ARGV[21 + 4*i]) end
+  end
+end
+-- the message's send admitted to the conversation's sequence (ordered.Admission), in the same step
+local head = 0
+local adm = 18 + 4 * tonumber(ARGV[17])
+if ARGV[adm] ~= '' then
+  local items, at, counter = orderedKeys(ARGV[adm], conv)
+  head = orderedAdmit(items, at, counter, ARGV[adm + 1], ARGV[adm + 2], ARGV[adm + 3])
+end
+return {'ok', conv, new, dispatch, redis.call('HGETALL', P .. 'conv:' .. conv), head}
 `, parseStartReply)
 
 // startArgs opens a conversation from agent's side with its first message.
@@ -985,20 +1016,40 @@ type startArgs struct {
 	newContactID                      string
 	now                               int64 // ms
 	kind, text, payload               string
+	// capacity is the agent's on the channel; candidateIn its queues of the channel, with their strategy.
+	capacity    int
+	candidateIn []candidateQueue
+	admit       *ordered.Admission
 }
+
+// candidateQueue is one of an agent's queues the start script makes it a candidate in.
+type candidateQueue struct{ id, strategy string }
 
 func (a startArgs) KeysAndArgv() ([]string, []any) {
 	phone := Identifier{Kind: IdentPhone, Value: a.phone}
-	return []string{a.keys.ident(a.channel, phone)},
-		[]any{a.keys.prefix(), a.agent, a.channel, a.entryPoint, phone.Kind + ":" + phone.Value, phone.Value, a.queue,
-			a.conversationID, a.cardID, a.messageID, a.now, a.kind, a.text, a.payload, a.newContactID}
+	argv := make([]any, 0, 17+4*len(a.candidateIn))
+	argv = append(argv, a.keys.prefix(), a.agent, a.channel, a.entryPoint, phone.Kind+":"+phone.Value, phone.Value, a.queue,
+		a.conversationID, a.cardID, a.messageID, a.now, a.kind, a.text, a.payload, a.newContactID, a.capacity, len(a.candidateIn))
+	for _, q := range a.candidateIn {
+		argv = append(argv, a.keys.avail(q.id, a.channel), a.keys.waiting(q.id, a.channel), q.strategy, q.id)
+	}
+	if a.admit != nil {
+		argv = append(argv, a.admit.Prefix, a.admit.Member, a.admit.Now, a.admit.IdleTTL)
+	} else {
+		argv = append(argv, "", "", 0, 0)
+	}
+	return []string{a.keys.ident(a.channel, phone)}, argv
 }
 
-// startReply: "ok" with the conversation (new or joined), or a refusal ("taken" names the conversation).
+// startReply: "ok" with the conversation (new or joined) and its fields, or a refusal ("taken" names
+// the conversation).
 type startReply struct {
 	code           string
 	conversationID string
-	opened         bool // the conversation is new
+	opened         bool     // the conversation is new
+	dispatch       []string // queues where cards wait, the agent a candidate there again
+	convFields     map[string]string
+	head           bool // the admitted send heads its sequence
 }
 
 func parseStartReply(v any) (startReply, error) {
@@ -1008,7 +1059,17 @@ func parseStartReply(v any) (startReply, error) {
 	}
 	switch code {
 	case "ok", "taken", "not_logged_in", "at_capacity":
-		return startReply{code: code, conversationID: a.Str(1), opened: code == "ok" && a.Str(2) == "1"}, nil
+		r := startReply{code: code, conversationID: a.Str(1), opened: code == "ok" && a.Str(2) == "1"}
+		if code == "ok" {
+			for _, q := range a.Array(3) {
+				if s, ok := q.(string); ok {
+					r.dispatch = append(r.dispatch, s)
+				}
+			}
+			r.convFields = a.Fields(4)
+			r.head = a.Int(5) == 1
+		}
+		return r, nil
 	}
 	return startReply{}, luascript.UnexpectedCode(code)
 }
@@ -1161,21 +1222,49 @@ end
 // 11 error summary (one sentence for the agent)
 // Returns {"ok"|"stale", conversation's agent (when ok), message fields…} / {"inbound"} /
 // {"unknown"} / {"not_found"}: the caller tells the agent without reading anything again.
-var statusScript = luascript.New[statusArgs, statusReply]("status", outbox.Lua+statusLua+`
-local k = KEYS[1]
-local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11])
-if res ~= 'ok' and res ~= 'stale' then return {res} end
-if res == 'ok' and ARGV[3] ~= '' then redis.call('HSET', k, 'provider_message_id', ARGV[3]) end
-if res == 'ok' then outboxEmit(ARGV[10], ARGV[2], 'message.status', redis.call('HGET', k, 'conversation_id'), 'm', redis.call('HGET', k, 'id'), 's', ARGV[1]) end
-if res == 'ok' and ARGV[8] == '1' then
-  redis.call('SET', KEYS[2], redis.call('HGET', k, 'id'), 'EX', ARGV[9])
-  if redis.call('EXISTS', KEYS[3]) == 1 then
-    drain(k, KEYS[3], ARGV[10])
-    redis.call('ZREM', KEYS[4], KEYS[3])
-  end
-end
-return reply(res, k, ARGV[10])
+var statusScript = luascript.New[statusArgs, statusReply]("status", outbox.Lua+statusLua+statusByIDLua+`
+return statusByID()
 `, parseStatusReply)
+
+const statusByIDLua = `
+local function statusByID()
+  local k = KEYS[1]
+  local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11])
+  if res ~= 'ok' and res ~= 'stale' then return {res} end
+  if res == 'ok' and ARGV[3] ~= '' then redis.call('HSET', k, 'provider_message_id', ARGV[3]) end
+  if res == 'ok' then outboxEmit(ARGV[10], ARGV[2], 'message.status', redis.call('HGET', k, 'conversation_id'), 'm', redis.call('HGET', k, 'id'), 's', ARGV[1]) end
+  if res == 'ok' and ARGV[8] == '1' then
+    redis.call('SET', KEYS[2], redis.call('HGET', k, 'id'), 'EX', ARGV[9])
+    if redis.call('EXISTS', KEYS[3]) == 1 then
+      drain(k, KEYS[3], ARGV[10])
+      redis.call('ZREM', KEYS[4], KEYS[3])
+    end
+  end
+  return reply(res, k, ARGV[10])
+end
+`
+
+// statusAdvanceScript is statusScript, then the end of the send's turn in its conversation's
+// sequence (ordered.Advance): the status is written before the sequence moves on, in one step.
+// KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[12] member, ARGV[13] token.
+// Returns {orderedRemove's reply, statusScript's reply}.
+var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+statusLua+statusByIDLua+ordered.RemoveLua+`
+local out = statusByID()
+return {orderedRemove(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[12], 'done', ARGV[13]), out}
+`, func(v any) (statusAdvanceReply, error) {
+	a, err := luascript.AsArray(v)
+	if err != nil || len(a) != 2 {
+		return statusAdvanceReply{}, fmt.Errorf("%w: %v", luascript.ErrReply, v)
+	}
+	st, err := parseStatusReply(a[1])
+	return statusAdvanceReply{advanced: a[0], status: st}, err
+})
+
+// statusAdvanceReply: the sequence's advance (for ordered.Advance.Done) and the status's answer.
+type statusAdvanceReply struct {
+	advanced any
+	status   statusReply
+}
 
 // statusArgs applies state to the message messageID. providerID, when given, is recorded and
 // indexed (on channel) and the statuses kept for it are applied.
@@ -1186,7 +1275,8 @@ type statusArgs struct {
 	state               string
 	at                  int64 // ms
 	failure             *MessageError
-	indexTTL            int64 // s
+	indexTTL            int64            // s
+	advance             *ordered.Advance // statusAdvanceScript's turn
 }
 
 func (a statusArgs) KeysAndArgv() ([]string, []any) {
@@ -1196,9 +1286,14 @@ func (a statusArgs) KeysAndArgv() ([]string, []any) {
 		channel, pid = "none", a.messageID
 	}
 	code, title, message, details, summary := errorArgs(a.failure)
-	return []string{a.keys.msg(a.messageID), a.keys.pmsg(channel, pid), a.keys.pendingStatuses(channel, pid), a.keys.pendingIndex()},
-		[]any{a.state, a.at, a.providerID, code, title, message, details, luascript.Flag(a.providerID != ""), a.indexTTL,
-			a.keys.prefix(), summary}
+	keys := []string{a.keys.msg(a.messageID), a.keys.pmsg(channel, pid), a.keys.pendingStatuses(channel, pid), a.keys.pendingIndex()}
+	argv := []any{a.state, a.at, a.providerID, code, title, message, details, luascript.Flag(a.providerID != ""), a.indexTTL,
+		a.keys.prefix(), summary}
+	if a.advance != nil {
+		keys = append(keys, a.advance.Keys()...)
+		argv = append(argv, a.advance.Member(), a.advance.Token())
+	}
+	return keys, argv
 }
 
 // statusReply is a status script's answer: its code (statusLua's apply, or "pending" / "dropped"

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/ordered"
 )
 
 // StatusUpdate is news about an outbound message: sent (with the provider's id), delivered, read,
@@ -18,6 +20,9 @@ type StatusUpdate struct {
 	// Channel is the message's channel when the caller has read the message already: recording a
 	// provider id then needs no extra read (empty: UpdateStatus reads it).
 	Channel string
+	// Advance, when the status is a send's final outcome, ends the send's turn in its conversation's
+	// sequence in the same script, after the status is written.
+	Advance *ordered.Advance
 }
 
 // RecordOutbound stores a message the agent sends in its conversation, status queued.
@@ -90,9 +95,20 @@ func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpd
 			}
 		}
 	}
-	out, err := statusScript.Run(ctx, r.client, statusArgs{keys: r.keys, messageID: messageID, channel: channel,
+	args := statusArgs{keys: r.keys, messageID: messageID, channel: channel,
 		providerID: u.ProviderMessageID, state: u.State, at: r.statusTime(u).UnixMilli(), failure: u.Error,
-		indexTTL: int64(dedupTTL / time.Second)})
+		indexTTL: int64(dedupTTL / time.Second), advance: u.Advance}
+	var out statusReply
+	var err error
+	if u.Advance != nil {
+		var both statusAdvanceReply
+		if both, err = statusAdvanceScript.Run(ctx, r.client, args); err == nil {
+			out = both.status
+			err = u.Advance.Done(both.advanced)
+		}
+	} else {
+		out, err = statusScript.Run(ctx, r.client, args)
+	}
 	if err != nil {
 		return Message{}, false, fmt.Errorf("status: %w", err)
 	}

@@ -20,3 +20,15 @@ func (k keys) lease(name, key string) string { return k.space.Key("ord", name, k
 func (k keys) all(name, key string) []string {
 	return []string{k.list(name, key), k.admitted(name, key), k.counter(name, key), k.lease(name, key)}
 }
+
+// keyPrefix is what a sequence's keys start with, before the task key (for KeysLua).
+func (k keys) keyPrefix(name string) string { return k.space.Key("ord", name) + ":" }
+
+// KeysLua defines orderedKeys(prefix, key), the four keys of a sequence (items, admitted, counter,
+// lease) as keys.all names them, for a script that decides the task key itself (Admission).
+const KeysLua = `
+local function orderedKeys(prefix, key)
+  local p = prefix .. key .. ':'
+  return p .. 'items', p .. 'at', p .. 'seq', p .. 'lease'
+end
+`

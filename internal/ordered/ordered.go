@@ -135,6 +135,31 @@ func (s *Sequencer) Enqueue(ctx context.Context, t Task) error {
 	if err != nil {
 		return fmt.Errorf("ordered: admit: %w", err)
 	}
+	return s.EnqueueAdmitted(ctx, t, head)
+}
+
+// Admission is what a script needs to admit a task whose key it decides itself (a conversation
+// found or opened by the same script), in the same step as its own writes: it includes KeysLua and
+// AdmitLua and calls orderedAdmit(orderedKeys(Prefix, key), Member, Now, IdleTTL), then the caller
+// gives EnqueueAdmitted orderedAdmit's answer (1: the head).
+type Admission struct {
+	Prefix, Member string
+	Now, IdleTTL   int64 // ms
+}
+
+// Admission is the admission of the task queue/id in one of this sequencer's sequences.
+func (s *Sequencer) Admission(queue, id string) Admission {
+	return Admission{Prefix: s.keys.keyPrefix(s.name), Member: Item{Queue: queue, TaskID: id}.member(),
+		Now: time.Now().UnixMilli(), IdleTTL: s.opts.IdleTTL.Milliseconds()}
+}
+
+// EnqueueAdmitted enqueues t, already admitted (Admission) as its sequence's head or not. On an
+// error nothing stays admitted.
+func (s *Sequencer) EnqueueAdmitted(ctx context.Context, t Task, head bool) error {
+	if t.Key == "" || t.ID == "" || t.Queue == "" || strings.Contains(t.Queue, " ") {
+		return fmt.Errorf("ordered: a task needs a key, an id and a queue without spaces")
+	}
+	it := Item{Key: t.Key, Queue: t.Queue, TaskID: t.ID}
 	opts := append(append([]asynq.Option{}, t.Opts...), asynq.Queue(t.Queue), asynq.TaskID(t.ID))
 	if !head {
 		// Asleep until the task before it wakes it; the timer only covers a lost wake-up.
@@ -195,8 +220,10 @@ func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 		for first := true; ; first = false {
 			var st claimResult
 			var err error
+			// What was prefetched holds for the claim it travelled with only.
+			hctx := ctx
 			if first && pre != nil {
-				st, ctx, err = s.claimPrefetching(ctx, it, token, pre, t)
+				st, hctx, err = s.claimPrefetching(ctx, it, token, pre, t)
 			} else {
 				st, err = s.claim(ctx, it, token)
 			}
@@ -208,9 +235,9 @@ func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 			case "gone":
 				// Not (or no longer) in the sequence: it finished before and runs again after a
 				// crash, or an operator runs it again. The handler knows what was already done.
-				return h.ProcessTask(ctx, t)
+				return h.ProcessTask(hctx, t)
 			case "go":
-				return s.run(ctx, it, token, last, h, t)
+				return s.run(hctx, it, token, last, h, t)
 			case "busy":
 				wait = st.leaseLeft
 			case "wait":
@@ -229,13 +256,59 @@ func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 	})
 }
 
+// Advance lets a handler end its turn in its own last Redis script, so that its last write (a
+// message recorded sent) and the sequence's advance are one step: one round trip, and no crash can
+// fall between them. That script includes RemoveLua and, after its write, calls
+// orderedRemove(KEYS…, Member, "done", Token) with Keys as four of its KEYS, and the handler gives
+// Done the reply. Use it only for the task's final outcome (the handler then returns nil or a final
+// error); the sequencer then only wakes the next item.
+type Advance struct {
+	keys          []string
+	member, token string
+	done          bool
+	next          string
+}
+
+type advanceKey struct{}
+
+// AdvanceOf is the turn the handler runs in (nil outside an ordered turn).
+func AdvanceOf(ctx context.Context) *Advance {
+	a, _ := ctx.Value(advanceKey{}).(*Advance)
+	return a
+}
+
+// Keys are the sequence's four keys (items, admitted, counter, lease), for orderedRemove.
+func (a *Advance) Keys() []string { return a.keys }
+
+// Member and Token are orderedRemove's member and token.
+func (a *Advance) Member() string { return a.member }
+func (a *Advance) Token() string  { return a.token }
+
+// Done records orderedRemove's reply: the turn is over.
+func (a *Advance) Done(reply any) error {
+	r, err := removeScript.Reply(reply, nil)
+	if err != nil {
+		return err
+	}
+	a.done, a.next = true, r.next
+	return nil
+}
+
 // run executes the head under its lease, then advances the sequence or keeps the head's place.
 func (s *Sequencer) run(ctx context.Context, it Item, token string, last bool, h asynq.Handler, t *asynq.Task) error {
 	stop := s.keepLease(ctx, it, token)
-	err := h.ProcessTask(ctx, t)
+	adv := &Advance{keys: s.keys.all(s.name, it.Key), member: it.member(), token: token}
+	err := h.ProcessTask(context.WithValue(ctx, advanceKey{}, adv), t)
 	stop()
 	final := err == nil || last || errors.Is(err, asynq.SkipRetry) || errors.Is(err, asynq.RevokeTask)
 	bg := context.WithoutCancel(ctx)
+	if adv.done {
+		// The handler's last script advanced the sequence.
+		if next := adv.next; next != "" {
+			s.wake(bg, itemOf(it.Key, next))
+		}
+		return err
+	}
 	if !final {
 		if _, rerr := releaseScript.Run(bg, s.client, releaseArgs{sequence: s.sequence(it.Key), token: token}); rerr != nil {
 			s.logger.Warn("could not release a lease; it expires by itself", "key", it.Key, "err", rerr)

@@ -379,3 +379,124 @@ func TestPrefetchRunsWithTheClaimAndSeesTheTurn(t *testing.T) {
 		t.Errorf("%d runs redid their prefetched call; only the first (scripts not loaded yet) should", h.redone)
 	}
 }
+
+// advancing ends each turn in its own script (RemoveLua after its write), as a handler whose last
+// write is a script does.
+var writeAndAdvance = redis.NewScript(RemoveLua + `
+redis.call('RPUSH', KEYS[5], ARGV[3])
+return orderedRemove(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'done', ARGV[2])
+`)
+
+// A handler that ends its turn in its own script (Advance) has moved the sequence on when that
+// script returns, and the next item is woken at once (the recheck timer is far longer than the test).
+func TestAdvanceInTheHandlersScript(t *testing.T) {
+	o := Options{Recheck: time.Minute, Logger: slog.New(slog.DiscardHandler)}
+	e := newEnv(t, o)
+	log := keyspace.New("t").Key("test", "written")
+	var mu sync.Mutex
+	var stillQueued []string
+	seq := New(e.client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(e.client), o)
+	srv := tasks.NewServer(e.client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second})
+	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		adv := AdvanceOf(ctx)
+		if adv == nil {
+			return fmt.Errorf("%w: no turn in the context", asynq.SkipRetry)
+		}
+		reply, err := writeAndAdvance.Run(ctx, e.client, append(adv.Keys(), log), adv.Member(), adv.Token(), string(task.Payload())).Result()
+		if err != nil {
+			return err
+		}
+		if err := adv.Done(reply); err != nil {
+			return err
+		}
+		if _, err := e.client.ZScore(ctx, adv.Keys()[0], adv.Member()).Result(); !errors.Is(err, redis.Nil) {
+			mu.Lock()
+			stillQueued = append(stillQueued, string(task.Payload()))
+			mu.Unlock()
+		}
+		return nil
+	})))
+	const items = 5
+	for n := 1; n <= items; n++ {
+		if err := e.seq.Enqueue(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n),
+			Type: taskType, Payload: fmt.Appendf(nil, "%d", n), Opts: []asynq.Option{asynq.MaxRetry(3)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	var written []string
+	if !testutil.Within(20*time.Second, func() bool {
+		written, _ = e.client.LRange(context.Background(), log, 0, -1).Result()
+		return len(written) == items
+	}) {
+		t.Fatalf("written %v: the next items were not woken", written)
+	}
+	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(written, want) {
+		t.Errorf("written in the order %v, want %v", written, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stillQueued) > 0 {
+		t.Errorf("items %v were still in the sequence after their handler's script", stillQueued)
+	}
+	if n, _ := e.client.Exists(context.Background(), seq.keys.all("test", "k")...).Result(); n != 0 {
+		t.Errorf("%d keys of the emptied sequence are left", n)
+	}
+}
+
+// A script that admits a task itself (Admission) names the sequence's keys as the sequencer does,
+// and EnqueueAdmitted then runs it in its turn.
+func TestAdmissionByAnotherScript(t *testing.T) {
+	e := newEnv(t, Options{})
+	admitInScript := redis.NewScript(KeysLua + AdmitLua + `
+local items, at, counter, lease = orderedKeys(ARGV[1], ARGV[2])
+return {orderedAdmit(items, at, counter, ARGV[3], ARGV[4], ARGV[5]), items, at, counter, lease}
+`)
+	var ran []int
+	var mu sync.Mutex
+	srv := tasks.NewServer(e.client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 2, ShutdownTimeout: time.Second})
+	srv.Handle(taskType, e.seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		var n int
+		fmt.Sscanf(string(task.Payload()), "%d", &n)
+		mu.Lock()
+		ran = append(ran, n)
+		mu.Unlock()
+		return nil
+	})))
+	for n := 1; n <= 3; n++ {
+		id := fmt.Sprintf("k-%d", n)
+		a := e.seq.Admission(tasks.QueueReplies, id)
+		out, err := admitInScript.Run(context.Background(), e.client, nil, a.Prefix, "k", a.Member, a.Now, a.IdleTTL).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := e.seq.keys.all("test", "k")
+		for i, k := range want {
+			if out[i+1] != k {
+				t.Fatalf("the script's key %d is %v, the sequencer's %s", i, out[i+1], k)
+			}
+		}
+		if head := out[0] == int64(1); head != (n == 1) {
+			t.Fatalf("item %d admitted as head: %v", n, head)
+		}
+		if err := e.seq.EnqueueAdmitted(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: id, Type: taskType,
+			Payload: fmt.Appendf(nil, "%d", n)}, out[0] == int64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	if !testutil.Within(20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 3 }) {
+		t.Fatalf("ran %v", ran)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(ran, upTo(3)) {
+		t.Errorf("ran in the order %v", ran)
+	}
+}

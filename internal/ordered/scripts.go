@@ -25,16 +25,24 @@ func headReply(v any) (bool, error) {
 
 // admitScript numbers an item and puts it at the end of its sequence; admitting it again keeps
 // its place. ARGV: 1 member, 2 now ms, 3 idle TTL ms. Returns 1 when the item is the head.
-var admitScript = luascript.New[admitArgs, bool]("ordered admit", `
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  local n = redis.call('INCR', KEYS[3])
-  redis.call('ZADD', KEYS[1], n, ARGV[1])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-if redis.call('ZRANGE', KEYS[1], 0, 0)[1] == ARGV[1] then return 1 end
-return 0
+var admitScript = luascript.New[admitArgs, bool]("ordered admit", AdmitLua+`
+return orderedAdmit(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 `, headReply)
+
+// AdmitLua defines orderedAdmit(items, at, counter, member, now ms, idle TTL ms), admitScript's
+// work, for a script that admits a task itself (Admission).
+const AdmitLua = `
+local function orderedAdmit(items, at, counter, member, now, ttl)
+  if not redis.call('ZSCORE', items, member) then
+    local n = redis.call('INCR', counter)
+    redis.call('ZADD', items, n, member)
+    redis.call('HSET', at, member, now)
+  end
+  for _, k in ipairs({items, at, counter}) do redis.call('PEXPIRE', k, ttl) end
+  if redis.call('ZRANGE', items, 0, 0)[1] == member then return 1 end
+  return 0
+end
+`
 
 // admitArgs admits member to the sequence at now (ms); idleTTL (ms) is how long an idle sequence stays.
 type admitArgs struct {
@@ -137,25 +145,34 @@ type releaseArgs struct {
 
 func (a releaseArgs) KeysAndArgv() ([]string, []any) { return a.keyList(), []any{a.token} }
 
-// removeScript takes an item out of its sequence and returns the new head when removing it made one
-// ("" otherwise; an emptied sequence leaves no key behind). ARGV: 1 member, 2 mode: "done" (the lease
-// holder finished; ARGV[3] its token), "skip" (a lost head: only when it is still the head and
-// nobody holds the lease), "cancel" (never enqueued; anywhere in the sequence).
-// Returns {"ok", next head or ""} / {"held"} when a skip found the lease taken or the head moved.
-var removeScript = luascript.New[removeArgs, removeReply]("ordered remove", `
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-if ARGV[2] == 'skip' and (head ~= ARGV[1] or redis.call('EXISTS', KEYS[4]) == 1) then return {'held'} end
-if ARGV[2] == 'done' and redis.call('GET', KEYS[4]) == ARGV[3] then redis.call('DEL', KEYS[4]) end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-local nxt = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-if not nxt then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  return {'ok', ''}
+// RemoveLua defines orderedRemove(items, at, counter, lease, member, mode, token), which takes an
+// item out of its sequence and returns {"ok", the new head when removing it made one, "" otherwise}
+// (an emptied sequence leaves no key behind). mode: "done" (the lease holder finished; token is its
+// lease), "skip" (a lost head: only when it is still the head and nobody holds the lease), "cancel"
+// (never enqueued; anywhere in the sequence). Returns {"held"} when a skip found the lease taken or
+// the head moved. Another package's script includes it to end a turn in its own last write (see
+// Advance).
+const RemoveLua = `
+local function orderedRemove(items, at, counter, lease, member, mode, token)
+  local head = redis.call('ZRANGE', items, 0, 0)[1]
+  if mode == 'skip' and (head ~= member or redis.call('EXISTS', lease) == 1) then return {'held'} end
+  if mode == 'done' and redis.call('GET', lease) == token then redis.call('DEL', lease) end
+  redis.call('ZREM', items, member)
+  redis.call('HDEL', at, member)
+  local nxt = redis.call('ZRANGE', items, 0, 0)[1]
+  if not nxt then
+    redis.call('DEL', items, at, counter)
+    return {'ok', ''}
+  end
+  -- only a new head needs waking: waking an item that was already head would cut its retry backoff
+  if head ~= member then return {'ok', ''} end
+  return {'ok', nxt}
 end
--- only a new head needs waking: waking an item that was already head would cut its retry backoff
-if head ~= ARGV[1] then return {'ok', ''} end
-return {'ok', nxt}
+`
+
+// removeScript runs orderedRemove on one sequence. ARGV: 1 member, 2 mode, 3 token.
+var removeScript = luascript.New[removeArgs, removeReply]("ordered remove", RemoveLua+`
+return orderedRemove(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
 `, parseRemoveReply)
 
 // Modes of removeScript.
