@@ -28,6 +28,7 @@ agents=$(seq -s, -f 'a%g' 1 20)  # 20 × capacity 1000: room for the campaign's 
 cat >"$bin/bench.yaml" <<YAML
 listen: "127.0.0.1:$gw_port"
 tenant: bench
+env: development
 log: { level: warn }
 redis: { url: "redis://127.0.0.1:$redis_port/0" }
 auth: { jwt_secret: "bench-secret-of-enough-length" }
