@@ -29,8 +29,11 @@ import (
 // unacknowledged is either seen by the script or recorded after the conversation is gone.
 
 const (
-	// retentionBatch bounds the conversations one sweep looks at (a sweep runs every second).
-	retentionBatch = 200
+	// retentionBatch bounds the conversations one script looks at, and retentionCalls the scripts of
+	// one sweep (a sweep runs every second): Redis runs nothing else while a script runs, so a sweep
+	// is several short scripts rather than one long one.
+	retentionBatch = 25
+	retentionCalls = 8
 	// holdRetry is how soon a held conversation is looked at again.
 	holdRetry = time.Minute
 )
@@ -47,14 +50,16 @@ type RetentionOptions struct {
 //
 // KEYS[1] retention ZSET, KEYS[2] integ:unacked HASH, KEYS[3] held ZSET
 // ARGV: 1 prefix, 2 now ms, 3 closed retention ms, 4 idle close ms (0: off), 5 batch, 6 hold retry ms
-// Returns {conversations deleted, newly held, released after a hold, idle cards to close (array)}.
+// Returns {conversations deleted, newly held, released after a hold, idle cards to close (array),
+// conversations looked at}.
 var retentionScript = luascript.New[retentionArgs, retentionReply]("retention", `
 local P, now, keep, idle, retry = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
 local deleted, held, released, idleCards = 0, 0, 0, {}
 local function unlinkAll(keys)
   for i = 1, #keys, 500 do redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys))) end
 end
-for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, conv in ipairs(due) do
   local ck = P .. 'conv:' .. conv
   local f = redis.call('HMGET', ck, 'state', 'closed_at', 'card', 'opened_at', 'last_customer_message_at', 'contact_id', 'channel')
   if not f[1] then
@@ -107,7 +112,7 @@ for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT',
     end
   end
 end
-return {deleted, held, released, idleCards}
+return {deleted, held, released, idleCards, #due}
 `, parseRetentionReply)
 
 type retentionArgs struct {
@@ -126,6 +131,7 @@ func (a retentionArgs) KeysAndArgv() ([]string, []any) {
 type retentionReply struct {
 	deleted, held, released int64
 	idleCards               []string
+	looked                  int64
 }
 
 func parseRetentionReply(v any) (retentionReply, error) {
@@ -133,10 +139,10 @@ func parseRetentionReply(v any) (retentionReply, error) {
 	if err != nil {
 		return retentionReply{}, err
 	}
-	if len(a) != 4 {
+	if len(a) != 5 {
 		return retentionReply{}, fmt.Errorf("%w: %d items", luascript.ErrReply, len(a))
 	}
-	out := retentionReply{deleted: a.Int(0), held: a.Int(1), released: a.Int(2)}
+	out := retentionReply{deleted: a.Int(0), held: a.Int(1), released: a.Int(2), looked: a.Int(4)}
 	for _, c := range a.Array(3) {
 		if s, ok := c.(string); ok {
 			out.idleCards = append(out.idleCards, s)
@@ -198,11 +204,23 @@ func ReadRetention(ctx context.Context, client redis.UniversalClient, ks keyspac
 // conversations it deleted.
 func (r *Router) SweepRetention(ctx context.Context) (int, error) {
 	now := r.clock.Now()
-	out, err := retentionScript.Run(ctx, r.client, retentionArgs{keys: r.keys, now: now.UnixMilli(),
-		keep: r.retention.ClosedConversations.Milliseconds(), idle: r.retention.IdleClose.Milliseconds(),
-		batch: retentionBatch, retry: holdRetry.Milliseconds()})
-	if err != nil {
-		return 0, fmt.Errorf("retention: %w", err)
+	var out retentionReply
+	for range retentionCalls {
+		step, err := retentionScript.Run(ctx, r.client, retentionArgs{keys: r.keys, now: now.UnixMilli(),
+			keep: r.retention.ClosedConversations.Milliseconds(), idle: r.retention.IdleClose.Milliseconds(),
+			batch: retentionBatch, retry: holdRetry.Milliseconds()})
+		if err != nil {
+			if out.deleted == 0 && len(out.idleCards) == 0 {
+				return 0, fmt.Errorf("retention: %w", err)
+			}
+			r.logger.Warn("retention sweep cut short", "err", err)
+			break
+		}
+		out.deleted, out.held, out.released = out.deleted+step.deleted, out.held+step.held, out.released+step.released
+		out.idleCards = append(out.idleCards, step.idleCards...)
+		if step.looked < retentionBatch {
+			break
+		}
 	}
 	r.retentionMetrics.deleted.Add(float64(out.deleted))
 	for _, card := range out.idleCards {

@@ -56,8 +56,11 @@ const (
 // Lua defines outboxEmit(P, nowMs, type, conversation, field, value, …) for a script to append an
 // event to the tenant's outbox when integrations are on. Scripts concatenate it before their body.
 const Lua = `
+local outboxOn
 local function outboxEmit(P, nowMs, typ, conv, ...)
-  if redis.call('EXISTS', P .. 'integ:on') == 0 then return end
+  -- the flag cannot change while the script runs: asked once per call
+  if outboxOn == nil then outboxOn = redis.call('EXISTS', P .. 'integ:on') == 1 end
+  if not outboxOn then return end
   redis.call('XADD', P .. 'integ:outbox', '*', 't', typ, 'c', conv or '', 'at', nowMs, ...)
 end
 `
