@@ -64,19 +64,24 @@ func BenchmarkRoutingDecision(b *testing.B) {
 	}
 }
 
+// newIntakeBenchRouter is a router with one WhatsApp number feeding one queue, on real Redis.
+func newIntakeBenchRouter(b *testing.B) *Router {
+	cfg := &configs.Config{
+		Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
+		WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
+	}
+	r := NewRouter(redistest.Client(b), keyspace.New("t"), topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
+	b.Cleanup(r.Shutdown)
+	return r
+}
+
 // BenchmarkIntakeOfAnOpenConversation measures a message of a conversation already open (the usual
 // message), its customer named as a WebChat visitor (one contact id, no index) and as WhatsApp
 // names one today (phone and business-scoped user id, both looked up in the contact index).
 func BenchmarkIntakeOfAnOpenConversation(b *testing.B) {
 	for _, named := range []string{"contact-id", "phone+user-id"} {
 		b.Run(named, func(b *testing.B) {
-			cfg := &configs.Config{
-				Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
-				WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
-			}
-			client := redistest.Client(b)
-			r := NewRouter(client, keyspace.New("t"), topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
-			defer r.Shutdown()
+			r := newIntakeBenchRouter(b)
 			ctx := context.Background()
 			in := func(i int) Inbound {
 				c := i % 100
@@ -108,13 +113,8 @@ func BenchmarkIntakeOfAnOpenConversation(b *testing.B) {
 // concurrent callers: redis-µs/msg is the intake script's time in INFO commandstats, redis-calls/msg
 // the commands it runs. Both hold whatever the machine's load (bench/intake-cpu.sh measures the binary).
 func BenchmarkIntakeScript(b *testing.B) {
-	cfg := &configs.Config{
-		Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
-		WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
-	}
-	client := redistest.Client(b)
-	r := NewRouter(client, keyspace.New("t"), topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
-	defer r.Shutdown()
+	r := newIntakeBenchRouter(b)
+	client := r.client
 	ctx := context.Background()
 	var seq atomic.Int64
 	in := func(i int64) Inbound {
