@@ -13,52 +13,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5000}; rounds=${2:-3}; conns=${3:-32}; per=${4:-1}
-. scripts/redis-for-tests.sh
-bin=$(mktemp -d)
-pids=()
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-stop() { for p in "${pids[@]}"; do stop_pid "$p"; done; rm -rf "$bin"; }
-trap 'stop; cleanup' EXIT
+. bench/fake-provider.sh
 (cd bench/bullmq && [ -d node_modules ] || npm ci --no-audit --no-fund --silent)
 sides=${SIDES:-chatgate bullmq}
 if [ -n "${PPROF:-}" ]; then go build -tags benchpprof -o "$bin/chatgate" ./cmd/chatgate; else go build -o "$bin/chatgate" ./cmd/chatgate; fi
-if [ -n "${BASE:-}" ]; then
-  mkdir "$bin/base-src" && git archive "$BASE" | tar -x -C "$bin/base-src"
-  (cd "$bin/base-src" && go build -o "$bin/chatgate-base" ./cmd/chatgate)
-fi
+build_base
 go build -o "$bin/sendload" ./bench/sendload
-redis_port=${CHATGATE_TEST_REDIS_ADDR##*:}
-fake_port=$(go run ./scripts/freeport); gw_port=$(go run ./scripts/freeport); node_port=$(go run ./scripts/freeport)
+node_port=$(go run ./scripts/freeport)
 agents=$(seq -s, -f 'a%g' 1 10)
-
-cat >"$bin/bench.yaml" <<YAML
-listen: "127.0.0.1:$gw_port"
-tenant: bench
-env: development
-log: { level: warn }
-redis: { url: "redis://127.0.0.1:$redis_port/0" }
-auth: { jwt_secret: "bench-secret-of-enough-length" }
-presence: { disconnect_grace: 1h }
-outbound: { concurrency: 20, max_retry: 10, recipient_interval: 1ms, send_timeout: 15s }
-pause_reasons: [{ id: lunch, label: Lunch }, { id: no_answer, label: No answer }]
-queues: [{ id: sales, channels: [whatsapp] }]
-agents:
-$(for a in $(seq 1 10); do echo "  - { id: a$a, queues: [sales], channels: { whatsapp: { capacity: 1000 } } }"; done)
-whatsapp:
-  app_secret: bench-app-secret
-  verify_token: bench-verify
-  api_base_url: "http://127.0.0.1:$fake_port"
-  api_version: v21.0
-  numbers:
-    - { phone_number_id: "100200300", queue: sales, access_token: bench-token, rate_per_second: 1000 }
-    - { phone_number_id: "100200301", queue: sales, access_token: bench-token, rate_per_second: 1000 }
-  templates:
-    - { name: order_update, language: pt_BR, body_params: 2, text: "Olá {{1}}, seu pedido {{2}} foi atualizado." }
-YAML
-
-"$bin/chatgate" fake-whatsapp --listen "127.0.0.1:$fake_port" --config "$bin/bench.yaml" 2>"$bin/fake.log" & pids+=($!)
-wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
-wait_http "http://127.0.0.1:$fake_port/_fake/rules"
+bench_config 10 '    - { phone_number_id: "100200300", queue: sales, access_token: bench-token, rate_per_second: 1000 }
+    - { phone_number_id: "100200301", queue: sales, access_token: bench-token, rate_per_second: 1000 }'
+start_fake
 
 # CPU seconds a process has used (user + system), and Redis's own.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
