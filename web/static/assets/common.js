@@ -194,5 +194,38 @@ const chatgate = (() => {
     }
   }
 
-  return { api, el, ApiError, signIn, signOut, follow, fmtDuration, fmtShort, token: () => token };
+  // confirm asks a yes-or-no question in the page's #confirm-dialog before an action that changes
+  // someone's work; it resolves true only on the OK button. A dialog's close event is a queued task:
+  // a click may ask again before the previous answer's event arrives. So the pending question is
+  // settled when the dialog closes, or when the next one is asked, with its own answer; a close
+  // event arriving while the next one is open is stale.
+  let confirmPending = null;
+  let confirmWired = false;
+  function settleConfirm() {
+    if (!confirmPending) return;
+    const resolve = confirmPending;
+    confirmPending = null;
+    resolve(document.getElementById("confirm-dialog").returnValue === "ok");
+  }
+  function confirm(title, text, ok, cancel) {
+    const d = document.getElementById("confirm-dialog");
+    if (!confirmWired) {
+      d.addEventListener("close", () => { if (!d.open) settleConfirm(); });
+      confirmWired = true;
+    }
+    settleConfirm();
+    d.querySelector("#confirm-title").textContent = title;
+    d.querySelector("#confirm-text").textContent = text;
+    const error = d.querySelector("[data-error]");
+    if (error) error.textContent = "";
+    d.querySelector("[data-confirm-ok]").textContent = ok;
+    d.querySelector("[data-confirm-cancel]").textContent = cancel;
+    d.returnValue = "";
+    return new Promise((resolve) => {
+      confirmPending = resolve;
+      d.showModal();
+    });
+  }
+
+  return { api, el, ApiError, signIn, signOut, follow, confirm, fmtDuration, fmtShort, token: () => token };
 })();

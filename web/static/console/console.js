@@ -75,31 +75,7 @@
   // ---- confirmation ----
 
   // confirmAction asks before an action that drops customers; it resolves true only on the OK button.
-  // A dialog's close event is a queued task: a click may ask again before the previous answer's
-  // event arrives. So the pending question is settled when the dialog closes, or when the next one
-  // is asked, with its own answer; a close event arriving while the next one is open is stale.
-  let confirmPending = null;
-  function settleConfirm() {
-    if (!confirmPending) return;
-    const resolve = confirmPending;
-    confirmPending = null;
-    resolve($("confirm-dialog").returnValue === "ok");
-  }
-  $("confirm-dialog").addEventListener("close", () => { if (!$("confirm-dialog").open) settleConfirm(); });
-
-  function confirmAction(title, text, ok, cancel) {
-    const d = $("confirm-dialog");
-    settleConfirm();
-    $("confirm-title").textContent = title;
-    $("confirm-text").textContent = text;
-    d.querySelector("[data-confirm-ok]").textContent = ok;
-    d.querySelector("[data-confirm-cancel]").textContent = cancel;
-    d.returnValue = "";
-    return new Promise((resolve) => {
-      confirmPending = resolve;
-      d.showModal();
-    });
-  }
+  const confirmAction = chatgate.confirm;
 
   // ---- presence: the indicator and the channel panel ----
 

@@ -33,24 +33,7 @@
   }
 
   // ---- confirmation (the console's dialog: resolves true only on the OK button) ----
-  let confirmPending = null;
-  function settleConfirm() {
-    if (!confirmPending) return;
-    const resolve = confirmPending;
-    confirmPending = null;
-    resolve($("confirm-dialog").returnValue === "ok");
-  }
-  $("confirm-dialog").addEventListener("close", () => { if (!$("confirm-dialog").open) settleConfirm(); });
-  function confirmAction(title, text, ok, cancel) {
-    const d = $("confirm-dialog");
-    settleConfirm();
-    $("confirm-title").textContent = title;
-    $("confirm-text").textContent = text;
-    d.querySelector("[data-confirm-ok]").textContent = ok;
-    d.querySelector("[data-confirm-cancel]").textContent = cancel;
-    d.returnValue = "";
-    return new Promise((resolve) => { confirmPending = resolve; d.showModal(); });
-  }
+  const confirmAction = chatgate.confirm;
 
   // ---- integrations ----
 

@@ -215,25 +215,7 @@
   });
 
   // confirmAction asks before an action that changes an agent's work; true only on the OK button.
-  let confirmPending = null;
-  function settleConfirm() {
-    if (!confirmPending) return;
-    const resolve = confirmPending;
-    confirmPending = null;
-    resolve($("confirm-dialog").returnValue === "ok");
-  }
-  $("confirm-dialog").addEventListener("close", () => { if (!$("confirm-dialog").open) settleConfirm(); });
-  function confirmAction(title, text, ok) {
-    const d = $("confirm-dialog");
-    settleConfirm();
-    $("confirm-title").textContent = title;
-    $("confirm-text").textContent = text;
-    d.querySelector("[data-error]").textContent = "";
-    d.querySelector("[data-confirm-ok]").textContent = ok;
-    d.querySelector("[data-confirm-cancel]").textContent = t("cancel");
-    d.returnValue = "";
-    return new Promise((resolve) => { confirmPending = resolve; d.showModal(); });
-  }
+  const confirmAction = (title, text, ok) => chatgate.confirm(title, text, ok, t("cancel"));
 
   async function logout(agent, channel) {
     const row = agents.get(agent);
