@@ -12,8 +12,10 @@ const commonLua = `
 local function isConv(key) return string.sub(key, 1, 2) ~= 'a:' end
 local function hold(P, key, n, now)
   if n <= 0 or not isConv(key) then return end
-  redis.call('HINCRBY', P .. 'integ:unacked', key, n)
-  redis.call('ZADD', P .. 'integ:unacked_since', 'NX', now, key)
+  -- a hold that began before has its time already (unhold removes both together)
+  if redis.call('HINCRBY', P .. 'integ:unacked', key, n) == n then
+    redis.call('ZADD', P .. 'integ:unacked_since', 'NX', now, key)
+  end
 end
 local function unhold(P, key, n)
   if n <= 0 or not isConv(key) then return end
@@ -33,8 +35,13 @@ local function push(P, sub, key, el, now)
   redis.call('ZADD', P .. 'integ:chains:' .. sub, now, key)
   return tid
 end
+local disabledSubs = {}
+-- disabled: asked once per script call and subscription (a call cannot see it change)
 local function disabled(P, sub)
-  return redis.call('HGET', P .. 'integ:health:' .. sub, 'state') == 'disabled'
+  if disabledSubs[sub] == nil then
+    disabledSubs[sub] = redis.call('HGET', P .. 'integ:health:' .. sub, 'state') == 'disabled'
+  end
+  return disabledSubs[sub]
 end
 -- head reads up to n events at the head of a list: {'ok', {id, body, at ms, type, element, again
 -- ms}, …} or, when the list is empty, ends the chain: {'end'}. n = 0 reads nothing: {'ok'}.
@@ -82,7 +89,7 @@ func parseStarts(a luascript.Array) []chainStart {
 var acceptScript = luascript.New[acceptArgs, acceptReply]("integrations accept", commonLua+`
 local P, now, retain = ARGV[1], tonumber(ARGV[4]), ARGV[5]
 if (redis.call('GET', KEYS[1]) or '0-0') ~= ARGV[2] then return {'moved'} end
-local starts = {}
+local starts, sids = {}, {}
 local i = 7
 for _ = 1, tonumber(ARGV[6]) do
   local eid, sid, typ, key, at, body, subs = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
@@ -101,8 +108,9 @@ for _ = 1, tonumber(ARGV[6]) do
       end
     end
   end
-  redis.call('XDEL', KEYS[2], sid)
+  sids[#sids + 1] = sid
 end
+if #sids > 0 then redis.call('XDEL', KEYS[2], unpack(sids)) end
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', P .. 'integ:events', '-inf', now - tonumber(retain))
 return {'ok', starts}
@@ -231,6 +239,8 @@ if ARGV[5] == 'dead' then
   redis.call('PERSIST', P .. 'integ:ev:' .. ARGV[8])
 end
 unhold(P, key, acked)
+-- the chain's task is alive: the sweeper leaves it alone for another SweepEvery
+redis.call('ZADD', P .. 'integ:chains:' .. sub, 'XX', ARGV[6], key)
 return head(P, sub, key, KEYS[2], tonumber(ARGV[9]))
 `, parseHeadReply)
 
