@@ -89,7 +89,7 @@ func parseStarts(a luascript.Array) []chainStart {
 var acceptScript = luascript.New[acceptArgs, acceptReply]("integrations accept", commonLua+`
 local P, now, retain = ARGV[1], tonumber(ARGV[4]), ARGV[5]
 if (redis.call('GET', KEYS[1]) or '0-0') ~= ARGV[2] then return {'moved'} end
-local starts, sids = {}, {}
+local starts, sids, dated = {}, {}, {}
 local i = 7
 for _ = 1, tonumber(ARGV[6]) do
   local eid, sid, typ, key, at, body, subs = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
@@ -99,7 +99,8 @@ for _ = 1, tonumber(ARGV[6]) do
     local ek = P .. 'integ:ev:' .. eid
     redis.call('HSET', ek, 't', typ, 'k', key, 'q', queue, 'at', at, 'b', body)
     redis.call('PEXPIRE', ek, retain)
-    redis.call('ZADD', P .. 'integ:events', at, eid)
+    dated[#dated + 1] = at
+    dated[#dated + 1] = eid
     for sub in string.gmatch(subs, '[^,]+') do
       if not disabled(P, sub) then
         hold(P, key, 1, now)
@@ -111,6 +112,7 @@ for _ = 1, tonumber(ARGV[6]) do
   sids[#sids + 1] = sid
 end
 if #sids > 0 then redis.call('XDEL', KEYS[2], unpack(sids)) end
+if #dated > 0 then redis.call('ZADD', P .. 'integ:events', unpack(dated)) end
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', P .. 'integ:events', '-inf', now - tonumber(retain))
 return {'ok', starts}
