@@ -204,17 +204,14 @@ func (s *Service) send(ctx context.Context, sub *subscription, id string, body [
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sub.Timeout)
-	defer cancel()
+	// sub.client's Timeout bounds the attempt, the answer's body included
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "chatgate-webhooks/1")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	req.Header.Set("webhook-signature", sig)
+	// canonical names, as Header.Set would write them
+	req.Header = http.Header{"Content-Type": {"application/json"}, "User-Agent": {"chatgate-webhooks/1"},
+		"Webhook-Id": {id}, "Webhook-Timestamp": {strconv.FormatInt(ts.Unix(), 10)}, "Webhook-Signature": {sig}}
 	resp, err := sub.client.Do(req)
 	if err != nil {
 		return &retryError{err: fmt.Errorf("POST failed: %w", err)}
