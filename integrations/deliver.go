@@ -20,6 +20,9 @@ import (
 // chainTimeout bounds one run of a chain's task; a longer backlog goes on in a new run.
 const chainTimeout = 5 * time.Minute
 
+// chainBatch is how many heads of a chain's list one script call reads (and the next records).
+const chainBatch = 16
+
 // retryError asks for the chain's next attempt after delay (0: the backoff); counted attempts only.
 type retryError struct {
 	err   error
@@ -85,7 +88,11 @@ func (s *Service) backoff(n int) time.Duration {
 }
 
 // processChain delivers a chain's list head by head until it is empty, a delivery fails (retried
-// by asynq after the backoff, with the same head), or the run has used its time.
+// by asynq after the backoff, with the same head), or the run has used its time. It reads the heads
+// chainBatch at a time and records their ends in one script call per batch (or at a failure): a
+// conversation's events still go one after the other, each only after the one before was
+// acknowledged, at one round trip to Redis per batch rather than per event. A process that dies
+// mid-batch sends the events it had not recorded again (at least once, same webhook-id).
 func (s *Service) processChain(ctx context.Context, t *asynq.Task) error {
 	var p chainPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
@@ -97,62 +104,88 @@ func (s *Service) processChain(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: subscription %q is not configured here", asynq.SkipRetry, p.Sub)
 	}
 	ca := chainArgs{keys: s.keys, sub: p.Sub, key: p.Key, taskID: taskID}
-	h, err := headScript.Run(ctx, s.client, ca)
+	hr, err := headScript.Run(ctx, s.client, ca)
 	if err != nil {
 		return err
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	started := time.Now()
-	for h.code == "ok" {
-		if time.Since(started) > chainTimeout {
-			return errYield
+	var acked []string // delivered, not yet recorded
+	// record ends acked (and dead, if any): the next heads, or none when the run stops here
+	record := func(dead *doneArgs, next int) (headReply, error) {
+		a := doneArgs{chainArgs: ca, elements: acked, now: s.clock.Now().UnixMilli(), next: next}
+		if dead != nil {
+			a.elements = append(a.elements, dead.elements...)
+			a.dead, a.eventID, a.info = true, dead.eventID, dead.info
 		}
-		now := s.clock.Now()
-		born := time.UnixMilli(max(h.at, h.again))
-		age := now.Sub(born)
-		var sendErr error
-		if len(h.body) == 0 {
-			sendErr = errors.New("the event expired before it could be delivered")
-		} else if age <= sub.MaxAge {
-			sendErr = s.send(ctx, sub, h.eventID, h.body)
-		} else {
-			sendErr = fmt.Errorf("not acknowledged within max_age (%v)", sub.MaxAge)
+		acked = acked[:0]
+		if len(a.elements) == 0 {
+			return headReply{code: "ok"}, nil
 		}
-		var gone *goneError
-		switch {
-		case sendErr == nil:
-			s.health(ctx, sub, nil)
-			s.metrics.delivered.WithLabelValues(sub.ID, "ok").Inc()
-			retried = 0
-			h, err = doneScript.Run(context.WithoutCancel(ctx), s.client, doneArgs{chainArgs: ca, element: h.element, eventID: h.eventID, now: now.UnixMilli()})
-		case errors.As(sendErr, &gone):
-			s.metrics.delivered.WithLabelValues(sub.ID, "gone").Inc()
-			return s.disable(context.WithoutCancel(ctx), sub, sendErr)
-		case age > sub.MaxAge || len(h.body) == 0:
-			s.metrics.delivered.WithLabelValues(sub.ID, "dead").Inc()
-			info := mustJSON(map[string]any{"key": p.Key, "type": h.typ, "error": shortErr(sendErr), "attempts": retried + 1})
-			s.logger.Warn("event dead-lettered", "subscription", sub.ID, "webhook_id", h.eventID, "type", h.typ, "err", sendErr)
-			retried = 0
-			h, err = doneScript.Run(context.WithoutCancel(ctx), s.client, doneArgs{chainArgs: ca, element: h.element, eventID: h.eventID, dead: true,
-				now: now.UnixMilli(), info: info})
-		default:
-			s.health(ctx, sub, sendErr)
-			s.metrics.delivered.WithLabelValues(sub.ID, "failed").Inc()
-			var r *retryError
-			if errors.As(sendErr, &r) && r.delay > 0 {
-				// a Retry-After past max_age is cut to it: the event is dead-lettered then
-				if left := born.Add(sub.MaxAge).Sub(now); left < r.delay {
-					r.delay, r.asked = max(left, time.Second), false
+		return doneScript.Run(context.WithoutCancel(ctx), s.client, a)
+	}
+	// flush records what was acknowledged before the run stops with err.
+	flush := func(err error) error {
+		if _, ferr := record(nil, 0); ferr != nil {
+			return ferr
+		}
+		return err
+	}
+batches:
+	for hr.code == "ok" && len(hr.heads) > 0 {
+		for _, h := range hr.heads {
+			if time.Since(started) > chainTimeout {
+				return flush(errYield)
+			}
+			now := s.clock.Now()
+			born := time.UnixMilli(max(h.at, h.again))
+			age := now.Sub(born)
+			var sendErr error
+			if len(h.body) == 0 {
+				sendErr = errors.New("the event expired before it could be delivered")
+			} else if age <= sub.MaxAge {
+				sendErr = s.send(ctx, sub, h.eventID, h.body)
+			} else {
+				sendErr = fmt.Errorf("not acknowledged within max_age (%v)", sub.MaxAge)
+			}
+			var gone *goneError
+			switch {
+			case sendErr == nil:
+				s.health(ctx, sub, nil)
+				s.metrics.delivered.WithLabelValues(sub.ID, "ok").Inc()
+				retried = 0
+				acked = append(acked, h.element)
+			case errors.As(sendErr, &gone):
+				s.metrics.delivered.WithLabelValues(sub.ID, "gone").Inc()
+				return s.disable(context.WithoutCancel(ctx), sub, sendErr) // drops the list, acknowledged or not
+			case age > sub.MaxAge || len(h.body) == 0:
+				s.metrics.delivered.WithLabelValues(sub.ID, "dead").Inc()
+				info := mustJSON(map[string]any{"key": p.Key, "type": h.typ, "error": shortErr(sendErr), "attempts": retried + 1})
+				s.logger.Warn("event dead-lettered", "subscription", sub.ID, "webhook_id", h.eventID, "type", h.typ, "err", sendErr)
+				retried = 0
+				if hr, err = record(&doneArgs{elements: []string{h.element}, eventID: h.eventID, info: info}, chainBatch); err != nil {
+					return err
 				}
-				return sendErr
+				continue batches // the heads after it are read again
+			default:
+				s.health(ctx, sub, sendErr)
+				s.metrics.delivered.WithLabelValues(sub.ID, "failed").Inc()
+				var r *retryError
+				if errors.As(sendErr, &r) && r.delay > 0 {
+					// a Retry-After past max_age is cut to it: the event is dead-lettered then
+					if left := born.Add(sub.MaxAge).Sub(now); left < r.delay {
+						r.delay, r.asked = max(left, time.Second), false
+					}
+					return flush(sendErr)
+				}
+				// the backoff never waits past max_age either
+				if left := born.Add(sub.MaxAge).Sub(now); left < s.backoff(retried) {
+					return flush(&retryError{err: sendErr, delay: max(left, time.Second)})
+				}
+				return flush(sendErr)
 			}
-			// the backoff never waits past max_age either
-			if left := born.Add(sub.MaxAge).Sub(now); left < s.backoff(retried) {
-				return &retryError{err: sendErr, delay: max(left, time.Second)}
-			}
-			return sendErr
 		}
-		if err != nil {
+		if hr, err = record(nil, chainBatch); err != nil {
 			return err
 		}
 	}
@@ -171,17 +204,14 @@ func (s *Service) send(ctx context.Context, sub *subscription, id string, body [
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sub.Timeout)
-	defer cancel()
+	// sub.client's Timeout bounds the attempt, the answer's body included
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "chatgate-webhooks/1")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	req.Header.Set("webhook-signature", sig)
+	// canonical names, as Header.Set would write them
+	req.Header = http.Header{"Content-Type": {"application/json"}, "User-Agent": {"chatgate-webhooks/1"},
+		"Webhook-Id": {id}, "Webhook-Timestamp": {strconv.FormatInt(ts.Unix(), 10)}, "Webhook-Signature": {sig}}
 	resp, err := sub.client.Do(req)
 	if err != nil {
 		return &retryError{err: fmt.Errorf("POST failed: %w", err)}

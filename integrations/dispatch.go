@@ -33,6 +33,10 @@ func (s *Service) dispatchLoop() {
 	ctx := context.Background()
 	var renewed time.Time
 	var ahead *batch // the next batch, read while the previous one was accepted
+	// the previous batch's chain starts, enqueued while the next batch is accepted (a chain's task
+	// reads its list whenever it runs: when it is enqueued does not matter to the order)
+	var starting sync.WaitGroup
+	defer starting.Wait()
 	for {
 		select {
 		case <-s.stop:
@@ -53,8 +57,16 @@ func (s *Service) dispatchLoop() {
 			}
 			renewed = time.Now()
 		}
-		n, next, err := s.dispatchAhead(ctx, ahead)
+		n, next, starts, err := s.dispatchAhead(ctx, ahead)
 		ahead = next
+		starting.Wait()
+		if len(starts) > 0 {
+			starting.Add(1)
+			go func() {
+				defer starting.Done()
+				s.startChains(ctx, starts)
+			}()
+		}
 		if err != nil {
 			s.logger.Warn("dispatch failed; trying again", "err", err)
 			if !sleep(s.stop, 500*time.Millisecond) {
@@ -101,24 +113,24 @@ func (s *Service) readBatch(ctx context.Context, cursor string) *batch {
 }
 
 // dispatchAhead moves one batch (ahead, read during the previous call, or read now from the stored
-// cursor) and, while its accept script and chain starts run, reads the batch after it, which it
-// returns for the next call. The accept script moves the cursor only from the batch's own cursor, so a
-// batch read ahead by a dispatcher that lost its lease, or after another one moved, changes nothing.
-// The entries a batch refers to were written before them: reading them ahead sees what reading them
-// later would.
-func (s *Service) dispatchAhead(ctx context.Context, ahead *batch) (int, *batch, error) {
+// cursor) and, while its accept script runs, reads the batch after it, which it returns for the
+// next call, with the chains the batch started (for the caller to enqueue). The accept script moves
+// the cursor only from the batch's own cursor, so a batch read ahead by a dispatcher that lost its
+// lease, or after another one moved, changes nothing. The entries a batch refers to were written
+// before them: reading them ahead sees what reading them later would.
+func (s *Service) dispatchAhead(ctx context.Context, ahead *batch) (int, *batch, []chainStart, error) {
 	b := ahead
 	if b == nil {
 		cursor, err := s.client.Get(ctx, s.keys.cursor()).Result()
 		if errors.Is(err, redis.Nil) {
 			cursor = "0-0"
 		} else if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		b = s.readBatch(ctx, cursor)
 	}
 	if b.err != nil || len(b.entries) == 0 {
-		return 0, nil, b.err
+		return 0, nil, nil, b.err
 	}
 	last := b.entries[len(b.entries)-1].ID
 	next := make(chan *batch, 1)
@@ -127,19 +139,18 @@ func (s *Service) dispatchAhead(ctx context.Context, ahead *batch) (int, *batch,
 		cursor: last, now: s.clock.Now().UnixMilli(), retain: s.opts.RetainEvents.Milliseconds(), events: b.events})
 	if err != nil {
 		<-next
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if r.moved {
 		<-next
-		return len(b.entries), nil, nil // another dispatcher moved it: read again from where it is
+		return len(b.entries), nil, nil, nil // another dispatcher moved it: read again from where it is
 	}
 	s.metrics.dispatched.Add(float64(len(b.entries)))
-	s.startChains(ctx, r.starts)
 	nb := <-next
 	if nb.err != nil {
 		nb = nil // read again from the stored cursor
 	}
-	return len(b.entries), nb, nil
+	return len(b.entries), nb, r.starts, nil
 }
 
 // event builds one outbox entry's event and picks the subscriptions that want it.

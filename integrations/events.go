@@ -208,8 +208,29 @@ func (s *Service) build(ctx context.Context, src Source, id string, f map[string
 	if err != nil {
 		return b, err
 	}
-	b.body, err = json.Marshal(Event{ID: id, Type: typ, Timestamp: at, Data: raw})
+	b.body, err = envelope(id, typ, at, raw)
 	return b, err
+}
+
+// envelope writes json.Marshal(Event{…}) byte for byte without its second pass over data (which
+// json.Marshal validates and compacts again, though it is its own compact output).
+func envelope(id, typ string, at time.Time, data []byte) ([]byte, error) {
+	jid, err := json.Marshal(id)
+	if err != nil {
+		return nil, err
+	}
+	jtyp, err := json.Marshal(typ)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, len(data)+len(jid)+len(jtyp)+80)
+	buf = append(append(buf, `{"id":`...), jid...)
+	buf = append(append(buf, `,"type":`...), jtyp...)
+	if buf, err = at.AppendText(append(buf, `,"timestamp":"`...)); err != nil {
+		return nil, err
+	}
+	buf = append(append(buf, `","data":`...), data...)
+	return append(buf, '}'), nil
 }
 
 func gone(err error) error {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/outbox"
 	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/presence"
 	"github.com/chatgate/chatgate/routing"
@@ -512,4 +513,36 @@ func TestReceiverDownThenUpLosesNothing(t *testing.T) {
 		h, _ := s.HeldTotal(context.Background())
 		return h.Conversations == 0
 	})
+}
+
+// A chain delivers its heads a batch at a time: an event dead-lettered between two acknowledged
+// ones of the same batch keeps its hold alone, and the events after it go on in order.
+func TestDeadLetterInsideABatch(t *testing.T) {
+	ctx := context.Background()
+	rc := newReceiver(t, secretA, nil)
+	e := newEnv(t, nil, hook("crm", rc.srv.URL, func(w *configs.Webhook) { w.Events = []string{"message.received"} }))
+	e.client.Set(ctx, outbox.OnKey(e.ks), "1", 0)
+	var conv string
+	for _, text := range []string{"a", "b", "c"} {
+		conv = e.convOf(t, e.customer(t, "5511999990009", "text", text))
+	}
+	// a dispatcher alone puts the three on the chain's list; the second's body is then lost
+	e.start(t, func(o *Options) { o.NoWorkers = true })
+	list := e.ks.Key("integ", "q", "crm", conv)
+	testutil.Eventually(t, 10*time.Second, "three events on the list", func() bool { return e.client.LLen(ctx, list).Val() == 3 })
+	lost := e.client.LIndex(ctx, list, 1).Val()
+	e.client.Del(ctx, e.ks.Key("integ", "ev", lost))
+	s := e.start(t, nil)
+	testutil.Eventually(t, 10*time.Second, "the first and third delivered", func() bool { return len(rc.acked()) == 2 })
+	if a := rc.acked(); a[0].text != "a" || a[1].text != "c" {
+		t.Fatalf("delivered %q, %q", a[0].text, a[1].text)
+	}
+	testutil.Eventually(t, 5*time.Second, "the list done", func() bool { return e.client.Exists(ctx, list).Val() == 0 })
+	dead, _ := s.DeadLetters(ctx, "crm", 10)
+	if len(dead) != 1 || dead[0].ID != lost {
+		t.Fatalf("dead letters %+v, want %s", dead, lost)
+	}
+	if n := e.held(t, conv); n != 1 {
+		t.Fatalf("held %d, want the dead letter's 1", n)
+	}
 }

@@ -13,7 +13,7 @@ import "github.com/chatgate/chatgate/internal/keyspace"
 //	integ:subs               SET     subscriptions known to Redis (a removed one is cleaned up)
 //	integ:q:<sub>:<key>      LIST    a subscription's undelivered events of one conversation (or agent), in order
 //	integ:chain:<sub>        HASH    order key → the asynq task delivering that list
-//	integ:chains:<sub>       ZSET    order key → when its task was last checked to exist
+//	integ:chains:<sub>       ZSET    order key → when its task was last checked to exist, or last recorded deliveries
 //	integ:dead:<sub>         ZSET    dead-lettered events by time
 //	integ:deadinfo:<sub>     HASH    event → {key, type, error, attempts}
 //	integ:health:<sub>       HASH    state healthy|unhealthy|disabled, failures, last_error, …

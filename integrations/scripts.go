@@ -12,8 +12,10 @@ const commonLua = `
 local function isConv(key) return string.sub(key, 1, 2) ~= 'a:' end
 local function hold(P, key, n, now)
   if n <= 0 or not isConv(key) then return end
-  redis.call('HINCRBY', P .. 'integ:unacked', key, n)
-  redis.call('ZADD', P .. 'integ:unacked_since', 'NX', now, key)
+  -- a hold that began before has its time already (unhold removes both together)
+  if redis.call('HINCRBY', P .. 'integ:unacked', key, n) == n then
+    redis.call('ZADD', P .. 'integ:unacked_since', 'NX', now, key)
+  end
 end
 local function unhold(P, key, n)
   if n <= 0 or not isConv(key) then return end
@@ -33,21 +35,31 @@ local function push(P, sub, key, el, now)
   redis.call('ZADD', P .. 'integ:chains:' .. sub, now, key)
   return tid
 end
+local disabledSubs = {}
+-- disabled: asked once per script call and subscription (a call cannot see it change)
 local function disabled(P, sub)
-  return redis.call('HGET', P .. 'integ:health:' .. sub, 'state') == 'disabled'
+  if disabledSubs[sub] == nil then
+    disabledSubs[sub] = redis.call('HGET', P .. 'integ:health:' .. sub, 'state') == 'disabled'
+  end
+  return disabledSubs[sub]
 end
--- head reads the event at the head of a list: {'ok', id, body, at ms, type, element, again ms} or,
--- when the list is empty, ends the chain: {'end'}.
-local function head(P, sub, key, q)
-  local el = redis.call('LINDEX', q, 0)
-  if not el then
+-- head reads up to n events at the head of a list: {'ok', {id, body, at ms, type, element, again
+-- ms}, …} or, when the list is empty, ends the chain: {'end'}. n = 0 reads nothing: {'ok'}.
+local function head(P, sub, key, q, n)
+  if n <= 0 then return {'ok'} end
+  local els = redis.call('LRANGE', q, 0, n - 1)
+  if #els == 0 then
     redis.call('HDEL', P .. 'integ:chain:' .. sub, key)
     redis.call('ZREM', P .. 'integ:chains:' .. sub, key)
     return {'end'}
   end
-  local eid, again = string.match(el, '^([^|]*)|?(%d*)$')
-  local ev = redis.call('HMGET', P .. 'integ:ev:' .. eid, 'b', 'at', 't')
-  return {'ok', eid, ev[1] or '', ev[2] or '0', ev[3] or '', el, again}
+  local out = {'ok'}
+  for i, el in ipairs(els) do
+    local eid, again = string.match(el, '^([^|]*)|?(%d*)$')
+    local ev = redis.call('HMGET', P .. 'integ:ev:' .. eid, 'b', 'at', 't')
+    out[i + 1] = {eid, ev[1] or '', ev[2] or '0', ev[3] or '', el, again}
+  end
+  return out
 end
 `
 
@@ -77,7 +89,7 @@ func parseStarts(a luascript.Array) []chainStart {
 var acceptScript = luascript.New[acceptArgs, acceptReply]("integrations accept", commonLua+`
 local P, now, retain = ARGV[1], tonumber(ARGV[4]), ARGV[5]
 if (redis.call('GET', KEYS[1]) or '0-0') ~= ARGV[2] then return {'moved'} end
-local starts = {}
+local starts, sids, dated = {}, {}, {}
 local i = 7
 for _ = 1, tonumber(ARGV[6]) do
   local eid, sid, typ, key, at, body, subs = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
@@ -87,7 +99,8 @@ for _ = 1, tonumber(ARGV[6]) do
     local ek = P .. 'integ:ev:' .. eid
     redis.call('HSET', ek, 't', typ, 'k', key, 'q', queue, 'at', at, 'b', body)
     redis.call('PEXPIRE', ek, retain)
-    redis.call('ZADD', P .. 'integ:events', at, eid)
+    dated[#dated + 1] = at
+    dated[#dated + 1] = eid
     for sub in string.gmatch(subs, '[^,]+') do
       if not disabled(P, sub) then
         hold(P, key, 1, now)
@@ -96,8 +109,10 @@ for _ = 1, tonumber(ARGV[6]) do
       end
     end
   end
-  redis.call('XDEL', KEYS[2], sid)
+  sids[#sids + 1] = sid
 end
+if #sids > 0 then redis.call('XDEL', KEYS[2], unpack(sids)) end
+if #dated > 0 then redis.call('ZADD', P .. 'integ:events', unpack(dated)) end
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', P .. 'integ:events', '-inf', now - tonumber(retain))
 return {'ok', starts}
@@ -147,13 +162,13 @@ func parseAcceptReply(v any) (acceptReply, error) {
 	return acceptReply{}, luascript.UnexpectedCode(code)
 }
 
-// headScript reads the head of a chain's list, if the task is still the chain's.
+// headScript reads the first events of a chain's list (up to chainBatch), if the task is still the chain's.
 //
-// KEYS[1] chain HASH, KEYS[2] the list. ARGV: 1 prefix, 2 sub, 3 key, 4 task id.
-// Returns {"stale"} / {"end"} / {"ok", event id, body, at ms, type}.
+// KEYS[1] chain HASH, KEYS[2] the list. ARGV: 1 prefix, 2 sub, 3 key, 4 task id, 5 how many to read.
+// Returns {"stale"} / {"end"} / {"ok", {event id, body, at ms, type, element, again ms}, …}.
 var headScript = luascript.New[chainArgs, headReply]("integrations head", commonLua+`
 if redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[4] then return {'stale'} end
-return head(ARGV[1], ARGV[2], ARGV[3], KEYS[2])
+return head(ARGV[1], ARGV[2], ARGV[3], KEYS[2], tonumber(ARGV[5]))
 `, parseHeadReply)
 
 type chainArgs struct {
@@ -162,12 +177,17 @@ type chainArgs struct {
 }
 
 func (a chainArgs) KeysAndArgv() ([]string, []any) {
-	return []string{a.keys.chain(a.sub), a.keys.queue(a.sub, a.key)}, []any{a.keys.prefix(), a.sub, a.key, a.taskID}
+	return []string{a.keys.chain(a.sub), a.keys.queue(a.sub, a.key)}, []any{a.keys.prefix(), a.sub, a.key, a.taskID, chainBatch}
 }
 
-// headReply: the event to deliver, or the chain is over (end) or no longer this task's (stale).
+// headReply: the events to deliver, in order, or the chain is over (end) or no longer this task's (stale).
 type headReply struct {
-	code    string // ok | end | stale
+	code  string // ok | end | stale
+	heads []head
+}
+
+// head is one event at the head of a chain's list.
+type head struct {
 	eventID string
 	body    []byte
 	at      int64 // ms: when the event was emitted
@@ -185,39 +205,55 @@ func parseHeadReply(v any) (headReply, error) {
 	case "stale", "end":
 		return headReply{code: code}, nil
 	case "ok":
-		return headReply{code: code, eventID: a.Str(1), body: []byte(a.Str(2)), at: a.Int(3), typ: a.Str(4), element: a.Str(5), again: a.Int(6)}, nil
+		r := headReply{code: code, heads: make([]head, 0, len(a)-1)}
+		for i := 1; i < len(a); i++ {
+			h := a.Array(i)
+			r.heads = append(r.heads, head{eventID: h.Str(0), body: []byte(h.Str(1)), at: h.Int(2), typ: h.Str(3), element: h.Str(4), again: h.Int(5)})
+		}
+		return r, nil
 	}
 	return headReply{}, luascript.UnexpectedCode(code)
 }
 
-// doneScript ends the head's delivery: acknowledged (the hold is released) or dead-lettered (kept,
-// with its hold, until an operator retries or deletes it), and reads the next head.
+// doneScript records the end of the deliveries of the first events of a chain's list, in one call
+// for several (a chain records its acknowledgements a batch at a time): all acknowledged (their
+// holds released), or the last one dead-lettered (kept, with its hold, until an operator retries or
+// deletes it); then it reads the next heads (n of them; 0: none, the chain waits for a retry).
 //
 // KEYS[1] chain HASH, KEYS[2] the list, KEYS[3] dead ZSET, KEYS[4] dead info HASH
-// ARGV: 1 prefix, 2 sub, 3 key, 4 task id, 5 list element, 6 ack|dead, 7 now ms, 8 dead info JSON, 9 event id
+// ARGV: 1 prefix, 2 sub, 3 key, 4 task id, 5 ack|dead (the last element's end), 6 now ms, 7 dead
+// info JSON, 8 the dead event's id, 9 how many heads to read next, 10… the list elements ended, in order.
 // Returns headScript's answers.
 var doneScript = luascript.New[doneArgs, headReply]("integrations done", commonLua+`
 local P, sub, key = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HGET', KEYS[1], key) ~= ARGV[4] then return {'stale'} end
-if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[5] then return {'stale'} end
-redis.call('LPOP', KEYS[2])
-if ARGV[6] == 'ack' then
-  unhold(P, key, 1)
-else
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[9])
-  redis.call('HSET', KEYS[4], ARGV[9], ARGV[8])
-  redis.call('PERSIST', P .. 'integ:ev:' .. ARGV[9])
+local m = #ARGV - 9
+local els = redis.call('LRANGE', KEYS[2], 0, m - 1)
+for i = 1, m do
+  if els[i] ~= ARGV[9 + i] then return {'stale'} end
 end
-return head(P, sub, key, KEYS[2])
+redis.call('LTRIM', KEYS[2], m, -1)
+local acked = m
+if ARGV[5] == 'dead' then
+  acked = m - 1
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[8])
+  redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
+  redis.call('PERSIST', P .. 'integ:ev:' .. ARGV[8])
+end
+unhold(P, key, acked)
+-- the chain's task is alive: the sweeper leaves it alone for another SweepEvery
+redis.call('ZADD', P .. 'integ:chains:' .. sub, 'XX', ARGV[6], key)
+return head(P, sub, key, KEYS[2], tonumber(ARGV[9]))
 `, parseHeadReply)
 
 type doneArgs struct {
 	chainArgs
-	element string
-	eventID string
-	dead    bool
-	now     int64
-	info    string
+	elements []string // the list elements ended, in order (the list's first ones)
+	dead     bool     // the last one is dead-lettered, the others acknowledged
+	eventID  string   // the dead one's event
+	now      int64
+	info     string
+	next     int // heads to read next
 }
 
 func (a doneArgs) KeysAndArgv() ([]string, []any) {
@@ -225,8 +261,12 @@ func (a doneArgs) KeysAndArgv() ([]string, []any) {
 	if a.dead {
 		mode = "dead"
 	}
-	return []string{a.keys.chain(a.sub), a.keys.queue(a.sub, a.key), a.keys.dead(a.sub), a.keys.deadInfo(a.sub)},
-		[]any{a.keys.prefix(), a.sub, a.key, a.taskID, a.element, mode, a.now, a.info, a.eventID}
+	argv := make([]any, 0, 9+len(a.elements))
+	argv = append(argv, a.keys.prefix(), a.sub, a.key, a.taskID, mode, a.now, a.info, a.eventID, a.next)
+	for _, el := range a.elements {
+		argv = append(argv, el)
+	}
+	return []string{a.keys.chain(a.sub), a.keys.queue(a.sub, a.key), a.keys.dead(a.sub), a.keys.deadInfo(a.sub)}, argv
 }
 
 // dropScript forgets everything a subscription still had to deliver: its lists (releasing their
