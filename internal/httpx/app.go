@@ -251,10 +251,14 @@ func observe(logger *slog.Logger, m *httpMetrics) fiber.Handler {
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 		level := requestLogLevel(route, status)
-		if logger.Enabled(c.UserContext(), level) {
-			// The path without its query: a query can carry a secret (hub.verify_token).
-			logger.Log(c.UserContext(), level, "request", "request_id", RequestID(c), "method", method,
-				"path", c.Path(), "route", route, "status", status, "duration", elapsed, "ip", c.IP())
+		if ctx := c.UserContext(); logger.Enabled(ctx, level) {
+			// The record is built here, typed and without the caller's program counter (no source is
+			// logged), rather than by logger.Log: a line per request, that is a few percent of the
+			// webhook path's CPU. The path without its query: a query can carry a secret (hub.verify_token).
+			r := slog.NewRecord(time.Now(), level, "request", 0)
+			r.AddAttrs(slog.String("request_id", RequestID(c)), slog.String("method", method), slog.String("path", c.Path()),
+				slog.String("route", route), slog.Int("status", status), slog.Duration("duration", elapsed), slog.String("ip", c.IP()))
+			_ = logger.Handler().Handle(ctx, r)
 		}
 		return nil
 	}
