@@ -31,6 +31,7 @@ type Options struct {
 	RouteBodyLimits map[string]int
 	// BodyLimitFor, when set, gives the limit of requests RouteBodyLimits does not name (0:
 	// BodyLimit), by path and content type: routes with parameters (a file reply to any conversation).
+	// Its arguments point into the request's buffer: valid during the call only.
 	BodyLimitFor func(path, contentType string) int
 	HeaderLimit  int
 	ReadTimeout  time.Duration
@@ -105,8 +106,10 @@ func NewApp(o Options) *fiber.App {
 	if len(routeLimits) > 0 || o.BodyLimitFor != nil {
 		// fasthttp reads a request's body up to the limit this returns, decided from the header alone.
 		app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			path, _, _ := strings.Cut(string(h.RequestURI()), "?")
-			if limit, ok := limitOf(path, string(h.ContentType())); ok {
+			// Strings over the header's own bytes, not copies: this runs for every request, and
+			// neither limitOf nor BodyLimitFor keeps them past the call.
+			path, _, _ := strings.Cut(utils.UnsafeString(h.RequestURI()), "?")
+			if limit, ok := limitOf(path, utils.UnsafeString(h.ContentType())); ok {
 				return fasthttp.RequestConfig{MaxRequestBodySize: readLimit(limit)}
 			}
 			return fasthttp.RequestConfig{}
