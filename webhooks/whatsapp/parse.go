@@ -27,15 +27,37 @@ type notification struct {
 }
 
 type changeValue struct {
+	valueHead
+	Messages []json.RawMessage `json:"messages"`
+	Statuses []json.RawMessage `json:"statuses"`
+}
+
+// valueHead is what a change's messages and statuses share: the receiving number, the senders, the
+// change's errors.
+type valueHead struct {
 	MessagingProduct string `json:"messaging_product"`
 	Metadata         struct {
 		DisplayPhoneNumber string `json:"display_phone_number"`
 		PhoneNumberID      string `json:"phone_number_id"`
 	} `json:"metadata"`
-	Contacts []contact         `json:"contacts"`
-	Messages []json.RawMessage `json:"messages"`
-	Statuses []json.RawMessage `json:"statuses"`
-	Errors   []apiError        `json:"errors"`
+	Contacts []contact  `json:"contacts"`
+	Errors   []apiError `json:"errors"`
+}
+
+// typedNotification is the whole notification decoded in one pass, its messages and statuses
+// included: parseTyped's input.
+type typedNotification struct {
+	Object string `json:"object"`
+	Entry  []struct {
+		Changes []struct {
+			Field string `json:"field"`
+			Value struct {
+				valueHead
+				Messages []message `json:"messages"`
+				Statuses []status  `json:"statuses"`
+			} `json:"value"`
+		} `json:"changes"`
+	} `json:"entry"`
 }
 
 type contact struct {
@@ -259,6 +281,15 @@ type status struct {
 // (unknown kinds kept with their raw JSON) and every status. Fields other than "messages" (and
 // group events) are skipped, not errors: Meta must not retry them forever.
 func (p *Provider) Parse(body []byte) (webhooks.Notification, error) {
+	if out, ok := parseTyped(body); ok {
+		return out, nil
+	}
+	return parseParts(body)
+}
+
+// parseParts is Parse part by part: the notification, then each change's value, then each message
+// and status, so that one of an unexpected shape costs only itself.
+func parseParts(body []byte) (webhooks.Notification, error) {
 	var out webhooks.Notification
 	var n notification
 	if err := json.Unmarshal(body, &n); err != nil {
@@ -288,8 +319,52 @@ func (p *Provider) Parse(body []byte) (webhooks.Notification, error) {
 	return out, nil
 }
 
+// parseTyped is Parse in one decode of the body, for the common notification: every part in the
+// shapes Meta documents, only "messages" changes, and no message whose raw JSON is kept (a text, a
+// media file, a reply). It reports false for anything else, which parseParts then reads: three
+// decodes, but a part of an unexpected shape costs only that part, and raw JSON is at hand. Both
+// give the same result where parseTyped reports true (TestParseTypedIsParseParts).
+func parseTyped(body []byte) (webhooks.Notification, bool) {
+	var out webhooks.Notification
+	var n typedNotification
+	if json.Unmarshal(body, &n) != nil || n.Object != "whatsapp_business_account" {
+		return out, false
+	}
+	for _, e := range n.Entry {
+		for i := range e.Changes {
+			ch := &e.Changes[i]
+			if ch.Field != "messages" {
+				return out, false
+			}
+			v := &ch.Value
+			valueErrors := providerErrors(v.Errors)
+			for j := range v.Messages {
+				m := &v.Messages[j]
+				if m.ID == "" {
+					return out, false
+				}
+				msg, keepRaw := normalize(m)
+				if keepRaw {
+					return out, false
+				}
+				out.Messages = append(out.Messages, settleMessage(&v.valueHead, m, msg, valueErrors))
+			}
+			for j := range v.Statuses {
+				st, ok := statusOf(&v.Statuses[j], v.Metadata.PhoneNumberID)
+				if !ok {
+					return out, false
+				}
+				out.Statuses = append(out.Statuses, st)
+			}
+			if len(v.Messages) == 0 && len(v.Statuses) == 0 && len(valueErrors) > 0 {
+				return out, false
+			}
+		}
+	}
+	return out, true
+}
+
 func parseValue(v *changeValue, out *webhooks.Notification) {
-	entry := v.Metadata.PhoneNumberID
 	// Errors Meta reports for the whole change (e.g. 131000 on a message it could not render) belong
 	// to its messages that carry none of their own.
 	valueErrors := providerErrors(v.Errors)
@@ -308,31 +383,22 @@ func parseValue(v *changeValue, out *webhooks.Notification) {
 			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "messages", Reason: "message without an id or not understood"})
 			continue
 		} else {
-			msg = normalize(&m, raw)
+			var keepRaw bool
+			if msg, keepRaw = normalize(&m); keepRaw {
+				msg.Raw, msg.RawOmitted = bounded(raw)
+			}
 		}
-		if len(msg.Errors) == 0 {
-			msg.Errors = valueErrors
-		}
-		msg.Channel, msg.EntryPoint, msg.EntryPointDisplay = Channel, entry, v.Metadata.DisplayPhoneNumber
-		msg.Contact = contactFor(&m, v.Contacts)
-		if m.Type == "system" {
-			identityChange(&m, &msg)
-		}
-		out.Messages = append(out.Messages, msg)
+		out.Messages = append(out.Messages, settleMessage(&v.valueHead, &m, msg, valueErrors))
 	}
 	for _, raw := range v.Statuses {
 		var s status
-		if err := json.Unmarshal(raw, &s); err != nil || s.ID == "" || s.Status == "" {
+		st, ok := webhooks.Status{}, json.Unmarshal(raw, &s) == nil
+		if ok {
+			st, ok = statusOf(&s, v.Metadata.PhoneNumberID)
+		}
+		if !ok {
 			out.Skipped = append(out.Skipped, webhooks.Skipped{Field: "statuses", Reason: "status without an id or not understood"})
 			continue
-		}
-		st := webhooks.Status{Channel: Channel, EntryPoint: entry, MessageID: s.ID, RecipientID: s.RecipientID,
-			State: s.Status, At: s.Timestamp.time(), Errors: providerErrors(s.Errors)}
-		if s.Conversation != nil {
-			st.ConversationID = s.Conversation.ID
-		}
-		if s.Pricing != nil {
-			st.PricingCategory = s.Pricing.Category
 		}
 		out.Statuses = append(out.Statuses, st)
 	}
@@ -342,6 +408,36 @@ func parseValue(v *changeValue, out *webhooks.Notification) {
 				Reason: fmt.Sprintf("account error %d %s: %s", e.Code, firstNonEmpty(e.Title, e.Message), e.Details)})
 		}
 	}
+}
+
+// settleMessage completes a normalized message with what its change says: the change's errors when
+// it has none of its own, the receiving number, the sender, and an identity change.
+func settleMessage(v *valueHead, m *message, msg webhooks.Message, valueErrors []webhooks.ProviderError) webhooks.Message {
+	if len(msg.Errors) == 0 {
+		msg.Errors = valueErrors
+	}
+	msg.Channel, msg.EntryPoint, msg.EntryPointDisplay = Channel, v.Metadata.PhoneNumberID, v.Metadata.DisplayPhoneNumber
+	msg.Contact = contactFor(m, v.Contacts)
+	if m.Type == "system" {
+		identityChange(m, &msg)
+	}
+	return msg
+}
+
+// statusOf normalizes a status; false when it has no id or no state.
+func statusOf(s *status, entry string) (webhooks.Status, bool) {
+	if s.ID == "" || s.Status == "" {
+		return webhooks.Status{}, false
+	}
+	st := webhooks.Status{Channel: Channel, EntryPoint: entry, MessageID: s.ID, RecipientID: s.RecipientID,
+		State: s.Status, At: s.Timestamp.time(), Errors: providerErrors(s.Errors)}
+	if s.Conversation != nil {
+		st.ConversationID = s.Conversation.ID
+	}
+	if s.Pricing != nil {
+		st.PricingCategory = s.Pricing.Category
+	}
+	return st, true
 }
 
 // lenientValue reads a change whose JSON does not fit changeValue part by part, so one contact or
@@ -518,9 +614,10 @@ func firstFlex(vs ...flexString) flexString {
 	return ""
 }
 
-func normalize(m *message, raw json.RawMessage) webhooks.Message {
-	msg := webhooks.Message{ID: m.ID, At: m.Timestamp.time(), Kind: m.Type, Errors: providerErrors(m.Errors)}
-	keepRaw := false
+// normalize reads a message of the parser's shape; keepRaw says the message is to keep Meta's JSON
+// too (bounded), as it has parts the normalized form does not hold.
+func normalize(m *message) (msg webhooks.Message, keepRaw bool) {
+	msg = webhooks.Message{ID: m.ID, At: m.Timestamp.time(), Kind: m.Type, Errors: providerErrors(m.Errors)}
 	switch m.Type {
 	case "text":
 		if m.Text != nil {
@@ -600,16 +697,14 @@ func normalize(m *message, raw json.RawMessage) webhooks.Message {
 	case "text", "image", "audio", "video", "document", "sticker", "location", "button", "reaction", "interactive":
 		// A known kind without its object (Meta sends such a message with errors[]) or with a part
 		// this parser does not read is shown raw as well.
-		if keepRaw || !hasBody(m) {
-			msg.Raw, msg.RawOmitted = bounded(raw)
-		}
+		keepRaw = keepRaw || !hasBody(m)
 	case "contacts", "order", "system", "unsupported", "request_welcome":
-		msg.Raw, msg.RawOmitted = bounded(raw)
+		keepRaw = true
 	default:
-		msg.Raw, msg.RawOmitted = bounded(raw)
+		keepRaw = true
 		msg.Unrecognized = true
 	}
-	return msg
+	return msg, keepRaw
 }
 
 // hasBody reports whether a message of a normalized kind carries that kind's object.

@@ -297,6 +297,51 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// TestParseTypedIsParseParts: on every fixture and Meta example the one-pass parser accepts, it
+// gives what the part-by-part parser gives; it accepts the plain messages the intake sees most.
+func TestParseTypedIsParseParts(t *testing.T) {
+	bodies := map[string][]byte{}
+	files := testutil.Fixtures(t, "webhooks", "whatsapp", "testdata", "*.json")
+	files = append(files, testutil.Fixtures(t, "testdata", "whatsapp", "*.json")...)
+	for _, file := range files {
+		if raw, err := os.ReadFile(file); err == nil && !strings.HasSuffix(file, ".golden.json") && !strings.HasSuffix(file, ".want.json") {
+			bodies[file] = raw
+		}
+	}
+	for name, ex := range testutil.MetaSpec(t, "post", "/whatsapp/webhooks").Requests {
+		bodies[name], _ = json.Marshal(ex)
+	}
+	bodies["simulated text"] = simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "1", From: "+5511999990001", Name: "Maria", Text: "Oi"})
+	bodies["simulated image"] = simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "1", From: "+5511999990001", ImageID: "m1", Caption: "foto"})
+	typed := 0
+	for name, body := range bodies {
+		got, ok := parseTyped(body)
+		if !ok {
+			continue
+		}
+		typed++
+		want, err := parseParts(body)
+		if err != nil {
+			t.Errorf("%s: one pass read it, part by part failed: %v", name, err)
+			continue
+		}
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if !bytes.Equal(g, w) || len(got.Skipped) != 0 {
+			t.Errorf("%s: one pass gives\n%s\npart by part\n%s", name, g, w)
+		}
+		for i := range got.Messages { // fields the JSON form leaves out
+			if got.Messages[i].Unrecognized != want.Messages[i].Unrecognized || got.Messages[i].Sender != want.Messages[i].Sender {
+				t.Errorf("%s: message %d differs outside its JSON", name, i)
+			}
+		}
+	}
+	if _, ok := parseTyped(bodies["simulated text"]); !ok || typed < 10 {
+		t.Errorf("the one-pass parser read %d of %d bodies, the simulated text message among them: %v", typed, len(bodies), ok)
+	}
+	t.Logf("one pass read %d of %d bodies", typed, len(bodies))
+}
+
 func BenchmarkVerifyAndParse(b *testing.B) {
 	body := simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria", Text: "Oi, meu pedido chegou?"})
 	h := header(map[string]string{"X-Hub-Signature-256": simulate.SignWhatsApp(body, "k")})
