@@ -189,6 +189,26 @@ func (w *Wallboard) Publish(ctx context.Context, agent string, ev Event) (string
 	return id, err
 }
 
+var _ scriptAppender = (*Wallboard)(nil)
+
+// scriptLog lets a script append the agent's events the supervisors' stream does not carry.
+func (w *Wallboard) scriptLog(typ string) *StreamLog {
+	if inner, ok := w.inner.(scriptAppender); ok && !forwarded[typ] {
+		return inner.scriptLog(typ)
+	}
+	return nil
+}
+
+// appended is Publish's part after the agent's log, for an event a script appended.
+func (w *Wallboard) appended(agent, typ string) {
+	if inner, ok := w.inner.(scriptAppender); ok {
+		inner.appended(agent, typ)
+	}
+	if dirtying[typ] {
+		w.markDirty(agent)
+	}
+}
+
 var _ SupervisorPublisher = (*Wallboard)(nil)
 
 // PublishSupervisor carries the router's events meant for supervisors (transfers, unanswered
