@@ -613,21 +613,22 @@ end
 // its own way (control characters other than \n \r \t, invalid UTF-8, U+2028/U+2029): the caller
 // then publishes from Go.
 const offeredEventLua = `
-local jsonEscapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
-  ['<'] = '\\u003c', ['>'] = '\\u003e', ['&'] = '\\u0026'}
-local utf8Seqs = {'[\194-\223][\128-\191]', '\224[\160-\191][\128-\191]', '[\225-\236][\128-\191][\128-\191]',
-  '\237[\128-\159][\128-\191]', '[\238-\239][\128-\191][\128-\191]', '\240[\144-\191][\128-\191][\128-\191]',
-  '[\241-\243][\128-\191][\128-\191][\128-\191]', '\244[\128-\143][\128-\191][\128-\191]'}
 local function jsonString(s)
   if not string.find(s, '[%z\1-\31"\\<>&\128-\255]') then return s end
   if string.find(s, '[%z\1-\8\11\12\14-\31]') or string.find(s, '\226\128[\168\169]') then return nil end
+  -- (the tables are built here, not on every call of the script)
   if string.find(s, '[\128-\255]') then
     -- every valid sequence becomes an ASCII byte (so no two pieces join); a byte left above 127 is invalid
     local rest = s
-    for _, seq in ipairs(utf8Seqs) do rest = string.gsub(rest, seq, 'x') end
+    for _, seq in ipairs({'[\194-\223][\128-\191]', '\224[\160-\191][\128-\191]', '[\225-\236][\128-\191][\128-\191]',
+        '\237[\128-\159][\128-\191]', '[\238-\239][\128-\191][\128-\191]', '\240[\144-\191][\128-\191][\128-\191]',
+        '[\241-\243][\128-\191][\128-\191][\128-\191]', '\244[\128-\143][\128-\191][\128-\191]'}) do
+      rest = string.gsub(rest, seq, 'x')
+    end
     if string.find(rest, '[\128-\255]') then return nil end
   end
-  return (string.gsub(s, '["\\\n\r\t<>&]', jsonEscapes))
+  return (string.gsub(s, '["\\\n\r\t<>&]', {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r',
+    ['\t'] = '\\t', ['<'] = '\\u003c', ['>'] = '\\u003e', ['&'] = '\\u0026'}))
 end
 -- jsonTime: ms since the epoch as Go's time.Time marshals in UTC (RFC 3339, trailing zeros of the
 -- fraction dropped); days to the civil date by H. Hinnant's algorithm
