@@ -110,7 +110,8 @@ end
 -- resolveContact finds, creates or merges the message's contact and brings its identifiers up to
 -- date. ids: {key = index KEY, ident = "kind:value", role = 'a' (shown now) | 'd' (replaced)}. more()
 -- returns the channel's entry points and the id of a new contact: only a new contact or a merge needs them.
--- Returns the contact id and its current {phone, bsuid, pbsuid, username, name}.
+-- Returns the contact id, its current {phone, bsuid, pbsuid, username, name}, and true when the
+-- contact is new and took over no conversation (it has none open).
 local function resolveContact(P, ch, entry, more, nowMs, name, ids)
   local found, list, weak, strong = {}, {}, nil, false
   for i = 1, #ids do
@@ -128,11 +129,11 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
     end
   end
   if not strong and weak then list = {weak} end
-  local contact
+  local contact, created, tookOver
   if #list == 0 then
     local entries, newContact = more()
     contact = newContact
-    redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', nowMs)
+    created = {'id', contact, 'channel', ch, 'created_at', nowMs} -- written below with its identifiers' fields
     -- Conversations opened before contacts were keyed by the user id or the number itself: a new
     -- contact takes them over, so an upgrade does not open a second conversation.
     for e in string.gmatch(entries, '[^\n]+') do
@@ -144,6 +145,7 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
             redis.call('SET', P .. 'convopen:' .. ch .. ':' .. e .. ':' .. contact, conv)
             redis.call('HSET', P .. 'conv:' .. conv, 'contact_id', contact)
             redis.call('DEL', old)
+            tookOver = true
           end
         end
       end
@@ -154,7 +156,7 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
     contact = mergeContacts(P, ch, entry, (more()), list, nowMs)
   end
   local cKey, setKey = P .. 'contact:' .. contact, P .. 'contactids:' .. contact
-  local cur = redis.call('HMGET', cKey, unpack(contactFields))
+  local cur = created and {} or redis.call('HMGET', cKey, unpack(contactFields))
   local want = {}
   for i, f in ipairs(contactFields) do want[f] = cur[i] or '' end
   local shown = {}
@@ -193,9 +195,13 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
       if want[f] == '' then table.insert(del, f) else table.insert(set, f); table.insert(set, want[f]) end
     end
   end
+  if created then
+    for i = 1, #set do created[#created + 1] = set[i] end
+    set = created
+  end
   if #set > 0 then redis.call('HSET', cKey, unpack(set)) end
   if #del > 0 then redis.call('HDEL', cKey, unpack(del)) end
-  return contact, want
+  return contact, want, created and not tookOver
 end
 `
 
@@ -232,7 +238,7 @@ end
 // read), number of candidate agents in the queue (new cards only), the decision ({} when none was
 // tried: no new card, or no candidate; offerLua's reply, and for a card offered as it was recorded
 // the id of its card.offered after the fields, which are then empty), contact id}.
-var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", outbox.Lua+sse.AppendLua+offerLua+offeredEventLua+contactLua+`
+var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", localGlobals+outbox.Lua+sse.AppendLua+offerLua+offeredEventLua+contactLua+`
 local A = ARGV
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup', A[5]} end
 local P, ch, entry, nowMs = A[1], A[2], A[3], A[6]
@@ -244,7 +250,7 @@ local function fresh()
       string.match(A[17], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
   end
 end
-local contact, cf = A[4], {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}
+local contact, cf, noConv = A[4], {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}, false
 local n = #A - 17
 -- the usual message names its customer one way (role a: shown now)
 local kind, value
@@ -269,12 +275,12 @@ elseif n > 0 then
     ids[i] = {key = KEYS[1 + i], ident = string.sub(v, 2), role = string.sub(v, 1, 1)}
   end
   if looked then ids[1].cur = known end -- looked up above: not indexed yet
-  contact, cf = resolveContact(P, ch, entry, function() fresh(); return entries, newContact end, nowMs, A[10], ids)
+  contact, cf, noConv = resolveContact(P, ch, entry, function() fresh(); return entries, newContact end, nowMs, A[10], ids)
   if cf.phone ~= '' then cf.phone = '+' .. cf.phone end
 end
 local note = A[16] == '1'
 local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
-local conv = redis.call('GET', openKey)
+local conv = not noConv and redis.call('GET', openKey) -- a new contact has none
 -- the conversation's contact fields; name and display only when the message has them
 local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
@@ -294,10 +300,11 @@ elseif not conv then
     direct = candidateList(P, ch, tonumber(nowMs), tonumber(agentsToScan), P .. 'avail:' .. queue .. ':' .. ch)
     pick = direct.get(1)
   end
-  local h = {'id', conv, 'channel', ch, 'entry_point', entry, 'queue', queue, 'contact_name', '', 'state', 'open', 'agent', pick and pick[1] or '',
+  local h = {'id', conv, 'channel', ch, 'entry_point', entry, 'queue', queue, 'state', 'open', 'agent', pick and pick[1] or '',
     'card', card, 'opened_at', nowMs, 'last_customer_message_at', A[15]}
   for i = 1, 7 do
-    if i < 6 or whoV[i] ~= '' then h[#h + 1] = whoF[i]; h[#h + 1] = whoV[i] end
+    -- contact_name always, empty when unknown
+    if i < 7 or whoV[i] ~= '' then h[#h + 1] = whoF[i]; h[#h + 1] = whoV[i] end
   end
   if A[12] ~= '' then h[#h + 1] = 'window_expires_at'; h[#h + 1] = A[12] end
   local c = {'id', card, 'conversation_id', conv, 'queue', queue, 'channel', ch, 'state', 'waiting', 'agent', '', 'created_at', nowMs, 'preview', A[8]}
@@ -385,6 +392,12 @@ elseif candidates > 0 then
 end
 return {'ok', A[5], conv, card, newCard, agent, cardState, tostring(candidates), decision, contact}
 `, parseDeliverReply)
+
+// localGlobals makes the globals a script uses locals of its chunk: a global is a table lookup on
+// each use, a local (an upvalue in functions) an index; the intake script makes hundreds.
+const localGlobals = `
+local redis, string, table, math, tonumber, tostring, ipairs, unpack = redis, string, table, math, tonumber, tostring, ipairs, unpack
+`
 
 // deliverArgs is one inbound message for deliverScript.
 type deliverArgs struct {
@@ -518,11 +531,11 @@ local function candidateList(P, ch, now, maxScan, availKey)
       scanned = scanned + 1
       if not checked[a] then
         checked[a] = true
-        local st = redis.call('HGET', P .. 'presence:' .. a, ch)
+        -- floor: an agent in wrap-up on the channel takes no offer there (floorscripts.go)
+        local pr = redis.call('HMGET', P .. 'presence:' .. a, ch, ch .. ':wrap_up_until')
+        local st, wrapUntil = pr[1], tonumber(pr[2] or '0')
         local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
         local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
-        -- floor: an agent in wrap-up on the channel takes no offer there (floorscripts.go)
-        local wrapUntil = tonumber(redis.call('HGET', P .. 'presence:' .. a, ch .. ':wrap_up_until') or '0')
         if st ~= 'online' or load >= cap or wrapUntil > now then
           redis.call('ZREM', availKey, a)
           scanned = scanned - 1 -- later members moved up one place
