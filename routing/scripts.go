@@ -281,7 +281,7 @@ end
 local note = A[16] == '1'
 local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
 local conv = not noConv and redis.call('GET', openKey) -- a new contact has none
--- the conversation's contact fields; name and display only when the message has them
+-- the conversation's contact fields; name and display only when the message has them, none empty
 local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
 local card, newCard, agent, cardState, candidates = '', '', '', '', 0
@@ -303,8 +303,8 @@ elseif not conv then
   local h = {'id', conv, 'channel', ch, 'entry_point', entry, 'queue', queue, 'state', 'open', 'agent', pick and pick[1] or '',
     'card', card, 'opened_at', nowMs, 'last_customer_message_at', A[15]}
   for i = 1, 7 do
-    -- contact_name always, empty when unknown
-    if i < 7 or whoV[i] ~= '' then h[#h + 1] = whoF[i]; h[#h + 1] = whoV[i] end
+    -- an empty field is not written: every reader takes a missing one for empty
+    if whoV[i] ~= '' then h[#h + 1] = whoF[i]; h[#h + 1] = whoV[i] end
   end
   if A[12] ~= '' then h[#h + 1] = 'window_expires_at'; h[#h + 1] = A[12] end
   local c = {'id', card, 'conversation_id', conv, 'queue', queue, 'channel', ch, 'state', 'waiting', 'agent', '', 'created_at', nowMs, 'preview', A[8]}
@@ -332,7 +332,7 @@ else
   local h = {}
   for i = 1, 7 do
     local v = whoV[i]
-    if (i < 6 or v ~= '') and c[4 + i] ~= v then h[#h + 1] = whoF[i]; h[#h + 1] = v end
+    if (i < 6 or v ~= '') and (c[4 + i] or '') ~= v then h[#h + 1] = whoF[i]; h[#h + 1] = v end
   end
   if not note then
     -- the later of the stored and the message's times: a late message never moves the window back
