@@ -36,20 +36,8 @@ func BenchmarkRoutingDecision(b *testing.B) {
 					Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 1000000}}})
 			}
 			client := redistest.Client(b)
-			ks := keyspace.New("t")
-			ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
-			r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
-			defer r.Shutdown()
-			ps.AddListener(r)
+			r := newOnlineBenchRouter(b, client, cfg, &recorder{})
 			ctx := context.Background()
-			if err := r.SyncCapacity(ctx); err != nil {
-				b.Fatal(err)
-			}
-			for _, a := range cfg.Agents {
-				if _, err := ps.Set(ctx, a.ID, "whatsapp", presence.Online, "", a.ID, presence.CauseToggle); err != nil {
-					b.Fatal(err)
-				}
-			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				res, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", ContactID: fmt.Sprintf("c%d", i),
@@ -184,20 +172,8 @@ func BenchmarkIntakeOfANewCustomer(b *testing.B) {
 			Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 1000000}}})
 	}
 	client := redistest.Client(b)
-	ks := keyspace.New("t")
-	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{Clock: clock.Real{}})
-	r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: NewStreamLog(client, ks, 1000)})
-	defer r.Shutdown()
-	ps.AddListener(r)
+	r := newOnlineBenchRouter(b, client, cfg, NewStreamLog(client, keyspace.New("t"), 1000))
 	ctx := context.Background()
-	if err := r.SyncCapacity(ctx); err != nil {
-		b.Fatal(err)
-	}
-	for _, a := range cfg.Agents {
-		if _, err := ps.Set(ctx, a.ID, "whatsapp", presence.Online, "", a.ID, presence.CauseToggle); err != nil {
-			b.Fatal(err)
-		}
-	}
 	s0, _, c0 := scriptStats(ctx, client)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -213,4 +189,23 @@ func BenchmarkIntakeOfANewCustomer(b *testing.B) {
 	s1, _, c1 := scriptStats(ctx, client)
 	b.ReportMetric((s1-s0)/float64(b.N), "scripts/msg")
 	b.ReportMetric((c1-c0)/float64(b.N), "redis-calls/msg")
+}
+
+// newOnlineBenchRouter is a router on cfg with every agent online on WhatsApp.
+func newOnlineBenchRouter(b *testing.B, client *redis.Client, cfg *configs.Config, pub Publisher) *Router {
+	ks := keyspace.New("t")
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
+	r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: pub})
+	b.Cleanup(r.Shutdown)
+	ps.AddListener(r)
+	ctx := context.Background()
+	if err := r.SyncCapacity(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, a := range cfg.Agents {
+		if _, err := ps.Set(ctx, a.ID, "whatsapp", presence.Online, "", a.ID, presence.CauseToggle); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r
 }
