@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
@@ -34,20 +36,8 @@ func BenchmarkRoutingDecision(b *testing.B) {
 					Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 1000000}}})
 			}
 			client := redistest.Client(b)
-			ks := keyspace.New("t")
-			ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
-			r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: &recorder{}})
-			defer r.Shutdown()
-			ps.AddListener(r)
+			r := newOnlineBenchRouter(b, client, cfg, &recorder{})
 			ctx := context.Background()
-			if err := r.SyncCapacity(ctx); err != nil {
-				b.Fatal(err)
-			}
-			for _, a := range cfg.Agents {
-				if _, err := ps.Set(ctx, a.ID, "whatsapp", presence.Online, "", a.ID, presence.CauseToggle); err != nil {
-					b.Fatal(err)
-				}
-			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				res, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", ContactID: fmt.Sprintf("c%d", i),
@@ -128,26 +118,7 @@ func BenchmarkIntakeScript(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	stats := func() (scripts, usec, calls float64) {
-		info := client.Info(ctx, "commandstats").Val()
-		for _, line := range strings.Split(info, "\n") {
-			var name string
-			var c, u float64
-			line = strings.TrimSpace(line)
-			if i := strings.IndexByte(line, ':'); strings.HasPrefix(line, "cmdstat_") && i > 0 {
-				name = line[len("cmdstat_"):i]
-				_, _ = fmt.Sscanf(line[i+1:], "calls=%g,usec=%g", &c, &u)
-			}
-			switch name {
-			case "evalsha":
-				scripts, usec = c, u
-			case "", "info", "ping", "eval", "script", "select", "flushdb", "client", "hello":
-			default:
-				calls += c
-			}
-		}
-		return
-	}
+	stats := func() (scripts, usec, calls float64) { return scriptStats(ctx, client) }
 	s0, u0, c0 := stats()
 	b.ResetTimer()
 	b.SetParallelism(16) // 32 callers on 2 cores, as bench/intake.sh
@@ -162,4 +133,79 @@ func BenchmarkIntakeScript(b *testing.B) {
 	s1, u1, c1 := stats()
 	b.ReportMetric((u1-u0)/(s1-s0), "redis-µs/msg")
 	b.ReportMetric((c1-c0)/(s1-s0), "redis-calls/msg")
+}
+
+// scriptStats reads Redis's INFO commandstats: the scripts run (EVALSHA), their µs, and the commands
+// run besides (those inside scripts included).
+func scriptStats(ctx context.Context, client redis.UniversalClient) (scripts, usec, calls float64) {
+	info := client.Info(ctx, "commandstats").Val()
+	for _, line := range strings.Split(info, "\n") {
+		var name string
+		var c, u float64
+		line = strings.TrimSpace(line)
+		if i := strings.IndexByte(line, ':'); strings.HasPrefix(line, "cmdstat_") && i > 0 {
+			name = line[len("cmdstat_"):i]
+			_, _ = fmt.Sscanf(line[i+1:], "calls=%g,usec=%g", &c, &u)
+		}
+		switch name {
+		case "evalsha":
+			scripts, usec = c, u
+		case "", "info", "ping", "eval", "script", "select", "flushdb", "client", "hello":
+		default:
+			calls += c
+		}
+	}
+	return
+}
+
+// BenchmarkIntakeOfANewCustomer measures Redis's side of what bench/offered.sh sends: each message from
+// a new WhatsApp customer (phone and name), which opens a conversation whose card is offered at once
+// to one of 100 agents online, card.offered on the agent's event log. redis-calls/msg counts the
+// commands (inside scripts too), scripts/msg the round trips that run a script.
+func BenchmarkIntakeOfANewCustomer(b *testing.B) {
+	cfg := &configs.Config{
+		Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
+		WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
+	}
+	for i := 0; i < 100; i++ {
+		cfg.Agents = append(cfg.Agents, configs.Agent{ID: fmt.Sprintf("a%03d", i), Queues: []string{"q"},
+			Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 1000000}}})
+	}
+	client := redistest.Client(b)
+	r := newOnlineBenchRouter(b, client, cfg, NewStreamLog(client, keyspace.New("t"), 1000))
+	ctx := context.Background()
+	s0, _, c0 := scriptStats(ctx, client)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		phone := fmt.Sprintf("55119%08d", i)
+		res, err := r.Deliver(ctx, []Inbound{{Channel: "whatsapp", EntryPoint: "100", ProviderMessageID: fmt.Sprintf("wamid.%d", i),
+			Kind: "text", Text: "load test message", Payload: json.RawMessage(`{"type":"text"}`), At: time.Now(), ContactName: "Load",
+			ContactPhone: "+" + phone, Identifiers: []Identifier{{IdentPhone, phone}}}})
+		if err != nil || res.Recorded != 1 {
+			b.Fatal(err, res)
+		}
+	}
+	b.StopTimer()
+	s1, _, c1 := scriptStats(ctx, client)
+	b.ReportMetric((s1-s0)/float64(b.N), "scripts/msg")
+	b.ReportMetric((c1-c0)/float64(b.N), "redis-calls/msg")
+}
+
+// newOnlineBenchRouter is a router on cfg with every agent online on WhatsApp.
+func newOnlineBenchRouter(b *testing.B, client *redis.Client, cfg *configs.Config, pub Publisher) *Router {
+	ks := keyspace.New("t")
+	ps := presence.NewStore(client, ks, topology.New(cfg), presence.Options{HistoryRetention: cfg.Presence.HistoryRetention, Clock: clock.Real{}})
+	r := NewRouter(client, ks, topology.New(cfg), Options{Clock: clock.Real{}, Publisher: pub})
+	b.Cleanup(r.Shutdown)
+	ps.AddListener(r)
+	ctx := context.Background()
+	if err := r.SyncCapacity(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, a := range cfg.Agents {
+		if _, err := ps.Set(ctx, a.ID, "whatsapp", presence.Online, "", a.ID, presence.CauseToggle); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r
 }

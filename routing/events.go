@@ -39,6 +39,20 @@ func (s *StreamLog) Publish(ctx context.Context, agent string, ev Event) (string
 	return s.log.Append(ctx, s.keys.events(agent), agent, ev.Type, body)
 }
 
+// scriptAppender is a Publisher that lets a script append events of a type to the agent's log itself
+// (sse.AppendLua), in the same step as the change they report, and be told afterwards.
+type scriptAppender interface {
+	// scriptLog is the log a script may append events of type typ to; nil when they must pass through Publish.
+	scriptLog(typ string) *StreamLog
+	// appended: a script appended an event of type typ to the agent's log.
+	appended(agent, typ string)
+}
+
+var _ scriptAppender = (*StreamLog)(nil)
+
+func (s *StreamLog) scriptLog(string) *StreamLog { return s }
+func (s *StreamLog) appended(string, string)     {}
+
 // Since returns the agent's events after id ("0" for all kept), oldest first.
 func (s *StreamLog) Since(ctx context.Context, agent, id string, count int64) ([]Event, error) {
 	stored, err := s.log.After(ctx, s.keys.events(agent), id, count)

@@ -76,17 +76,20 @@ type agentInfo struct {
 
 // Router routes conversations to agents.
 type Router struct {
-	client  redis.UniversalClient
-	keys    keys
-	clock   clock.Clock
-	logger  *slog.Logger
-	pub     Publisher
-	pauser  Pauser
-	audit   bool
-	topo    *topology.Topology
-	queues  map[string]configs.Queue
-	agents  map[string]agentInfo
-	entries map[string]string // "channel:entry point" → queue
+	client redis.UniversalClient
+	keys   keys
+	clock  clock.Clock
+	logger *slog.Logger
+	pub    Publisher
+	// offeredLog: the intake script appends card.offered of a card it offers to this log itself (the
+	// publisher allows it: scriptAppender); nil when it passes through pub.
+	offeredLog *StreamLog
+	pauser     Pauser
+	audit      bool
+	topo       *topology.Topology
+	queues     map[string]configs.Queue
+	agents     map[string]agentInfo
+	entries    map[string]string // "channel:entry point" → queue
 	// entryList is each channel's entry points, one a line: a contact merge moves conversations on all of them.
 	entryList        map[string]string
 	members          map[string][]string          // queue → agents
@@ -175,6 +178,12 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 		opts.Retention.ClosedConversations = 7 * 24 * time.Hour
 	}
 	r.retention, r.retentionMetrics = opts.Retention, newRetentionMetrics()
+	if sa, ok := opts.Publisher.(scriptAppender); ok {
+		// the script names the log's keys from the router's prefix
+		if l := sa.scriptLog(EventCardOffered); l != nil && l.keys.prefix() == r.keys.prefix() {
+			r.offeredLog = l
+		}
+	}
 	r.intake = newBatcher(client, deliverScript)
 	r.offers = newBatcher(client, offerScript)
 	if opts.Registerer != nil {
@@ -331,7 +340,7 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			kind: m.Kind, text: m.Text, payload: x, contactName: m.ContactName, contactPhone: m.ContactPhone,
 			windowExpires: window, entryDisplay: display, offerTimeout: q.OfferTimeout.Milliseconds(),
 			strategy: q.Strategy, audit: r.audit, notice: m.Notice, cardsToScan: cardsToScan, agentsToScan: agentsToScan,
-			entries: r.entryList[m.Channel], identifiers: m.Identifiers, replaced: m.Replaced})
+			eventsMaxLen: r.offeredEventsMaxLen(), entries: r.entryList[m.Channel], identifiers: m.Identifiers, replaced: m.Replaced})
 		if err != nil {
 			return res, fmt.Errorf("deliver: %w", err)
 		}
@@ -437,10 +446,13 @@ func (r *Router) dispatch(ctx context.Context, queue, channel string, first deci
 			return nil
 		}
 		r.metrics.offers.WithLabelValues(queue).Inc()
-		if len(d.cardFields) == 0 {
+		if d.eventID != "" {
+			r.pub.(scriptAppender).appended(d.agent, EventCardOffered) // the intake script appended card.offered
+		} else if len(d.cardFields) == 0 {
 			return fmt.Errorf("offer: card %s: %w", d.card, ErrNotFound)
+		} else {
+			r.publish(ctx, d.agent, Event{Type: EventCardOffered, Card: cardWithConversation(d.cardFields, d.convFields)})
 		}
-		r.publish(ctx, d.agent, Event{Type: EventCardOffered, Card: cardWithConversation(d.cardFields, d.convFields)})
 		if !d.stillWaiting {
 			return nil
 		}
@@ -452,6 +464,14 @@ func (r *Router) dispatch(ctx context.Context, queue, channel string, first deci
 		// (from the head, each offer would rescan every refused card: quadratic in the backlog).
 	}
 	return nil
+}
+
+// offeredEventsMaxLen is the length of the log the intake script appends card.offered to, 0 for none.
+func (r *Router) offeredEventsMaxLen() int64 {
+	if r.offeredLog == nil {
+		return 0
+	}
+	return r.offeredLog.log.MaxLen()
 }
 
 func (r *Router) publish(ctx context.Context, agent string, ev Event) {

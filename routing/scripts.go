@@ -9,6 +9,7 @@ import (
 	"github.com/chatgate/chatgate/internal/luascript"
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/outbox"
+	"github.com/chatgate/chatgate/internal/sse"
 )
 
 // contactLua keeps one contact per customer and channel. Every identifier a provider shows
@@ -109,7 +110,8 @@ end
 -- resolveContact finds, creates or merges the message's contact and brings its identifiers up to
 -- date. ids: {key = index KEY, ident = "kind:value", role = 'a' (shown now) | 'd' (replaced)}. more()
 -- returns the channel's entry points and the id of a new contact: only a new contact or a merge needs them.
--- Returns the contact id and its current {phone, bsuid, pbsuid, username, name}.
+-- Returns the contact id, its current {phone, bsuid, pbsuid, username, name}, and true when the
+-- contact is new and took over no conversation (it has none open).
 local function resolveContact(P, ch, entry, more, nowMs, name, ids)
   local found, list, weak, strong = {}, {}, nil, false
   for i = 1, #ids do
@@ -127,11 +129,11 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
     end
   end
   if not strong and weak then list = {weak} end
-  local contact
+  local contact, created, tookOver
   if #list == 0 then
     local entries, newContact = more()
     contact = newContact
-    redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', nowMs)
+    created = {'id', contact, 'channel', ch, 'created_at', nowMs} -- written below with its identifiers' fields
     -- Conversations opened before contacts were keyed by the user id or the number itself: a new
     -- contact takes them over, so an upgrade does not open a second conversation.
     for e in string.gmatch(entries, '[^\n]+') do
@@ -143,6 +145,7 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
             redis.call('SET', P .. 'convopen:' .. ch .. ':' .. e .. ':' .. contact, conv)
             redis.call('HSET', P .. 'conv:' .. conv, 'contact_id', contact)
             redis.call('DEL', old)
+            tookOver = true
           end
         end
       end
@@ -153,7 +156,7 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
     contact = mergeContacts(P, ch, entry, (more()), list, nowMs)
   end
   local cKey, setKey = P .. 'contact:' .. contact, P .. 'contactids:' .. contact
-  local cur = redis.call('HMGET', cKey, unpack(contactFields))
+  local cur = created and {} or redis.call('HMGET', cKey, unpack(contactFields))
   local want = {}
   for i, f in ipairs(contactFields) do want[f] = cur[i] or '' end
   local shown = {}
@@ -192,9 +195,13 @@ local function resolveContact(P, ch, entry, more, nowMs, name, ids)
       if want[f] == '' then table.insert(del, f) else table.insert(set, f); table.insert(set, want[f]) end
     end
   end
+  if created then
+    for i = 1, #set do created[#created + 1] = set[i] end
+    set = created
+  end
   if #set > 0 then redis.call('HSET', cKey, unpack(set)) end
   if #del > 0 then redis.call('HDEL', cKey, unpack(del)) end
-  return contact, want
+  return contact, want, created and not tookOver
 end
 `
 
@@ -223,25 +230,27 @@ end
 // display name (kept on the conversation), 14 provider message id, 15 message time ms, 16 notice 1|0,
 // 17 what a new conversation or contact needs, one a line: queue, new conversation id, new card id,
 // new contact id, and for the first decision on a new card (offerLua) offer timeout ms, strategy,
-// audit 1|0, cards to scan, agents to scan; then the channel's entry points, one a line (for a merge);
+// audit 1|0, cards to scan, agents to scan, the agents' event logs' length ("": card.offered is not
+// appended here); then the channel's entry points, one a line (for a merge);
 // 18.. one per identifier: its role a|d followed by "kind:value".
 // Returns {"dup", message id} or {"ok", message id, conversation id ("" for a notice without an open
 // conversation), card id, new card id or "", agent, card state ("" when no agent holds the card: not
 // read), number of candidate agents in the queue (new cards only), the decision ({} when none was
-// tried: no new card, or no candidate), contact id}.
-var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", outbox.Lua+offerLua+contactLua+`
+// tried: no new card, or no candidate; offerLua's reply, and for a card offered as it was recorded
+// the id of its card.offered after the fields, which are then empty), contact id}.
+var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", localGlobals+outbox.Lua+sse.AppendLua+offerLua+offeredEventLua+contactLua+`
 local A = ARGV
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup', A[5]} end
 local P, ch, entry, nowMs = A[1], A[2], A[3], A[6]
 -- what only a new conversation or contact needs, unpacked on first use (fresh())
-local queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, entries
+local queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, eventsMaxLen, entries
 local function fresh()
   if not queue then
-    queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, entries =
-      string.match(A[17], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+    queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, eventsMaxLen, entries =
+      string.match(A[17], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
   end
 end
-local contact, cf = A[4], {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}
+local contact, cf, noConv = A[4], {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}, false
 local n = #A - 17
 -- the usual message names its customer one way (role a: shown now)
 local kind, value
@@ -266,38 +275,55 @@ elseif n > 0 then
     ids[i] = {key = KEYS[1 + i], ident = string.sub(v, 2), role = string.sub(v, 1, 1)}
   end
   if looked then ids[1].cur = known end -- looked up above: not indexed yet
-  contact, cf = resolveContact(P, ch, entry, function() fresh(); return entries, newContact end, nowMs, A[10], ids)
+  contact, cf, noConv = resolveContact(P, ch, entry, function() fresh(); return entries, newContact end, nowMs, A[10], ids)
   if cf.phone ~= '' then cf.phone = '+' .. cf.phone end
 end
 local note = A[16] == '1'
 local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
-local conv = redis.call('GET', openKey)
--- the conversation's contact fields; name and display only when the message has them
+local conv = not noConv and redis.call('GET', openKey) -- a new contact has none
+-- the conversation's contact fields; name and display only when the message has them, none empty
 local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
 local card, newCard, agent, cardState, candidates = '', '', '', '', 0
+-- a new card offered directly: the candidates scanned, the one picked, the offer's deadline
+local direct, pick, expires
 if not conv and note then
   card, conv = '', ''
 elseif not conv then
   fresh()
   conv, card = newConv, newCardID
   local convKey = P .. 'conv:' .. conv
-  local h = {'id', conv, 'channel', ch, 'entry_point', entry, 'queue', queue, 'contact_name', '', 'state', 'open', 'agent', '',
+  candidates = redis.call('ZCARD', P .. 'avail:' .. queue .. ':' .. ch)
+  -- A new card is offered as it is recorded, without passing through the waiting line, when no card
+  -- waits in its queue (an older one would come first: offer() below takes the line's head).
+  if candidates > 0 and redis.call('EXISTS', P .. 'waiting:' .. queue .. ':' .. ch) == 0 then
+    direct = candidateList(P, ch, tonumber(nowMs), tonumber(agentsToScan), P .. 'avail:' .. queue .. ':' .. ch)
+    pick = direct.get(1)
+  end
+  local h = {'id', conv, 'channel', ch, 'entry_point', entry, 'queue', queue, 'state', 'open', 'agent', pick and pick[1] or '',
     'card', card, 'opened_at', nowMs, 'last_customer_message_at', A[15]}
   for i = 1, 7 do
-    if i < 6 or whoV[i] ~= '' then h[#h + 1] = whoF[i]; h[#h + 1] = whoV[i] end
+    -- an empty field is not written: every reader takes a missing one for empty
+    if whoV[i] ~= '' then h[#h + 1] = whoF[i]; h[#h + 1] = whoV[i] end
   end
   if A[12] ~= '' then h[#h + 1] = 'window_expires_at'; h[#h + 1] = A[12] end
+  local c = {'id', card, 'conversation_id', conv, 'queue', queue, 'channel', ch, 'state', 'waiting', 'agent', '', 'created_at', nowMs, 'preview', A[8]}
+  if pick then
+    -- what offer() writes on the card and the conversation, written with them
+    expires = tonumber(nowMs) + tonumber(offerTimeout)
+    c[10], c[12] = 'offered', pick[1]
+    c[#c + 1] = 'offered_at'; c[#c + 1] = nowMs; c[#c + 1] = 'expires_at'; c[#c + 1] = string.format('%d', expires)
+    -- reports: the conversation's offers (reportLua)
+    h[#h + 1] = 'first_offered_at'; h[#h + 1] = nowMs; h[#h + 1] = 'offers'; h[#h + 1] = '1'
+  end
   redis.call('HSET', convKey, unpack(h))
   redis.call('SET', openKey, conv)
   -- retention looks at every conversation (retention.go); the contact counts its conversations
   redis.call('ZADD', P .. 'retention', nowMs, conv)
   if n > 0 then redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1) end
-  redis.call('HSET', P .. 'card:' .. card, 'id', card, 'conversation_id', conv, 'queue', queue,
-    'channel', ch, 'state', 'waiting', 'agent', '', 'created_at', nowMs, 'preview', A[8])
-  redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, nowMs, card)
+  redis.call('HSET', P .. 'card:' .. card, unpack(c))
+  if not pick then redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, nowMs, card) end
   newCard, cardState = card, 'waiting'
-  candidates = redis.call('ZCARD', P .. 'avail:' .. queue .. ':' .. ch)
 else
   local convKey = P .. 'conv:' .. conv
   local c = redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', unpack(whoF))
@@ -306,7 +332,7 @@ else
   local h = {}
   for i = 1, 7 do
     local v = whoV[i]
-    if (i < 6 or v ~= '') and c[4 + i] ~= v then h[#h + 1] = whoF[i]; h[#h + 1] = v end
+    if (i < 6 or v ~= '') and (c[4 + i] or '') ~= v then h[#h + 1] = whoF[i]; h[#h + 1] = v end
   end
   if not note then
     -- the later of the stored and the message's times: a late message never moves the window back
@@ -343,13 +369,35 @@ if conv ~= '' then
   outboxEmit(P, nowMs, 'message.received', conv, 'm', A[5])
 end
 local decision = {}
-if candidates > 0 then
+if pick then
+  local a = pick[1]
+  offerTaken(P, ch, tonumber(nowMs), nowMs, expires, strategy, audit, card, conv, pick, P .. 'avail:' .. queue .. ':' .. ch, P .. 'offers')
+  -- card.offered on the agent's event log, in this step, when the caller's publisher allows it and
+  -- the event can be written here as Go would; else the caller publishes it from the fields
+  local ev = eventsMaxLen ~= '' and offeredEvent(nowMs, card, conv, queue, ch, a, A[8], expires, contact, cf, A[12])
+  if ev then
+    decision = {'offered', card, a, '0', conv, {}, {}, sseAppend(P .. 'events:' .. a, eventsMaxLen, 'card.offered', ev, P .. 'events', a, '0')}
+  else
+    decision = {'offered', card, a, '0', conv, redis.call('HGETALL', P .. 'card:' .. card), redis.call('HGETALL', P .. 'conv:' .. conv)}
+  end
+elseif direct then
+  -- no eligible candidate for the only card: what offer() would have found
+  local c = '0'
+  if direct.cut then c = '1' end
+  decision = {'none', '0', c}
+elseif candidates > 0 then
   local q = P .. 'waiting:' .. queue .. ':' .. ch
   decision = offer(P, ch, nowMs, offerTimeout, strategy, audit, cardsToScan, agentsToScan, '0', '0',
     q, P .. 'avail:' .. queue .. ':' .. ch, P .. 'offers')
 end
 return {'ok', A[5], conv, card, newCard, agent, cardState, tostring(candidates), decision, contact}
 `, parseDeliverReply)
+
+// localGlobals makes the globals a script uses locals of its chunk: a global is a table lookup on
+// each use, a local (an upvalue in functions) an index; the intake script makes hundreds.
+const localGlobals = `
+local redis, string, table, math, tonumber, tostring, ipairs, unpack = redis, string, table, math, tonumber, tostring, ipairs, unpack
+`
 
 // deliverArgs is one inbound message for deliverScript.
 type deliverArgs struct {
@@ -367,6 +415,7 @@ type deliverArgs struct {
 	strategy                          string
 	audit, notice                     bool
 	cardsToScan, agentsToScan         int
+	eventsMaxLen                      int64  // > 0: a card offered as it is recorded has its card.offered appended here (Router.offeredLog)
 	entries                           string // the channel's entry points, one a line
 	identifiers, replaced             []Identifier
 }
@@ -391,8 +440,12 @@ func (a deliverArgs) KeysAndArgv() ([]string, []any) {
 	}
 	add(a.identifiers, "a")
 	add(a.replaced, "d")
+	maxLen := ""
+	if a.eventsMaxLen > 0 {
+		maxLen = strconv.FormatInt(a.eventsMaxLen, 10)
+	}
 	fresh := strings.Join([]string{a.queue, a.conversationID, a.cardID, a.newContactID, strconv.FormatInt(a.offerTimeout, 10),
-		a.strategy, luascript.Flag(a.audit), strconv.Itoa(a.cardsToScan), strconv.Itoa(a.agentsToScan), a.entries}, "\n")
+		a.strategy, luascript.Flag(a.audit), strconv.Itoa(a.cardsToScan), strconv.Itoa(a.agentsToScan), maxLen, a.entries}, "\n")
 	copy(argv, []any{a.keys.prefix(), a.channel, a.entryPoint, a.contactID, a.messageID, a.now, a.kind, a.text, a.payload,
 		a.contactName, a.contactPhone, a.windowExpires, a.entryDisplay, a.providerMessageID, a.at, luascript.Flag(a.notice), fresh})
 	return keys, argv
@@ -451,24 +504,20 @@ func parseDeliverReply(v any) (deliverReply, error) {
 // (no eligible agent for the cards scanned) or {"offered", card, agent, cards still waiting,
 // conversation id, card HGETALL, conversation HGETALL}.
 const offerLua = `
-local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agentsToScan, firstIndex, reofferMs, waitingKey, availKey, offersKey)
-  local now = tonumber(nowMs)
-  local reoffer = tonumber(reofferMs)
-  local first = tonumber(firstIndex)
-  local cards = redis.call('ZRANGE', waitingKey, first, first + tonumber(cardsToScan) - 1)
-  if #cards == 0 then return {'empty'} end
-  local maxScan = tonumber(agentsToScan)
-  local cut = false
-  -- Candidates are checked one by one in strategy order and only as far as needed (a page of ZRANGE is
-  -- fetched ahead, but each member's presence, capacity and load are read only when it is reached): the
-  -- cost of a decision does not depend on how many agents are online. Ineligible ones are dropped.
+-- candidateList: the queue's candidates in strategy order, checked one by one and only as far as
+-- needed (a page of ZRANGE is fetched ahead, but each member's presence, capacity and load are read
+-- only when it is reached): the cost of a decision does not depend on how many agents are online.
+-- Ineligible ones are dropped from the set. get(i) is the i-th eligible one {agent, load, cap, state}
+-- or nil; cut says the scan stopped at maxScan (0: no bound).
+local function candidateList(P, ch, now, maxScan, availKey)
+  local cl = {cut = false}
   local checked, eligible, scanned, exhausted = {}, {}, 0, false
   local page, pos = {}, 1
-  local function candidate(i)
+  function cl.get(i)
     while #eligible < i and not exhausted do
       if pos > #page then
         if maxScan > 0 and scanned >= maxScan then
-          exhausted, cut = true, true
+          exhausted, cl.cut = true, true
           break
         end
         page, pos = redis.call('ZRANGE', availKey, scanned, scanned + 7), 1
@@ -482,11 +531,11 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
       scanned = scanned + 1
       if not checked[a] then
         checked[a] = true
-        local st = redis.call('HGET', P .. 'presence:' .. a, ch)
+        -- floor: an agent in wrap-up on the channel takes no offer there (floorscripts.go)
+        local pr = redis.call('HMGET', P .. 'presence:' .. a, ch, ch .. ':wrap_up_until')
+        local st, wrapUntil = pr[1], tonumber(pr[2] or '0')
         local cap = tonumber(redis.call('HGET', P .. 'cap:' .. a, ch) or '0')
         local load = tonumber(redis.call('HGET', P .. 'load:' .. a, ch) or '0')
-        -- floor: an agent in wrap-up on the channel takes no offer there (floorscripts.go)
-        local wrapUntil = tonumber(redis.call('HGET', P .. 'presence:' .. a, ch .. ':wrap_up_until') or '0')
         if st ~= 'online' or load >= cap or wrapUntil > now then
           redis.call('ZREM', availKey, a)
           scanned = scanned - 1 -- later members moved up one place
@@ -497,6 +546,37 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
     end
     return eligible[i]
   end
+  return cl
+end
+
+-- offerTaken: what an offer of card (of conversation conv) to candidate e changes besides the card's
+-- and the conversation's own fields: the offers' deadlines, the agent's load and cards, its place
+-- among the candidates, the audit and the outbox.
+local function offerTaken(P, ch, now, nowMs, expires, strategy, audit, card, conv, e, availKey, offersKey)
+  local a = e[1]
+  redis.call('ZADD', offersKey, string.format('%d', expires), card)
+  local load = redis.call('HINCRBY', P .. 'load:' .. a, ch, 1)
+  redis.call('SADD', P .. 'agentcards:' .. a, card)
+  if load >= e[3] then
+    redis.call('ZREM', availKey, a)
+  elseif strategy == 'least_busy' then
+    redis.call('ZADD', availKey, string.format('%d', load * 10000000000000 + now), a) -- leastBusyLoadUnit
+  else
+    redis.call('ZADD', availKey, nowMs, a)
+  end
+  if audit == '1' then
+    redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
+  end
+  outboxEmit(P, nowMs, 'card.offered', conv, 'k', card, 'a', a)
+end
+
+local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agentsToScan, firstIndex, reofferMs, waitingKey, availKey, offersKey)
+  local now = tonumber(nowMs)
+  local reoffer = tonumber(reofferMs)
+  local first = tonumber(firstIndex)
+  local cards = redis.call('ZRANGE', waitingKey, first, first + tonumber(cardsToScan) - 1)
+  if #cards == 0 then return {'empty'} end
+  local cl = candidateList(P, ch, now, tonumber(agentsToScan), availKey)
   for _, card in ipairs(cards) do
     local refused = P .. 'refused:' .. card
     -- pick: the first candidate that never refused the card; failing that, among those whose
@@ -504,7 +584,7 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
     local pick, oldest = nil, nil
     local i = 1
     while true do
-      local e = candidate(i)
+      local e = cl.get(i)
       if not e then break end
       local at = redis.call('ZSCORE', refused, e[1])
       if not at then
@@ -516,30 +596,17 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
       i = i + 1
     end
     if pick then
-      local e, a = pick, pick[1]
+      local a = pick[1]
       local cardKey = P .. 'card:' .. card
       local expires = now + tonumber(timeoutMs)
       redis.call('HSET', cardKey, 'state', 'offered', 'agent', a, 'offered_at', nowMs, 'expires_at', string.format('%d', expires))
       redis.call('ZREM', waitingKey, card)
-      redis.call('ZADD', offersKey, string.format('%d', expires), card)
-      local load = redis.call('HINCRBY', P .. 'load:' .. a, ch, 1)
-      redis.call('SADD', P .. 'agentcards:' .. a, card)
       local conv = redis.call('HGET', cardKey, 'conversation_id')
       redis.call('HSET', P .. 'conv:' .. conv, 'agent', a)
       -- reports: the conversation's offers (reportLua)
       redis.call('HSETNX', P .. 'conv:' .. conv, 'first_offered_at', nowMs)
       redis.call('HINCRBY', P .. 'conv:' .. conv, 'offers', 1)
-      if load >= e[3] then
-        redis.call('ZREM', availKey, a)
-      elseif strategy == 'least_busy' then
-        redis.call('ZADD', availKey, string.format('%d', load * 10000000000000 + now), a) -- leastBusyLoadUnit
-      else
-        redis.call('ZADD', availKey, nowMs, a)
-      end
-      if audit == '1' then
-        redis.call('RPUSH', P .. 'audit', card .. '|' .. a .. '|' .. e[4] .. '|' .. load .. '|' .. e[3])
-      end
-      outboxEmit(P, nowMs, 'card.offered', conv, 'k', card, 'a', a)
+      offerTaken(P, ch, now, nowMs, expires, strategy, audit, card, conv, pick, availKey, offersKey)
       return {'offered', card, a, tostring(redis.call('ZCARD', waitingKey)), conv,
         redis.call('HGETALL', cardKey), redis.call('HGETALL', P .. 'conv:' .. conv)}
     end
@@ -547,8 +614,86 @@ local function offer(P, ch, nowMs, timeoutMs, strategy, audit, cardsToScan, agen
   local more = '0'
   if redis.call('ZCARD', waitingKey) > first + #cards then more = '1' end
   local c = '0'
-  if cut then c = '1' end
+  if cl.cut then c = '1' end
   return {'none', more, c}
+end
+`
+
+// offeredEventLua defines offeredEvent(...): the card.offered event of a card offered as it was
+// recorded (deliverScript), as JSON byte for byte as Go marshals that Event (Card from the card's and
+// the conversation's fields, at: the offer's time), so the intake appends it in the same step as the
+// offer instead of a second round trip. It returns nil when a string would need an escape Go writes
+// its own way (control characters other than \n \r \t, invalid UTF-8, U+2028/U+2029): the caller
+// then publishes from Go.
+const offeredEventLua = `
+local function jsonString(s)
+  if not string.find(s, '[%z\1-\31"\\<>&\128-\255]') then return s end
+  if string.find(s, '[%z\1-\8\11\12\14-\31]') or string.find(s, '\226\128[\168\169]') then return nil end
+  -- (the tables are built here, not on every call of the script)
+  if string.find(s, '[\128-\255]') then
+    -- every valid sequence becomes an ASCII byte (so no two pieces join); a byte left above 127 is invalid
+    local rest = s
+    for _, seq in ipairs({'[\194-\223][\128-\191]', '\224[\160-\191][\128-\191]', '[\225-\236][\128-\191][\128-\191]',
+        '\237[\128-\159][\128-\191]', '[\238-\239][\128-\191][\128-\191]', '\240[\144-\191][\128-\191][\128-\191]',
+        '[\241-\243][\128-\191][\128-\191][\128-\191]', '\244[\128-\143][\128-\191][\128-\191]'}) do
+      rest = string.gsub(rest, seq, 'x')
+    end
+    if string.find(rest, '[\128-\255]') then return nil end
+  end
+  return (string.gsub(s, '["\\\n\r\t<>&]', {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r',
+    ['\t'] = '\\t', ['<'] = '\\u003c', ['>'] = '\\u003e', ['&'] = '\\u0026'}))
+end
+-- jsonTime: ms since the epoch as Go's time.Time marshals in UTC (RFC 3339, trailing zeros of the
+-- fraction dropped); days to the civil date by H. Hinnant's algorithm
+local function jsonTime(ms)
+  ms = tonumber(ms)
+  local s = math.floor(ms / 1000)
+  local frac = ms - s * 1000
+  local z = math.floor(s / 86400)
+  local secs = s - z * 86400
+  z = z + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local t = string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d, math.floor(secs / 3600), math.floor(secs / 60) % 60, secs % 60)
+  if frac > 0 then t = t .. (string.gsub(string.format('.%03d', frac), '0+$', '')) end
+  return t .. 'Z'
+end
+-- offeredEvent: card, conversation, queue, channel, agent, contact are the new card's; preview its text
+-- (cut at previewLength bytes, as cardWithConversation does); cf the conversation's contact fields;
+-- window the conversation's window expiry ms or ''.
+local function offeredEvent(nowMs, card, conv, queue, ch, agent, preview, expires, contact, cf, window)
+  local q, c, a, k = jsonString(queue), jsonString(ch), jsonString(agent), jsonString(contact)
+  if not (q and c and a and k) then return nil end
+  local at = jsonTime(nowMs)
+  -- card and conv are ULIDs: nothing to escape
+  local j = {'{"type":"card.offered","at":"', at, '","card":{"id":"', card, '","conversation_id":"', conv,
+    '","queue":"', q, '","channel":"', c, '","state":"offered","agent":"', a, '"'}
+  if preview ~= '' then
+    local p = jsonString(string.sub(preview, 1, 140)) -- previewLength
+    if not p then return nil end
+    j[#j + 1] = ',"preview":"'; j[#j + 1] = p; j[#j + 1] = '"'
+  end
+  j[#j + 1] = ',"created_at":"'; j[#j + 1] = at; j[#j + 1] = '","offered_at":"'; j[#j + 1] = at
+  j[#j + 1] = '","expires_at":"'; j[#j + 1] = jsonTime(expires); j[#j + 1] = '","contact":{"id":"'; j[#j + 1] = k
+  j[#j + 1] = '"'
+  for _, f in ipairs({{'name', cf.name}, {'phone', cf.phone}, {'user_id', cf.bsuid}, {'username', cf.username}}) do
+    if f[2] ~= '' then
+      local v = jsonString(f[2])
+      if not v then return nil end
+      j[#j + 1] = ',"' .. f[1] .. '":"'; j[#j + 1] = v; j[#j + 1] = '"'
+    end
+  end
+  j[#j + 1] = '}'
+  if window ~= '' then j[#j + 1] = ',"window_expires_at":"'; j[#j + 1] = jsonTime(window); j[#j + 1] = '"' end
+  j[#j + 1] = '}}'
+  return table.concat(j)
 end
 `
 
@@ -587,6 +732,7 @@ type decision struct {
 	moreCards, cutScan bool // none: cards beyond those scanned; candidates beyond the bound
 	cardFields         map[string]string
 	convFields         map[string]string
+	eventID            string // offered: card.offered was appended to the agent's log (deliverScript), with this id
 }
 
 func parseOfferReply(v any) (decision, error) {
@@ -612,6 +758,9 @@ func parseDecision(a luascript.Array) decision {
 		d.card, d.agent, d.stillWaiting = a.Str(1), a.Str(2), a.Str(3) != "0"
 		if len(a) > 6 {
 			d.cardFields, d.convFields = a.Fields(5), a.Fields(6)
+		}
+		if len(a) > 7 {
+			d.eventID = a.Str(7)
 		}
 	case "none":
 		d.moreCards, d.cutScan = a.Str(1) == "1", a.Str(2) == "1"

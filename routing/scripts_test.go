@@ -168,7 +168,7 @@ func TestDeliverScriptRawState(t *testing.T) {
 	}
 	convFields := []string{"id", "C1", "channel", "whatsapp", "entry_point", "100", "queue", "sales", "state", "open",
 		"agent", "ana", "card", "D1", "opened_at", "1000", "contact_id", "K1", "contact_name", "Maria",
-		"contact_phone", "+5511999990001", "contact_bsuid", "", "contact_username", "", "contact_pbsuid", "",
+		"contact_phone", "+5511999990001", // identifiers the customer has not shown: no field
 		"entry_point_display", "+55 11 4000-0000",
 		"first_offered_at", "1000", "offers", "1"} // reports: the offer is counted
 	cardFields := []string{"id", "D1", "conversation_id", "C1", "queue", "sales", "channel", "whatsapp", "state", "offered",

@@ -38,19 +38,32 @@ func NewLog(client redis.UniversalClient, channel string, maxLen int64, ttl time
 	return &Log{client: client, channel: channel, maxLen: maxLen, ttl: ttl}
 }
 
-// appendScript appends to the subscriber's STREAM, refreshes its expiry when one is set and announces
-// the event in one step, so a live reader never sees an announcement of an event it cannot re-read.
+// AppendLua defines sseAppend(key, maxLen, typ, body, channel, subscriber, ttl): the append as a Lua
+// function, so that a script whose state change an event reports can append it in the same step
+// (routing's intake appends card.offered). It appends to the subscriber's STREAM, refreshes its
+// expiry when ttl (seconds) is positive and announces the event (see announcement), so a live reader
+// never sees an announcement of an event it cannot re-read; it returns the entry id.
+const AppendLua = `
+local function sseAppend(key, maxLen, typ, body, channel, subscriber, ttl)
+  local id = redis.call('XADD', key, 'MAXLEN', '~', maxLen, '*', 'type', typ, 'event', body)
+  if tonumber(ttl) > 0 then
+    redis.call('EXPIRE', key, ttl)
+  end
+  redis.call('PUBLISH', channel, subscriber .. '\n' .. id .. '\n' .. body .. '\n' .. typ)
+  return id
+end
+`
+
+// appendScript is AppendLua in a script of its own.
 //
 // KEYS[1] the subscriber's STREAM; ARGV: 1 max length, 2 type, 3 event JSON, 4 channel, 5 subscriber,
-// 6 TTL seconds (0: none). Publishes an announcement (see announcement) and returns the entry id.
-var appendScript = redis.NewScript(`
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[2], 'event', ARGV[3])
-if tonumber(ARGV[6]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. '\n' .. id .. '\n' .. ARGV[3] .. '\n' .. ARGV[2])
-return id
+// 6 TTL seconds (0: none). Returns the entry id.
+var appendScript = redis.NewScript(AppendLua + `
+return sseAppend(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 `)
+
+// MaxLen is the length each of the log's STREAMs keeps (about), for a script that appends with AppendLua.
+func (l *Log) MaxLen() int64 { return l.maxLen }
 
 // announcement is what the channel carries: "<subscriber>\n<id>\n<JSON>\n<type>" (id empty for a
 // passing notice). Neither a subscriber id, an entry id, a type nor marshalled JSON holds a newline.
