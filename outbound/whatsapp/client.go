@@ -6,7 +6,6 @@ package whatsapp
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Defaults for Config fields left empty.

@@ -1,7 +1,6 @@
 package whatsapp
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 )
 
 // ErrInvalidMessage marks a message or call argument rejected before any
