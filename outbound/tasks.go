@@ -1,11 +1,11 @@
 package outbound
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/hibiken/asynq"
 
 	"github.com/chatgate/chatgate/internal/ordered"

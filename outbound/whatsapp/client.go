@@ -6,6 +6,7 @@ package whatsapp
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	json "github.com/goccy/go-json"
 )
 
 // Defaults for Config fields left empty.
