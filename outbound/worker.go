@@ -124,7 +124,9 @@ func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task, pipe redis.Pipe
 // before the provider took it is sent when an operator runs its archived task again.
 func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	var s Send
-	if err := json.Unmarshal(task.Payload(), &s); err != nil || s.MessageID == "" {
+	if pre, _ := ctx.Value(prefetchKey{}).(*prefetched); pre != nil {
+		s = pre.send // decoded once, by Prefetch
+	} else if err := json.Unmarshal(task.Payload(), &s); err != nil || s.MessageID == "" {
 		return fmt.Errorf("%w: unreadable payload", asynq.SkipRetry)
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
@@ -135,7 +137,7 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		// asynq archives a task on its last attempt whatever the error, an uncounted deferral too:
 		// the message would stay queued and the agent never hear of it.
 		w.metrics.sends.WithLabelValues("failed").Inc()
-		w.fail(ctx, s.MessageID, exhausted(err, retried+1), err)
+		w.fail(ctx, s.MessageID, exhausted(err, retried+1), err, nil)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	return err
@@ -171,14 +173,14 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	out, err := w.message(typ, s)
 	if err != nil {
 		w.fail(ctx, s.MessageID, routing.MessageError{Title: "Not sent",
-			Summary: "The message could not be built for WhatsApp and was not sent."}, err)
+			Summary: "The message could not be built for WhatsApp and was not sent."}, err, &msg)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	token, ok := w.tokens[s.PhoneNumberID]
 	if !ok {
 		err := fmt.Errorf("number %s is not configured", s.PhoneNumberID)
 		w.fail(ctx, s.MessageID, routing.MessageError{Title: "Sending number not configured",
-			Summary: "The WhatsApp number of this conversation is not configured for sending; tell an administrator."}, err)
+			Summary: "The WhatsApp number of this conversation is not configured for sending; tell an administrator."}, err, &msg)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	if err := w.waitTurn(ctx, s, last); err != nil {
@@ -190,7 +192,7 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 	if err == nil {
 		w.metrics.sends.WithLabelValues("sent").Inc()
-		w.record(ctx, s.MessageID, routing.StatusUpdate{State: routing.MessageSent, ProviderMessageID: res.MessageID, Channel: msg.Channel})
+		w.record(ctx, s.MessageID, routing.StatusUpdate{State: routing.MessageSent, ProviderMessageID: res.MessageID, Channel: msg.Channel, Before: &msg})
 		return nil
 	}
 	if whatsapp.IsPermanent(err) || last {
@@ -200,7 +202,7 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 			retried, _ := asynq.GetRetryCount(ctx)
 			reason = exhausted(err, retried+1)
 		}
-		w.fail(ctx, s.MessageID, reason, err)
+		w.fail(ctx, s.MessageID, reason, err, &msg)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	w.metrics.sends.WithLabelValues("retry").Inc()
@@ -309,8 +311,9 @@ func (w *Worker) record(ctx context.Context, id string, u routing.StatusUpdate) 
 	}
 }
 
-// fail records the agent's reason on the message; the internal cause goes to the log only.
-func (w *Worker) fail(ctx context.Context, id string, reason routing.MessageError, cause error) {
+// fail records the agent's reason on the message; the internal cause goes to the log only. before
+// is the message as read in this turn, when it was (see routing.StatusUpdate.Before).
+func (w *Worker) fail(ctx context.Context, id string, reason routing.MessageError, cause error, before *routing.Message) {
 	w.logger.Warn("send failed", "message_id", id, "code", reason.Code, "err", cause)
-	w.record(ctx, id, routing.StatusUpdate{State: routing.MessageFailed, Error: &reason})
+	w.record(ctx, id, routing.StatusUpdate{State: routing.MessageFailed, Error: &reason, Before: before})
 }

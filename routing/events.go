@@ -14,8 +14,9 @@ import (
 // StreamLog is the durable part of the agents' event streams: one Redis STREAM per agent, trimmed
 // to maxLen entries, whose entry ids are the events' ids (the SSE ids a client resumes from).
 type StreamLog struct {
-	log  *sse.Log
-	keys keys
+	log    *sse.Log
+	keys   keys
+	maxLen int64
 }
 
 var _ Publisher = (*StreamLog)(nil)
@@ -26,7 +27,7 @@ func NewStreamLog(client redis.UniversalClient, ks keyspace.Space, maxLen int64)
 		maxLen = 1000
 	}
 	k := keys{ks}
-	return &StreamLog{log: sse.NewLog(client, k.eventsChannel(), maxLen, 0), keys: k}
+	return &StreamLog{log: sse.NewLog(client, k.eventsChannel(), maxLen, 0), keys: k, maxLen: maxLen}
 }
 
 // Publish appends the event to the agent's stream, wakes its open streams on every replica, and

@@ -1349,12 +1349,12 @@ local function drain(k, list, P)
   end
   redis.call('DEL', list)
 end
-local function reply(res, k, P)
-  local agent = ''
-  if res == 'ok' then
-    agent = redis.call('HGET', P .. 'conv:' .. (redis.call('HGET', k, 'conversation_id') or ''), 'agent') or ''
-  end
-  local out = {res, agent}
+local function convAgent(k, P)
+  return redis.call('HGET', P .. 'conv:' .. (redis.call('HGET', k, 'conversation_id') or ''), 'agent') or ''
+end
+local function reply(res, k, P, agent, published)
+  if res == 'ok' and not agent then agent = convAgent(k, P) end
+  local out = {res, agent or '', published and '1' or '0'}
   for _, v in ipairs(redis.call('HGETALL', k)) do table.insert(out, v) end
   return out
 end
@@ -1368,9 +1368,14 @@ end
 // pending index ZSET
 // ARGV: 1 status, 2 at ms, 3 provider message id ("" to keep), 4 error code, 5 error title,
 // 6 error message, 7 error details, 8 index the provider id 1|0, 9 index TTL s, 10 prefix,
-// 11 error summary (one sentence for the agent)
-// Returns {"ok"|"stale", conversation's agent (when ok), message fields…} / {"inbound"} /
-// {"unknown"} / {"not_found"}: the caller tells the agent without reading anything again.
+// 11 error summary (one sentence for the agent), 12 the agent's message.status event as the caller
+// expects it ("" none), 13 the events' channel, 14 their STREAMs' length
+// The expected event is written to the agent's stream here, in the same step (one round trip fewer
+// per send), when the status applied to a message still queued and without a provider id and no
+// kept status was applied with it: the message is then exactly what the caller predicted.
+// Returns {"ok"|"stale", conversation's agent (when ok), "1" when the event was written, message
+// fields…} / {"inbound"} / {"unknown"} / {"not_found"}: the caller tells the agent (unless written)
+// without reading anything again.
 var statusScript = luascript.New[statusArgs, statusReply]("status", outbox.Lua+statusLua+statusByIDLua+`
 return statusByID()
 `, parseStatusReply)
@@ -1378,6 +1383,11 @@ return statusByID()
 const statusByIDLua = `
 local function statusByID()
   local k = KEYS[1]
+  local expected = ARGV[12] ~= ''
+  if expected then
+    local h = redis.call('HMGET', k, 'status', 'provider_message_id')
+    expected = h[1] == 'queued' and not h[2]
+  end
   local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11])
   if res ~= 'ok' and res ~= 'stale' then return {res} end
   if res == 'ok' and ARGV[3] ~= '' then redis.call('HSET', k, 'provider_message_id', ARGV[3]) end
@@ -1385,21 +1395,29 @@ local function statusByID()
   if res == 'ok' and ARGV[8] == '1' then
     redis.call('SET', KEYS[2], redis.call('HGET', k, 'id'), 'EX', ARGV[9])
     if redis.call('EXISTS', KEYS[3]) == 1 then
+      expected = false
       drain(k, KEYS[3], ARGV[10])
       redis.call('ZREM', KEYS[4], KEYS[3])
     end
   end
-  return reply(res, k, ARGV[10])
+  if res ~= 'ok' or not expected then return reply(res, k, ARGV[10]) end
+  -- the agent's event, as routing's publish would write it (StreamLog: XADD, then announce)
+  local agent = convAgent(k, ARGV[10])
+  if agent == '' then agent = redis.call('HGET', k, 'agent') or '' end
+  if agent == '' then return reply(res, k, ARGV[10], agent) end
+  local id = redis.call('XADD', ARGV[10] .. 'events:' .. agent, 'MAXLEN', '~', ARGV[14], '*', 'type', 'message.status', 'event', ARGV[12])
+  redis.call('PUBLISH', ARGV[13], agent .. '\n' .. id .. '\n' .. ARGV[12] .. '\n' .. 'message.status')
+  return reply(res, k, ARGV[10], agent, true)
 end
 `
 
 // statusAdvanceScript is statusScript, then the end of the send's turn in its conversation's
 // sequence (ordered.Advance): the status is written before the sequence moves on, in one step.
-// KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[12] member, ARGV[13] token.
+// KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[15] member, ARGV[16] token.
 // Returns {orderedRemove's reply, statusScript's reply}.
 var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+statusLua+statusByIDLua+ordered.RemoveLua+`
 local out = statusByID()
-return {orderedRemove(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[12], 'done', ARGV[13]), out}
+return {orderedRemove(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16]), out}
 `, func(v any) (statusAdvanceReply, error) {
 	a, err := luascript.AsArray(v)
 	if err != nil || len(a) != 2 {
@@ -1426,6 +1444,15 @@ type statusArgs struct {
 	failure             *MessageError
 	indexTTL            int64            // s
 	advance             *ordered.Advance // statusAdvanceScript's turn
+	event               statusEvent      // the agent's event written by the script ("" body: none)
+}
+
+// statusEvent is the agent's message.status event a status script writes itself: its JSON and the
+// agents' event log it goes to (the events' channel, the STREAMs' length).
+type statusEvent struct {
+	body    []byte
+	channel string
+	maxLen  int64
 }
 
 func (a statusArgs) KeysAndArgv() ([]string, []any) {
@@ -1437,7 +1464,7 @@ func (a statusArgs) KeysAndArgv() ([]string, []any) {
 	code, title, message, details, summary := errorArgs(a.failure)
 	keys := []string{a.keys.msg(a.messageID), a.keys.pmsg(channel, pid), a.keys.pendingStatuses(channel, pid), a.keys.pendingIndex()}
 	argv := []any{a.state, a.at, a.providerID, code, title, message, details, luascript.Flag(a.providerID != ""), a.indexTTL,
-		a.keys.prefix(), summary}
+		a.keys.prefix(), summary, a.event.body, a.event.channel, a.event.maxLen}
 	if a.advance != nil {
 		keys = append(keys, a.advance.Keys()...)
 		argv = append(argv, a.advance.Member(), a.advance.Token())
@@ -1446,12 +1473,14 @@ func (a statusArgs) KeysAndArgv() ([]string, []any) {
 }
 
 // statusReply is a status script's answer: its code (statusLua's apply, or "pending" / "dropped"
-// from providerStatusScript) and, for "ok" and "stale", the conversation's agent ("ok" only) and the
-// message's fields, so the caller tells the agent without reading anything again.
+// from providerStatusScript) and, for "ok" and "stale", the conversation's agent ("ok" only), whether
+// the script wrote the agent's event, and the message's fields, so the caller tells the agent
+// without reading anything again.
 type statusReply struct {
-	code   string
-	agent  string
-	fields map[string]string
+	code      string
+	agent     string
+	published bool
+	fields    map[string]string
 }
 
 func parseStatusReply(v any) (statusReply, error) {
@@ -1461,7 +1490,7 @@ func parseStatusReply(v any) (statusReply, error) {
 	}
 	switch code {
 	case "ok", "stale":
-		return statusReply{code: code, agent: a.Str(1), fields: a.FieldsFrom(2)}, nil
+		return statusReply{code: code, agent: a.Str(1), published: a.Str(2) == "1", fields: a.FieldsFrom(3)}, nil
 	case "not_found", "inbound", "unknown", "pending", "dropped":
 		return statusReply{code: code}, nil
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/chatgate/chatgate/internal/ordered"
 )
 
@@ -23,6 +25,59 @@ type StatusUpdate struct {
 	// Advance, when the status is a send's final outcome, ends the send's turn in its conversation's
 	// sequence in the same script, after the status is written.
 	Advance *ordered.Advance
+	// Before is the message as the caller read it, still queued (a send's turn): the status script
+	// then writes the agent's event itself, one round trip fewer (nil: UpdateStatus publishes it).
+	Before *Message
+}
+
+// scriptEvents is a Publisher whose agents' events of a type a status script may append itself,
+// as its Publish would: to the STREAM prefix+"events:"+agent (about maxLen long), announced on channel.
+type scriptEvents interface {
+	scriptEventLog(typ string) (channel string, maxLen int64, ok bool)
+}
+
+func (s *StreamLog) scriptEventLog(string) (string, int64, bool) {
+	return s.keys.eventsChannel(), s.maxLen, true
+}
+
+// The wallboard's Publish does nothing more for an event neither forwarded to supervisors nor
+// marking the agent's row.
+func (w *Wallboard) scriptEventLog(typ string) (string, int64, bool) {
+	if forwarded[typ] || dirtying[typ] {
+		return "", 0, false
+	}
+	if p, ok := w.inner.(scriptEvents); ok {
+		return p.scriptEventLog(typ)
+	}
+	return "", 0, false
+}
+
+// expectedEvent is the agent's message.status event after u applies to before (queued, no provider
+// id) alone, as statusResult would publish it; nil when the publisher cannot take it from a script.
+func (r *Router) expectedEvent(u StatusUpdate, at int64) statusEvent {
+	p, ok := r.pub.(scriptEvents)
+	if !ok || u.Before == nil || u.Before.Status != MessageQueued || u.Before.ProviderMessageID != "" {
+		return statusEvent{}
+	}
+	channel, maxLen, ok := p.scriptEventLog(EventMessageStatus)
+	if !ok {
+		return statusEvent{}
+	}
+	m := *u.Before
+	m.Status, m.StatusAt = u.State, msTimePtr(strconv.FormatInt(at, 10))
+	if u.ProviderMessageID != "" {
+		m.ProviderMessageID = u.ProviderMessageID
+	}
+	if u.State == MessageFailed && u.Error != nil {
+		e := *u.Error
+		e.summarize()
+		m.Error = &e
+	}
+	body, err := gojson.Marshal(Event{Type: EventMessageStatus, At: r.clock.Now().UTC(), Message: m})
+	if err != nil {
+		return statusEvent{}
+	}
+	return statusEvent{body: body, channel: channel, maxLen: maxLen}
 }
 
 // RecordOutbound stores a message the agent sends in its conversation, status queued.
@@ -95,9 +150,10 @@ func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpd
 			}
 		}
 	}
+	at := r.statusTime(u).UnixMilli()
 	args := statusArgs{keys: r.keys, messageID: messageID, channel: channel,
-		providerID: u.ProviderMessageID, state: u.State, at: r.statusTime(u).UnixMilli(), failure: u.Error,
-		indexTTL: int64(dedupTTL / time.Second), advance: u.Advance}
+		providerID: u.ProviderMessageID, state: u.State, at: at, failure: u.Error,
+		indexTTL: int64(dedupTTL / time.Second), advance: u.Advance, event: r.expectedEvent(u, at)}
 	var out statusReply
 	var err error
 	if u.Advance != nil {
@@ -177,7 +233,7 @@ func (r *Router) statusResult(ctx context.Context, out statusReply) (Message, St
 	if agent == "" {
 		agent = m.Agent
 	}
-	if agent != "" {
+	if agent != "" && !out.published {
 		r.publish(ctx, agent, Event{Type: EventMessageStatus, Message: m})
 	}
 	return m, StatusApplied

@@ -441,9 +441,9 @@ func (s *Sequencer) sequence(key string) sequence {
 	return sequence{keys: s.keys, name: s.name, key: key}
 }
 
-// wake makes a sleeping task runnable now. A task just deferring itself (active for a moment) is
-// asked again briefly; one already pending needs nothing; a missing one wakes itself after its
-// enqueue (see Enqueue).
+// wake makes a sleeping task runnable now, one round trip (tasks.RunNow). A task just deferring
+// itself (active for a moment) is asked again briefly; one already pending needs nothing; a missing
+// one wakes itself after its enqueue (see Enqueue).
 func (s *Sequencer) wake(ctx context.Context, it Item) {
 	if it.TaskID == "" {
 		return
@@ -452,12 +452,14 @@ func (s *Sequencer) wake(ctx context.Context, it Item) {
 		if sleep(ctx, d) != nil {
 			return
 		}
-		err := s.inspector.RunTask(it.Queue, it.TaskID)
-		if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			return
+		_, err := tasks.RunNow(ctx, s.client, it.Queue, it.TaskID)
+		if errors.Is(err, tasks.ErrTaskGrouped) {
+			err = s.inspector.RunTask(it.Queue, it.TaskID)
 		}
-		info, ierr := s.inspector.GetTaskInfo(it.Queue, it.TaskID)
-		if ierr != nil || info.State != asynq.TaskStateActive {
+		if !errors.Is(err, tasks.ErrTaskActive) {
+			if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				s.logger.Debug("could not wake the next task; its timer will", "key", it.Key, "task_id", it.TaskID, "err", err)
+			}
 			return
 		}
 	}

@@ -11,3 +11,7 @@ func asynqActiveKey(queue string) string  { return "asynq:{" + queue + "}:active
 func asynqLeaseKey(queue string) string   { return "asynq:{" + queue + "}:lease" }
 func asynqPendingKey(queue string) string { return "asynq:{" + queue + "}:pending" }
 func asynqTaskPrefix(queue string) string { return "asynq:{" + queue + "}:t:" }
+
+// asynqQueuePrefix starts every key of the queue; asynq:{<queue>}:<state> is the ZSET of the tasks
+// in a waiting state (scheduled, retry, archived, completed).
+func asynqQueuePrefix(queue string) string { return "asynq:{" + queue + "}:" }
