@@ -14,9 +14,8 @@ import (
 // StreamLog is the durable part of the agents' event streams: one Redis STREAM per agent, trimmed
 // to maxLen entries, whose entry ids are the events' ids (the SSE ids a client resumes from).
 type StreamLog struct {
-	log    *sse.Log
-	keys   keys
-	maxLen int64
+	log  *sse.Log
+	keys keys
 }
 
 var _ Publisher = (*StreamLog)(nil)
@@ -27,7 +26,7 @@ func NewStreamLog(client redis.UniversalClient, ks keyspace.Space, maxLen int64)
 		maxLen = 1000
 	}
 	k := keys{ks}
-	return &StreamLog{log: sse.NewLog(client, k.eventsChannel(), maxLen, 0), keys: k, maxLen: maxLen}
+	return &StreamLog{log: sse.NewLog(client, k.eventsChannel(), maxLen, 0), keys: k}
 }
 
 // Publish appends the event to the agent's stream, wakes its open streams on every replica, and

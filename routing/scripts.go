@@ -1376,7 +1376,7 @@ end
 // Returns {"ok"|"stale", conversation's agent (when ok), "1" when the event was written, message
 // fields…} / {"inbound"} / {"unknown"} / {"not_found"}: the caller tells the agent (unless written)
 // without reading anything again.
-var statusScript = luascript.New[statusArgs, statusReply]("status", outbox.Lua+statusLua+statusByIDLua+`
+var statusScript = luascript.New[statusArgs, statusReply]("status", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+`
 return statusByID()
 `, parseStatusReply)
 
@@ -1401,12 +1401,11 @@ local function statusByID()
     end
   end
   if res ~= 'ok' or not expected then return reply(res, k, ARGV[10]) end
-  -- the agent's event, as routing's publish would write it (StreamLog: XADD, then announce)
+  -- the agent's event, appended as routing's publish would (StreamLog)
   local agent = convAgent(k, ARGV[10])
   if agent == '' then agent = redis.call('HGET', k, 'agent') or '' end
   if agent == '' then return reply(res, k, ARGV[10], agent) end
-  local id = redis.call('XADD', ARGV[10] .. 'events:' .. agent, 'MAXLEN', '~', ARGV[14], '*', 'type', 'message.status', 'event', ARGV[12])
-  redis.call('PUBLISH', ARGV[13], agent .. '\n' .. id .. '\n' .. ARGV[12] .. '\n' .. 'message.status')
+  sseAppend(ARGV[10] .. 'events:' .. agent, ARGV[14], 'message.status', ARGV[12], ARGV[13], agent, '0')
   return reply(res, k, ARGV[10], agent, true)
 end
 `
@@ -1415,7 +1414,7 @@ end
 // sequence (ordered.Advance): the status is written before the sequence moves on, in one step.
 // KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[15] member, ARGV[16] token.
 // Returns {orderedRemove's reply, statusScript's reply}.
-var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+statusLua+statusByIDLua+ordered.RemoveLua+`
+var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+ordered.RemoveLua+`
 local out = statusByID()
 return {orderedRemove(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16]), out}
 `, func(v any) (statusAdvanceReply, error) {

@@ -30,37 +30,16 @@ type StatusUpdate struct {
 	Before *Message
 }
 
-// scriptEvents is a Publisher whose agents' events of a type a status script may append itself,
-// as its Publish would: to the STREAM prefix+"events:"+agent (about maxLen long), announced on channel.
-type scriptEvents interface {
-	scriptEventLog(typ string) (channel string, maxLen int64, ok bool)
-}
-
-func (s *StreamLog) scriptEventLog(string) (string, int64, bool) {
-	return s.keys.eventsChannel(), s.maxLen, true
-}
-
-// The wallboard's Publish does nothing more for an event neither forwarded to supervisors nor
-// marking the agent's row.
-func (w *Wallboard) scriptEventLog(typ string) (string, int64, bool) {
-	if forwarded[typ] || dirtying[typ] {
-		return "", 0, false
-	}
-	if p, ok := w.inner.(scriptEvents); ok {
-		return p.scriptEventLog(typ)
-	}
-	return "", 0, false
-}
-
 // expectedEvent is the agent's message.status event after u applies to before (queued, no provider
 // id) alone, as statusResult would publish it; nil when the publisher cannot take it from a script.
 func (r *Router) expectedEvent(u StatusUpdate, at int64) statusEvent {
-	p, ok := r.pub.(scriptEvents)
+	sa, ok := r.pub.(scriptAppender)
 	if !ok || u.Before == nil || u.Before.Status != MessageQueued || u.Before.ProviderMessageID != "" {
 		return statusEvent{}
 	}
-	channel, maxLen, ok := p.scriptEventLog(EventMessageStatus)
-	if !ok {
+	// the script names the log's keys from the router's prefix
+	l := sa.scriptLog(EventMessageStatus)
+	if l == nil || l.keys.prefix() != r.keys.prefix() {
 		return statusEvent{}
 	}
 	m := *u.Before
@@ -77,7 +56,7 @@ func (r *Router) expectedEvent(u StatusUpdate, at int64) statusEvent {
 	if err != nil {
 		return statusEvent{}
 	}
-	return statusEvent{body: body, channel: channel, maxLen: maxLen}
+	return statusEvent{body: body, channel: l.keys.eventsChannel(), maxLen: l.log.MaxLen()}
 }
 
 // RecordOutbound stores a message the agent sends in its conversation, status queued.
@@ -233,7 +212,10 @@ func (r *Router) statusResult(ctx context.Context, out statusReply) (Message, St
 	if agent == "" {
 		agent = m.Agent
 	}
-	if agent != "" && !out.published {
+	switch {
+	case agent != "" && out.published:
+		r.pub.(scriptAppender).appended(agent, EventMessageStatus) // the status script appended it
+	case agent != "":
 		r.publish(ctx, agent, Event{Type: EventMessageStatus, Message: m})
 	}
 	return m, StatusApplied
