@@ -151,9 +151,11 @@ type Wallboard struct {
 	// listed is what the last read of each agent's row showed, for reading less of it after offers
 	// alone (rowsToRead).
 	listed map[string]listedCards
-	wake   chan struct{}
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	// unlisted are the agents whose listed cards are to be forgotten (heard).
+	unlisted map[string]struct{}
+	wake     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 var _ Publisher = (*Wallboard)(nil)
@@ -172,7 +174,7 @@ func NewWallboard(client redis.UniversalClient, events *StreamLog, ps *presence.
 	}
 	return &Wallboard{inner: events, presence: ps, log: sse.NewLog(client, events.keys.eventsChannel(), maxLen, 0), keys: events.keys,
 		logger: logger.With("component", "wallboard"), interval: interval,
-		dirtyAgents: map[string]dirtyRow{}, listed: map[string]listedCards{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		dirtyAgents: map[string]dirtyRow{}, listed: map[string]listedCards{}, unlisted: map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // SetRouter gives the wallboard the router whose loads and queues it reads (the router is built
@@ -190,9 +192,7 @@ func (w *Wallboard) Publish(ctx context.Context, agent string, ev Event) (string
 		}
 		w.append(ctx, BoardEvent{Type: ev.Type, At: at, Agent: agent, Presence: ev.Presence, Card: ev.Card, Conversation: ev.Conversation})
 	}
-	if dirtying[ev.Type] {
-		w.markDirty(agent, offeredID(ev))
-	}
+	w.heard(agent, ev.Type, offeredID(ev))
 	return id, err
 }
 
@@ -228,12 +228,23 @@ func (w *Wallboard) appended(agent, typ, card string) {
 	if inner, ok := w.inner.(scriptAppender); ok {
 		inner.appended(agent, typ, card)
 	}
-	if dirtying[typ] {
-		if typ != EventCardOffered {
-			card = ""
-		}
-		w.markDirty(agent, card)
+	if typ != EventCardOffered {
+		card = ""
 	}
+	w.heard(agent, typ, card)
+}
+
+// heard: an event of the agent's passed through. Its row is read again after one that changes it;
+// after any other (a message, whose contact may be renamed) its next read is in full, not with the
+// cards listed.
+func (w *Wallboard) heard(agent, typ, offered string) {
+	if dirtying[typ] {
+		w.markDirty(agent, offered)
+		return
+	}
+	w.mu.Lock()
+	w.unlisted[agent] = struct{}{}
+	w.mu.Unlock()
 }
 
 var _ SupervisorPublisher = (*Wallboard)(nil)
@@ -296,6 +307,11 @@ func (w *Wallboard) takeDirty() (agents map[string]dirtyRow, queues bool) {
 	defer w.mu.Unlock()
 	agents = w.dirtyAgents
 	w.dirtyAgents = map[string]dirtyRow{}
+	// After the read that may have listed them before the event (the reads run one at a time).
+	for a := range w.unlisted {
+		delete(w.listed, a)
+	}
+	clear(w.unlisted)
 	queues, w.queuesDirty = w.queuesDirty, false
 	return agents, queues
 }

@@ -483,6 +483,10 @@ func TestWallboardReadsLessAfterNewerOffers(t *testing.T) {
 		{"close", func() error { _, err := b.router.Close(ctx, accepted, "ana", false); return err }},
 		{"decline", func() error { _, err := b.router.Decline(ctx, listed(0), "ana"); return err }},
 		{"offer of an older card", func() error { b.board.appended("ana", EventCardOffered, listed(5)); return nil }},
+		{"message", func() error {
+			_, err := b.board.Publish(ctx, "ana", Event{Type: EventMessageReceived})
+			return err
+		}},
 		{"offer of an unknown card", func() error { _, err := b.board.Publish(ctx, "ana", Event{Type: EventCardOffered}); return err }},
 		{"another replica's row", func() error {
 			return b.client.HSet(ctx, b.router.keys.boardDigest(), "agent:ana", "another").Err()
