@@ -44,14 +44,14 @@ func (s *StreamLog) Publish(ctx context.Context, agent string, ev Event) (string
 type scriptAppender interface {
 	// scriptLog is the log a script may append events of type typ to; nil when they must pass through Publish.
 	scriptLog(typ string) *StreamLog
-	// appended: a script appended an event of type typ to the agent's log.
-	appended(agent, typ string)
+	// appended: a script appended an event of type typ to the agent's log; card is the card's id for a card.offered.
+	appended(agent, typ, card string)
 }
 
 var _ scriptAppender = (*StreamLog)(nil)
 
-func (s *StreamLog) scriptLog(string) *StreamLog { return s }
-func (s *StreamLog) appended(string, string)     {}
+func (s *StreamLog) scriptLog(string) *StreamLog     { return s }
+func (s *StreamLog) appended(string, string, string) {}
 
 // Since returns the agent's events after id ("0" for all kept), oldest first.
 func (s *StreamLog) Since(ctx context.Context, agent, id string, count int64) ([]Event, error) {

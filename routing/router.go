@@ -447,7 +447,7 @@ func (r *Router) dispatch(ctx context.Context, queue, channel string, first deci
 		}
 		r.metrics.offers.WithLabelValues(queue).Inc()
 		if d.eventID != "" {
-			r.pub.(scriptAppender).appended(d.agent, EventCardOffered) // the intake script appended card.offered
+			r.pub.(scriptAppender).appended(d.agent, EventCardOffered, d.card) // the intake script appended card.offered
 		} else if len(d.cardFields) == 0 {
 			return fmt.Errorf("offer: card %s: %w", d.card, ErrNotFound)
 		} else {

@@ -214,7 +214,7 @@ func (r *Router) statusResult(ctx context.Context, out statusReply) (Message, St
 	}
 	switch {
 	case agent != "" && out.published:
-		r.pub.(scriptAppender).appended(agent, EventMessageStatus) // the status script appended it
+		r.pub.(scriptAppender).appended(agent, EventMessageStatus, "") // the status script appended it
 	case agent != "":
 		r.publish(ctx, agent, Event{Type: EventMessageStatus, Message: m})
 	}

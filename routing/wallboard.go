@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -88,6 +90,8 @@ type BoardAgent struct {
 	// counts them all.
 	Cards      []BoardCard `json:"cards"`
 	CardsTotal int         `json:"cards_total"`
+	// lastListed is the id of the last card read for Cards (the greatest: ids are ULIDs).
+	lastListed string
 }
 
 // boardCardsPerAgent bounds the conversations read for one row: a row is read again after every
@@ -142,11 +146,16 @@ type Wallboard struct {
 	interval time.Duration
 
 	mu          sync.Mutex
-	dirtyAgents map[string]struct{}
+	dirtyAgents map[string]dirtyRow
 	queuesDirty bool
-	wake        chan struct{}
-	stop        chan struct{}
-	wg          sync.WaitGroup
+	// listed is what the last read of each agent's row showed, for reading less of it after offers
+	// alone (rowsToRead).
+	listed map[string]listedCards
+	// unlisted are the agents whose listed cards are to be forgotten (heard).
+	unlisted map[string]struct{}
+	wake     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 var _ Publisher = (*Wallboard)(nil)
@@ -165,7 +174,7 @@ func NewWallboard(client redis.UniversalClient, events *StreamLog, ps *presence.
 	}
 	return &Wallboard{inner: events, presence: ps, log: sse.NewLog(client, events.keys.eventsChannel(), maxLen, 0), keys: events.keys,
 		logger: logger.With("component", "wallboard"), interval: interval,
-		dirtyAgents: map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		dirtyAgents: map[string]dirtyRow{}, listed: map[string]listedCards{}, unlisted: map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // SetRouter gives the wallboard the router whose loads and queues it reads (the router is built
@@ -183,10 +192,25 @@ func (w *Wallboard) Publish(ctx context.Context, agent string, ev Event) (string
 		}
 		w.append(ctx, BoardEvent{Type: ev.Type, At: at, Agent: agent, Presence: ev.Presence, Card: ev.Card, Conversation: ev.Conversation})
 	}
-	if dirtying[ev.Type] {
-		w.markDirty(agent)
-	}
+	w.heard(agent, ev.Type, offeredID(ev))
 	return id, err
+}
+
+// offeredID is the id of the card a card.offered event offers; "" for any other event or a card of
+// a form it does not know.
+func offeredID(ev Event) string {
+	if ev.Type != EventCardOffered {
+		return ""
+	}
+	switch c := ev.Card.(type) {
+	case Card:
+		return c.ID
+	case *Card:
+		if c != nil {
+			return c.ID
+		}
+	}
+	return ""
 }
 
 var _ scriptAppender = (*Wallboard)(nil)
@@ -200,13 +224,27 @@ func (w *Wallboard) scriptLog(typ string) *StreamLog {
 }
 
 // appended is Publish's part after the agent's log, for an event a script appended.
-func (w *Wallboard) appended(agent, typ string) {
+func (w *Wallboard) appended(agent, typ, card string) {
 	if inner, ok := w.inner.(scriptAppender); ok {
-		inner.appended(agent, typ)
+		inner.appended(agent, typ, card)
 	}
+	if typ != EventCardOffered {
+		card = ""
+	}
+	w.heard(agent, typ, card)
+}
+
+// heard: an event of the agent's passed through. Its row is read again after one that changes it;
+// after any other (a message, whose contact may be renamed) its next read is in full, not with the
+// cards listed.
+func (w *Wallboard) heard(agent, typ, offered string) {
 	if dirtying[typ] {
-		w.markDirty(agent)
+		w.markDirty(agent, offered)
+		return
 	}
+	w.mu.Lock()
+	w.unlisted[agent] = struct{}{}
+	w.mu.Unlock()
 }
 
 var _ SupervisorPublisher = (*Wallboard)(nil)
@@ -223,15 +261,37 @@ func (w *Wallboard) PublishSupervisor(ctx context.Context, ev Event) error {
 		Transfer: ev.Transfer, Unanswered: ev.Unanswered, WrapUp: ev.WrapUp}) {
 		return fmt.Errorf("wallboard: %s not published", ev.Type)
 	}
-	w.markDirty("")
+	w.markDirty("", "")
 	return nil
 }
 
-// markDirty notes that the agent's row (none for "") and the queues' counters are to be read again.
-func (w *Wallboard) markDirty(agent string) {
+// dirtyRow is why an agent's row is to be read again: offers alone (of cards from offered on, in
+// id order), or anything else (full).
+type dirtyRow struct {
+	full    bool
+	offered string
+}
+
+// listedCards are the cards the last read of an agent's row listed, and the digest of that row.
+type listedCards struct {
+	cards  []BoardCard
+	last   string // the greatest id listed: the oldest cards are the lowest ids
+	digest string
+}
+
+// markDirty notes that the agent's row (none for "") and the queues' counters are to be read again:
+// after the offer of card offered alone, or in full ("").
+func (w *Wallboard) markDirty(agent, offered string) {
 	w.mu.Lock()
 	if agent != "" {
-		w.dirtyAgents[agent] = struct{}{}
+		d, seen := w.dirtyAgents[agent]
+		switch {
+		case offered == "":
+			d.full = true
+		case !seen || offered < d.offered:
+			d.offered = offered
+		}
+		w.dirtyAgents[agent] = d
 	}
 	w.queuesDirty = true
 	w.mu.Unlock()
@@ -242,13 +302,16 @@ func (w *Wallboard) markDirty(agent string) {
 }
 
 // takeDirty hands over the rows and counters marked since the last call.
-func (w *Wallboard) takeDirty() (agents []string, queues bool) {
+func (w *Wallboard) takeDirty() (agents map[string]dirtyRow, queues bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for a := range w.dirtyAgents {
-		agents = append(agents, a)
+	agents = w.dirtyAgents
+	w.dirtyAgents = map[string]dirtyRow{}
+	// After the read that may have listed them before the event (the reads run one at a time).
+	for a := range w.unlisted {
+		delete(w.listed, a)
 	}
-	clear(w.dirtyAgents)
+	clear(w.unlisted)
 	queues, w.queuesDirty = w.queuesDirty, false
 	return agents, queues
 }
@@ -265,15 +328,22 @@ func (w *Wallboard) append(ctx context.Context, ev BoardEvent) bool {
 	return true
 }
 
-// changedScript records rows' digests (ARGV: field, digest, field, digest…) and returns the
-// 1-based positions of the pairs whose digest differs from the last one published, so that replicas
-// refreshing the same rows publish each change once.
+// changedScript records rows' digests (ARGV: field, digest, expected, field, digest, expected…) and
+// returns the 1-based positions of the rows whose digest differs from the last one published, so
+// that replicas refreshing the same rows publish each change once. A row with an expected digest
+// ("" for none) is recorded only if the last one published is that one; its position is returned
+// negated when it is not.
 var changedScript = luascript.New[changedArgs, []int64]("board_changed", `
 local out = {}
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-    out[#out + 1] = (i + 1) / 2
+for i = 1, #ARGV, 3 do
+  local last = redis.call('HGET', KEYS[1], ARGV[i])
+  if last ~= ARGV[i + 1] then
+    if ARGV[i + 2] ~= '' and last ~= ARGV[i + 2] then
+      out[#out + 1] = -(i + 2) / 3
+    else
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+      out[#out + 1] = (i + 2) / 3
+    end
   end
 end
 return out
@@ -305,28 +375,39 @@ func (a changedArgs) KeysAndArgv() ([]string, []any) {
 const changedPerCall = 256
 
 // publishChanged publishes the events whose rows changed since the last ones published; it returns
-// how many it published. A failed publish forgets the digest, so the next read tries again.
-func (w *Wallboard) publishChanged(ctx context.Context, fields []string, evs []BoardEvent) (int, error) {
-	n := 0
+// how many it published and each row's digest. A failed publish forgets the digest, so the next read
+// tries again. expect (nil for none) holds the digest each row must have had last for it to be
+// published ("" for any); the rows that did not are returned in stale, not published.
+func (w *Wallboard) publishChanged(ctx context.Context, fields []string, evs []BoardEvent, expect []string) (n int, digests []string, stale []int, err error) {
+	digests = make([]string, len(evs))
 	for lo := 0; lo < len(evs); lo += changedPerCall {
 		hi := min(lo+changedPerCall, len(evs))
-		pairs := make([]any, 0, 2*(hi-lo))
+		args := make([]any, 0, 3*(hi-lo))
 		for i := lo; i < hi; i++ {
 			row, err := json.Marshal(struct {
 				A *BoardAgent  `json:"a"`
 				Q *QueueStatus `json:"q"`
 			}{evs[i].Row, evs[i].Queue})
 			if err != nil {
-				return n, err
+				return n, digests, stale, err
 			}
 			sum := sha256.Sum256(row)
-			pairs = append(pairs, fields[i], hex.EncodeToString(sum[:12]))
+			digests[i] = hex.EncodeToString(sum[:12])
+			want := ""
+			if expect != nil {
+				want = expect[i]
+			}
+			args = append(args, fields[i], digests[i], want)
 		}
-		changed, err := changedScript.Run(ctx, w.router.client, changedArgs{keys: w.router.keys, pairs: pairs})
+		changed, err := changedScript.Run(ctx, w.router.client, changedArgs{keys: w.router.keys, pairs: args})
 		if err != nil {
-			return n, err
+			return n, digests, stale, err
 		}
 		for _, pos := range changed {
+			if pos < 0 && lo-int(pos)-1 < hi {
+				stale = append(stale, lo-int(pos)-1)
+				continue
+			}
 			i := lo + int(pos) - 1
 			if i < lo || i >= hi {
 				continue
@@ -338,7 +419,7 @@ func (w *Wallboard) publishChanged(ctx context.Context, fields []string, evs []B
 			n++
 		}
 	}
-	return n, nil
+	return n, digests, stale, nil
 }
 
 // Refresh reads every agent's row and every queue's counters and publishes those that changed; it
@@ -353,31 +434,129 @@ func (w *Wallboard) Refresh(ctx context.Context) (int, error) {
 	return n + m, err
 }
 
-// refreshAgents reads the rows of the given agents (every agent for nil) and publishes those that
-// changed.
-func (w *Wallboard) refreshAgents(ctx context.Context, agents []string) (int, error) {
+// refreshAgents reads the rows of the given agents (every agent, in full, for nil) and publishes
+// those that changed.
+func (w *Wallboard) refreshAgents(ctx context.Context, agents map[string]dirtyRow) (int, error) {
 	var all []presence.AgentPresence
 	var err error
 	if agents == nil {
 		all, err = w.presence.List(ctx)
 	} else {
-		all, err = w.presence.ListOf(ctx, agents)
+		all, err = w.presence.ListOf(ctx, slices.Collect(maps.Keys(agents)))
 	}
 	if err != nil || len(all) == 0 {
 		return 0, err
 	}
-	rows, err := w.rows(ctx, all)
-	if err != nil {
-		return 0, err
+	full, counted, listed := w.rowsToRead(all, agents)
+	n, stale, err := w.publishRows(ctx, full, counted, listed)
+	if err != nil || len(stale) == 0 {
+		return n, err
 	}
+	// Another replica published these rows since this one read them: their cards may have changed
+	// without this replica hearing of it.
+	m, _, err := w.publishRows(ctx, stale, nil, nil)
+	return n + m, err
+}
+
+// rowsToRead splits the agents' rows into those to read in full and those whose listed cards still
+// stand (counted, with what was listed): their agent's only events since were offers of cards after
+// the last listed, and the row listed as many as it shows, so the oldest cards are the same.
+func (w *Wallboard) rowsToRead(all []presence.AgentPresence, agents map[string]dirtyRow) (full, counted []presence.AgentPresence, listed []listedCards) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range all {
+		d, dirty := agents[p.Agent]
+		l, ok := w.listed[p.Agent]
+		if dirty && !d.full && ok && d.offered > l.last {
+			counted, listed = append(counted, p), append(listed, l)
+		} else {
+			full = append(full, p)
+		}
+	}
+	return full, counted, listed
+}
+
+// publishRows reads the rows (full in full, counted with the cards listed), publishes those that
+// changed, and remembers what they list. The counted rows are published only if the last row
+// published for their agent is the one read with those cards; the others are returned in stale.
+func (w *Wallboard) publishRows(ctx context.Context, full, counted []presence.AgentPresence, listed []listedCards) (int, []presence.AgentPresence, error) {
+	rows, err := w.rows(ctx, full)
+	if err != nil {
+		return 0, nil, err
+	}
+	more, err := w.countedRows(ctx, counted, listed)
+	if err != nil {
+		return 0, nil, err
+	}
+	rows = append(rows, more...)
 	at := w.router.clock.Now().UTC()
 	fields := make([]string, len(rows))
 	evs := make([]BoardEvent, len(rows))
+	expect := make([]string, len(rows))
 	for i := range rows {
 		fields[i] = "agent:" + rows[i].Agent
 		evs[i] = BoardEvent{Type: EventBoardAgent, At: at, Agent: rows[i].Agent, Row: &rows[i]}
+		if i >= len(full) {
+			expect[i] = listed[i-len(full)].digest
+		}
 	}
-	return w.publishChanged(ctx, fields, evs)
+	n, digests, staleAt, err := w.publishChanged(ctx, fields, evs, expect)
+	var stale []presence.AgentPresence
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, i := range staleAt {
+		delete(w.listed, rows[i].Agent)
+		stale = append(stale, rows[i].AgentPresence)
+		digests[i] = ""
+	}
+	for i := range rows {
+		switch {
+		case err != nil || digests[i] == "":
+			delete(w.listed, rows[i].Agent)
+		case i < len(full) && len(rows[i].Cards) == boardCardsPerAgent:
+			w.listed[rows[i].Agent] = listedCards{cards: rows[i].Cards, last: rows[i].lastListed, digest: digests[i]}
+		case i < len(full):
+			delete(w.listed, rows[i].Agent) // fewer than a row shows: a new card is among them
+		default:
+			w.listed[rows[i].Agent] = listedCards{cards: rows[i].Cards, last: rows[i].lastListed, digest: digests[i]}
+		}
+	}
+	return n, stale, err
+}
+
+// countedRows completes the agents' presence with their loads and how many cards they hold, the
+// cards being those listed (one pipelined round trip of constant-time reads).
+func (w *Wallboard) countedRows(ctx context.Context, all []presence.AgentPresence, listed []listedCards) ([]BoardAgent, error) {
+	if len(all) == 0 {
+		return nil, nil
+	}
+	r := w.router
+	pipe := r.client.Pipeline()
+	loads := make([]*redis.MapStringStringCmd, len(all))
+	counts := make([]*redis.IntCmd, len(all))
+	for i, p := range all {
+		loads[i] = pipe.HGetAll(ctx, r.keys.load(p.Agent))
+		counts[i] = pipe.SCard(ctx, r.keys.agentCards(p.Agent))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, err
+	}
+	out := make([]BoardAgent, len(all))
+	for i, p := range all {
+		out[i] = BoardAgent{AgentPresence: p, Loads: w.loadsOf(p, loads[i].Val()), Cards: listed[i].cards,
+			CardsTotal: int(counts[i].Val()), lastListed: listed[i].last}
+	}
+	return out, nil
+}
+
+// loadsOf is the agent's load against capacity on each of its channels.
+func (w *Wallboard) loadsOf(p presence.AgentPresence, load map[string]string) []BoardLoad {
+	info := w.router.agents[p.Agent]
+	out := []BoardLoad{}
+	for _, ch := range p.Channels {
+		out = append(out, BoardLoad{Channel: ch.Channel, Load: atoiOr0(load[ch.Channel]), Capacity: info.channels[ch.Channel]})
+	}
+	return out
 }
 
 // refreshQueues reads every queue's counters and publishes those that changed. The oldest wait grows
@@ -394,7 +573,8 @@ func (w *Wallboard) refreshQueues(ctx context.Context) (int, error) {
 		fields[i] = "queue:" + queues[i].ID
 		evs[i] = BoardEvent{Type: EventBoardQueue, At: at, Queue: &queues[i]}
 	}
-	return w.publishChanged(ctx, fields, evs)
+	n, _, _, err := w.publishChanged(ctx, fields, evs, nil)
+	return n, err
 }
 
 // boardRowsPerRead bounds the agents whose rows one read takes. Redis runs a pipeline's commands in
@@ -457,10 +637,9 @@ func (w *Wallboard) rowsOf(ctx context.Context, all []presence.AgentPresence) ([
 	}
 	out := make([]BoardAgent, len(all))
 	for i, p := range all {
-		row := BoardAgent{AgentPresence: p, Loads: []BoardLoad{}, Cards: []BoardCard{}, CardsTotal: len(ids[i].Val())}
-		info := r.agents[p.Agent]
-		for _, ch := range p.Channels {
-			row.Loads = append(row.Loads, BoardLoad{Channel: ch.Channel, Load: atoiOr0(loads[i].Val()[ch.Channel]), Capacity: info.channels[ch.Channel]})
+		row := BoardAgent{AgentPresence: p, Loads: w.loadsOf(p, loads[i].Val()), Cards: []BoardCard{}, CardsTotal: len(ids[i].Val())}
+		if k := len(cards[i]); k > 0 {
+			row.lastListed = ids[i].Val()[k-1] // sorted above
 		}
 		for j, c := range cards[i] {
 			if len(c.Val()) == 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/sse"
 	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
 )
@@ -352,4 +353,147 @@ func TestWallboardReadsTheRowsOfAgentsWithEvents(t *testing.T) {
 	if got := take(t, ch, 1); got[0].Row == nil || got[0].Row.Agent != "bob" {
 		t.Fatalf("full read: %+v", got[0])
 	}
+}
+
+// An agent offered only conversations newer than those its row lists has its row read again
+// without its cards (the oldest are the same): load and count are read, the cards kept. Any other
+// event of the agent, an offer of an older card, another replica's row or the full read has the row
+// read in full. A listed conversation's contact renamed behind the wallboard's back tells the two
+// reads apart: a full read shows the new name.
+func TestWallboardReadsLessAfterNewerOffers(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig("longest_idle")
+	cfg.Agents[0].Channels["whatsapp"] = configs.AgentChannel{Capacity: 100}
+	b := newBoardEnvWith(t, cfg)
+	b.set(t, "ana", "whatsapp", presence.Online, "")
+	next := 0
+	offer := func(n int) {
+		for ; n > 0; n-- {
+			b.clock.Advance(time.Second)
+			b.customer(t, "whatsapp", "100", fmt.Sprintf("c%02d", next), "oi")
+			next++
+		}
+	}
+	offer(boardCardsPerAgent + 5)
+	b.refresh(t) // as at start
+	b.board.takeDirty()
+	last, _ := b.client.XRevRangeN(ctx, b.router.keys.boardEvents(), "+", "-", 1).Result()
+	since := last[0].ID
+	// read is the wallboard's read of the rows marked since the last; the row it published, if any.
+	read := func() *BoardAgent {
+		t.Helper()
+		agents, _ := b.board.takeDirty()
+		if _, err := b.board.refreshAgents(ctx, agents); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := b.board.log.After(ctx, b.router.keys.boardEvents(), since, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var row *BoardAgent
+		for _, ev := range sse.Decode(stored, func(ev *BoardEvent, id string) { since = id }) {
+			if ev.Type == EventBoardAgent && ev.Agent == "ana" {
+				row = ev.Row
+			}
+		}
+		return row
+	}
+	truth := func() BoardAgent {
+		t.Helper()
+		board, err := b.board.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range board.Agents {
+			if row.Agent == "ana" {
+				return row
+			}
+		}
+		t.Fatal("no row for ana")
+		return BoardAgent{}
+	}
+	ids := func(cards []BoardCard) []string {
+		var out []string
+		for _, c := range cards {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	renamed := 0
+	rename := func() string { // the contact of one listed conversation
+		t.Helper()
+		c := truth().Cards[renamed%boardCardsPerAgent]
+		renamed++
+		name := fmt.Sprintf("renamed%d", renamed)
+		if err := b.client.HSet(ctx, b.router.keys.conv(c.ConversationID), "contact_name", name).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	readLess := func() {
+		t.Helper()
+		name := rename()
+		before := b.load("ana", "whatsapp")
+		offer(2)
+		row, want := read(), truth()
+		if row == nil {
+			t.Fatal("no row published after the offers")
+		}
+		_, load := channelOf(row, "whatsapp")
+		if row.CardsTotal != want.CardsTotal || load.Load != b.load("ana", "whatsapp") || load.Load == before {
+			t.Fatalf("row after newer offers: %d cards, load %d; want %d cards, load %d (was %d)",
+				row.CardsTotal, load.Load, want.CardsTotal, b.load("ana", "whatsapp"), before)
+		}
+		if got, w := fmt.Sprint(ids(row.Cards)), fmt.Sprint(ids(want.Cards)); got != w {
+			t.Fatalf("cards listed after newer offers: %s, want the oldest %s", got, w)
+		}
+		for _, c := range row.Cards {
+			if c.Contact == name {
+				t.Fatalf("the row was read in full after newer offers alone: %+v", c)
+			}
+		}
+	}
+	readInFull := func(what string, do func() error) {
+		t.Helper()
+		name := rename()
+		offer(1) // newer, with the event: still read in full
+		if err := do(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		row, want := read(), truth()
+		if row == nil {
+			t.Fatalf("%s: no row published", what)
+		}
+		got, _ := json.Marshal(row)
+		w, _ := json.Marshal(want)
+		if string(got) != string(w) || !strings.Contains(string(got), `"contact":"`+name+`"`) {
+			t.Fatalf("%s: row\n%s\nwant it read in full\n%s", what, got, w)
+		}
+	}
+
+	readLess()
+	readLess()
+	listed := func(i int) string { return truth().Cards[i].ID }
+	accepted := listed(1)
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"accept", func() error { _, err := b.router.Accept(ctx, accepted, "ana"); return err }},
+		{"close", func() error { _, err := b.router.Close(ctx, accepted, "ana", false); return err }},
+		{"decline", func() error { _, err := b.router.Decline(ctx, listed(0), "ana"); return err }},
+		{"offer of an older card", func() error { b.board.appended("ana", EventCardOffered, listed(5)); return nil }},
+		{"message", func() error {
+			_, err := b.board.Publish(ctx, "ana", Event{Type: EventMessageReceived})
+			return err
+		}},
+		{"offer of an unknown card", func() error { _, err := b.board.Publish(ctx, "ana", Event{Type: EventCardOffered}); return err }},
+		{"another replica's row", func() error {
+			return b.client.HSet(ctx, b.router.keys.boardDigest(), "agent:ana", "another").Err()
+		}},
+	} {
+		readInFull(step.what, step.do)
+		readLess()
+	}
+	readInFull("the periodic read", func() error { _, err := b.board.Refresh(ctx); return err })
 }
