@@ -178,12 +178,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 		opts.Retention.ClosedConversations = 7 * 24 * time.Hour
 	}
 	r.retention, r.retentionMetrics = opts.Retention, newRetentionMetrics()
-	if sa, ok := opts.Publisher.(scriptAppender); ok {
-		// the script names the log's keys from the router's prefix
-		if l := sa.scriptLog(EventCardOffered); l != nil && l.keys.prefix() == r.keys.prefix() {
-			r.offeredLog = l
-		}
-	}
+	r.offeredLog = r.scriptLog(EventCardOffered)
 	r.intake = newBatcher(client, deliverScript)
 	r.offers = newBatcher(client, offerScript)
 	if opts.Registerer != nil {
@@ -462,6 +457,20 @@ func (r *Router) dispatch(ctx context.Context, queue, channel string, first deci
 		// In the widened scan, the pages before from had no card any candidate could take; an
 		// offer only takes capacity away, so they still have none: go on from here, not the head
 		// (from the head, each offer would rescan every refused card: quadratic in the backlog).
+	}
+	return nil
+}
+
+// scriptLog is the log a script may append the agents' events of type typ to itself: the publisher
+// allows it (scriptAppender) and its keys are named from the router's prefix, as the scripts name
+// them; nil when such events must pass through the publisher.
+func (r *Router) scriptLog(typ string) *StreamLog {
+	sa, ok := r.pub.(scriptAppender)
+	if !ok {
+		return nil
+	}
+	if l := sa.scriptLog(typ); l != nil && l.keys.prefix() == r.keys.prefix() {
+		return l
 	}
 	return nil
 }

@@ -33,13 +33,11 @@ type StatusUpdate struct {
 // expectedEvent is the agent's message.status event after u applies to before (queued, no provider
 // id) alone, as statusResult would publish it; nil when the publisher cannot take it from a script.
 func (r *Router) expectedEvent(u StatusUpdate, at int64) statusEvent {
-	sa, ok := r.pub.(scriptAppender)
-	if !ok || u.Before == nil || u.Before.Status != MessageQueued || u.Before.ProviderMessageID != "" {
+	if u.Before == nil || u.Before.Status != MessageQueued || u.Before.ProviderMessageID != "" {
 		return statusEvent{}
 	}
-	// the script names the log's keys from the router's prefix
-	l := sa.scriptLog(EventMessageStatus)
-	if l == nil || l.keys.prefix() != r.keys.prefix() {
+	l := r.scriptLog(EventMessageStatus)
+	if l == nil {
 		return statusEvent{}
 	}
 	m := *u.Before
