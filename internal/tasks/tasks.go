@@ -37,9 +37,10 @@ var Weights = map[string]int{QueueReplies: 6, QueueTemplates: 3, QueueDefault: 1
 // first queue first, so a busy queue costs one round trip per task; and replies never wait for a
 // worker behind a campaign (whose sends may all be waiting in place for the number's rate).
 var pools = []pool{
-	// An idle pool looks for new tasks every ½–1½ check: a reply's wait when it arrives at an
-	// idle pool. Replies look often (an idle process then asks Redis ~200 times a second, each a
-	// cheap script); a campaign's templates, a few milliseconds late, do not matter.
+	// An idle pool waits on Redis for its first queue (IdleWait); it looks again every ½–1½
+	// check only when it cannot wait (a client or Redis without the blocking command), or after
+	// a wait that ended with nothing pending. Replies then look often; a campaign's templates, a
+	// few milliseconds late, do not matter.
 	{queues: []string{QueueReplies}, check: 5 * time.Millisecond},
 	{queues: []string{QueueTemplates, QueueDefault}, check: 20 * time.Millisecond},
 }
@@ -54,6 +55,7 @@ type pool struct {
 // Shutdown.
 type Server struct {
 	srvs   []*asynq.Server
+	waits  []*IdleWait // one per server: closed before it stops, so an idle one stops at once
 	mux    *asynq.ServeMux
 	logger *slog.Logger
 	active inflight
@@ -125,14 +127,16 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 	s := &Server{mux: asynq.NewServeMux(), logger: logger}
 	for _, p := range pools {
 		c := cfg
-		// With no task pending, the pool looks again after ½–1½ of this: a reply, or the next
-		// message of a conversation woken when the one before it is sent, waits that long.
+		// With no task pending, the pool waits on Redis for one, and asks again after ½–1½ of
+		// this once the wait ends empty (or at once, polling, where it cannot wait).
 		c.TaskCheckInterval = p.check
 		c.Queues = map[string]int{}
 		for i, q := range p.queues {
 			c.Queues[q] = len(p.queues) - i // strict priority: the first queue first
 		}
-		s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(client, c))
+		w := NewIdleWait(client, p.queues)
+		s.waits = append(s.waits, w)
+		s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(w.Client(), c))
 	}
 	s.mux.Use(func(h asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
@@ -184,6 +188,9 @@ func (s *Server) Handle(taskType string, h asynq.Handler) { s.mux.Handle(taskTyp
 func (s *Server) Start() error {
 	for i, srv := range s.srvs {
 		if err := srv.Start(s.mux); err != nil {
+			for _, w := range s.waits {
+				w.Close()
+			}
 			for _, started := range s.srvs[:i] {
 				started.Shutdown()
 			}
@@ -196,7 +203,8 @@ func (s *Server) Start() error {
 
 // Stop takes no new tasks; the active ones go on. A no-op unless started.
 func (s *Server) Stop() {
-	for _, srv := range s.srvs {
+	for i, srv := range s.srvs {
+		s.waits[i].Close()
 		srv.Stop()
 	}
 }
@@ -210,9 +218,9 @@ func (s *Server) Active() int { return s.active.count() }
 // Shutdown lets in-flight tasks finish within the timeout and hands the rest back to the queue.
 func (s *Server) Shutdown() {
 	var wg sync.WaitGroup
-	for _, srv := range s.srvs {
+	for i, srv := range s.srvs {
 		wg.Add(1)
-		go func() { defer wg.Done(); srv.Shutdown() }()
+		go func() { defer wg.Done(); s.waits[i].Close(); srv.Shutdown() }()
 	}
 	wg.Wait()
 	s.logger.Info("workers stopped")
