@@ -39,7 +39,9 @@ var errYield = errors.New("integrations: chain ran its time; it goes on in a new
 // startWorkers runs the subscription's own asynq server on its own queue.
 func (s *Service) startWorkers(sub *subscription) error {
 	logger := s.logger.With("subscription", sub.ID)
-	srv := asynq.NewServerFromRedisClient(s.client, asynq.Config{
+	// Idle, the workers wait on Redis for a task rather than poll it every 20 ms.
+	idle := tasks.NewIdleWait(s.client, []string{QueuePrefix + sub.ID})
+	srv := asynq.NewServerFromRedisClient(idle.Client(), asynq.Config{
 		Concurrency:              sub.Workers,
 		Queues:                   map[string]int{QueuePrefix + sub.ID: 1},
 		TaskCheckInterval:        20 * time.Millisecond,
@@ -72,9 +74,10 @@ func (s *Service) startWorkers(sub *subscription) error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TaskType, s.processChain)
 	if err := srv.Start(mux); err != nil {
+		idle.Close()
 		return fmt.Errorf("integrations %s workers: %w", sub.ID, err)
 	}
-	sub.server = srv
+	sub.server, sub.idle = srv, idle
 	return nil
 }
 

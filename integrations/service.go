@@ -35,6 +35,7 @@ import (
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/outbox"
+	"github.com/chatgate/chatgate/internal/tasks"
 )
 
 // TaskType is the asynq task that delivers one chain (a subscription's list of one conversation).
@@ -79,6 +80,7 @@ type subscription struct {
 	signer         *Signer
 	client         *http.Client
 	server         *asynq.Server
+	idle           *tasks.IdleWait
 	okAt           atomic.Int64 // when this process last recorded a success (unix ns; 0: after a failure)
 }
 
@@ -241,6 +243,12 @@ func (s *Service) Shutdown() {
 	}
 	close(s.stop)
 	s.wg.Wait()
+	// End every idle wait first: each server's shutdown waits for its dequeue under way.
+	for _, id := range s.order {
+		if w := s.subs[id].idle; w != nil {
+			w.Close()
+		}
+	}
 	for _, id := range s.order {
 		if srv := s.subs[id].server; srv != nil {
 			srv.Shutdown()
