@@ -20,8 +20,9 @@ import (
 // (*ordered.Sequencer).
 type Enqueuer interface {
 	Enqueue(ctx context.Context, t ordered.Task) error
-	// Admission and EnqueueAdmitted enqueue a send admitted by the script that records its message.
-	Admission(queue, id string) ordered.Admission
+	// AdmitTask and EnqueueAdmitted enqueue a send admitted by the script that records its message,
+	// which enqueues it too when it can.
+	AdmitTask(t ordered.Task) ordered.Admission
 	EnqueueAdmitted(ctx context.Context, t ordered.Task, head bool) error
 }
 
@@ -153,19 +154,28 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 		return Accepted{}, err
 	}
 	digits := strings.TrimPrefix(req.To, "+")
-	// The start script admits the send to the conversation's sequence (one round trip fewer).
-	conv, msg, head, err := s.router.StartAdmitted(ctx, routing.StartRequest{Agent: agent, Channel: topology.WhatsApp,
+	// The start script admits the send to the conversation's sequence and enqueues its task, the
+	// conversation's id put in by the script (two round trips fewer).
+	conv, msg, adm, err := s.router.StartAdmitted(ctx, routing.StartRequest{Agent: agent, Channel: topology.WhatsApp,
 		EntryPoint: number, ContactPhone: digits,
 		Message: routing.Outbound{Kind: "template", Text: tpl.Render(t.BodyParams), Payload: payload}},
 		func(messageID string) ordered.Admission {
-			return s.enqueuer.Admission(tasks.QueueTemplates, TaskID(messageID))
+			task, err := NewTemplateTask(Send{MessageID: messageID, ConversationID: ordered.KeyPlaceholder,
+				PhoneNumberID: number, To: digits, Template: send}, s.taskOpts)
+			if err != nil { // enqueued below, which reports it
+				return s.enqueuer.AdmitTask(ordered.Task{Queue: tasks.QueueTemplates, ID: TaskID(messageID)})
+			}
+			return s.enqueuer.AdmitTask(task)
 		})
 	if err != nil {
 		return Accepted{}, err
 	}
+	if adm.Queued {
+		return Accepted{ConversationID: conv.ID, MessageID: msg.ID, Status: msg.Status}, nil
+	}
 	task, err := NewTemplateTask(Send{MessageID: msg.ID, ConversationID: conv.ID, PhoneNumberID: number, To: digits, Template: send}, s.taskOpts)
 	if err == nil {
-		err = s.enqueuer.EnqueueAdmitted(ctx, task, head)
+		err = s.enqueuer.EnqueueAdmitted(ctx, task, adm.Head)
 		if err != nil {
 			s.logger.Error("could not enqueue a send", "type", task.Type, "err", err)
 		}
