@@ -57,10 +57,11 @@ type Admitted struct {
 
 // StartAdmitted is StartConversation that also admits the message's send to its conversation's
 // sequence in the same step, and enqueues its task when the admission carries it (admit names the
-// send of a message id: ordered.Sequencer.Admission or AdmitTask).
-func (r *Router) StartAdmitted(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, Admitted, error) {
-	conv, msg, _, adm, err := r.start(ctx, req, admit)
-	return conv, msg, adm, err
+// send of a message id: ordered.Sequencer.Admission or AdmitTask). It reports the conversation's id
+// only (the message's ConversationID), not read back: a send needs nothing more.
+func (r *Router) StartAdmitted(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Message, Admitted, error) {
+	_, msg, _, adm, err := r.start(ctx, req, admit)
+	return msg, adm, err
 }
 
 func (r *Router) start(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, Admitted, error) {
@@ -83,7 +84,7 @@ func (r *Router) start(ctx context.Context, req StartRequest, admit func(message
 		entryPoint: req.EntryPoint, queue: queue, phone: strings.TrimPrefix(req.ContactPhone, "+"),
 		conversationID: newID(), cardID: newID(), messageID: msgID, now: now.UnixMilli(),
 		kind: req.Message.Kind, text: req.Message.Text, payload: string(req.Message.Payload), newContactID: newID(),
-		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn, admit: admission})
+		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn, admit: admission, idOnly: admit != nil})
 	if err != nil {
 		return Conversation{}, Message{}, false, Admitted{}, fmt.Errorf("start conversation: %w", err)
 	}
@@ -95,10 +96,13 @@ func (r *Router) start(ctx context.Context, req StartRequest, admit func(message
 	case "taken":
 		return Conversation{ID: out.conversationID}, Message{}, false, Admitted{}, ErrConversationTaken
 	}
-	if len(out.convFields) == 0 {
-		return Conversation{}, Message{}, false, Admitted{}, ErrNotFound
+	conv := Conversation{ID: out.conversationID}
+	if admit == nil {
+		if len(out.convFields) == 0 {
+			return Conversation{}, Message{}, false, Admitted{}, ErrNotFound
+		}
+		conv = conversationFrom(out.convFields)
 	}
-	conv := conversationFrom(out.convFields)
 	// The script made the agent a candidate again (see candidate); only queues where cards wait
 	// have anything to offer.
 	for _, q := range out.dispatch {

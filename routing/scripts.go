@@ -1082,10 +1082,11 @@ func parseRequeueReply(v any) ([]requeuedCard, error) {
 // 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id,
 // 16 the agent's configured capacity on the channel, 17 how many of its queues carry the channel, then per
 // queue: avail ZSET, waiting ZSET, strategy, queue id; then the admission of the message's send to the
-// conversation's sequence, with its asynq task when the script may enqueue it too (ordered.Admission.Args)
-// Returns {"ok", conversation id, new 1|0, queues to dispatch, conversation fields, 1 when the send
-// heads its sequence, 1 when its task was enqueued} or {"not_logged_in"} / {"at_capacity"} /
-// {"taken", conversation id}.
+// conversation's sequence, with its asynq task when the script may enqueue it too (ordered.Admission.Args);
+// last, "1" when the caller needs the conversation's id only (no fields read back)
+// Returns {"ok", conversation id, new 1|0, queues to dispatch, conversation fields (none when the id
+// only), 1 when the send heads its sequence, 1 when its task was enqueued} or {"not_logged_in"} /
+// {"at_capacity"} / {"taken", conversation id}.
 var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+ordered.AdmitTaskLua+`
 local P, agent, ch = ARGV[1], ARGV[2], ARGV[3]
 local st = redis.call('HGET', P .. 'presence:' .. agent, ch)
@@ -1150,7 +1151,9 @@ end
 -- the message's send admitted to the conversation's sequence and enqueued (ordered.Admission), in the
 -- same step
 local head, queued = orderedAdmitAt(ARGV, 18 + 4 * tonumber(ARGV[17]), conv)
-return {'ok', conv, new, dispatch, redis.call('HGETALL', P .. 'conv:' .. conv), head, queued}
+local fields = {}
+if ARGV[#ARGV] ~= '1' then fields = redis.call('HGETALL', P .. 'conv:' .. conv) end
+return {'ok', conv, new, dispatch, fields, head, queued}
 `, parseStartReply)
 
 // startArgs opens a conversation from agent's side with its first message.
@@ -1166,6 +1169,7 @@ type startArgs struct {
 	capacity    int
 	candidateIn []candidateQueue
 	admit       *ordered.Admission
+	idOnly      bool // the reply names the conversation without its fields
 }
 
 // candidateQueue is one of an agent's queues the start script makes it a candidate in.
@@ -1173,13 +1177,14 @@ type candidateQueue struct{ id, strategy string }
 
 func (a startArgs) KeysAndArgv() ([]string, []any) {
 	phone := Identifier{Kind: IdentPhone, Value: a.phone}
-	argv := make([]any, 0, 17+4*len(a.candidateIn)+ordered.AdmissionArgs)
+	argv := make([]any, 0, 18+4*len(a.candidateIn)+ordered.AdmissionArgs)
 	argv = append(argv, a.keys.prefix(), a.agent, a.channel, a.entryPoint, phone.Kind+":"+phone.Value, phone.Value, a.queue,
 		a.conversationID, a.cardID, a.messageID, a.now, a.kind, a.text, a.payload, a.newContactID, a.capacity, len(a.candidateIn))
 	for _, q := range a.candidateIn {
 		argv = append(argv, a.keys.avail(q.id, a.channel), a.keys.waiting(q.id, a.channel), q.strategy, q.id)
 	}
 	argv = append(argv, a.admit.Args()...)
+	argv = append(argv, luascript.Flag(a.idOnly))
 	return []string{a.keys.ident(a.channel, phone)}, argv
 }
 
