@@ -44,7 +44,9 @@ func TestKeyedTaskIsAsynqsOwn(t *testing.T) {
 	ctx := context.Background()
 	enq := asynq.NewClientFromRedisClient(c)
 	ins := asynq.NewInspectorFromRedisClient(c)
-	payload := func(key string) []byte { return []byte(`{"message_id":"m1","conversation_id":"` + key + `","to":"55"}`) }
+	payload := func(key string) []byte {
+		return []byte(`{"message_id":"m1","conversation_id":"` + key + `","to":"55"}`)
+	}
 	opts := func(id string) []asynq.Option {
 		return []asynq.Option{asynq.Queue(QueueTemplates), asynq.TaskID(id), asynq.MaxRetry(3), asynq.Retention(time.Hour),
 			asynq.Timeout(90 * time.Second)}
