@@ -2,6 +2,7 @@ package outbound_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,9 +82,12 @@ func newProvider(t *testing.T, e *env, decide func(text string) (time.Duration, 
 
 // worker starts one "process" of outbound workers against url: its own Redis connection, asynq
 // server and sequencer.
-func (e *env) worker(url string, concurrency int) *tasks.Server {
+func (e *env) worker(url string, concurrency int, hooks ...redis.Hook) *tasks.Server {
 	e.t.Helper()
 	client := redis.NewClient(e.client.Options())
+	for _, h := range hooks {
+		client.AddHook(h)
+	}
 	e.t.Cleanup(func() { client.Close() })
 	api, err := whatsapp.New(whatsapp.Config{BaseURL: url, APIVersion: "v21.0"})
 	if err != nil {
@@ -287,4 +292,92 @@ func TestCampaignDoesNotDelayReplies(t *testing.T) {
 	}
 	t.Logf("replies done after %d of %d templates", templatesSent, campaign)
 	testutil.Eventually(e.t, 60*time.Second, "the campaign", func() bool { return len(e.fake.Calls()) >= campaign+5 })
+}
+
+// runNowWakes counts a client's wakes through tasks.RunNow of the templates queue.
+type runNowWakes struct{ n atomic.Int32 }
+
+func (h *runNowWakes) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *runNowWakes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h *runNowWakes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.count(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+func (h *runNowWakes) count(cmd redis.Cmder) {
+	// RunNow's keys: the task and the pending list (asynq's dequeue, on the same client, has more)
+	a := cmd.Args()
+	if n := cmd.Name(); (n == "evalsha" || n == "eval") && len(a) == 7 && a[4] == "asynq:{"+tasks.QueueTemplates+"}:pending" {
+		h.n.Add(1)
+	}
+}
+
+// Five templates to one customer, posted back to back, are one conversation's sends: the start
+// script enqueued each (the inspector lists them, the first pending, the rest asleep), they reach the
+// provider in the order posted, and each is woken by the status script of the one before it — no
+// wake goes through RunNow, and none waits for its recheck timer.
+func TestTemplatesOfAConversationWokenByTheStatusScript(t *testing.T) {
+	e := newEnv(t, envOptions{noWorker: true})
+	e.login("ana", "whatsapp")
+	var conv string
+	var ids []string
+	for i := 1; i <= 5; i++ {
+		body := strings.Replace(newConversation, `"#123"`, fmt.Sprintf(`"#%d"`, i), 1)
+		status, out := e.do("ana", "POST", "/v1/conversations", body)
+		if status != 202 || (conv != "" && out["conversation_id"] != conv) {
+			t.Fatalf("template %d: %d %v", i, status, out)
+		}
+		conv = out["conversation_id"].(string)
+		ids = append(ids, out["message_id"].(string))
+	}
+	listed := map[asynq.TaskState]int{}
+	for _, id := range ids {
+		info, err := e.queue.GetTaskInfo(tasks.QueueTemplates, outbound.TaskID(id))
+		if err != nil {
+			t.Fatalf("the inspector does not find the send of %s: %v", id, err)
+		}
+		listed[info.State]++
+	}
+	if listed[asynq.TaskStatePending] != 1 || listed[asynq.TaskStateScheduled] != 4 {
+		t.Fatalf("the inspector lists %v, want 1 pending and 4 scheduled", listed)
+	}
+	wakes := &runNowWakes{}
+	start := time.Now()
+	e.worker(e.fake.URL(), 4, wakes)
+	for _, id := range ids {
+		e.waitStatus(id, "sent")
+	}
+	elapsed := time.Since(start)
+	var order []string
+	for _, c := range e.fake.Calls() {
+		var b struct {
+			Template struct {
+				Components []struct {
+					Parameters []struct {
+						Text string `json:"text"`
+					} `json:"parameters"`
+				} `json:"components"`
+			} `json:"template"`
+		}
+		_ = json.Unmarshal(c.Body, &b)
+		order = append(order, b.Template.Components[0].Parameters[1].Text)
+	}
+	if want := []string{"#1", "#2", "#3", "#4", "#5"}; !slices.Equal(order, want) {
+		t.Fatalf("the provider accepted %v, want %v", order, want)
+	}
+	if n := wakes.n.Load(); n != 0 {
+		t.Errorf("%d wakes through RunNow, want none: the status script wakes the next send", n)
+	}
+	// Four waits for the recheck timer (5 s) would take 20 s.
+	if elapsed > 4*time.Second {
+		t.Errorf("five sends took %v: some waited for their timer", elapsed)
+	}
 }

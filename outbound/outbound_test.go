@@ -433,6 +433,10 @@ func TestNewConversationBadInputChangesNothing(t *testing.T) {
 		{"number without plus", "ana", strings.Replace(newConversation, "+5511999990001", "5511999990001", 1), "", 422, "validation_failed", []string{"to"}},
 		{"number with letters", "ana", strings.Replace(newConversation, "+5511999990001", "+55119999abc", 1), "", 422, "validation_failed", []string{"to"}},
 		{"number too short", "ana", strings.Replace(newConversation, "+5511999990001", "+5511", 1), "", 422, "validation_failed", []string{"to"}},
+		{"number of 7 digits", "ana", strings.Replace(newConversation, "+5511999990001", "+5511999", 1), "", 422, "validation_failed", []string{"to"}},
+		{"number of 16 digits", "ana", strings.Replace(newConversation, "+5511999990001", "+5511999990001234", 1), "", 422, "validation_failed", []string{"to"}},
+		{"country code 0", "ana", strings.Replace(newConversation, "+5511999990001", "+0511999990001", 1), "", 422, "validation_failed", []string{"to"}},
+		{"number with a space", "ana", strings.Replace(newConversation, "+5511999990001", "+55119999 0001", 1), "", 422, "validation_failed", []string{"to"}},
 		{"unknown sending number", "ana", strings.Replace(newConversation, "100200300", "999", 1), "", 422, "validation_failed", []string{"phone_number_id"}},
 		{"webchat channel", "ana", strings.Replace(newConversation, `"whatsapp"`, `"webchat"`, 1), "", 422, "validation_failed", []string{"channel"}},
 		{"several faults at once", "ana", `{"channel":"sms","to":"x","template":{"name":"nope","language":"xx"}}`, "", 422, "validation_failed", []string{"channel", "to", "template.name"}},
@@ -461,6 +465,17 @@ func TestNewConversationBadInputChangesNothing(t *testing.T) {
 	}
 	if n := e.tasksIn(tasks.QueueTemplates); n != 0 {
 		t.Fatalf("%d tasks enqueued", n)
+	}
+}
+
+// The shortest and the longest E.164 numbers are taken (a plus, a country digit and 7 to 14 more).
+func TestNewConversationTakesE164Bounds(t *testing.T) {
+	e := newEnv(t, envOptions{noWorker: true})
+	e.login("ana", "whatsapp") // capacity 2
+	for _, to := range []string{"+12345678", "+123456789012345"} {
+		if status, body := e.do("ana", "POST", "/v1/conversations", strings.Replace(newConversation, "+5511999990001", to, 1)); status != 202 {
+			t.Fatalf("%s: %d %v", to, status, body)
+		}
 	}
 }
 

@@ -48,18 +48,26 @@ func (r *Router) StartConversation(ctx context.Context, req StartRequest) (Conve
 	return conv, msg, opened, err
 }
 
-// StartAdmitted is StartConversation that also admits the message's send to its conversation's
-// sequence in the same step (admit names the send of a message id: ordered.Sequencer.Admission), and
-// reports whether the send heads its sequence (for ordered.Sequencer.EnqueueAdmitted).
-func (r *Router) StartAdmitted(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, error) {
-	conv, msg, _, head, err := r.start(ctx, req, admit)
-	return conv, msg, head, err
+// Admitted is what the start script did with the message's send: admitted to its conversation's
+// sequence, heading it or not, and enqueued on asynq too, or not (then the caller enqueues it:
+// ordered.Sequencer.EnqueueAdmitted with Head).
+type Admitted struct {
+	Head, Queued bool
 }
 
-func (r *Router) start(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, bool, error) {
+// StartAdmitted is StartConversation that also admits the message's send to its conversation's
+// sequence in the same step, and enqueues its task when the admission carries it (admit names the
+// send of a message id: ordered.Sequencer.Admission or AdmitTask). It reports the conversation's id
+// only (the message's ConversationID), not read back: a send needs nothing more.
+func (r *Router) StartAdmitted(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Message, Admitted, error) {
+	_, msg, _, adm, err := r.start(ctx, req, admit)
+	return msg, adm, err
+}
+
+func (r *Router) start(ctx context.Context, req StartRequest, admit func(messageID string) ordered.Admission) (Conversation, Message, bool, Admitted, error) {
 	queue, ok := r.QueueFor(req.Channel, req.EntryPoint)
 	if !ok {
-		return Conversation{}, Message{}, false, false, ErrUnknownQueue
+		return Conversation{}, Message{}, false, Admitted{}, ErrUnknownQueue
 	}
 	now := r.clock.Now()
 	msgID := newID()
@@ -76,22 +84,25 @@ func (r *Router) start(ctx context.Context, req StartRequest, admit func(message
 		entryPoint: req.EntryPoint, queue: queue, phone: strings.TrimPrefix(req.ContactPhone, "+"),
 		conversationID: newID(), cardID: newID(), messageID: msgID, now: now.UnixMilli(),
 		kind: req.Message.Kind, text: req.Message.Text, payload: string(req.Message.Payload), newContactID: newID(),
-		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn, admit: admission})
+		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn, admit: admission, idOnly: admit != nil})
 	if err != nil {
-		return Conversation{}, Message{}, false, false, fmt.Errorf("start conversation: %w", err)
+		return Conversation{}, Message{}, false, Admitted{}, fmt.Errorf("start conversation: %w", err)
 	}
 	switch out.code {
 	case "not_logged_in":
-		return Conversation{}, Message{}, false, false, ErrNotLoggedIn
+		return Conversation{}, Message{}, false, Admitted{}, ErrNotLoggedIn
 	case "at_capacity":
-		return Conversation{}, Message{}, false, false, ErrAtCapacity
+		return Conversation{}, Message{}, false, Admitted{}, ErrAtCapacity
 	case "taken":
-		return Conversation{ID: out.conversationID}, Message{}, false, false, ErrConversationTaken
+		return Conversation{ID: out.conversationID}, Message{}, false, Admitted{}, ErrConversationTaken
 	}
-	if len(out.convFields) == 0 {
-		return Conversation{}, Message{}, false, false, ErrNotFound
+	conv := Conversation{ID: out.conversationID}
+	if admit == nil {
+		if len(out.convFields) == 0 {
+			return Conversation{}, Message{}, false, Admitted{}, ErrNotFound
+		}
+		conv = conversationFrom(out.convFields)
 	}
-	conv := conversationFrom(out.convFields)
 	// The script made the agent a candidate again (see candidate); only queues where cards wait
 	// have anything to offer.
 	for _, q := range out.dispatch {
@@ -101,7 +112,7 @@ func (r *Router) start(ctx context.Context, req StartRequest, admit func(message
 	}
 	msg := Message{ID: msgID, ConversationID: conv.ID, Direction: "out", Channel: req.Channel, Kind: req.Message.Kind,
 		Text: req.Message.Text, Payload: req.Message.Payload, At: now.UTC(), Agent: req.Agent, Status: MessageQueued}
-	return conv, msg, out.opened, out.head, nil
+	return conv, msg, out.opened, Admitted{Head: out.head, Queued: out.queued}, nil
 }
 
 // Reply records an agent's message in its conversation as queued. On a channel with a customer

@@ -1082,10 +1082,12 @@ func parseRequeueReply(v any) ([]requeuedCard, error) {
 // 8 new conversation id, 9 new card id, 10 message id, 11 now ms, 12 kind, 13 text, 14 payload, 15 new contact id,
 // 16 the agent's configured capacity on the channel, 17 how many of its queues carry the channel, then per
 // queue: avail ZSET, waiting ZSET, strategy, queue id; then the admission of the message's send to the
-// conversation's sequence (ordered.Admission: prefix, "" for none, member, now ms, idle TTL ms)
-// Returns {"ok", conversation id, new 1|0, queues to dispatch, conversation fields, 1 when the send
-// heads its sequence} or {"not_logged_in"} / {"at_capacity"} / {"taken", conversation id}.
-var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+ordered.KeysLua+ordered.AdmitLua+`
+// conversation's sequence, with its asynq task when the script may enqueue it too (ordered.Admission.Args);
+// last, "1" when the caller needs the conversation's id only (no fields read back)
+// Returns {"ok", conversation id, new 1|0, queues to dispatch, conversation fields (none when the id
+// only), 1 when the send heads its sequence, 1 when its task was enqueued} or {"not_logged_in"} /
+// {"at_capacity"} / {"taken", conversation id}.
+var startScript = luascript.New[startArgs, startReply]("start", outbox.Lua+ordered.AdmitTaskLua+`
 local P, agent, ch = ARGV[1], ARGV[2], ARGV[3]
 local st = redis.call('HGET', P .. 'presence:' .. agent, ch)
 if st ~= 'online' and st ~= 'paused' then return {'not_logged_in'} end
@@ -1146,14 +1148,12 @@ if new == '1' and st == 'online' and load < tonumber(ARGV[16]) then
     if redis.call('EXISTS', waiting) == 1 then table.insert(dispatch, ARGV[21 + 4*i]) end
   end
 end
--- the message's send admitted to the conversation's sequence (ordered.Admission), in the same step
-local head = 0
-local adm = 18 + 4 * tonumber(ARGV[17])
-if ARGV[adm] ~= '' then
-  local items, at, counter = orderedKeys(ARGV[adm], conv)
-  head = orderedAdmit(items, at, counter, ARGV[adm + 1], ARGV[adm + 2], ARGV[adm + 3])
-end
-return {'ok', conv, new, dispatch, redis.call('HGETALL', P .. 'conv:' .. conv), head}
+-- the message's send admitted to the conversation's sequence and enqueued (ordered.Admission), in the
+-- same step
+local head, queued = orderedAdmitAt(ARGV, 18 + 4 * tonumber(ARGV[17]), conv)
+local fields = {}
+if ARGV[#ARGV] ~= '1' then fields = redis.call('HGETALL', P .. 'conv:' .. conv) end
+return {'ok', conv, new, dispatch, fields, head, queued}
 `, parseStartReply)
 
 // startArgs opens a conversation from agent's side with its first message.
@@ -1169,6 +1169,7 @@ type startArgs struct {
 	capacity    int
 	candidateIn []candidateQueue
 	admit       *ordered.Admission
+	idOnly      bool // the reply names the conversation without its fields
 }
 
 // candidateQueue is one of an agent's queues the start script makes it a candidate in.
@@ -1176,17 +1177,14 @@ type candidateQueue struct{ id, strategy string }
 
 func (a startArgs) KeysAndArgv() ([]string, []any) {
 	phone := Identifier{Kind: IdentPhone, Value: a.phone}
-	argv := make([]any, 0, 17+4*len(a.candidateIn))
+	argv := make([]any, 0, 18+4*len(a.candidateIn)+ordered.AdmissionArgs)
 	argv = append(argv, a.keys.prefix(), a.agent, a.channel, a.entryPoint, phone.Kind+":"+phone.Value, phone.Value, a.queue,
 		a.conversationID, a.cardID, a.messageID, a.now, a.kind, a.text, a.payload, a.newContactID, a.capacity, len(a.candidateIn))
 	for _, q := range a.candidateIn {
 		argv = append(argv, a.keys.avail(q.id, a.channel), a.keys.waiting(q.id, a.channel), q.strategy, q.id)
 	}
-	if a.admit != nil {
-		argv = append(argv, a.admit.Prefix, a.admit.Member, a.admit.Now, a.admit.IdleTTL)
-	} else {
-		argv = append(argv, "", "", 0, 0)
-	}
+	argv = append(argv, a.admit.Args()...)
+	argv = append(argv, luascript.Flag(a.idOnly))
 	return []string{a.keys.ident(a.channel, phone)}, argv
 }
 
@@ -1199,6 +1197,7 @@ type startReply struct {
 	dispatch       []string // queues where cards wait, the agent a candidate there again
 	convFields     map[string]string
 	head           bool // the admitted send heads its sequence
+	queued         bool // the script enqueued its task
 }
 
 func parseStartReply(v any) (startReply, error) {
@@ -1217,6 +1216,7 @@ func parseStartReply(v any) (startReply, error) {
 			}
 			r.convFields = a.Fields(4)
 			r.head = a.Int(5) == 1
+			r.queued = a.Int(6) == 1
 		}
 		return r, nil
 	}
@@ -1412,11 +1412,12 @@ end
 
 // statusAdvanceScript is statusScript, then the end of the send's turn in its conversation's
 // sequence (ordered.Advance): the status is written before the sequence moves on, in one step.
-// KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[15] member, ARGV[16] token.
-// Returns {orderedRemove's reply, statusScript's reply}.
+// KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[15] member, ARGV[16] token,
+// ARGV[17] "1" when the script wakes the conversation's next send itself (ordered.Advance.Wake).
+// Returns {orderedRemoveWake's reply, statusScript's reply}.
 var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+ordered.RemoveLua+`
 local out = statusByID()
-return {orderedRemove(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16]), out}
+return {orderedRemoveWake(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16], ARGV[17]), out}
 `, func(v any) (statusAdvanceReply, error) {
 	a, err := luascript.AsArray(v)
 	if err != nil || len(a) != 2 {
@@ -1466,7 +1467,7 @@ func (a statusArgs) KeysAndArgv() ([]string, []any) {
 		a.keys.prefix(), summary, a.event.body, a.event.channel, a.event.maxLen}
 	if a.advance != nil {
 		keys = append(keys, a.advance.Keys()...)
-		argv = append(argv, a.advance.Member(), a.advance.Token())
+		argv = append(argv, a.advance.Member(), a.advance.Token(), a.advance.Wake())
 	}
 	return keys, argv
 }

@@ -97,6 +97,9 @@ type Sequencer struct {
 	inspector *asynq.Inspector
 	opts      Options
 	logger    *slog.Logger
+	// inScript: the scripts may touch asynq's keys beside the sequence's (not Redis Cluster, where
+	// they are of other slots): admission enqueues the task, and the advance wakes the next, itself.
+	inScript bool
 }
 
 // New builds a sequencer on the shared Redis client.
@@ -117,7 +120,8 @@ func New(client redis.UniversalClient, space keyspace.Space, name string, enqueu
 		o.Logger = slog.Default()
 	}
 	return &Sequencer{client: client, keys: keys{space}, name: name, enqueuer: enqueuer,
-		inspector: asynq.NewInspectorFromRedisClient(client), opts: o, logger: o.Logger.With("component", "ordered", "sequence", name)}
+		inspector: asynq.NewInspectorFromRedisClient(client), opts: o, logger: o.Logger.With("component", "ordered", "sequence", name),
+		inScript: tasks.SingleNode(client)}
 }
 
 // ErrNotYourTurn is the reason of a deferral: an earlier task of the key is not finished.
@@ -139,18 +143,55 @@ func (s *Sequencer) Enqueue(ctx context.Context, t Task) error {
 }
 
 // Admission is what a script needs to admit a task whose key it decides itself (a conversation
-// found or opened by the same script), in the same step as its own writes: it includes KeysLua and
-// AdmitLua and calls orderedAdmit(orderedKeys(Prefix, key), Member, Now, IdleTTL), then the caller
-// gives EnqueueAdmitted orderedAdmit's answer (1: the head).
+// found or opened by the same script), in the same step as its own writes: it includes AdmitTaskLua,
+// gives Args as ARGV from index i, and calls orderedAdmitAt(ARGV, i, key), then the caller gives
+// EnqueueAdmitted its first answer (1: the head) unless its second says the script enqueued the
+// task itself (AdmitTask).
 type Admission struct {
 	Prefix, Member string
 	Now, IdleTTL   int64 // ms
+	at             time.Time
+	task           tasks.Keyed // zero: the caller enqueues the task (EnqueueAdmitted)
+	recheck        time.Duration
 }
 
 // Admission is the admission of the task queue/id in one of this sequencer's sequences.
 func (s *Sequencer) Admission(queue, id string) Admission {
+	now := time.Now()
 	return Admission{Prefix: s.keys.keyPrefix(s.name), Member: Item{Queue: queue, TaskID: id}.member(),
-		Now: time.Now().UnixMilli(), IdleTTL: s.opts.IdleTTL.Milliseconds()}
+		Now: now.UnixMilli(), IdleTTL: s.opts.IdleTTL.Milliseconds(), at: now, recheck: s.opts.Recheck}
+}
+
+// KeyPlaceholder stands for the task's key in the payload of a task given to AdmitTask: the script
+// puts the key it decides there.
+const KeyPlaceholder = "(ordered-key)"
+
+// AdmitTask is the admission of t with its enqueue: the script writes t's asynq task itself, as
+// EnqueueAdmitted would have (pending when it heads its sequence, else asleep until woken), one round
+// trip for both and no window between them. t.Key is KeyPlaceholder, which t.Payload holds once. When
+// the script cannot write it (Redis Cluster, an option or payload tasks.NewKeyed does not take) it is
+// the plain Admission, and the caller enqueues t with the key put in (EnqueueAdmitted).
+func (s *Sequencer) AdmitTask(t Task) Admission {
+	a := s.Admission(t.Queue, t.ID)
+	if !s.inScript || t.Key != KeyPlaceholder || strings.Contains(t.Queue, " ") {
+		return a
+	}
+	opts := append(append([]asynq.Option{}, t.Opts...), asynq.Queue(t.Queue), asynq.TaskID(t.ID))
+	if k, err := tasks.NewKeyed(t.Type, t.Payload, KeyPlaceholder, HeaderKey, opts...); err == nil {
+		a.task = k
+	}
+	return a
+}
+
+// AdmissionArgs is how many ARGV an admission takes (Args).
+const AdmissionArgs = 4 + tasks.KeyedArgs
+
+// Args are the admission's ARGV for orderedAdmitAt; a nil admission's admit nothing.
+func (a *Admission) Args() []any {
+	if a == nil {
+		return append([]any{"", "", 0, 0}, tasks.Keyed{}.Args(time.Time{}, 0)...)
+	}
+	return append([]any{a.Prefix, a.Member, a.Now, a.IdleTTL}, a.task.Args(a.at, a.recheck)...)
 }
 
 // EnqueueAdmitted enqueues t, already admitted (Admission) as its sequence's head or not. On an
@@ -259,14 +300,14 @@ func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 // Advance lets a handler end its turn in its own last Redis script, so that its last write (a
 // message recorded sent) and the sequence's advance are one step: one round trip, and no crash can
 // fall between them. That script includes RemoveLua and, after its write, calls
-// orderedRemove(KEYS…, Member, "done", Token) with Keys as four of its KEYS, and the handler gives
-// Done the reply. Use it only for the task's final outcome (the handler then returns nil or a final
-// error); the sequencer then only wakes the next item.
+// orderedRemoveWake(KEYS…, Member, "done", Token, Wake) with Keys as four of its KEYS, and the
+// handler gives Done the reply. Use it only for the task's final outcome (the handler then returns
+// nil or a final error); the sequencer then only wakes the next item, unless the script did.
 type Advance struct {
-	keys          []string
-	member, token string
-	done          bool
-	next          string
+	keys                []string
+	member, token, wake string
+	done, woken         bool
+	next                string
 }
 
 type advanceKey struct{}
@@ -284,27 +325,30 @@ func (a *Advance) Keys() []string { return a.keys }
 func (a *Advance) Member() string { return a.member }
 func (a *Advance) Token() string  { return a.token }
 
+// Wake is orderedRemoveWake's wake: "1" when the script may wake the next task itself.
+func (a *Advance) Wake() string { return a.wake }
+
 // Done records orderedRemove's reply: the turn is over.
 func (a *Advance) Done(reply any) error {
 	r, err := removeScript.Reply(reply, nil)
 	if err != nil {
 		return err
 	}
-	a.done, a.next = true, r.next
+	a.done, a.next, a.woken = true, r.next, r.woken
 	return nil
 }
 
 // run executes the head under its lease, then advances the sequence or keeps the head's place.
 func (s *Sequencer) run(ctx context.Context, it Item, token string, last bool, h asynq.Handler, t *asynq.Task) error {
 	stop := s.keepLease(ctx, it, token)
-	adv := &Advance{keys: s.keys.all(s.name, it.Key), member: it.member(), token: token}
+	adv := &Advance{keys: s.keys.all(s.name, it.Key), member: it.member(), token: token, wake: luascript.Flag(s.inScript)}
 	err := h.ProcessTask(context.WithValue(ctx, advanceKey{}, adv), t)
 	stop()
 	final := err == nil || last || errors.Is(err, asynq.SkipRetry) || errors.Is(err, asynq.RevokeTask)
 	bg := context.WithoutCancel(ctx)
 	if adv.done {
 		// The handler's last script advanced the sequence.
-		if next := adv.next; next != "" {
+		if next := adv.next; next != "" && !adv.woken {
 			s.wake(bg, itemOf(it.Key, next))
 		}
 		return err
@@ -421,16 +465,17 @@ func (s *Sequencer) skipLost(ctx context.Context, key, member string, admittedAt
 
 var errHeld = errors.New("ordered: the head is held")
 
-// remove runs removeScript and returns the item to wake (zero when none).
+// remove runs removeScript and returns the item to wake (zero when none, or when the script woke it).
 func (s *Sequencer) remove(ctx context.Context, it Item, mode, token string) (Item, error) {
-	out, err := removeScript.Run(ctx, s.client, removeArgs{sequence: s.sequence(it.Key), member: it.member(), mode: mode, token: token})
+	out, err := removeScript.Run(ctx, s.client, removeArgs{sequence: s.sequence(it.Key), member: it.member(), mode: mode, token: token,
+		wake: s.inScript})
 	if err != nil {
 		return Item{}, err
 	}
 	if out.held {
 		return Item{}, errHeld
 	}
-	if out.next == "" {
+	if out.next == "" || out.woken {
 		return Item{}, nil
 	}
 	return itemOf(it.Key, out.next), nil

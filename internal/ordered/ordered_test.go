@@ -500,3 +500,220 @@ return {orderedAdmit(items, at, counter, ARGV[3], ARGV[4], ARGV[5]), items, at, 
 		t.Errorf("ran in the order %v", ran)
 	}
 }
+
+// goWakes counts the wakes a client makes through tasks.RunNow (a script given asynq's pending list
+// of queue as a key), as against the wakes the sequence's own scripts make.
+type goWakes struct {
+	pending string
+	n       atomic.Int32
+}
+
+func (h *goWakes) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *goWakes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h *goWakes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.count(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+func (h *goWakes) count(cmd redis.Cmder) {
+	if name := cmd.Name(); name == "evalsha" || name == "eval" {
+		if slices.Contains(cmd.Args(), any(h.pending)) {
+			h.n.Add(1)
+		}
+	}
+}
+
+// hooked is a client of e's Redis counting its RunNow wakes of the replies queue.
+func (e *env) hooked() (*redis.Client, *goWakes) {
+	c := redis.NewClient(e.client.Options())
+	e.t.Cleanup(func() { _ = c.Close() })
+	h := &goWakes{pending: "asynq:{" + tasks.QueueReplies + "}:pending"}
+	c.AddHook(h)
+	return c, h
+}
+
+// admitTaskInScript admits (and enqueues) the task of ARGV[2…] with key ARGV[1], as a script that
+// decides the key itself does.
+var admitTaskInScript = redis.NewScript(AdmitTaskLua + `
+return {orderedAdmitAt(ARGV, 2, ARGV[1])}
+`)
+
+// A script that admits a task with its asynq task (AdmitTask) enqueues it too: the head pending,
+// the others asleep, with the key the script gave put in the payload and the header; they run in
+// order, each woken by the script that ended the turn before it (the recheck is far longer than the
+// test, and no wake goes through RunNow).
+func TestAdmitTaskEnqueuesInTheScript(t *testing.T) {
+	o := Options{Recheck: time.Minute, Logger: slog.New(slog.DiscardHandler)}
+	e := newEnv(t, o)
+	client, wakes := e.hooked()
+	seq := New(client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(client), o)
+	ins := asynq.NewInspectorFromRedisClient(e.client)
+	const items = 4
+	for n := 1; n <= items; n++ {
+		id := fmt.Sprintf("k-%d", n)
+		a := seq.AdmitTask(Task{Key: KeyPlaceholder, Queue: tasks.QueueReplies, ID: id, Type: taskType,
+			Payload: fmt.Appendf(nil, "%s %d", KeyPlaceholder, n), Opts: []asynq.Option{asynq.MaxRetry(3)}})
+		out, err := admitTaskInScript.Run(context.Background(), e.client, nil, append([]any{"k"}, a.Args()...)...).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head := out[0] == int64(1); head != (n == 1) || out[1] != int64(1) {
+			t.Fatalf("item %d: head %v, enqueued %v", n, out[0], out[1])
+		}
+		info, err := ins.GetTaskInfo(tasks.QueueReplies, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]asynq.TaskState{true: asynq.TaskStatePending, false: asynq.TaskStateScheduled}[n == 1]
+		if info.State != want || string(info.Payload) != fmt.Sprintf("k %d", n) || info.MaxRetry != 3 {
+			t.Fatalf("item %d as asynq sees it: %v %q retry %d", n, info.State, info.Payload, info.MaxRetry)
+		}
+	}
+	srv := tasks.NewServer(e.client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second})
+	var mu sync.Mutex
+	var ran []string
+	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		mu.Lock()
+		ran = append(ran, task.Headers()[HeaderKey]+" "+string(task.Payload()))
+		mu.Unlock()
+		return nil
+	})))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	if !testutil.Within(20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == items }) {
+		t.Fatalf("ran %v: the next items were not woken", ran)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"k k 1", "k k 2", "k k 3", "k k 4"}; !slices.Equal(ran, want) {
+		t.Errorf("ran %q, want %q", ran, want)
+	}
+	if n := wakes.n.Load(); n != 0 {
+		t.Errorf("%d wakes through RunNow, want none (the advance's script wakes)", n)
+	}
+}
+
+// advanceAndWake ends each turn in the handler's own script with orderedRemoveWake, as routing's
+// status script does.
+var advanceAndWake = redis.NewScript(RemoveLua + `
+redis.call('RPUSH', KEYS[5], ARGV[3])
+return orderedRemoveWake(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'done', ARGV[2], ARGV[4])
+`)
+
+// The handler's own script that ends the turn wakes the next item in the same step: no wake goes
+// through RunNow, and the items run in order though the recheck is far longer than the test.
+func TestAdvanceWakesTheNextInTheHandlersScript(t *testing.T) {
+	o := Options{Recheck: time.Minute, Logger: slog.New(slog.DiscardHandler)}
+	e := newEnv(t, o)
+	client, wakes := e.hooked()
+	log := keyspace.New("t").Key("test", "written")
+	seq := New(client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(client), o)
+	srv := tasks.NewServer(e.client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second})
+	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		adv := AdvanceOf(ctx)
+		if adv == nil || adv.Wake() != "1" {
+			return fmt.Errorf("%w: no turn that may wake in the context", asynq.SkipRetry)
+		}
+		reply, err := advanceAndWake.Run(ctx, e.client, append(adv.Keys(), log), adv.Member(), adv.Token(), string(task.Payload()), adv.Wake()).Result()
+		if err != nil {
+			return err
+		}
+		return adv.Done(reply)
+	})))
+	const items = 5
+	for n := 1; n <= items; n++ {
+		if err := e.seq.Enqueue(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n),
+			Type: taskType, Payload: fmt.Appendf(nil, "%d", n), Opts: []asynq.Option{asynq.MaxRetry(3)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	var written []string
+	if !testutil.Within(20*time.Second, func() bool {
+		written, _ = e.client.LRange(context.Background(), log, 0, -1).Result()
+		return len(written) == items
+	}) {
+		t.Fatalf("written %v: the next items were not woken", written)
+	}
+	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(written, want) {
+		t.Errorf("written in the order %v, want %v", written, want)
+	}
+	if n := wakes.n.Load(); n != 0 {
+		t.Errorf("%d wakes through RunNow, want none", n)
+	}
+}
+
+// On Redis Cluster, where asynq's keys are of other slots than the sequence's, the admission carries
+// no task (the caller enqueues it) and the advance does not wake in its script: the old paths, which
+// run there in order.
+func TestClusterKeepsToTheClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	cluster := redistest.StartCluster(t)
+	client := cluster.Client(t)
+	o := Options{Recheck: time.Minute, Logger: slog.New(slog.DiscardHandler)}
+	seq := New(client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(client), o)
+	srv := tasks.NewServer(client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second})
+	var mu sync.Mutex
+	var ran []string
+	var wakeFlags []string
+	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		mu.Lock()
+		ran = append(ran, string(task.Payload()))
+		if adv := AdvanceOf(ctx); adv != nil {
+			wakeFlags = append(wakeFlags, adv.Wake())
+		}
+		mu.Unlock()
+		return nil
+	})))
+	const items = 3
+	for n := 1; n <= items; n++ {
+		id := fmt.Sprintf("k-%d", n)
+		task := Task{Key: KeyPlaceholder, Queue: tasks.QueueReplies, ID: id, Type: taskType, Payload: fmt.Appendf(nil, "%s %d", KeyPlaceholder, n)}
+		a := seq.AdmitTask(task)
+		if args := a.Args(); args[4] != "" {
+			t.Fatalf("the admission carries its task on a cluster: %v", args)
+		}
+		// The script's keys are the sequence's (one slot): it admits, and enqueues nothing.
+		out, err := admitTaskInScript.Run(context.Background(), client, seq.keys.all("test", "k"), append([]any{"k"}, a.Args()...)...).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[1] != int64(0) {
+			t.Fatalf("item %d enqueued by the script on a cluster", n)
+		}
+		task.Key, task.Payload = "k", fmt.Appendf(nil, "k %d", n)
+		if err := seq.EnqueueAdmitted(context.Background(), task, out[0] == int64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	if !testutil.Within(30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == items }) {
+		t.Fatalf("ran %v", ran)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"k 1", "k 2", "k 3"}; !slices.Equal(ran, want) {
+		t.Errorf("ran %q, want %q", ran, want)
+	}
+	if !slices.Equal(wakeFlags, []string{"0", "0", "0"}) {
+		t.Errorf("the turns' wake flags on a cluster: %v, want all 0", wakeFlags)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/luascript"
+	"github.com/chatgate/chatgate/internal/tasks"
 )
 
 // Every script takes the four keys of one sequence: KEYS[1] items ZSET, KEYS[2] admitted HASH,
@@ -41,6 +42,21 @@ local function orderedAdmit(items, at, counter, member, now, ttl)
   for _, k in ipairs({items, at, counter}) do redis.call('PEXPIRE', k, ttl) end
   if redis.call('ZRANGE', items, 0, 0)[1] == member then return 1 end
   return 0
+end
+`
+
+// AdmitTaskLua defines orderedAdmitAt(a, i, key): the admission at a[i…] (Admission.Args) of a task of
+// key, and, when the admission carries its task (AdmitTask), the task's enqueue (tasks.KeyedLua):
+// pending when it heads its sequence, else asleep for the recheck. Returns 1 when the task heads its
+// sequence (else 0), and 1 when its task was enqueued (else 0: the caller enqueues it). It includes
+// KeysLua and AdmitLua.
+const AdmitTaskLua = KeysLua + AdmitLua + tasks.KeyedLua + `
+local function orderedAdmitAt(a, i, key)
+  if a[i] == '' then return 0, 0 end
+  local items, at, counter = orderedKeys(a[i], key)
+  local head = orderedAdmit(items, at, counter, a[i + 1], a[i + 2], a[i + 3])
+  if a[i + 4] == '' or asynqEnqueueKeyed(a, i + 4, key, head == 1) < 0 then return head, 0 end
+  return head, 1
 end
 `
 
@@ -152,7 +168,12 @@ func (a releaseArgs) KeysAndArgv() ([]string, []any) { return a.keyList(), []any
 // (never enqueued; anywhere in the sequence). Returns {"held"} when a skip found the lease taken or
 // the head moved. Another package's script includes it to end a turn in its own last write (see
 // Advance).
-const RemoveLua = `
+//
+// It also defines orderedRemoveWake(…, wake): orderedRemove, then, when wake is "1", the new head's
+// asynq task made pending in the same step (tasks.RunNowLua: the wake's round trip saved), its
+// answer third in the reply (-4: the wake failed; the caller wakes it as before). wake must be "0"
+// on Redis Cluster, where asynq's keys are of another slot.
+const RemoveLua = tasks.RunNowLua + `
 local function orderedRemove(items, at, counter, lease, member, mode, token)
   local head = redis.call('ZRANGE', items, 0, 0)[1]
   if mode == 'skip' and (head ~= member or redis.call('EXISTS', lease) == 1) then return {'held'} end
@@ -168,11 +189,22 @@ local function orderedRemove(items, at, counter, lease, member, mode, token)
   if head ~= member then return {'ok', ''} end
   return {'ok', nxt}
 end
+local function orderedRemoveWake(items, at, counter, lease, member, mode, token, wake)
+  local r = orderedRemove(items, at, counter, lease, member, mode, token)
+  if wake == '1' and r[1] == 'ok' and r[2] ~= '' then
+    local q, id = string.match(r[2], '^(%S+) (.+)$')
+    local n = -4
+    if q then n = asynqRunNowIn(q, id) end
+    if type(n) ~= 'number' then n = -4 end
+    r[3] = n
+  end
+  return r
+end
 `
 
-// removeScript runs orderedRemove on one sequence. ARGV: 1 member, 2 mode, 3 token.
+// removeScript runs orderedRemoveWake on one sequence. ARGV: 1 member, 2 mode, 3 token, 4 wake.
 var removeScript = luascript.New[removeArgs, removeReply]("ordered remove", RemoveLua+`
-return orderedRemove(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
+return orderedRemoveWake(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 `, parseRemoveReply)
 
 // Modes of removeScript.
@@ -182,20 +214,25 @@ const (
 	removeCancel = "cancel"
 )
 
-// removeArgs takes member out of the sequence; token is the lease holder's (mode done).
+// removeArgs takes member out of the sequence; token is the lease holder's (mode done); wake: the
+// script wakes the new head itself.
 type removeArgs struct {
 	sequence
 	member, mode, token string
+	wake                bool
 }
 
 func (a removeArgs) KeysAndArgv() ([]string, []any) {
-	return a.keyList(), []any{a.member, a.mode, a.token}
+	return a.keyList(), []any{a.member, a.mode, a.token, luascript.Flag(a.wake)}
 }
 
-// removeReply: held (a skip found the head leased or moved), or the new head to wake ("" none).
+// removeReply: held (a skip found the head leased or moved), or the new head ("" none), and whether
+// the script woke it (or found nothing to wake: pending already, or no task yet, which wakes itself
+// after its enqueue).
 type removeReply struct {
-	held bool
-	next string
+	held  bool
+	next  string
+	woken bool
 }
 
 func parseRemoveReply(v any) (removeReply, error) {
@@ -207,7 +244,12 @@ func parseRemoveReply(v any) (removeReply, error) {
 	case "held":
 		return removeReply{held: true}, nil
 	case "ok":
-		return removeReply{next: a.Str(1)}, nil
+		r := removeReply{next: a.Str(1)}
+		if len(a) > 2 {
+			_, err := tasks.RunNowAnswer(a.Int(2))
+			r.woken = err == nil && a.Int(2) >= -2
+		}
+		return r, nil
 	}
 	return removeReply{}, luascript.UnexpectedCode(code)
 }

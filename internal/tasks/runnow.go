@@ -23,32 +23,52 @@ var (
 // when there is no such task or it is pending already.
 func RunNow(ctx context.Context, client redis.UniversalClient, queue, id string) (bool, error) {
 	n, err := runNowScript.Run(ctx, client, runNowArgs{queue: queue, id: id})
-	switch {
-	case err != nil:
+	if err != nil {
 		return false, err
-	case n == -1:
+	}
+	return RunNowAnswer(n)
+}
+
+// RunNowAnswer reads asynqRunNow's answer (RunNowLua) as RunNow reports it.
+func RunNowAnswer(n int64) (bool, error) {
+	switch n {
+	case -1:
 		return false, ErrTaskActive
-	case n == -3:
+	case -3:
 		return false, ErrTaskGrouped
 	}
 	return n == 1, nil
 }
 
-// runNowScript is asynq's runTaskCmd (v0.26) but for grouped tasks. KEYS[1] the task HASH, KEYS[2]
-// pending LIST. ARGV: 1 id, 2 the queue's key prefix (asynq:{<queue>}:). Returns 1 moved, 0 no such
-// task, -1 active, -2 pending already, -3 aggregating in a group.
-var runNowScript = luascript.New[runNowArgs, int64]("run task now", `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'active' then return -1 end
-if state == 'pending' then return -2 end
-if state == 'aggregating' then return -3 end
-if redis.call('ZREM', ARGV[2] .. state, ARGV[1]) == 0 then
-  return redis.error_reply('task ' .. ARGV[1] .. ' not found in ' .. ARGV[2] .. tostring(state))
+// RunNowLua defines asynqRunNow(task key, pending key, id, queue prefix), asynq's runTaskCmd (v0.26)
+// but for grouped tasks, and asynqRunNowIn(queue, id), the same with the keys named from the queue,
+// for a script that wakes a task itself (its keys are of the queue's hash tag: not on Redis Cluster
+// from a script of another tag, see SingleNode). Returns 1 moved, 0 no such task, -1 active, -2
+// pending already, -3 aggregating in a group.
+const RunNowLua = `
+local function asynqRunNow(tk, pending, id, qp)
+  if redis.call('EXISTS', tk) == 0 then return 0 end
+  local state = redis.call('HGET', tk, 'state')
+  if state == 'active' then return -1 end
+  if state == 'pending' then return -2 end
+  if state == 'aggregating' then return -3 end
+  if redis.call('ZREM', qp .. state, id) == 0 then
+    return redis.error_reply('task ' .. id .. ' not found in ' .. qp .. tostring(state))
+  end
+  redis.call('LPUSH', pending, id)
+  redis.call('HSET', tk, 'state', 'pending')
+  return 1
 end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'pending')
-return 1
+local function asynqRunNowIn(queue, id)
+  local qp = 'asynq:{' .. queue .. '}:'
+  return asynqRunNow(qp .. 't:' .. id, qp .. 'pending', id, qp)
+end
+`
+
+// runNowScript runs asynqRunNow. KEYS[1] the task HASH, KEYS[2] pending LIST. ARGV: 1 id, 2 the
+// queue's key prefix (asynq:{<queue>}:).
+var runNowScript = luascript.New[runNowArgs, int64]("run task now", RunNowLua+`
+return asynqRunNow(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 `, luascript.Integer)
 
 type runNowArgs struct{ queue, id string }
