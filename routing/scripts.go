@@ -294,7 +294,6 @@ elseif n > 0 then
 end
 cf = cf or {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}
 local note = A[16] == '1'
-local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
 -- the conversation's contact fields; name and display only when the message has them, none empty
 local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
@@ -312,7 +311,9 @@ if hint then
     'state', 'merged_into')
   if c[12] == 'open' and not c[13] and c[5] == contact then conv = hint else c = nil end
 end
+local openKey -- built only when asked: the usual message does not
 if not conv then
+  openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
   conv = not noConv and redis.call('GET', openKey) -- a new contact has none
   if conv and known then redis.call('HSET', P .. 'contact:' .. known, 'open:' .. entry, conv) end
 end
