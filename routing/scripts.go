@@ -233,35 +233,48 @@ end
 // audit 1|0, cards to scan, agents to scan, the agents' event logs' length ("": card.offered is not
 // appended here); then the channel's entry points, one a line (for a merge);
 // 18.. one per identifier: its role a|d followed by "kind:value".
-// Returns {"dup", message id} or {"ok", message id, conversation id ("" for a notice without an open
-// conversation), card id, new card id or "", agent, card state ("" when no agent holds the card: not
-// read), number of candidate agents in the queue (new cards only), the decision ({} when none was
-// tried: no new card, or no candidate; offerLua's reply, and for a card offered as it was recorded
-// the id of its card.offered after the fields, which are then empty), contact id}.
-var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", localGlobals+outbox.Lua+sse.AppendLua+offerLua+offeredEventLua+contactLua+`
+// Returns "dup\n<message id>", or "ok" and the fields below one a line when no decision was tried (no
+// new card, or no candidate: the usual message), else {"ok", message id, conversation id ("" for a
+// notice without an open conversation), card id, new card id or "", agent, card state ("" when no agent
+// holds the card: not read), number of candidate agents in the queue (new cards only), the decision
+// (offerLua's reply, and for a card offered as it was recorded the id of its card.offered after the
+// fields, which are then empty), contact id}. parseDeliverReply reads both shapes (and the table of a
+// "dup", as older versions of the script answered).
+var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", localGlobals+outbox.Lua+`
+-- Redis runs the script's chunk on every call, and each local function in it is a closure built anew:
+-- the helpers only a new conversation, a new contact or a merge needs are defined by library(), on
+-- first use, so the usual message builds none of them.
 local A = ARGV
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup', A[5]} end
-local P, ch, entry, nowMs = A[1], A[2], A[3], A[6]
--- what only a new conversation or contact needs, unpacked on first use (fresh())
+-- what only a new conversation or contact needs, unpacked on first use (fresh(), defined by library())
 local queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, eventsMaxLen, entries
-local function fresh()
-  if not queue then
+local candidateList, offerTaken, offer, offeredEvent, sseAppend, resolveContact, fresh
+local function library()
+  if offer then return end
+  fresh = function()
+    if queue then return end
     queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, eventsMaxLen, entries =
       string.match(A[17], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
   end
+  candidateList, offerTaken, offer, offeredEvent, sseAppend, resolveContact = (function()
+`+sse.AppendLua+offerLua+offeredEventLua+contactLua+`
+    return candidateList, offerTaken, offer, offeredEvent, sseAppend, resolveContact
+  end)()
 end
-local contact, cf, noConv = A[4], {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}, false
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'dup\n' .. A[5] end
+local P, ch, entry, nowMs = A[1], A[2], A[3], A[6]
+local contact, cf, noConv = A[4], nil, false
 local n = #A - 17
 -- the usual message names its customer one way (role a: shown now)
 local kind, value
 if n == 1 then kind, value = string.match(A[18], '^a([^:]*):(.*)$') end
 local looked = kind == 'phone' or kind == 'bsuid' or kind == 'pbsuid' or kind == 'username'
 local known = looked and redis.call('GET', KEYS[2])
+local hint -- the contact's open conversation here as it last knew it (checked below)
 if known then
   -- What resolveContact does for one identifier already indexed to a contact, without its tables: the
   -- identifier becomes the current one of its kind, the name the current name.
-  local cur = redis.call('HMGET', P .. 'contact:' .. known, 'phone', 'bsuid', 'pbsuid', 'username', 'name')
-  contact = known
+  local cur = redis.call('HMGET', P .. 'contact:' .. known, 'phone', 'bsuid', 'pbsuid', 'username', 'name', 'open:' .. entry)
+  contact, hint = known, cur[6]
   cf = {phone = cur[1] or '', bsuid = cur[2] or '', pbsuid = cur[3] or '', username = cur[4] or '', name = cur[5] or ''}
   local h = {}
   if cf[kind] ~= value then cf[kind] = value; h[1] = kind; h[2] = value end
@@ -275,21 +288,42 @@ elseif n > 0 then
     ids[i] = {key = KEYS[1 + i], ident = string.sub(v, 2), role = string.sub(v, 1, 1)}
   end
   if looked then ids[1].cur = known end -- looked up above: not indexed yet
+  library()
   contact, cf, noConv = resolveContact(P, ch, entry, function() fresh(); return entries, newContact end, nowMs, A[10], ids)
   if cf.phone ~= '' then cf.phone = '+' .. cf.phone end
 end
+cf = cf or {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}
 local note = A[16] == '1'
-local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
-local conv = not noConv and redis.call('GET', openKey) -- a new contact has none
 -- the conversation's contact fields; name and display only when the message has them, none empty
 local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
+-- The open conversation: the convopen key says which it is. The contact's HASH keeps a hint of it
+-- (open:<entry>), read with the contact, which saves the usual message a lookup of one more key among
+-- millions (a cache miss each as Redis fills). The hint is only written here and may be stale (closed,
+-- forgotten by retention, merged away, or another opened by an outbound template): it is taken only
+-- when the conversation read is open, still this contact's and not merged into another; a contact
+-- has one such conversation per entry point (what convopen names), so it is that one. Else convopen
+-- decides, and the hint is rewritten.
+local conv, c
+if hint then
+  c = redis.call('HMGET', P .. 'conv:' .. hint, 'card', 'agent', 'last_customer_message_at', 'window_expires_at',
+    'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display',
+    'state', 'merged_into')
+  if c[12] == 'open' and not c[13] and c[5] == contact then conv = hint else c = nil end
+end
+local openKey -- built only when asked: the usual message does not
+if not conv then
+  openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
+  conv = not noConv and redis.call('GET', openKey) -- a new contact has none
+  if conv and known then redis.call('HSET', P .. 'contact:' .. known, 'open:' .. entry, conv) end
+end
 local card, newCard, agent, cardState, candidates = '', '', '', '', 0
 -- a new card offered directly: the candidates scanned, the one picked, the offer's deadline
 local direct, pick, expires
 if not conv and note then
   card, conv = '', ''
 elseif not conv then
+  library()
   fresh()
   conv, card = newConv, newCardID
   local convKey = P .. 'conv:' .. conv
@@ -320,13 +354,16 @@ elseif not conv then
   redis.call('SET', openKey, conv)
   -- retention looks at every conversation (retention.go); the contact counts its conversations
   redis.call('ZADD', P .. 'retention', nowMs, conv)
-  if n > 0 then redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1) end
+  if n > 0 then
+    redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1)
+    redis.call('HSET', P .. 'contact:' .. contact, 'open:' .. entry, conv)
+  end
   redis.call('HSET', P .. 'card:' .. card, unpack(c))
   if not pick then redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, nowMs, card) end
   newCard, cardState = card, 'waiting'
 else
   local convKey = P .. 'conv:' .. conv
-  local c = redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', unpack(whoF))
+  c = c or redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', unpack(whoF))
   card, agent = c[1], c[2] or ''
   -- only the fields that differ: rewriting equal values costs Redis a search and a copy each
   local h = {}
@@ -335,11 +372,14 @@ else
     if (i < 6 or v ~= '') and (c[4 + i] or '') ~= v then h[#h + 1] = whoF[i]; h[#h + 1] = v end
   end
   if not note then
-    -- the later of the stored and the message's times: a late message never moves the window back
-    if tonumber(c[3] or '0') < tonumber(A[15]) then
+    -- the later of the stored and the message's times: a late message never moves the window back.
+    -- ms numerals of one length compare as strings (every time from 2001 to 2286 has 13 digits).
+    local s, t = c[3], A[15]
+    if not s or (#s == #t and s < t) or (#s ~= #t and tonumber(s) < tonumber(t)) then
       h[#h + 1] = 'last_customer_message_at'; h[#h + 1] = A[15]
     end
-    if A[12] ~= '' and tonumber(c[4] or '0') < tonumber(A[12]) then
+    s, t = c[4], A[12]
+    if t ~= '' and (not s or (#s == #t and s < t) or (#s ~= #t and tonumber(s) < tonumber(t))) then
       h[#h + 1] = 'window_expires_at'; h[#h + 1] = A[12]
     end
   end
@@ -355,18 +395,24 @@ local m = {'conversation_id', conv, 'direction', 'in', 'channel', ch, 'provider_
   'kind', A[7], 'at', A[15]}
 -- values over 64 bytes are cut in 64-byte pieces (text, text~1, text~2…): Redis keeps a HASH whose values
 -- are all that short in its listpack encoding, less than half the size (messageFrom joins them)
-local function put(name, v)
-  if v == '' then return end
-  m[#m + 1] = name; m[#m + 1] = string.sub(v, 1, 64)
-  for i = 65, #v, 64 do m[#m + 1] = name .. '~' .. ((i - 1) / 64); m[#m + 1] = string.sub(v, i, i + 63) end
+for j = 8, 9 do
+  local v = A[j]
+  if v ~= '' then
+    local name = j == 8 and 'text' or 'x'
+    m[#m + 1] = name; m[#m + 1] = string.sub(v, 1, 64)
+    for i = 65, #v, 64 do m[#m + 1] = name .. '~' .. ((i - 1) / 64); m[#m + 1] = string.sub(v, i, i + 63) end
+  end
 end
-put('text', A[8])
-put('x', A[9])
 if conv == '' then m[#m + 1] = 'contact_id'; m[#m + 1] = contact end
 redis.call('HSET', KEYS[1], unpack(m))
 if conv ~= '' then
   if newCard ~= '' then outboxEmit(P, nowMs, 'conversation.opened', conv) end
   outboxEmit(P, nowMs, 'message.received', conv, 'm', A[5])
+end
+-- the usual reply is one string (a table reply costs Redis a conversion per element); a decision
+-- keeps the table
+if not pick and not direct and candidates == 0 then
+  return 'ok\n' .. A[5] .. '\n' .. conv .. '\n' .. card .. '\n' .. newCard .. '\n' .. agent .. '\n' .. cardState .. '\n0\n' .. contact
 end
 local decision = {}
 if pick then
@@ -466,6 +512,33 @@ type deliverReply struct {
 }
 
 func parseDeliverReply(v any) (deliverReply, error) {
+	if s, ok := v.(string); ok {
+		// ok, message, conversation, card, new card, agent, card state, candidates, contact: the contact
+		// id last and left whole, as it comes from the channel and may hold a line break
+		var f [9]string
+		n := 0
+		for n < 8 {
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				break
+			}
+			f[n], s = s[:i], s[i+1:]
+			n++
+		}
+		f[n] = s
+		switch {
+		case n == 1 && f[0] == "dup":
+			return deliverReply{duplicate: true, messageID: f[1]}, nil
+		case n == 8 && f[0] == "ok":
+			c, err := strconv.ParseInt(f[7], 10, 64)
+			if err != nil {
+				return deliverReply{}, fmt.Errorf("%w: candidates %q", luascript.ErrReply, f[7])
+			}
+			return deliverReply{messageID: f[1], conversationID: f[2], cardID: f[3], newCardID: f[4], agent: f[5],
+				cardState: f[6], candidates: c, contactID: f[8]}, nil
+		}
+		return deliverReply{}, luascript.UnexpectedCode(f[0])
+	}
 	a, code, err := luascript.Coded(v)
 	if err != nil {
 		return deliverReply{}, err

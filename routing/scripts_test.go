@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -179,7 +180,8 @@ func TestDeliverScriptRawState(t *testing.T) {
 	unchanged := []string{
 		wantHash("presence:ana", "whatsapp", "online"),
 		wantHash("cap:ana", "whatsapp", "2"),
-		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "name", "Maria", "convs", "1"),
+		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "name", "Maria", "convs", "1",
+			"open:100", "C1"), // the hint of its open conversation, for the next message
 		wantSet("contactids:K1", "phone:5511999990001"),
 		wantZSet("retention", 1000, "C1"), // retention looks at it at once, and schedules it (retention.go)
 		wantString("ident:whatsapp:phone:5511999990001", "K1"),
@@ -684,5 +686,71 @@ func TestReportAggregatesZone(t *testing.T) {
 	}
 	if ttl := s.client.TTL(ctx, key).Val(); ttl < 400*24*time.Hour || ttl > 401*24*time.Hour {
 		t.Errorf("TTL %v", ttl)
+	}
+}
+
+// TestDeliverScriptWindowNeverMovesBack: the usual message compares its times with the stored ones as
+// strings when they have as many digits, as numbers when not; either way a late message moves neither
+// last_customer_message_at nor window_expires_at back, and a later one moves both.
+func TestDeliverScriptWindowNeverMovesBack(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	args := deliverArgs{keys: rawKeys, channel: "whatsapp", entryPoint: "100", queue: "sales",
+		providerMessageID: "wamid.1", messageID: "M1", conversationID: "C1", cardID: "D1", newContactID: "K1",
+		now: 1000, at: 900, kind: "text", text: "oi", windowExpires: "86400900", offerTimeout: 30000, strategy: "longest_idle",
+		cardsToScan: cardsToScan, agentsToScan: agentsToScan, entries: "100\n", identifiers: []Identifier{phone("5511999990001")}}
+	if _, err := deliverScript.Run(ctx, s.client, args); err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		at             int64
+		window         string
+		wantAt, wantWE string
+	}{
+		{500, "86400500", "900", "86400900"},       // late, as many digits: string compare
+		{10000, "186400900", "10000", "186400900"}, // later, more digits: number compare
+		{9999, "99999999", "10000", "186400900"},   // late, fewer digits
+		{10001, "", "10001", "186400900"},          // a channel without a window leaves it
+	} {
+		args.providerMessageID, args.messageID = fmt.Sprintf("wamid.s%d", i), fmt.Sprintf("MS%d", i)
+		args.at, args.windowExpires = step.at, step.window
+		out, err := deliverScript.Run(ctx, s.client, args)
+		if err != nil || out.conversationID != "C1" || out.newCardID != "" {
+			t.Fatalf("step %d: %+v, %v", i, out, err)
+		}
+		got := s.client.HMGet(ctx, "cg:{t}:conv:C1", "last_customer_message_at", "window_expires_at").Val()
+		if got[0] != step.wantAt || got[1] != step.wantWE {
+			t.Errorf("step %d (at %d, window %q): last_customer_message_at %v window_expires_at %v, want %s %s",
+				i, step.at, step.window, got[0], got[1], step.wantAt, step.wantWE)
+		}
+	}
+}
+
+// TestParseDeliverReply: the intake script answers the usual message with one string, a decision
+// with a table, and older versions of it a table for everything: all are read alike.
+func TestParseDeliverReply(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   any
+		want deliverReply
+	}{
+		{"string dup", "dup\nM1", deliverReply{duplicate: true, messageID: "M1"}},
+		{"table dup", []any{"dup", "M1"}, deliverReply{duplicate: true, messageID: "M1"}},
+		{"string ok", "ok\nM2\nC1\nD1\n\nana\noffered\n0\nK1",
+			deliverReply{messageID: "M2", conversationID: "C1", cardID: "D1", agent: "ana", cardState: "offered", contactID: "K1"}},
+		{"string ok, a contact id with a line break", "ok\nM2\nC1\nD1\n\n\n\n0\nweb\nchat",
+			deliverReply{messageID: "M2", conversationID: "C1", cardID: "D1", contactID: "web\nchat"}},
+		{"table ok", []any{"ok", "M2", "C1", "D1", "D1", "", "waiting", "3", []any{}, "K1"},
+			deliverReply{messageID: "M2", conversationID: "C1", cardID: "D1", newCardID: "D1", cardState: "waiting", candidates: 3, contactID: "K1"}},
+	} {
+		got, err := parseDeliverReply(c.in)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
+		}
+	}
+	for _, bad := range []any{"ok\nM2\nC1", "what\nM1", "ok\nM2\nC1\nD1\n\n\n\nx\nK1", []any{"what"}} {
+		if _, err := parseDeliverReply(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }
