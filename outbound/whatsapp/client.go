@@ -55,8 +55,7 @@ type SendResult struct {
 }
 
 var (
-	apiVersionPattern    = regexp.MustCompile(`^v[0-9]{1,3}\.[0-9]{1,2}$`)
-	phoneNumberIDPattern = regexp.MustCompile(`^[0-9]{1,32}$`)
+	apiVersionPattern = regexp.MustCompile(`^v[0-9]{1,3}\.[0-9]{1,2}$`)
 )
 
 // New returns a Client or an error naming the bad field.
@@ -100,7 +99,7 @@ func New(cfg Config) (*Client, error) {
 // token. A failure is an *Error (see Class, IsPermanent, RetryAfter) or, for a
 // message rejected before sending, an error wrapping ErrInvalidMessage.
 func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Message) (SendResult, error) {
-	if !phoneNumberIDPattern.MatchString(phoneNumberID) {
+	if !digitRun(phoneNumberID, 1, 32) {
 		return SendResult{}, invalid("phone number id: want digits")
 	}
 	if !validToken(token) {
