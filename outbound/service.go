@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 
 	"github.com/chatgate/chatgate/configs"
@@ -105,8 +104,19 @@ func (s *Service) SetSender(channel string, sender ChannelSender) { s.senders[ch
 // Catalogue is the template catalogue.
 func (s *Service) Catalogue() *Catalogue { return s.catalogue }
 
-// E.164: a plus, a non-zero country digit and up to 14 more digits (at least 8 in all).
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+// isE164: a plus, a non-zero country digit and up to 14 more digits (at least 8 in all), that is
+// ^\+[1-9][0-9]{7,14}$ written out (a request's check, cheaper than the regexp).
+func isE164(s string) bool {
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // maxText is WhatsApp's limit for a text body; WebChat uses the same.
 const maxText = 4096
@@ -120,7 +130,7 @@ func (s *Service) Start(ctx context.Context, agent string, req NewConversation) 
 	if req.Channel != topology.WhatsApp || !s.topo.Channel(req.Channel).AgentStarts {
 		bad = append(bad, FieldError{Field: "channel", Message: "must be whatsapp: only WhatsApp conversations can be started by an agent"})
 	}
-	if !e164.MatchString(req.To) {
+	if !isE164(req.To) {
 		bad = append(bad, FieldError{Field: "to", Message: "must be a phone number in E.164 form, like +5511999990001"})
 	}
 	number := req.PhoneNumberID
