@@ -888,3 +888,35 @@ func TestNewConversationAcceptsTheBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// A task's payload is read by another JSON decoder than the one that wrote it: text that JSON
+// escapes (quotes, backslash, HTML, U+2028, non-ASCII) reaches the provider as the agent wrote it.
+func TestTemplateParamsReachTheProviderIntact(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login("ana", "whatsapp")
+	params := []string{`Ana "<&>" \ ção`, "🎉 x\u2028y \u00a0é"}
+	quoted, _ := json.Marshal(params)
+	body := strings.Replace(newConversation, `["Ana","#123"]`, string(quoted), 1)
+	status, answer := e.do("ana", "POST", "/v1/conversations", body)
+	if status != http.StatusAccepted {
+		t.Fatalf("start: %d %v", status, answer)
+	}
+	e.waitStatus(answer["message_id"].(string), "sent")
+	var sent struct {
+		Template struct {
+			Components []struct {
+				Parameters []struct{ Text string } `json:"parameters"`
+			} `json:"components"`
+		} `json:"template"`
+	}
+	if err := json.Unmarshal(e.fake.Calls()[0].Body, &sent); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range sent.Template.Components[0].Parameters {
+		got = append(got, p.Text)
+	}
+	if strings.Join(got, "|") != strings.Join(params, "|") {
+		t.Errorf("provider got %q, want %q", got, params)
+	}
+}
