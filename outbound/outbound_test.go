@@ -428,6 +428,7 @@ func TestNewConversationBadInputChangesNothing(t *testing.T) {
 		{"header param not taken", "ana", tpl(`{"name":"order_update","language":"pt_BR","body_params":["a","b"],"header_params":["x"]}`), "", 422, "validation_failed", []string{"template.header_params"}},
 		{"missing button param", "ana", tpl(`{"name":"appointment","language":"en_US","header_params":["x"],"body_params":["a","b"]}`), "", 422, "validation_failed", []string{"template.button_params"}},
 		{"empty param", "ana", tpl(`{"name":"order_update","language":"pt_BR","body_params":["a"," "]}`), "", 422, "validation_failed", []string{"template.body_params[1]"}},
+		{"param with five spaces", "ana", tpl(`{"name":"order_update","language":"pt_BR","body_params":["a","b     c"]}`), "", 422, "validation_failed", []string{"template.body_params[1]"}},
 		{"param with a new line", "ana", tpl(`{"name":"order_update","language":"pt_BR","body_params":["a","b\nc"]}`), "", 422, "validation_failed", []string{"template.body_params[1]"}},
 		{"no template", "ana", `{"channel":"whatsapp","to":"+5511999990001"}`, "", 422, "validation_failed", []string{"template"}},
 		{"number without plus", "ana", strings.Replace(newConversation, "+5511999990001", "5511999990001", 1), "", 422, "validation_failed", []string{"to"}},
@@ -437,6 +438,8 @@ func TestNewConversationBadInputChangesNothing(t *testing.T) {
 		{"number of 16 digits", "ana", strings.Replace(newConversation, "+5511999990001", "+5511999990001234", 1), "", 422, "validation_failed", []string{"to"}},
 		{"country code 0", "ana", strings.Replace(newConversation, "+5511999990001", "+0511999990001", 1), "", 422, "validation_failed", []string{"to"}},
 		{"number with a space", "ana", strings.Replace(newConversation, "+5511999990001", "+55119999 0001", 1), "", 422, "validation_failed", []string{"to"}},
+		{"number with a new line", "ana", strings.Replace(newConversation, "+5511999990001", `+5511999990001\n`, 1), "", 422, "validation_failed", []string{"to"}},
+		{"number with two plus", "ana", strings.Replace(newConversation, "+5511999990001", "++5511999990001", 1), "", 422, "validation_failed", []string{"to"}},
 		{"unknown sending number", "ana", strings.Replace(newConversation, "100200300", "999", 1), "", 422, "validation_failed", []string{"phone_number_id"}},
 		{"webchat channel", "ana", strings.Replace(newConversation, `"whatsapp"`, `"webchat"`, 1), "", 422, "validation_failed", []string{"channel"}},
 		{"several faults at once", "ana", `{"channel":"sms","to":"x","template":{"name":"nope","language":"xx"}}`, "", 422, "validation_failed", []string{"channel", "to", "template.name"}},
@@ -881,4 +884,51 @@ func TestAutomaticMessagesGoThroughTheWorkers(t *testing.T) {
 func serviceOptions(cfg *configs.Config) outbound.ServiceOptions {
 	return outbound.ServiceOptions{Templates: cfg.WhatsApp.Templates,
 		Tasks: outbound.TaskOptions{MaxRetry: cfg.Outbound.MaxRetry, Timeout: cfg.Outbound.SendTimeout}}
+}
+
+// The boundaries the written-out checks keep: 8 and 15 digits after the plus, four spaces in a row.
+func TestNewConversationAcceptsTheBoundaries(t *testing.T) {
+	for _, body := range []string{
+		strings.Replace(newConversation, "+5511999990001", "+12345678", 1),
+		strings.Replace(newConversation, "+5511999990001", "+551199999000123", 1),
+		strings.Replace(newConversation, `"#123"`, `"a    b"`, 1),
+	} {
+		e := newEnv(t, envOptions{noWorker: true}) // each its own agent's capacity
+		e.login("ana", "whatsapp")
+		if status, answer := e.do("ana", "POST", "/v1/conversations", body); status != http.StatusAccepted {
+			t.Errorf("%s: %d %v", body, status, answer)
+		}
+	}
+}
+
+// A task's payload is read by another JSON decoder than the one that wrote it: text that JSON
+// escapes (quotes, backslash, HTML, U+2028, non-ASCII) reaches the provider as the agent wrote it.
+func TestTemplateParamsReachTheProviderIntact(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login("ana", "whatsapp")
+	params := []string{`Ana "<&>" \ ção`, "🎉 x\u2028y \u00a0é"}
+	quoted, _ := json.Marshal(params)
+	body := strings.Replace(newConversation, `["Ana","#123"]`, string(quoted), 1)
+	status, answer := e.do("ana", "POST", "/v1/conversations", body)
+	if status != http.StatusAccepted {
+		t.Fatalf("start: %d %v", status, answer)
+	}
+	e.waitStatus(answer["message_id"].(string), "sent")
+	var sent struct {
+		Template struct {
+			Components []struct {
+				Parameters []struct{ Text string } `json:"parameters"`
+			} `json:"components"`
+		} `json:"template"`
+	}
+	if err := json.Unmarshal(e.fake.Calls()[0].Body, &sent); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range sent.Template.Components[0].Parameters {
+		got = append(got, p.Text)
+	}
+	if strings.Join(got, "|") != strings.Join(params, "|") {
+		t.Errorf("provider got %q, want %q", got, params)
+	}
 }

@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,7 +68,8 @@ func (c *Catalogue) List() []Template { return c.list }
 // longer than this.
 const maxParamLength = 1024
 
-var spaces = regexp.MustCompile(` {5,}`)
+// fiveSpaces is what Meta means by more than four spaces in a row.
+const fiveSpaces = "     "
 
 // Check validates p against the catalogue and returns the template, or the fields at fault.
 func (c *Catalogue) Check(p TemplateParams) (Template, []FieldError) {
@@ -109,7 +109,7 @@ func checkParams(field string, values []string, want int) []FieldError {
 			bad = append(bad, FieldError{Field: at, Message: "is not valid UTF-8"})
 		case utf8.RuneCountInString(v) > maxParamLength:
 			bad = append(bad, FieldError{Field: at, Message: "is longer than " + strconv.Itoa(maxParamLength) + " characters"})
-		case strings.ContainsAny(v, "\n\r\t") || spaces.MatchString(v):
+		case strings.ContainsAny(v, "\n\r\t") || strings.Contains(v, fiveSpaces):
 			bad = append(bad, FieldError{Field: at, Message: "may not contain new lines, tabs or more than four spaces in a row"})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -86,6 +87,60 @@ type Verifier struct {
 	parser  *jwt.Parser
 	maxTTL  time.Duration
 	known   func(agent string) bool
+	now     func() time.Time // the parser's clock too
+	cache   tokenCache
+}
+
+// maxCachedTokens bounds the verified-token cache: an agent's client sends one token for hours, so
+// a few thousand entries hold every live session of a replica while an attacker who mints nothing
+// valid cannot add any.
+const maxCachedTokens = 4096
+
+// tokenCache keeps the principal of each token that passed every check, until the token's exp, so
+// that a request with a token seen before costs one map lookup instead of a JSON decode and an HMAC.
+// Only verified tokens enter it, keyed by the whole token (signature included).
+type tokenCache struct {
+	mu      sync.Mutex
+	entries map[string]Principal
+}
+
+func (c *tokenCache) get(token string, now time.Time) (Principal, bool) {
+	c.mu.Lock()
+	p, ok := c.entries[token]
+	if ok && !now.Before(p.ExpiresAt) {
+		delete(c.entries, token)
+		ok = false
+	}
+	c.mu.Unlock()
+	return p, ok
+}
+
+func (c *tokenCache) put(token string, p Principal, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = make(map[string]Principal)
+	}
+	if len(c.entries) >= maxCachedTokens {
+		for t, e := range c.entries { // expired ones first
+			if !now.Before(e.ExpiresAt) {
+				delete(c.entries, t)
+			}
+		}
+		for t := range c.entries { // then any: map order is random
+			if len(c.entries) < maxCachedTokens {
+				break
+			}
+			delete(c.entries, t)
+		}
+	}
+	c.entries[strings.Clone(token)] = p // the caller's string may alias a reused request buffer
+}
+
+func (c *tokenCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 // WithMaxTTL refuses tokens that live longer than d: exp − iat, or exp − now when iat is missing.
@@ -103,12 +158,12 @@ func (v *Verifier) WithAgents(known func(agent string) bool) *Verifier {
 
 // NewVerifier builds a Verifier; previous may be empty.
 func NewVerifier(secret, previous, issuer string) *Verifier {
-	v := &Verifier{issuer: issuer, secrets: [][]byte{[]byte(secret)}}
+	v := &Verifier{issuer: issuer, secrets: [][]byte{[]byte(secret)}, now: time.Now}
 	if previous != "" {
 		v.secrets = append(v.secrets, []byte(previous))
 	}
 	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{signingAlgorithm.Alg()}), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithLeeway(leeway)}
+		jwt.WithIssuedAt(), jwt.WithLeeway(leeway), jwt.WithTimeFunc(func() time.Time { return v.now() })}
 	if issuer != "" {
 		opts = append(opts, jwt.WithIssuer(issuer))
 	}
@@ -116,8 +171,29 @@ func NewVerifier(secret, previous, issuer string) *Verifier {
 	return v
 }
 
-// Verify returns the principal of a valid token.
+// Verify returns the principal of a valid token. A token verified before and not yet expired comes
+// from the cache; whether its agent is still configured is checked on every call all the same.
 func (v *Verifier) Verify(token string) (Principal, error) {
+	now := v.now()
+	p, ok := v.cache.get(token, now)
+	if !ok {
+		var err error
+		if p, err = v.verify(token, now); err != nil {
+			return Principal{}, err
+		}
+		// A token past its exp but inside the leeway is accepted above, never kept.
+		if now.Before(p.ExpiresAt) {
+			v.cache.put(token, p, now)
+		}
+	}
+	if p.Role == RoleAgent && v.known != nil && !v.known(p.Agent) {
+		return Principal{}, errUnknownAgent
+	}
+	return p, nil
+}
+
+// verify checks the token's signature, claims and lifetime (not its agent: Verify does, every time).
+func (v *Verifier) verify(token string, now time.Time) (Principal, error) {
 	var lastErr error
 	for _, secret := range v.secrets {
 		var claims Claims
@@ -141,16 +217,13 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 			return Principal{}, err
 		}
 		if v.maxTTL > 0 {
-			from := time.Now()
+			from := now
 			if claims.IssuedAt != nil {
 				from = claims.IssuedAt.Time
 			}
 			if claims.ExpiresAt.Time.Sub(from) > v.maxTTL+leeway {
 				return Principal{}, errTooLong
 			}
-		}
-		if claims.Role == RoleAgent && v.known != nil && !v.known(claims.Subject) {
-			return Principal{}, errUnknownAgent
 		}
 		p := Principal{Agent: claims.Subject, Role: claims.Role}
 		if claims.ExpiresAt != nil {

@@ -138,3 +138,103 @@ func TestVerifyIsStrictAboutDatesLifetimeAndAgents(t *testing.T) {
 		}
 	}
 }
+
+// The verified-token cache: a token seen before is accepted without verifying it again, but never
+// past its exp, never for an agent no longer configured, and a token that failed is never kept.
+func TestVerifyCache(t *testing.T) {
+	agents := map[string]bool{"ana": true, "bruno": true}
+	v := NewVerifier(secret, "", "chatgate").WithAgents(func(a string) bool { return agents[a] })
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	app := fiber.New(fiber.Config{ErrorHandler: httpx.ErrorHandler(nil, nil)})
+	app.Get("/me", v.Middleware(), func(c *fiber.Ctx) error { return c.SendString(Caller(c).Agent) })
+	get := func(token string) (int, string) {
+		t.Helper()
+		req := httptest.NewRequest("GET", "/me", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	ana, err := Mint(secret, "chatgate", "ana", RoleAgent, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // the first verifies and caches, the others hit the cache
+		if code, body := get(ana); code != 200 || body != "ana" {
+			t.Fatalf("request %d with a valid token: %d %s", i, code, body)
+		}
+	}
+	if v.cache.len() != 1 {
+		t.Fatalf("cache holds %d tokens, want 1", v.cache.len())
+	}
+
+	// The agent leaves the configuration: the cached token is refused, and accepted again on return.
+	delete(agents, "ana")
+	if code, _ := get(ana); code != 401 {
+		t.Errorf("token of a removed agent: %d, want 401", code)
+	}
+	agents["ana"] = true
+	if code, _ := get(ana); code != 200 {
+		t.Errorf("token of an agent configured again: %d, want 200", code)
+	}
+
+	// A bad signature is refused every time and never kept, even after a valid token of the same claims.
+	forged := ana[:len(ana)-4] + "AAAA"
+	if forged == ana {
+		forged = ana[:len(ana)-4] + "BBBB"
+	}
+	for i := 0; i < 2; i++ {
+		if code, _ := get(forged); code != 401 {
+			t.Errorf("forged token, request %d: %d, want 401", i, code)
+		}
+	}
+	if _, ok := v.cache.get(forged, now); ok || v.cache.len() != 1 {
+		t.Errorf("a forged token was cached (%d entries)", v.cache.len())
+	}
+
+	// Past exp and the leeway, the cached token is refused.
+	now = now.Add(time.Minute + leeway + time.Second)
+	if code, _ := get(ana); code != 401 {
+		t.Errorf("expired cached token: %d, want 401", code)
+	}
+	if v.cache.len() != 0 {
+		t.Errorf("expired token still cached")
+	}
+	// Inside the leeway after exp it is accepted, as without the cache, but not kept.
+	late, _ := Mint(secret, "chatgate", "bruno", RoleAgent, time.Minute, now.Add(-time.Minute-time.Second))
+	if code, _ := get(late); code != 200 {
+		t.Errorf("token inside the leeway: %d, want 200", code)
+	}
+	if v.cache.len() != 0 {
+		t.Errorf("a token past its exp was cached")
+	}
+}
+
+func TestVerifyCacheIsBounded(t *testing.T) {
+	v := NewVerifier(secret, "", "chatgate")
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	first, _ := Mint(secret, "chatgate", "agent-0", RoleAgent, time.Hour, now)
+	for i := 0; i < maxCachedTokens+100; i++ {
+		tok := first
+		if i > 0 {
+			tok, _ = Mint(secret, "chatgate", fmt.Sprintf("agent-%d", i), RoleAgent, time.Hour, now)
+		}
+		p, err := v.Verify(tok)
+		if err != nil || p.Agent != fmt.Sprintf("agent-%d", i) {
+			t.Fatalf("token %d: %v %+v", i, err, p)
+		}
+		if n := v.cache.len(); n > maxCachedTokens {
+			t.Fatalf("cache grew to %d entries, bound %d", n, maxCachedTokens)
+		}
+	}
+	// An evicted token is simply verified again.
+	if p, err := v.Verify(first); err != nil || p.Agent != "agent-0" {
+		t.Errorf("first token after evictions: %v %+v", err, p)
+	}
+}

@@ -40,9 +40,12 @@ type Config struct {
 type Client struct {
 	base    *url.URL
 	version string
-	http    *http.Client
-	log     *slog.Logger
-	now     func() time.Time
+	// versioned is base joined with version and a slash: a send's URL is versioned+id+"/messages",
+	// what base.JoinPath(version, id, "messages") gives for an id of digits, without its work.
+	versioned string
+	http      *http.Client
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // SendResult is the accepted send (components/schemas/MessageResponsePayload).
@@ -55,8 +58,7 @@ type SendResult struct {
 }
 
 var (
-	apiVersionPattern    = regexp.MustCompile(`^v[0-9]{1,3}\.[0-9]{1,2}$`)
-	phoneNumberIDPattern = regexp.MustCompile(`^[0-9]{1,32}$`)
+	apiVersionPattern = regexp.MustCompile(`^v[0-9]{1,3}\.[0-9]{1,2}$`)
 )
 
 // New returns a Client or an error naming the bad field.
@@ -88,11 +90,12 @@ func New(cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		base:    base,
-		version: cfg.APIVersion,
-		http:    hc,
-		log:     log.With("component", "whatsapp.client"),
-		now:     time.Now,
+		base:      base,
+		version:   cfg.APIVersion,
+		versioned: base.JoinPath(cfg.APIVersion).String() + "/",
+		http:      hc,
+		log:       log.With("component", "whatsapp.client"),
+		now:       time.Now,
 	}, nil
 }
 
@@ -100,7 +103,7 @@ func New(cfg Config) (*Client, error) {
 // token. A failure is an *Error (see Class, IsPermanent, RetryAfter) or, for a
 // message rejected before sending, an error wrapping ErrInvalidMessage.
 func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Message) (SendResult, error) {
-	if !phoneNumberIDPattern.MatchString(phoneNumberID) {
+	if !digitRun(phoneNumberID, 1, 32) {
 		return SendResult{}, invalid("phone number id: want digits")
 	}
 	if !validToken(token) {
@@ -110,22 +113,20 @@ func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Mess
 	if err != nil {
 		return SendResult{}, err
 	}
-	endpoint := c.base.JoinPath(c.version, phoneNumberID, "messages").String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.versioned+phoneNumberID+"/messages", bytes.NewReader(body))
 	if err != nil {
 		return SendResult{}, invalid("request: %v", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	// Canonical keys set directly: what Header.Set would store, without its checks.
+	req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"},
+		"Accept": {"application/json"}}
 
-	to := maskedRecipient(msg)
 	start := c.now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		e := &Error{Class: Transient, Message: transportMessage(err), cause: err}
 		e.redact(token)
-		c.log.WarnContext(ctx, "send failed", "phone_number_id", phoneNumberID, "to", to,
+		c.log.WarnContext(ctx, "send failed", "phone_number_id", phoneNumberID, "to", maskedRecipient(msg),
 			"class", e.Class.String(), "error", e.Message, "elapsed", c.now().Sub(start))
 		return SendResult{}, e
 	}
@@ -135,7 +136,7 @@ func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Mess
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := responseError(resp.StatusCode, resp.Header, raw, c.now())
 		e.redact(token)
-		c.log.WarnContext(ctx, "send rejected", "phone_number_id", phoneNumberID, "to", to,
+		c.log.WarnContext(ctx, "send rejected", "phone_number_id", phoneNumberID, "to", maskedRecipient(msg),
 			"status", e.HTTPStatus, "code", e.Code, "subcode", e.Subcode, "class", e.Class.String(),
 			"retry_after", e.RetryAfter, "fbtrace_id", e.FBTraceID)
 		return SendResult{}, e
@@ -148,11 +149,13 @@ func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Mess
 		e := &Error{HTTPStatus: resp.StatusCode, Class: Permanent, FBTraceID: resp.Header.Get("X-Fb-Trace-Id"),
 			Message: "accepted, but the response is unreadable: " + cause.Error(), cause: cause}
 		c.log.ErrorContext(ctx, "send accepted without a message id", "phone_number_id", phoneNumberID,
-			"to", to, "status", resp.StatusCode, "fbtrace_id", e.FBTraceID)
+			"to", maskedRecipient(msg), "status", resp.StatusCode, "fbtrace_id", e.FBTraceID)
 		return SendResult{}, e
 	}
-	c.log.DebugContext(ctx, "sent", "phone_number_id", phoneNumberID, "to", to,
-		"message_id", res.MessageID, "elapsed", c.now().Sub(start))
+	if c.log.Enabled(ctx, slog.LevelDebug) { // the line's arguments cost more than the level check
+		c.log.DebugContext(ctx, "sent", "phone_number_id", phoneNumberID, "to", maskedRecipient(msg),
+			"message_id", res.MessageID, "elapsed", c.now().Sub(start))
+	}
 	return res, nil
 }
 

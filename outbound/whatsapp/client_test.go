@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -465,3 +466,34 @@ func mustNew(t *testing.T, cfg Config) *Client {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// A base URL with a path of its own: the send goes where base.JoinPath(version, id, "messages")
+// points, with the same headers, however the base path is written.
+func TestSendURLUnderABasePath(t *testing.T) {
+	type seen struct{ path, auth, contentType, accept string }
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.URL.EscapedPath(), r.Header.Get("Authorization"), r.Header.Get("Content-Type"), r.Header.Get("Accept")}
+		w.Write([]byte(`{"messages":[{"id":"wamid.1"}]}`))
+	}))
+	defer srv.Close()
+	msg := TextMessage{To: "+16505551234", Body: "hi"}
+	for _, base := range []string{srv.URL, srv.URL + "/", srv.URL + "/graph", srv.URL + "/graph/", srv.URL + "/a//b/../c/",
+		srv.URL + "/sp%20ace"} {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := url.Parse(u.JoinPath("v21.0", testNumberID, "messages").String()) // what Send built before
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := seen{old.EscapedPath(), "Bearer " + testToken, "application/json", "application/json"}
+		if _, err := mustNew(t, Config{BaseURL: base, APIVersion: "v21.0"}).Send(context.Background(), testNumberID, testToken, msg); err != nil {
+			t.Fatalf("%s: %v", base, err)
+		}
+		if g := <-got; g != want {
+			t.Errorf("base %s: got %+v, want %+v", base, g, want)
+		}
+	}
+}

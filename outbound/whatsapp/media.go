@@ -101,7 +101,7 @@ func (c *Client) Download(ctx context.Context, mediaURL, token string) (io.ReadC
 // Upload sends a file to Meta (POST /{version}/{phone-number-id}/media, multipart) and returns its
 // media id, to send by id.
 func (c *Client) Upload(ctx context.Context, phoneNumberID, token, mimeType, filename string, data []byte) (string, error) {
-	if !phoneNumberIDPattern.MatchString(phoneNumberID) {
+	if !digitRun(phoneNumberID, 1, 32) {
 		return "", invalid("phone number id: want digits")
 	}
 	if !validToken(token) {
@@ -137,7 +137,7 @@ func (c *Client) Upload(ctx context.Context, phoneNumberID, token, mimeType, fil
 // MarkRead marks a customer's message read (blue ticks, and every earlier message with it); with
 // typing, the customer also sees the business typing, until the reply or for 25 seconds.
 func (c *Client) MarkRead(ctx context.Context, phoneNumberID, token, messageID string, typing bool) error {
-	if !phoneNumberIDPattern.MatchString(phoneNumberID) {
+	if !digitRun(phoneNumberID, 1, 32) {
 		return invalid("phone number id: want digits")
 	}
 	if !validToken(token) {
