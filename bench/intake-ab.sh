@@ -7,7 +7,8 @@
 # (closed conversations are kept 7 days: 2,000,000 is a week at about 290,000 a day): per 8 messages (compact inbound HASHes, as the intake script writes them) a contact, its phone's index
 # entry and identifier set, a closed conversation with its message list, its card and its retention
 # entry (2,000,000 messages: about 3.5M keys); the load generator's customers are none of them. To
-# compare an empty Redis with a full one: FILL_B=2000000 bench/intake-ab.sh HEAD HEAD 6 5s.
+# compare an empty Redis with a full one: FILL_B=2000000 bench/intake-ab.sh HEAD HEAD 6 5s. FILL_A=N
+# does the same for A's (two commits on a full Redis each).
 # Each gateway round also prints the intake script's µs per call (INFO commandstats, EVALSHA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +36,11 @@ for w in a b; do
   redis-server --port "$rp" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --logfile /dev/null >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.05; done
-  if [ $w = b ] && [ "${FILL_B:-0}" -gt 0 ]; then
+  fill=${FILL_A:-0}; [ $w = b ] && fill=${FILL_B:-0}
+  if [ "$fill" -gt 0 ]; then
     # Opened over the last 6 days (closed ones are kept 7) and scheduled for retention as its sweep
     # leaves them (score: closed + 7 days), so that the gateway's sweeper has nothing to do in the rounds.
-    awk -v n="$FILL_B" -v now="$(date +%s%3N)" 'BEGIN { P = "cg:{default}:"; step = int(518400000 / (n / 8)); for (j = 0; j < n / 8; j++) {
+    awk -v n="$fill" -v now="$(date +%s%3N)" 'BEGIN { P = "cg:{default}:"; step = int(518400000 / (n / 8)); for (j = 0; j < n / 8; j++) {
       t = now - 518400000 + j * step; k = sprintf("01FK%022d", j); c = sprintf("01FC%022d", j); d = sprintf("01FD%022d", j)
       ph = sprintf("5521%09d", j)
       printf "HSET %scontact:%s id %s channel whatsapp created_at %d phone %s name Cliente_%d convs 1\r\n", P, k, k, t, ph, j
@@ -50,7 +52,7 @@ for w in a b; do
         id = sprintf("01FM%022d", j * 8 + i)
         printf "HSET %smsg:%s conversation_id %s direction in channel whatsapp provider_message_id wamid.HBgMZmlsbGVk%044d kind text at %d text Ola_gostaria_de_saber_o_status_do_meu_pedido x {}\r\n", P, id, c, j * 8 + i, t + i * 60000
         printf "RPUSH %sconvmsgs:%s %s\r\n", P, c, id } } }' | redis-cli -p "$rp" --pipe >/dev/null
-    echo "B's Redis holds $(redis-cli -p "$rp" dbsize) keys, used_memory $(redis-cli -p "$rp" info memory | grep -o 'used_memory_human:[^[:space:]]*' | cut -d: -f2) before the rounds" >&2
+    echo "$w's Redis holds $(redis-cli -p "$rp" dbsize) keys, used_memory $(redis-cli -p "$rp" info memory | grep -o 'used_memory_human:[^[:space:]]*' | cut -d: -f2) before the rounds" >&2
   fi
   rport[$w]=$rp
   gw[$w]=$(port)

@@ -14,8 +14,7 @@ import (
 //	cg:{t}:pstatuses                              ZSET    pstatus key → expiry ms (bounds how many wait)
 //	cg:{t}:ident:<channel>:<kind>:<value>          STRING  → contact id (kind: phone, bsuid, pbsuid, username)
 //	cg:{t}:contact:<id>                           HASH    the contact's current identifiers (phone, bsuid, pbsuid, username), name,
-//	                                                      convs (its conversations still kept: retention deletes the contact with the last),
-//	                                                      open:<entry> (a hint of its open conversation there, for the intake; convopen decides)
+//	                                                      convs (its conversations still kept: retention deletes the contact with the last)
 //	cg:{t}:contactids:<id>                        SET     every "kind:value" indexed to the contact (the reverse of ident)
 //	cg:{t}:convopen:<channel>:<entry>:<contact>   STRING  → the open conversation id (WebChat: the visitor id as contact)
 //	cg:{t}:conv:<id>                              HASH    conversation fields (contact_pbsuid and entry_point_display complete

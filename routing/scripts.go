@@ -269,12 +269,11 @@ local kind, value
 if n == 1 then kind, value = string.match(A[18], '^a([^:]*):(.*)$') end
 local looked = kind == 'phone' or kind == 'bsuid' or kind == 'pbsuid' or kind == 'username'
 local known = looked and redis.call('GET', KEYS[2])
-local hint -- the contact's open conversation here as it last knew it (checked below)
 if known then
   -- What resolveContact does for one identifier already indexed to a contact, without its tables: the
   -- identifier becomes the current one of its kind, the name the current name.
-  local cur = redis.call('HMGET', P .. 'contact:' .. known, 'phone', 'bsuid', 'pbsuid', 'username', 'name', 'open:' .. entry)
-  contact, hint = known, cur[6]
+  local cur = redis.call('HMGET', P .. 'contact:' .. known, 'phone', 'bsuid', 'pbsuid', 'username', 'name')
+  contact = known
   cf = {phone = cur[1] or '', bsuid = cur[2] or '', pbsuid = cur[3] or '', username = cur[4] or '', name = cur[5] or ''}
   local h = {}
   if cf[kind] ~= value then cf[kind] = value; h[1] = kind; h[2] = value end
@@ -294,29 +293,11 @@ elseif n > 0 then
 end
 cf = cf or {phone = A[11], bsuid = '', pbsuid = '', username = '', name = A[10]}
 local note = A[16] == '1'
+local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
+local conv = not noConv and redis.call('GET', openKey) -- a new contact has none
 -- the conversation's contact fields; name and display only when the message has them, none empty
 local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
--- The open conversation: the convopen key says which it is. The contact's HASH keeps a hint of it
--- (open:<entry>), read with the contact, which saves the usual message a lookup of one more key among
--- millions (a cache miss each as Redis fills). The hint is only written here and may be stale (closed,
--- forgotten by retention, merged away, or another opened by an outbound template): it is taken only
--- when the conversation read is open, still this contact's and not merged into another; a contact
--- has one such conversation per entry point (what convopen names), so it is that one. Else convopen
--- decides, and the hint is rewritten.
-local conv, c
-if hint then
-  c = redis.call('HMGET', P .. 'conv:' .. hint, 'card', 'agent', 'last_customer_message_at', 'window_expires_at',
-    'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display',
-    'state', 'merged_into')
-  if c[12] == 'open' and not c[13] and c[5] == contact then conv = hint else c = nil end
-end
-local openKey -- built only when asked: the usual message does not
-if not conv then
-  openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
-  conv = not noConv and redis.call('GET', openKey) -- a new contact has none
-  if conv and known then redis.call('HSET', P .. 'contact:' .. known, 'open:' .. entry, conv) end
-end
 local card, newCard, agent, cardState, candidates = '', '', '', '', 0
 -- a new card offered directly: the candidates scanned, the one picked, the offer's deadline
 local direct, pick, expires
@@ -354,16 +335,13 @@ elseif not conv then
   redis.call('SET', openKey, conv)
   -- retention looks at every conversation (retention.go); the contact counts its conversations
   redis.call('ZADD', P .. 'retention', nowMs, conv)
-  if n > 0 then
-    redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1)
-    redis.call('HSET', P .. 'contact:' .. contact, 'open:' .. entry, conv)
-  end
+  if n > 0 then redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1) end
   redis.call('HSET', P .. 'card:' .. card, unpack(c))
   if not pick then redis.call('ZADD', P .. 'waiting:' .. queue .. ':' .. ch, nowMs, card) end
   newCard, cardState = card, 'waiting'
 else
   local convKey = P .. 'conv:' .. conv
-  c = c or redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', unpack(whoF))
+  local c = redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', unpack(whoF))
   card, agent = c[1], c[2] or ''
   -- only the fields that differ: rewriting equal values costs Redis a search and a copy each
   local h = {}

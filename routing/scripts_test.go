@@ -180,8 +180,7 @@ func TestDeliverScriptRawState(t *testing.T) {
 	unchanged := []string{
 		wantHash("presence:ana", "whatsapp", "online"),
 		wantHash("cap:ana", "whatsapp", "2"),
-		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "name", "Maria", "convs", "1",
-			"open:100", "C1"), // the hint of its open conversation, for the next message
+		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "name", "Maria", "convs", "1"),
 		wantSet("contactids:K1", "phone:5511999990001"),
 		wantZSet("retention", 1000, "C1"), // retention looks at it at once, and schedules it (retention.go)
 		wantString("ident:whatsapp:phone:5511999990001", "K1"),
