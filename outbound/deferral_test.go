@@ -46,6 +46,21 @@ func TestDeferralThroughAsynqUsesNoAttempt(t *testing.T) {
 	e.login("ana", "whatsapp")
 	card := e.customerWrites("5511944443333")
 	ids := e.replies(card.ConversationID, 2)
+	// The deferred task is seen while it waits (a finished send's task is deleted).
+	var deferred *asynq.TaskInfo
+	testutil.Eventually(e.t, 10*time.Second, "a reply deferred by the pace", func() bool {
+		for _, id := range ids {
+			if info, err := e.queue.GetTaskInfo(tasks.QueueReplies, outbound.TaskID(id)); err == nil &&
+				info.State == asynq.TaskStateRetry && strings.Contains(info.LastErr, "rate limit") {
+				deferred = info
+				return true
+			}
+		}
+		return false
+	})
+	if deferred.Retried != 0 {
+		t.Fatalf("deferred task: retried %d, last error %q", deferred.Retried, deferred.LastErr)
+	}
 	for _, id := range ids {
 		e.waitStatus(id, "sent")
 	}
@@ -60,9 +75,8 @@ func TestDeferralThroughAsynqUsesNoAttempt(t *testing.T) {
 	if e.message(ids[1]).ProviderMessageID == calls[1].MessageID {
 		second = ids[1]
 	}
-	info := e.taskInfo(tasks.QueueReplies, second)
-	if info.Retried != 0 || !strings.Contains(info.LastErr, "rate limit") {
-		t.Fatalf("deferred task: retried %d, last error %q", info.Retried, info.LastErr)
+	if deferred.ID != outbound.TaskID(second) {
+		t.Fatalf("deferred %s, but %s was sent second", deferred.ID, second)
 	}
 }
 
@@ -83,13 +97,8 @@ func TestLastAttemptWaitsOutThePace(t *testing.T) {
 	if got := e.attempts("5511944442222"); got != 2 {
 		t.Fatalf("%d attempts, want a failure and a send", got)
 	}
-	// The worker records "sent" before asynq marks the task completed: wait for the latter.
-	testutil.Eventually(e.t, 5*time.Second, "the task to complete", func() bool {
-		return e.taskInfo(tasks.QueueReplies, id).State == asynq.TaskStateCompleted
-	})
-	if info := e.taskInfo(tasks.QueueReplies, id); info.Retried != 1 {
-		t.Fatalf("task: retried %d, state %v", info.Retried, info.State)
-	}
+	// The worker records "sent" before asynq deletes the finished task: wait for the latter.
+	e.waitTaskGone(tasks.QueueReplies, id)
 	if got := e.pub.statuses("ana", id); len(got) != 1 || got[0] != "sent" {
 		t.Fatalf("ana was told %v", got)
 	}

@@ -734,10 +734,7 @@ func TestFailureClasses(t *testing.T) {
 		if got := e.attempts("5511999990012"); got != 3 {
 			t.Fatalf("tried %d times, want 2 failures and 1 success", got)
 		}
-		info, err := e.queue.GetTaskInfo(tasks.QueueTemplates, outbound.TaskID(id))
-		if err != nil || info.Retried != 2 {
-			t.Fatalf("task: %+v %v", info, err)
-		}
+		e.waitTaskGone(tasks.QueueTemplates, id)
 	})
 
 	t.Run("rate limited: retried after the delay asked", func(t *testing.T) {

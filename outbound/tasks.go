@@ -23,10 +23,6 @@ const (
 	TypeInteractive = "outbound:interactive"
 )
 
-// taskRetention keeps a finished task's id taken for a day, so a client retrying its HTTP call with
-// the same message id cannot enqueue a second send.
-const taskRetention = 24 * time.Hour
-
 // Send is the payload of every outbound task: which stored message to send, from which number, to
 // whom, and what.
 type Send struct {
@@ -76,7 +72,10 @@ func newTask(typ, queue string, s Send, o TaskOptions) (ordered.Task, error) {
 	if err != nil {
 		return ordered.Task{}, err
 	}
-	opts := []asynq.Option{asynq.MaxRetry(o.MaxRetry), asynq.Retention(taskRetention)}
+	// No retention: asynq deletes a finished task instead of re-encoding and keeping it. Nothing
+	// re-enqueues a message's send (ids are the server's, client retries replay their Idempotency-Key),
+	// and a send enqueued again anyway finds its message no longer queued and sends nothing.
+	opts := []asynq.Option{asynq.MaxRetry(o.MaxRetry)}
 	if o.Timeout > 0 {
 		opts = append(opts, asynq.Timeout(o.Timeout))
 	}
