@@ -416,27 +416,7 @@ func TestAdvanceInTheHandlersScript(t *testing.T) {
 		}
 		return nil
 	})))
-	const items = 5
-	for n := 1; n <= items; n++ {
-		if err := e.seq.Enqueue(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n),
-			Type: taskType, Payload: fmt.Appendf(nil, "%d", n), Opts: []asynq.Option{asynq.MaxRetry(3)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	var written []string
-	if !testutil.Within(20*time.Second, func() bool {
-		written, _ = e.client.LRange(context.Background(), log, 0, -1).Result()
-		return len(written) == items
-	}) {
-		t.Fatalf("written %v: the next items were not woken", written)
-	}
-	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(written, want) {
-		t.Errorf("written in the order %v, want %v", written, want)
-	}
+	enqueueFiveAndWaitInOrder(t, e, srv, log)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(stillQueued) > 0 {
@@ -630,27 +610,7 @@ func TestAdvanceWakesTheNextInTheHandlersScript(t *testing.T) {
 		}
 		return adv.Done(reply)
 	})))
-	const items = 5
-	for n := 1; n <= items; n++ {
-		if err := e.seq.Enqueue(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n),
-			Type: taskType, Payload: fmt.Appendf(nil, "%d", n), Opts: []asynq.Option{asynq.MaxRetry(3)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	var written []string
-	if !testutil.Within(20*time.Second, func() bool {
-		written, _ = e.client.LRange(context.Background(), log, 0, -1).Result()
-		return len(written) == items
-	}) {
-		t.Fatalf("written %v: the next items were not woken", written)
-	}
-	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(written, want) {
-		t.Errorf("written in the order %v, want %v", written, want)
-	}
+	enqueueFiveAndWaitInOrder(t, e, srv, log)
 	if n := wakes.n.Load(); n != 0 {
 		t.Errorf("%d wakes through RunNow, want none", n)
 	}
@@ -715,5 +675,32 @@ func TestClusterKeepsToTheClient(t *testing.T) {
 	}
 	if !slices.Equal(wakeFlags, []string{"0", "0", "0"}) {
 		t.Errorf("the turns' wake flags on a cluster: %v, want all 0", wakeFlags)
+	}
+}
+
+// enqueueFiveAndWaitInOrder enqueues five items of one key, starts srv, and checks that its handler
+// wrote them to log in order, each woken by the one before.
+func enqueueFiveAndWaitInOrder(t *testing.T, e *env, srv *tasks.Server, log string) {
+	t.Helper()
+	const items = 5
+	for n := 1; n <= items; n++ {
+		if err := e.seq.Enqueue(context.Background(), Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n),
+			Type: taskType, Payload: fmt.Appendf(nil, "%d", n), Opts: []asynq.Option{asynq.MaxRetry(3)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	var written []string
+	if !testutil.Within(20*time.Second, func() bool {
+		written, _ = e.client.LRange(context.Background(), log, 0, -1).Result()
+		return len(written) == items
+	}) {
+		t.Fatalf("written %v: the next items were not woken", written)
+	}
+	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(written, want) {
+		t.Errorf("written in the order %v, want %v", written, want)
 	}
 }
