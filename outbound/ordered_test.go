@@ -2,7 +2,6 @@ package outbound_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound"
@@ -294,32 +293,6 @@ func TestCampaignDoesNotDelayReplies(t *testing.T) {
 	testutil.Eventually(e.t, 60*time.Second, "the campaign", func() bool { return len(e.fake.Calls()) >= campaign+5 })
 }
 
-// runNowWakes counts a client's wakes through tasks.RunNow of the templates queue.
-type runNowWakes struct{ n atomic.Int32 }
-
-func (h *runNowWakes) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *runNowWakes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (h *runNowWakes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.count(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-func (h *runNowWakes) count(cmd redis.Cmder) {
-	// RunNow's keys: the task and the pending list (asynq's dequeue, on the same client, has more)
-	a := cmd.Args()
-	if n := cmd.Name(); (n == "evalsha" || n == "eval") && len(a) == 7 && a[4] == "asynq:{"+tasks.QueueTemplates+"}:pending" {
-		h.n.Add(1)
-	}
-}
-
 // Five templates to one customer, posted back to back, are one conversation's sends: the start
 // script enqueued each (the inspector lists them, the first pending, the rest asleep), they reach the
 // provider in the order posted, and each is woken by the status script of the one before it — no
@@ -349,7 +322,13 @@ func TestTemplatesOfAConversationWokenByTheStatusScript(t *testing.T) {
 	if listed[asynq.TaskStatePending] != 1 || listed[asynq.TaskStateScheduled] != 4 {
 		t.Fatalf("the inspector lists %v, want 1 pending and 4 scheduled", listed)
 	}
-	wakes := &runNowWakes{}
+	// wakes through tasks.RunNow of the templates queue: its keys are the task and the pending list
+	// (asynq's dequeue, on the same client, has more)
+	wakes := &redistest.CommandCounter{Match: func(cmd redis.Cmder) bool {
+		a := cmd.Args()
+		n := cmd.Name()
+		return (n == "evalsha" || n == "eval") && len(a) == 7 && a[4] == "asynq:{"+tasks.QueueTemplates+"}:pending"
+	}}
 	start := time.Now()
 	e.worker(e.fake.URL(), 4, wakes)
 	for _, id := range ids {
@@ -373,7 +352,7 @@ func TestTemplatesOfAConversationWokenByTheStatusScript(t *testing.T) {
 	if want := []string{"#1", "#2", "#3", "#4", "#5"}; !slices.Equal(order, want) {
 		t.Fatalf("the provider accepted %v, want %v", order, want)
 	}
-	if n := wakes.n.Load(); n != 0 {
+	if n := wakes.N(); n != 0 {
 		t.Errorf("%d wakes through RunNow, want none: the status script wakes the next send", n)
 	}
 	// Four waits for the recheck timer (5 s) would take 20 s.

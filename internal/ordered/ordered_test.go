@@ -481,41 +481,17 @@ return {orderedAdmit(items, at, counter, ARGV[3], ARGV[4], ARGV[5]), items, at, 
 	}
 }
 
-// goWakes counts the wakes a client makes through tasks.RunNow (a script given asynq's pending list
-// of queue as a key), as against the wakes the sequence's own scripts make.
-type goWakes struct {
-	pending string
-	n       atomic.Int32
-}
-
-func (h *goWakes) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *goWakes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (h *goWakes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.count(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-func (h *goWakes) count(cmd redis.Cmder) {
-	if name := cmd.Name(); name == "evalsha" || name == "eval" {
-		if slices.Contains(cmd.Args(), any(h.pending)) {
-			h.n.Add(1)
-		}
-	}
-}
-
-// hooked is a client of e's Redis counting its RunNow wakes of the replies queue.
-func (e *env) hooked() (*redis.Client, *goWakes) {
+// hooked is a client of e's Redis counting its RunNow wakes of the replies queue
+// (a script given asynq's pending list of queue as a key), as against the wakes the sequence's own
+// scripts make.
+func (e *env) hooked() (*redis.Client, *redistest.CommandCounter) {
 	c := redis.NewClient(e.client.Options())
 	e.t.Cleanup(func() { _ = c.Close() })
-	h := &goWakes{pending: "asynq:{" + tasks.QueueReplies + "}:pending"}
+	pending := "asynq:{" + tasks.QueueReplies + "}:pending"
+	h := &redistest.CommandCounter{Match: func(cmd redis.Cmder) bool {
+		name := cmd.Name()
+		return (name == "evalsha" || name == "eval") && slices.Contains(cmd.Args(), any(pending))
+	}}
 	c.AddHook(h)
 	return c, h
 }
@@ -578,7 +554,7 @@ func TestAdmitTaskEnqueuesInTheScript(t *testing.T) {
 	if want := []string{"k k 1", "k k 2", "k k 3", "k k 4"}; !slices.Equal(ran, want) {
 		t.Errorf("ran %q, want %q", ran, want)
 	}
-	if n := wakes.n.Load(); n != 0 {
+	if n := wakes.N(); n != 0 {
 		t.Errorf("%d wakes through RunNow, want none (the advance's script wakes)", n)
 	}
 }
@@ -611,7 +587,7 @@ func TestAdvanceWakesTheNextInTheHandlersScript(t *testing.T) {
 		return adv.Done(reply)
 	})))
 	enqueueFiveAndWaitInOrder(t, e, srv, log)
-	if n := wakes.n.Load(); n != 0 {
+	if n := wakes.N(); n != 0 {
 		t.Errorf("%d wakes through RunNow, want none", n)
 	}
 }
