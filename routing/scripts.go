@@ -1464,24 +1464,27 @@ end
 // statusAdvanceScript is statusScript, then the end of the send's turn in its conversation's
 // sequence (ordered.Advance): the status is written before the sequence moves on, in one step.
 // KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[15] member, ARGV[16] token,
-// ARGV[17] "1" when the script wakes the conversation's next send itself (ordered.Advance.Wake).
-// Returns {orderedRemoveWake's reply, statusScript's reply}.
-var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+ordered.RemoveLua+`
+// ARGV[17] "1" when the script wakes the conversation's next send itself (ordered.Advance.Wake),
+// ARGV[18..22] the send's asynq task completed here too (ordered.Advance.CompletionArgs).
+// Returns {orderedRemoveWake's reply, statusScript's reply, asynqCompleteAt's}.
+var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+ordered.AdvanceLua+`
 local out = statusByID()
-return {orderedRemoveWake(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16], ARGV[17]), out}
+return {orderedRemoveWake(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16], ARGV[17]), out, asynqCompleteAt(ARGV, 18)}
 `, func(v any) (statusAdvanceReply, error) {
 	a, err := luascript.AsArray(v)
-	if err != nil || len(a) != 2 {
+	if err != nil || len(a) != 3 {
 		return statusAdvanceReply{}, fmt.Errorf("%w: %v", luascript.ErrReply, v)
 	}
 	st, err := parseStatusReply(a[1])
-	return statusAdvanceReply{advanced: a[0], status: st}, err
+	return statusAdvanceReply{advanced: a[0], status: st, completed: a[2]}, err
 })
 
-// statusAdvanceReply: the sequence's advance (for ordered.Advance.Done) and the status's answer.
+// statusAdvanceReply: the sequence's advance (for ordered.Advance.Done), the status's answer, and
+// the task's completion (ordered.Advance.Completed).
 type statusAdvanceReply struct {
-	advanced any
-	status   statusReply
+	advanced  any
+	status    statusReply
+	completed any
 }
 
 // statusArgs applies state to the message messageID. providerID, when given, is recorded and
@@ -1519,6 +1522,7 @@ func (a statusArgs) KeysAndArgv() ([]string, []any) {
 	if a.advance != nil {
 		keys = append(keys, a.advance.Keys()...)
 		argv = append(argv, a.advance.Member(), a.advance.Token(), a.advance.Wake())
+		argv = append(argv, a.advance.CompletionArgs()...)
 	}
 	return keys, argv
 }
