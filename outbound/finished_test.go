@@ -149,14 +149,7 @@ func TestSentSendCompletesItsTaskInTheStatusScript(t *testing.T) {
 	q := tasks.QueueTemplates
 	done, retried, archived := asynqScripts(q, 1, "processed"), asynqScripts(q, 2, "retry"), asynqScripts(q, 2, "archived")
 	e.worker(e.fake.URL(), 4, done, retried, archived)
-	start := func(to string) string {
-		t.Helper()
-		status, body := e.do("ana", "POST", "/v1/conversations", strings.Replace(newConversation, "+5511999990001", to, 1))
-		if status != 202 {
-			t.Fatalf("start: %d %v", status, body)
-		}
-		return body["message_id"].(string)
-	}
+	start := e.startTo
 
 	sent := start("+5511999990021")
 	e.waitStatus(sent, "sent")
