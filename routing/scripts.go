@@ -1337,9 +1337,10 @@ func parseReplyScriptReply(v any) (replyScriptReply, error) {
 // marks beside the status (deleted_at; warning_*), applied once. Only outbound messages take a
 // status: a provider id of a customer's message changes nothing.
 //
-// apply(message key, status, at ms, error code, title, message, details, summary, m) returns 'ok',
-// 'stale', 'inbound', 'unknown' or 'not_found'; m is the message as msgRead read it in this script
-// (kept up to date by apply's writes: nothing is read twice), or nil (apply reads what it needs).
+// apply(message key, status, at ms, error code, title, message, details, summary, m, extra) returns
+// 'ok', 'stale', 'inbound', 'unknown' or 'not_found'; m is the message as msgRead read it in this
+// script (kept up to date by apply's writes: nothing is read twice), or nil (apply reads what it
+// needs); extra, fields written with the status when it applies (nil: none).
 // drain(message key, pending list, prefix) applies the kept statuses in the machine's order, each an
 // integrations event (message.status) when applied. reply(…, m) answers with m's fields (nil: read).
 const statusLua = `
@@ -1364,7 +1365,8 @@ local function msgDel(k, m, ...)
     for _, f in ipairs({...}) do m[f] = nil end
   end
 end
-local function apply(k, st, at, code, title, message, details, summary, m)
+local function apply(k, st, at, code, title, message, details, summary, m, extra)
+  extra = extra or {}
   local h = m
   if not h then
     local v = redis.call('HMGET', k, 'id', 'direction', 'status', 'provider_message_id', 'deleted_at', 'warning_code')
@@ -1376,19 +1378,19 @@ local function apply(k, st, at, code, title, message, details, summary, m)
   local cur = h.status or 'queued'
   if st == 'deleted' then
     if h.deleted_at then return 'stale' end
-    msgSet(k, m, 'deleted_at', at)
+    msgSet(k, m, 'deleted_at', at, unpack(extra))
     return 'ok'
   end
   if st == 'warning' then
     if h.warning_code and h.warning_code == code then return 'stale' end
-    msgSet(k, m, 'warning_code', code, 'warning_title', title, 'warning_message', message, 'warning_details', details, 'warning_at', at)
+    msgSet(k, m, 'warning_code', code, 'warning_title', title, 'warning_message', message, 'warning_details', details, 'warning_at', at, unpack(extra))
     return 'ok'
   end
   -- failed is final, but for one case: an operator runs an archived send again ("Retry now") whose
   -- failure came before the provider accepted it (no provider id): it goes back to queued.
   if st == 'queued' and cur == 'failed' and (h.provider_message_id or '') == '' then
     msgDel(k, m, 'error_code', 'error_title', 'error_message', 'error_details', 'error_summary')
-    msgSet(k, m, 'status', 'queued', 'status_at', at)
+    msgSet(k, m, 'status', 'queued', 'status_at', at, unpack(extra))
     return 'ok'
   end
   if cur == 'failed' then return 'stale' end
@@ -1396,11 +1398,11 @@ local function apply(k, st, at, code, title, message, details, summary, m)
   if st == 'failed' then
     if cr >= rank.read then return 'stale' end
     msgSet(k, m, 'status', 'failed', 'status_at', at, 'error_code', code, 'error_title', title,
-      'error_message', message, 'error_details', details, 'error_summary', summary)
+      'error_message', message, 'error_details', details, 'error_summary', summary, unpack(extra))
     return 'ok'
   end
   if rank[st] <= cr then return 'stale' end
-  msgSet(k, m, 'status', st, 'status_at', at)
+  msgSet(k, m, 'status', st, 'status_at', at, unpack(extra))
   return 'ok'
 end
 local function drain(k, list, P)
@@ -1471,9 +1473,11 @@ local function statusByID()
   -- the message, read once (its id and conversation do not change)
   local m = msgRead(k)
   local expected = ARGV[12] ~= '' and m.status == 'queued' and not m.provider_message_id
-  local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11], m)
+  -- the provider's id, recorded with the status it comes with
+  local pid = nil
+  if ARGV[3] ~= '' then pid = {'provider_message_id', ARGV[3]} end
+  local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11], m, pid)
   if res ~= 'ok' and res ~= 'stale' then return {res} end
-  if res == 'ok' and ARGV[3] ~= '' then msgSet(k, m, 'provider_message_id', ARGV[3]) end
   if res == 'ok' then outboxEmit(ARGV[10], ARGV[2], 'message.status', m.conversation_id, 'm', m.id, 's', ARGV[1]) end
   if res == 'ok' and ARGV[8] == '1' then
     redis.call('SET', KEYS[2], m.id, 'EX', ARGV[9])
