@@ -2,17 +2,21 @@ package outbound_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/ordered"
+	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound"
+	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
 )
 
 // waitTaskGone waits for asynq to delete the finished send task of a message.
@@ -120,5 +124,64 @@ func TestSendEnqueuedAgainAfterItFinishedSendsNothing(t *testing.T) {
 	}
 	if keys := e.client.Keys(ctx, "cg:{t}:ord:*").Val(); len(keys) != 0 {
 		t.Errorf("sequences left: %v", keys)
+	}
+}
+
+// asynqScripts counts asynq's scripts on a task of queue whose KEYS[at] is the queue's active list
+// and which name key (a key of the queue): at 1 with "processed", its completion (Done); at 2 with
+// "retry" or "archived", its retry or its archive.
+func asynqScripts(queue string, at int, key string) *redistest.CommandCounter {
+	qp := "asynq:{" + queue + "}:"
+	return &redistest.CommandCounter{Match: func(cmd redis.Cmder) bool {
+		a, n := cmd.Args(), cmd.Name()
+		return (n == "evalsha" || n == "eval") && len(a) > 2+at && a[2+at] == qp+"active" && slices.Contains(a, any(qp+key))
+	}}
+}
+
+// A sent message's task is completed by the status script that records it sent: asynq's own
+// completion never reaches Redis, and asynq's inspector counts the task processed, none left active
+// or pending. A send retried after a transient failure, and one that fails for good, still go through
+// asynq's retry and archive.
+func TestSentSendCompletesItsTaskInTheStatusScript(t *testing.T) {
+	e := newEnv(t, envOptions{noWorker: true})
+	e.login("ana", "whatsapp")
+	e.capacity("ana", 10)
+	q := tasks.QueueTemplates
+	done, retried, archived := asynqScripts(q, 1, "processed"), asynqScripts(q, 2, "retry"), asynqScripts(q, 2, "archived")
+	e.worker(e.fake.URL(), 4, done, retried, archived)
+	start := e.startTo
+
+	sent := start("+5511999990021")
+	e.waitStatus(sent, "sent")
+	e.waitTaskGone(q, sent)
+	testutil.Eventually(t, 5*time.Second, "asynq to count the send processed", func() bool {
+		info, err := e.queue.GetQueueInfo(q)
+		return err == nil && info.Processed == 1 && info.ProcessedTotal == 1 && info.Active == 0 && info.Pending == 0
+	})
+	time.Sleep(100 * time.Millisecond) // asynq's Done would follow the handler at once
+	if n := done.N(); n != 0 {
+		t.Fatalf("asynq's completion of the sent message's task reached Redis %d times", n)
+	}
+
+	e.fake.AddRule(fakeapi.Rule{Recipient: "+5511999990022", Status: 503, Times: 1})
+	again := start("+5511999990022")
+	e.fake.AddRule(fakeapi.RejectRecipient("+5511999990023", 131026))
+	failed := start("+5511999990023")
+	e.waitStatus(again, "sent")
+	e.waitStatus(failed, "failed")
+	e.waitTaskGone(q, again)
+	testutil.Eventually(t, 10*time.Second, "the failed send's task to be archived", func() bool {
+		info, err := e.queue.GetTaskInfo(q, outbound.TaskID(failed))
+		return err == nil && info.State == asynq.TaskStateArchived
+	})
+	if retried.N() == 0 || archived.N() == 0 {
+		t.Errorf("asynq's retry ran %d times, its archive %d: want both", retried.N(), archived.N())
+	}
+	if n := done.N(); n != 0 {
+		t.Errorf("asynq's completion reached Redis %d times, want none (the retried send's success is the script's)", n)
+	}
+	// processed: the first send; the retried one's failure and success; the archived one
+	if info, err := e.queue.GetQueueInfo(q); err != nil || info.Processed != 4 || info.Active != 0 || info.Pending != 0 {
+		t.Errorf("queue after the sends: %+v %v", info, err)
 	}
 }

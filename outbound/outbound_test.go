@@ -640,18 +640,22 @@ func TestReplyBadInputChangesNothing(t *testing.T) {
 	}
 }
 
+// startTo opens a conversation as ana with the template newConversation sends, to the number to,
+// and returns the template's message id.
+func (e *env) startTo(to string) string {
+	e.t.Helper()
+	status, body := e.do("ana", "POST", "/v1/conversations", strings.Replace(newConversation, "+5511999990001", to, 1))
+	if status != 202 {
+		e.t.Fatalf("start: %d %v", status, body)
+	}
+	return body["message_id"].(string)
+}
+
 func TestFailureClasses(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.login("ana", "whatsapp")
 	e.capacity("ana", 100)
-	start := func(to string) string {
-		t.Helper()
-		status, body := e.do("ana", "POST", "/v1/conversations", strings.Replace(newConversation, "+5511999990001", to, 1))
-		if status != 202 {
-			t.Fatalf("start: %d %v", status, body)
-		}
-		return body["message_id"].(string)
-	}
+	start := e.startTo
 
 	t.Run("permanent: archived at once, failed with the reason", func(t *testing.T) {
 		e.fake.AddRule(fakeapi.RejectRecipient("+5511999990011", 131026))

@@ -196,6 +196,9 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 	if err == nil {
 		w.metrics.sends.WithLabelValues("sent").Inc()
+		if adv := ordered.AdvanceOf(ctx); adv != nil {
+			adv.Succeeds() // nil is returned below: the status script may complete the task too
+		}
 		w.record(ctx, s.MessageID, routing.StatusUpdate{State: routing.MessageSent, ProviderMessageID: res.MessageID, Channel: msg.Channel, Before: &msg})
 		return nil
 	}

@@ -1337,45 +1337,72 @@ func parseReplyScriptReply(v any) (replyScriptReply, error) {
 // marks beside the status (deleted_at; warning_*), applied once. Only outbound messages take a
 // status: a provider id of a customer's message changes nothing.
 //
-// apply(message key, status, at ms, error code, title, message, details) returns 'ok', 'stale',
-// 'inbound', 'unknown' or 'not_found'. drain(message key, pending list, prefix) applies the kept
-// statuses in the machine's order, each an integrations event (message.status) when applied.
+// apply(message key, status, at ms, error code, title, message, details, summary, m, extra) returns
+// 'ok', 'stale', 'inbound', 'unknown' or 'not_found'; m is the message as msgRead read it in this
+// script (kept up to date by apply's writes: nothing is read twice), or nil (apply reads what it
+// needs); extra, fields written with the status when it applies (nil: none).
+// drain(message key, pending list, prefix) applies the kept statuses in the machine's order, each an
+// integrations event (message.status) when applied. reply(…, m) answers with m's fields (nil: read).
 const statusLua = `
 local rank = {queued = 1, sent = 2, delivered = 3, read = 4, played = 5}
 local order = {queued = 0, sent = 1, delivered = 2, read = 3, played = 4, failed = 5, warning = 6, deleted = 7}
-local function apply(k, st, at, code, title, message, details, summary)
-  local h = redis.call('HMGET', k, 'id', 'direction', 'status', 'provider_message_id', 'deleted_at', 'warning_code')
-  if not h[1] then return 'not_found' end
-  if h[2] ~= 'out' then return 'inbound' end
+local function msgRead(k)
+  local m, f = {}, redis.call('HGETALL', k)
+  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+  return m
+end
+-- HSET and HDEL of the message, mirrored in m (the values are strings: stored as given)
+local function msgSet(k, m, ...)
+  redis.call('HSET', k, ...)
+  if m then
+    local a = {...}
+    for i = 1, #a, 2 do m[a[i]] = a[i + 1] end
+  end
+end
+local function msgDel(k, m, ...)
+  redis.call('HDEL', k, ...)
+  if m then
+    for _, f in ipairs({...}) do m[f] = nil end
+  end
+end
+local function apply(k, st, at, code, title, message, details, summary, m, extra)
+  extra = extra or {}
+  local h = m
+  if not h then
+    local v = redis.call('HMGET', k, 'id', 'direction', 'status', 'provider_message_id', 'deleted_at', 'warning_code')
+    h = {id = v[1], direction = v[2], status = v[3], provider_message_id = v[4], deleted_at = v[5], warning_code = v[6]}
+  end
+  if not h.id then return 'not_found' end
+  if h.direction ~= 'out' then return 'inbound' end
   if not order[st] then return 'unknown' end
-  local cur = h[3] or 'queued'
+  local cur = h.status or 'queued'
   if st == 'deleted' then
-    if h[5] then return 'stale' end
-    redis.call('HSET', k, 'deleted_at', at)
+    if h.deleted_at then return 'stale' end
+    msgSet(k, m, 'deleted_at', at, unpack(extra))
     return 'ok'
   end
   if st == 'warning' then
-    if h[6] and h[6] == code then return 'stale' end
-    redis.call('HSET', k, 'warning_code', code, 'warning_title', title, 'warning_message', message, 'warning_details', details, 'warning_at', at)
+    if h.warning_code and h.warning_code == code then return 'stale' end
+    msgSet(k, m, 'warning_code', code, 'warning_title', title, 'warning_message', message, 'warning_details', details, 'warning_at', at, unpack(extra))
     return 'ok'
   end
   -- failed is final, but for one case: an operator runs an archived send again ("Retry now") whose
   -- failure came before the provider accepted it (no provider id): it goes back to queued.
-  if st == 'queued' and cur == 'failed' and (h[4] or '') == '' then
-    redis.call('HDEL', k, 'error_code', 'error_title', 'error_message', 'error_details', 'error_summary')
-    redis.call('HSET', k, 'status', 'queued', 'status_at', at)
+  if st == 'queued' and cur == 'failed' and (h.provider_message_id or '') == '' then
+    msgDel(k, m, 'error_code', 'error_title', 'error_message', 'error_details', 'error_summary')
+    msgSet(k, m, 'status', 'queued', 'status_at', at, unpack(extra))
     return 'ok'
   end
   if cur == 'failed' then return 'stale' end
   local cr = rank[cur] or 1
   if st == 'failed' then
     if cr >= rank.read then return 'stale' end
-    redis.call('HSET', k, 'status', 'failed', 'status_at', at, 'error_code', code, 'error_title', title,
-      'error_message', message, 'error_details', details, 'error_summary', summary)
+    msgSet(k, m, 'status', 'failed', 'status_at', at, 'error_code', code, 'error_title', title,
+      'error_message', message, 'error_details', details, 'error_summary', summary, unpack(extra))
     return 'ok'
   end
   if rank[st] <= cr then return 'stale' end
-  redis.call('HSET', k, 'status', st, 'status_at', at)
+  msgSet(k, m, 'status', st, 'status_at', at, unpack(extra))
   return 'ok'
 end
 local function drain(k, list, P)
@@ -1400,13 +1427,22 @@ local function drain(k, list, P)
   end
   redis.call('DEL', list)
 end
-local function convAgent(k, P)
-  return redis.call('HGET', P .. 'conv:' .. (redis.call('HGET', k, 'conversation_id') or ''), 'agent') or ''
+local function convAgent(k, P, m)
+  local conv
+  if m then conv = m.conversation_id else conv = redis.call('HGET', k, 'conversation_id') end
+  return redis.call('HGET', P .. 'conv:' .. (conv or ''), 'agent') or ''
 end
-local function reply(res, k, P, agent, published)
-  if res == 'ok' and not agent then agent = convAgent(k, P) end
+local function reply(res, k, P, agent, published, m)
+  if res == 'ok' and not agent then agent = convAgent(k, P, m) end
   local out = {res, agent or '', published and '1' or '0'}
-  for _, v in ipairs(redis.call('HGETALL', k)) do table.insert(out, v) end
+  if m then
+    for f, v in pairs(m) do
+      table.insert(out, f)
+      table.insert(out, v)
+    end
+  else
+    for _, v in ipairs(redis.call('HGETALL', k)) do table.insert(out, v) end
+  end
   return out
 end
 `
@@ -1434,54 +1470,58 @@ return statusByID()
 const statusByIDLua = `
 local function statusByID()
   local k = KEYS[1]
-  local expected = ARGV[12] ~= ''
-  if expected then
-    local h = redis.call('HMGET', k, 'status', 'provider_message_id')
-    expected = h[1] == 'queued' and not h[2]
-  end
-  local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11])
+  -- the message, read once (its id and conversation do not change)
+  local m = msgRead(k)
+  local expected = ARGV[12] ~= '' and m.status == 'queued' and not m.provider_message_id
+  -- the provider's id, recorded with the status it comes with
+  local pid = nil
+  if ARGV[3] ~= '' then pid = {'provider_message_id', ARGV[3]} end
+  local res = apply(k, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[11], m, pid)
   if res ~= 'ok' and res ~= 'stale' then return {res} end
-  if res == 'ok' and ARGV[3] ~= '' then redis.call('HSET', k, 'provider_message_id', ARGV[3]) end
-  if res == 'ok' then outboxEmit(ARGV[10], ARGV[2], 'message.status', redis.call('HGET', k, 'conversation_id'), 'm', redis.call('HGET', k, 'id'), 's', ARGV[1]) end
+  if res == 'ok' then outboxEmit(ARGV[10], ARGV[2], 'message.status', m.conversation_id, 'm', m.id, 's', ARGV[1]) end
   if res == 'ok' and ARGV[8] == '1' then
-    redis.call('SET', KEYS[2], redis.call('HGET', k, 'id'), 'EX', ARGV[9])
+    redis.call('SET', KEYS[2], m.id, 'EX', ARGV[9])
     if redis.call('EXISTS', KEYS[3]) == 1 then
       expected = false
       drain(k, KEYS[3], ARGV[10])
+      m = nil -- changed by the kept statuses: the reply reads it
       redis.call('ZREM', KEYS[4], KEYS[3])
     end
   end
-  if res ~= 'ok' or not expected then return reply(res, k, ARGV[10]) end
+  if res ~= 'ok' or not expected then return reply(res, k, ARGV[10], nil, false, m) end
   -- the agent's event, appended as routing's publish would (StreamLog)
-  local agent = convAgent(k, ARGV[10])
-  if agent == '' then agent = redis.call('HGET', k, 'agent') or '' end
-  if agent == '' then return reply(res, k, ARGV[10], agent) end
+  local agent = convAgent(k, ARGV[10], m)
+  if agent == '' then agent = m.agent or '' end
+  if agent == '' then return reply(res, k, ARGV[10], agent, false, m) end
   sseAppend(ARGV[10] .. 'events:' .. agent, ARGV[14], 'message.status', ARGV[12], ARGV[13], agent, '0')
-  return reply(res, k, ARGV[10], agent, true)
+  return reply(res, k, ARGV[10], agent, true, m)
 end
 `
 
 // statusAdvanceScript is statusScript, then the end of the send's turn in its conversation's
 // sequence (ordered.Advance): the status is written before the sequence moves on, in one step.
 // KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[15] member, ARGV[16] token,
-// ARGV[17] "1" when the script wakes the conversation's next send itself (ordered.Advance.Wake).
-// Returns {orderedRemoveWake's reply, statusScript's reply}.
-var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+ordered.RemoveLua+`
+// ARGV[17] "1" when the script wakes the conversation's next send itself (ordered.Advance.Wake),
+// ARGV[18..22] the send's asynq task completed here too (ordered.Advance.CompletionArgs).
+// Returns {orderedRemoveWake's reply, statusScript's reply, asynqCompleteAt's}.
+var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+ordered.AdvanceLua+`
 local out = statusByID()
-return {orderedRemoveWake(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16], ARGV[17]), out}
+return {orderedRemoveWake(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[15], 'done', ARGV[16], ARGV[17]), out, asynqCompleteAt(ARGV, 18)}
 `, func(v any) (statusAdvanceReply, error) {
 	a, err := luascript.AsArray(v)
-	if err != nil || len(a) != 2 {
+	if err != nil || len(a) != 3 {
 		return statusAdvanceReply{}, fmt.Errorf("%w: %v", luascript.ErrReply, v)
 	}
 	st, err := parseStatusReply(a[1])
-	return statusAdvanceReply{advanced: a[0], status: st}, err
+	return statusAdvanceReply{advanced: a[0], status: st, completed: a[2]}, err
 })
 
-// statusAdvanceReply: the sequence's advance (for ordered.Advance.Done) and the status's answer.
+// statusAdvanceReply: the sequence's advance (for ordered.Advance.Done), the status's answer, and
+// the task's completion (ordered.Advance.Completed).
 type statusAdvanceReply struct {
-	advanced any
-	status   statusReply
+	advanced  any
+	status    statusReply
+	completed any
 }
 
 // statusArgs applies state to the message messageID. providerID, when given, is recorded and
@@ -1519,6 +1559,7 @@ func (a statusArgs) KeysAndArgv() ([]string, []any) {
 	if a.advance != nil {
 		keys = append(keys, a.advance.Keys()...)
 		argv = append(argv, a.advance.Member(), a.advance.Token(), a.advance.Wake())
+		argv = append(argv, a.advance.CompletionArgs()...)
 	}
 	return keys, argv
 }
@@ -1562,10 +1603,11 @@ var providerStatusScript = luascript.New[providerStatusArgs, statusReply]("provi
 local id = redis.call('GET', KEYS[1])
 if id then
   local k = ARGV[7] .. 'msg:' .. id
-  local res = apply(k, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[12])
+  local m = msgRead(k)
+  local res = apply(k, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[12], m)
   if res ~= 'ok' and res ~= 'stale' then return {res} end
-  if res == 'ok' then outboxEmit(ARGV[7], ARGV[2], 'message.status', redis.call('HGET', k, 'conversation_id'), 'm', id, 's', ARGV[1]) end
-  return reply(res, k, ARGV[7])
+  if res == 'ok' then outboxEmit(ARGV[7], ARGV[2], 'message.status', m.conversation_id, 'm', id, 's', ARGV[1]) end
+  return reply(res, k, ARGV[7], nil, false, m)
 end
 -- a customer's message has no pmsg key: its own key, derived from the provider id, says it is inbound
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'inbound'} end

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -137,7 +138,7 @@ func (r *Router) UpdateStatus(ctx context.Context, messageID string, u StatusUpd
 		var both statusAdvanceReply
 		if both, err = statusAdvanceScript.Run(ctx, r.client, args); err == nil {
 			out = both.status
-			err = u.Advance.Done(both.advanced)
+			err = errors.Join(u.Advance.Done(both.advanced), u.Advance.Completed(both.completed))
 		}
 	} else {
 		out, err = statusScript.Run(ctx, r.client, args)

@@ -303,11 +303,16 @@ func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 // orderedRemoveWake(KEYS…, Member, "done", Token, Wake) with Keys as four of its KEYS, and the
 // handler gives Done the reply. Use it only for the task's final outcome (the handler then returns
 // nil or a final error); the sequencer then only wakes the next item, unless the script did.
+//
+// When the handler is to return nil (Succeeds), the script (with AdvanceLua) may also complete the
+// task in asynq: asynqCompleteAt(ARGV, i) with CompletionArgs at ARGV[i…], its answer to Completed.
 type Advance struct {
 	keys                []string
 	member, token, wake string
 	done, woken         bool
 	next                string
+	complete            tasks.Completion // zero: asynq completes the task (Redis Cluster, another server)
+	succeeds, completed bool
 }
 
 type advanceKey struct{}
@@ -328,6 +333,31 @@ func (a *Advance) Token() string  { return a.token }
 // Wake is orderedRemoveWake's wake: "1" when the script may wake the next task itself.
 func (a *Advance) Wake() string { return a.wake }
 
+// Succeeds tells the advance that the handler returns nil after its script: the script may
+// complete the task in asynq too (CompletionArgs).
+func (a *Advance) Succeeds() { a.succeeds = true }
+
+// CompletionArgs are asynqCompleteAt's ARGV (tasks.CompletionArgs of them): the task's completion
+// once the handler Succeeds, where the script may write it; else they ask for nothing.
+func (a *Advance) CompletionArgs() []any {
+	if !a.succeeds {
+		return tasks.Completion{}.Args()
+	}
+	return a.complete.Args()
+}
+
+// Completed records asynqCompleteAt's reply: 1, the script completed the task in asynq.
+func (a *Advance) Completed(reply any) error {
+	n, err := luascript.Integer(reply)
+	if err != nil {
+		return err
+	}
+	if a.succeeds && a.complete.Completed(n) {
+		a.completed = true
+	}
+	return nil
+}
+
 // Done records orderedRemove's reply: the turn is over.
 func (a *Advance) Done(reply any) error {
 	r, err := removeScript.Reply(reply, nil)
@@ -342,8 +372,16 @@ func (a *Advance) Done(reply any) error {
 func (s *Sequencer) run(ctx context.Context, it Item, token string, last bool, h asynq.Handler, t *asynq.Task) error {
 	stop := s.keepLease(ctx, it, token)
 	adv := &Advance{keys: s.keys.all(s.name, it.Key), member: it.member(), token: token, wake: luascript.Flag(s.inScript)}
+	if s.inScript {
+		adv.complete = tasks.CompletionOf(ctx)
+	}
 	err := h.ProcessTask(context.WithValue(ctx, advanceKey{}, adv), t)
 	stop()
+	if adv.completed && err != nil {
+		// Gone from asynq already: a retry or an archive would find nothing.
+		s.logger.Error("a handler failed after its script completed its task", "key", it.Key, "task_id", it.TaskID, "err", err)
+		err = nil
+	}
 	final := err == nil || last || errors.Is(err, asynq.SkipRetry) || errors.Is(err, asynq.RevokeTask)
 	bg := context.WithoutCancel(ctx)
 	if adv.done {

@@ -592,9 +592,60 @@ func TestAdvanceWakesTheNextInTheHandlersScript(t *testing.T) {
 	}
 }
 
+// advanceAndComplete ends each turn as advanceAndWake does and completes the task in asynq too
+// (AdvanceLua), as routing's status script does for a sent message.
+var advanceAndComplete = redis.NewScript(AdvanceLua + `
+redis.call('RPUSH', KEYS[5], ARGV[3])
+return {orderedRemoveWake(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'done', ARGV[2], ARGV[4]), asynqCompleteAt(ARGV, 5)}
+`)
+
+// A handler that succeeds completes its task in its own script that ends the turn: asynq's
+// completion of the task never reaches Redis, and asynq counts every task processed.
+func TestAdvanceCompletesTheTaskInTheHandlersScript(t *testing.T) {
+	o := Options{Recheck: time.Minute, Logger: slog.New(slog.DiscardHandler)}
+	e := newEnv(t, o)
+	log := keyspace.New("t").Key("test", "written")
+	active := "asynq:{" + tasks.QueueReplies + "}:active"
+	asynqDone := &redistest.CommandCounter{Match: func(cmd redis.Cmder) bool {
+		a, n := cmd.Args(), cmd.Name()
+		return (n == "evalsha" || n == "eval") && len(a) > 3 && a[3] == active
+	}}
+	client := redis.NewClient(e.client.Options())
+	t.Cleanup(func() { _ = client.Close() })
+	client.AddHook(asynqDone)
+	seq := New(client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(client), o)
+	srv := tasks.NewServer(client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second})
+	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		adv := AdvanceOf(ctx)
+		if adv == nil {
+			return fmt.Errorf("%w: no turn in the context", asynq.SkipRetry)
+		}
+		adv.Succeeds()
+		args := append([]any{adv.Member(), adv.Token(), string(task.Payload()), adv.Wake()}, adv.CompletionArgs()...)
+		reply, err := advanceAndComplete.Run(ctx, e.client, append(adv.Keys(), log), args...).Slice()
+		if err != nil {
+			return err
+		}
+		if reply[1] != int64(1) {
+			return fmt.Errorf("%w: the script did not complete the task: %v", asynq.SkipRetry, reply[1])
+		}
+		return errors.Join(adv.Done(reply[0]), adv.Completed(reply[1]))
+	})))
+	enqueueFiveAndWaitInOrder(t, e, srv, log)
+	ins := asynq.NewInspectorFromRedisClient(e.client)
+	testutil.Eventually(t, 5*time.Second, "asynq to count the tasks processed", func() bool {
+		info, err := ins.GetQueueInfo(tasks.QueueReplies)
+		return err == nil && info.Processed == 5 && info.Failed == 0 && info.Size == 0
+	})
+	time.Sleep(100 * time.Millisecond)
+	if n := asynqDone.N(); n != 0 {
+		t.Errorf("asynq's completion reached Redis %d times, want none", n)
+	}
+}
+
 // On Redis Cluster, where asynq's keys are of other slots than the sequence's, the admission carries
-// no task (the caller enqueues it) and the advance does not wake in its script: the old paths, which
-// run there in order.
+// no task (the caller enqueues it), the advance does not wake in its script nor complete the task:
+// the old paths, which run there in order.
 func TestClusterKeepsToTheClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster")
@@ -606,12 +657,14 @@ func TestClusterKeepsToTheClient(t *testing.T) {
 	srv := tasks.NewServer(client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second})
 	var mu sync.Mutex
 	var ran []string
-	var wakeFlags []string
+	var wakeFlags, completions []string
 	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
 		mu.Lock()
 		ran = append(ran, string(task.Payload()))
 		if adv := AdvanceOf(ctx); adv != nil {
+			adv.Succeeds()
 			wakeFlags = append(wakeFlags, adv.Wake())
+			completions = append(completions, fmt.Sprint(adv.CompletionArgs()[0]))
 		}
 		mu.Unlock()
 		return nil
@@ -651,6 +704,9 @@ func TestClusterKeepsToTheClient(t *testing.T) {
 	}
 	if !slices.Equal(wakeFlags, []string{"0", "0", "0"}) {
 		t.Errorf("the turns' wake flags on a cluster: %v, want all 0", wakeFlags)
+	}
+	if !slices.Equal(completions, []string{"", "", ""}) {
+		t.Errorf("the turns' completions on a cluster: %q, want none (asynq completes the tasks)", completions)
 	}
 }
 

@@ -202,6 +202,10 @@ local function orderedRemoveWake(items, at, counter, lease, member, mode, token,
 end
 `
 
+// AdvanceLua is RemoveLua with tasks.CompleteLua, for the handler's script that ends its turn and
+// may complete its task (Advance).
+const AdvanceLua = RemoveLua + tasks.CompleteLua
+
 // removeScript runs orderedRemoveWake on one sequence. ARGV: 1 member, 2 mode, 3 token, 4 wake.
 var removeScript = luascript.New[removeArgs, removeReply]("ordered remove", RemoveLua+`
 return orderedRemoveWake(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])

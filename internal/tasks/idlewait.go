@@ -87,13 +87,17 @@ func (w *IdleWait) Close() {
 }
 
 // waitClient is asynq's client with its dequeue script intercepted (asynq runs it with
-// Script.Run: EVALSHA, and EVAL when Redis does not have it).
+// Script.Run: EVALSHA, and EVAL when Redis does not have it), and its Done script of a task a
+// handler's script completed already (Completion) answered without Redis.
 type waitClient struct {
 	redis.UniversalClient
 	w *IdleWait
 }
 
 func (c waitClient) EvalSha(ctx context.Context, sha string, keys []string, args ...any) *redis.Cmd {
+	if done := answerDone(ctx, keys); done != nil {
+		return done
+	}
 	cmd := c.UniversalClient.EvalSha(ctx, sha, keys, args...)
 	if c.w.idle(cmd, keys, args) && c.w.wait() {
 		return c.UniversalClient.EvalSha(ctx, sha, c.w.first, args[0], c.w.firstArg)
@@ -102,6 +106,9 @@ func (c waitClient) EvalSha(ctx context.Context, sha string, keys []string, args
 }
 
 func (c waitClient) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	if done := answerDone(ctx, keys); done != nil {
+		return done
+	}
 	cmd := c.UniversalClient.Eval(ctx, script, keys, args...)
 	if c.w.idle(cmd, keys, args) && c.w.wait() {
 		return c.UniversalClient.Eval(ctx, script, c.w.first, args[0], c.w.firstArg)

@@ -125,6 +125,9 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		}),
 	}
 	s := &Server{mux: asynq.NewServeMux(), logger: logger}
+	// A handler's script may complete its task itself (Completion) where it may touch the queue's
+	// keys and the servers' client answers asynq's Done then (waitClient).
+	completes := SingleNode(client)
 	for _, p := range pools {
 		c := cfg
 		// With no task pending, the pool waits on Redis for one, and asks again after ½–1½ of
@@ -135,6 +138,8 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 			c.Queues[q] = len(p.queues) - i // strict priority: the first queue first
 		}
 		w := NewIdleWait(client, p.queues)
+		_, intercepts := w.Client().(waitClient)
+		completes = completes && intercepts
 		s.waits = append(s.waits, w)
 		s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(w.Client(), c))
 	}
@@ -142,6 +147,9 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			s.active.begin()
 			defer s.active.end()
+			if completes {
+				ctx = context.WithValue(ctx, completionKey{}, true)
+			}
 			return h.ProcessTask(ctx, t)
 		})
 	})
