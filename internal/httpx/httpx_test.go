@@ -79,6 +79,72 @@ func TestBindJSONAnswersEachBadBody(t *testing.T) {
 	}
 }
 
+// BindJSON leaves the validator out only for bodies without a rule anywhere: a rule below untagged
+// levels, or in a value behind an interface, is still checked.
+func TestBindJSONChecksRulesAtAnyDepth(t *testing.T) {
+	type inner struct {
+		Name string `json:"name" validate:"required"`
+	}
+	type middle struct {
+		Inner *inner `json:"inner"`
+	}
+	type nested struct {
+		Middle middle `json:"middle"`
+	}
+	type plain struct {
+		Middle *struct {
+			Name string `json:"name"`
+		} `json:"middle"`
+	}
+	type boxed struct {
+		Value any `json:"-"`
+	}
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
+	app.Post("/nested", func(c *fiber.Ctx) error {
+		var v nested
+		if err := BindJSON(c, &v); err != nil {
+			return err
+		}
+		return c.JSON(v)
+	})
+	app.Post("/plain", func(c *fiber.Ctx) error {
+		var v plain
+		if err := BindJSON(c, &v); err != nil {
+			return err
+		}
+		return c.JSON(v)
+	})
+	app.Post("/boxed", func(c *fiber.Ctx) error {
+		v := boxed{Value: &inner{}}
+		if err := BindJSON(c, &v); err != nil {
+			return err
+		}
+		return c.JSON(v)
+	})
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/nested", `{"middle":{"inner":{"name":"x"}}}`, 200},
+		{"/nested", `{"middle":{"inner":{}}}`, 422},
+		{"/plain", `{"middle":{}}`, 200},
+		{"/boxed", `{}`, 422},
+		{"/nested", `{"middle":{"inner":{"name":"x"}}}`, 200}, // the type's answer, remembered
+		{"/nested", `{"middle":{"inner":{}}}`, 422},
+	} {
+		req := httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.status {
+			b, _ := io.ReadAll(resp.Body)
+			t.Errorf("%s %s: got %d, want %d (%s)", tc.path, tc.body, resp.StatusCode, tc.status, b)
+		}
+	}
+}
+
 func TestClientAddressComesFromTheProxyHeaderOnlyForTrustedProxies(t *testing.T) {
 	ip := func(trusted []string, header string) string {
 		t.Helper()
