@@ -23,15 +23,20 @@ type pauseRequest struct {
 	Reason string `json:"reason" validate:"max=8"`
 }
 
-func TestBindJSONAnswersEachBadBody(t *testing.T) {
-	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
-	app.Put("/toggle", func(c *fiber.Ctx) error {
-		var req pauseRequest
-		if err := BindJSON(c, &req); err != nil {
+// binding is a route that binds the body into a fresh value from zero and answers with it.
+func binding[T any](zero func() T) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := zero()
+		if err := BindJSON(c, &v); err != nil {
 			return err
 		}
-		return c.JSON(req)
-	})
+		return c.JSON(v)
+	}
+}
+
+func TestBindJSONAnswersEachBadBody(t *testing.T) {
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
+	app.Put("/toggle", binding(func() pauseRequest { return pauseRequest{} }))
 	for _, tc := range []struct {
 		name, ctype, body string
 		status            int
@@ -100,27 +105,9 @@ func TestBindJSONChecksRulesAtAnyDepth(t *testing.T) {
 		Value any `json:"-"`
 	}
 	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
-	app.Post("/nested", func(c *fiber.Ctx) error {
-		var v nested
-		if err := BindJSON(c, &v); err != nil {
-			return err
-		}
-		return c.JSON(v)
-	})
-	app.Post("/plain", func(c *fiber.Ctx) error {
-		var v plain
-		if err := BindJSON(c, &v); err != nil {
-			return err
-		}
-		return c.JSON(v)
-	})
-	app.Post("/boxed", func(c *fiber.Ctx) error {
-		v := boxed{Value: &inner{}}
-		if err := BindJSON(c, &v); err != nil {
-			return err
-		}
-		return c.JSON(v)
-	})
+	app.Post("/nested", binding(func() nested { return nested{} }))
+	app.Post("/plain", binding(func() plain { return plain{} }))
+	app.Post("/boxed", binding(func() boxed { return boxed{Value: &inner{}} }))
 	for _, tc := range []struct {
 		path, body string
 		status     int
