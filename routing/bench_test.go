@@ -14,6 +14,7 @@ import (
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/clock"
 	"github.com/chatgate/chatgate/internal/keyspace"
+	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
@@ -163,14 +164,7 @@ func scriptStats(ctx context.Context, client redis.UniversalClient) (scripts, us
 // to one of 100 agents online, card.offered on the agent's event log. redis-calls/msg counts the
 // commands (inside scripts too), scripts/msg the round trips that run a script.
 func BenchmarkIntakeOfANewCustomer(b *testing.B) {
-	cfg := &configs.Config{
-		Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: "longest_idle", OfferTimeout: time.Hour}},
-		WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
-	}
-	for i := 0; i < 100; i++ {
-		cfg.Agents = append(cfg.Agents, configs.Agent{ID: fmt.Sprintf("a%03d", i), Queues: []string{"q"},
-			Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 1000000}}})
-	}
+	cfg := oneQueueConfig("longest_idle", 100)
 	client := redistest.Client(b)
 	r := newOnlineBenchRouter(b, client, cfg, NewStreamLog(client, keyspace.New("t"), 1000))
 	ctx := context.Background()
@@ -191,6 +185,20 @@ func BenchmarkIntakeOfANewCustomer(b *testing.B) {
 	b.ReportMetric((c1-c0)/float64(b.N), "redis-calls/msg")
 }
 
+// oneQueueConfig is WhatsApp's number 100 in the queue q of strategy, with agents a000, a001, … of
+// a capacity that never fills.
+func oneQueueConfig(strategy string, agents int) *configs.Config {
+	cfg := &configs.Config{
+		Queues:   []configs.Queue{{ID: "q", Channels: []string{"whatsapp"}, Strategy: strategy, OfferTimeout: time.Hour}},
+		WhatsApp: configs.WhatsApp{Numbers: []configs.Number{{PhoneNumberID: "100", Queue: "q"}}},
+	}
+	for i := 0; i < agents; i++ {
+		cfg.Agents = append(cfg.Agents, configs.Agent{ID: fmt.Sprintf("a%03d", i), Queues: []string{"q"},
+			Channels: map[string]configs.AgentChannel{"whatsapp": {Capacity: 1000000}}})
+	}
+	return cfg
+}
+
 // newOnlineBenchRouter is a router on cfg with every agent online on WhatsApp.
 func newOnlineBenchRouter(b *testing.B, client *redis.Client, cfg *configs.Config, pub Publisher) *Router {
 	ks := keyspace.New("t")
@@ -208,4 +216,32 @@ func newOnlineBenchRouter(b *testing.B, client *redis.Client, cfg *configs.Confi
 		}
 	}
 	return r
+}
+
+// BenchmarkAgentStart measures Redis's side of what bench/outbound.sh sends: an agent starts a
+// conversation with a new customer, its send admitted to the conversation's sequence and its task
+// written to asynq in the same script (StartAdmitted, as outbound's POST /v1/conversations).
+// redis-µs/start is the script's time in INFO commandstats, redis-calls/start the commands it runs.
+func BenchmarkAgentStart(b *testing.B) {
+	client := redistest.Client(b)
+	r := newOnlineBenchRouter(b, client, oneQueueConfig("least_busy", 10), nil)
+	seq := ordered.New(client, keyspace.New("t"), "sends", nil, ordered.Options{})
+	ctx := context.Background()
+	s0, u0, c0 := scriptStats(ctx, client)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, adm, err := r.StartAdmitted(ctx, StartRequest{Agent: fmt.Sprintf("a%03d", i%10), Channel: "whatsapp", EntryPoint: "100",
+			ContactPhone: fmt.Sprintf("55219%08d", i), Message: Outbound{Kind: "template", Text: "Olá", Payload: json.RawMessage(`{"name":"hi"}`)}},
+			func(id string) ordered.Admission {
+				return seq.AdmitTask(ordered.Task{Key: ordered.KeyPlaceholder, Queue: "templates", ID: id, Type: "send:template",
+					Payload: []byte(`{"message_id":"` + id + `","conversation_id":"` + ordered.KeyPlaceholder + `"}`)})
+			})
+		if err != nil || !adm.Queued {
+			b.Fatal(err, adm)
+		}
+	}
+	b.StopTimer()
+	s1, u1, c1 := scriptStats(ctx, client)
+	b.ReportMetric((u1-u0)/(s1-s0), "redis-µs/start")
+	b.ReportMetric((c1-c0)/(s1-s0), "redis-calls/start")
 }

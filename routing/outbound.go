@@ -70,20 +70,22 @@ func (r *Router) start(ctx context.Context, req StartRequest, admit func(message
 		return Conversation{}, Message{}, false, Admitted{}, ErrUnknownQueue
 	}
 	now := r.clock.Now()
-	msgID := newID()
+	var msgID, convID, cardID, contactID string
+	newIDs(&msgID, &convID, &cardID, &contactID)
 	var admission *ordered.Admission
 	if admit != nil {
 		a := admit(msgID)
 		admission = &a
 	}
-	var candidateIn []candidateQueue
-	for _, q := range r.agentQueues(req.Agent, req.Channel) {
+	qs := r.agentQueues(req.Agent, req.Channel)
+	candidateIn := make([]candidateQueue, 0, len(qs))
+	for _, q := range qs {
 		candidateIn = append(candidateIn, candidateQueue{id: q, strategy: r.queues[q].Strategy})
 	}
 	out, err := startScript.Run(ctx, r.client, startArgs{keys: r.keys, agent: req.Agent, channel: req.Channel,
 		entryPoint: req.EntryPoint, queue: queue, phone: strings.TrimPrefix(req.ContactPhone, "+"),
-		conversationID: newID(), cardID: newID(), messageID: msgID, now: now.UnixMilli(),
-		kind: req.Message.Kind, text: req.Message.Text, payload: string(req.Message.Payload), newContactID: newID(),
+		conversationID: convID, cardID: cardID, messageID: msgID, now: now.UnixMilli(),
+		kind: req.Message.Kind, text: req.Message.Text, payload: string(req.Message.Payload), newContactID: contactID,
 		capacity: r.agents[req.Agent].channels[req.Channel], candidateIn: candidateIn, admit: admission, idOnly: admit != nil})
 	if err != nil {
 		return Conversation{}, Message{}, false, Admitted{}, fmt.Errorf("start conversation: %w", err)

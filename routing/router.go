@@ -258,6 +258,16 @@ func newID() string {
 	return ulid.MustNew(ulid.Now(), idEntropy).String()
 }
 
+// newIDs sets each of ids to a new ULID, as newID, taking the lock and the time once.
+func newIDs(ids ...*string) {
+	idMu.Lock()
+	defer idMu.Unlock()
+	now := ulid.Now()
+	for _, id := range ids {
+		*id = ulid.MustNew(now, idEntropy).String()
+	}
+}
+
 // Inbound is a customer's message as providers hand it to routing.
 type Inbound struct {
 	Channel    string

@@ -1146,21 +1146,26 @@ local contact = redis.call('GET', KEYS[1])
 local conv
 if contact then conv = redis.call('GET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact) end
 local new = '0'
+local load -- the agent's load on the channel once a new conversation counts
 if conv then
-  local holder = redis.call('HGET', P .. 'conv:' .. conv, 'agent')
-  local card = redis.call('HGET', P .. 'conv:' .. conv, 'card')
-  if holder ~= agent or redis.call('HGET', P .. 'card:' .. card, 'state') ~= 'accepted' then return {'taken', conv} end
+  local held = redis.call('HMGET', P .. 'conv:' .. conv, 'agent', 'card')
+  if held[1] ~= agent or redis.call('HGET', P .. 'card:' .. held[2], 'state') ~= 'accepted' then return {'taken', conv} end
 else
   local cap = tonumber(redis.call('HGET', P .. 'cap:' .. agent, ch) or '0')
-  local load = tonumber(redis.call('HGET', P .. 'load:' .. agent, ch) or '0')
+  load = tonumber(redis.call('HGET', P .. 'load:' .. agent, ch) or '0')
   if load >= cap then return {'at_capacity'} end
-  if not contact then
+  -- a contact created here has no name or business-scoped ids yet, and counts this conversation
+  local cf = {}
+  if contact then
+    cf = redis.call('HMGET', P .. 'contact:' .. contact, 'bsuid', 'username', 'name')
+    redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1)
+  else
     contact = ARGV[15]
-    redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', ARGV[11], 'phone', ARGV[6])
+    redis.call('HSET', P .. 'contact:' .. contact, 'id', contact, 'channel', ch, 'created_at', ARGV[11], 'phone', ARGV[6],
+      'convs', 1)
     redis.call('SET', KEYS[1], contact)
     redis.call('SADD', P .. 'contactids:' .. contact, ARGV[5])
   end
-  local cf = redis.call('HMGET', P .. 'contact:' .. contact, 'bsuid', 'username', 'name')
   conv, new = ARGV[8], '1'
   redis.call('HSET', P .. 'conv:' .. conv, 'id', conv, 'channel', ch, 'entry_point', ARGV[4], 'queue', ARGV[7],
     'contact_id', contact, 'contact_name', cf[3] or '', 'contact_phone', '+' .. ARGV[6], 'contact_bsuid', cf[1] or '',
@@ -1168,11 +1173,10 @@ else
     'card', ARGV[9], 'opened_at', ARGV[11], 'origin', 'agent')
   redis.call('SET', P .. 'convopen:' .. ch .. ':' .. ARGV[4] .. ':' .. contact, conv)
   redis.call('ZADD', P .. 'retention', ARGV[11], conv)
-  redis.call('HINCRBY', P .. 'contact:' .. contact, 'convs', 1)
   redis.call('HSET', P .. 'card:' .. ARGV[9], 'id', ARGV[9], 'conversation_id', conv, 'queue', ARGV[7],
     'channel', ch, 'state', 'accepted', 'agent', agent, 'created_at', ARGV[11], 'offered_at', ARGV[11],
     'accepted_at', ARGV[11], 'preview', ARGV[13])
-  redis.call('HINCRBY', P .. 'load:' .. agent, ch, 1)
+  load = redis.call('HINCRBY', P .. 'load:' .. agent, ch, 1)
   redis.call('SADD', P .. 'agentcards:' .. agent, ARGV[9])
 end
 redis.call('HSET', P .. 'msg:' .. ARGV[10], 'id', ARGV[10], 'conversation_id', conv, 'direction', 'out',
@@ -1184,7 +1188,6 @@ outboxEmit(P, ARGV[11], 'message.sent', conv, 'm', ARGV[10])
 -- again in its queues (least_busy scores by load), and the queues where cards wait are named for
 -- the caller to dispatch (an empty queue has nothing to offer).
 local dispatch = {}
-local load = tonumber(redis.call('HGET', P .. 'load:' .. agent, ch) or '0')
 if new == '1' and st == 'online' and load < tonumber(ARGV[16]) then
   local now = tonumber(ARGV[11])
   for i = 0, tonumber(ARGV[17]) - 1 do

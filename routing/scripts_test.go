@@ -586,6 +586,111 @@ func TestRequeueScriptRawState(t *testing.T) {
 	)...)
 }
 
+// TestStartScriptRawState: an agent's start creates the contact the number has none of (counting the
+// conversation), or copies the names of the one it has into the conversation; the conversation and
+// its card are accepted by the agent, whose load grows and who is a candidate again while below
+// capacity; a second start to the same number joins the open conversation; at capacity nothing is written.
+func TestStartScriptRawState(t *testing.T) {
+	ctx := context.Background()
+	s := newRawState(t)
+	s.eligibleAgent("ana", 3, 1)
+	s.zset("avail:sales:whatsapp", 500, "ana")
+	s.zset("waiting:sales:whatsapp", 400, "D9")
+	s.hash("contact:K0", "id", "K0", "channel", "whatsapp", "phone", "5511999990002", "name", "Maria",
+		"bsuid", "BR.1", "username", "maria", "convs", 1)
+	s.str("ident:whatsapp:phone:5511999990002", "K0")
+	start := func(phone, conv, card, msg, contact string, now int64) startReply {
+		t.Helper()
+		out, err := startScript.Run(ctx, s.client, startArgs{keys: rawKeys, agent: "ana", channel: "whatsapp",
+			entryPoint: "100", queue: "sales", phone: phone, conversationID: conv, cardID: card, messageID: msg,
+			newContactID: contact, now: now, kind: "template", text: "olá", payload: `{"name":"hi"}`, capacity: 3,
+			candidateIn: []candidateQueue{{id: "sales", strategy: "least_busy"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	conv := func(id, card, contact, name, phone, bsuid, username string, at int) string {
+		return wantHash("conv:"+id, "id", id, "channel", "whatsapp", "entry_point", "100", "queue", "sales",
+			"contact_id", contact, "contact_name", name, "contact_phone", "+"+phone, "contact_bsuid", bsuid,
+			"contact_username", username, "state", "open", "agent", "ana", "card", card, "opened_at", fmt.Sprint(at),
+			"origin", "agent")
+	}
+	card := func(id, conv string, at int) string {
+		a := fmt.Sprint(at)
+		return wantHash("card:"+id, "id", id, "conversation_id", conv, "queue", "sales", "channel", "whatsapp",
+			"state", "accepted", "agent", "ana", "created_at", a, "offered_at", a, "accepted_at", a, "preview", "olá")
+	}
+	msg := func(id, conv string, at int) string {
+		return wantHash("msg:"+id, "id", id, "conversation_id", conv, "direction", "out", "channel", "whatsapp",
+			"kind", "template", "text", "olá", "payload", `{"name":"hi"}`, "at", fmt.Sprint(at), "agent", "ana", "status", "queued")
+	}
+
+	// A number without a contact: one is created, counting the conversation.
+	out := start("5511999990001", "C1", "D1", "M1", "K1", 1000)
+	if out.code != "ok" || out.conversationID != "C1" || !out.opened || !slices.Equal(out.dispatch, []string{"sales"}) ||
+		out.convFields["contact_id"] != "K1" || out.convFields["card"] != "D1" {
+		t.Errorf("first start: %+v", out)
+	}
+	first := []string{
+		wantHash("presence:ana", "whatsapp", "online"),
+		wantHash("cap:ana", "whatsapp", "3"),
+		wantZSet("waiting:sales:whatsapp", 400, "D9"),
+		wantHash("contact:K1", "id", "K1", "channel", "whatsapp", "created_at", "1000", "phone", "5511999990001", "convs", "1"),
+		wantString("ident:whatsapp:phone:5511999990001", "K1"),
+		wantSet("contactids:K1", "phone:5511999990001"),
+		wantString("ident:whatsapp:phone:5511999990002", "K0"),
+		conv("C1", "D1", "K1", "", "5511999990001", "", "", 1000),
+		wantString("convopen:whatsapp:100:K1", "C1"),
+		card("D1", "C1", 1000),
+		msg("M1", "C1", 1000),
+	}
+	s.want(append(first,
+		wantHash("contact:K0", "id", "K0", "channel", "whatsapp", "phone", "5511999990002", "name", "Maria",
+			"bsuid", "BR.1", "username", "maria", "convs", "1"),
+		wantList("convmsgs:C1", "M1"),
+		wantZSet("retention", 1000, "C1"),
+		wantHash("load:ana", "whatsapp", "2"),
+		wantSet("agentcards:ana", "D1"),
+		wantZSet("avail:sales:whatsapp", float64(2e13+1000), "ana"), // least_busy: by the load
+	)...)
+
+	// The same number again: the message joins the open conversation; nothing else changes.
+	out = start("5511999990001", "C2", "D2", "M2", "K2", 2000)
+	if out.code != "ok" || out.conversationID != "C1" || out.opened || len(out.dispatch) != 0 {
+		t.Errorf("second start: %+v", out)
+	}
+	// A number with a contact: its names go into the conversation, its count grows; the agent reaches
+	// its capacity, so it is no candidate.
+	out = start("5511999990002", "C3", "D3", "M3", "K3", 3000)
+	if out.code != "ok" || out.conversationID != "C3" || !out.opened || len(out.dispatch) != 0 ||
+		out.convFields["contact_name"] != "Maria" {
+		t.Errorf("third start: %+v", out)
+	}
+	all := append(first,
+		wantHash("contact:K0", "id", "K0", "channel", "whatsapp", "phone", "5511999990002", "name", "Maria",
+			"bsuid", "BR.1", "username", "maria", "convs", "2"),
+		wantList("convmsgs:C1", "M1", "M2"),
+		msg("M2", "C1", 2000),
+		conv("C3", "D3", "K0", "Maria", "5511999990002", "BR.1", "maria", 3000),
+		wantString("convopen:whatsapp:100:K0", "C3"),
+		card("D3", "C3", 3000),
+		msg("M3", "C3", 3000),
+		wantList("convmsgs:C3", "M3"),
+		wantZSet("retention", 1000, "C1", 3000, "C3"),
+		wantHash("load:ana", "whatsapp", "3"),
+		wantSet("agentcards:ana", "D1", "D3"),
+		wantZSet("avail:sales:whatsapp", float64(2e13+1000), "ana"),
+	)
+	s.want(all...)
+
+	// At capacity: refused, nothing written.
+	if out = start("5511999990003", "C4", "D4", "M4", "K4", 4000); out.code != "at_capacity" {
+		t.Errorf("fourth start: %+v", out)
+	}
+	s.want(all...)
+}
+
 // TestReportRowOutcomes: the close reason and whether anyone accepted decide the row's outcome
 // (reportOutcome, the one mapping); the other parts' fields (transfers, disposition,
 // first_response_at) are read when present; a row whose day is older than the retention is not written.

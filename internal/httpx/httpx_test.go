@@ -23,15 +23,20 @@ type pauseRequest struct {
 	Reason string `json:"reason" validate:"max=8"`
 }
 
-func TestBindJSONAnswersEachBadBody(t *testing.T) {
-	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
-	app.Put("/toggle", func(c *fiber.Ctx) error {
-		var req pauseRequest
-		if err := BindJSON(c, &req); err != nil {
+// binding is a route that binds the body into a fresh value from zero and answers with it.
+func binding[T any](zero func() T) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := zero()
+		if err := BindJSON(c, &v); err != nil {
 			return err
 		}
-		return c.JSON(req)
-	})
+		return c.JSON(v)
+	}
+}
+
+func TestBindJSONAnswersEachBadBody(t *testing.T) {
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
+	app.Put("/toggle", binding(func() pauseRequest { return pauseRequest{} }))
 	for _, tc := range []struct {
 		name, ctype, body string
 		status            int
@@ -75,6 +80,54 @@ func TestBindJSONAnswersEachBadBody(t *testing.T) {
 		}
 		if tc.field != "" && (len(got.Error.Fields) == 0 || got.Error.Fields[0].Field != tc.field) {
 			t.Errorf("%s: fields %+v, want %q first", tc.name, got.Error.Fields, tc.field)
+		}
+	}
+}
+
+// BindJSON leaves the validator out only for bodies without a rule anywhere: a rule below untagged
+// levels, or in a value behind an interface, is still checked.
+func TestBindJSONChecksRulesAtAnyDepth(t *testing.T) {
+	type inner struct {
+		Name string `json:"name" validate:"required"`
+	}
+	type middle struct {
+		Inner *inner `json:"inner"`
+	}
+	type nested struct {
+		Middle middle `json:"middle"`
+	}
+	type plain struct {
+		Middle *struct {
+			Name string `json:"name"`
+		} `json:"middle"`
+	}
+	type boxed struct {
+		Value any `json:"-"`
+	}
+	app := NewApp(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), BodyLimit: 1 << 10})
+	app.Post("/nested", binding(func() nested { return nested{} }))
+	app.Post("/plain", binding(func() plain { return plain{} }))
+	app.Post("/boxed", binding(func() boxed { return boxed{Value: &inner{}} }))
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/nested", `{"middle":{"inner":{"name":"x"}}}`, 200},
+		{"/nested", `{"middle":{"inner":{}}}`, 422},
+		{"/plain", `{"middle":{}}`, 200},
+		{"/boxed", `{}`, 422},
+		{"/nested", `{"middle":{"inner":{"name":"x"}}}`, 200}, // the type's answer, remembered
+		{"/nested", `{"middle":{"inner":{}}}`, 422},
+	} {
+		req := httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.status {
+			b, _ := io.ReadAll(resp.Body)
+			t.Errorf("%s %s: got %d, want %d (%s)", tc.path, tc.body, resp.StatusCode, tc.status, b)
 		}
 	}
 }
