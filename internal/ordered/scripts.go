@@ -1,6 +1,7 @@
 package ordered
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/chatgate/chatgate/internal/luascript"
@@ -73,19 +74,73 @@ func (a admitArgs) KeysAndArgv() ([]string, []any) {
 
 // claimScript gives the head its turn: the item must be the head and the lease free (or already
 // its own). ARGV: 1 member, 2 token, 3 lease ms.
+var claimScript = luascript.New[claimArgs, claimResult]("ordered claim", claimLua+`
+return orderedClaim(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
+`, parseClaimReply)
+
+// claimLua defines orderedClaim(items, at, lease, member, token, lease ms), claimScript's work.
 // Returns {"go"} / {"gone"} (not in the sequence) / {"busy", lease ms left} (the head, leased by
 // another execution) / {"wait", head, "1" when the head is leased, head's admission ms}.
-var claimScript = luascript.New[claimArgs, claimResult]("ordered claim", `
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'gone'} end
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-local holder = redis.call('GET', KEYS[4])
-if head ~= ARGV[1] then
-  return {'wait', head, holder and '1' or '0', redis.call('HGET', KEYS[2], head) or '0'}
+const claimLua = `
+local function orderedClaim(items, at, lease, member, token, ms)
+  if not redis.call('ZSCORE', items, member) then return {'gone'} end
+  local head = redis.call('ZRANGE', items, 0, 0)[1]
+  local holder = redis.call('GET', lease)
+  if head ~= member then
+    return {'wait', head, holder and '1' or '0', redis.call('HGET', at, head) or '0'}
+  end
+  if holder and holder ~= token then return {'busy', tostring(redis.call('PTTL', lease))} end
+  redis.call('SET', lease, token, 'PX', ms)
+  return {'go'}
 end
-if holder and holder ~= ARGV[2] then return {'busy', tostring(redis.call('PTTL', KEYS[4]))} end
-redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
-return {'go'}
-`, parseClaimReply)
+`
+
+// prefetchingClaim is claimScript with a Prefetcher's function in the same script: prefetch(keys,
+// argv, granted) runs right after the claim on the KEYS and ARGV that follow the claim's. Returns
+// {the claim's reply, prefetch's reply}.
+func prefetchingClaim(prefetchLua string) *luascript.Script[prefetchClaimArgs, prefetchClaimReply] {
+	return luascript.New[prefetchClaimArgs, prefetchClaimReply]("ordered claim and prefetch", `
+redis.replicate_commands()
+`+claimLua+prefetchLua+`
+local r = orderedClaim(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
+return {r, prefetch({unpack(KEYS, 5)}, {unpack(ARGV, 4)}, r[1] == 'go')}
+`, parsePrefetchClaimReply)
+}
+
+// prefetchClaimArgs are a claim's, then the Prefetcher's keys and arguments.
+type prefetchClaimArgs struct {
+	claimArgs
+	pre Prefetch
+}
+
+func (a prefetchClaimArgs) KeysAndArgv() ([]string, []any) {
+	keys, argv := a.claimArgs.KeysAndArgv()
+	return append(keys, a.pre.Keys...), append(argv, a.pre.Args...)
+}
+
+// prefetchClaimReply: the claim's answer and prefetch's reply (nil when it returned none).
+type prefetchClaimReply struct {
+	claim    claimResult
+	prefetch any
+}
+
+func parsePrefetchClaimReply(v any) (prefetchClaimReply, error) {
+	a, err := luascript.AsArray(v)
+	if err != nil {
+		return prefetchClaimReply{}, err
+	}
+	if len(a) == 0 {
+		return prefetchClaimReply{}, fmt.Errorf("%w: an empty array", luascript.ErrReply)
+	}
+	r := prefetchClaimReply{}
+	if r.claim, err = parseClaimReply(a[0]); err != nil {
+		return prefetchClaimReply{}, err
+	}
+	if len(a) > 1 {
+		r.prefetch = a[1]
+	}
+	return r, nil
+}
 
 // claimArgs asks the head's turn for member under the lease token, for lease ms.
 type claimArgs struct {
