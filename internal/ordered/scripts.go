@@ -35,12 +35,16 @@ return orderedAdmit(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 // work, for a script that admits a task itself (Admission).
 const AdmitLua = `
 local function orderedAdmit(items, at, counter, member, now, ttl)
-  if not redis.call('ZSCORE', items, member) then
-    local n = redis.call('INCR', counter)
-    redis.call('ZADD', items, n, member)
-    redis.call('HSET', at, member, now)
-  end
+  -- the counter exists exactly while the sequence has items (they are deleted together): 1 is the
+  -- first item, the head; a re-admission spends a number and keeps its place
+  local n = redis.call('INCR', counter)
+  local added = redis.call('ZADD', items, 'NX', n, member) == 1
+  if added then redis.call('HSET', at, member, now) end
   for _, k in ipairs({items, at, counter}) do redis.call('PEXPIRE', k, ttl) end
+  if added then
+    if n == 1 then return 1 end
+    return 0
+  end
   if redis.call('ZRANGE', items, 0, 0)[1] == member then return 1 end
   return 0
 end
@@ -83,15 +87,17 @@ return orderedClaim(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
 // another execution) / {"wait", head, "1" when the head is leased, head's admission ms}.
 const claimLua = `
 local function orderedClaim(items, at, lease, member, token, ms)
-  if not redis.call('ZSCORE', items, member) then return {'gone'} end
   local head = redis.call('ZRANGE', items, 0, 0)[1]
-  local holder = redis.call('GET', lease)
   if head ~= member then
-    return {'wait', head, holder and '1' or '0', redis.call('HGET', at, head) or '0'}
+    if not redis.call('ZSCORE', items, member) then return {'gone'} end
+    return {'wait', head, tostring(redis.call('EXISTS', lease)), redis.call('HGET', at, head) or '0'}
   end
-  if holder and holder ~= token then return {'busy', tostring(redis.call('PTTL', lease))} end
-  redis.call('SET', lease, token, 'PX', ms)
-  return {'go'}
+  if redis.call('SET', lease, token, 'NX', 'PX', ms) then return {'go'} end
+  if redis.call('GET', lease) == token then
+    redis.call('PEXPIRE', lease, ms)
+    return {'go'}
+  end
+  return {'busy', tostring(redis.call('PTTL', lease))}
 end
 `
 
@@ -230,16 +236,18 @@ func (a releaseArgs) KeysAndArgv() ([]string, []any) { return a.keyList(), []any
 // on Redis Cluster, where asynq's keys are of another slot.
 const RemoveLua = tasks.RunNowLua + `
 local function orderedRemove(items, at, counter, lease, member, mode, token)
-  local head = redis.call('ZRANGE', items, 0, 0)[1]
+  local first = redis.call('ZRANGE', items, 0, 1)
+  local head, nxt = first[1], first[2]
   if mode == 'skip' and (head ~= member or redis.call('EXISTS', lease) == 1) then return {'held'} end
-  if mode == 'done' and redis.call('GET', lease) == token then redis.call('DEL', lease) end
-  redis.call('ZREM', items, member)
-  redis.call('HDEL', at, member)
-  local nxt = redis.call('ZRANGE', items, 0, 0)[1]
-  if not nxt then
-    redis.call('DEL', items, at, counter)
+  local ours = mode == 'done' and redis.call('GET', lease) == token
+  if not head or (head == member and not nxt) then
+    -- the sequence empties: all its keys go in one step (the lease too when it is ours)
+    if ours then redis.call('DEL', items, at, counter, lease) else redis.call('DEL', items, at, counter) end
     return {'ok', ''}
   end
+  if ours then redis.call('DEL', lease) end
+  redis.call('ZREM', items, member)
+  redis.call('HDEL', at, member)
   -- only a new head needs waking: waking an item that was already head would cut its retry backoff
   if head ~= member then return {'ok', ''} end
   return {'ok', nxt}
