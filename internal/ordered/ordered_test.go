@@ -674,3 +674,44 @@ func enqueueFiveAndWaitInOrder(t *testing.T, e *env, srv *tasks.Server, log stri
 		t.Errorf("written in the order %v, want %v", written, want)
 	}
 }
+
+// The claim's answers: an item behind the head waits (and learns whether the head is leased), the
+// head goes once per lease token (again for the same token, as when a claim is retried), another
+// token finds it busy, and an item not in the sequence is gone.
+func TestClaimAnswers(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	for n := 1; n <= 2; n++ {
+		if err := e.seq.Enqueue(ctx, Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n), Type: taskType,
+			Payload: fmt.Appendf(nil, "%d", n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	item := func(n int) Item { return Item{Key: "k", Queue: tasks.QueueReplies, TaskID: fmt.Sprintf("k-%d", n)} }
+	claim := func(n int, token string) claimResult {
+		t.Helper()
+		r, err := e.seq.claim(ctx, item(n), token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := claim(2, "a"); r.state != "wait" || r.head != item(1).member() || r.leased || time.Since(r.admittedAt) > time.Minute {
+		t.Fatalf("the second item's claim: %+v, want a wait for the unleased head", r)
+	}
+	if r := claim(1, "a"); r.state != "go" {
+		t.Fatalf("the head's claim: %+v", r)
+	}
+	if r := claim(1, "a"); r.state != "go" {
+		t.Fatalf("the head's claim again under its own lease: %+v", r)
+	}
+	if r := claim(1, "b"); r.state != "busy" || r.leaseLeft <= 0 {
+		t.Fatalf("the head's claim under another token: %+v, want busy", r)
+	}
+	if r := claim(2, "c"); r.state != "wait" || !r.leased {
+		t.Fatalf("the second item's claim: %+v, want a wait for the leased head", r)
+	}
+	if r := claim(9, "a"); r.state != "gone" {
+		t.Fatalf("a claim of an item not in the sequence: %+v", r)
+	}
+}
