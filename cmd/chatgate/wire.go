@@ -162,15 +162,17 @@ func (g *gateway) wireOutboundWorker(router *routing.Router, sends *ordered.Sequ
 	if timeout <= 0 {
 		timeout = whatsappapi.DefaultTimeout
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = max(64, cfg.Outbound.Concurrency)
+	// Sends on the client's own transport (fasthttp unless a proxy is configured), bounded by the
+	// send timeout.
 	client, err := whatsappapi.New(whatsappapi.Config{BaseURL: cfg.WhatsApp.APIBaseURL, APIVersion: cfg.WhatsApp.APIVersion,
-		HTTPClient: &http.Client{Timeout: timeout, Transport: transport}, Logger: g.logger})
+		Timeout: timeout, Logger: g.logger})
 	if err != nil {
 		return err
 	}
-	// Uploads, downloads and receipts share the API's settings, without the sends' short timeout
-	// (a 100 MB file takes longer than a message).
+	// Uploads, downloads and receipts share the API's settings, on net/http, without the sends'
+	// short timeout (a 100 MB file takes longer than a message).
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = max(64, cfg.Outbound.Concurrency)
 	g.whatsapp, err = whatsappapi.New(whatsappapi.Config{BaseURL: cfg.WhatsApp.APIBaseURL, APIVersion: cfg.WhatsApp.APIVersion,
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: transport}, Logger: g.logger})
 	if err != nil {

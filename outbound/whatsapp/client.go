@@ -16,6 +16,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpproxy"
 )
 
 // Defaults for Config fields left empty.
@@ -28,10 +31,15 @@ const (
 
 // Config configures a Client. Tests point BaseURL at a fake.
 type Config struct {
-	BaseURL    string       // default DefaultBaseURL
-	APIVersion string       // "v23.0"; default DefaultAPIVersion
-	HTTPClient *http.Client // default: DefaultTimeout, pooled connections
-	Logger     *slog.Logger // default: discard
+	BaseURL    string // default DefaultBaseURL
+	APIVersion string // "v23.0"; default DefaultAPIVersion
+	// HTTPClient, when set, carries every call. Without it, sends go through a fasthttp client
+	// (a third of net/http's CPU per send) bounded by Timeout, and the rest through net/http;
+	// also without it, when the environment names a proxy for the API, every call uses net/http,
+	// which honours HTTP(S)_PROXY.
+	HTTPClient *http.Client
+	Timeout    time.Duration // default DefaultTimeout; a send's deadline is also the context's
+	Logger     *slog.Logger  // default: discard
 }
 
 // Client sends messages for any number of business phone numbers; the access
@@ -44,6 +52,8 @@ type Client struct {
 	// what base.JoinPath(version, id, "messages") gives for an id of digits, without its work.
 	versioned string
 	http      *http.Client
+	fast      *fasthttp.Client // nil: sends use http
+	timeout   time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -79,11 +89,30 @@ func New(cfg Config) (*Client, error) {
 	if !apiVersionPattern.MatchString(cfg.APIVersion) {
 		return nil, fmt.Errorf("whatsapp: API version %q: want a version like %q", cfg.APIVersion, DefaultAPIVersion)
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	hc := cfg.HTTPClient
+	var fast *fasthttp.Client
 	if hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 64 // workers send concurrently to one host
-		hc = &http.Client{Timeout: DefaultTimeout, Transport: t}
+		hc = &http.Client{Timeout: cfg.Timeout, Transport: t}
+		// The environment read now (net/http reads it once per process).
+		if proxy, err := httpproxy.FromEnvironment().ProxyFunc()(base); err == nil && proxy == nil {
+			fast = &fasthttp.Client{
+				Name:               "chatgate",
+				MaxConnsPerHost:    512,
+				MaxConnWaitTimeout: cfg.Timeout, // wait for a connection rather than fail
+				// Below the idle timeouts servers commonly keep: a send is not retried on a
+				// connection the server has just closed (it may have taken the request).
+				MaxIdleConnDuration:      20 * time.Second,
+				MaxResponseBodySize:      maxResponseBody,
+				ReadBufferSize:           16 << 10, // Meta's response headers run to several KB
+				DisablePathNormalizing:   true,
+				NoDefaultUserAgentHeader: true,
+			}
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -94,6 +123,8 @@ func New(cfg Config) (*Client, error) {
 		version:   cfg.APIVersion,
 		versioned: base.JoinPath(cfg.APIVersion).String() + "/",
 		http:      hc,
+		fast:      fast,
+		timeout:   cfg.Timeout,
 		log:       log.With("component", "whatsapp.client"),
 		now:       time.Now,
 	}, nil
@@ -113,16 +144,8 @@ func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Mess
 	if err != nil {
 		return SendResult{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.versioned+phoneNumberID+"/messages", bytes.NewReader(body))
-	if err != nil {
-		return SendResult{}, invalid("request: %v", err)
-	}
-	// Canonical keys set directly: what Header.Set would store, without its checks.
-	req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"},
-		"Accept": {"application/json"}}
-
 	start := c.now()
-	resp, err := c.http.Do(req)
+	status, header, raw, readErr, err := c.post(ctx, c.versioned+phoneNumberID+"/messages", token, body)
 	if err != nil {
 		e := &Error{Class: Transient, Message: transportMessage(err), cause: err}
 		e.redact(token)
@@ -130,11 +153,9 @@ func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Mess
 			"class", e.Class.String(), "error", e.Message, "elapsed", c.now().Sub(start))
 		return SendResult{}, e
 	}
-	defer resp.Body.Close()
-	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := responseError(resp.StatusCode, resp.Header, raw, c.now())
+	if status < 200 || status > 299 {
+		e := responseError(status, header(), raw, c.now())
 		e.redact(token)
 		c.log.WarnContext(ctx, "send rejected", "phone_number_id", phoneNumberID, "to", maskedRecipient(msg),
 			"status", e.HTTPStatus, "code", e.Code, "subcode", e.Subcode, "class", e.Class.String(),
@@ -146,10 +167,10 @@ func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Mess
 		// Meta accepted the request; resending could deliver it twice, so
 		// the caller should not retry. The message id is lost.
 		cause := errors.Join(readErr, perr)
-		e := &Error{HTTPStatus: resp.StatusCode, Class: Permanent, FBTraceID: resp.Header.Get("X-Fb-Trace-Id"),
+		e := &Error{HTTPStatus: status, Class: Permanent, FBTraceID: header().Get("X-Fb-Trace-Id"),
 			Message: "accepted, but the response is unreadable: " + cause.Error(), cause: cause}
 		c.log.ErrorContext(ctx, "send accepted without a message id", "phone_number_id", phoneNumberID,
-			"to", maskedRecipient(msg), "status", resp.StatusCode, "fbtrace_id", e.FBTraceID)
+			"to", maskedRecipient(msg), "status", status, "fbtrace_id", e.FBTraceID)
 		return SendResult{}, e
 	}
 	if c.log.Enabled(ctx, slog.LevelDebug) { // the line's arguments cost more than the level check
@@ -157,6 +178,66 @@ func (c *Client) Send(ctx context.Context, phoneNumberID, token string, msg Mess
 			"message_id", res.MessageID, "elapsed", c.now().Sub(start))
 	}
 	return res, nil
+}
+
+// post sends a JSON body with the token and returns the answer: its status, its headers (built
+// only when asked: an error's), its body (at most maxResponseBody) and a body read error, or the
+// transport's error.
+func (c *Client) post(ctx context.Context, url, token string, body []byte) (status int, header func() http.Header, raw []byte, readErr, err error) {
+	if c.fast == nil {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, nil, nil, invalid("request: %v", err)
+		}
+		// Canonical keys set directly: what Header.Set would store, without its checks.
+		req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"},
+			"Accept": {"application/json"}}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return 0, nil, nil, nil, err
+		}
+		defer resp.Body.Close()
+		raw, readErr = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+		return resp.StatusCode, func() http.Header { return resp.Header }, raw, readErr, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, nil, nil, nil, err
+	}
+	deadline := time.Now().Add(c.timeout)
+	ctxDeadline := false
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline, ctxDeadline = d, true
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.SetContentType("application/json")
+	req.Header.Set("Accept", "application/json")
+	req.SetBodyRaw(body)
+	// fasthttp knows deadlines, not contexts: the context's deadline is the request's, and a
+	// context canceled meanwhile is reported as such.
+	if err := c.fast.DoDeadline(req, resp, deadline); errors.Is(err, fasthttp.ErrBodyTooLarge) && resp.StatusCode() != 0 {
+		readErr = err // answered, unreadably: as net/http's path, whose read stops at the limit
+	} else if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return 0, nil, nil, nil, fmt.Errorf("%w: %v", cerr, err)
+		}
+		if ctxDeadline && errors.Is(err, fasthttp.ErrTimeout) { // the context's timer may not have fired yet
+			return 0, nil, nil, nil, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+		}
+		return 0, nil, nil, nil, err
+	}
+	raw = append([]byte(nil), resp.Body()...)
+	h := http.Header{}
+	for _, k := range []string{"X-Fb-Trace-Id", "Retry-After"} {
+		if v := resp.Header.Peek(k); len(v) > 0 {
+			h.Set(k, string(v))
+		}
+	}
+	return resp.StatusCode(), func() http.Header { return h }, raw, readErr, nil
 }
 
 type sendResponse struct {
@@ -210,7 +291,7 @@ func validToken(t string) bool {
 // method and URL (no headers), so the token cannot appear in it.
 func transportMessage(err error) string {
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, fasthttp.ErrTimeout):
 		return "timeout: " + err.Error()
 	case errors.Is(err, context.Canceled):
 		return "canceled: " + err.Error()
