@@ -11,7 +11,6 @@ import (
 
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/luascript"
-	"github.com/chatgate/chatgate/internal/ordered"
 )
 
 // Limits hold every worker process to each sending number's rate and pace messages to one customer
@@ -52,19 +51,19 @@ func NewLimits(client redis.UniversalClient, ks keyspace.Space, rates map[string
 // long to wait before asking again. Both limits are checked and spent in one script: a send the
 // customer's pace refuses must not use up the number's capacity, nor the other way round.
 func (l *Limits) Take(ctx context.Context, number, recipient string) (time.Duration, error) {
-	wait, err := takeBoth.Run(ctx, l.client, l.args(number, recipient, ordered.Turn{}))
+	wait, err := takeBoth.Run(ctx, l.client, l.args(number, recipient))
 	if err != nil {
 		return 0, fmt.Errorf("rate limit: %w", err)
 	}
 	return waitOf(wait), nil
 }
 
-func (l *Limits) args(number, recipient string, turn ordered.Turn) takeArgs {
+func (l *Limits) args(number, recipient string) takeArgs {
 	limit, ok := l.perNumber[number]
 	if !ok {
 		limit = redis_rate.PerSecond(DefaultRatePerSecond)
 	}
-	take := takeArgs{keys: []string{rateKeyPrefix + l.keys.Key("rate", "number", number)}, limits: []redis_rate.Limit{limit}, turn: turn}
+	take := takeArgs{keys: []string{rateKeyPrefix + l.keys.Key("rate", "number", number)}, limits: []redis_rate.Limit{limit}}
 	if l.paced {
 		take.keys = append(take.keys, rateKeyPrefix+l.keys.Key("rate", "to", number, recipient))
 		take.limits = append(take.limits, l.recipient)
@@ -79,91 +78,72 @@ func waitOf(seconds float64) time.Duration {
 	return max(time.Duration(seconds*float64(time.Second)), time.Millisecond)
 }
 
-// PendingTake is a Take queued on a pipeline, for a send that may go only while a turn is held.
-type PendingTake struct{ cmd *redis.Cmd }
-
-// QueueTake queues Take on pipe, spending nothing unless turn's lease key holds its token when the
-// script runs (the claim queued before it on the same pipeline granted the turn).
-func (l *Limits) QueueTake(ctx context.Context, pipe redis.Pipeliner, number, recipient string, turn ordered.Turn) PendingTake {
-	return PendingTake{cmd: takeBoth.EvalSha(ctx, pipe, l.args(number, recipient, turn))}
-}
-
-// Result is the queued Take's answer once the pipeline ran; ok is false when it did not run with
-// the turn held, or failed (the caller then takes again).
-func (p PendingTake) Result() (wait time.Duration, ok bool) {
-	if p.cmd == nil {
-		return 0, false
-	}
-	seconds, err := takeBoth.Reply(p.cmd.Result())
-	if err != nil || seconds < 0 {
-		return 0, false
-	}
-	return waitOf(seconds), true
-}
+// rateTakeLua defines rateTake(keys, argv), takeBoth's work, for a script that takes within its
+// own work (Worker.PrefetchLua).
+const rateTakeLua = `
+local function rateTake(keys, argv)
+  local n = tonumber(argv[1])
+  local jan_1_2017 = 1483228800
+  local t = redis.call('TIME')
+  local now = (t[1] - jan_1_2017) + (t[2] / 1000000)
+  local wait = 0
+  local new_tats = {}
+  for i = 1, n do
+    local key = keys[i]
+    local burst = tonumber(argv[3*i-1])
+    local emission = tonumber(argv[3*i+1]) / tonumber(argv[3*i])
+    local tat = tonumber(redis.call('GET', key)) or now
+    tat = math.max(tat, now)
+    local new_tat = tat + emission
+    local diff = now - (new_tat - emission * burst)
+    if diff < 0 then
+      wait = math.max(wait, -diff)
+    end
+    new_tats[i] = new_tat
+  end
+  if wait > 0 then
+    return tostring(wait)
+  end
+  for i = 1, n do
+    redis.call('SET', keys[i], new_tats[i], 'EX', math.ceil(new_tats[i] - now))
+  end
+  return '0'
+end
+`
 
 // rateKeyPrefix is redis_rate's, so the keys and their values (GCRA theoretical arrival times)
 // stay those the library reads.
 const rateKeyPrefix = "rate:"
 
 // takeBoth is redis_rate's GCRA (allowN, cost 1) over each key, spending on all of them only when
-// all allow. It returns 0, or the longest wait (seconds) among the limits that refuse; or -1, having
-// spent nothing, when a turn is given and not held.
-// KEYS: the limits' keys, then the turn's lease key if any; ARGV: the number of limits, burst, rate,
-// period (seconds) per limit, then the turn's token if any.
+// all allow. It returns 0, or the longest wait (seconds) among the limits that refuse.
+// KEYS: the limits' keys; ARGV: the number of limits, then burst, rate, period (seconds) per limit.
 var takeBoth = luascript.New[takeArgs, float64]("take both", `
 redis.replicate_commands()
-local n = tonumber(ARGV[1])
-if #KEYS > n and redis.call('GET', KEYS[n+1]) ~= ARGV[3*n+2] then return '-1' end
-local jan_1_2017 = 1483228800
-local t = redis.call('TIME')
-local now = (t[1] - jan_1_2017) + (t[2] / 1000000)
-local wait = 0
-local new_tats = {}
-for i = 1, n do
-  local key = KEYS[i]
-  local burst = tonumber(ARGV[3*i-1])
-  local emission = tonumber(ARGV[3*i+1]) / tonumber(ARGV[3*i])
-  local tat = tonumber(redis.call('GET', key)) or now
-  tat = math.max(tat, now)
-  local new_tat = tat + emission
-  local diff = now - (new_tat - emission * burst)
-  if diff < 0 then
-    wait = math.max(wait, -diff)
-  end
-  new_tats[i] = new_tat
-end
-if wait > 0 then
-  return tostring(wait)
-end
-for i = 1, n do
-  redis.call('SET', KEYS[i], new_tats[i], 'EX', math.ceil(new_tats[i] - now))
-end
-return '0'
-`, func(v any) (float64, error) {
+`+rateTakeLua+`
+return rateTake(KEYS, ARGV)
+`, parseWait)
+
+// parseWait reads rateTake's reply: seconds as a string.
+func parseWait(v any) (float64, error) {
 	s, ok := v.(string)
 	if !ok {
 		return 0, fmt.Errorf("%w: %T, want a number as a string", luascript.ErrReply, v)
 	}
 	return strconv.ParseFloat(s, 64)
-})
+}
 
-// takeArgs takes one send from each key under its limit, only while turn is held when it names one.
+// takeArgs takes one send from each key under its limit.
 type takeArgs struct {
 	keys   []string
 	limits []redis_rate.Limit
-	turn   ordered.Turn
 }
 
 func (a takeArgs) KeysAndArgv() ([]string, []any) {
-	argv := make([]any, 0, 2+3*len(a.limits))
+	argv := make([]any, 0, 1+3*len(a.limits))
 	argv = append(argv, len(a.limits))
 	for _, l := range a.limits {
 		argv = append(argv, l.Burst, l.Rate, l.Period.Seconds())
 	}
-	keys := a.keys
-	if a.turn.LeaseKey != "" {
-		keys = append(append([]string{}, a.keys...), a.turn.LeaseKey)
-		argv = append(argv, a.turn.Token)
-	}
-	return keys, argv
+	return a.keys, argv
 }

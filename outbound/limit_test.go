@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/chatgate/chatgate/internal/keyspace"
-	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/tasks"
+	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/outbound"
 )
 
@@ -46,39 +49,46 @@ func TestPaceRefusalSpendsNoNumberCapacity(t *testing.T) {
 	}
 }
 
-// A take queued with a turn spends only while the turn's lease holds its token: a send whose claim
-// was refused spends none of the number's rate.
-func TestQueuedTakeSpendsOnlyWithTheTurn(t *testing.T) {
+// The claim of a send's turn takes the number's rate in the same script, only when it grants the
+// turn: a send whose conversation's lease another execution holds spends none of the number's rate;
+// once the lease is free the send's claim takes it, once, also when Redis has forgotten the scripts
+// (NOSCRIPT).
+func TestClaimTakesTheRateOnlyWithTheTurn(t *testing.T) {
 	ctx := context.Background()
-	client := redistest.Client(t)
-	// 1/s with a burst of 1: after one send, the next waits about a second.
-	limits := outbound.NewLimits(client, keyspace.New("t"), map[string]int{number: 1}, 0)
-	turn := ordered.Turn{LeaseKey: keyspace.New("t").Key("test", "lease"), Token: "mine"}
-	queued := func() (time.Duration, bool) {
-		t.Helper()
-		pipe := client.Pipeline()
-		p := limits.QueueTake(ctx, pipe, number, "5511900000001", turn)
-		if _, err := pipe.Exec(ctx); err != nil && !strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			t.Fatal(err)
-		}
-		return p.Result()
+	// 1/s with a burst of 1: a take holds the number for a second (its key's TTL), two for two.
+	e := newEnv(t, envOptions{noWorker: true, rate: 1})
+	e.login("ana", "whatsapp")
+	card := e.customerWrites("5511900000001")
+	id := e.reply(card.ConversationID, "hello")
+	items, err := e.client.Keys(ctx, keyspace.New("t").Key("ord", "*", "items")).Result()
+	if err != nil || len(items) != 1 {
+		t.Fatalf("sequences %v, %v: want the reply's", items, err)
 	}
-	// Not loaded yet: the queued call fails and says so (the worker then takes alone).
-	if _, ok := queued(); ok {
-		t.Fatal("a queued take on a Redis without the script reported a result")
-	}
-	if _, err := limits.Take(ctx, "another", "x"); err != nil { // loads the script
+	lease := strings.TrimSuffix(items[0], "items") + "lease"
+	if err := e.client.Set(ctx, lease, "another execution", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	client.Set(ctx, turn.LeaseKey, "someone else", time.Minute)
-	if _, ok := queued(); ok {
-		t.Fatal("a take without the turn reported a result")
+	if err := e.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
 	}
-	client.Set(ctx, turn.LeaseKey, "mine", time.Minute)
-	if w, ok := queued(); !ok || w != 0 {
-		t.Fatalf("with the turn: wait %v, ok %v; want the send to go (nothing was spent before)", w, ok)
+	e.startWorker(e.client, 0)
+	testutil.Eventually(t, 10*time.Second, "the send put back while the turn is held", func() bool {
+		info := e.taskInfo(tasks.QueueReplies, id)
+		return info.State == asynq.TaskStateRetry && strings.Contains(info.LastErr, "earlier task")
+	})
+	rate := "rate:" + keyspace.New("t").Key("rate", "number", number)
+	if n, _ := e.client.Exists(ctx, rate).Result(); n != 0 {
+		t.Fatal("a send refused its turn spent the number's rate")
 	}
-	if w, ok := queued(); !ok || w == 0 {
-		t.Fatalf("the second take with the turn: wait %v, ok %v; want a wait (the first spent the rate)", w, ok)
+	if e.message(id).Status != "queued" {
+		t.Fatalf("message %s while its turn is held", e.message(id).Status)
+	}
+	e.client.Del(ctx, lease)
+	if err := e.queue.RunTask(tasks.QueueReplies, outbound.TaskID(id)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(id, "sent")
+	if ttl, _ := e.client.PTTL(ctx, rate).Result(); ttl <= 0 || ttl > time.Second {
+		t.Fatalf("the number's rate key lives %v: want one take (at most a second)", ttl)
 	}
 }

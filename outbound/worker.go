@@ -10,8 +10,8 @@ import (
 	gojson "github.com/goccy/go-json"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/chatgate/chatgate/internal/luascript"
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/tasks"
 	"github.com/chatgate/chatgate/outbound/whatsapp"
@@ -21,7 +21,8 @@ import (
 // Statuses is what the worker needs of routing: the stored message and its status changes.
 type Statuses interface {
 	Message(ctx context.Context, id string) (routing.Message, error)
-	QueueMessage(ctx context.Context, pipe redis.Pipeliner, id string) routing.PendingMessage
+	MessageKey(id string) string
+	MessageFrom(ctx context.Context, id string, fields map[string]string) (routing.Message, error)
 	UpdateStatus(ctx context.Context, messageID string, u routing.StatusUpdate) (routing.Message, bool, error)
 }
 
@@ -94,29 +95,53 @@ func (w *Worker) Register(srv *tasks.Server) {
 	srv.Handle(TypeInteractive, h)
 }
 
-// prefetched is what Prefetch queued with the claim of a send's turn.
+// prefetched is what the claim of a send's turn read and took (Prefetch).
 type prefetched struct {
-	send Send
-	take PendingTake
-	msg  routing.PendingMessage
+	send   Send
+	fields map[string]string // the message's, as stored
+	wait   time.Duration     // the take's, when taken
+	taken  bool
 }
 
 type prefetchKey struct{}
 
-// Prefetch reads the message and takes the number's rate and the customer's pace in the claim's
-// round trip (see ordered.Prefetcher): the take is spent only when the turn is granted. A send that
-// then finds its message already sent (a run after a crash) has spent one unit of each; that is
-// rare and only slows the number by one send.
-func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task, pipe redis.Pipeliner, turn ordered.Turn) context.Context {
+// PrefetchLua reads the message (KEYS[1]) and, only when the turn is granted, takes the number's
+// rate and the customer's pace (the other keys, Limits.args). A send that then finds its message
+// already sent (a run after a crash) has spent one unit of each; that is rare and only slows the
+// number by one send. The keys are all under the tenant's hash tag, as the sequence's.
+func (w *Worker) PrefetchLua() string {
+	return rateTakeLua + `
+local function prefetch(keys, argv, granted)
+  local msg = redis.call('HGETALL', keys[1])
+  if not granted then return {msg} end
+  return {msg, rateTake({unpack(keys, 2)}, argv)}
+end
+`
+}
+
+// Prefetch gives PrefetchLua a send's message and limits (see ordered.Prefetcher).
+func (w *Worker) Prefetch(ctx context.Context, task *asynq.Task) (ordered.Prefetch, bool) {
 	var s Send
 	if err := decodeSend(task.Payload(), &s); err != nil || s.MessageID == "" {
-		return ctx // ProcessTask reports it
+		return ordered.Prefetch{}, false // ProcessTask reports it
 	}
 	if _, ok := w.tokens[s.PhoneNumberID]; !ok {
-		return ctx // never sent: spend nothing
+		return ordered.Prefetch{}, false // never sent: spend nothing
 	}
-	return context.WithValue(ctx, prefetchKey{}, &prefetched{send: s, take: w.limits.QueueTake(ctx, pipe, s.PhoneNumberID, s.To, turn),
-		msg: w.statuses.QueueMessage(ctx, pipe, s.MessageID)})
+	keys, argv := w.limits.args(s.PhoneNumberID, s.To).KeysAndArgv()
+	return ordered.Prefetch{Keys: append([]string{w.statuses.MessageKey(s.MessageID)}, keys...), Args: argv,
+		Done: func(ctx context.Context, reply any) context.Context {
+			pre := &prefetched{send: s}
+			a, _ := luascript.AsArray(reply)
+			if len(a) > 0 {
+				pre.fields = a.Fields(0)
+			}
+			if len(a) > 1 {
+				seconds, err := parseWait(a[1])
+				pre.wait, pre.taken = waitOf(seconds), err == nil
+			}
+			return context.WithValue(ctx, prefetchKey{}, pre)
+		}}, true
 }
 
 // decodeSend reads a task's payload, which newTask wrote with encoding/json. goccy/go-json reads
@@ -151,8 +176,8 @@ func (w *Worker) ProcessTask(ctx context.Context, task *asynq.Task) error {
 func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) error {
 	var msg routing.Message
 	var err error
-	if pre, _ := ctx.Value(prefetchKey{}).(*prefetched); pre != nil && pre.send.MessageID == s.MessageID {
-		msg, err = pre.msg.Result(ctx) // read with the claim
+	if pre, _ := ctx.Value(prefetchKey{}).(*prefetched); pre != nil && pre.fields != nil && pre.send.MessageID == s.MessageID {
+		msg, err = w.statuses.MessageFrom(ctx, s.MessageID, pre.fields) // read with the claim
 	} else {
 		msg, err = w.statuses.Message(ctx, s.MessageID)
 	}
@@ -224,7 +249,7 @@ func (w *Worker) waitTurn(ctx context.Context, s Send, last bool) error {
 	for {
 		wait, ok := time.Duration(0), false
 		if pre != nil && pre.send.PhoneNumberID == s.PhoneNumberID && pre.send.To == s.To {
-			wait, ok = pre.take.Result() // taken with the claim, once
+			wait, ok = pre.wait, pre.taken // taken with the claim, once
 			pre = nil
 		}
 		if !ok {

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/chatgate/chatgate/internal/ordered"
 )
 
@@ -178,25 +176,12 @@ func (r *Router) messageOf(ctx context.Context, id string, h map[string]string) 
 	return messageFrom(id, h, conv), nil
 }
 
-// PendingMessage is a message's read queued on a pipeline (QueueMessage).
-type PendingMessage struct {
-	r   *Router
-	id  string
-	cmd *redis.MapStringStringCmd
-}
+// MessageKey is where message id is stored (a HASH), for a script that reads it in its own work.
+func (r *Router) MessageKey(id string) string { return r.keys.msg(id) }
 
-// QueueMessage queues the read of a message on pipe, to travel with the caller's other commands.
-func (r *Router) QueueMessage(ctx context.Context, pipe redis.Pipeliner, id string) PendingMessage {
-	return PendingMessage{r: r, id: id, cmd: pipe.HGetAll(ctx, r.keys.msg(id))}
-}
-
-// Result is the message once the pipeline ran (read again when the queued read failed).
-func (p PendingMessage) Result(ctx context.Context) (Message, error) {
-	h, err := p.cmd.Result()
-	if err != nil {
-		return p.r.Message(ctx, p.id)
-	}
-	return p.r.messageOf(ctx, p.id, h)
+// MessageFrom is the message of the fields a script read at MessageKey (ErrNotFound when none).
+func (r *Router) MessageFrom(ctx context.Context, id string, fields map[string]string) (Message, error) {
+	return r.messageOf(ctx, id, fields)
 }
 
 // FailMessage marks a queued message failed when it could not even be handed to its channel.

@@ -225,26 +225,35 @@ func (s *Sequencer) EnqueueAdmitted(ctx context.Context, t Task, head bool) erro
 	return nil
 }
 
-// Prefetcher is a handler whose first Redis call travels with the claim of its task's turn, in the
-// same round trip (the claim is one of a handful per task; a send is a few round trips in all).
-// What Prefetch queues on pipe runs right after the claim script, whatever its answer: it must be
-// harmless when the turn is not granted — a read, or a script that acts only while turn.LeaseKey
-// holds turn.Token, which is so exactly when the claim granted the turn. The context Prefetch
-// returns is the one the handler then runs with (the queued commands' results are read there, after
-// the pipeline ran; a command that failed, NOSCRIPT included, is the handler's to redo).
+// Prefetcher is a handler whose first Redis work runs inside the script that claims its task's
+// turn: one call for both (the claim is one of a handful of calls per task). PrefetchLua, the same
+// for every task of the handler, defines the Lua function prefetch(keys, argv, granted), which runs
+// right after the claim whatever its answer, on Prefetch's Keys and Args; granted is true exactly
+// when the turn was granted, and whatever prefetch spends it must spend only then. Its keys must
+// share the sequence's hash slot (the tenant's hash tag), for Redis Cluster. Prefetch returns false
+// for a task that needs nothing prefetched (the claim runs alone).
 type Prefetcher interface {
-	Prefetch(ctx context.Context, t *asynq.Task, pipe redis.Pipeliner, turn Turn) context.Context
+	PrefetchLua() string
+	Prefetch(ctx context.Context, t *asynq.Task) (Prefetch, bool)
 }
 
-// Turn is the lease a granted claim holds: LeaseKey's value is Token while the handler runs.
-type Turn struct {
-	LeaseKey, Token string
+// Prefetch is what a Prefetcher's function gets for one task, and where its reply goes.
+type Prefetch struct {
+	Keys []string
+	Args []any
+	// Done gets prefetch's reply (nil when it returned none) and returns the context the handler
+	// runs with.
+	Done func(ctx context.Context, reply any) context.Context
 }
 
 // Handler wraps h so that the tasks enqueued by Enqueue run in their key's order. When h is a
-// Prefetcher, its first call goes in the claim's round trip.
+// Prefetcher, its first work goes in the first claim's script.
 func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 	pre, _ := h.(Prefetcher)
+	var claimPre *luascript.Script[prefetchClaimArgs, prefetchClaimReply]
+	if pre != nil {
+		claimPre = prefetchingClaim(pre.PrefetchLua())
+	}
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		key := t.Headers()[HeaderKey]
 		if key == "" {
@@ -264,7 +273,7 @@ func (s *Sequencer) Handler(h asynq.Handler) asynq.Handler {
 			// What was prefetched holds for the claim it travelled with only.
 			hctx := ctx
 			if first && pre != nil {
-				st, hctx, err = s.claimPrefetching(ctx, it, token, pre, t)
+				st, hctx, err = s.claimPrefetching(ctx, it, token, pre, claimPre, t)
 			} else {
 				st, err = s.claim(ctx, it, token)
 			}
@@ -443,25 +452,20 @@ func (s *Sequencer) claim(ctx context.Context, it Item, token string) (claimResu
 	return r, nil
 }
 
-// claimPrefetching claims the turn with the handler's first calls in the same pipeline.
-func (s *Sequencer) claimPrefetching(ctx context.Context, it Item, token string, pre Prefetcher, t *asynq.Task) (claimResult, context.Context, error) {
-	args := claimArgs{sequence: s.sequence(it.Key), member: it.member(), token: token, lease: s.opts.Lease.Milliseconds()}
-	pipe := s.client.Pipeline()
-	cmd := claimScript.EvalSha(ctx, pipe, args)
-	hctx := pre.Prefetch(ctx, t, pipe, Turn{LeaseKey: s.keys.lease(s.name, it.Key), Token: token})
-	_, _ = pipe.Exec(ctx) // each command's own error is read below
-	raw, err := cmd.Result()
-	if luascript.IsNoScript(err) {
-		// Redis restarted or was flushed: claim alone (loading the script); the handler redoes
-		// whatever of its own failed the same way.
+// claimPrefetching claims the turn with the handler's prefetch in the same script.
+func (s *Sequencer) claimPrefetching(ctx context.Context, it Item, token string, pre Prefetcher,
+	script *luascript.Script[prefetchClaimArgs, prefetchClaimReply], t *asynq.Task) (claimResult, context.Context, error) {
+	p, ok := pre.Prefetch(ctx, t)
+	if !ok {
 		r, err := s.claim(ctx, it, token)
-		return r, hctx, err
+		return r, ctx, err
 	}
-	r, err := claimScript.Reply(raw, err)
+	r, err := script.Run(ctx, s.client, prefetchClaimArgs{pre: p, claimArgs: claimArgs{sequence: s.sequence(it.Key),
+		member: it.member(), token: token, lease: s.opts.Lease.Milliseconds()}})
 	if err != nil {
 		return claimResult{}, ctx, fmt.Errorf("ordered: %w", err)
 	}
-	return r, hctx, nil
+	return r.claim, p.Done(ctx, r.prefetch), nil
 }
 
 // isHead reports whether it heads its sequence now.

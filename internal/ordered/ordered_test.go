@@ -285,60 +285,63 @@ func TestEnqueueAgainKeepsThePlace(t *testing.T) {
 	}
 }
 
-// counting is a Prefetcher whose queued script counts a turn only while the turn's lease is held.
+// counting is a Prefetcher whose function counts a turn only when the claim granted it.
 type counting struct {
-	client  *redis.Client
 	key     string
 	mu      sync.Mutex
-	order   []int
-	granted []int64 // per run: the count the prefetched script made
-	redone  int     // runs whose prefetched script did not see the turn (the claim was retried alone)
+	ran     []string // payloads, in the order they ran
+	granted []int64  // per run: the count the prefetch made
+	missed  int      // runs without their prefetch's reply
+	wakes   []string // per run: the turn's wake flag (Advance.Wake)
+	// succeed: each run declares it succeeds (Advance.Succeeds) and records its completion argument.
+	succeed     bool
+	completions []string
 }
 
-type prefetchedCount struct {
-	cmd  *redis.Cmd
-	turn Turn
+type prefetchedCount struct{}
+
+func (c *counting) PrefetchLua() string {
+	return `
+local function prefetch(keys, argv, granted)
+  if not granted then return -1 end
+  return redis.call('INCRBY', keys[1], argv[1])
+end
+`
 }
 
-var countIfHeld = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-return redis.call('INCR', KEYS[2])
-`)
-
-func (c *counting) Prefetch(ctx context.Context, _ *asynq.Task, pipe redis.Pipeliner, turn Turn) context.Context {
-	return context.WithValue(ctx, prefetchedCount{}, prefetchedCount{
-		cmd: countIfHeld.EvalSha(ctx, pipe, []string{turn.LeaseKey, c.key}, turn.Token), turn: turn})
+func (c *counting) Prefetch(ctx context.Context, _ *asynq.Task) (Prefetch, bool) {
+	return Prefetch{Keys: []string{c.key}, Args: []any{1}, Done: func(ctx context.Context, reply any) context.Context {
+		return context.WithValue(ctx, prefetchedCount{}, reply)
+	}}, true
 }
 
 func (c *counting) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	p, _ := ctx.Value(prefetchedCount{}).(prefetchedCount)
-	n, err := p.cmd.Int64()
-	if err != nil || n == -1 {
-		// NOSCRIPT (a fresh Redis), or the claim itself met NOSCRIPT and ran again alone after
-		// this script: redo it, as a handler must.
-		c.mu.Lock()
-		c.redone++
-		c.mu.Unlock()
-		if n, err = countIfHeld.Run(ctx, c.client, []string{p.turn.LeaseKey, c.key}, p.turn.Token).Int64(); err != nil {
-			return err
+	n, ok := ctx.Value(prefetchedCount{}).(int64)
+	time.Sleep(20 * time.Millisecond) // the work, long enough for the next items to wake and find it busy
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok {
+		c.missed++
+	}
+	c.ran = append(c.ran, string(t.Payload()))
+	c.granted = append(c.granted, n)
+	if adv := AdvanceOf(ctx); adv != nil {
+		c.wakes = append(c.wakes, adv.Wake())
+		if c.succeed {
+			adv.Succeeds()
+			c.completions = append(c.completions, fmt.Sprint(adv.CompletionArgs()[0]))
 		}
 	}
-	time.Sleep(20 * time.Millisecond) // the work, long enough for the next items to wake and find it busy
-	var item int
-	fmt.Sscanf(string(t.Payload()), "%d", &item)
-	c.mu.Lock()
-	c.order = append(c.order, item)
-	c.granted = append(c.granted, n)
-	c.mu.Unlock()
 	return nil
 }
 
-// A Prefetcher's calls travel with the claim and see the lease held exactly when the turn is
-// granted: items that wake out of turn (a short recheck) count nothing, each item in turn counts once.
+// A Prefetcher's function runs in the claim's script and knows whether the turn was granted: items
+// that wake out of turn (a short recheck) count nothing, each item in turn counts once, also when
+// Redis has forgotten the scripts (NOSCRIPT: the script is sent again, and runs once).
 func TestPrefetchRunsWithTheClaimAndSeesTheTurn(t *testing.T) {
 	e := newEnv(t, Options{Recheck: 5 * time.Millisecond})
 	counter := keyspace.New("t").Key("test", "turns")
-	h := &counting{client: e.client, key: counter}
+	h := &counting{key: counter}
 	seq := New(e.client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(e.client), Options{Recheck: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	srv := tasks.NewServer(e.client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second,
 		RetryDelay: func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond }})
@@ -357,26 +360,30 @@ func TestPrefetchRunsWithTheClaimAndSeesTheTurn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The first claims meet NOSCRIPT, as after a Redis restart.
+	if err := e.client.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	if !testutil.Within(30*time.Second, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.order) == items }) {
-		t.Fatalf("ran %v", h.order)
+	if !testutil.Within(30*time.Second, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.ran) == items }) {
+		t.Fatalf("ran %v", h.ran)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !slices.Equal(h.order, upTo(items)) {
-		t.Errorf("ran in the order %v", h.order)
+	if want := []string{"1", "2", "3", "4", "5", "6"}; !slices.Equal(h.ran, want) {
+		t.Errorf("ran in the order %v", h.ran)
 	}
 	if want := []int64{1, 2, 3, 4, 5, 6}; !slices.Equal(h.granted, want) {
-		t.Errorf("the prefetched script counted %v on the granted turns, want %v", h.granted, want)
+		t.Errorf("the prefetch counted %v on the granted turns, want %v", h.granted, want)
 	}
 	if n, _ := e.client.Get(context.Background(), counter).Int(); n != items {
 		t.Errorf("counted %d turns, want %d: out-of-turn runs counted", n, items)
 	}
-	if h.redone > 2 {
-		t.Errorf("%d runs redid their prefetched call; only the first (scripts not loaded yet) should", h.redone)
+	if h.missed != 0 {
+		t.Errorf("%d runs without their prefetch's reply", h.missed)
 	}
 }
 
@@ -645,7 +652,8 @@ func TestAdvanceCompletesTheTaskInTheHandlersScript(t *testing.T) {
 
 // On Redis Cluster, where asynq's keys are of other slots than the sequence's, the admission carries
 // no task (the caller enqueues it), the advance does not wake in its script nor complete the task:
-// the old paths, which run there in order.
+// the old paths, which run there in order. The claim's script runs with the handler's prefetch (its
+// keys of the tenant's slot), which counts each granted turn once.
 func TestClusterKeepsToTheClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster")
@@ -655,20 +663,8 @@ func TestClusterKeepsToTheClient(t *testing.T) {
 	o := Options{Recheck: time.Minute, Logger: slog.New(slog.DiscardHandler)}
 	seq := New(client, keyspace.New("t"), "test", asynq.NewClientFromRedisClient(client), o)
 	srv := tasks.NewServer(client, slog.New(slog.DiscardHandler), tasks.Options{Concurrency: 4, ShutdownTimeout: time.Second})
-	var mu sync.Mutex
-	var ran []string
-	var wakeFlags, completions []string
-	srv.Handle(taskType, seq.Handler(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
-		mu.Lock()
-		ran = append(ran, string(task.Payload()))
-		if adv := AdvanceOf(ctx); adv != nil {
-			adv.Succeeds()
-			wakeFlags = append(wakeFlags, adv.Wake())
-			completions = append(completions, fmt.Sprint(adv.CompletionArgs()[0]))
-		}
-		mu.Unlock()
-		return nil
-	})))
+	h := &counting{key: keyspace.New("t").Key("test", "turns"), succeed: true}
+	srv.Handle(taskType, seq.Handler(h))
 	const items = 3
 	for n := 1; n <= items; n++ {
 		id := fmt.Sprintf("k-%d", n)
@@ -694,19 +690,22 @@ func TestClusterKeepsToTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	if !testutil.Within(30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == items }) {
-		t.Fatalf("ran %v", ran)
+	if !testutil.Within(30*time.Second, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.ran) == items }) {
+		t.Fatalf("ran %v", h.ran)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"k 1", "k 2", "k 3"}; !slices.Equal(ran, want) {
-		t.Errorf("ran %q, want %q", ran, want)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if want := []string{"k 1", "k 2", "k 3"}; !slices.Equal(h.ran, want) {
+		t.Errorf("ran %q, want %q", h.ran, want)
 	}
-	if !slices.Equal(wakeFlags, []string{"0", "0", "0"}) {
-		t.Errorf("the turns' wake flags on a cluster: %v, want all 0", wakeFlags)
+	if want := []int64{1, 2, 3}; !slices.Equal(h.granted, want) {
+		t.Errorf("the prefetch counted %v on the granted turns, want %v", h.granted, want)
 	}
-	if !slices.Equal(completions, []string{"", "", ""}) {
-		t.Errorf("the turns' completions on a cluster: %q, want none (asynq completes the tasks)", completions)
+	if !slices.Equal(h.wakes, []string{"0", "0", "0"}) {
+		t.Errorf("the turns' wake flags on a cluster: %v, want all 0", h.wakes)
+	}
+	if !slices.Equal(h.completions, []string{"", "", ""}) {
+		t.Errorf("the turns' completions on a cluster: %q, want none (asynq completes the tasks)", h.completions)
 	}
 }
 
@@ -734,5 +733,46 @@ func enqueueFiveAndWaitInOrder(t *testing.T, e *env, srv *tasks.Server, log stri
 	}
 	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(written, want) {
 		t.Errorf("written in the order %v, want %v", written, want)
+	}
+}
+
+// The claim's answers: an item behind the head waits (and learns whether the head is leased), the
+// head goes once per lease token (again for the same token, as when a claim is retried), another
+// token finds it busy, and an item not in the sequence is gone.
+func TestClaimAnswers(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	for n := 1; n <= 2; n++ {
+		if err := e.seq.Enqueue(ctx, Task{Key: "k", Queue: tasks.QueueReplies, ID: fmt.Sprintf("k-%d", n), Type: taskType,
+			Payload: fmt.Appendf(nil, "%d", n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	item := func(n int) Item { return Item{Key: "k", Queue: tasks.QueueReplies, TaskID: fmt.Sprintf("k-%d", n)} }
+	claim := func(n int, token string) claimResult {
+		t.Helper()
+		r, err := e.seq.claim(ctx, item(n), token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := claim(2, "a"); r.state != "wait" || r.head != item(1).member() || r.leased || time.Since(r.admittedAt) > time.Minute {
+		t.Fatalf("the second item's claim: %+v, want a wait for the unleased head", r)
+	}
+	if r := claim(1, "a"); r.state != "go" {
+		t.Fatalf("the head's claim: %+v", r)
+	}
+	if r := claim(1, "a"); r.state != "go" {
+		t.Fatalf("the head's claim again under its own lease: %+v", r)
+	}
+	if r := claim(1, "b"); r.state != "busy" || r.leaseLeft <= 0 {
+		t.Fatalf("the head's claim under another token: %+v, want busy", r)
+	}
+	if r := claim(2, "c"); r.state != "wait" || !r.leased {
+		t.Fatalf("the second item's claim: %+v, want a wait for the leased head", r)
+	}
+	if r := claim(9, "a"); r.state != "gone" {
+		t.Fatalf("a claim of an item not in the sequence: %+v", r)
 	}
 }

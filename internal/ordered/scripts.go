@@ -1,6 +1,7 @@
 package ordered
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/chatgate/chatgate/internal/luascript"
@@ -34,12 +35,16 @@ return orderedAdmit(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 // work, for a script that admits a task itself (Admission).
 const AdmitLua = `
 local function orderedAdmit(items, at, counter, member, now, ttl)
-  if not redis.call('ZSCORE', items, member) then
-    local n = redis.call('INCR', counter)
-    redis.call('ZADD', items, n, member)
-    redis.call('HSET', at, member, now)
-  end
+  -- the counter exists exactly while the sequence has items (they are deleted together): 1 is the
+  -- first item, the head; a re-admission spends a number and keeps its place
+  local n = redis.call('INCR', counter)
+  local added = redis.call('ZADD', items, 'NX', n, member) == 1
+  if added then redis.call('HSET', at, member, now) end
   for _, k in ipairs({items, at, counter}) do redis.call('PEXPIRE', k, ttl) end
+  if added then
+    if n == 1 then return 1 end
+    return 0
+  end
   if redis.call('ZRANGE', items, 0, 0)[1] == member then return 1 end
   return 0
 end
@@ -73,19 +78,75 @@ func (a admitArgs) KeysAndArgv() ([]string, []any) {
 
 // claimScript gives the head its turn: the item must be the head and the lease free (or already
 // its own). ARGV: 1 member, 2 token, 3 lease ms.
+var claimScript = luascript.New[claimArgs, claimResult]("ordered claim", claimLua+`
+return orderedClaim(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
+`, parseClaimReply)
+
+// claimLua defines orderedClaim(items, at, lease, member, token, lease ms), claimScript's work.
 // Returns {"go"} / {"gone"} (not in the sequence) / {"busy", lease ms left} (the head, leased by
 // another execution) / {"wait", head, "1" when the head is leased, head's admission ms}.
-var claimScript = luascript.New[claimArgs, claimResult]("ordered claim", `
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'gone'} end
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-local holder = redis.call('GET', KEYS[4])
-if head ~= ARGV[1] then
-  return {'wait', head, holder and '1' or '0', redis.call('HGET', KEYS[2], head) or '0'}
+const claimLua = `
+local function orderedClaim(items, at, lease, member, token, ms)
+  local head = redis.call('ZRANGE', items, 0, 0)[1]
+  if head ~= member then
+    if not redis.call('ZSCORE', items, member) then return {'gone'} end
+    return {'wait', head, tostring(redis.call('EXISTS', lease)), redis.call('HGET', at, head) or '0'}
+  end
+  if redis.call('SET', lease, token, 'NX', 'PX', ms) then return {'go'} end
+  if redis.call('GET', lease) == token then
+    redis.call('PEXPIRE', lease, ms)
+    return {'go'}
+  end
+  return {'busy', tostring(redis.call('PTTL', lease))}
 end
-if holder and holder ~= ARGV[2] then return {'busy', tostring(redis.call('PTTL', KEYS[4]))} end
-redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
-return {'go'}
-`, parseClaimReply)
+`
+
+// prefetchingClaim is claimScript with a Prefetcher's function in the same script: prefetch(keys,
+// argv, granted) runs right after the claim on the KEYS and ARGV that follow the claim's. Returns
+// {the claim's reply, prefetch's reply}.
+func prefetchingClaim(prefetchLua string) *luascript.Script[prefetchClaimArgs, prefetchClaimReply] {
+	return luascript.New[prefetchClaimArgs, prefetchClaimReply]("ordered claim and prefetch", `
+redis.replicate_commands()
+`+claimLua+prefetchLua+`
+local r = orderedClaim(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
+return {r, prefetch({unpack(KEYS, 5)}, {unpack(ARGV, 4)}, r[1] == 'go')}
+`, parsePrefetchClaimReply)
+}
+
+// prefetchClaimArgs are a claim's, then the Prefetcher's keys and arguments.
+type prefetchClaimArgs struct {
+	claimArgs
+	pre Prefetch
+}
+
+func (a prefetchClaimArgs) KeysAndArgv() ([]string, []any) {
+	keys, argv := a.claimArgs.KeysAndArgv()
+	return append(keys, a.pre.Keys...), append(argv, a.pre.Args...)
+}
+
+// prefetchClaimReply: the claim's answer and prefetch's reply (nil when it returned none).
+type prefetchClaimReply struct {
+	claim    claimResult
+	prefetch any
+}
+
+func parsePrefetchClaimReply(v any) (prefetchClaimReply, error) {
+	a, err := luascript.AsArray(v)
+	if err != nil {
+		return prefetchClaimReply{}, err
+	}
+	if len(a) == 0 {
+		return prefetchClaimReply{}, fmt.Errorf("%w: an empty array", luascript.ErrReply)
+	}
+	r := prefetchClaimReply{}
+	if r.claim, err = parseClaimReply(a[0]); err != nil {
+		return prefetchClaimReply{}, err
+	}
+	if len(a) > 1 {
+		r.prefetch = a[1]
+	}
+	return r, nil
+}
 
 // claimArgs asks the head's turn for member under the lease token, for lease ms.
 type claimArgs struct {
@@ -175,16 +236,18 @@ func (a releaseArgs) KeysAndArgv() ([]string, []any) { return a.keyList(), []any
 // on Redis Cluster, where asynq's keys are of another slot.
 const RemoveLua = tasks.RunNowLua + `
 local function orderedRemove(items, at, counter, lease, member, mode, token)
-  local head = redis.call('ZRANGE', items, 0, 0)[1]
+  local first = redis.call('ZRANGE', items, 0, 1)
+  local head, nxt = first[1], first[2]
   if mode == 'skip' and (head ~= member or redis.call('EXISTS', lease) == 1) then return {'held'} end
-  if mode == 'done' and redis.call('GET', lease) == token then redis.call('DEL', lease) end
-  redis.call('ZREM', items, member)
-  redis.call('HDEL', at, member)
-  local nxt = redis.call('ZRANGE', items, 0, 0)[1]
-  if not nxt then
-    redis.call('DEL', items, at, counter)
+  local ours = mode == 'done' and redis.call('GET', lease) == token
+  if not head or (head == member and not nxt) then
+    -- the sequence empties: all its keys go in one step (the lease too when it is ours)
+    if ours then redis.call('DEL', items, at, counter, lease) else redis.call('DEL', items, at, counter) end
     return {'ok', ''}
   end
+  if ours then redis.call('DEL', lease) end
+  redis.call('ZREM', items, member)
+  redis.call('HDEL', at, member)
   -- only a new head needs waking: waking an item that was already head would cut its retry backoff
   if head ~= member then return {'ok', ''} end
   return {'ok', nxt}
