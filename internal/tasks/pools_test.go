@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestEveryQueueHasOnePool: each queue the gateway names is polled by exactly one pool.
@@ -79,5 +81,44 @@ func TestRepliesRunWhileTemplatesHoldEveryWorker(t *testing.T) {
 	}
 	if n := len(busy); n != 0 {
 		t.Errorf("%d templates started beyond the pool's %d workers", n, workers)
+	}
+}
+
+// TestPoolsRunTwoLoopsSharingTheirWorkers: each pool dequeues with two loops (asynq servers), whose
+// workers add up to the configured concurrency, as asynq's own registry of servers shows.
+func TestPoolsRunTwoLoopsSharingTheirWorkers(t *testing.T) {
+	rs := redistest.StartServer(t)
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer c.Close()
+	const workers = 5
+	srv := NewServer(c, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Concurrency: workers, ShutdownTimeout: time.Second})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ins := asynq.NewInspectorFromRedisClient(c)
+	var infos []*asynq.ServerInfo
+	testutil.Eventually(t, 10*time.Second, "asynq to list the servers", func() bool {
+		infos, _ = ins.Servers()
+		return len(infos) == 4
+	})
+	loops, total := map[string]int{}, map[string]int{}
+	for _, info := range infos {
+		first := ""
+		for q, w := range info.Queues {
+			if w == len(info.Queues) {
+				first = q
+			}
+		}
+		loops[first]++
+		total[first] += info.Concurrency
+	}
+	for _, q := range []string{QueueReplies, QueueTemplates} {
+		if loops[q] != 2 || total[q] != workers {
+			t.Errorf("pool of %s: %d loops with %d workers in all, want 2 with %d", q, loops[q], total[q], workers)
+		}
+	}
+	if got := loopWorkers(1, 2); len(got) != 1 || got[0] != 1 {
+		t.Errorf("one worker: loops %v, want one loop of 1", got)
 	}
 }

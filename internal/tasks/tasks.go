@@ -41,13 +41,31 @@ var pools = []pool{
 	// check only when it cannot wait (a client or Redis without the blocking command), or after
 	// a wait that ended with nothing pending. Replies then look often; a campaign's templates, a
 	// few milliseconds late, do not matter.
-	{queues: []string{QueueReplies}, check: 5 * time.Millisecond},
-	{queues: []string{QueueTemplates, QueueDefault}, check: 20 * time.Millisecond},
+	{queues: []string{QueueReplies}, check: 5 * time.Millisecond, loops: 2},
+	{queues: []string{QueueTemplates, QueueDefault}, check: 20 * time.Millisecond, loops: 2},
 }
 
 type pool struct {
 	queues []string
 	check  time.Duration
+	// loops is the pool's dequeue loops: asynq servers sharing its workers. A loop takes one task
+	// per round trip, one after the other, which bounded a busy pool's rate (bench/outbound.sh:
+	// 1,639–1,691 sends/s with one loop, 1,738–1,850 with two, on two cores).
+	loops int
+}
+
+// loopWorkers splits a pool's workers between its loops: they add up to workers, and no loop has
+// none (fewer loops when there are fewer workers).
+func loopWorkers(workers, loops int) []int {
+	loops = max(1, min(loops, workers))
+	out := make([]int, loops)
+	for i := range out {
+		out[i] = workers / loops
+		if i < workers%loops {
+			out[i]++
+		}
+	}
+	return out
 }
 
 // Server is the process's asynq workers (one asynq server per pool, sharing one handler mux): Start
@@ -63,7 +81,8 @@ type Server struct {
 
 // Options tune the server.
 type Options struct {
-	// Concurrency is the workers of each pool: replies and templates each have this many.
+	// Concurrency is the workers of each pool: replies and templates each have this many, shared
+	// between the pool's dequeue loops.
 	Concurrency int
 	// ShutdownTimeout is how long Shutdown waits for active tasks before handing them back. The
 	// gateway waits for them itself first (Wait, bounded by what is left of its grace), so this is
@@ -129,19 +148,22 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 	// keys and the servers' client answers asynq's Done then (waitClient).
 	completes := SingleNode(client)
 	for _, p := range pools {
-		c := cfg
-		// With no task pending, the pool waits on Redis for one, and asks again after ½–1½ of
-		// this once the wait ends empty (or at once, polling, where it cannot wait).
-		c.TaskCheckInterval = p.check
-		c.Queues = map[string]int{}
-		for i, q := range p.queues {
-			c.Queues[q] = len(p.queues) - i // strict priority: the first queue first
+		for _, workers := range loopWorkers(cfg.Concurrency, p.loops) {
+			c := cfg
+			c.Concurrency = workers
+			// With no task pending, the loop waits on Redis for one, and asks again after ½–1½
+			// of this once the wait ends empty (or at once, polling, where it cannot wait).
+			c.TaskCheckInterval = p.check
+			c.Queues = map[string]int{}
+			for i, q := range p.queues {
+				c.Queues[q] = len(p.queues) - i // strict priority: the first queue first
+			}
+			w := NewIdleWait(client, p.queues)
+			_, intercepts := w.Client().(waitClient)
+			completes = completes && intercepts
+			s.waits = append(s.waits, w)
+			s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(w.Client(), c))
 		}
-		w := NewIdleWait(client, p.queues)
-		_, intercepts := w.Client().(waitClient)
-		completes = completes && intercepts
-		s.waits = append(s.waits, w)
-		s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(w.Client(), c))
 	}
 	s.mux.Use(func(h asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
