@@ -41,16 +41,17 @@ var pools = []pool{
 	// check only when it cannot wait (a client or Redis without the blocking command), or after
 	// a wait that ended with nothing pending. Replies then look often; a campaign's templates, a
 	// few milliseconds late, do not matter.
-	{queues: []string{QueueReplies}, check: 5 * time.Millisecond, loops: 2},
-	{queues: []string{QueueTemplates, QueueDefault}, check: 20 * time.Millisecond, loops: 2},
+	{queues: []string{QueueReplies}, check: 5 * time.Millisecond, loops: 4},
+	{queues: []string{QueueTemplates, QueueDefault}, check: 20 * time.Millisecond, loops: 4},
 }
 
 type pool struct {
 	queues []string
 	check  time.Duration
 	// loops is the pool's dequeue loops: asynq servers sharing its workers. A loop takes one task
-	// per round trip, one after the other, which bounded a busy pool's rate (bench/outbound.sh:
-	// 1,639–1,691 sends/s with one loop, 1,738–1,850 with two, on two cores).
+	// per round trip, one after the other, which bounded a busy pool's rate (bench/outbound.sh on
+	// two cores: 1,639–1,691 sends/s with one loop, 1,738–1,850 with two; four against two in one
+	// run: 1,795–2,164 against 1,617–1,990). Each loop idle costs a wait on Redis a second.
 	loops int
 }
 
