@@ -102,6 +102,9 @@ func universalOptions(cfg configs.Redis) (*redis.UniversalOptions, error) {
 		}
 		opts.TLSConfig.RootCAs = roots
 	}
+	if opts.TLSConfig == nil { // go-redis never checks TLS connections (it cannot peek under TLS)
+		opts.Dialer = recentDialer(opts.DialTimeout)
+	}
 	return opts, nil
 }
 
