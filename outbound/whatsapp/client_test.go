@@ -247,7 +247,8 @@ func TestSendReturnsErrorResponses(t *testing.T) {
 	}
 }
 
-func TestSendTransportFailures(t *testing.T) {
+// slowServer answers no request until the test ends (or the client gives up).
+func slowServer(t *testing.T) string {
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -255,8 +256,13 @@ func TestSendTransportFailures(t *testing.T) {
 		case <-release:
 		}
 	}))
-	defer slow.Close()
-	defer close(release) // before Close, which waits for handlers
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) }) // before Close (cleanups run last first), which waits for handlers
+	return slow.URL
+}
+
+func TestSendTransportFailures(t *testing.T) {
+	slowURL := slowServer(t)
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedURL := closed.URL
 	closed.Close()
@@ -273,9 +279,9 @@ func TestSendTransportFailures(t *testing.T) {
 		is     error
 	}{
 		{"connection refused", newTestClient(t, closedURL, nil), context.Background(), nil},
-		{"context deadline", newTestClient(t, slow.URL, nil), short, context.DeadlineExceeded},
-		{"context canceled", newTestClient(t, slow.URL, nil), canceled, context.Canceled},
-		{"client timeout", mustNew(t, Config{BaseURL: slow.URL, HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}}), context.Background(), nil},
+		{"context deadline", newTestClient(t, slowURL, nil), short, context.DeadlineExceeded},
+		{"context canceled", newTestClient(t, slowURL, nil), canceled, context.Canceled},
+		{"client timeout", mustNew(t, Config{BaseURL: slowURL, HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}}), context.Background(), nil},
 	}
 	for _, tc := range tests {
 		_, err := tc.client.Send(tc.ctx, testNumberID, testToken, TextMessage{To: testPhone, Body: "x"})

@@ -61,16 +61,7 @@ func TestTransportsReadTheSameAnswers(t *testing.T) {
 
 // TestFastTransportTimeout: without a context deadline, Config.Timeout bounds a send.
 func TestFastTransportTimeout(t *testing.T) {
-	release := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer slow.Close()
-	defer close(release)
-	c := mustNew(t, Config{BaseURL: slow.URL, Timeout: 100 * time.Millisecond})
+	c := mustNew(t, Config{BaseURL: slowServer(t), Timeout: 100 * time.Millisecond})
 	start := time.Now()
 	_, err := c.Send(context.Background(), testNumberID, testToken, TextMessage{To: testPhone, Body: "x"})
 	var e *Error
