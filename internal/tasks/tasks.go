@@ -30,8 +30,8 @@ const (
 // queue belongs to one pool (pools); the weight orders the queues within a pool.
 var Weights = map[string]int{QueueReplies: 6, QueueTemplates: 3, QueueDefault: 1}
 
-// pools split the queues between worker pools, each an asynq server of its own with its own
-// workers and its own dequeue loop. asynq dequeues one task at a time per server, asking each
+// pools split the queues between worker pools, each with its own workers and its own dequeue loops
+// (asynq servers, see pool.loops). asynq dequeues one task at a time per server, asking each
 // queue in turn with one round trip: with all queues on one server, a send cost about two
 // dequeue round trips (the empty replies queue asked first six times in ten). A pool asks its
 // first queue first, so a busy queue costs one round trip per task; and replies never wait for a
@@ -69,7 +69,7 @@ func loopWorkers(workers, loops int) []int {
 	return out
 }
 
-// Server is the process's asynq workers (one asynq server per pool, sharing one handler mux): Start
+// Server is the process's asynq workers (pool.loops asynq servers per pool, sharing one handler mux): Start
 // after wiring; at shutdown Stop (no new tasks), Wait for the active ones while HTTP drains, then
 // Shutdown.
 type Server struct {
