@@ -1505,7 +1505,8 @@ end
 // sequence (ordered.Advance): the status is written before the sequence moves on, in one step.
 // KEYS and ARGV: statusScript's, then KEYS[5..8] the sequence's keys, ARGV[15] member, ARGV[16] token,
 // ARGV[17] "1" when the script wakes the conversation's next send itself (ordered.Advance.Wake),
-// ARGV[18..22] the send's asynq task completed here too (ordered.Advance.CompletionArgs).
+// ARGV[18..23] the send's asynq task completed here too, and the next one taken for the server
+// (ordered.Advance.CompletionArgs).
 // Returns {orderedRemoveWake's reply, statusScript's reply, asynqCompleteAt's}.
 var statusAdvanceScript = luascript.New[statusArgs, statusAdvanceReply]("status and advance", outbox.Lua+sse.AppendLua+statusLua+statusByIDLua+ordered.AdvanceLua+`
 local out = statusByID()

@@ -355,16 +355,16 @@ func (a *Advance) CompletionArgs() []any {
 	return a.complete.Args()
 }
 
-// Completed records asynqCompleteAt's reply: 1, the script completed the task in asynq.
+// Completed records asynqCompleteAt's reply: the script completed the task in asynq (and may have
+// taken the queue's next task for the server: tasks.Completion.Completed).
 func (a *Advance) Completed(reply any) error {
-	n, err := luascript.Integer(reply)
-	if err != nil {
+	if !a.succeeds {
+		_, err := luascript.Integer(reply) // asked for nothing: 0
 		return err
 	}
-	if a.succeeds && a.complete.Completed(n) {
-		a.completed = true
-	}
-	return nil
+	done, err := a.complete.Completed(reply)
+	a.completed = done
+	return err
 }
 
 // Done records orderedRemove's reply: the turn is over.

@@ -32,6 +32,7 @@ type IdleWait struct {
 	firstArg string                // the first queue's task key prefix (the script's ARGV[2])
 	last     string                // the pending list of the pool's last queue: its empty ask ends asynq's round
 	timeout  time.Duration
+	hand     *handOffs // tasks handlers' scripts took for this wait's server (nil: none)
 
 	mu     sync.Mutex
 	closed bool
@@ -87,8 +88,9 @@ func (w *IdleWait) Close() {
 }
 
 // waitClient is asynq's client with its dequeue script intercepted (asynq runs it with
-// Script.Run: EVALSHA, and EVAL when Redis does not have it), and its Done script of a task a
-// handler's script completed already (Completion) answered without Redis.
+// Script.Run: EVALSHA, and EVAL when Redis does not have it): answered with a task a handler's
+// script took for the server (handOffs), or made to wait when all is empty; and its Done script of
+// a task a handler's script completed already (Completion) answered without Redis.
 type waitClient struct {
 	redis.UniversalClient
 	w *IdleWait
@@ -97,6 +99,9 @@ type waitClient struct {
 func (c waitClient) EvalSha(ctx context.Context, sha string, keys []string, args ...any) *redis.Cmd {
 	if done := answerDone(ctx, keys); done != nil {
 		return done
+	}
+	if next := c.w.hand.answerDequeue(ctx, keys, args); next != nil {
+		return next
 	}
 	cmd := c.UniversalClient.EvalSha(ctx, sha, keys, args...)
 	if c.w.idle(cmd, keys, args) && c.w.wait() {
@@ -108,6 +113,9 @@ func (c waitClient) EvalSha(ctx context.Context, sha string, keys []string, args
 func (c waitClient) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
 	if done := answerDone(ctx, keys); done != nil {
 		return done
+	}
+	if next := c.w.hand.answerDequeue(ctx, keys, args); next != nil {
+		return next
 	}
 	cmd := c.UniversalClient.Eval(ctx, script, keys, args...)
 	if c.w.idle(cmd, keys, args) && c.w.wait() {

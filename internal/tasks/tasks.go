@@ -45,6 +45,11 @@ var pools = []pool{
 	{queues: []string{QueueTemplates, QueueDefault}, check: 20 * time.Millisecond, loops: 4},
 }
 
+// handOffsHeld bounds the tasks of one queue held for the loops (handOffs): a task is handed out
+// as a handler finishes and taken by the next dequeue, within a millisecond on a busy pool, so a
+// few are enough; a finished task finding no room leaves the next to asynq's dequeue.
+const handOffsHeld = 4
+
 type pool struct {
 	queues []string
 	check  time.Duration
@@ -75,6 +80,7 @@ func loopWorkers(workers, loops int) []int {
 type Server struct {
 	srvs   []*asynq.Server
 	waits  []*IdleWait // one per server: closed before it stops, so an idle one stops at once
+	hand   *handOffs   // tasks handlers' scripts took for the servers' loops (nil: none)
 	mux    *asynq.ServeMux
 	logger *slog.Logger
 	active inflight
@@ -148,6 +154,7 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 	// A handler's script may complete its task itself (Completion) where it may touch the queue's
 	// keys and the servers' client answers asynq's Done then (waitClient).
 	completes := SingleNode(client)
+	hand := newHandOffs(client, logger, handOffsHeld)
 	for _, p := range pools {
 		for _, workers := range loopWorkers(cfg.Concurrency, p.loops) {
 			c := cfg
@@ -160,18 +167,22 @@ func NewServer(client redis.UniversalClient, logger *slog.Logger, o Options) *Se
 				c.Queues[q] = len(p.queues) - i // strict priority: the first queue first
 			}
 			w := NewIdleWait(client, p.queues)
+			w.hand = hand
 			_, intercepts := w.Client().(waitClient)
 			completes = completes && intercepts
 			s.waits = append(s.waits, w)
 			s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(w.Client(), c))
 		}
 	}
+	if completes {
+		s.hand = hand
+	}
 	s.mux.Use(func(h asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			s.active.begin()
 			defer s.active.end()
-			if completes {
-				ctx = context.WithValue(ctx, completionKey{}, true)
+			if s.hand != nil {
+				ctx = context.WithValue(ctx, completionKey{}, s.hand)
 			}
 			return h.ProcessTask(ctx, t)
 		})
@@ -238,6 +249,10 @@ func (s *Server) Stop() {
 		s.waits[i].Close()
 		srv.Stop()
 	}
+	// No loop dequeues any more: the tasks handed out for them go back to their queues.
+	if s.hand != nil {
+		s.hand.close()
+	}
 }
 
 // Wait returns true once no task is active, or false when ctx ends first.
@@ -254,6 +269,9 @@ func (s *Server) Shutdown() {
 		go func() { defer wg.Done(); s.waits[i].Close(); srv.Shutdown() }()
 	}
 	wg.Wait()
+	if s.hand != nil {
+		s.hand.close()
+	}
 	s.logger.Info("workers stopped")
 }
 
