@@ -449,15 +449,36 @@ func FuzzResponseError(f *testing.F) {
 	})
 }
 
-// FuzzParseSendResponse: any body is a result with an id or an error.
+// FuzzParseSendResponse: any body is a result with an id or an error, and a body encoding/json
+// reads gives the same result as encoding/json would.
 func FuzzParseSendResponse(f *testing.F) {
 	f.Add(`{"messaging_product":"whatsapp","contacts":[{"input":"1","wa_id":"1"}],"messages":[{"id":"wamid.1"}]}`)
+	f.Add(`{"messaging_product":"whatsapp","contacts":[{"input":"+55 11","wa_id":" 5511","user_id":"BR.1"}],"messages":[{"id":"wamid.\u00e9","message_status":"accepted"}]}`)
+	f.Add(`{"messages":[{"id":"a","id":"b"}],"Messages":[{"ID":"c"}]}`)
 	f.Add(`{"messages":[{}]}`)
+	f.Add(`{"messages":[{"id":"\ud800"}]}`)
+	f.Add("{\"messages\":[{\"id\":\"\xff\"}]}")
 	f.Add(`[]`)
 	f.Fuzz(func(t *testing.T, body string) {
 		res, err := parseSendResponse([]byte(body))
 		if err == nil && res.MessageID == "" {
 			t.Fatal("no error and no message id")
+		}
+		var r sendResponse
+		if json.Unmarshal([]byte(body), &r) != nil || len(r.Messages) == 0 || strings.TrimSpace(r.Messages[0].ID) == "" {
+			return
+		}
+		if err != nil {
+			t.Fatalf("encoding/json reads %q, parseSendResponse: %v", body, err)
+		}
+		want := SendResult{MessageID: strings.TrimSpace(r.Messages[0].ID), MessageStatus: r.Messages[0].MessageStatus}
+		if len(r.Contacts) > 0 {
+			want.ContactInput = strings.TrimSpace(r.Contacts[0].Input)
+			want.ContactWaID = strings.TrimSpace(r.Contacts[0].WaID)
+			want.ContactUserID = strings.TrimSpace(r.Contacts[0].UserID)
+		}
+		if res != want {
+			t.Fatalf("%q: %+v, encoding/json %+v", body, res, want)
 		}
 	})
 }
