@@ -28,8 +28,11 @@ type streamEvent struct {
 		Status            string `json:"status"`
 		ProviderMessageID string `json:"provider_message_id"`
 		Error             *struct {
-			Code  int    `json:"code"`
-			Title string `json:"title"`
+			Code    int    `json:"code"`
+			Title   string `json:"title"`
+			Message string `json:"message"`
+			Details string `json:"details"`
+			Summary string `json:"summary"`
 		} `json:"error"`
 	} `json:"message"`
 }
