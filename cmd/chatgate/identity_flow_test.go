@@ -275,6 +275,74 @@ func TestANumberChangeMovesTheCustomerAndTheAgentSeesANote(t *testing.T) {
 	}
 }
 
+// A changed user id (Meta's user_changed_user_id, since August 2026): the BSUID changed and no
+// number is shared, so the notice names the customer by the old user id alone. The contact keeps its
+// phone, trades its user ids, and the open conversation carries on.
+func TestAUserIDChangeMovesTheCustomerAndTheAgentSeesANote(t *testing.T) {
+	r := newIdentityRig(t)
+	const phone, oldID, newID, oldParent, newParent = "5511988887777", "BR.1502576394655843", "BR.2603687405766954", "BR.ENT.66", "BR.ENT.77"
+	first := contact("Caio", phone, oldID, "")
+	first[0].(map[string]any)["parent_user_id"] = oldParent
+	r.post(t, first, text(phone, oldID, "Oi, preciso de ajuda"))
+	offered := r.acceptOffer(t)
+	k := r.contactOf("phone", phone)
+	if k == "" || r.contactOf("bsuid", oldID) != k || r.contactOf("pbsuid", oldParent) != k {
+		t.Fatalf("before the change: phone → %q, user id → %q, parent → %q", k, r.contactOf("bsuid", oldID), r.contactOf("pbsuid", oldParent))
+	}
+	// Meta's shape: no contacts, no phone; the old ids as the sender, the new and previous in system.
+	r.post(t, nil, map[string]any{"from_user_id": oldID, "from_parent_user_id": oldParent, "type": "system",
+		"system": map[string]any{"body": "User Caio changed from " + oldID + " to " + newID, "user_id": newID,
+			"parent_user_id": newParent, "previous_user_id": oldID, "previous_parent_user_id": oldParent, "type": "user_changed_user_id"}})
+	note := waitEvent(t, r.events, "the system note", func(e streamEvent) bool { return e.Type == "message.received" && e.Message.Kind == "system" })
+	if note.Message.ConversationID != offered.Card.ConversationID {
+		t.Fatalf("the note is in %s, want %s", note.Message.ConversationID, offered.Card.ConversationID)
+	}
+	if !strings.Contains(note.Message.Text, "changed from") || !strings.Contains(note.Message.Text, newID) {
+		t.Errorf("the note the agent reads: %q", note.Message.Text)
+	}
+	if r.contactOf("bsuid", newID) != k || r.contactOf("pbsuid", newParent) != k || r.contactOf("phone", phone) != k ||
+		r.contactOf("bsuid", oldID) != "" || r.contactOf("pbsuid", oldParent) != "" {
+		t.Fatalf("identifiers not moved: new id → %q, new parent → %q, phone → %q, old id → %q, old parent → %q (contact %s)",
+			r.contactOf("bsuid", newID), r.contactOf("pbsuid", newParent), r.contactOf("phone", phone),
+			r.contactOf("bsuid", oldID), r.contactOf("pbsuid", oldParent), k)
+	}
+	ids := r.rdb.SMembers(context.Background(), r.prefix+"contactids:"+k).Val()
+	sort.Strings(ids)
+	if want := "bsuid:" + newID + ",pbsuid:" + newParent + ",phone:" + phone; strings.Join(ids, ",") != want {
+		t.Errorf("the contact's identifiers: %v, want %s", ids, want)
+	}
+	h := r.rdb.HGetAll(context.Background(), r.prefix+"contact:"+k).Val()
+	if h["phone"] != phone || h["bsuid"] != newID || h["pbsuid"] != newParent || h["name"] != "Caio" {
+		t.Errorf("contact after the change: %v", h)
+	}
+	conv := r.rdb.HGetAll(context.Background(), r.prefix+"conv:"+offered.Card.ConversationID).Val()
+	if conv["state"] != "open" || conv["contact_id"] != k || conv["contact_phone"] != "+"+phone || conv["contact_bsuid"] != newID {
+		t.Fatalf("conversation after the change: %v", conv)
+	}
+	if open := r.openConversations(t); len(open) != 1 || open[0] != offered.Card.ConversationID {
+		t.Fatalf("open conversations %v, want only %s", open, offered.Card.ConversationID)
+	}
+	// The customer writes again under the new user id alone; it is the same conversation.
+	r.post(t, contact("Caio", "", newID, ""), text("", newID, "Ainda estou aqui"))
+	got := waitEvent(t, r.events, "a message from the new user id", func(e streamEvent) bool {
+		return e.Type == "message.received" && e.Message.Text == "Ainda estou aqui"
+	})
+	if got.Message.ConversationID != offered.Card.ConversationID {
+		t.Errorf("the new user id's message is in %s, want %s", got.Message.ConversationID, offered.Card.ConversationID)
+	}
+	if open := r.openConversations(t); len(open) != 1 {
+		t.Errorf("open conversations %v, want one", open)
+	}
+	if n := len(r.rdb.Keys(context.Background(), r.prefix+"card:*").Val()); n != 1 {
+		t.Errorf("%d cards, want 1", n)
+	}
+	// The contact still has its phone: the reply goes there (to), not to a user id.
+	if call := r.reply(t, offered.Card.ConversationID, "Estamos vendo"); call.Recipient != phone ||
+		!bytes.Contains(call.Body, []byte(`"to":"`+phone+`"`)) || bytes.Contains(call.Body, []byte(`"recipient"`)) {
+		t.Errorf("reply sent to %q: %s", call.Recipient, call.Body)
+	}
+}
+
 func TestALateMessageDoesNotCloseTheWindow(t *testing.T) {
 	r := newIdentityRig(t)
 	now := time.Now()
