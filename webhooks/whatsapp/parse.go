@@ -549,7 +549,7 @@ func settleContact(c *webhooks.Contact) {
 // contact becomes the customer's new identifiers and Previous the replaced ones (the sender's old
 // number, the previous user ids), so routing moves them and the open conversation carries on. Other
 // system messages (a changed security code) are notes only. The agent sees Meta's body, or a line
-// of ours when Meta sends none.
+// of ours, in Portuguese and English, when Meta sends none.
 func identityChange(m *message, msg *webhooks.Message) {
 	msg.Notice = true
 	s := m.System
@@ -564,14 +564,14 @@ func identityChange(m *message, msg *webhooks.Message) {
 			prev.WaID, cur.WaID, changed = cur.WaID, w, true
 		}
 		if msg.Text == "" {
-			msg.Text = "O cliente mudou de número no WhatsApp."
+			msg.Text = "O cliente mudou de número no WhatsApp. · The customer changed their WhatsApp number."
 		}
 	case "user_changed_user_id":
 		if cur.WaID == "" {
 			cur.WaID = strings.TrimPrefix(string(s.WaID), "+")
 		}
 		if msg.Text == "" {
-			msg.Text = "O identificador do cliente no WhatsApp mudou."
+			msg.Text = "O identificador do cliente no WhatsApp mudou. · The customer's WhatsApp identifier changed."
 		}
 	default:
 		return

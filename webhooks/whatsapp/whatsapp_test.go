@@ -147,6 +147,32 @@ func TestParseFacts(t *testing.T) {
 	}
 }
 
+// A changed number or user id without Meta's body is still a note the agent can read, in
+// Portuguese and English.
+func TestIdentityNoteWithoutMetasBody(t *testing.T) {
+	p := New("s", "", "t")
+	for _, tc := range []struct{ fixture, pt, en string }{
+		{"system_user_changed_number", "mudou de número", "changed their WhatsApp number"},
+		{"system_user_changed_user_id", "identificador do cliente", "WhatsApp identifier changed"},
+	} {
+		raw := testutil.Fixture(t, "webhooks", "whatsapp", "testdata", tc.fixture+".json")
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatal(err)
+		}
+		value := body["entry"].([]any)[0].(map[string]any)["changes"].([]any)[0].(map[string]any)["value"].(map[string]any)
+		delete(value["messages"].([]any)[0].(map[string]any)["system"].(map[string]any), "body")
+		raw, _ = json.Marshal(body)
+		n, err := p.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(n.Messages) != 1 || !n.Messages[0].Notice || !strings.Contains(n.Messages[0].Text, tc.pt) || !strings.Contains(n.Messages[0].Text, tc.en) {
+			t.Errorf("%s without a body: %+v, want a note in Portuguese and English", tc.fixture, n.Messages)
+		}
+	}
+}
+
 // TestParseKeepsWhatItDoesNotUnderstand: times as numbers or strings, a message whose fields have
 // unexpected types (kept raw, kind "raw"), a known kind without its object (kept raw), the change's
 // errors on a message without its own, and a status of a shape it cannot read skipped alone.
