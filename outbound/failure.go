@@ -16,8 +16,12 @@ import (
 	"github.com/chatgate/chatgate/routing"
 )
 
-// What the agent reads on a failed send: Meta's code, title, message and details, and a sentence.
-// HTTP statuses, trace ids and the attempts' errors are internal: they go to the log only.
+// What the agent reads on a failed send: Meta's code, title, message and details, and a sentence of
+// ours in Portuguese and English (bilingual), Meta's own words kept as Meta wrote them. HTTP
+// statuses, trace ids and the attempts' errors are internal: they go to the log only.
+
+// bilingual joins the Portuguese and English forms of a sentence for the agent.
+func bilingual(pt, en string) string { return pt + " · " + en }
 
 // refused is the reason of a send the provider refused for good (or that was invalid before it).
 func refused(err error) routing.MessageError {
@@ -26,11 +30,12 @@ func refused(err error) routing.MessageError {
 		// Refused before sending: the reason names our own check (a field and what is wrong).
 		detail := strings.TrimPrefix(strings.TrimPrefix(err.Error(), whatsapp.ErrInvalidMessage.Error()), ": ")
 		return routing.MessageError{Title: "Not sent", Details: detail,
-			Summary: "The message was not sent: " + detail + "."}
+			Summary: bilingual("A mensagem não foi enviada: "+detail+".", "The message was not sent: "+detail+".")}
 	}
 	e := providerWords(perr)
 	if perr.Class == whatsapp.Auth {
-		e.Summary = e.Describe() + " — WhatsApp refused the sending number's access; tell an administrator."
+		e.Summary = e.Describe() + " — " + bilingual("o WhatsApp recusou o acesso do número de envio; avise um administrador.",
+			"WhatsApp refused the sending number's access; tell an administrator.")
 	}
 	return e
 }
@@ -42,23 +47,32 @@ func exhausted(err error, attempts int) routing.MessageError {
 	switch {
 	case errors.As(err, &perr) && perr.Class == whatsapp.RateLimited:
 		e := providerWords(perr)
-		e.Summary = fmt.Sprintf("Not sent: WhatsApp kept limiting how fast this number may send (%s) through %d attempts. "+
-			"Send it again later.", e.Describe(), attempts)
+		e.Summary = bilingual(
+			fmt.Sprintf("Não enviada: o WhatsApp continuou limitando a velocidade de envio deste número em %d tentativas. Envie de novo mais tarde.", attempts),
+			fmt.Sprintf("Not sent: WhatsApp kept limiting how fast this number may send through %d attempts. Send it again later.", attempts)) +
+			" (" + e.Describe() + ")"
 		return e
 	case errors.As(err, &perr) && perr.Code != 0:
 		e := providerWords(perr)
-		e.Summary = fmt.Sprintf("Not sent: WhatsApp kept answering with a temporary error (%s) through %d attempts. "+
-			"Send it again later.", e.Describe(), attempts)
+		e.Summary = bilingual(
+			fmt.Sprintf("Não enviada: o WhatsApp continuou respondendo com um erro temporário em %d tentativas. Envie de novo mais tarde.", attempts),
+			fmt.Sprintf("Not sent: WhatsApp kept answering with a temporary error through %d attempts. Send it again later.", attempts)) +
+			" (" + e.Describe() + ")"
 		return e
 	case errors.As(err, &perr):
 		return routing.MessageError{Title: "WhatsApp unavailable",
-			Summary: fmt.Sprintf("Not sent: WhatsApp could not be reached or did not answer through %d attempts. Send it again later.", attempts)}
+			Summary: bilingual(
+				fmt.Sprintf("Não enviada: o WhatsApp não pôde ser alcançado ou não respondeu em %d tentativas. Envie de novo mais tarde.", attempts),
+				fmt.Sprintf("Not sent: WhatsApp could not be reached or did not answer through %d attempts. Send it again later.", attempts))}
 	case errors.As(err, &delay) && !delay.Counted:
 		return routing.MessageError{Title: "Sending rate",
-			Summary: "Not sent: the number's sending rate kept the message waiting until its attempts ran out. Send it again later."}
+			Summary: bilingual("Não enviada: o limite de envio do número deixou a mensagem esperando até acabarem as tentativas. Envie de novo mais tarde.",
+				"Not sent: the number's sending rate kept the message waiting until its attempts ran out. Send it again later.")}
 	}
 	return routing.MessageError{Title: "Not sent",
-		Summary: fmt.Sprintf("Not sent: the gateway could not send it through %d attempts. An operator can run it again from the operations view.", attempts)}
+		Summary: bilingual(
+			fmt.Sprintf("Não enviada: o gateway não conseguiu enviá-la em %d tentativas. Um operador pode enviá-la de novo pela visão de operações.", attempts),
+			fmt.Sprintf("Not sent: the gateway could not send it through %d attempts. An operator can run it again from the operations view.", attempts))}
 }
 
 // providerWords copies Meta's own words from a provider error.
@@ -92,7 +106,8 @@ func NewSequencer(client redis.UniversalClient, ks keyspace.Space, enqueuer orde
 			}
 			logger.Warn("a queued send was lost; marking it failed", "message_id", id, "task_state", state)
 			if _, _, err := statuses.UpdateStatus(ctx, id, routing.StatusUpdate{State: routing.MessageFailed, Error: &routing.MessageError{
-				Title: "Not sent", Summary: "Not sent: the send was interrupted before it reached WhatsApp. Send it again."}}); err != nil {
+				Title: "Not sent", Summary: bilingual("Não enviada: o envio foi interrompido antes de chegar ao WhatsApp. Envie de novo.",
+					"Not sent: the send was interrupted before it reached WhatsApp. Send it again.")}}); err != nil {
 				logger.Warn("could not mark a lost send failed", "message_id", id, "err", err)
 			}
 		}})

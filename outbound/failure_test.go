@@ -29,17 +29,24 @@ func TestFailureReasonsForTheAgent(t *testing.T) {
 		summary string
 	}{
 		{"throttled to the end", exhausted(fmt.Errorf("wrapped: %w", throttled), 11).Summary, 130429,
-			"Not sent: WhatsApp kept limiting how fast this number may send (130429 Rate limit hit: Cloud API message throughput has been reached.) through 11 attempts. Send it again later."},
+			"Não enviada: o WhatsApp continuou limitando a velocidade de envio deste número em 11 tentativas. Envie de novo mais tarde. · " +
+				"Not sent: WhatsApp kept limiting how fast this number may send through 11 attempts. Send it again later. " +
+				"(130429 Rate limit hit: Cloud API message throughput has been reached.)"},
 		{"5xx to the end", exhausted(outage, 4).Summary, 131016,
-			"Not sent: WhatsApp kept answering with a temporary error (131016 Service unavailable) through 4 attempts. Send it again later."},
+			"Não enviada: o WhatsApp continuou respondendo com um erro temporário em 4 tentativas. Envie de novo mais tarde. · " +
+				"Not sent: WhatsApp kept answering with a temporary error through 4 attempts. Send it again later. (131016 Service unavailable)"},
 		{"unreachable to the end", exhausted(timeout, 4).Summary, 0,
-			"Not sent: WhatsApp could not be reached or did not answer through 4 attempts. Send it again later."},
+			"Não enviada: o WhatsApp não pôde ser alcançado ou não respondeu em 4 tentativas. Envie de novo mais tarde. · " +
+				"Not sent: WhatsApp could not be reached or did not answer through 4 attempts. Send it again later."},
 		{"our rate to the end", exhausted(tasks.Defer(time.Minute, errors.New("rate limit")), 4).Summary, 0,
-			"Not sent: the number's sending rate kept the message waiting until its attempts ran out. Send it again later."},
+			"Não enviada: o limite de envio do número deixou a mensagem esperando até acabarem as tentativas. Envie de novo mais tarde. · " +
+				"Not sent: the number's sending rate kept the message waiting until its attempts ran out. Send it again later."},
 		{"Redis down to the end", exhausted(context.DeadlineExceeded, 4).Summary, 0,
-			"Not sent: the gateway could not send it through 4 attempts. An operator can run it again from the operations view."},
+			"Não enviada: o gateway não conseguiu enviá-la em 4 tentativas. Um operador pode enviá-la de novo pela visão de operações. · " +
+				"Not sent: the gateway could not send it through 4 attempts. An operator can run it again from the operations view."},
 		{"bad token", refused(token).Summary, 190,
-			"190 Access token has expired: Error validating access token — WhatsApp refused the sending number's access; tell an administrator."},
+			"190 Access token has expired: Error validating access token — o WhatsApp recusou o acesso do número de envio; avise um administrador. · " +
+				"WhatsApp refused the sending number's access; tell an administrator."},
 	}
 	for _, c := range cases {
 		if c.got != c.summary {
@@ -55,7 +62,7 @@ func TestFailureReasonsForTheAgent(t *testing.T) {
 		t.Errorf("throttled keeps Meta's fields: %+v", e)
 	}
 	invalid := fmt.Errorf("%w: text.body is empty", whatsapp.ErrInvalidMessage)
-	if e := refused(invalid); e.Details != "text.body is empty" || e.Summary != "The message was not sent: text.body is empty." {
+	if e := refused(invalid); e.Details != "text.body is empty" || e.Summary != "A mensagem não foi enviada: text.body is empty. · The message was not sent: text.body is empty." {
 		t.Errorf("invalid message: %+v", e)
 	}
 }

@@ -768,7 +768,8 @@ func TestFailureClasses(t *testing.T) {
 		m := e.waitStatus(id, "failed")
 		// Meta's words and a plain sentence; nothing internal (HTTP status, trace id, Go error).
 		if m.Error.Code != 131000 || m.Error.Title != "Something went wrong" || m.Error.Details != "injected by the fake" ||
-			!strings.Contains(m.Error.Summary, "temporary error (131000 Something went wrong: injected by the fake) through 4 attempts") {
+			!strings.Contains(m.Error.Summary, "erro temporário em 4 tentativas") ||
+			!strings.Contains(m.Error.Summary, "temporary error through 4 attempts. Send it again later. (131000 Something went wrong: injected by the fake)") {
 			t.Fatalf("failure: %+v", m.Error)
 		}
 		for _, internal := range []string{"HTTP", "fbtrace", "whatsapp:", "gave up", "transient"} {

@@ -202,14 +202,16 @@ func (w *Worker) process(ctx context.Context, typ string, s Send, last bool) err
 	out, err := w.message(typ, s)
 	if err != nil {
 		w.fail(ctx, s.MessageID, routing.MessageError{Title: "Not sent",
-			Summary: "The message could not be built for WhatsApp and was not sent."}, err, &msg)
+			Summary: bilingual("A mensagem não pôde ser montada para o WhatsApp e não foi enviada.",
+				"The message could not be built for WhatsApp and was not sent.")}, err, &msg)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	token, ok := w.tokens[s.PhoneNumberID]
 	if !ok {
 		err := fmt.Errorf("number %s is not configured", s.PhoneNumberID)
 		w.fail(ctx, s.MessageID, routing.MessageError{Title: "Sending number not configured",
-			Summary: "The WhatsApp number of this conversation is not configured for sending; tell an administrator."}, err, &msg)
+			Summary: bilingual("O número de WhatsApp desta conversa não está configurado para envio; avise um administrador.",
+				"The WhatsApp number of this conversation is not configured for sending; tell an administrator.")}, err, &msg)
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	if err := w.waitTurn(ctx, s, last); err != nil {

@@ -86,8 +86,8 @@ func TestThrottledToTheEndThroughTheGateway(t *testing.T) {
 	}
 	throttled, next := reply(throttledText), reply(nextText) // back to back: the second waits its turn
 
-	summary := "Not sent: WhatsApp kept limiting how fast this number may send (130429 Rate limit hit: " + details +
-		") through 3 attempts. Send it again later."
+	summary := "Não enviada: o WhatsApp continuou limitando a velocidade de envio deste número em 3 tentativas. Envie de novo mais tarde. · " +
+		"Not sent: WhatsApp kept limiting how fast this number may send through 3 attempts. Send it again later. (130429 Rate limit hit: " + details + ")"
 	// The stream shows the failure first, then the next reply sent.
 	failed := waitEvent(t, events, "the throttled reply's failure", func(e streamEvent) bool {
 		if e.Type == "message.status" && e.Message.ID == next && e.Message.Status == "sent" {
