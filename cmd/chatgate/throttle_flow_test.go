@@ -17,6 +17,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
+	"github.com/chatgate/chatgate/routing"
 )
 
 // A reply Meta answers with 130429 on every attempt ends failed once the task's retries run out:
@@ -110,16 +111,10 @@ func TestThrottledToTheEndThroughTheGateway(t *testing.T) {
 	code, raw := do(t, "GET", tg.base+"/v1/conversations/"+conv+"/messages", ana, nil)
 	var stored struct {
 		Messages []struct {
-			ID                string `json:"id"`
-			Status            string `json:"status"`
-			ProviderMessageID string `json:"provider_message_id"`
-			Error             *struct {
-				Code    int    `json:"code"`
-				Title   string `json:"title"`
-				Message string `json:"message"`
-				Details string `json:"details"`
-				Summary string `json:"summary"`
-			} `json:"error"`
+			ID                string                `json:"id"`
+			Status            string                `json:"status"`
+			ProviderMessageID string                `json:"provider_message_id"`
+			Error             *routing.MessageError `json:"error"`
 		} `json:"messages"`
 	}
 	if code != 200 || json.Unmarshal(raw, &stored) != nil {
