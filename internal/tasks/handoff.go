@@ -37,6 +37,10 @@ type handOff struct {
 // it every few seconds, far within the 30 s.
 const handOffFresh = 5 * time.Second
 
+// handBackTimeout bounds one hand-back (of a stale task, or all of them at close); a task not
+// handed back in time stays active with its lease, for asynq's recovery.
+const handBackTimeout = 5 * time.Second
+
 func newHandOffs(client redis.UniversalClient, logger *slog.Logger, max int) *handOffs {
 	return &handOffs{client: client, logger: logger, max: max, held: map[string][]handOff{}}
 }
@@ -56,7 +60,9 @@ func (h *handOffs) add(queue, id, msg string) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		h.handBack(queue, []handOff{{id: id}})
+		ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+		defer cancel()
+		h.handBack(ctx, queue, []handOff{{id: id}})
 		return
 	}
 	h.held[queue] = append(h.held[queue], handOff{id: id, msg: msg, at: time.Now()})
@@ -85,7 +91,9 @@ func (h *handOffs) take(queue string) (string, bool) {
 	}
 	h.mu.Unlock()
 	if len(stale) > 0 {
-		h.handBack(queue, stale)
+		ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+		defer cancel()
+		h.handBack(ctx, queue, stale)
 	}
 	return got.msg, ok
 }
@@ -98,8 +106,11 @@ func (h *handOffs) close() {
 	held := h.held
 	h.held = map[string][]handOff{}
 	h.mu.Unlock()
+	// One deadline for all: a Redis that does not answer must not stretch the shutdown per queue.
+	ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+	defer cancel()
 	for queue, q := range held {
-		h.handBack(queue, q)
+		h.handBack(ctx, queue, q)
 	}
 }
 
@@ -117,9 +128,7 @@ return redis.status_reply("OK")`)
 
 // handBack returns tasks to the front of the queue's pending list, the newest first so that the
 // oldest is taken first again.
-func (h *handOffs) handBack(queue string, q []handOff) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+func (h *handOffs) handBack(ctx context.Context, queue string, q []handOff) {
 	for i := len(q) - 1; i >= 0; i-- {
 		keys := []string{asynqActiveKey(queue), asynqLeaseKey(queue), asynqPendingKey(queue), asynqTaskPrefix(queue) + q[i].id}
 		if err := requeueLua.Run(ctx, h.client, keys, q[i].id).Err(); err != nil && !strings.Contains(err.Error(), "NOT FOUND") {
