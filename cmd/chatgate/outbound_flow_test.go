@@ -12,6 +12,7 @@ import (
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/outbound/whatsapp/fakeapi"
+	"github.com/chatgate/chatgate/routing"
 )
 
 type streamEvent struct {
@@ -21,19 +22,13 @@ type streamEvent struct {
 		ConversationID string `json:"conversation_id"`
 	} `json:"card"`
 	Message struct {
-		ID                string `json:"id"`
-		ConversationID    string `json:"conversation_id"`
-		Kind              string `json:"kind"`
-		Text              string `json:"text"`
-		Status            string `json:"status"`
-		ProviderMessageID string `json:"provider_message_id"`
-		Error             *struct {
-			Code    int    `json:"code"`
-			Title   string `json:"title"`
-			Message string `json:"message"`
-			Details string `json:"details"`
-			Summary string `json:"summary"`
-		} `json:"error"`
+		ID                string                `json:"id"`
+		ConversationID    string                `json:"conversation_id"`
+		Kind              string                `json:"kind"`
+		Text              string                `json:"text"`
+		Status            string                `json:"status"`
+		ProviderMessageID string                `json:"provider_message_id"`
+		Error             *routing.MessageError `json:"error"`
 	} `json:"message"`
 }
 

@@ -11,7 +11,10 @@ import (
 // test sees that a path made (or no longer makes) a given call.
 type CommandCounter struct {
 	Match func(redis.Cmder) bool
-	n     atomic.Int32
+	// AfterReply asks Match once the command has its reply (to count, say, the calls that found
+	// something), instead of before it is sent.
+	AfterReply bool
+	n          atomic.Int32
 }
 
 // N is the number of matching commands so far.
@@ -21,17 +24,29 @@ func (h *CommandCounter) DialHook(next redis.DialHook) redis.DialHook { return n
 
 func (h *CommandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !h.AfterReply {
+			h.count(cmd)
+			return next(ctx, cmd)
+		}
+		err := next(ctx, cmd)
 		h.count(cmd)
-		return next(ctx, cmd)
+		return err
 	}
 }
 
 func (h *CommandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !h.AfterReply {
+			for _, c := range cmds {
+				h.count(c)
+			}
+			return next(ctx, cmds)
+		}
+		err := next(ctx, cmds)
 		for _, c := range cmds {
 			h.count(c)
 		}
-		return next(ctx, cmds)
+		return err
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,27 +17,13 @@ import (
 
 // takenDequeues counts asynq's dequeue scripts of queue that reached Redis and took a task (KEYS
 // pending, paused, active, lease; a reply).
-type takenDequeues struct {
-	queue string
-	n     atomic.Int32
-}
-
-func (h *takenDequeues) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *takenDequeues) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (h *takenDequeues) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
+func takenDequeues(queue string) *redistest.CommandCounter {
+	return &redistest.CommandCounter{AfterReply: true, Match: func(cmd redis.Cmder) bool {
 		a := cmd.Args()
-		if (cmd.Name() == "evalsha" || cmd.Name() == "eval") && len(a) == 9 && a[3] == asynqPendingKey(h.queue) &&
-			a[4] == asynqQueuePrefix(h.queue)+"paused" && cmd.Err() == nil {
-			if c, ok := cmd.(*redis.Cmd); ok && c.Val() != nil {
-				h.n.Add(1)
-			}
-		}
-		return err
-	}
+		c, ok := cmd.(*redis.Cmd)
+		return ok && (cmd.Name() == "evalsha" || cmd.Name() == "eval") && len(a) == 9 && a[3] == asynqPendingKey(queue) &&
+			a[4] == asynqQueuePrefix(queue)+"paused" && cmd.Err() == nil && c.Val() != nil
+	}}
 }
 
 // A busy queue's next task is taken by the script that completes the one before and handed to the
@@ -48,7 +33,7 @@ func (h *takenDequeues) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func TestHandOffServesTheNextDequeue(t *testing.T) {
 	ctx := context.Background()
 	client := redistest.Client(t)
-	dequeues := &takenDequeues{queue: QueueReplies}
+	dequeues := takenDequeues(QueueReplies)
 	client.AddHook(dequeues)
 	srv := NewServer(client, slog.New(slog.DiscardHandler), Options{Concurrency: 2, ShutdownTimeout: time.Second})
 	var mu sync.Mutex
@@ -107,7 +92,7 @@ func TestHandOffServesTheNextDequeue(t *testing.T) {
 	if keys := client.Keys(ctx, qp+"t:*").Val(); len(keys) != 0 {
 		t.Errorf("task hashes left: %v", keys)
 	}
-	if d := int(dequeues.n.Load()); d+got != n {
+	if d := int(dequeues.N()); d+got != n {
 		t.Errorf("%d dequeues reached Redis and took a task, %d tasks handed out: want %d in all", d, got, n)
 	}
 }
