@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatgate/chatgate/internal/luascript"
 	"github.com/chatgate/chatgate/internal/ordered"
 	"github.com/chatgate/chatgate/internal/outbox"
@@ -240,11 +242,16 @@ end
 // (offerLua's reply, and for a card offered as it was recorded the id of its card.offered after the
 // fields, which are then empty), contact id}. parseDeliverReply reads both shapes (and the table of a
 // "dup", as older versions of the script answered).
-var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", localGlobals+outbox.Lua+`
+var deliverScript = luascript.New[deliverArgs, deliverReply]("deliver", deliverLua+`
+return deliver()
+`, parseDeliverReply)
+
+// deliverLua defines deliver(), which records the message of KEYS and A (ARGV as deliverScript takes it).
+const deliverLua = localGlobals + outbox.Lua + `
 -- Redis runs the script's chunk on every call, and each local function in it is a closure built anew:
 -- the helpers only a new conversation, a new contact or a merge needs are defined by library(), on
 -- first use, so the usual message builds none of them.
-local A = ARGV
+local KEYS, A = KEYS, ARGV
 -- what only a new conversation or contact needs, unpacked on first use (fresh(), defined by library())
 local queue, newConv, newCardID, newContact, offerTimeout, strategy, audit, cardsToScan, agentsToScan, eventsMaxLen, entries
 local candidateList, offerTaken, offer, offeredEvent, sseAppend, resolveContact, fresh
@@ -256,10 +263,12 @@ local function library()
       string.match(A[17], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
   end
   candidateList, offerTaken, offer, offeredEvent, sseAppend, resolveContact = (function()
-`+sse.AppendLua+offerLua+offeredEventLua+contactLua+`
+` + sse.AppendLua + offerLua + offeredEventLua + contactLua + `
     return candidateList, offerTaken, offer, offeredEvent, sseAppend, resolveContact
   end)()
 end
+local function deliver()
+queue = nil -- fresh() unpacks this message's
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'dup\n' .. A[5] end
 local P, ch, entry, nowMs = A[1], A[2], A[3], A[6]
 local contact, cf, noConv = A[4], nil, false
@@ -415,7 +424,49 @@ elseif candidates > 0 then
     q, P .. 'avail:' .. queue .. ':' .. ch, P .. 'offers')
 end
 return {'ok', A[5], conv, card, newCard, agent, cardState, tostring(candidates), decision, contact}
-`, parseDeliverReply)
+end
+`
+
+// deliverBatchScript records several messages of one tenant in one call, each as deliverScript would
+// (the intake batcher sends it the messages queued together): Redis parses one command, finds one
+// script and sets up its chunk and library() once for all of them. A message whose step fails fails
+// alone, as its own call would (what it wrote before the error stays, as then), with Redis's error and
+// the others go on; a batch never spans two tenants (the batcher groups calls by prefix; on Redis
+// Cluster one tenant is one hash slot).
+//
+// KEYS: each message's deliverScript KEYS, one message after the other. ARGV: 1 number of messages,
+// then for each its number of KEYS, its number of ARGV and its deliverScript ARGV.
+// Returns one reply per message, in order: deliverScript's reply, or an error reply.
+var deliverBatchScript = redis.NewScript(deliverLua + `
+local keys, argv, out, ki, ai, lastP = KEYS, ARGV, {}, 0, 2, nil
+local pcall, type = pcall, type
+for i = 1, tonumber(argv[1]) do
+  local nk, na = tonumber(argv[ai]), tonumber(argv[ai + 1])
+  ai = ai + 2
+  KEYS, A = {}, {}
+  for j = 1, nk do KEYS[j] = keys[ki + j] end
+  for j = 1, na do A[j] = argv[ai + j - 1] end
+  ki, ai = ki + nk, ai + na
+  -- outboxEmit asks for its flag once per tenant
+  if A[1] ~= lastP then outboxOn, lastP = nil, A[1] end
+  local ok, r = pcall(deliver)
+  if not ok then
+    -- as Redis would have answered the message's own call: redis.call's error keeps its code (pcall
+    -- gives its text), a Lua error ("user_script:<line>: …") is an ERR
+    if type(r) == 'table' and r.err then r = r.err end
+    r = tostring(r)
+    if not string.find(r, '^%u+ ') then r = 'ERR ' .. r end
+    r = {err = r .. ' script: deliver batch, on @user_script.'}
+  end
+  out[i] = r
+end
+return out
+`)
+
+// multiScripts are the scripts that have a multi script (newBatcher), each its *multiScript[A].
+var multiScripts = map[any]any{
+	deliverScript: &multiScript[deliverArgs]{lua: deliverBatchScript, group: func(a deliverArgs) string { return a.keys.prefix() }},
+}
 
 // localGlobals makes the globals a script uses locals of its chunk: a global is a table lookup on
 // each use, a local (an upvalue in functions) an index; the intake script makes hundreds.
