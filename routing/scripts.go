@@ -267,6 +267,8 @@ local function library()
     return candidateList, offerTaken, offer, offeredEvent, sseAppend, resolveContact
   end)()
 end
+-- the conversation's contact fields (read by HMGET below in this order)
+local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local function deliver()
 queue = nil -- fresh() unpacks this message's
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'dup\n' .. A[5] end
@@ -305,7 +307,6 @@ local note = A[16] == '1'
 local openKey = P .. 'convopen:' .. ch .. ':' .. entry .. ':' .. contact
 local conv = not noConv and redis.call('GET', openKey) -- a new contact has none
 -- the conversation's contact fields; name and display only when the message has them, none empty
-local whoF = {'contact_id', 'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display'}
 local whoV = {contact, cf.phone, cf.bsuid, cf.username, cf.pbsuid, cf.name, A[13]}
 local card, newCard, agent, cardState, candidates = '', '', '', '', 0
 -- a new card offered directly: the candidates scanned, the one picked, the offer's deadline
@@ -350,7 +351,8 @@ elseif not conv then
   newCard, cardState = card, 'waiting'
 else
   local convKey = P .. 'conv:' .. conv
-  local c = redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', unpack(whoF))
+  local c = redis.call('HMGET', convKey, 'card', 'agent', 'last_customer_message_at', 'window_expires_at', 'contact_id',
+    'contact_phone', 'contact_bsuid', 'contact_username', 'contact_pbsuid', 'contact_name', 'entry_point_display')
   card, agent = c[1], c[2] or ''
   -- only the fields that differ: rewriting equal values costs Redis a search and a copy each
   local h = {}
@@ -443,9 +445,7 @@ local pcall, type = pcall, type
 for i = 1, tonumber(argv[1]) do
   local nk, na = tonumber(argv[ai]), tonumber(argv[ai + 1])
   ai = ai + 2
-  KEYS, A = {}, {}
-  for j = 1, nk do KEYS[j] = keys[ki + j] end
-  for j = 1, na do A[j] = argv[ai + j - 1] end
+  KEYS, A = {unpack(keys, ki + 1, ki + nk)}, {unpack(argv, ai, ai + na - 1)}
   ki, ai = ki + nk, ai + na
   -- outboxEmit asks for its flag once per tenant
   if A[1] ~= lastP then outboxOn, lastP = nil, A[1] end
