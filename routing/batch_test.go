@@ -140,3 +140,29 @@ func execBatch(b *batcher[deliverArgs, deliverReply], msgs []deliverArgs) []scri
 	}
 	return out
 }
+
+// TestBatchedDeliveryOnRedisCluster: a batch of two tenants, two hash slots, goes out as one script
+// call per tenant, each to its slot's node, and every message is recorded.
+func TestBatchedDeliveryOnRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	ctx := context.Background()
+	client := redistest.StartCluster(t).Client(t)
+	b := newBatcher(client, deliverScript)
+	defer b.close()
+	all := batchMessages()
+	msgs := []deliverArgs{all[0], all[1], all[4], all[5], all[6], all[7]} // those that do not fail
+	got := execBatch(b, msgs)
+	for i, want := range []string{"CM1", "CM1", "CM5", "", "CM7", "CM5"} {
+		if r := got[i]; r.err != nil || r.reply.conversationID != want || r.reply.duplicate != (i == 3) {
+			t.Errorf("message %d: %+v, %v; want conversation %q", i, r.reply, r.err, want)
+		}
+	}
+	for key, want := range map[string][]string{"cg:{t}:convmsgs:CM1": {"M1", "M2"}, "cg:{t}:convmsgs:CM7": {"M7"},
+		"cg:{u}:convmsgs:CM5": {"M5", "M8"}} {
+		if got, err := client.LRange(ctx, key, 0, -1).Result(); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %v, %v; want %v", key, got, err, want)
+		}
+	}
+}
