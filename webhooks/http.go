@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -250,7 +249,7 @@ type receipt struct {
 // webhook, the WebChat widget). The normalized message is kept whole as the stored payload, so
 // agents see every field.
 func (m Message) Inbound() routing.Inbound {
-	payload, _ := json.Marshal(m)
+	payload := m.payload()
 	name := m.Contact.Name
 	in := routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: name,
 		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload,

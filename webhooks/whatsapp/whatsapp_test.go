@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/webhooks"
@@ -319,8 +321,20 @@ func FuzzParse(f *testing.F) {
 			if m.ID == "" || m.Channel != Channel {
 				t.Fatalf("message without id or channel: %+v", m)
 			}
+			// the stored payload, written by hand for plain messages, is the encoder's
+			if got, want := m.Inbound().Payload, mustMarshal(t, m); !bytes.Equal(got, want) {
+				t.Fatalf("payload\n%s\nwant\n%s", got, want)
+			}
 		}
 	})
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	b, err := gojson.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestParseTypedIsParseParts: on every fixture and Meta example the one-pass parser accepts, it
