@@ -37,8 +37,12 @@ var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadd
 // InboundMessageID is the id of the customer's message the provider calls providerID (scoped by
 // sender, see Inbound.Sender) on channel: 26 characters like a ULID, the same on every redelivery.
 func InboundMessageID(channel, sender, providerID string) string {
-	h := sha256.Sum256([]byte(channel + "\x00" + sender + "\x00" + providerID))
-	return idEncoding.EncodeToString(h[:16])[:26]
+	var buf [256]byte // the usual key fits: hashed without an allocation
+	key := append(append(append(append(append(buf[:0], channel...), 0), sender...), 0), providerID...)
+	h := sha256.Sum256(key)
+	var id [26]byte
+	idEncoding.Encode(id[:], h[:16]) // 16 bytes are 26 characters
+	return string(id[:])
 }
 
 // compactPayload splits an inbound payload into what the message keeps (x, "" when nothing) and the

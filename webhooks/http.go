@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -44,6 +45,7 @@ type Handler struct {
 	accepted   prometheus.Counter
 	duplicates prometheus.Counter
 	latency    prometheus.Observer
+	kinds      sync.Map // kind → its child of messages, looked up once
 }
 
 type metrics struct {
@@ -172,7 +174,7 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		}
 		res.Recorded += r.Recorded
 		res.Duplicates += r.Duplicates
-		h.metrics.messages.WithLabelValues(h.name, m.Kind).Add(float64(r.Recorded))
+		h.kindCounter(m.Kind).Add(float64(r.Recorded))
 		h.duplicates.Add(float64(r.Duplicates))
 	}
 	var statuses, pending int
@@ -215,6 +217,15 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 	h.accepted.Inc()
 	h.latency.Observe(time.Since(start).Seconds())
 	return sendReceipt(c, receipt{Status: "ok", Recorded: res.Recorded, Duplicates: res.Duplicates, Statuses: statuses, Pending: pending})
+}
+
+// kindCounter is the child of messages for kind. Kinds are as many as the children themselves.
+func (h *Handler) kindCounter(kind string) prometheus.Counter {
+	if c, ok := h.kinds.Load(kind); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := h.kinds.LoadOrStore(kind, h.metrics.messages.WithLabelValues(h.name, kind))
+	return c.(prometheus.Counter)
 }
 
 // sendReceipt answers r as c.JSON would, written by hand into the response's own buffer: every
