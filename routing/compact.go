@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
+
+	"github.com/chatgate/chatgate/internal/jsonenc"
 )
 
 // Compact storage of inbound messages. A customer's message is the most numerous thing Redis holds,
@@ -34,8 +37,12 @@ var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadd
 // InboundMessageID is the id of the customer's message the provider calls providerID (scoped by
 // sender, see Inbound.Sender) on channel: 26 characters like a ULID, the same on every redelivery.
 func InboundMessageID(channel, sender, providerID string) string {
-	h := sha256.Sum256([]byte(channel + "\x00" + sender + "\x00" + providerID))
-	return idEncoding.EncodeToString(h[:16])[:26]
+	var buf [256]byte // the usual key fits: hashed without an allocation
+	key := append(append(append(append(append(buf[:0], channel...), 0), sender...), 0), providerID...)
+	h := sha256.Sum256(key)
+	var id [26]byte
+	idEncoding.Encode(id[:], h[:16]) // 16 bytes are 26 characters
+	return string(id[:])
 }
 
 // compactPayload splits an inbound payload into what the message keeps (x, "" when nothing) and the
@@ -44,6 +51,9 @@ func InboundMessageID(channel, sender, providerID string) string {
 func compactPayload(m Inbound, at time.Time) (x, display string) {
 	if len(m.Payload) == 0 {
 		return "", ""
+	}
+	if display, ok := compactPlainFast(m, at); ok {
+		return "", display
 	}
 	if display, ok := compactPlain(m, at); ok {
 		return "", display
@@ -68,7 +78,7 @@ func compactPayload(m Inbound, at time.Time) (x, display string) {
 			delete(p, "entry_point_display")
 		}
 		if raw, ok := p["contact"]; ok {
-			if want, err := gojson.Marshal(contactPayload(inboundContact(m))); err == nil && bytes.Equal(raw, want) {
+			if bytes.Equal(raw, appendContactPayload(nil, contactPayload(inboundContact(m)))) {
 				delete(p, "contact")
 			}
 		}
@@ -114,8 +124,7 @@ func compactPlain(m Inbound, at time.Time) (display string, ok bool) {
 		return "", false
 	}
 	if len(p.Contact) > 0 {
-		want, err := gojson.Marshal(contactPayload(inboundContact(m)))
-		if err != nil || !bytes.Equal(p.Contact, want) {
+		if !bytes.Equal(p.Contact, appendContactPayload(nil, contactPayload(inboundContact(m)))) {
 			return "", false
 		}
 	}
@@ -125,6 +134,124 @@ func compactPlain(m Inbound, at time.Time) (display string, ok bool) {
 		}
 	}
 	return display, true
+}
+
+// compactPlainFast is compactPlain for a payload as Marshal writes that of a plain message: an
+// object of those members only, each once, without white space, whose strings have nothing
+// escaped (read by hand, as they are). ok is false for any other payload, and where compactPlain
+// would refuse it: the caller then asks compactPlain, so every payload gets compactPlain's answer.
+func compactPlainFast(m Inbound, at time.Time) (display string, ok bool) {
+	b := m.Payload
+	if m.Notice || len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return "", false
+	}
+	if len(b) == 2 {
+		return "", true
+	}
+	var seen uint8
+	var contact []byte
+	var buf [256]byte
+	for i := 1; ; {
+		key, next, ok := plainJSONString(b, i)
+		if !ok || next >= len(b) || b[next] != ':' {
+			return "", false
+		}
+		i = next + 1
+		var bit uint8
+		if string(key) == "contact" {
+			bit = 1 << 7
+			if contact == nil {
+				contact = appendContactPayload(buf[:0], contactPayload(inboundContact(m)))
+			}
+			if !bytes.HasPrefix(b[i:], contact) {
+				return "", false
+			}
+			i += len(contact)
+		} else {
+			v, next, ok := plainJSONString(b, i)
+			if !ok {
+				return "", false
+			}
+			i = next
+			var want string
+			checked := false
+			switch string(key) {
+			case "channel":
+				bit, want = 1<<0, m.Channel
+			case "entry_point":
+				bit, want = 1<<1, m.EntryPoint
+			case "id":
+				bit, want = 1<<2, m.ProviderMessageID
+			case "kind":
+				bit, want = 1<<3, m.Kind
+			case "text":
+				bit, want = 1<<4, m.Text
+			case "at":
+				var tb [40]byte
+				bit, checked = 1<<5, bytes.Equal(v, at.UTC().AppendFormat(tb[:0], time.RFC3339Nano))
+				if !checked {
+					return "", false
+				}
+			case "entry_point_display":
+				if len(v) == 0 {
+					return "", false // kept as it came: an empty name is not put back
+				}
+				display = string(v)
+				bit, want = 1<<6, display
+			default:
+				return "", false
+			}
+			if !checked && string(v) != want {
+				return "", false
+			}
+		}
+		if seen&bit != 0 {
+			return "", false
+		}
+		seen |= bit
+		switch {
+		case i == len(b)-1: // b[i] is the closing brace
+			return display, true
+		case i < len(b) && b[i] == ',':
+			i++
+		default:
+			return "", false
+		}
+	}
+}
+
+// plainJSONString reads the JSON string at b[i]: its content when it has no escape and no control
+// character and is valid UTF-8 (so that it decodes to itself), and the index after it.
+func plainJSONString(b []byte, i int) (s []byte, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	ascii := true
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			s = b[i+1 : j]
+			return s, j + 1, ascii || utf8.Valid(s)
+		case c < 0x20 || c == '\\':
+			return nil, 0, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, 0, false
+}
+
+// appendContactPayload appends c as gojson.Marshal writes it.
+func appendContactPayload(dst []byte, c payloadContact) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = jsonenc.AppendString(dst, c.ID)
+	dst = jsonenc.AppendMember(dst, "wa_id", c.WaID)
+	dst = jsonenc.AppendMember(dst, "user_id", c.UserID)
+	dst = jsonenc.AppendMember(dst, "parent_user_id", c.ParentUserID)
+	dst = jsonenc.AppendMember(dst, "name", c.Name)
+	dst = jsonenc.AppendMember(dst, "username", c.Username)
+	dst = jsonenc.AppendMember(dst, "phone", c.Phone)
+	return append(dst, '}')
 }
 
 // jsonStringIs reports whether raw is the JSON encoding of v: directly when v needs no escaping

@@ -142,6 +142,18 @@ type routerMetrics struct {
 	autoReplies *prometheus.CounterVec
 	maxWait     *prometheus.CounterVec
 	floor       floorMetrics
+	// deliveredOf and duplicatesOf hold the children of delivered and duplicates by channel (a
+	// lookup hashes the label, for every message); channels are the configured ones (Deliver).
+	deliveredOf, duplicatesOf sync.Map // channel → prometheus.Counter
+}
+
+// channelCounter is vec's child for channel, looked up once.
+func channelCounter(cache *sync.Map, vec *prometheus.CounterVec, channel string) prometheus.Counter {
+	if c, ok := cache.Load(channel); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := cache.LoadOrStore(channel, vec.WithLabelValues(channel))
+	return c.(prometheus.Counter)
 }
 
 // NewRouter builds a router on the topology's queues, agents and entry points.
@@ -330,9 +342,12 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 			window = strconv.FormatInt(at.Add(win).UnixMilli(), 10)
 		}
 		q := r.queues[queue]
-		msgID := newID()
+		var msgID, convID, cardID, contactID string
 		if m.ProviderMessageID != "" {
 			msgID = InboundMessageID(m.Channel, m.Sender, m.ProviderMessageID)
+			newIDs(&convID, &cardID, &contactID)
+		} else {
+			newIDs(&msgID, &convID, &cardID, &contactID)
 		}
 		at = at.Truncate(time.Millisecond)
 		x, display := compactPayload(m, at)
@@ -341,7 +356,7 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		}
 		out, err := r.intake.run(ctx, deliverArgs{keys: r.keys, channel: m.Channel, entryPoint: m.EntryPoint, queue: queue,
 			sender: m.Sender, providerMessageID: m.ProviderMessageID, contactID: m.ContactID,
-			messageID: msgID, conversationID: newID(), cardID: newID(), newContactID: newID(), now: now.UnixMilli(), at: at.UnixMilli(),
+			messageID: msgID, conversationID: convID, cardID: cardID, newContactID: contactID, now: now.UnixMilli(), at: at.UnixMilli(),
 			kind: m.Kind, text: m.Text, payload: x, contactName: m.ContactName, contactPhone: m.ContactPhone,
 			windowExpires: window, entryDisplay: display, offerTimeout: q.OfferTimeout.Milliseconds(),
 			strategy: q.Strategy, audit: r.audit, notice: m.Notice, cardsToScan: cardsToScan, agentsToScan: agentsToScan,
@@ -351,12 +366,12 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		}
 		if out.duplicate {
 			res.Duplicates++
-			r.metrics.duplicates.WithLabelValues(m.Channel).Inc()
+			channelCounter(&r.metrics.duplicatesOf, r.metrics.duplicates, m.Channel).Inc()
 			continue
 		}
 		res.Recorded++
 		res.Messages = append(res.Messages, out.messageID)
-		r.metrics.delivered.WithLabelValues(m.Channel).Inc()
+		channelCounter(&r.metrics.deliveredOf, r.metrics.delivered, m.Channel).Inc()
 		convID, cardID, newCard, agent, cardState := out.conversationID, out.cardID, out.newCardID, out.agent, out.cardState
 		if convID == "" {
 			continue // a notice about a customer without an open conversation: identifiers moved, nothing to show

@@ -8,9 +8,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -45,6 +45,7 @@ type Handler struct {
 	accepted   prometheus.Counter
 	duplicates prometheus.Counter
 	latency    prometheus.Observer
+	kinds      sync.Map // kind → its child of messages, looked up once
 }
 
 type metrics struct {
@@ -173,7 +174,7 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		}
 		res.Recorded += r.Recorded
 		res.Duplicates += r.Duplicates
-		h.metrics.messages.WithLabelValues(h.name, m.Kind).Add(float64(r.Recorded))
+		h.kindCounter(m.Kind).Add(float64(r.Recorded))
 		h.duplicates.Add(float64(r.Duplicates))
 	}
 	var statuses, pending int
@@ -218,6 +219,15 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 	return sendReceipt(c, receipt{Status: "ok", Recorded: res.Recorded, Duplicates: res.Duplicates, Statuses: statuses, Pending: pending})
 }
 
+// kindCounter is the child of messages for kind. Kinds are as many as the children themselves.
+func (h *Handler) kindCounter(kind string) prometheus.Counter {
+	if c, ok := h.kinds.Load(kind); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := h.kinds.LoadOrStore(kind, h.metrics.messages.WithLabelValues(h.name, kind))
+	return c.(prometheus.Counter)
+}
+
 // sendReceipt answers r as c.JSON would, written by hand into the response's own buffer: every
 // accepted notification gets one, and the encoder's allocations were a visible part of the path.
 func sendReceipt(c *fiber.Ctx, r receipt) error {
@@ -250,7 +260,7 @@ type receipt struct {
 // webhook, the WebChat widget). The normalized message is kept whole as the stored payload, so
 // agents see every field.
 func (m Message) Inbound() routing.Inbound {
-	payload, _ := json.Marshal(m)
+	payload := m.payload()
 	name := m.Contact.Name
 	in := routing.Inbound{Channel: m.Channel, EntryPoint: m.EntryPoint, ContactID: m.Contact.ID, ContactName: name,
 		ContactPhone: m.Contact.Phone, ProviderMessageID: m.ID, Sender: m.Sender, At: m.At, Kind: m.Kind, Text: m.Text, Payload: payload,

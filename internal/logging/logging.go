@@ -92,19 +92,24 @@ func over(bw *Writer, level, format string) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler
 	if strings.EqualFold(format, "json") {
-		h = slog.NewJSONHandler(bw, opts)
-	} else {
-		h = slog.NewTextHandler(bw, opts)
+		return slog.New(flushingHandler{Handler: slog.NewJSONHandler(bw, opts), w: bw})
 	}
-	return slog.New(flushingHandler{Handler: h, w: bw})
+	return slog.New(flushingHandler{Handler: slog.NewTextHandler(bw, opts), w: bw, text: true})
 }
 
 // flushingHandler flushes after every record at warn or above.
 type flushingHandler struct {
 	slog.Handler
 	w *Writer
+	// text: the handler is the text handler, whose attributes from With are pre (see writeRequest);
+	// false as well once a With or a group is beyond writeRequest.
+	text bool
+	pre  []byte
+}
+
+func (h flushingHandler) WriteRequest(t time.Time, level slog.Level, msg string, r *Request) bool {
+	return h.text && writeRequest(h.w, h.pre, t, level, msg, r)
 }
 
 func (h flushingHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -118,7 +123,11 @@ func (h flushingHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h flushingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return flushingHandler{Handler: h.Handler.WithAttrs(attrs), w: h.w}
+	out := flushingHandler{Handler: h.Handler.WithAttrs(attrs), w: h.w}
+	if h.text {
+		out.pre, out.text = appendPre(append([]byte(nil), h.pre...), attrs)
+	}
+	return out
 }
 
 func (h flushingHandler) WithGroup(name string) slog.Handler {

@@ -36,6 +36,12 @@ func (h *pacedHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
+// WriteRequest passes a request's line below warning (never paced) to the handler it wraps.
+func (h *pacedHandler) WriteRequest(t time.Time, level slog.Level, msg string, r *Request) bool {
+	rw, ok := h.Handler.(RequestWriter)
+	return ok && level < slog.LevelWarn && rw.WriteRequest(t, level, msg, r)
+}
+
 func (h *pacedHandler) causedByOutage(r slog.Record) bool {
 	found := false
 	r.Attrs(func(a slog.Attr) bool {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -45,19 +46,52 @@ type valueHead struct {
 }
 
 // typedNotification is the whole notification decoded in one pass, its messages and statuses
-// included: parseTyped's input.
+// included: parseTyped's input. One is reused from request to request (typedPool), its slices'
+// arrays with it: they were most of what the decode allocated.
 type typedNotification struct {
-	Object string `json:"object"`
-	Entry  []struct {
-		Changes []struct {
-			Field string `json:"field"`
-			Value struct {
-				valueHead
-				Messages []message `json:"messages"`
-				Statuses []status  `json:"statuses"`
-			} `json:"value"`
-		} `json:"changes"`
-	} `json:"entry"`
+	Object string       `json:"object"`
+	Entry  []typedEntry `json:"entry"`
+}
+
+type typedEntry struct {
+	Changes []typedChange `json:"changes"`
+}
+
+type typedChange struct {
+	Field string     `json:"field"`
+	Value typedValue `json:"value"`
+}
+
+type typedValue struct {
+	valueHead
+	Messages []message `json:"messages"`
+	Statuses []status  `json:"statuses"`
+}
+
+var typedPool = sync.Pool{New: func() any { return new(typedNotification) }}
+
+// reset empties n as a new one is, keeping its slices' arrays (zeroed: the decoder decodes into the
+// elements of an array, past the length too), and reports whether they are small enough to keep.
+func (n *typedNotification) reset() bool {
+	keep := cap(n.Entry) <= 4
+	entries := n.Entry[:cap(n.Entry)]
+	for i := range entries {
+		changes := entries[i].Changes[:cap(entries[i].Changes)]
+		keep = keep && len(changes) <= 4
+		for j := range changes {
+			v := &changes[j].Value
+			msgs, sts, cs, errs := v.Messages[:cap(v.Messages)], v.Statuses[:cap(v.Statuses)], v.Contacts[:cap(v.Contacts)], v.Errors[:cap(v.Errors)]
+			keep = keep && len(msgs) <= 16 && len(sts) <= 64 && len(cs) <= 16 && len(errs) <= 4
+			clear(msgs)
+			clear(sts)
+			clear(cs)
+			clear(errs)
+			changes[j] = typedChange{Value: typedValue{valueHead: valueHead{Contacts: cs[:0], Errors: errs[:0]}, Messages: msgs[:0], Statuses: sts[:0]}}
+		}
+		entries[i] = typedEntry{Changes: changes[:0]}
+	}
+	*n = typedNotification{Entry: entries[:0]}
+	return keep
 }
 
 type contact struct {
@@ -325,9 +359,18 @@ func parseParts(body []byte) (webhooks.Notification, error) {
 // decodes, but a part of an unexpected shape costs only that part, and raw JSON is at hand. Both
 // give the same result where parseTyped reports true (TestParseTypedIsParseParts).
 func parseTyped(body []byte) (webhooks.Notification, bool) {
+	n := typedPool.Get().(*typedNotification)
+	out, ok := parseTypedInto(body, n)
+	if n.reset() {
+		typedPool.Put(n)
+	}
+	return out, ok
+}
+
+// parseTypedInto is parseTyped decoding into n, which is empty (reset).
+func parseTypedInto(body []byte, n *typedNotification) (webhooks.Notification, bool) {
 	var out webhooks.Notification
-	var n typedNotification
-	if json.Unmarshal(body, &n) != nil || n.Object != "whatsapp_business_account" {
+	if json.Unmarshal(body, n) != nil || n.Object != "whatsapp_business_account" {
 		return out, false
 	}
 	for _, e := range n.Entry {

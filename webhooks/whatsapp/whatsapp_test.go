@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/chatgate/chatgate/internal/simulate"
 	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/webhooks"
@@ -308,6 +310,13 @@ func FuzzParse(f *testing.F) {
 	}
 	p := New("k", "", "t")
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// the reused notification, after every other input, reads as a new one
+		if got, ok := parseTyped(body); ok {
+			want, _ := parseTypedInto(body, new(typedNotification))
+			if g, w := mustMarshal(t, got), mustMarshal(t, want); !bytes.Equal(g, w) {
+				t.Fatalf("reused\n%s\nnew\n%s", g, w)
+			}
+		}
 		n, err := p.Parse(body)
 		if err != nil {
 			return
@@ -319,8 +328,20 @@ func FuzzParse(f *testing.F) {
 			if m.ID == "" || m.Channel != Channel {
 				t.Fatalf("message without id or channel: %+v", m)
 			}
+			// the stored payload, written by hand for plain messages, is the encoder's
+			if got, want := m.Inbound().Payload, mustMarshal(t, m); !bytes.Equal(got, want) {
+				t.Fatalf("payload\n%s\nwant\n%s", got, want)
+			}
 		}
 	})
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	b, err := gojson.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestParseTypedIsParseParts: on every fixture and Meta example the one-pass parser accepts, it
@@ -366,6 +387,36 @@ func TestParseTypedIsParseParts(t *testing.T) {
 		t.Errorf("the one-pass parser read %d of %d bodies, the simulated text message among them: %v", typed, len(bodies), ok)
 	}
 	t.Logf("one pass read %d of %d bodies", typed, len(bodies))
+}
+
+// TestParseTypedAfterAnother: a notification read into the reused one, after any other, reads as
+// into a new one (nothing of the other is left in it).
+func TestParseTypedAfterAnother(t *testing.T) {
+	var bodies [][]byte
+	files := testutil.Fixtures(t, "webhooks", "whatsapp", "testdata", "*.json")
+	files = append(files, testutil.Fixtures(t, "testdata", "whatsapp", "*.json")...)
+	for _, file := range files {
+		if raw, err := os.ReadFile(file); err == nil && !strings.HasSuffix(file, ".golden.json") && !strings.HasSuffix(file, ".want.json") {
+			bodies = append(bodies, raw)
+		}
+	}
+	bodies = append(bodies, simulate.WhatsAppNotification(simulate.WhatsAppMessage{PhoneNumberID: "1", From: "+5511999990001", Name: "Maria", Text: "Oi"}),
+		[]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[{"id":"x","type":"text","text":{"body":"a"}},`+
+			`{"id":"y","type":"text","text":{"body":"b"}},{"id":"z","type":"text","text":{"body":"c"}},{"id":"w","type":"text","text":{"body":"d"}},`+
+			`{"id":"v","type":"text","text":{"body":"e"}}]}}]}]}`), []byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages"}]}]}`))
+	for _, b := range bodies {
+		want, wantOK := parseTypedInto(b, new(typedNotification))
+		w := mustMarshal(t, want)
+		for _, a := range bodies {
+			n := new(typedNotification)
+			_, _ = parseTypedInto(a, n)
+			n.reset()
+			got, ok := parseTypedInto(b, n)
+			if g := mustMarshal(t, got); ok != wantOK || !bytes.Equal(g, w) {
+				t.Fatalf("after\n%s\n%s reads\n%s (%v)\nwant\n%s (%v)", a, b, g, ok, w, wantOK)
+			}
+		}
+	}
 }
 
 func BenchmarkVerifyAndParse(b *testing.B) {
