@@ -53,14 +53,9 @@ type multiScript[A luascript.Args] struct {
 	group func(A) string
 }
 
-// newBatcher batches the script's calls, by its multi script when it has one (multiScripts).
-func newBatcher[A luascript.Args, R any](client redis.UniversalClient, script *luascript.Script[A, R]) *batcher[A, R] {
-	m, _ := multiScripts[script].(*multiScript[A])
-	return newMultiBatcher(client, script, m)
-}
-
-// newMultiBatcher is newBatcher whose calls queued together go out as one multi script call per group.
-func newMultiBatcher[A luascript.Args, R any](client redis.UniversalClient, script *luascript.Script[A, R], multi *multiScript[A]) *batcher[A, R] {
+// newBatcher batches the script's calls; with multi (nil: none), the calls of one group queued
+// together go out as one call of the multi script.
+func newBatcher[A luascript.Args, R any](client redis.UniversalClient, script *luascript.Script[A, R], multi *multiScript[A]) *batcher[A, R] {
 	b := &batcher[A, R]{client: client, script: script, multi: multi, calls: make(chan *scriptCall[A, R], batchMax*batchWorkers),
 		stop: make(chan struct{}), maxSize: batchMax}
 	for i := 0; i < batchWorkers; i++ {

@@ -73,7 +73,7 @@ func TestBatchedDeliveryIsOneByOne(t *testing.T) {
 	if err := deliverBatchScript.Load(ctx, batched.client).Err(); err != nil {
 		t.Fatal(err)
 	}
-	b := newBatcher(batched.client, deliverScript)
+	b := newBatcher(batched.client, deliverScript, deliverMulti)
 	defer b.close()
 	if b.multi == nil {
 		t.Fatal("the intake batcher has no multi script")
@@ -117,7 +117,7 @@ func TestBatchedDeliveryLoadsItsScript(t *testing.T) {
 	if err := s.client.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	b := newBatcher(s.client, deliverScript)
+	b := newBatcher(s.client, deliverScript, deliverMulti)
 	defer b.close()
 	msgs := batchMessages()[:2]
 	for i, r := range execBatch(b, msgs) {
@@ -149,7 +149,7 @@ func TestBatchedDeliveryOnRedisCluster(t *testing.T) {
 	}
 	ctx := context.Background()
 	client := redistest.StartCluster(t).Client(t)
-	b := newBatcher(client, deliverScript)
+	b := newBatcher(client, deliverScript, deliverMulti)
 	defer b.close()
 	all := batchMessages()
 	msgs := []deliverArgs{all[0], all[1], all[4], all[5], all[6], all[7]} // those that do not fail

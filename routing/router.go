@@ -191,8 +191,8 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 	}
 	r.retention, r.retentionMetrics = opts.Retention, newRetentionMetrics()
 	r.offeredLog = r.scriptLog(EventCardOffered)
-	r.intake = newBatcher(client, deliverScript)
-	r.offers = newBatcher(client, offerScript)
+	r.intake = newBatcher(client, deliverScript, deliverMulti)
+	r.offers = newBatcher(client, offerScript, nil)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.metrics.delivered, r.metrics.duplicates, r.metrics.offers, r.metrics.timeouts,
 			r.metrics.autoReplies, r.metrics.maxWait, r.metrics.floor.transfers, r.metrics.floor.unanswered, r.retentionMetrics.deleted, r.retentionMetrics.idleClosed,

@@ -463,10 +463,8 @@ end
 return out
 `)
 
-// multiScripts are the scripts that have a multi script (newBatcher), each its *multiScript[A].
-var multiScripts = map[any]any{
-	deliverScript: &multiScript[deliverArgs]{lua: deliverBatchScript, group: func(a deliverArgs) string { return a.keys.prefix() }},
-}
+// deliverMulti batches deliverScript's calls by tenant: one tenant's keys share one hash slot.
+var deliverMulti = &multiScript[deliverArgs]{lua: deliverBatchScript, group: func(a deliverArgs) string { return a.keys.prefix() }}
 
 // localGlobals makes the globals a script uses locals of its chunk: a global is a table lookup on
 // each use, a local (an upvalue in functions) an index; the intake script makes hundreds.
