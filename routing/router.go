@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/clock"
+	"github.com/chatgate/chatgate/internal/counters"
 	"github.com/chatgate/chatgate/internal/keyspace"
 	"github.com/chatgate/chatgate/internal/topology"
 	"github.com/chatgate/chatgate/presence"
@@ -142,18 +143,8 @@ type routerMetrics struct {
 	autoReplies *prometheus.CounterVec
 	maxWait     *prometheus.CounterVec
 	floor       floorMetrics
-	// deliveredOf and duplicatesOf hold the children of delivered and duplicates by channel (a
-	// lookup hashes the label, for every message); channels are the configured ones (Deliver).
-	deliveredOf, duplicatesOf sync.Map // channel → prometheus.Counter
-}
-
-// channelCounter is vec's child for channel, looked up once.
-func channelCounter(cache *sync.Map, vec *prometheus.CounterVec, channel string) prometheus.Counter {
-	if c, ok := cache.Load(channel); ok {
-		return c.(prometheus.Counter)
-	}
-	c, _ := cache.LoadOrStore(channel, vec.WithLabelValues(channel))
-	return c.(prometheus.Counter)
+	// the children of delivered and duplicates by channel, counted for every message
+	deliveredOf, duplicatesOf *counters.ByLabel
 }
 
 // NewRouter builds a router on the topology's queues, agents and entry points.
@@ -183,6 +174,7 @@ func NewRouter(client redis.UniversalClient, ks keyspace.Space, topo *topology.T
 				Help: "Waits that passed their queue's maximum, by queue and action."}, []string{"queue", "action"}),
 			floor: newFloorMetrics(),
 		}}
+	r.metrics.deliveredOf, r.metrics.duplicatesOf = counters.New(r.metrics.delivered), counters.New(r.metrics.duplicates)
 	if opts.Supervisors != nil {
 		r.SetSupervisorPublisher(opts.Supervisors)
 	}
@@ -366,12 +358,12 @@ func (r *Router) Deliver(ctx context.Context, msgs []Inbound) (DeliverResult, er
 		}
 		if out.duplicate {
 			res.Duplicates++
-			channelCounter(&r.metrics.duplicatesOf, r.metrics.duplicates, m.Channel).Inc()
+			r.metrics.duplicatesOf.Of(m.Channel).Inc()
 			continue
 		}
 		res.Recorded++
 		res.Messages = append(res.Messages, out.messageID)
-		channelCounter(&r.metrics.deliveredOf, r.metrics.delivered, m.Channel).Inc()
+		r.metrics.deliveredOf.Of(m.Channel).Inc()
 		convID, cardID, newCard, agent, cardState := out.conversationID, out.cardID, out.newCardID, out.agent, out.cardState
 		if convID == "" {
 			continue // a notice about a customer without an open conversation: identifiers moved, nothing to show

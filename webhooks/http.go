@@ -8,12 +8,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatgate/chatgate/internal/counters"
 	"github.com/chatgate/chatgate/internal/httpx"
 	"github.com/chatgate/chatgate/routing"
 )
@@ -45,7 +45,7 @@ type Handler struct {
 	accepted   prometheus.Counter
 	duplicates prometheus.Counter
 	latency    prometheus.Observer
-	kinds      sync.Map // kind → its child of messages, looked up once
+	kinds      *counters.ByLabel // messages by kind, for this provider
 }
 
 type metrics struct {
@@ -83,7 +83,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // NewHandler serves provider name (the path segment) with its provider on the router.
 func NewHandler(name string, p Provider, r Router, logger *slog.Logger, m *Metrics) *Handler {
 	return &Handler{name: name, provider: p, router: r, logger: logger.With("component", "webhooks", "provider", name), metrics: m,
-		accepted: m.notifications.WithLabelValues(name, "ok"), duplicates: m.duplicates.WithLabelValues(name), latency: m.latency.WithLabelValues(name)}
+		accepted: m.notifications.WithLabelValues(name, "ok"), duplicates: m.duplicates.WithLabelValues(name), latency: m.latency.WithLabelValues(name),
+		kinds: counters.New(m.messages, name)}
 }
 
 // Register mounts GET (handshake, when the provider has one) and POST /webhooks/<name>.
@@ -174,7 +175,7 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 		}
 		res.Recorded += r.Recorded
 		res.Duplicates += r.Duplicates
-		h.kindCounter(m.Kind).Add(float64(r.Recorded))
+		h.kinds.Of(m.Kind).Add(float64(r.Recorded))
 		h.duplicates.Add(float64(r.Duplicates))
 	}
 	var statuses, pending int
@@ -217,15 +218,6 @@ func (h *Handler) receive(c *fiber.Ctx) error {
 	h.accepted.Inc()
 	h.latency.Observe(time.Since(start).Seconds())
 	return sendReceipt(c, receipt{Status: "ok", Recorded: res.Recorded, Duplicates: res.Duplicates, Statuses: statuses, Pending: pending})
-}
-
-// kindCounter is the child of messages for kind. Kinds are as many as the children themselves.
-func (h *Handler) kindCounter(kind string) prometheus.Counter {
-	if c, ok := h.kinds.Load(kind); ok {
-		return c.(prometheus.Counter)
-	}
-	c, _ := h.kinds.LoadOrStore(kind, h.metrics.messages.WithLabelValues(h.name, kind))
-	return c.(prometheus.Counter)
 }
 
 // sendReceipt answers r as c.JSON would, written by hand into the response's own buffer: every
