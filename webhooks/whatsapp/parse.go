@@ -105,9 +105,11 @@ type contact struct {
 }
 
 type apiError struct {
-	Code      flexInt `json:"code"`
-	Title     string  `json:"title"`
-	Message   string  `json:"message"`
+	Code    flexInt `json:"code"`
+	Title   string  `json:"title"`
+	Message string  `json:"message"`
+	// Details beside code and title: where Meta's older notifications put them.
+	Details   string `json:"details"`
 	ErrorData struct {
 		Details string `json:"details"`
 	} `json:"error_data"`
@@ -789,7 +791,7 @@ func providerErrors(in []apiError) []webhooks.ProviderError {
 	}
 	out := make([]webhooks.ProviderError, len(in))
 	for i, e := range in {
-		out[i] = webhooks.ProviderError{Code: int(e.Code), Title: e.Title, Message: e.Message, Details: e.ErrorData.Details}
+		out[i] = webhooks.ProviderError{Code: int(e.Code), Title: e.Title, Message: e.Message, Details: firstNonEmpty(e.ErrorData.Details, e.Details)}
 	}
 	return out
 }

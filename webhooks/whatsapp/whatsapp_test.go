@@ -232,6 +232,28 @@ func TestParseKeepsWhatItDoesNotUnderstand(t *testing.T) {
 	}
 }
 
+// TestErrorDetailsOutsideErrorData: Meta's older notifications (an "unknown" message with error
+// 131051, as the netflie fixture in the corpus has it) put details beside code and title instead of
+// in error_data; they are the error's details all the same, on a message and on a status.
+func TestErrorDetailsOutsideErrorData(t *testing.T) {
+	p := New("s", "", "t")
+	n, err := p.Parse([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+		"metadata":{"phone_number_id":"100"},
+		"messages":[{"from":"5511999990001","id":"m-1","timestamp":"1669233778","type":"unknown",
+			"errors":[{"code":131051,"details":"Message type is not currently supported","title":"Unsupported message type"}]}],
+		"statuses":[{"id":"s-1","status":"failed","timestamp":"1669233779","recipient_id":"5511999990001",
+			"errors":[{"code":131026,"title":"Message undeliverable","details":"beside","error_data":{"details":"inside"}}]}]}}]}]}`))
+	if err != nil || len(n.Messages) != 1 || len(n.Statuses) != 1 {
+		t.Fatalf("got %+v %v, want one message and one status", n, err)
+	}
+	if e := n.Messages[0].Errors; len(e) != 1 || e[0].Code != 131051 || e[0].Details != "Message type is not currently supported" {
+		t.Errorf("message errors %+v, want 131051 with its details", e)
+	}
+	if e := n.Statuses[0].Errors; len(e) != 1 || e[0].Details != "inside" {
+		t.Errorf("status errors %+v, want error_data's details first", e)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	p := New("s", "", "t")
 	for _, tc := range []struct {
