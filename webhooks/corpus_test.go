@@ -49,8 +49,9 @@ type corpusFile struct {
 					ID string `json:"id"`
 				} `json:"messages"`
 				Statuses []struct {
-					ID          string `json:"id"`
-					RecipientID string `json:"recipient_id"`
+					ID              string `json:"id"`
+					RecipientID     string `json:"recipient_id"`
+					RecipientUserID string `json:"recipient_user_id"`
 				} `json:"statuses"`
 			} `json:"value"`
 		} `json:"changes"`
@@ -156,7 +157,12 @@ func runCorpusFile(t *testing.T, body []byte) map[string]any {
 				msgIDs = append(msgIDs, m.ID)
 			}
 			for _, s := range ch.Value.Statuses {
-				statuses = append(statuses, [2]string{s.ID, s.RecipientID})
+				// A send to a user who hides their number has only the business-scoped user id.
+				recipient := s.RecipientID
+				if recipient == "" {
+					recipient = s.RecipientUserID
+				}
+				statuses = append(statuses, [2]string{s.ID, recipient})
 			}
 		}
 	}
@@ -449,10 +455,16 @@ func TestCorpusCoversWhatMetaSends(t *testing.T) {
 				}
 				for _, s := range v.Statuses {
 					seen["status "+fmt.Sprint(s["status"])] = true
+					if _, ok := s["recipient_id"]; !ok {
+						seen["status without recipient_id"] = true
+					}
 				}
 				if len(v.Errors) > 0 {
 					seen["change errors"] = true
 				}
+			}
+			if len(e.Changes) > 1 {
+				seen["several changes"] = true
 			}
 		}
 	}
@@ -460,7 +472,7 @@ func TestCorpusCoversWhatMetaSends(t *testing.T) {
 		"kind location", "kind contacts", "interactive button_reply", "interactive list_reply", "interactive nfm_reply", "kind button",
 		"kind reaction", "kind order", "kind system", "referral", "kind unsupported", "message errors", "change errors", "numeric timestamp",
 		"status sent", "status delivered", "status read", "status failed", "status played", "status deleted", "status warning",
-		"status seen_on_glasses", "contact phone=true bsuid=true", "contact phone=false bsuid=true", "contact phone=true bsuid=false"} {
+		"status seen_on_glasses", "status without recipient_id", "kind unknown", "several changes", "contact phone=true bsuid=true", "contact phone=false bsuid=true", "contact phone=true bsuid=false"} {
 		if !seen[want] {
 			t.Errorf("the corpus has no %s", want)
 		}
