@@ -16,7 +16,9 @@ for part in $parts; do
   case $part in
   intake) # intake against a bare fiber handler, and the same with 2,000,000 messages already stored
     head "intake: A empty Redis, B 2,000,000 stored messages, against bare fiber (ratios; targets A ≥ 0.5, B/A ≥ 0.9)"
-    FILL_B=2000000 bench/intake-ab.sh HEAD HEAD 6 5s ;;
+    FILL_B=2000000 bench/intake-ab.sh HEAD HEAD 6 5s
+    head "intake in proportion: bare, bare storing each body in Redis (alone, pipelined), the gateway"
+    bench/floor.sh 6 4s ;;
   offered) # webhook → card.offered on an agent's stream at 2,000 messages/s (target p99 ≤ 5 ms)
     head "webhook → card.offered at 2,000/s, 100 agents (target p99 ≤ 5 ms)"
     bench/offered.sh 2000 5s 100 3 ;;

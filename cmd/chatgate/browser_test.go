@@ -35,10 +35,11 @@ import (
 // browser drives headless Chromium against a gateway started in the test process. Every wait is on
 // a DOM condition with a deadline; a failed step leaves a screenshot next to the others.
 type browser struct {
-	t     *testing.T
-	ctx   context.Context
-	shots string
-	n     int
+	t         *testing.T
+	ctx       context.Context
+	shots     string
+	everyShot bool
+	n         int
 }
 
 // chromiumPath is the browser scripts/chromium-for-tests.sh found, else chromium on the PATH.
@@ -87,15 +88,17 @@ func newBrowserIn(t *testing.T, lang string) *browser {
 		cancelTab()
 		cancelAlloc() // waits for the browser process to exit
 	})
-	shots := os.Getenv("CHATGATE_SCREENSHOTS")
+	// Every state is photographed only when asked for (each picture costs the browser an encode);
+	// a failing step always is.
+	shots, every := os.Getenv("CHATGATE_SCREENSHOTS"), true
 	if shots == "" {
-		shots = filepath.Join(os.TempDir(), "chatgate-screenshots")
+		shots, every = filepath.Join(os.TempDir(), "chatgate-screenshots"), false
 	}
 	shots = filepath.Join(shots, t.Name())
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b := &browser{t: t, ctx: ctx, shots: shots}
+	b := &browser{t: t, ctx: ctx, shots: shots, everyShot: every}
 	// The first run starts the browser; it must not carry a timeout, which would stop the browser.
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start %s: %v", path, err)
@@ -113,7 +116,7 @@ func (b *browser) run(step string, actions ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.shot("failed-" + step)
+		b.failedShot(step)
 		b.t.Fatalf("%s: %v", step, err)
 	}
 }
@@ -124,7 +127,7 @@ func (b *browser) until(step, expr string) {
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-		b.shot("failed-" + step)
+		b.failedShot(step)
 		b.t.Fatalf("%s: %v\n(condition: %s)", step, err, expr)
 	}
 }
@@ -136,7 +139,7 @@ func (b *browser) eval(step, expr string) string {
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 	if err != nil {
-		b.shot("failed-" + step)
+		b.failedShot(step)
 		b.t.Fatalf("%s: %v", step, err)
 	}
 	return v
@@ -152,8 +155,17 @@ func (b *browser) type_(step, sel, text string) {
 	b.run(step, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
-// shot saves a numbered PNG of the page as it is now.
+// shot saves a numbered PNG of the page as it is now, when $CHATGATE_SCREENSHOTS asks for every state.
 func (b *browser) shot(name string) {
+	if b.everyShot {
+		b.capture(name)
+	}
+}
+
+// failedShot saves the page as a failing step left it.
+func (b *browser) failedShot(step string) { b.capture("failed-" + step) }
+
+func (b *browser) capture(name string) {
 	b.n++
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
@@ -449,7 +461,10 @@ func TestConsoleSignsInAgainWithoutLosingItsPlace(t *testing.T) {
 	tg := startTestGateway(t, cfg, nil)
 	b := newBrowser(t)
 
-	short, err := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "ana", auth.RoleAgent, 6*time.Second, time.Now())
+	// long enough for the steps before it must expire on a busy machine, short enough for b.until to see it expire
+	lifetime := 13 * time.Second
+	expires := time.Now().Add(lifetime)
+	short, err := auth.Mint(cfg.Auth.JWTSecret, cfg.Auth.Issuer, "ana", auth.RoleAgent, lifetime, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,6 +479,7 @@ func TestConsoleSignsInAgainWithoutLosingItsPlace(t *testing.T) {
 	b.until("the conversation is open", `document.querySelector('#messages li.msg.in [data-text]')?.textContent === 'Primeira mensagem'`)
 	b.type_("start a draft", `#reply`, "Um momento, por favor")
 
+	time.Sleep(time.Until(expires) - time.Second) // b.until's own wait is shorter than the token's life
 	b.until("the stream ends with the token and the page asks for a sign-in", `document.querySelector('#stream-state').textContent === '○ signed out'
 		&& !document.querySelector('#signin').hidden && document.querySelector('#notice').textContent.includes('expired')`)
 	b.shot("session-expired")
