@@ -745,6 +745,10 @@ func normalize(m *message) (msg webhooks.Message, keepRaw bool) {
 		keepRaw = keepRaw || !hasBody(m)
 	case "contacts", "order", "system", "unsupported", "request_welcome":
 		keepRaw = true
+	case "unknown":
+		// Meta's name, in older versions, for what it now calls unsupported; a message without any
+		// type is not understood
+		keepRaw, msg.Unrecognized = true, m.Type != "unknown"
 	default:
 		keepRaw = true
 		msg.Unrecognized = true

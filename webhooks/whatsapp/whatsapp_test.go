@@ -455,3 +455,23 @@ func BenchmarkVerifyAndParse(b *testing.B) {
 		}
 	}
 }
+
+// TestUnknownTypeIsMetasNotOurs: type "unknown" is Meta's older name for a message it does not support
+// (error 131051): kept raw like "unsupported", not flagged as a kind this parser does not know; a
+// message without any type is.
+func TestUnknownTypeIsMetasNotOurs(t *testing.T) {
+	p := New("s", "", "t")
+	n, err := p.Parse([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+		"metadata":{"phone_number_id":"100"},
+		"messages":[{"from":"5511999990001","id":"m-1","timestamp":"1669233778","type":"unknown","errors":[{"code":131051,"title":"Unsupported message type"}]},
+			{"from":"5511999990001","id":"m-2","timestamp":"1669233779"}]}}]}]}`))
+	if err != nil || len(n.Messages) != 2 {
+		t.Fatalf("got %+v %v, want two messages", n, err)
+	}
+	if m := n.Messages[0]; m.Kind != "unknown" || m.Unrecognized || len(m.Raw) == 0 {
+		t.Errorf("type unknown: kind %q unrecognized %v raw %d bytes; want kind unknown, recognised, kept raw", m.Kind, m.Unrecognized, len(m.Raw))
+	}
+	if m := n.Messages[1]; m.Kind != "unknown" || !m.Unrecognized || len(m.Raw) == 0 {
+		t.Errorf("no type: kind %q unrecognized %v raw %d bytes; want kind unknown, unrecognised, kept raw", m.Kind, m.Unrecognized, len(m.Raw))
+	}
+}
