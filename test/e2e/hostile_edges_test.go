@@ -175,7 +175,7 @@ func quotes(req, body []byte) bool {
 		return false
 	}
 	for _, line := range strings.Split(string(req), "\r\n") {
-		if len(line) >= 10 && strings.Contains(er.Error.Message, line[:10]) {
+		if len(line) >= 16 && strings.Contains(er.Error.Message, line[:16]) {
 			return true
 		}
 	}
