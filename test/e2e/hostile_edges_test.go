@@ -16,8 +16,8 @@ import (
 	"github.com/chatgate/chatgate/internal/testutil"
 )
 
-// TestHostileEdgesAreRefusedAndChangeNothing: multipart file replies without their one file,
-// requests fasthttp cannot parse, methods fiber does not know and two Idempotency-Key headers, each
+// TestHostileEdgesAreRefusedAndChangeNothing: multipart file replies without their one file, null
+// for a body, requests fasthttp cannot parse, methods fiber does not know and two Idempotency-Key headers, each
 // against a running gateway with a conversation the agent holds: a JSON error of the catalogue, no
 // quote of the request (its Bearer token) in the answer, and Redis as it was.
 func TestHostileEdgesAreRefusedAndChangeNothing(t *testing.T) {
@@ -66,7 +66,9 @@ func TestHostileEdgesAreRefusedAndChangeNothing(t *testing.T) {
 	file := func(name string) part {
 		return part{`Content-Disposition: form-data; name="` + name + `"; filename="a.png"` + "\r\nContent-Type: image/png", png}
 	}
-	field := func(name, value string) part { return part{`Content-Disposition: form-data; name="` + name + `"`, value} }
+	field := func(name, value string) part {
+		return part{`Content-Disposition: form-data; name="` + name + `"`, value}
+	}
 	multipart := map[string]string{"Authorization": a01["Authorization"], "Content-Type": "multipart/form-data; boundary=BND"}
 
 	// raw is a request as bytes on its own connection, for what net/http will not send.
@@ -99,6 +101,10 @@ func TestHostileEdgesAreRefusedAndChangeNothing(t *testing.T) {
 		{name: "file reply with a NUL in a part's header", raw: []byte(strings.Join([]string{"POST " + reply + " HTTP/1.1", "Host: x", authLine,
 			"Content-Type: multipart/form-data; boundary=BND", "Content-Length: 64", "", "--BND\r\nContent-Disposition: form-data; name=\"a\x00\"\r\n\r\nx\r\n--BND--\r\n" + strings.Repeat(" ", 16)}, "\r\n")),
 			status: 400, code: "bad_request"},
+
+		// null is no object: decoded into one it is no fields at all, which a close takes as a close.
+		{name: "close with a null body", method: "POST", path: "/v1/cards/" + cardID + "/close", body: []byte(" null "), headers: a01, status: 400, code: "invalid_json"},
+		{name: "new conversation with a null body", method: "POST", path: "/v1/conversations", body: []byte("null"), headers: a01, status: 400, code: "invalid_json"},
 
 		// Requests fasthttp refuses while reading them: its error quotes the request, token and all.
 		{name: "header line without a colon after the token", raw: raw("GET /v1/agents/me/presence HTTP/1.1", "Host: x", authLine, "X-Broken "+tok), status: 400, code: "bad_request"},
