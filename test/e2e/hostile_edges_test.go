@@ -17,9 +17,10 @@ import (
 )
 
 // TestHostileEdgesAreRefusedAndChangeNothing: multipart file replies without their one file, null
-// for a body, requests fasthttp cannot parse, methods fiber does not know and two Idempotency-Key headers, each
-// against a running gateway with a conversation the agent holds: a JSON error of the catalogue, no
-// quote of the request (its Bearer token) in the answer, and Redis as it was.
+// for a body, a supervisor's made-up agent, requests fasthttp cannot parse, methods fiber does not
+// know and two Idempotency-Key headers, each against a running gateway with a conversation the agent
+// holds: a JSON error of the catalogue, no quote of the request (its Bearer token) in the answer, and
+// Redis as it was.
 func TestHostileEdgesAreRefusedAndChangeNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, options{replicas: 1, agents: 1})
@@ -105,6 +106,10 @@ func TestHostileEdgesAreRefusedAndChangeNothing(t *testing.T) {
 		// null is no object: decoded into one it is no fields at all, which a close takes as a close.
 		{name: "close with a null body", method: "POST", path: "/v1/cards/" + cardID + "/close", body: []byte(" null "), headers: a01, status: 400, code: "invalid_json"},
 		{name: "new conversation with a null body", method: "POST", path: "/v1/conversations", body: []byte("null"), headers: a01, status: 400, code: "invalid_json"},
+
+		// A supervisor naming an agent that is not configured: no such agent, as for its presence.
+		{name: "supervisor reads a made-up agent's cards", method: "GET", path: "/v1/agents/nobody/cards", headers: bearer(t, "sue", auth.RoleSupervisor), status: 404, code: "agent_not_found"},
+		{name: "supervisor reads cards through a traversal", method: "GET", path: "/v1/agents/..%2Fa01/cards", headers: bearer(t, "sue", auth.RoleSupervisor), status: 404, code: "agent_not_found"},
 
 		// Requests fasthttp refuses while reading them: its error quotes the request, token and all.
 		{name: "header line without a colon after the token", raw: raw("GET /v1/agents/me/presence HTTP/1.1", "Host: x", authLine, "X-Broken "+tok), status: 400, code: "bad_request"},
