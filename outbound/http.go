@@ -70,7 +70,7 @@ func (h *Handler) reply(c *fiber.Ctx) error {
 		return h.idempotent(c, agent, func(ctx context.Context) (Accepted, error) {
 			f, err := readFile(c)
 			if err != nil {
-				return Accepted{}, err
+				return Accepted{}, httpError(err) // a form without its one file is the client's 422
 			}
 			ans, err := h.svc.ReplyFile(ctx, agent, id, f)
 			return ans, httpError(err)
@@ -155,6 +155,10 @@ type idemRecord struct {
 // A request that fails leaves no record, so it can be corrected and sent again with the same key.
 func (h *Handler) idempotent(c *fiber.Ctx, agent string, do func(ctx context.Context) (Accepted, error)) error {
 	ctx := c.UserContext()
+	if len(c.Request().Header.PeekAll("Idempotency-Key")) > 1 {
+		// Which of two keys counts is up to each proxy and server on the way: refused, not guessed.
+		return errBadIdemKey.WithMessage("send one Idempotency-Key header")
+	}
 	key := c.Get("Idempotency-Key")
 	if key == "" {
 		ans, err := do(ctx)

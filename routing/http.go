@@ -111,6 +111,9 @@ func (h *Handler) cards(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if _, ok := h.router.agents[agent]; !ok { // a supervisor's made-up id, as presence and streams answer it
+		return errAgentNotFound
+	}
 	cards, err := h.router.Cards(c.UserContext(), agent)
 	if err != nil {
 		return err

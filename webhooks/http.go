@@ -95,7 +95,9 @@ func (h *Handler) Register(app fiber.Router) {
 			if !ok {
 				return errHandshake
 			}
+			// The challenge is the caller's text, sent back as it came: never to be sniffed as a page.
 			c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+			c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 			return c.SendString(challenge)
 		})
 	}

@@ -79,6 +79,16 @@ func NewApp(o Options) *fiber.App {
 	// so fasthttp's request context, read buffer and goroutine are not held for a stream's life. A
 	// hijack handler closes its connection itself.
 	app.Server().KeepHijackedConns = true
+	// fiber answers a method outside its list (PROPFIND, a lowercase get) in plain text before any
+	// middleware runs: the catalogue's JSON 405 instead, as for a known method a path does not take.
+	serve := app.Server().Handler
+	app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+		if !knownMethod(ctx.Method()) {
+			unknownMethod(ctx)
+			return
+		}
+		serve(ctx)
+	}
 	app.Use(requestIDs)
 	// observe wraps recover so that a panic is measured and logged as the 500 it becomes.
 	app.Use(observe(o.Logger, newHTTPMetrics(o.Registerer)))
@@ -153,6 +163,26 @@ func NewApp(o Options) *fiber.App {
 		return c.JSON(body)
 	})
 	return app
+}
+
+// knownMethod: the methods fiber routes (fiber.DefaultMethods, which NewApp keeps).
+func knownMethod(m []byte) bool {
+	for _, known := range fiber.DefaultMethods {
+		if string(m) == known {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownMethod writes ErrMethodNotAllowed as the error handler would, with a fresh request id.
+func unknownMethod(ctx *fasthttp.RequestCtx) {
+	rid := utils.UUID()
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Code: ErrMethodNotAllowed.Code, Message: ErrMethodNotAllowed.Message, RequestID: rid}})
+	ctx.Response.Header.Set(fiber.HeaderXRequestID, rid)
+	ctx.SetStatusCode(ErrMethodNotAllowed.Status)
+	ctx.SetContentType(fiber.MIMEApplicationJSON)
+	ctx.SetBody(body)
 }
 
 // MetricsHandler serves the Prometheus registry.

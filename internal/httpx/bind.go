@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -21,6 +22,11 @@ func BindJSON(c *fiber.Ctx, dst any) error {
 	body, err := JSONBody(c)
 	if err != nil {
 		return err
+	}
+	// null decodes into a struct as nothing at all, so a route whose fields are all optional (a card's
+	// close) would act on it: a body that is there must be the object it stands for.
+	if string(bytes.TrimSpace(body)) == "null" {
+		return ErrInvalidJSON.WithMessage("the body must be a JSON object, not null")
 	}
 	// Unmarshal, not a Decoder: half the CPU of the start of a conversation's decode, and it refuses
 	// trailing data itself.

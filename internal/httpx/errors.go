@@ -135,9 +135,11 @@ func classify(err error, unavailable UnavailableFunc) *Error {
 			return ErrRateLimited
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
-			c := ErrBadRequest.WithMessage("%s", fe.Message)
-			c.Status = fe.Code // fiber's status for what it refused itself, under the catalogue's code
-			return c
+			// fiber's status for what it refused itself, under the catalogue's code and message: fasthttp's
+			// parse errors quote the request's bytes, its Authorization header among them.
+			c := *ErrBadRequest
+			c.Status = fe.Code
+			return &c
 		}
 	}
 	if unavailable != nil && unavailable(err) {
