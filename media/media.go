@@ -125,8 +125,8 @@ func (h *Handler) serve(c *fiber.Ctx) error {
 			return httpx.ErrInvalidMediaLink
 		}
 	} else {
-		token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-		if !ok || token == "" {
+		token, ok := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
+		if !ok {
 			return httpx.ErrInvalidToken
 		}
 		p, err := h.o.Verifier.Verify(token)

@@ -278,12 +278,21 @@ func Mint(secret, issuer, agent string, role Role, ttl time.Duration, now time.T
 	return jwt.NewWithClaims(signingAlgorithm, claims).SignedString([]byte(secret))
 }
 
+// BearerToken is the token of an Authorization header's Bearer credentials; the scheme's name is
+// case-insensitive (RFC 9110, 11.1), so "bearer" and "BEARER" name it too.
+func BearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
 // Middleware rejects requests without a valid Bearer token (401) and stores the principal.
 func (v *Verifier) Middleware() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		h := c.Get(fiber.HeaderAuthorization)
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || token == "" {
+		token, ok := BearerToken(c.Get(fiber.HeaderAuthorization))
+		if !ok {
 			return ErrInvalidToken
 		}
 		p, err := v.Verify(token)

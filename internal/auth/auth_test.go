@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,38 @@ func TestSubjectAndRoles(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != tc.status || (tc.body != "" && string(b) != tc.body) {
 			t.Errorf("GET %s: got %d %s, want %d %s", tc.path, resp.StatusCode, b, tc.status, tc.body)
+		}
+	}
+}
+
+// TestBearerSchemeIsCaseInsensitive: the scheme's name is case-insensitive (RFC 9110, 11.1), the
+// token is not; anything but one Bearer token is a 401.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	v := NewVerifier(secret, "", "chatgate")
+	app := fiber.New(fiber.Config{ErrorHandler: httpx.ErrorHandler(nil, nil)})
+	app.Get("/me", v.Middleware(), func(c *fiber.Ctx) error { return c.SendString(Caller(c).Agent) })
+	tok := mint(t, secret, "ana", RoleAgent, time.Hour)
+	for _, tc := range []struct {
+		header string
+		status int
+	}{
+		{"Bearer " + tok, 200},
+		{"bearer " + tok, 200},
+		{"BEARER " + tok, 200},
+		{"Bearer", 401},
+		{"Bearer ", 401},
+		{"Basic " + tok, 401},
+		{"Bearertoken " + tok, 401},
+		{"Bearer " + strings.ToUpper(tok), 401},
+	} {
+		req := httptest.NewRequest("GET", "/me", nil)
+		req.Header.Set("Authorization", tc.header)
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.status {
+			t.Errorf("Authorization %.20q…: got %d, want %d", tc.header, resp.StatusCode, tc.status)
 		}
 	}
 }
