@@ -1,0 +1,56 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/simulate"
+)
+
+// overlapJS is a JavaScript function: true when two elements' boxes share any area.
+const overlapJS = `((a, b) => { const r = a.getBoundingClientRect(), s = b.getBoundingClientRect();
+	return r.left < s.right - 1 && s.left < r.right - 1 && r.top < s.bottom - 1 && s.top < r.bottom - 1; })`
+
+// TestConsoleThreadLayoutInTheBrowser: an open conversation laid out at a desk's width and a phone's.
+// At 1280 px the tools, the reply box and Send share one row, the reply box taking the room (the rules
+// after the wallboard's phone block once sat inside it, so a wide screen lost them). At 360 px the
+// customer's name and channel keep their width beside Transfer and Close instead of being squeezed
+// under them.
+func TestConsoleThreadLayoutInTheBrowser(t *testing.T) {
+	fake := startFakeWhatsApp(t)
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
+	tg := startTestGateway(t, cfg, nil)
+	b := newBrowserIn(t, "pt-BR")
+
+	b.signIn(tg.base, "/console/", "ana")
+	b.until("the stream is open", `document.querySelector('#stream-state').textContent.startsWith('●')`)
+	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
+	b.until("online", `document.querySelector('#indicator').dataset.status === 'online'`)
+	b.click("close the channel panel", `#indicator`)
+	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria Aparecida", Text: "Oi, tudo bem?"})
+	b.until("the offer", offerOf("Maria")+` !== undefined`)
+	b.click("accept", `#offers li.item[data-state="offered"] [data-action="accept"]`)
+	b.until("the thread", `document.querySelector('#thread-title').textContent.startsWith('Maria')`)
+
+	b.until("at 1280 px the tools, the reply box and Send on one row, the reply box the widest", `(() => {
+		const tools = document.querySelector('.composer-tools').getBoundingClientRect();
+		const reply = document.querySelector('#reply').getBoundingClientRect();
+		const send = document.querySelector('#send').getBoundingClientRect();
+		const form = document.querySelector('#composer').getBoundingClientRect();
+		return tools.right <= reply.left && reply.right <= send.left && reply.width > form.width / 2
+			&& Math.abs(tools.bottom - reply.bottom) < 4 && Math.abs(send.bottom - reply.bottom) < 4; })()`)
+	b.shot("thread-1280")
+
+	b.run("a phone's width", chromedp.EmulateViewport(360, 740))
+	b.until("at 360 px the name and the channel beside the buttons, not under them", `(() => {
+		const overlap = `+overlapJS+`;
+		const title = document.querySelector('#thread-title'), sub = document.querySelector('#thread-sub');
+		return [document.querySelector('#thread-transfer'), document.querySelector('#thread-close'), document.querySelector('#thread-back')]
+			.every((btn) => !overlap(title, btn) && !overlap(sub, btn))
+			&& title.getBoundingClientRect().width >= 120 && sub.scrollWidth <= sub.clientWidth + 1
+			&& document.documentElement.scrollWidth <= 360; })()`)
+	b.shot("thread-360")
+	b.axe("thread at 360 px")
+}
