@@ -148,7 +148,7 @@
       // EventSource reconnects by itself with Last-Event-ID; an expired token needs a new session.
       if (session && new Date(session.expires_at) <= new Date()) {
         es.close();
-        start().then(connect, function (err) { note(err.message); });
+        start().then(connect, function () { note(words.unavailable); });
         return;
       }
       // A refusal (429 or 503 while the gateway is at its stream bounds) closes an EventSource for
@@ -160,24 +160,44 @@
     };
   }
 
+  // begin starts the session and its stream once; a failed start is forgotten, so the next open or
+  // message tries again instead of failing for good. The visitor reads only the catalogue's words:
+  // a failed fetch's own message ("Failed to fetch") is the browser's, in its words.
   var ready = null;
-  toggle.addEventListener("click", function () {
-    var open = root.classList.toggle("open");
+  function begin() {
+    if (!ready) ready = start().then(connect).catch(function (err) { ready = null; throw err; });
+    return ready;
+  }
+
+  function setOpen(open) {
+    root.classList.toggle("open", open);
     toggle.textContent = open ? words.close : words.open;
     toggle.setAttribute("aria-expanded", String(open));
-    if (!ready) ready = start().then(connect, function (err) { note(err.message); ready = null; });
+    if (open) input.focus();
+  }
+  toggle.addEventListener("click", function () {
+    var open = !root.classList.contains("open");
+    setOpen(open);
+    if (open) begin().catch(function () { note(words.unavailable); });
+  });
+  // Escape closes the chat and gives the focus back to the button that opened it.
+  root.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && root.classList.contains("open")) {
+      setOpen(false);
+      toggle.focus();
+    }
   });
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value;
     if (!text.trim()) return;
-    (ready || (ready = start().then(connect))).then(function () {
-      return api("messages", { text: text, page_url: location.href });
-    }).then(function (r) {
-      if (r.status === 202 || r.status === 200) { input.value = ""; return; }
-      note(words.notSent);
-    }, function (err) { note(err.message || words.notSent); });
+    begin().then(function () {
+      return api("messages", { text: text, page_url: location.href }).then(function (r) {
+        if (r.status === 202 || r.status === 200) { input.value = ""; return; }
+        note(words.notSent);
+      }, function () { note(words.notSent); });
+    }, function () { note(words.unavailable); });
   });
 
   window.chatgateWebChat = { open: function () { if (!root.classList.contains("open")) toggle.click(); } };
