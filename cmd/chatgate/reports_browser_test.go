@@ -148,6 +148,8 @@ func TestReportsPageInTheBrowser(t *testing.T) {
 	b.eval("switch to Portuguese", `(() => { const s = document.querySelector('#lang'); s.value = 'pt-BR'; s.dispatchEvent(new Event('change')); return s.value; })()`)
 	b.until("the page in Portuguese", `document.querySelector('#listing td[data-outcome="abandoned"]')?.textContent === 'abandonada'
 		&& [...document.querySelectorAll('#listing tbody tr')].some((tr) => tr.children[12].textContent === 'Resolvido')
+		&& document.querySelector('#f-channel').options[0].textContent === 'Todos' && document.querySelector('#f-agent').options[0].textContent === 'Todos'
+		&& document.querySelector('#f-group').selectedOptions[0].textContent === 'fila'
 		&& document.querySelector('#chart-timeline .legend').textContent.includes('Em pausa — Almoço')`)
 	b.axe("reports in Portuguese")
 	b.shot("reports-pt-BR")

@@ -268,6 +268,8 @@
   }
 
   function option(value, text) { return el("option", { value }, text); }
+  // An option in the page's words carries its key, so a switch of language (i18n.apply) rewords it.
+  function worded(value, key) { return el("option", { value, "data-i18n": key }, t(key)); }
 
   async function start() {
     const [agents, queues, pr] = await Promise.all([api("GET", "/v1/agents"), api("GET", "/v1/queues"), api("GET", "/v1/pause-reasons")]);
@@ -278,11 +280,11 @@
       for (const d of q.dispositions || []) if (!names.disposition.has(d.id)) names.disposition.set(d.id, d);
     }
     const f = $("filters").elements;
-    f.agent.replaceChildren(option("", t("rep.all")), ...agents.agents.map((a) => option(a.agent, a.name || a.agent)));
-    f.queue.replaceChildren(option("", t("rep.all")), ...queues.queues.map((q) => option(q.id, q.name || q.id)));
+    f.agent.replaceChildren(worded("", "rep.all"), ...agents.agents.map((a) => option(a.agent, a.name || a.agent)));
+    f.queue.replaceChildren(worded("", "rep.all"), ...queues.queues.map((q) => option(q.id, q.name || q.id)));
     const channels = [...new Set(queues.queues.flatMap((q) => q.channels.map((c) => c.channel)))].sort();
-    f.channel.replaceChildren(option("", t("rep.all")), ...channels.map((c) => option(c, nameOf("channel", c))));
-    f.group_by.replaceChildren(...["queue", "agent", "channel", "day", "hour", "disposition", "outcome"].map((g) => option(g, t("rep.group." + g))));
+    f.channel.replaceChildren(worded("", "rep.all"), ...channels.map((c) => option(c, nameOf("channel", c))));
+    f.group_by.replaceChildren(...["queue", "agent", "channel", "day", "hour", "disposition", "outcome"].map((g) => worded(g, "rep.group." + g)));
     const today = isoDate(new Date());
     const params = new URLSearchParams(location.search);
     f.from.value = params.get("from") || today;
