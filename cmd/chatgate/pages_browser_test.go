@@ -5,6 +5,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/chatgate/chatgate/configs"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
 )
@@ -19,20 +20,7 @@ const overlapJS = `((a, b) => { const r = a.getBoundingClientRect(), s = b.getBo
 // customer's name and channel keep their width beside Transfer and Close instead of being squeezed
 // under them.
 func TestConsoleThreadLayoutInTheBrowser(t *testing.T) {
-	fake := startFakeWhatsApp(t)
-	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
-	tg := startTestGateway(t, cfg, nil)
-	b := newBrowserIn(t, "pt-BR")
-
-	b.signIn(tg.base, "/console/", "ana")
-	b.until("the stream is open", `document.querySelector('#stream-state').textContent.startsWith('●')`)
-	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
-	b.until("online", `document.querySelector('#indicator').dataset.status === 'online'`)
-	b.click("close the channel panel", `#indicator`)
-	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria Aparecida", Text: "Oi, tudo bem?"})
-	b.until("the offer", offerOf("Maria")+` !== undefined`)
-	b.click("accept", `#offers li.item[data-state="offered"] [data-action="accept"]`)
-	b.until("the thread", `document.querySelector('#thread-title').textContent.startsWith('Maria')`)
+	b, _, _ := deskWithMaria(t, "pt-BR")
 
 	b.until("at 1280 px the tools, the reply box and Send on one row, the reply box the widest", `(() => {
 		const tools = document.querySelector('.composer-tools').getBoundingClientRect();
@@ -53,4 +41,55 @@ func TestConsoleThreadLayoutInTheBrowser(t *testing.T) {
 			&& document.documentElement.scrollWidth <= 360; })()`)
 	b.shot("thread-360")
 	b.axe("thread at 360 px")
+}
+
+// deskWithMaria signs ana in on WhatsApp in a browser speaking lang, with Maria Aparecida's
+// conversation accepted and open.
+func deskWithMaria(t *testing.T, lang string) (*browser, *testGateway, configs.Config) {
+	t.Helper()
+	fake := startFakeWhatsApp(t)
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
+	tg := startTestGateway(t, cfg, nil)
+	b := newBrowserIn(t, lang)
+	b.signIn(tg.base, "/console/", "ana")
+	b.until("the stream is open", `document.querySelector('#stream-state').textContent.startsWith('●')`)
+	b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
+	b.until("online", `document.querySelector('#indicator').dataset.status === 'online'`)
+	b.click("close the channel panel", `#indicator`)
+	postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria Aparecida", Text: "Oi, tudo bem?"})
+	b.until("the offer", offerOf("Maria")+` !== undefined`)
+	b.click("accept", `#offers li.item[data-state="offered"] [data-action="accept"]`)
+	b.until("the thread", `document.querySelector('#thread-title').textContent.startsWith('Maria')`)
+	return b, tg, cfg
+}
+
+// TestConsoleAnnouncesCustomersMessagesInTheBrowser: a screen reader hears a customer's new message
+// through the page's polite status region — its words in the open conversation, who wrote for
+// another — once, and not the statuses of the agent's own replies.
+func TestConsoleAnnouncesCustomersMessagesInTheBrowser(t *testing.T) {
+	for _, w := range []struct{ browser, open, other string }{
+		{"pt-BR", "Mensagem de Maria Aparecida: Ainda está aí?", "Nova mensagem de Maria Aparecida"},
+		{"en-US", "Message from Maria Aparecida: Ainda está aí?", "New message from Maria Aparecida"},
+	} {
+		t.Run(w.browser, func(t *testing.T) {
+			b, tg, cfg := deskWithMaria(t, w.browser)
+			b.until("the announcer is a polite status region", `document.querySelector('#announcer').getAttribute('role') === 'status'
+				&& document.querySelector('#announcer').getAttribute('aria-live') === 'polite'`)
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria Aparecida", Text: "Ainda está aí?"})
+			b.until("her words announced", `document.querySelector('#announcer').textContent === `+jsString(w.open))
+			b.type_("reply", "#reply", "Sim!")
+			b.click("send", "#send")
+			b.until("the reply sent", `document.querySelector('#messages li.out')?.dataset.status === 'sent'`)
+			if got := b.eval("announcer", `document.querySelector('#announcer').textContent`); got != w.open {
+				t.Errorf("after the reply the announcer says %q, want it unchanged", got)
+			}
+
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990002", Name: "Joana", Text: "Bom dia"})
+			b.until("Joana's offer", offerOf("Joana")+` !== undefined`)
+			b.click("accept Joana", `#offers li.item[data-state="offered"] [data-action="accept"]`)
+			b.until("Joana's thread", `document.querySelector('#thread-title').textContent.startsWith('Joana')`)
+			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria Aparecida", Text: "Oi?"})
+			b.until("who wrote, for a conversation not open", `document.querySelector('#announcer').textContent === `+jsString(w.other))
+		})
+	}
 }

@@ -884,8 +884,15 @@
           if (m) reloadCardsSoon();
           break;
         }
+        const fresh = !entry.messages.has(m.id);
         mergeMessage(entry, m);
         if (m.direction === "out") entry.unanswered = null;
+        // A screen reader hears a customer's new message once: its words in the open conversation,
+        // who wrote elsewhere (the thread itself is not a live region: a re-render would repeat it).
+        if (ev.type === "message.received" && m.direction === "in" && fresh) {
+          const who = contactName(entry.card);
+          announce(selected === entry.card.id ? t("msg.announce", { who, text: describe(m) }) : t("msg.announceOther", { who }));
+        }
         if (ev.type === "message.received" && m.direction === "in" && selected !== entry.card.id) entry.unread++;
         if (m.direction === "in" && entry.card.channel === "whatsapp" && m.kind !== "system") {
           entry.windowClosed = false;
