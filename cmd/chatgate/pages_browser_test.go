@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -91,5 +92,35 @@ func TestConsoleAnnouncesCustomersMessagesInTheBrowser(t *testing.T) {
 			postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: "+5511999990001", Name: "Maria Aparecida", Text: "Oi?"})
 			b.until("who wrote, for a conversation not open", `document.querySelector('#announcer').textContent === `+jsString(w.other))
 		})
+	}
+}
+
+// TestConsoleOfferPushesNothingInTheBrowser: an offer arriving above My conversations takes the place
+// the empty offers note kept for it, so the conversation under the agent's pointer stays where it
+// was, at a desk's width and a phone's; and the place is given back when the offer goes.
+func TestConsoleOfferPushesNothingInTheBrowser(t *testing.T) {
+	b, tg, cfg := deskWithMaria(t, "pt-BR")
+	for i, vp := range []struct {
+		name string
+		w, h int64
+	}{{"1280", 1280, 900}, {"360", 360, 740}} {
+		b.run(vp.name, chromedp.EmulateViewport(vp.w, vp.h))
+		if vp.w == 360 {
+			b.click("back to the list", "#thread-back")
+		}
+		b.until("no offer", `document.querySelectorAll('#offers li.item').length === 0`)
+		before := b.rects("Maria's conversation before", `#mine li.item`)
+		from := fmt.Sprintf("+55119999900%02d", 10+i)
+		postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: from, Name: "Joana", Text: "Bom dia"})
+		b.until("Joana's offer", offerOf("Joana")+` !== undefined`)
+		if after := b.rects("Maria's conversation after", `#mine li.item`); after != before {
+			t.Errorf("at %s px the offer moved Maria's conversation: %s → %s", vp.name, before, after)
+		}
+		b.shot("offer-arrived-" + vp.name)
+		b.click("decline Joana", `#offers li.item[data-state="offered"] [data-action="decline"]`)
+		b.until("the offer gone", `document.querySelectorAll('#offers li.item').length === 0`)
+		if after := b.rects("Maria's conversation after the decline", `#mine li.item`); after != before {
+			t.Errorf("at %s px the declined offer moved Maria's conversation: %s → %s", vp.name, before, after)
+		}
 	}
 }
