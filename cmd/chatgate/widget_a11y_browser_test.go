@@ -10,11 +10,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestWidgetFitsZoomedAndNarrowPagesInTheBrowser: the open chat fits the window at 200 % zoom (a
@@ -43,8 +45,8 @@ func TestWidgetFitsZoomedAndNarrowPagesInTheBrowser(t *testing.T) {
 	}
 }
 
-// TestWidgetFromTheKeyboardInTheBrowser: opening the chat puts the focus in the message box; Escape
-// closes it and gives the focus back to the button that opened it.
+// TestWidgetFromTheKeyboardInTheBrowser: the chat is a named region; opening it puts the focus in the
+// message box; Escape closes it and gives the focus back to the button that opened it.
 func TestWidgetFromTheKeyboardInTheBrowser(t *testing.T) {
 	ln := listenLoopback(t)
 	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
@@ -55,6 +57,7 @@ func TestWidgetFromTheKeyboardInTheBrowser(t *testing.T) {
 	b.run("focus the chat button", chromedp.WaitVisible(chromedp.CSS(".cgw-toggle")), chromedp.Focus(chromedp.CSS(".cgw-toggle")))
 	b.keys("open with Enter", kb.Enter)
 	b.until("open, the message box focused", `document.querySelector('.cgw').classList.contains('open') && document.activeElement === document.querySelector('.cgw-form input')`)
+	b.until("a region named as its title", `document.querySelector('.cgw-box').getAttribute('role') === 'region' && document.querySelector('.cgw-box').getAttribute('aria-label') === 'Chat with us'`)
 	b.keys("Escape", kb.Escape)
 	b.until("closed, the focus back on the button that says Chat", `!document.querySelector('.cgw').classList.contains('open')
 		&& document.activeElement === document.querySelector('.cgw-toggle') && document.activeElement.textContent === 'Chat'
@@ -137,4 +140,59 @@ func listenLoopback(t *testing.T) net.Listener {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestWidgetTypingLastsWhileTheAgentTypesInTheBrowser: each typing notice keeps "typing" in the
+// chat's title for 3 s from that notice; an earlier notice's timer does not put the title back while
+// the agent is still typing.
+func TestWidgetTypingLastsWhileTheAgentTypesInTheBrowser(t *testing.T) {
+	ln := listenLoopback(t)
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	cfg.Listen = ln.Addr().String()
+	tg := startTestGatewayOn(t, cfg, ln, nil)
+	carla := mintFor(t, cfg, "carla")
+	if code, body := do(t, "PUT", tg.base+"/v1/agents/me/channels/webchat", carla, strings.NewReader(`{"state":"online"}`)); code != 200 {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	b := newBrowserIn(t, "en-US")
+	b.run("open the demo page", chromedp.Navigate(tg.base+"/webchat/demo"))
+	b.click("open the chat", ".cgw-toggle")
+	b.type_("type a message", ".cgw-form input", "Hello")
+	b.click("send it", ".cgw-form button")
+	b.until("sent", `[...document.querySelectorAll('.cgw-log [data-from="visitor"]')].length === 1`)
+	var card struct {
+		ID             string `json:"id"`
+		ConversationID string `json:"conversation_id"`
+	}
+	testutil.Within(10*time.Second, func() bool {
+		_, body := do(t, "GET", tg.base+"/v1/agents/me/cards", carla, nil)
+		var list struct {
+			Cards []json.RawMessage `json:"cards"`
+		}
+		if json.Unmarshal(body, &list) == nil && len(list.Cards) > 0 {
+			_ = json.Unmarshal(list.Cards[0], &card)
+		}
+		return card.ID != ""
+	})
+	if card.ID == "" {
+		t.Fatal("no WebChat card offered to carla")
+	}
+	if code, body := do(t, "POST", tg.base+"/v1/cards/"+card.ID+"/accept", carla, nil); code != 200 {
+		t.Fatalf("accept: %d %s", code, body)
+	}
+	typing := func() {
+		t.Helper()
+		if code, body := do(t, "POST", tg.base+"/v1/conversations/"+card.ConversationID+"/typing", carla, nil); code/100 != 2 {
+			t.Fatalf("typing: %d %s", code, body)
+		}
+	}
+	typing()
+	b.until("typing shown", `document.querySelector('.cgw-head').textContent === 'An agent is typing…'`)
+	time.Sleep(2 * time.Second)
+	typing()
+	time.Sleep(1500 * time.Millisecond) // 3.5 s after the first notice, 1.5 s after the second
+	if got := b.eval("title", `document.querySelector('.cgw-head').textContent`); got != "An agent is typing…" {
+		t.Errorf("1.5 s after the last typing notice the title says %q", got)
+	}
+	b.until("the title back once the agent stops", `document.querySelector('.cgw-head').textContent === 'Chat with us'`)
 }

@@ -36,7 +36,7 @@
   var words = catalogue[lang];
   var base = script.getAttribute("data-gateway") || new URL(script.src, location.href).origin;
   var storeKey = "chatgate.webchat." + site;
-  var session = null, stream = null, lastId = "", seen = {};
+  var session = null, stream = null, lastId = "", seen = {}, typingTimer = null;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -55,6 +55,9 @@
   var root = el("div", "cgw");
   root.setAttribute("lang", lang);
   var box = el("div", "cgw-box");
+  // A named region: a screen reader's list of landmarks finds the chat.
+  box.setAttribute("role", "region");
+  box.setAttribute("aria-label", words.title);
   var head = el("div", "cgw-head", words.title);
   var log = el("div", "cgw-log");
   log.setAttribute("role", "log");
@@ -140,7 +143,12 @@
       lastId = e.lastEventId || lastId;
       try { show(JSON.parse(e.data).message); } catch (err) { /* ignore a malformed event */ }
     });
-    stream.addEventListener("typing", function () { head.textContent = words.typing; setTimeout(function () { head.textContent = words.title; }, 3000); });
+    // Each typing event holds the words for 3 s more (an earlier event's timer does not cut them short).
+    stream.addEventListener("typing", function () {
+      head.textContent = words.typing;
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(function () { head.textContent = words.title; }, 3000);
+    });
     stream.addEventListener("conversation.closed", function (e) { lastId = e.lastEventId || lastId; note(words.closed); });
     var es = stream;
     es.onopen = function () { retryDelay = 2000; };
