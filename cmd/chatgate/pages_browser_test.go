@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -122,5 +123,35 @@ func TestConsoleOfferPushesNothingInTheBrowser(t *testing.T) {
 		if after := b.rects("Maria's conversation after the decline", `#mine li.item`); after != before {
 			t.Errorf("at %s px the declined offer moved Maria's conversation: %s → %s", vp.name, before, after)
 		}
+	}
+}
+
+// TestConsoleAnnouncesChannelChangesInTheBrowser: when a supervisor pauses or logs out an agent's
+// channel, the agent's console says so in words through its polite status region, not only by the
+// indicator's colour.
+func TestConsoleAnnouncesChannelChangesInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	supervisor := cliToken(t, "supervisor", "supervisor")
+	for _, w := range []struct{ browser, paused, offline string }{
+		{"pt-BR", "WhatsApp: Em pausa — Almoço", "WhatsApp: Offline"},
+		{"en-US", "WhatsApp: Paused — Lunch", "WhatsApp: Offline"},
+	} {
+		t.Run(w.browser, func(t *testing.T) {
+			b := newBrowserIn(t, w.browser)
+			b.signIn(tg.base, "/console/", "ana")
+			b.until("the stream is open", `document.querySelector('#stream-state').textContent.startsWith('●')`)
+			b.click("log in on WhatsApp", `button[data-toggle="whatsapp"]`)
+			b.until("online", `document.querySelector('#indicator').dataset.status === 'online'`)
+			if code, raw := do(t, "PUT", tg.base+"/v1/agents/ana/channels/whatsapp", supervisor, strings.NewReader(`{"state":"paused","reason":"lunch"}`)); code != 200 {
+				t.Fatalf("supervisor's pause: %d %s", code, raw)
+			}
+			b.until("the pause said in words", `document.querySelector('#indicator').dataset.status === 'paused'
+				&& document.querySelector('#announcer').textContent === `+jsString(w.paused))
+			if code, raw := do(t, "PUT", tg.base+"/v1/agents/ana/channels/whatsapp", supervisor, strings.NewReader(`{"state":"offline"}`)); code != 200 {
+				t.Fatalf("supervisor's logout: %d %s", code, raw)
+			}
+			b.until("the logout said in words", `document.querySelector('#announcer').textContent === `+jsString(w.offline))
+		})
 	}
 }

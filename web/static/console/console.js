@@ -124,6 +124,14 @@
   }
 
   function renderPresence(p) {
+    // A change of a channel's state is said once through the status region, whoever made it (a
+    // supervisor's pause or logout shows only as a colour and words the agent may not be looking at).
+    const before = presence ? new Map(presence.channels.map((c) => [c.channel, c.state + "/" + (c.reason || "")])) : null;
+    const changed = before ? p.channels.filter((c) => before.has(c.channel) && before.get(c.channel) !== c.state + "/" + (c.reason || "")) : [];
+    if (changed.length) {
+      announce(changed.map((c) => t("channel.announce", { channel: channelName(c.channel),
+        state: c.state === "paused" && c.reason ? t("channel.paused") + " — " + reasonLabel(c.reason) : t("channel." + c.state) })).join("; "));
+    }
     presence = p;
     renderIndicator();
     $("indicator").hidden = false;
