@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,8 @@ func (b *browser) shotOf(name, sel string) {
 }
 
 // The Reports page: a supervisor reads today's conversations and presence, the three charts are
-// drawn from them, the CSV comes with its byte-order mark, and the page passes axe.
+// drawn from them, the CSV comes with its byte-order mark, and the page passes axe. Agents, queues,
+// channels and dispositions are named as people know them, not by their ids.
 func TestReportsPageInTheBrowser(t *testing.T) {
 	fake := startFakeWhatsApp(t)
 	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t), "CHATGATE_WHATSAPP_API_BASE_URL": fake.URL()})
@@ -79,7 +81,11 @@ func TestReportsPageInTheBrowser(t *testing.T) {
 			if code, raw := do(t, "POST", tg.base+"/v1/cards/"+c.ID+"/accept", ana, nil); code != 200 {
 				t.Fatalf("accept: %d %s", code, raw)
 			}
-			if code, raw := do(t, "POST", tg.base+"/v1/cards/"+c.ID+"/close", ana, nil); code != 200 {
+			var body io.Reader
+			if i == 0 {
+				body = strings.NewReader(`{"disposition":"resolved"}`)
+			}
+			if code, raw := do(t, "POST", tg.base+"/v1/cards/"+c.ID+"/close", ana, body); code != 200 {
 				t.Fatalf("close: %d %s", code, raw)
 			}
 			continue
@@ -113,6 +119,12 @@ func TestReportsPageInTheBrowser(t *testing.T) {
 		&& [...document.querySelectorAll('#listing tbody tr td:nth-child(5)')].every((td) => td.textContent.includes('•'))
 		&& document.querySelectorAll('#listing td[data-outcome="abandoned"]').length === 1
 		&& document.querySelector('#page').textContent === '1–3 of 3'`)
+	b.until("names, not ids: queue, agent, channel, disposition", `document.querySelector('#summary tbody tr[data-key="sales"] th').textContent === 'Sales'
+		&& document.querySelector('#presence tr[data-key="bruno"] th').textContent === 'Bruno'
+		&& [...document.querySelectorAll('#listing tbody tr')].every((tr) => tr.children[1].textContent === 'WhatsApp' && tr.children[2].textContent === 'Sales')
+		&& [...document.querySelectorAll('#listing tbody tr')].filter((tr) => tr.children[3].textContent === 'Ana').length === 2
+		&& [...document.querySelectorAll('#listing tbody tr')].some((tr) => tr.children[12].textContent === 'Resolved')
+		&& [...document.querySelector('#filters [name=channel]').options].map((o) => o.textContent).join() === 'All,WebChat,WhatsApp'`)
 	b.axe("reports")
 	b.shot("reports")
 	b.shotOf("chart-hours", "#chart-hours")
@@ -135,6 +147,9 @@ func TestReportsPageInTheBrowser(t *testing.T) {
 	// In Portuguese.
 	b.eval("switch to Portuguese", `(() => { const s = document.querySelector('#lang'); s.value = 'pt-BR'; s.dispatchEvent(new Event('change')); return s.value; })()`)
 	b.until("the page in Portuguese", `document.querySelector('#listing td[data-outcome="abandoned"]')?.textContent === 'abandonada'
+		&& [...document.querySelectorAll('#listing tbody tr')].some((tr) => tr.children[12].textContent === 'Resolvido')
+		&& document.querySelector('#f-channel').options[0].textContent === 'Todos' && document.querySelector('#f-agent').options[0].textContent === 'Todos'
+		&& document.querySelector('#f-group').selectedOptions[0].textContent === 'fila'
 		&& document.querySelector('#chart-timeline .legend').textContent.includes('Em pausa — Almoço')`)
 	b.axe("reports in Portuguese")
 	b.shot("reports-pt-BR")

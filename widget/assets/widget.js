@@ -36,7 +36,7 @@
   var words = catalogue[lang];
   var base = script.getAttribute("data-gateway") || new URL(script.src, location.href).origin;
   var storeKey = "chatgate.webchat." + site;
-  var session = null, stream = null, lastId = "", seen = {};
+  var session = null, stream = null, lastId = "", seen = {}, typingTimer = null;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -55,6 +55,9 @@
   var root = el("div", "cgw");
   root.setAttribute("lang", lang);
   var box = el("div", "cgw-box");
+  // A named region: a screen reader's list of landmarks finds the chat.
+  box.setAttribute("role", "region");
+  box.setAttribute("aria-label", words.title);
   var head = el("div", "cgw-head", words.title);
   var log = el("div", "cgw-log");
   log.setAttribute("role", "log");
@@ -140,7 +143,12 @@
       lastId = e.lastEventId || lastId;
       try { show(JSON.parse(e.data).message); } catch (err) { /* ignore a malformed event */ }
     });
-    stream.addEventListener("typing", function () { head.textContent = words.typing; setTimeout(function () { head.textContent = words.title; }, 3000); });
+    // Each typing event holds the words for 3 s more (an earlier event's timer does not cut them short).
+    stream.addEventListener("typing", function () {
+      head.textContent = words.typing;
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(function () { head.textContent = words.title; }, 3000);
+    });
     stream.addEventListener("conversation.closed", function (e) { lastId = e.lastEventId || lastId; note(words.closed); });
     var es = stream;
     es.onopen = function () { retryDelay = 2000; };
@@ -148,7 +156,7 @@
       // EventSource reconnects by itself with Last-Event-ID; an expired token needs a new session.
       if (session && new Date(session.expires_at) <= new Date()) {
         es.close();
-        start().then(connect, function (err) { note(err.message); });
+        start().then(connect, function () { note(words.unavailable); });
         return;
       }
       // A refusal (429 or 503 while the gateway is at its stream bounds) closes an EventSource for
@@ -160,24 +168,44 @@
     };
   }
 
+  // begin starts the session and its stream once; a failed start is forgotten, so the next open or
+  // message tries again instead of failing for good. The visitor reads only the catalogue's words:
+  // a failed fetch's own message ("Failed to fetch") is the browser's, in its words.
   var ready = null;
-  toggle.addEventListener("click", function () {
-    var open = root.classList.toggle("open");
+  function begin() {
+    if (!ready) ready = start().then(connect).catch(function (err) { ready = null; throw err; });
+    return ready;
+  }
+
+  function setOpen(open) {
+    root.classList.toggle("open", open);
     toggle.textContent = open ? words.close : words.open;
     toggle.setAttribute("aria-expanded", String(open));
-    if (!ready) ready = start().then(connect, function (err) { note(err.message); ready = null; });
+    if (open) input.focus();
+  }
+  toggle.addEventListener("click", function () {
+    var open = !root.classList.contains("open");
+    setOpen(open);
+    if (open) begin().catch(function () { note(words.unavailable); });
+  });
+  // Escape closes the chat and gives the focus back to the button that opened it.
+  root.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && root.classList.contains("open")) {
+      setOpen(false);
+      toggle.focus();
+    }
   });
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value;
     if (!text.trim()) return;
-    (ready || (ready = start().then(connect))).then(function () {
-      return api("messages", { text: text, page_url: location.href });
-    }).then(function (r) {
-      if (r.status === 202 || r.status === 200) { input.value = ""; return; }
-      note(words.notSent);
-    }, function (err) { note(err.message || words.notSent); });
+    begin().then(function () {
+      return api("messages", { text: text, page_url: location.href }).then(function (r) {
+        if (r.status === 202 || r.status === 200) { input.value = ""; return; }
+        note(words.notSent);
+      }, function () { note(words.notSent); });
+    }, function () { note(words.unavailable); });
   });
 
   window.chatgateWebChat = { open: function () { if (!root.classList.contains("open")) toggle.click(); } };

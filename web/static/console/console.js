@@ -124,6 +124,14 @@
   }
 
   function renderPresence(p) {
+    // A change of a channel's state is said once through the status region, whoever made it (a
+    // supervisor's pause or logout shows only as a colour and words the agent may not be looking at).
+    const before = presence ? new Map(presence.channels.map((c) => [c.channel, c.state + "/" + (c.reason || "")])) : null;
+    const changed = before ? p.channels.filter((c) => before.has(c.channel) && before.get(c.channel) !== c.state + "/" + (c.reason || "")) : [];
+    if (changed.length) {
+      announce(changed.map((c) => t("channel.announce", { channel: channelName(c.channel),
+        state: c.state === "paused" && c.reason ? t("channel.paused") + " — " + reasonLabel(c.reason) : t("channel." + c.state) })).join("; "));
+    }
     presence = p;
     renderIndicator();
     $("indicator").hidden = false;
@@ -884,8 +892,15 @@
           if (m) reloadCardsSoon();
           break;
         }
+        const fresh = !entry.messages.has(m.id);
         mergeMessage(entry, m);
         if (m.direction === "out") entry.unanswered = null;
+        // A screen reader hears a customer's new message once: its words in the open conversation,
+        // who wrote elsewhere (the thread itself is not a live region: a re-render would repeat it).
+        if (ev.type === "message.received" && m.direction === "in" && fresh) {
+          const who = contactName(entry.card);
+          announce(selected === entry.card.id ? t("msg.announce", { who, text: describe(m) }) : t("msg.announceOther", { who }));
+        }
         if (ev.type === "message.received" && m.direction === "in" && selected !== entry.card.id) entry.unread++;
         if (m.direction === "in" && entry.card.channel === "whatsapp" && m.kind !== "system") {
           entry.windowClosed = false;

@@ -17,6 +17,13 @@
   let offset = 0;
   let last = null; // the query of the reports shown
   let reasons = [];
+  // People read names, not ids: the agents', queues' and dispositions' from the API, the channels' here.
+  const channelNames = { whatsapp: "WhatsApp", webchat: "WebChat" };
+  const names = { agent: new Map(), queue: new Map(), disposition: new Map() };
+  const nameOf = (kind, id) => {
+    const n = kind === "channel" ? channelNames[id] : names[kind] && names[kind].get(id);
+    return (n && typeof n === "object" ? i18n.label(n) : n) || id; // a disposition has a label per language
+  };
 
   function notify(text) { $("notice").textContent = text; }
 
@@ -67,7 +74,7 @@
     if (key === "") return "—";
     if (last.group_by === "outcome") return t("rep.outcome." + key);
     if (last.group_by === "hour") return key + " h";
-    return key;
+    return nameOf(last.group_by, key);
   }
 
   function renderPresence(p) {
@@ -76,7 +83,7 @@
     $("presence").tHead.replaceChildren(el("tr", {}, ...head.map((k) => el("th", { scope: "col" }, t(k))),
       ...reasons.map((r) => el("th", { scope: "col" }, t("rep.col.pausedFor", { reason: i18n.label(r) })))));
     $("presence").tBodies[0].replaceChildren(...p.groups.map((g) => el("tr", { dataset: { key: g.key } },
-      el("th", { scope: "row" }, g.key), num(dur(g.logged_seconds)), num(dur(g.online_seconds)), num(dur(g.paused_seconds)),
+      el("th", { scope: "row" }, nameOf("agent", g.key)), num(dur(g.logged_seconds)), num(dur(g.online_seconds)), num(dur(g.paused_seconds)),
       num(g.pauses), num(dur(g.wrap_up_seconds)), el("td", {}, when(g.first_login)), el("td", {}, when(g.last_logout)),
       ...reasons.map((r) => num(dur(g.paused_by_reason[r.id] || 0))))));
   }
@@ -87,9 +94,10 @@
       "rep.col.disposition", "rep.col.outcome"];
     $("listing").tHead.replaceChildren(el("tr", {}, ...head.map((k) => el("th", { scope: "col" }, t(k)))));
     $("listing").tBodies[0].replaceChildren(...c.rows.map((r) => el("tr", { dataset: { id: r.id } },
-      el("td", {}, when(r.created_at)), el("td", {}, r.channel), el("td", {}, r.queue), el("td", {}, r.agents.join(", ") || "—"),
+      el("td", {}, when(r.created_at)), el("td", {}, nameOf("channel", r.channel)), el("td", {}, nameOf("queue", r.queue)),
+      el("td", {}, r.agents.map((a) => nameOf("agent", a)).join(", ") || "—"),
       el("td", {}, r.contact), num(dur(r.wait_seconds)), num(dur(r.handle_seconds)), num(dur(r.first_response_seconds)),
-      num(r.offers), num(r.declines), num(r.timeouts), num(r.transfers), el("td", {}, r.disposition || "—"),
+      num(r.offers), num(r.declines), num(r.timeouts), num(r.transfers), el("td", {}, r.disposition ? nameOf("disposition", r.disposition) : "—"),
       el("td", { "data-outcome": r.outcome }, t("rep.outcome." + r.outcome)))));
     const to = Math.min(c.offset + c.rows.length, c.total);
     $("page").textContent = c.total ? t("rep.page", { from: c.offset + 1, to, total: c.total }) : t("rep.none");
@@ -260,16 +268,23 @@
   }
 
   function option(value, text) { return el("option", { value }, text); }
+  // An option in the page's words carries its key, so a switch of language (i18n.apply) rewords it.
+  function worded(value, key) { return el("option", { value, "data-i18n": key }, t(key)); }
 
   async function start() {
     const [agents, queues, pr] = await Promise.all([api("GET", "/v1/agents"), api("GET", "/v1/queues"), api("GET", "/v1/pause-reasons")]);
     reasons = pr.pause_reasons;
+    for (const a of agents.agents) names.agent.set(a.agent, a.name || a.agent);
+    for (const q of queues.queues) {
+      names.queue.set(q.id, q.name || q.id);
+      for (const d of q.dispositions || []) if (!names.disposition.has(d.id)) names.disposition.set(d.id, d);
+    }
     const f = $("filters").elements;
-    f.agent.replaceChildren(option("", t("rep.all")), ...agents.agents.map((a) => option(a.agent, a.name || a.agent)));
-    f.queue.replaceChildren(option("", t("rep.all")), ...queues.queues.map((q) => option(q.id, q.name || q.id)));
+    f.agent.replaceChildren(worded("", "rep.all"), ...agents.agents.map((a) => option(a.agent, a.name || a.agent)));
+    f.queue.replaceChildren(worded("", "rep.all"), ...queues.queues.map((q) => option(q.id, q.name || q.id)));
     const channels = [...new Set(queues.queues.flatMap((q) => q.channels.map((c) => c.channel)))].sort();
-    f.channel.replaceChildren(option("", t("rep.all")), ...channels.map((c) => option(c, c)));
-    f.group_by.replaceChildren(...["queue", "agent", "channel", "day", "hour", "disposition", "outcome"].map((g) => option(g, t("rep.group." + g))));
+    f.channel.replaceChildren(worded("", "rep.all"), ...channels.map((c) => option(c, nameOf("channel", c))));
+    f.group_by.replaceChildren(...["queue", "agent", "channel", "day", "hour", "disposition", "outcome"].map((g) => worded(g, "rep.group." + g)));
     const today = isoDate(new Date());
     const params = new URLSearchParams(location.search);
     f.from.value = params.get("from") || today;
