@@ -16,9 +16,10 @@ import (
 	"github.com/chatgate/chatgate/routing"
 )
 
-// What the agent reads on a failed send: Meta's code, title, message and details, and a sentence of
-// ours in Portuguese and English (bilingual), Meta's own words kept as Meta wrote them. HTTP
-// statuses, trace ids and the attempts' errors are internal: they go to the log only.
+// A failed send's reason: Meta's code, title, message and details as Meta wrote them (for integrators
+// and support), and where the gateway explains it a sentence of ours in Portuguese and English
+// (bilingual; the console shows the half of its language, and what a code means for Meta's own
+// refusals, never the code). HTTP statuses, trace ids and the attempts' errors go to the log only.
 
 // bilingual joins the Portuguese and English forms of a sentence for the agent.
 func bilingual(pt, en string) string { return pt + " · " + en }

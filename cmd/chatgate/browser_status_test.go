@@ -92,8 +92,20 @@ func TestConsoleStatusesDeclineAndChannelColoursInTheBrowser(t *testing.T) {
 	status(first, "deleted")
 	b.until("the deletion shown beside the status", shown(0, "✓✓", "played · deleted from the chat"))
 	status(second, "failed")
-	b.until("failed, with Meta's reason in its words", shown(1, "!", "not sent")+` && `+out(1)+`.querySelector('[data-error]').textContent === '131049 Message not delivered to maintain healthy ecosystem engagement'
+	// What Meta's code means, in the page's words; the code and Meta's title only on the element, for support.
+	b.until("failed, with what Meta's reason means", shown(1, "!", "not sent")+` && `+out(1)+`.querySelector('[data-error]').textContent === "Not sent: WhatsApp held the message back to protect the customer's experience. Try later."
+		&& `+out(1)+`.querySelector('[data-error]').dataset.provider === '131049 Message not delivered to maintain healthy ecosystem engagement'
 		&& `+out(1)+`.querySelector('[data-status]').classList.contains('failed')`)
 	b.axe("failed")
 	b.shot("failed")
+
+	// A refusal the gateway explains (the number's access): its sentence in the page's language only.
+	if _, err := fake.AddRule(fakeapi.RejectRecipient("+5511999990001", 190)); err != nil {
+		t.Fatal(err)
+	}
+	b.type_("write a reply the provider refuses", `#reply`, "Ainda aí?")
+	b.click("send it", `#send`)
+	b.until("refused, in English only, without a code", `!!`+out(2)+`?.querySelector('[data-error]') && `+shown(2, "!", "not sent")+`
+		&& `+out(2)+`.querySelector('[data-error]').textContent === "WhatsApp refused the sending number's access; tell an administrator."
+		&& `+out(2)+`.querySelector('[data-error]').dataset.provider.startsWith('190 ')`)
 }

@@ -591,6 +591,31 @@
     return new Intl.DateTimeFormat(i18n.lang(), { day: "numeric", month: "long", year: "numeric" }).format(d);
   }
 
+
+  // Meta's error codes by what they mean to an agent (Cloud API error codes); the agent reads the
+  // meaning, never the code.
+  const failureKinds = {
+    window: [131047, 470], undeliverable: [131026, 131021, 131030, 131045], engagement: [131049],
+    rate: [4, 80007, 130429, 131048, 131056], media: [131052, 131053], invalid: [100, 131008, 131009, 135000],
+    template: [132000, 132001, 132005, 132007, 132012, 132015, 132016, 132068, 132069],
+    account: [3, 10, 190, 200, 368, 131005, 131031, 131042, 133010], temporary: [1, 2, 131000, 131016, 131057],
+  };
+  const failureKind = new Map(Object.entries(failureKinds).flatMap(([kind, codes]) => codes.map((c) => [c, kind])));
+
+  // failureWords: a failed send's reason in the page's language. The gateway's own reasons come as
+  // one sentence in Portuguese and English ("pt · en", then Meta's words in parentheses when Meta
+  // answered): the page's half, without them. Meta's refusals come as its code and title: the code's
+  // meaning.
+  function failureWords(e) {
+    const s = e.summary || "";
+    if (s.includes(" · ")) {
+      const half = s.split(" · ")[i18n.lang().startsWith("pt") ? 0 : 1] || "";
+      const words = half.replace(/\.\s\(.*$/, ".").replace(/^[^—]* — /, "").trim();
+      if (words) return words.charAt(0).toUpperCase() + words.slice(1);
+    }
+    const kind = e.code ? failureKind.get(e.code) : undefined;
+    return t("fail." + (kind || "other"));
+  }
   function messageNode(m) {
     const cls = m.direction === "out" ? "msg out" : m.kind === "system" ? "msg in system" : "msg in";
     const at = new Date(m.at || Date.now());
@@ -605,8 +630,8 @@
       foot.append(el("span", { class: "status" + (m.status === "failed" ? " failed" : ""), "data-status": "" },
         el("span", { class: "tick", "aria-hidden": "true" }, ticks[m.status] || ""), " ", el("span", { "data-status-words": "" }, words.join(" · "))));
       if (m.status === "failed" && m.error) {
-        // The gateway's sentence for the agent: Meta's words when Meta refused, plain words otherwise.
-        li.append(el("span", { class: "error", "data-error": "" }, m.error.summary || m.error.title || m.error.message || t("err.generic")));
+        // Words for the agent; Meta's own (code, title) stay on the element for whoever supports them.
+        li.append(el("span", { class: "error", "data-error": "", "data-provider": m.error.summary || m.error.title || "" }, failureWords(m.error)));
       }
       if (m.warning) li.append(el("span", { class: "error" }, t("msg.warning", { text: m.warning.title || m.warning.message || "" })));
     }
