@@ -16,7 +16,6 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/chatgate/chatgate/internal/redistest"
-	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestWidgetFitsZoomedAndNarrowPagesInTheBrowser: the open chat fits the window at 200 % zoom (a
@@ -160,26 +159,7 @@ func TestWidgetTypingLastsWhileTheAgentTypesInTheBrowser(t *testing.T) {
 	b.type_("type a message", ".cgw-form input", "Hello")
 	b.click("send it", ".cgw-form button")
 	b.until("sent", `[...document.querySelectorAll('.cgw-log [data-from="visitor"]')].length === 1`)
-	var card struct {
-		ID             string `json:"id"`
-		ConversationID string `json:"conversation_id"`
-	}
-	testutil.Within(10*time.Second, func() bool {
-		_, body := do(t, "GET", tg.base+"/v1/agents/me/cards", carla, nil)
-		var list struct {
-			Cards []json.RawMessage `json:"cards"`
-		}
-		if json.Unmarshal(body, &list) == nil && len(list.Cards) > 0 {
-			_ = json.Unmarshal(list.Cards[0], &card)
-		}
-		return card.ID != ""
-	})
-	if card.ID == "" {
-		t.Fatal("no WebChat card offered to carla")
-	}
-	if code, body := do(t, "POST", tg.base+"/v1/cards/"+card.ID+"/accept", carla, nil); code != 200 {
-		t.Fatalf("accept: %d %s", code, body)
-	}
+	card := acceptFirstCard(t, tg.base, carla, "carla")
 	typing := func() {
 		t.Helper()
 		if code, body := do(t, "POST", tg.base+"/v1/conversations/"+card.ConversationID+"/typing", carla, nil); code/100 != 2 {

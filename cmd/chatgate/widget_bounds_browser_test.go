@@ -71,12 +71,26 @@ func TestWidgetRetriesAStreamRefusedAtTheBound(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "the widget's stream refused at the per-address bound", func() bool { return refusals() > 0 })
 	held.Close() // the slot is free again
 
-	var card struct {
-		ID             string `json:"id"`
-		ConversationID string `json:"conversation_id"`
+	card := acceptFirstCard(t, tg.base, carla, "carla")
+	if code, body := do(t, "POST", tg.base+"/v1/conversations/"+card.ConversationID+"/messages", carla, strings.NewReader(`{"text":"Olá, de volta!"}`)); code != 202 {
+		t.Fatalf("reply: %d %s", code, body)
 	}
+	b.until("the reply arrives once the widget's retry gets the slot",
+		`[...document.querySelectorAll('.cgw-log [data-from="agent"]')].some(e => e.textContent === 'Olá, de volta!')`)
+}
+
+// offeredCard is a card as an agent's card list shows it.
+type offeredCard struct {
+	ID             string `json:"id"`
+	ConversationID string `json:"conversation_id"`
+}
+
+// acceptFirstCard waits for the first card offered to the agent whose token this is and accepts it.
+func acceptFirstCard(t *testing.T, base, token, agent string) offeredCard {
+	t.Helper()
+	var card offeredCard
 	testutil.Within(10*time.Second, func() bool { // the check below says what was missing
-		_, body := do(t, "GET", tg.base+"/v1/agents/me/cards", carla, nil)
+		_, body := do(t, "GET", base+"/v1/agents/me/cards", token, nil)
 		var list struct {
 			Cards []json.RawMessage `json:"cards"`
 		}
@@ -86,14 +100,10 @@ func TestWidgetRetriesAStreamRefusedAtTheBound(t *testing.T) {
 		return card.ID != ""
 	})
 	if card.ID == "" {
-		t.Fatal("no WebChat card offered to carla")
+		t.Fatalf("no card offered to %s", agent)
 	}
-	if code, body := do(t, "POST", tg.base+"/v1/cards/"+card.ID+"/accept", carla, nil); code != 200 {
-		t.Fatalf("accept: %d %s", code, body)
+	if code, body := do(t, "POST", base+"/v1/cards/"+card.ID+"/accept", token, nil); code != 200 {
+		t.Fatalf("%s accepting %s: %d %s", agent, card.ID, code, body)
 	}
-	if code, body := do(t, "POST", tg.base+"/v1/conversations/"+card.ConversationID+"/messages", carla, strings.NewReader(`{"text":"Olá, de volta!"}`)); code != 202 {
-		t.Fatalf("reply: %d %s", code, body)
-	}
-	b.until("the reply arrives once the widget's retry gets the slot",
-		`[...document.querySelectorAll('.cgw-log [data-from="agent"]')].some(e => e.textContent === 'Olá, de volta!')`)
+	return card
 }

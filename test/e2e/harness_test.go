@@ -394,18 +394,7 @@ func (e *env) do(method, url string, body []byte, headers map[string]string) (re
 	if err != nil {
 		return response{}, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	r := response{status: resp.StatusCode, body: b, header: resp.Header}
-	var er struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(b, &er) == nil {
-		r.code = er.Error.Code
-	}
-	return r, nil
+	return readResponse(resp), nil
 }
 
 // postWhatsApp posts a notification signed with the app secret, as Meta does.
@@ -704,4 +693,52 @@ func (e *env) storedEventIDs(agent, from string) []string {
 		ids[i] = m.ID
 	}
 	return ids
+}
+
+// onlyCard waits for the one card of an agent (read through the API) and returns it and its conversation.
+func (e *env) onlyCard(base, agent string, within time.Duration) (cardID, convID string) {
+	e.t.Helper()
+	if !testutil.Within(within, func() bool {
+		r, _ := e.do("GET", base+"/v1/agents/"+agent+"/cards", nil, bearer(e.t, agent, auth.RoleAgent))
+		var out struct {
+			Cards []struct {
+				ID             string `json:"id"`
+				ConversationID string `json:"conversation_id"`
+			} `json:"cards"`
+		}
+		if json.Unmarshal(r.body, &out) == nil && len(out.Cards) == 1 {
+			cardID, convID = out.Cards[0].ID, out.Cards[0].ConversationID
+			return true
+		}
+		return false
+	}) {
+		e.t.Fatalf("no card offered to %s", agent)
+	}
+	return cardID, convID
+}
+
+// acceptOnlyCard waits for the one card of an agent and accepts it as that agent.
+func (e *env) acceptOnlyCard(base, agent string, within time.Duration) (cardID, convID string) {
+	e.t.Helper()
+	cardID, convID = e.onlyCard(base, agent, within)
+	if r, err := e.do("POST", base+"/v1/cards/"+cardID+"/accept", nil, bearer(e.t, agent, auth.RoleAgent)); err != nil || r.status != 200 {
+		e.t.Fatalf("%s accepting %s: %d %s %v", agent, cardID, r.status, r.body, err)
+	}
+	return cardID, convID
+}
+
+// readResponse reads (at most 1 MB of) a response's body and its error code, and closes it.
+func readResponse(resp *http.Response) response {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r := response{status: resp.StatusCode, body: b, header: resp.Header}
+	var er struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &er) == nil {
+		r.code = er.Error.Code
+	}
+	return r
 }

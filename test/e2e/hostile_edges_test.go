@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/internal/auth"
-	"github.com/chatgate/chatgate/internal/testutil"
 )
 
 // TestHostileEdgesAreRefusedAndChangeNothing: multipart file replies without their one file, null
@@ -32,26 +30,7 @@ func TestHostileEdgesAreRefusedAndChangeNothing(t *testing.T) {
 	}
 	a01 := bearer(t, "a01", auth.RoleAgent)
 	tok := strings.TrimPrefix(a01["Authorization"], "Bearer ")
-	var cardID, convID string
-	if !testutil.Within(5*time.Second, func() bool {
-		r, _ := e.do("GET", base+"/v1/agents/a01/cards", nil, a01)
-		var out struct {
-			Cards []struct {
-				ID             string `json:"id"`
-				ConversationID string `json:"conversation_id"`
-			} `json:"cards"`
-		}
-		if json.Unmarshal(r.body, &out) == nil && len(out.Cards) == 1 {
-			cardID, convID = out.Cards[0].ID, out.Cards[0].ConversationID
-			return true
-		}
-		return false
-	}) {
-		t.Fatal("setup: no card offered to a01")
-	}
-	if r, err := e.do("POST", base+"/v1/cards/"+cardID+"/accept", nil, a01); err != nil || r.status != 200 {
-		t.Fatalf("setup accept: %d %s %v", r.status, r.body, err)
-	}
+	cardID, convID := e.acceptOnlyCard(base, "a01", 5*time.Second)
 	reply := "/v1/conversations/" + convID + "/messages"
 
 	type part struct{ header, data string }
@@ -208,16 +187,5 @@ func rawRequest(addr string, req []byte) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	r := response{status: resp.StatusCode, body: b, header: resp.Header}
-	var er struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(b, &er) == nil {
-		r.code = er.Error.Code
-	}
-	return r, nil
+	return readResponse(resp), nil
 }

@@ -133,26 +133,7 @@ func TestSupervisorCloseRecordsWhoDidIt(t *testing.T) {
 		t.Fatalf("webhook: %d %v", r.status, err)
 	}
 	a01, a02 := bearer(t, "a01", auth.RoleAgent), bearer(t, "a02", auth.RoleAgent)
-	var cardID, convID string
-	if !testutil.Within(5*time.Second, func() bool {
-		r, _ := e.do("GET", r1+"/v1/agents/a01/cards", nil, a01)
-		var out struct {
-			Cards []struct {
-				ID             string `json:"id"`
-				ConversationID string `json:"conversation_id"`
-			} `json:"cards"`
-		}
-		if json.Unmarshal(r.body, &out) == nil && len(out.Cards) == 1 {
-			cardID, convID = out.Cards[0].ID, out.Cards[0].ConversationID
-			return true
-		}
-		return false
-	}) {
-		t.Fatal("no card offered to a01")
-	}
-	if r, err := e.do("POST", r1+"/v1/cards/"+cardID+"/accept", nil, a01); err != nil || r.status != 200 {
-		t.Fatalf("accept: %d %s %v", r.status, r.body, err)
-	}
+	cardID, convID := e.acceptOnlyCard(r1, "a01", 5*time.Second)
 	runHostile(t, e, []hostile{
 		{name: "another agent closes a01's card", method: "POST", path: "/v1/cards/" + cardID + "/close", headers: a02, status: 403, code: "not_your_card"},
 	}, nil)
@@ -209,25 +190,7 @@ func TestSupervisorCloseRecordsWhoDidIt(t *testing.T) {
 	if r, err := e.postWhatsApp(r1, whatsAppMessage(customer(2), "wamid.close.2", "oi de novo")); err != nil || r.status != 200 {
 		t.Fatalf("webhook: %d %v", r.status, err)
 	}
-	var own string
-	testutil.Within(5*time.Second, func() bool {
-		r, _ := e.do("GET", r1+"/v1/agents/a01/cards", nil, a01)
-		var out struct {
-			Cards []struct {
-				ID string `json:"id"`
-			} `json:"cards"`
-		}
-		if json.Unmarshal(r.body, &out) == nil && len(out.Cards) == 1 {
-			own = out.Cards[0].ID
-		}
-		return own != ""
-	})
-	if own == "" {
-		t.Fatal("second card not offered to a01")
-	}
-	if r, err := e.do("POST", r1+"/v1/cards/"+own+"/accept", nil, a01); err != nil || r.status != 200 {
-		t.Fatalf("accept: %d %v", r.status, err)
-	}
+	own, _ := e.acceptOnlyCard(r1, "a01", 5*time.Second)
 	r, err = e.do("POST", r1+"/v1/cards/"+own+"/close", nil, a01)
 	if err != nil || r.status != 200 || !strings.Contains(string(r.body), `"closed_by":"a01"`) {
 		t.Errorf("agent's own close: %d %s, want closed_by a01", r.status, r.body)

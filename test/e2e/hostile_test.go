@@ -16,7 +16,6 @@ import (
 
 	"github.com/chatgate/chatgate/internal/auth"
 	"github.com/chatgate/chatgate/internal/simulate"
-	"github.com/chatgate/chatgate/internal/testutil"
 	"github.com/chatgate/chatgate/widget"
 )
 
@@ -47,23 +46,7 @@ func TestHostileInputIsRefusedAndChangesNothing(t *testing.T) {
 	if r, err := e.postWhatsApp(r1, whatsAppMessage(customer(1), "wamid.hostile.first", "hello")); err != nil || r.status != 200 {
 		t.Fatalf("setup webhook: %d %v", r.status, err)
 	}
-	var cardID, convID string
-	if !testutil.Within(5*time.Second, func() bool {
-		r, _ := e.do("GET", r1+"/v1/agents/a01/cards", nil, bearer(t, "a01", auth.RoleAgent))
-		var out struct {
-			Cards []struct {
-				ID             string `json:"id"`
-				ConversationID string `json:"conversation_id"`
-			} `json:"cards"`
-		}
-		if json.Unmarshal(r.body, &out) == nil && len(out.Cards) == 1 {
-			cardID, convID = out.Cards[0].ID, out.Cards[0].ConversationID
-			return true
-		}
-		return false
-	}) {
-		t.Fatal("setup: no card offered to a01")
-	}
+	cardID, convID := e.onlyCard(r1, "a01", 5*time.Second)
 	wcBody := simulate.WebChatBody(simulate.WebChatMessage{Site: "shop", VisitorID: "v-1", VisitorName: "Maria", ID: "m-replayed", Text: "Oi"})
 	wcTS, wcSig := simulate.SignWebChat(wcBody, siteSecret, time.Now())
 	if r, err := e.do("POST", r1+"/webhooks/webchat", wcBody, map[string]string{"X-Chatgate-Timestamp": wcTS, "X-Chatgate-Signature": wcSig}); err != nil || r.status != 200 {

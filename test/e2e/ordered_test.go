@@ -29,26 +29,7 @@ func TestRepliesInOrderThroughAWorkerKill(t *testing.T) {
 	if r, err := e.postWhatsApp(base, whatsAppMessage(from, "wamid.ordered.first", "Oi")); err != nil || r.status != 200 {
 		t.Fatalf("webhook: %d %v", r.status, err)
 	}
-	var cardID, convID string
-	if !testutil.Within(10*time.Second, func() bool {
-		r, _ := e.do("GET", base+"/v1/agents/a01/cards", nil, a01)
-		var out struct {
-			Cards []struct {
-				ID             string `json:"id"`
-				ConversationID string `json:"conversation_id"`
-			} `json:"cards"`
-		}
-		if json.Unmarshal(r.body, &out) == nil && len(out.Cards) == 1 {
-			cardID, convID = out.Cards[0].ID, out.Cards[0].ConversationID
-			return true
-		}
-		return false
-	}) {
-		t.Fatal("no card offered to a01")
-	}
-	if r, err := e.do("POST", base+"/v1/cards/"+cardID+"/accept", nil, a01); err != nil || r.status != 200 {
-		t.Fatalf("accept: %d %s %v", r.status, r.body, err)
-	}
+	_, convID := e.acceptOnlyCard(base, "a01", 10*time.Second)
 
 	// Every send takes a while; the first three answers are 500s (retried).
 	e.addRule(`{"delay":"80ms"}`)
