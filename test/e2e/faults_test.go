@@ -287,7 +287,10 @@ func TestWorkerKilledMidSendIsSentOnce(t *testing.T) {
 	if n := len(e.fakeCalls()); n != 0 {
 		t.Fatalf("the provider accepted sends before the kill (%d recipients)", n)
 	}
-	e.worker = e.startWorker("worker-restarted") // a supervisor restarts it
+	// A supervisor restarts it once asynq's lease on the killed worker's tasks can have run out: a
+	// worker takes expired leases back as it starts (and else only once a minute).
+	time.Sleep(time.Until(killedAt.Add(leaseRunsOut)))
+	e.worker = e.startWorker("worker-restarted")
 
 	sent := testutil.Within(3*time.Minute, func() bool {
 		for id := range ids {

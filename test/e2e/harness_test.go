@@ -742,3 +742,8 @@ func readResponse(resp *http.Response) response {
 	}
 	return r
 }
+
+// leaseRunsOut is how long after a worker's death asynq's lease on its tasks has run out for sure
+// (asynq leases for 30 s and renews while the worker lives); a worker started then takes them back
+// at once, where the workers still running only look once a minute.
+const leaseRunsOut = 31 * time.Second

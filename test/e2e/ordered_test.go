@@ -79,6 +79,9 @@ func TestRepliesInOrderThroughAWorkerKill(t *testing.T) {
 	holder.kill()
 	killedAt := time.Now()
 	e.addRule(`{"status":503,"times":2}`) // more trouble after the crash
+	// The killed one is restarted once asynq's lease on its task can have run out (see leaseRunsOut).
+	time.Sleep(time.Until(killedAt.Add(leaseRunsOut)))
+	e.startWorker("worker-restarted")
 
 	if !testutil.Within(3*time.Minute, func() bool {
 		for _, id := range ids {
