@@ -61,11 +61,32 @@ func newBrowser(t *testing.T) *browser {
 	return newBrowserIn(t, "en-US")
 }
 
-// newBrowserIn starts a browser whose preferred language is lang (what navigator.languages says).
-func newBrowserIn(t *testing.T, lang string) *browser {
+// browsers are the test binary's Chromium processes, one per language (--lang is the process's):
+// each test opens a browser context of its own in one (its own cookies, storage and cache) rather
+// than starting a browser, which costs seconds of CPU each time. TestMain closes them.
+var browsers = struct {
+	sync.Mutex
+	byLang map[string]sharedBrowser
+}{byLang: map[string]sharedBrowser{}}
+
+type sharedBrowser struct {
+	ctx   context.Context
+	close func()
+}
+
+// browserIn is the running browser whose preferred language is lang, started on first use.
+func browserIn(t *testing.T, lang string) context.Context {
 	t.Helper()
 	path := chromiumPath(t)
-	profile := t.TempDir() // registered first, so it is removed after the browser has exited
+	browsers.Lock()
+	defer browsers.Unlock()
+	if b, ok := browsers.byLang[lang]; ok {
+		return b.ctx
+	}
+	profile, err := os.MkdirTemp("", "chatgate-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(profile),
@@ -83,11 +104,35 @@ func newBrowserIn(t *testing.T, lang string) *browser {
 		chromedp.Flag("accept-lang", lang),
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelTab()
+	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	closeIt := func() {
+		cancelBrowser()
 		cancelAlloc() // waits for the browser process to exit
-	})
+		_ = os.RemoveAll(profile)
+	}
+	// The first run starts the browser; it must not carry a timeout, which would stop the browser.
+	if err := chromedp.Do(ctx); err != nil {
+		closeIt()
+		t.Fatalf("start %s: %v", path, err)
+	}
+	browsers.byLang[lang] = sharedBrowser{ctx: ctx, close: closeIt}
+	return ctx
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, b := range browsers.byLang {
+		b.close()
+	}
+	os.Exit(code)
+}
+
+// newBrowserIn opens a page, in a browser context of its own, whose preferred language is lang (what
+// navigator.languages says).
+func newBrowserIn(t *testing.T, lang string) *browser {
+	t.Helper()
+	ctx, closeTab := chromedp.NewContext(browserIn(t, lang), chromedp.WithNewBrowserContext())
+	t.Cleanup(closeTab)
 	// Every state is photographed only when asked for (each picture costs the browser an encode);
 	// a failing step always is.
 	shots, every := os.Getenv("CHATGATE_SCREENSHOTS"), true
@@ -99,9 +144,9 @@ func newBrowserIn(t *testing.T, lang string) *browser {
 		t.Fatal(err)
 	}
 	b := &browser{t: t, ctx: ctx, shots: shots, everyShot: every}
-	// The first run starts the browser; it must not carry a timeout, which would stop the browser.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", path, err)
+	// The first run opens the page; as the browser's, it must not carry a timeout, which would close it.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+		t.Fatalf("open a page: %v", err)
 	}
 	t.Logf("screenshots in %s", shots)
 	return b
