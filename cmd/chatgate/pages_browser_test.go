@@ -187,3 +187,35 @@ func TestConsoleSecondOfferPushesNothingInTheBrowser(t *testing.T) {
 		}
 	}
 }
+
+// TestLanguageMenuFitsAPhoneInTheBrowser: at 360 px the language menu of every page shows its
+// language's whole name ("Português" was cut to "Portuguê"), and says what it is to a screen reader.
+func TestLanguageMenuFitsAPhoneInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	supervisor, admin := cliToken(t, "supervisor", "supervisor"), cliToken(t, "ops", "admin")
+	for _, page := range []string{"/console/", "/wallboard/", "/reports/", "/ops/"} {
+		b := newBrowserIn(t, "pt-BR") // a browser each: one page's sign-in would carry to the next
+		b.run("a phone's width", chromedp.EmulateViewport(360, 740))
+		switch page { // signed in, with every button of the top bar beside the menu
+		case "/console/":
+			b.signIn(tg.base, page, "ana")
+			b.until("the stream is open", `document.querySelector('#stream-state').textContent.startsWith('●')`)
+		case "/ops/":
+			b.signInWithToken(tg.base, page, admin)
+		default:
+			b.signInWithToken(tg.base, page, supervisor)
+		}
+		b.until("signed in", `!document.querySelector('#sign-out').hidden`)
+		for _, lang := range []string{"en", "pt-BR"} {
+			b.eval("choose "+lang, `(() => { const s = document.querySelector('#lang'); s.value = `+jsString(lang)+`; s.dispatchEvent(new Event('change')); return s.value; })()`)
+			b.until(page+" in "+lang+": the menu as wide as its text needs, its name said", `(() => { const s = document.querySelector('#lang');
+				const shown = s.getBoundingClientRect().width;
+				s.style.cssText = 'max-width: none; min-width: 0; flex: none'; // the width its own text asks for
+				const needed = s.getBoundingClientRect().width;
+				s.style.cssText = '';
+				return s.scrollWidth <= s.clientWidth && shown >= needed - 0.5 && s.labels[0]?.textContent.trim() !== ''; })()`)
+		}
+		b.shot("language-menu-360-" + strings.Trim(page, "/"))
+	}
+}
