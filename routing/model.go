@@ -87,6 +87,7 @@ type Conversation struct {
 // nobody held it), to an agent or a queue, with the note for the next holder.
 type Transfer struct {
 	By      string    `json:"by"`
+	ByName  string    `json:"by_name,omitempty"` // By's configured name, for people (absent for a supervisor)
 	From    string    `json:"from,omitempty"`
 	ToAgent string    `json:"to_agent,omitempty"`
 	ToQueue string    `json:"to_queue,omitempty"`

@@ -463,7 +463,9 @@ func (r *Router) dispatch(ctx context.Context, queue, channel string, first deci
 		} else if len(d.cardFields) == 0 {
 			return fmt.Errorf("offer: card %s: %w", d.card, ErrNotFound)
 		} else {
-			r.publish(ctx, d.agent, Event{Type: EventCardOffered, Card: cardWithConversation(d.cardFields, d.convFields)})
+			card := cardWithConversation(d.cardFields, d.convFields)
+			r.nameTransfer(card.Transfer)
+			r.publish(ctx, d.agent, Event{Type: EventCardOffered, Card: card})
 		}
 		if !d.stillWaiting {
 			return nil
@@ -522,7 +524,19 @@ func (r *Router) Card(ctx context.Context, id string) (Card, error) {
 	if err != nil {
 		conv = nil
 	}
-	return cardWithConversation(h, conv), nil
+	c := cardWithConversation(h, conv)
+	r.nameTransfer(c.Transfer)
+	return c, nil
+}
+
+// nameTransfer gives a transfer its author's configured name, so an agent reads who, not an id.
+func (r *Router) nameTransfer(t *Transfer) {
+	if t == nil {
+		return
+	}
+	if a, ok := r.topo.Agent(t.By); ok {
+		t.ByName = a.Name
+	}
 }
 
 // cardWithConversation is a card as agents see it: with its conversation's contact and window (when
@@ -567,7 +581,9 @@ func (r *Router) Conversation(ctx context.Context, id string) (Conversation, err
 	if len(h) == 0 {
 		return Conversation{}, ErrNotFound
 	}
-	return conversationFrom(h), nil
+	c := conversationFrom(h)
+	r.nameTransfer(c.LastTransfer)
+	return c, nil
 }
 
 // Messages returns a conversation's messages, oldest first (at most limit, the latest ones).

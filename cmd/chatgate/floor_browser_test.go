@@ -19,18 +19,18 @@ type floorWords struct {
 
 var floorDesks = []floorWords{
 	{lang: "pt-BR", browser: "pt-BR", queue: "Fila Sales", choose: "Escolha para quem transferir.", confirm: "Transferir para Bruno?",
-		done: "transferida para Bruno", badge: "↪ de ana", received: "ana transferiu para você a conversa com Maria",
-		note: "Transferida por ana: “Cliente VIP, troca de tamanho”", dispositions: "Resolvido|Venda realizada|Cliente não respondeu",
+		done: "transferida para Bruno", badge: "↪ de Ana", received: "Ana transferiu para você a conversa com Maria",
+		note: "Transferida por Ana: “Cliente VIP, troca de tamanho”", dispositions: "Resolvido|Venda realizada|Cliente não respondeu",
 		chooseOutcome: "Escolha o resultado do atendimento.", wrapUp: "Finalizando atendimento no WhatsApp"},
 	{lang: "en", browser: "en-US", queue: "Queue Sales", choose: "Choose whom to transfer it to.", confirm: "Transfer to Bruno?",
-		done: "transferred to Bruno", badge: "↪ from ana", received: "ana transferred the conversation with Maria to you",
-		note: "Transferred by ana: “Cliente VIP, troca de tamanho”", dispositions: "Resolved|Sale made|Customer left",
+		done: "transferred to Bruno", badge: "↪ from Ana", received: "Ana transferred the conversation with Maria to you",
+		note: "Transferred by Ana: “Cliente VIP, troca de tamanho”", dispositions: "Resolved|Sale made|Customer left",
 		chooseOutcome: "Choose the outcome.", wrapUp: "Wrapping up on WhatsApp"},
 }
 
 // TestConsoleTransferAndWrapUpInTheBrowser runs the floor between two consoles (ana and bruno, in
 // two tabs): ana transfers Maria's conversation to bruno with a note, after a confirmation; it
-// leaves ana's list and arrives in bruno's as an offer that says who transferred it, and the note
+// leaves ana's list and arrives in bruno's as an offer that says who transferred it by her name, and the note
 // shows in bruno's thread. Bruno closes it: the close dialog lists the queue's dispositions in the
 // console's language and refuses a close without one; after it, bruno's WhatsApp wraps up with a
 // countdown, a new customer waits meanwhile, and "End now" brings that customer to bruno at once.

@@ -155,3 +155,67 @@ func TestConsoleAnnouncesChannelChangesInTheBrowser(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleSecondOfferPushesNothingInTheBrowser: with one offer shown, a second arriving goes
+// below it inside the offers' own scrolling area, so neither the first offer's buttons nor My
+// conversations move under the agent's pointer; the count says two wait and the second is reachable.
+func TestConsoleSecondOfferPushesNothingInTheBrowser(t *testing.T) {
+	b, tg, cfg := deskWithMaria(t, "pt-BR")
+	for i, vp := range []struct {
+		name string
+		w, h int64
+	}{{"1280", 1280, 900}, {"360", 360, 740}} {
+		b.run(vp.name, chromedp.EmulateViewport(vp.w, vp.h))
+		if vp.w == 360 {
+			b.click("back to the list", "#thread-back")
+		}
+		b.until("no offer", `document.querySelectorAll('#offers li.item').length === 0`)
+		postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: fmt.Sprintf("+55119999901%02d", 10+i), Name: "Joana", Text: "Bom dia"})
+		b.until("Joana's offer", offerOf("Joana")+` !== undefined`)
+		before := b.rects("the first offer and Maria's conversation before", `#offers li.item [data-action="accept"]`, `#mine li.item`)
+		postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: fmt.Sprintf("+55119999902%02d", 10+i), Name: "Pedro", Text: "Olá"})
+		b.until("Pedro's offer, counted", offerOf("Pedro")+` !== undefined && document.querySelector('#offers-count').textContent === '2'`)
+		if after := b.rects("the first offer and Maria's conversation after", `#offers li.item [data-action="accept"]`, `#mine li.item`); after != before {
+			t.Errorf("at %s px the second offer moved what was under the pointer: %s → %s", vp.name, before, after)
+		}
+		b.until("the second offer within reach by scrolling the offers", `(() => { const o = document.querySelector('#offers');
+			return o.scrollHeight > o.clientHeight && getComputedStyle(o).overflowY === 'auto'; })()`)
+		b.shot("second-offer-" + vp.name)
+		for n := 1; n >= 0; n-- {
+			b.click("decline an offer", `#offers li.item[data-state="offered"] [data-action="decline"]`)
+			b.until("one offer fewer", fmt.Sprintf(`document.querySelectorAll('#offers li.item').length === %d`, n))
+		}
+	}
+}
+
+// TestLanguageMenuFitsAPhoneInTheBrowser: at 360 px the language menu of every page shows its
+// language's whole name ("Português" was cut to "Portuguê"), and says what it is to a screen reader.
+func TestLanguageMenuFitsAPhoneInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	supervisor, admin := cliToken(t, "supervisor", "supervisor"), cliToken(t, "ops", "admin")
+	for _, page := range []string{"/console/", "/wallboard/", "/reports/", "/ops/"} {
+		b := newBrowserIn(t, "pt-BR") // a browser each: one page's sign-in would carry to the next
+		b.run("a phone's width", chromedp.EmulateViewport(360, 740))
+		switch page { // signed in, with every button of the top bar beside the menu
+		case "/console/":
+			b.signIn(tg.base, page, "ana")
+			b.until("the stream is open", `document.querySelector('#stream-state').textContent.startsWith('●')`)
+		case "/ops/":
+			b.signInWithToken(tg.base, page, admin)
+		default:
+			b.signInWithToken(tg.base, page, supervisor)
+		}
+		b.until("signed in", `!document.querySelector('#sign-out').hidden`)
+		for _, lang := range []string{"en", "pt-BR"} {
+			b.eval("choose "+lang, `(() => { const s = document.querySelector('#lang'); s.value = `+jsString(lang)+`; s.dispatchEvent(new Event('change')); return s.value; })()`)
+			b.until(page+" in "+lang+": the menu as wide as its text needs, its name said", `(() => { const s = document.querySelector('#lang');
+				const shown = s.getBoundingClientRect().width;
+				s.style.cssText = 'max-width: none; min-width: 0; flex: none'; // the width its own text asks for
+				const needed = s.getBoundingClientRect().width;
+				s.style.cssText = '';
+				return s.scrollWidth <= s.clientWidth && shown >= needed - 0.5 && s.labels[0]?.textContent.trim() !== ''; })()`)
+		}
+		b.shot("language-menu-360-" + strings.Trim(page, "/"))
+	}
+}

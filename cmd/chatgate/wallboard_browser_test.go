@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/internal/simulate"
 )
@@ -132,4 +134,44 @@ func TestWallboardInTheBrowser(t *testing.T) {
 	b.until("ana offline, Maria waiting in the queue", boardChannelIs("ana", "whatsapp", "offline", "Offline")+
 		` && document.querySelector('#queues tr[data-queue="sales"][data-channel="whatsapp"] [data-col="waiting"]').textContent === '1'`)
 	b.shot("logged-out")
+}
+
+// TestWallboardTilesKeepTheirSizeInTheBrowser: conversations arriving on an agent's tile scroll
+// within a box of fixed height, so no tile grows and none below moves under the supervisor's
+// pointer, at a desk's width and at a phone's (where the tiles stand one above the other).
+func TestWallboardTilesKeepTheirSizeInTheBrowser(t *testing.T) {
+	cfg := exampleConfig(t, map[string]string{"CHATGATE_REDIS_URL": redistest.URL(t)})
+	tg := startTestGateway(t, cfg, nil)
+	ana := mintFor(t, cfg, "ana")
+	if code, raw := do(t, "PUT", tg.base+"/v1/agents/me/channels/whatsapp", ana, strings.NewReader(`{"state":"online"}`)); code != 200 {
+		t.Fatalf("ana online: %d %s", code, raw)
+	}
+	b := newBrowser(t)
+	b.signInWithToken(tg.base, "/wallboard/", cliToken(t, "supervisor", "supervisor"))
+	b.until("ana online, no conversation", boardChannelIs("ana", "whatsapp", "online", "Online")+
+		` && document.querySelectorAll('li.board-agent').length === 3`)
+	tiles := []string{`li.board-agent[data-agent="ana"]`, `li.board-agent[data-agent="bruno"]`, `li.board-agent[data-agent="carla"]`,
+		`li.board-agent[data-agent="bruno"] button[data-pause]`}
+	sizes := []struct {
+		name string
+		w, h int64
+	}{{"1280", 1280, 900}, {"360", 360, 740}}
+	before := map[string]string{}
+	for _, vp := range sizes {
+		b.run(vp.name, chromedp.EmulateViewport(vp.w, vp.h))
+		before[vp.name] = b.rects("the tiles at "+vp.name+" px before", tiles...)
+	}
+	for i, name := range []string{"Maria", "Joana", "Pedro", "Lucia"} {
+		postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: fmt.Sprintf("+55119999903%02d", i), Name: name, Text: "Oi"})
+	}
+	b.until("three conversations on ana's tile", `document.querySelectorAll('li.board-agent[data-agent="ana"] li.board-card').length === 3`)
+	for _, vp := range []string{"360", "1280"} {
+		w := map[string]int64{"360": 360, "1280": 1280}[vp]
+		b.run(vp, chromedp.EmulateViewport(w, map[string]int64{"360": 740, "1280": 900}[vp]))
+		if after := b.rects("the tiles at "+vp+" px after", tiles...); after != before[vp] {
+			t.Errorf("at %s px the conversations moved the tiles: %s → %s", vp, before[vp], after)
+		}
+		b.shot("tiles-with-conversations-" + vp)
+	}
+	b.axe("wallboard with conversations")
 }

@@ -304,6 +304,9 @@
 
   // ---- the conversation list ----
 
+  // byName: who transferred, by the name people know (the gateway's by_name), its id only without one.
+  const byName = (tr) => (tr && (tr.by_name || tr.by)) || "";
+
   function contactName(card) {
     const c = card.contact || {};
     return c.name || (c.phone && "+" + c.phone.replace(/^\+/, "")) || (c.username && "@" + c.username) || c.user_id || t("card.customer");
@@ -370,7 +373,7 @@
       onclick: () => select(card.id), onkeydown: listKeys },
     el("span", { class: "who" }, contactName(card), " ", el("span", { class: "badge" }, channelName(card.channel))),
     card.transfer && card.transfer.by !== (presence && presence.agent) ?
-      el("span", { class: "transfer", "data-transfer": "" }, t("transfer.badge", { by: card.transfer.by })) : null,
+      el("span", { class: "transfer", "data-transfer": "" }, t("transfer.badge", { by: byName(card.transfer) })) : null,
     el("span", { class: "last", "data-last": "" }, lastMessage(entry)),
     el("span", { class: "meta" },
       el("span", { class: "unread", "data-unread": "", "aria-label": entry.unread ? t("card.unread", { n: entry.unread }) : null },
@@ -681,7 +684,7 @@
     $("thread-transfer").hidden = card.state !== "accepted";
     const tr = card.transfer && card.transfer.by !== (presence && presence.agent) ? card.transfer : null;
     $("thread-transfer-note").hidden = !tr || card.state === "closed";
-    $("thread-transfer-note").textContent = !tr ? "" : tr.note ? t("transfer.noteLine", { by: tr.by, note: tr.note }) : t("transfer.noteLineEmpty", { by: tr.by });
+    $("thread-transfer-note").textContent = !tr ? "" : tr.note ? t("transfer.noteLine", { by: byName(tr), note: tr.note }) : t("transfer.noteLineEmpty", { by: byName(tr) });
     $("thread-unanswered").hidden = !(entry.unanswered && card.state === "accepted");
     $("thread-unanswered").textContent = entry.unanswered ? t("unanswered.warn", { time: fmtShort(entry.unanswered.timeout_seconds * 1000) }) : "";
     const box = $("messages");
@@ -946,10 +949,10 @@
         if (ev.card.agent === me && ev.card.state === "offered") {
           renderCard(ev.card);
           const by = ev.transfer ? ev.transfer.by : "";
-          if (by !== me) notify(t("transfer.received", { by, who }), true);
+          if (by !== me) notify(t("transfer.received", { by: byName(ev.transfer), who }), true);
         } else if (cards.has(ev.card.id)) {
           removeCard(ev.card.id);
-          if (ev.transfer && ev.transfer.by !== me) notify(t("transfer.away", { who, by: ev.transfer.by }), true);
+          if (ev.transfer && ev.transfer.by !== me) notify(t("transfer.away", { who, by: byName(ev.transfer) }), true);
         }
         break;
       }

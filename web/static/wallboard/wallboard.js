@@ -116,11 +116,14 @@
         el("span", { class: "dot " + row.status, "aria-hidden": "true" }),
         el("span", { class: "muted", "data-status": "" }, t("wb.status." + row.status))),
       el("ul", { class: "board-channels plain" }, ...row.channels.map((ch) => channelRow(row, ch))),
-      el("h4", { class: "sr-only" }, t("wb.conversationsOf", { name: row.name || row.agent })),
-      row.cards.length ? el("ul", { class: "board-cards plain" }, ...row.cards.map((c) => cardRow(row, c))) :
-        el("p", { class: "muted empty-cards" }, t("wb.noConversations")),
-      (row.cards_total || 0) > row.cards.length ?
-        el("p", { class: "muted more-cards" }, t("wb.moreConversations", { n: row.cards_total - row.cards.length })) : false);
+      el("h4", { class: "sr-only", id: "cards-of-" + row.agent }, t("wb.conversationsOf", { name: row.name || row.agent })),
+      // The conversations scroll within a box of fixed height (the newest last), so a card arriving
+      // grows no tile and moves no tile below it; focusable, as a scrolling box must be for the keyboard.
+      el("div", { class: "board-cards-box", tabindex: "0", role: "group", "aria-labelledby": "cards-of-" + row.agent },
+        row.cards.length ? el("ul", { class: "board-cards plain" }, ...row.cards.map((c) => cardRow(row, c))) :
+          el("p", { class: "muted empty-cards" }, t("wb.noConversations")),
+        (row.cards_total || 0) > row.cards.length ?
+          el("p", { class: "muted more-cards" }, t("wb.moreConversations", { n: row.cards_total - row.cards.length })) : false));
     if (node) node.replaceWith(fresh); else list.append(fresh);
   }
 
