@@ -19,15 +19,16 @@ go build -o "$work/chatgate" ./cmd/chatgate
 go build -o "$work/bare" ./bench/bare
 go build -o "$work/loadgen" ./bench/loadgen
 port() { go run ./scripts/freeport; }
+# redis starts a throwaway redis-server and sets rp to its port (not in a $(…) subshell: its PID must
+# reach pids, for stop).
 redis() {
-  local rp; rp=$(port)
+  rp=$(port)
   redis-server --port "$rp" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --logfile /dev/null >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.05; done
-  echo "$rp"
 }
 bare=$(port); stored=$(port); batched=$(port); gw=$(port)
-r1=$(redis); r2=$(redis); r3=$(redis)
+redis; r1=$rp; redis; r2=$rp; redis; r3=$rp
 "$work/bare" --listen "127.0.0.1:$bare" & pids+=($!)
 "$work/bare" --listen "127.0.0.1:$stored" --redis "redis://127.0.0.1:$r1/0" & pids+=($!)
 "$work/bare" --listen "127.0.0.1:$batched" --redis "redis://127.0.0.1:$r3/0" --batch & pids+=($!)
