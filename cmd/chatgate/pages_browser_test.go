@@ -101,29 +101,21 @@ func TestConsoleAnnouncesCustomersMessagesInTheBrowser(t *testing.T) {
 // was, at a desk's width and a phone's; and the place is given back when the offer goes.
 func TestConsoleOfferPushesNothingInTheBrowser(t *testing.T) {
 	b, tg, cfg := deskWithMaria(t, "pt-BR")
-	for i, vp := range []struct {
-		name string
-		w, h int64
-	}{{"1280", 1280, 900}, {"360", 360, 740}} {
-		b.run(vp.name, chromedp.EmulateViewport(vp.w, vp.h))
-		if vp.w == 360 {
-			b.click("back to the list", "#thread-back")
-		}
-		b.until("no offer", `document.querySelectorAll('#offers li.item').length === 0`)
+	b.atDeskAndPhoneWidths(func(i int, width string) {
 		before := b.rects("Maria's conversation before", `#mine li.item`)
 		from := fmt.Sprintf("+55119999900%02d", 10+i)
 		postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: from, Name: "Joana", Text: "Bom dia"})
 		b.until("Joana's offer", offerOf("Joana")+` !== undefined`)
 		if after := b.rects("Maria's conversation after", `#mine li.item`); after != before {
-			t.Errorf("at %s px the offer moved Maria's conversation: %s → %s", vp.name, before, after)
+			t.Errorf("at %s px the offer moved Maria's conversation: %s → %s", width, before, after)
 		}
-		b.shot("offer-arrived-" + vp.name)
+		b.shot("offer-arrived-" + width)
 		b.click("decline Joana", `#offers li.item[data-state="offered"] [data-action="decline"]`)
 		b.until("the offer gone", `document.querySelectorAll('#offers li.item').length === 0`)
 		if after := b.rects("Maria's conversation after the decline", `#mine li.item`); after != before {
-			t.Errorf("at %s px the declined offer moved Maria's conversation: %s → %s", vp.name, before, after)
+			t.Errorf("at %s px the declined offer moved Maria's conversation: %s → %s", width, before, after)
 		}
-	}
+	})
 }
 
 // TestConsoleAnnouncesChannelChangesInTheBrowser: when a supervisor pauses or logs out an agent's
@@ -161,31 +153,23 @@ func TestConsoleAnnouncesChannelChangesInTheBrowser(t *testing.T) {
 // conversations move under the agent's pointer; the count says two wait and the second is reachable.
 func TestConsoleSecondOfferPushesNothingInTheBrowser(t *testing.T) {
 	b, tg, cfg := deskWithMaria(t, "pt-BR")
-	for i, vp := range []struct {
-		name string
-		w, h int64
-	}{{"1280", 1280, 900}, {"360", 360, 740}} {
-		b.run(vp.name, chromedp.EmulateViewport(vp.w, vp.h))
-		if vp.w == 360 {
-			b.click("back to the list", "#thread-back")
-		}
-		b.until("no offer", `document.querySelectorAll('#offers li.item').length === 0`)
+	b.atDeskAndPhoneWidths(func(i int, width string) {
 		postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: fmt.Sprintf("+55119999901%02d", 10+i), Name: "Joana", Text: "Bom dia"})
 		b.until("Joana's offer", offerOf("Joana")+` !== undefined`)
 		before := b.rects("the first offer and Maria's conversation before", `#offers li.item [data-action="accept"]`, `#mine li.item`)
 		postWhatsApp(t, tg.base, cfg, simulate.WhatsAppMessage{PhoneNumberID: "100200300", From: fmt.Sprintf("+55119999902%02d", 10+i), Name: "Pedro", Text: "Olá"})
 		b.until("Pedro's offer, counted", offerOf("Pedro")+` !== undefined && document.querySelector('#offers-count').textContent === '2'`)
 		if after := b.rects("the first offer and Maria's conversation after", `#offers li.item [data-action="accept"]`, `#mine li.item`); after != before {
-			t.Errorf("at %s px the second offer moved what was under the pointer: %s → %s", vp.name, before, after)
+			t.Errorf("at %s px the second offer moved what was under the pointer: %s → %s", width, before, after)
 		}
 		b.until("the second offer within reach by scrolling the offers", `(() => { const o = document.querySelector('#offers');
 			return o.scrollHeight > o.clientHeight && getComputedStyle(o).overflowY === 'auto'; })()`)
-		b.shot("second-offer-" + vp.name)
+		b.shot("second-offer-" + width)
 		for n := 1; n >= 0; n-- {
 			b.click("decline an offer", `#offers li.item[data-state="offered"] [data-action="decline"]`)
 			b.until("one offer fewer", fmt.Sprintf(`document.querySelectorAll('#offers li.item').length === %d`, n))
 		}
-	}
+	})
 }
 
 // TestLanguageMenuFitsAPhoneInTheBrowser: at 360 px the language menu of every page shows its
@@ -217,5 +201,21 @@ func TestLanguageMenuFitsAPhoneInTheBrowser(t *testing.T) {
 				return s.scrollWidth <= s.clientWidth && shown >= needed - 0.5 && s.labels[0]?.textContent.trim() !== ''; })()`)
 		}
 		b.shot("language-menu-360-" + strings.Trim(page, "/"))
+	}
+}
+
+// atDeskAndPhoneWidths runs check at a desk's width and at a phone's (the list of conversations in
+// view there), each time with no offer shown.
+func (b *browser) atDeskAndPhoneWidths(check func(i int, width string)) {
+	for i, vp := range []struct {
+		name string
+		w, h int64
+	}{{"1280", 1280, 900}, {"360", 360, 740}} {
+		b.run(vp.name, chromedp.EmulateViewport(vp.w, vp.h))
+		if vp.w == 360 {
+			b.click("back to the list", "#thread-back")
+		}
+		b.until("no offer", `document.querySelectorAll('#offers li.item').length === 0`)
+		check(i, vp.name)
 	}
 }
